@@ -1,0 +1,527 @@
+//! The master and tablet server StatefulSets.
+//!
+//! Each pod gets a stable DNS name (`<pod>.<headless service>.<namespace>.svc...`), which
+//! is also its advertised RPC address, and one PersistentVolumeClaim. Pods start in
+//! parallel: masters started together with the same address list bootstrap one Raft group,
+//! and a master is not ready before there is a group, so ordered start would deadlock.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
+    HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, TCPSocketAction,
+    TopologySpreadConstraint, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::names::{self, Role};
+use super::owned_meta;
+use crate::validate::{RoleSpec, ValidatedSpec};
+
+/// Topology keys the pods of a role are spread over by default.
+pub const SPREAD_TOPOLOGY_KEYS: [&str; 2] =
+    ["topology.kubernetes.io/zone", "kubernetes.io/hostname"];
+/// Seconds a master gets to hand over leadership and stop.
+pub const MASTER_TERMINATION_GRACE_SECONDS: i64 = 60;
+/// The master's preStop hook: hand over leadership before stopping. The command reads
+/// its own address and the masters' from `KUDU_RPC_ADDR` and `KUDU_MASTER_ADDRESSES`.
+pub const MASTER_PRE_STOP: [&str; 4] = [names::KUDU_BINARY, "master", "step-down", "--if-leader"];
+
+/// The master StatefulSet with `replicas` pods (see [`super::BuildInputs`]).
+pub fn master_statefulset(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
+    let role = Role::Master;
+    let mut container = base_container(spec, role, &spec.masters);
+    container.readiness_probe = Some(Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(names::HEALTHZ_PATH.to_owned()),
+            port: IntOrString::String(names::HTTP_PORT_NAME.to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(5),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    });
+    container.lifecycle = Some(Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            exec: Some(ExecAction {
+                command: Some(MASTER_PRE_STOP.iter().map(|s| (*s).to_owned()).collect()),
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    });
+    if let Some(env) = container.env.as_mut() {
+        env.push(field_env(names::ENV_POD_NAMESPACE, "metadata.namespace"));
+        env.push(config_env(
+            spec,
+            names::ENV_LOCATION_LABELS,
+            names::CONFIG_LOCATION_LABELS,
+        ));
+    }
+    let mut pod_spec = base_pod_spec(spec, role, &spec.masters, container);
+    pod_spec.service_account_name = Some(names::service_account_name(&spec.name));
+    pod_spec.termination_grace_period_seconds = Some(MASTER_TERMINATION_GRACE_SECONDS);
+    statefulset(
+        spec,
+        role,
+        replicas,
+        pod_spec,
+        StatefulSetPersistentVolumeClaimRetentionPolicy {
+            // A master scaled away has left the Raft group; its data must not come back.
+            when_scaled: Some("Delete".to_owned()),
+            when_deleted: Some("Retain".to_owned()),
+        },
+    )
+}
+
+/// The tablet server StatefulSet with the spec's replicas.
+pub fn tserver_statefulset(spec: &ValidatedSpec) -> StatefulSet {
+    let role = Role::TServer;
+    let mut container = base_container(spec, role, &spec.tservers);
+    container.readiness_probe = Some(Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String(names::RPC_PORT_NAME.to_owned()),
+            ..TCPSocketAction::default()
+        }),
+        period_seconds: Some(5),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    });
+    let mut pod_spec = base_pod_spec(spec, role, &spec.tservers, container);
+    // Tablet servers never talk to the Kubernetes API.
+    pod_spec.automount_service_account_token = Some(false);
+    statefulset(
+        spec,
+        role,
+        spec.tservers.replicas,
+        pod_spec,
+        StatefulSetPersistentVolumeClaimRetentionPolicy {
+            when_scaled: Some("Retain".to_owned()),
+            when_deleted: Some("Retain".to_owned()),
+        },
+    )
+}
+
+fn statefulset(
+    spec: &ValidatedSpec,
+    role: Role,
+    replicas: i32,
+    pod_spec: PodSpec,
+    retention: StatefulSetPersistentVolumeClaimRetentionPolicy,
+) -> StatefulSet {
+    let selector = names::selector_labels(&spec.name, role);
+    let overrides = &role_spec(spec, role).pod_overrides;
+    let mut pod_labels = names::object_labels(&spec.name, Some(role));
+    pod_labels.extend(selector.clone());
+    StatefulSet {
+        metadata: owned_meta(spec, names::statefulset_name(&spec.name, role), Some(role)),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(names::headless_service_name(&spec.name, role)),
+            pod_management_policy: Some("Parallel".to_owned()),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..LabelSelector::default()
+            },
+            persistent_volume_claim_retention_policy: Some(retention),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: non_empty_map(&overrides.annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            volume_claim_templates: Some(vec![volume_claim_template(spec, role, selector)]),
+            ..StatefulSetSpec::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn role_spec(spec: &ValidatedSpec, role: Role) -> &RoleSpec {
+    match role {
+        Role::Master => &spec.masters,
+        Role::TServer => &spec.tservers,
+    }
+}
+
+fn volume_claim_template(
+    spec: &ValidatedSpec,
+    role: Role,
+    labels: BTreeMap<String, String>,
+) -> PersistentVolumeClaim {
+    let role_spec = role_spec(spec, role);
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(names::DATA_VOLUME.to_owned()),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            storage_class_name: role_spec.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    role_spec.storage_size.clone(),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}
+
+/// Container parts shared by both roles: image, ports, data mount, addresses, flags.
+fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Container {
+    let own_address = format!(
+        "$({}).{}.{}.svc.{}:{}",
+        names::ENV_POD_NAME,
+        names::headless_service_name(&spec.name, role),
+        spec.namespace,
+        names::CLUSTER_DOMAIN,
+        role.rpc_port(),
+    );
+    let mut args = vec![
+        role.component().to_owned(),
+        "run".to_owned(),
+        format!("--data-dir={}", names::DATA_DIR),
+        format!("--rpc-addr=$({})", names::ENV_RPC_ADDR),
+        format!("--master-addresses=$({})", names::ENV_MASTER_ADDRESSES),
+    ];
+    if role == Role::Master {
+        args.push(format!("--http-addr=0.0.0.0:{}", role.http_port()));
+        args.push(format!(
+            "--location-mapping-cmd={}",
+            names::LOCATION_MAPPING_CMD
+        ));
+    }
+    args.extend(role_spec.flags.iter().cloned());
+    Container {
+        name: names::CONTAINER_NAME.to_owned(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: Some(spec.image_pull_policy.as_str().to_owned()),
+        command: Some(vec![names::KUDU_BINARY.to_owned()]),
+        args: Some(args),
+        env: Some(vec![
+            field_env(names::ENV_POD_NAME, "metadata.name"),
+            EnvVar {
+                name: names::ENV_RPC_ADDR.to_owned(),
+                value: Some(own_address),
+                ..EnvVar::default()
+            },
+            config_env(
+                spec,
+                names::ENV_MASTER_ADDRESSES,
+                names::CONFIG_MASTER_ADDRESSES,
+            ),
+        ]),
+        ports: Some(vec![
+            container_port(names::RPC_PORT_NAME, role.rpc_port()),
+            container_port(names::HTTP_PORT_NAME, role.http_port()),
+        ]),
+        resources: role_spec.resources.clone(),
+        volume_mounts: Some(vec![VolumeMount {
+            name: names::DATA_VOLUME.to_owned(),
+            mount_path: names::DATA_DIR.to_owned(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    }
+}
+
+fn base_pod_spec(
+    spec: &ValidatedSpec,
+    role: Role,
+    role_spec: &RoleSpec,
+    container: Container,
+) -> PodSpec {
+    let overrides = &role_spec.pod_overrides;
+    PodSpec {
+        containers: vec![container],
+        node_selector: non_empty_map(&overrides.node_selector),
+        tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
+        affinity: overrides.affinity.clone(),
+        topology_spread_constraints: Some(
+            SPREAD_TOPOLOGY_KEYS
+                .iter()
+                .map(|key| TopologySpreadConstraint {
+                    max_skew: 1,
+                    topology_key: (*key).to_owned(),
+                    when_unsatisfiable: "ScheduleAnyway".to_owned(),
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some(names::selector_labels(&spec.name, role)),
+                        ..LabelSelector::default()
+                    }),
+                    ..TopologySpreadConstraint::default()
+                })
+                .collect(),
+        ),
+        ..PodSpec::default()
+    }
+}
+
+fn non_empty_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then(|| map.clone())
+}
+
+fn container_port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: port,
+        protocol: Some("TCP".to_owned()),
+        ..ContainerPort::default()
+    }
+}
+
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn config_env(spec: &ValidatedSpec, name: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            config_map_key_ref: Some(ConfigMapKeySelector {
+                name: names::config_map_name(&spec.name),
+                key: key.to_owned(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::test_support::spec;
+
+    fn pod_spec(sts: &StatefulSet) -> &PodSpec {
+        sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+    }
+
+    fn container(sts: &StatefulSet) -> &Container {
+        &pod_spec(sts).containers[0]
+    }
+
+    fn env_value<'a>(c: &'a Container, name: &str) -> &'a EnvVar {
+        c.env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn master_statefulset_key_fields() {
+        let spec = spec(
+            "image: kudu:1\nimagePullPolicy: Always\nmasters:\n  replicas: 3\n  storage: {size: 5Gi, storageClassName: fast}\n  flags: [--raft-heartbeat-ms=500]\n",
+        );
+        let sts = master_statefulset(&spec, 3);
+        let s = sts.spec.as_ref().unwrap();
+        assert_eq!(sts.metadata.name.as_deref(), Some("demo-master"));
+        assert_eq!(s.replicas, Some(3));
+        assert_eq!(s.service_name.as_deref(), Some("demo-masters"));
+        assert_eq!(s.pod_management_policy.as_deref(), Some("Parallel"));
+        let retention = s.persistent_volume_claim_retention_policy.as_ref().unwrap();
+        assert_eq!(retention.when_scaled.as_deref(), Some("Delete"));
+        assert_eq!(retention.when_deleted.as_deref(), Some("Retain"));
+
+        let c = container(&sts);
+        assert_eq!(c.image.as_deref(), Some("kudu:1"));
+        assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+        assert_eq!(c.command.as_deref(), Some(&["kudu".to_owned()][..]));
+        assert_eq!(
+            c.args.as_ref().unwrap(),
+            &[
+                "master",
+                "run",
+                "--data-dir=/var/lib/kudu",
+                "--rpc-addr=$(KUDU_RPC_ADDR)",
+                "--master-addresses=$(KUDU_MASTER_ADDRESSES)",
+                "--http-addr=0.0.0.0:8051",
+                "--location-mapping-cmd=kudu location",
+                "--raft-heartbeat-ms=500",
+            ]
+        );
+        assert_eq!(
+            env_value(c, "KUDU_RPC_ADDR").value.as_deref(),
+            Some("$(POD_NAME).demo-masters.db.svc.cluster.local:7051")
+        );
+        // POD_NAME must precede the variable that references it.
+        let env_names: Vec<_> = c
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(
+            env_names,
+            [
+                "POD_NAME",
+                "KUDU_RPC_ADDR",
+                "KUDU_MASTER_ADDRESSES",
+                "POD_NAMESPACE",
+                "KUDU_LOCATION_LABELS"
+            ]
+        );
+        let addresses = env_value(c, "KUDU_MASTER_ADDRESSES")
+            .value_from
+            .as_ref()
+            .unwrap();
+        let key_ref = addresses.config_map_key_ref.as_ref().unwrap();
+        assert_eq!(
+            (key_ref.name.as_str(), key_ref.key.as_str()),
+            ("demo-config", "master-addresses")
+        );
+
+        let probe = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(probe.path.as_deref(), Some("/healthz"));
+        assert_eq!(probe.port, IntOrString::String("http".to_owned()));
+        let pre_stop = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+        assert_eq!(
+            pre_stop.exec.as_ref().unwrap().command.as_ref().unwrap(),
+            &["kudu", "master", "step-down", "--if-leader"]
+        );
+        assert_eq!(
+            pod_spec(&sts).service_account_name.as_deref(),
+            Some("demo-master")
+        );
+
+        let claims = s.volume_claim_templates.as_ref().unwrap();
+        assert_eq!(claims.len(), 1);
+        assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
+        let claim = claims[0].spec.as_ref().unwrap();
+        assert_eq!(claim.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(
+            claim.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+            "5Gi"
+        );
+        assert_eq!(c.volume_mounts.as_ref().unwrap()[0].name, "data");
+    }
+
+    #[test]
+    fn replicas_come_from_the_input_not_the_spec() {
+        let spec = spec("image: kudu:1\nmasters: {replicas: 5}\n");
+        let sts = master_statefulset(&spec, 3);
+        assert_eq!(sts.spec.unwrap().replicas, Some(3));
+    }
+
+    #[test]
+    fn selector_matches_template_labels() {
+        let spec = spec("image: kudu:1\n");
+        for sts in [master_statefulset(&spec, 3), tserver_statefulset(&spec)] {
+            let s = sts.spec.as_ref().unwrap();
+            let selector = s.selector.match_labels.as_ref().unwrap();
+            let labels = s
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .labels
+                .as_ref()
+                .unwrap();
+            for (k, v) in selector {
+                assert_eq!(labels.get(k), Some(v), "{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn default_spread_over_zones_and_hosts() {
+        let spec = spec("image: kudu:1\n");
+        let sts = master_statefulset(&spec, 3);
+        let spread = pod_spec(&sts).topology_spread_constraints.as_ref().unwrap();
+        let keys: Vec<_> = spread.iter().map(|c| c.topology_key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+        );
+        for c in spread {
+            assert_eq!(c.max_skew, 1);
+            assert_eq!(
+                c.label_selector.as_ref().unwrap().match_labels.as_ref(),
+                Some(&names::selector_labels("demo", Role::Master))
+            );
+        }
+    }
+
+    #[test]
+    fn pod_overrides_reach_the_pod_template() {
+        let spec = spec(
+            "image: kudu:1\ntservers:\n  podOverrides:\n    nodeSelector: {disk: ssd}\n    annotations: {a: b}\n    tolerations: [{key: dedicated, operator: Exists}]\n",
+        );
+        let sts = tserver_statefulset(&spec);
+        let template = &sts.spec.as_ref().unwrap().template;
+        let pod = template.spec.as_ref().unwrap();
+        assert_eq!(pod.node_selector.as_ref().unwrap()["disk"], "ssd");
+        assert_eq!(
+            pod.tolerations.as_ref().unwrap()[0].key.as_deref(),
+            Some("dedicated")
+        );
+        assert_eq!(
+            template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()["a"],
+            "b"
+        );
+        // The masters did not get the tablet servers' overrides.
+        let masters = master_statefulset(&spec, 3);
+        assert_eq!(pod_spec(&masters).node_selector, None);
+    }
+
+    #[test]
+    fn tserver_statefulset_key_fields() {
+        let spec = spec("image: kudu:1\ntservers: {replicas: 4}\n");
+        let sts = tserver_statefulset(&spec);
+        let s = sts.spec.as_ref().unwrap();
+        assert_eq!(sts.metadata.name.as_deref(), Some("demo-tserver"));
+        assert_eq!(s.replicas, Some(4));
+        assert_eq!(s.service_name.as_deref(), Some("demo-tservers"));
+        let retention = s.persistent_volume_claim_retention_policy.as_ref().unwrap();
+        assert_eq!(retention.when_scaled.as_deref(), Some("Retain"));
+        let c = container(&sts);
+        let args = c.args.as_ref().unwrap();
+        assert_eq!(&args[..2], ["tserver", "run"]);
+        assert!(args.contains(&"--master-addresses=$(KUDU_MASTER_ADDRESSES)".to_owned()));
+        assert!(!args.iter().any(|a| a.starts_with("--location-mapping-cmd")));
+        assert_eq!(
+            env_value(c, "KUDU_RPC_ADDR").value.as_deref(),
+            Some("$(POD_NAME).demo-tservers.db.svc.cluster.local:7050")
+        );
+        assert!(c.lifecycle.is_none());
+        assert_eq!(pod_spec(&sts).automount_service_account_token, Some(false));
+        assert_eq!(pod_spec(&sts).service_account_name, None);
+    }
+}

@@ -1,0 +1,454 @@
+//! The `KuduCluster` custom resource (`kudu.dev/v1alpha1`).
+//!
+//! Field doc comments become the CRD's OpenAPI descriptions, so `kubectl explain
+//! kuducluster.spec.masters` shows them. Whatever a structural schema can say (enums,
+//! bounds, patterns) is declared with `schemars` attributes; the rest is a CEL rule in
+//! `x-kubernetes-validations`. [`crate::validate`] re-checks the same invariants in Rust
+//! so a cluster with an older CRD installed still cannot feed the builders a bad spec.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the custom resource.
+pub const GROUP: &str = "kudu.dev";
+/// API version of the custom resource.
+pub const VERSION: &str = "v1alpha1";
+
+/// Allowed master counts: an odd number of voters (2N+1 tolerate N failures).
+pub const ALLOWED_MASTER_REPLICAS: [i32; 4] = [1, 3, 5, 7];
+
+/// Pattern of a Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a
+/// name of at most 63 characters.
+pub const LABEL_KEY_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+
+/// Pattern of a non-negative resource quantity such as `10Gi`, `500M` or `1e9`.
+pub const QUANTITY_PATTERN: &str =
+    r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$";
+
+/// Pattern of an extra process flag: `--name` or `--name=value`.
+pub const FLAG_PATTERN: &str = r"^--[a-z0-9][a-z0-9_-]*(=.*)?$";
+
+/// Process flags the operator sets itself; a user flag may not override them.
+pub const RESERVED_FLAGS: [&str; 5] = [
+    "--data-dir",
+    "--rpc-addr",
+    "--http-addr",
+    "--master-addresses",
+    "--location-mapping-cmd",
+];
+
+/// A Kudu cluster: Raft-replicated masters and tablet servers, with locations derived
+/// from the topology labels of the nodes the pods run on.
+// Clippy reads the repeated `type_ = "string"` of the printer columns as duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "kudu.dev",
+    version = "v1alpha1",
+    kind = "KuduCluster",
+    namespaced,
+    status = "KuduClusterStatus",
+    shortname = "kc",
+    category = "kudu",
+    doc = "A Kudu cluster: Raft-replicated masters and tablet servers.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Whether the cluster is available",
+        json_path = ".status.conditions[?(@.type==\"Available\")].status"
+    ),
+    printcolumn(
+        name = "Masters",
+        type_ = "string",
+        description = "Voting masters / desired masters",
+        json_path = ".status.masterVoters"
+    ),
+    printcolumn(
+        name = "Leader",
+        type_ = "string",
+        description = "Pod of the leader master",
+        json_path = ".status.leader"
+    ),
+    printcolumn(
+        name = "TServers",
+        type_ = "integer",
+        description = "Ready tablet servers",
+        json_path = ".status.readyTServers"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KuduClusterSpec {
+    /// Container image with the `kudu` binary, used by masters and tablet servers.
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// When the kubelet pulls the image.
+    #[serde(default)]
+    pub image_pull_policy: ImagePullPolicy,
+
+    /// The master Raft group.
+    #[serde(default)]
+    pub masters: MastersSpec,
+
+    /// The tablet servers.
+    #[serde(default)]
+    pub tservers: TServersSpec,
+
+    /// How tablet server locations are derived from node labels.
+    #[serde(default)]
+    pub topology: TopologySpec,
+
+    /// Automatic replacement of masters that cannot come back.
+    #[serde(default)]
+    pub master_replacement: MasterReplacementSpec,
+}
+
+/// When the kubelet pulls the container image.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ImagePullPolicy {
+    /// Pull on every pod start.
+    Always,
+    /// Pull only when the image is not on the node.
+    #[default]
+    IfNotPresent,
+    /// Never pull; the image must be on the node.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The Kubernetes spelling of the policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// The master Raft group.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MastersSpec {
+    /// Number of masters: 1, 3, 5 or 7 (2N+1 masters tolerate N failures). Changing it
+    /// grows or shrinks the Raft group one member at a time.
+    #[serde(default = "default_master_replicas")]
+    #[schemars(extend("enum" = [1, 3, 5, 7]))]
+    pub replicas: i32,
+
+    /// Compute resources of each master container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Persistent volume of each master (Raft log and catalog).
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// Extra flags for `kudu master run`, each `--name` or `--name=value`. Flags the
+    /// operator sets (data dir, addresses, location command) are rejected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = FLAG_PATTERN), length(max = 1024)))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(f, !['--data-dir', '--rpc-addr', '--http-addr', '--master-addresses', '--location-mapping-cmd'].exists(r, f == r || f.startsWith(r + '=')))",
+        "message": "flags set by the operator (--data-dir, --rpc-addr, --http-addr, --master-addresses, --location-mapping-cmd) cannot be overridden"
+    }]))]
+    pub flags: Vec<String>,
+
+    /// Scheduling and metadata overrides for master pods.
+    #[serde(default)]
+    pub pod_overrides: PodOverrides,
+}
+
+impl Default for MastersSpec {
+    fn default() -> Self {
+        Self {
+            replicas: default_master_replicas(),
+            resources: None,
+            storage: StorageSpec::default(),
+            flags: Vec::new(),
+            pod_overrides: PodOverrides::default(),
+        }
+    }
+}
+
+/// The tablet servers.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TServersSpec {
+    /// Number of tablet servers; at least the largest table replication factor.
+    #[serde(default = "default_tserver_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub replicas: i32,
+
+    /// Compute resources of each tablet server container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Persistent volume of each tablet server (tablet data and logs).
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// Extra flags for `kudu tserver run`, each `--name` or `--name=value`. Flags the
+    /// operator sets (data dir, addresses) are rejected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = FLAG_PATTERN), length(max = 1024)))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(f, !['--data-dir', '--rpc-addr', '--http-addr', '--master-addresses', '--location-mapping-cmd'].exists(r, f == r || f.startsWith(r + '=')))",
+        "message": "flags set by the operator (--data-dir, --rpc-addr, --http-addr, --master-addresses, --location-mapping-cmd) cannot be overridden"
+    }]))]
+    pub flags: Vec<String>,
+
+    /// Scheduling and metadata overrides for tablet server pods.
+    #[serde(default)]
+    pub pod_overrides: PodOverrides,
+}
+
+impl Default for TServersSpec {
+    fn default() -> Self {
+        Self {
+            replicas: default_tserver_replicas(),
+            resources: None,
+            storage: StorageSpec::default(),
+            flags: Vec::new(),
+            pod_overrides: PodOverrides::default(),
+        }
+    }
+}
+
+/// A persistent volume claim template. Immutable once created, because a StatefulSet's
+/// volume claim templates cannot change.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self == oldSelf",
+    "message": "storage is immutable: StatefulSet volume claim templates cannot change"
+}]))]
+pub struct StorageSpec {
+    /// Requested size, a positive quantity such as `10Gi`.
+    #[serde(default = "default_storage_size")]
+    #[schemars(regex(pattern = QUANTITY_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
+        "message": "size must be greater than zero"
+    }]))]
+    pub size: String,
+
+    /// Storage class of the claims; the cluster default when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+/// Pod scheduling and metadata overrides for one role.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOverrides {
+    /// Node labels the pods must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations added to the pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Affinity of the pods. The operator always adds topology spread constraints over
+    /// zones and hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Annotations added to the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// How tablet server locations are derived from node labels.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologySpec {
+    /// Node label keys, outermost first; their values on a tablet server's node form its
+    /// location, e.g. `/eu-west-1/eu-west-1a`. Use tiers whose scope matches the volumes:
+    /// a pod rescheduled with its volume must keep its location.
+    #[serde(default = "default_location_labels")]
+    #[schemars(length(min = 1, max = 8))]
+    #[schemars(inner(regex(pattern = LABEL_KEY_PATTERN), length(min = 1, max = 317)))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub location_labels: Vec<String>,
+}
+
+impl Default for TopologySpec {
+    fn default() -> Self {
+        Self {
+            location_labels: default_location_labels(),
+        }
+    }
+}
+
+/// Automatic replacement of masters that cannot come back.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MasterReplacementSpec {
+    /// Whether the operator replaces a master whose pod cannot run (for example its volume
+    /// is pinned to a node that is gone) by deleting the pod and its claim.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+
+    /// How long a master must have been unable to run before it is replaced.
+    #[serde(default = "default_grace_period_seconds")]
+    #[schemars(range(min = 60, max = 86400))]
+    pub grace_period_seconds: i64,
+}
+
+impl Default for MasterReplacementSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            grace_period_seconds: default_grace_period_seconds(),
+        }
+    }
+}
+
+/// Observed state of a `KuduCluster`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KuduClusterStatus {
+    /// `Available`, `Progressing` and `Degraded`, each with its observed generation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The generation of the spec last reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Members of the master Raft group, as reported by the leader.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masters: Vec<MasterMemberStatus>,
+
+    /// Voting masters over desired masters, e.g. `3/3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_voters: Option<String>,
+
+    /// Pod name of the leader master.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+
+    /// Number of ready tablet server pods.
+    #[serde(
+        default,
+        rename = "readyTServers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ready_tservers: Option<i32>,
+
+    /// The last master membership change the operator made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_membership_change: Option<MembershipChangeStatus>,
+}
+
+/// One member of the master Raft group.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MasterMemberStatus {
+    /// Pod currently reporting this node id, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Raft node id, in decimal (a string: ids exceed JSON's safe integer range).
+    pub node_id: String,
+    /// RPC address of the member.
+    pub address: String,
+    /// Raft role of the member.
+    pub role: MasterRole,
+    /// Whether the member votes.
+    pub voter: bool,
+    /// Whether the member's pod is ready.
+    pub healthy: bool,
+}
+
+/// Raft role of a master.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MasterRole {
+    /// Serves clients and replicates the catalog.
+    Leader,
+    /// Voting replica.
+    Follower,
+    /// Non-voting replica catching up.
+    Learner,
+}
+
+/// A master membership change made by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipChangeStatus {
+    /// When the change was requested.
+    pub time: Time,
+    /// The action, e.g. `AddMember` or `RemoveMember`.
+    pub action: String,
+    /// What was changed and why.
+    pub message: String,
+}
+
+fn default_master_replicas() -> i32 {
+    3
+}
+
+fn default_tserver_replicas() -> i32 {
+    3
+}
+
+fn default_storage_size() -> String {
+    "10Gi".to_owned()
+}
+
+/// Default topology label keys: region, then zone.
+pub fn default_location_labels() -> Vec<String> {
+    vec![
+        "topology.kubernetes.io/region".to_owned(),
+        "topology.kubernetes.io/zone".to_owned(),
+    ]
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_grace_period_seconds() -> i64 {
+    300
+}
+
+/// Errors producing the CRD manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    /// The CRD could not be rendered as YAML.
+    #[error("cannot render the CRD as YAML: {0}")]
+    Yaml(#[from] serde_saphyr::SerializeError),
+}
+
+/// The `CustomResourceDefinition` generated from the Rust types.
+pub fn crd() -> CustomResourceDefinition {
+    KuduCluster::crd()
+}
+
+/// The CRD as YAML: the exact text of `crds/kudu.dev_kuduclusters.yaml`.
+pub fn crd_yaml() -> Result<String, CrdError> {
+    Ok(serde_saphyr::to_string(&crd())?)
+}
