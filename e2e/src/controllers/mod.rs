@@ -1,0 +1,3 @@
+//! In-process controllers that play the role of kube-controller-manager.
+
+pub mod gc;

@@ -1,0 +1,144 @@
+//! Shared harness: each test starts its own in-process local cluster on a free port.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
+use tokio::io::AsyncWriteExt;
+
+/// Longest a single client command may take on a loaded machine.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A cluster for one test plus helpers to run real clients against it.
+pub struct TestCluster {
+    pub cluster: LocalCluster,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts a cluster with `nodes` nodes in a fresh temporary directory.
+    pub async fn start_with_nodes(nodes: usize) -> Result<Self> {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let dir = tempfile::tempdir().context("creating temp dir")?;
+        let mut config = ClusterConfig::new(dir.path().join("state"));
+        config.nodes = nodes;
+        let cluster = LocalCluster::start(config).await.context("starting local cluster")?;
+        Ok(Self { cluster, dir })
+    }
+
+    /// Starts a cluster with three nodes.
+    pub async fn start() -> Result<Self> {
+        Self::start_with_nodes(3).await
+    }
+
+    /// Path of the kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.cluster.kubeconfig().to_path_buf()
+    }
+
+    /// Writes `contents` to a file in the test directory and returns its path.
+    pub fn write_file(&self, name: &str, contents: &str) -> Result<PathBuf> {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Runs kubectl with this cluster's kubeconfig and a private cache directory.
+    pub async fn kubectl_raw(&self, args: &[&str], stdin: Option<&str>) -> Result<Output> {
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kubectl-cache"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("spawning kubectl (is it on the PATH?)")?;
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().context("kubectl stdin")?;
+            pipe.write_all(input.as_bytes()).await?;
+            drop(pipe);
+        }
+        tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+            .await
+            .with_context(|| format!("kubectl {args:?} timed out"))?
+            .context("waiting for kubectl")
+    }
+
+    /// Runs kubectl and returns stdout, failing with stderr on a non-zero exit.
+    pub async fn kubectl(&self, args: &[&str]) -> Result<String> {
+        let out = self.kubectl_raw(args, None).await?;
+        check(args, out)
+    }
+
+    /// Runs kubectl with `input` on stdin (use `-f -`).
+    pub async fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<String> {
+        let out = self.kubectl_raw(args, Some(input)).await?;
+        check(args, out)
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub async fn kubectl_fails(&self, args: &[&str], input: Option<&str>) -> Result<String> {
+        let out = self.kubectl_raw(args, input).await?;
+        if out.status.success() {
+            bail!("kubectl {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// `kubectl get <what> -o json`, parsed.
+    pub async fn get_json(&self, what: &[&str]) -> Result<serde_json::Value> {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["-o", "json"]);
+        let out = self.kubectl(&args).await?;
+        serde_json::from_str(&out).context("parsing kubectl json output")
+    }
+
+    /// A kube-rs client for this cluster (from the kubeconfig file, as a user would).
+    pub async fn kube_client(&self) -> Result<kube::Client> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig())?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// Stops the cluster.
+    pub async fn stop(self) {
+        self.cluster.shutdown().await;
+    }
+}
+
+fn check(args: &[&str], out: Output) -> Result<String> {
+    if !out.status.success() {
+        bail!("kubectl {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Polls `f` until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_err = None;
+    loop {
+        match f().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what} (last error: {last_err:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
