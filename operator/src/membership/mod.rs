@@ -1,1 +1,16 @@
-//! Membership.
+//! Master Raft membership: compare the membership the leader reports with the master
+//! pods and pick the next safe change. [`decide`] is pure; the reconciler observes,
+//! calls it, and executes the one action it returns.
+
+pub mod decide;
+pub mod observed;
+
+pub use decide::{Action, RemoveReason, WaitReason, decide, quorum};
+pub use observed::{
+    MasterPod, NodeId, NodeState, Observed, PodPhase, RaftMember, RaftView, ReplacementPolicy,
+};
+
+#[cfg(test)]
+mod simulation;
+#[cfg(test)]
+mod tests;
