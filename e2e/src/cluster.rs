@@ -36,7 +36,11 @@ pub struct ClusterConfig {
 impl ClusterConfig {
     /// Defaults: six nodes, a free port on 127.0.0.1.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
-        Self { nodes: 6, state_dir: state_dir.into(), bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)) }
+        Self {
+            nodes: 6,
+            state_dir: state_dir.into(),
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        }
     }
 }
 
@@ -88,7 +92,12 @@ impl LocalCluster {
         let tasks = vec![tokio::spawn(controllers::gc::run(api.clone(), stop_rx))];
         let kubeconfig = config.state_dir.join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_yaml(&server.url())).map_err(io(&kubeconfig))?;
-        Ok(Self { server, kubeconfig, stop, tasks })
+        Ok(Self {
+            server,
+            kubeconfig,
+            stop,
+            tasks,
+        })
     }
 
     /// Path of the kubeconfig pointing at this cluster.

@@ -15,7 +15,10 @@ type FieldPath = Vec<String>;
 
 fn item_key(item: &Value, key: &str) -> String {
     let mut m = Map::new();
-    m.insert(key.to_string(), item.get(key).cloned().unwrap_or(Value::Null));
+    m.insert(
+        key.to_string(),
+        item.get(key).cloned().unwrap_or(Value::Null),
+    );
     format!("k:{}", Value::Object(m))
 }
 
@@ -27,7 +30,15 @@ fn field_set(v: &Value) -> BTreeSet<FieldPath> {
         m.remove("apiVersion");
         m.remove("kind");
         if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-            for k in ["name", "namespace", "resourceVersion", "uid", "managedFields", "creationTimestamp", "generation"] {
+            for k in [
+                "name",
+                "namespace",
+                "resourceVersion",
+                "uid",
+                "managedFields",
+                "creationTimestamp",
+                "generation",
+            ] {
                 meta.remove(k);
             }
         }
@@ -66,7 +77,9 @@ fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
     for path in set {
         let mut cur = &mut root;
         for tok in path {
-            let entry = cur.entry(tok.clone()).or_insert_with(|| Value::Object(Map::new()));
+            let entry = cur
+                .entry(tok.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
             cur = match entry {
                 Value::Object(m) => m,
                 _ => unreachable!("fieldsV1 nodes are objects"),
@@ -91,7 +104,9 @@ fn from_fields_v1(v: &Value, prefix: &mut FieldPath, out: &mut BTreeSet<FieldPat
 }
 
 fn remove_path(v: &mut Value, path: &[String]) {
-    let Some((first, rest)) = path.split_first() else { return };
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
     if let Some(name) = first.strip_prefix("f:") {
         if let Some(m) = v.as_object_mut() {
             if rest.is_empty() {
@@ -101,7 +116,9 @@ fn remove_path(v: &mut Value, path: &[String]) {
             }
         }
     } else if let Some(key_json) = first.strip_prefix("k:") {
-        let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key_json) else { return };
+        let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key_json) else {
+            return;
+        };
         if let Some(items) = v.as_array_mut() {
             let matches = |i: &Value| key.iter().all(|(k, want)| i.get(k) == Some(want));
             if rest.is_empty() {
@@ -114,7 +131,11 @@ fn remove_path(v: &mut Value, path: &[String]) {
 }
 
 fn managers(obj: &Value) -> Vec<Value> {
-    obj.get("metadata").and_then(|m| m.get("managedFields")).and_then(Value::as_array).cloned().unwrap_or_default()
+    obj.get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn entry_fields(entry: &Value) -> BTreeSet<FieldPath> {
@@ -128,7 +149,13 @@ fn entry_fields(entry: &Value) -> BTreeSet<FieldPath> {
 /// Applies `applied` for `manager` onto `live` (or creates from it when `live` is `None`),
 /// returning the new object with updated `managedFields`. `subresource` is `Some("status")`
 /// for applies to `/status`.
-pub fn server_side_apply(live: Option<&Value>, applied: &Value, manager: &str, api_version: &str, subresource: Option<&str>) -> Value {
+pub fn server_side_apply(
+    live: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    api_version: &str,
+    subresource: Option<&str>,
+) -> Value {
     let new_fields = field_set(applied);
     let mut entries = live.map(managers).unwrap_or_default();
     let is_mine = |e: &Value| {
@@ -136,8 +163,16 @@ pub fn server_side_apply(live: Option<&Value>, applied: &Value, manager: &str, a
             && e.get("operation").and_then(Value::as_str) == Some("Apply")
             && e.get("subresource").and_then(Value::as_str) == subresource
     };
-    let previous = entries.iter().find(|e| is_mine(e)).map(entry_fields).unwrap_or_default();
-    let others: BTreeSet<FieldPath> = entries.iter().filter(|e| !is_mine(e)).flat_map(entry_fields).collect();
+    let previous = entries
+        .iter()
+        .find(|e| is_mine(e))
+        .map(entry_fields)
+        .unwrap_or_default();
+    let others: BTreeSet<FieldPath> = entries
+        .iter()
+        .filter(|e| !is_mine(e))
+        .flat_map(entry_fields)
+        .collect();
 
     let mut obj = live.cloned().unwrap_or_else(|| json!({}));
     strategic_merge(&mut obj, applied);
@@ -179,21 +214,51 @@ mod tests {
         let second = json!({"metadata": {"name": "c"}, "data": {"a": "3"}});
         let live = server_side_apply(Some(&live), &second, "m1", "v1", None);
         assert_eq!(live["data"], json!({"a": "3"}));
-        assert_eq!(live["metadata"]["managedFields"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            live["metadata"]["managedFields"].as_array().map(Vec::len),
+            Some(1)
+        );
     }
 
     #[test]
     fn fields_owned_by_another_applier_survive() {
-        let live = server_side_apply(None, &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m1", "v1", None);
-        let live = server_side_apply(Some(&live), &json!({"metadata": {"name": "c"}, "data": {"b": "2"}}), "m2", "v1", None);
-        let live = server_side_apply(Some(&live), &json!({"metadata": {"name": "c"}}), "m1", "v1", None);
+        let live = server_side_apply(
+            None,
+            &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
+            "m1",
+            "v1",
+            None,
+        );
+        let live = server_side_apply(
+            Some(&live),
+            &json!({"metadata": {"name": "c"}, "data": {"b": "2"}}),
+            "m2",
+            "v1",
+            None,
+        );
+        let live = server_side_apply(
+            Some(&live),
+            &json!({"metadata": {"name": "c"}}),
+            "m1",
+            "v1",
+            None,
+        );
         assert_eq!(live["data"], json!({"b": "2"}));
     }
 
     #[test]
     fn list_items_merge_by_name() {
         let live = json!({"metadata": {"name": "s"}, "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}]}});
-        let out = server_side_apply(Some(&live), &json!({"spec": {"containers": [{"name": "a", "image": "z"}]}}), "m", "v1", None);
-        assert_eq!(out["spec"]["containers"], json!([{"name": "a", "image": "z"}, {"name": "b", "image": "y"}]));
+        let out = server_side_apply(
+            Some(&live),
+            &json!({"spec": {"containers": [{"name": "a", "image": "z"}]}}),
+            "m",
+            "v1",
+            None,
+        );
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "a", "image": "z"}, {"name": "b", "image": "y"}])
+        );
     }
 }

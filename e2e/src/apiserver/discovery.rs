@@ -9,13 +9,16 @@ use serde_json::{Value, json};
 use super::registry::{Registry, ResourceType};
 
 /// Content type of aggregated discovery v2 responses.
-pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether the Accept header asks for aggregated discovery v2.
 pub fn wants_aggregated(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let p: String = part.chars().filter(|c| !c.is_whitespace()).collect();
-        p.contains("as=APIGroupDiscoveryList") && p.contains("v=v2;") && p.contains("g=apidiscovery.k8s.io")
+        p.contains("as=APIGroupDiscoveryList")
+            && p.contains("v=v2;")
+            && p.contains("g=apidiscovery.k8s.io")
     })
 }
 
@@ -27,11 +30,23 @@ pub fn version() -> Value {
     })
 }
 
-const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 const SUB_VERBS: &[&str] = &["get", "patch", "update"];
 
+/// Types served under one version of a group.
+type VersionTypes = (String, Vec<Arc<ResourceType>>);
+
 /// Groups in a stable order (core first), each with its versions and types.
-fn groups(registry: &Registry) -> Vec<(String, Vec<(String, Vec<Arc<ResourceType>>)>)> {
+fn groups(registry: &Registry) -> Vec<(String, Vec<VersionTypes>)> {
     let mut by_group: BTreeMap<String, BTreeMap<String, Vec<Arc<ResourceType>>>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for rt in registry.all() {
@@ -39,16 +54,25 @@ fn groups(registry: &Registry) -> Vec<(String, Vec<(String, Vec<Arc<ResourceType
             order.push(rt.group.clone());
         }
         for v in &rt.versions {
-            by_group.entry(rt.group.clone()).or_default().entry(v.clone()).or_default().push(rt.clone());
+            by_group
+                .entry(rt.group.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .push(rt.clone());
         }
     }
     order
         .into_iter()
         .filter_map(|g| {
             let versions = by_group.remove(&g)?;
-            let mut vs: Vec<(String, Vec<Arc<ResourceType>>)> = versions.into_iter().collect();
+            let mut vs: Vec<VersionTypes> = versions.into_iter().collect();
             // Preferred (first-declared) version first.
-            let preferred = vs.iter().flat_map(|(_, ts)| ts.iter()).next().map(|t| t.preferred_version().to_string());
+            let preferred = vs
+                .iter()
+                .flat_map(|(_, ts)| ts.iter())
+                .next()
+                .map(|t| t.preferred_version().to_string());
             vs.sort_by_key(|(v, _)| Some(v.clone()) != preferred);
             Some((g, vs))
         })
@@ -56,7 +80,11 @@ fn groups(registry: &Registry) -> Vec<(String, Vec<(String, Vec<Arc<ResourceType
 }
 
 fn gv(group: &str, version: &str) -> String {
-    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
 }
 
 /// Legacy `/api` (`APIVersions`).
@@ -64,30 +92,44 @@ pub fn api_versions(server_address: &str) -> Value {
     json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]})
 }
 
-fn api_group(group: &str, versions: &[(String, Vec<Arc<ResourceType>>)]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|(v, _)| json!({"groupVersion": gv(group, v), "version": v})).collect();
+fn api_group(group: &str, versions: &[VersionTypes]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|(v, _)| json!({"groupVersion": gv(group, v), "version": v}))
+        .collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
 /// Legacy `/apis` (`APIGroupList`).
 pub fn api_group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = groups(registry).iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| api_group(g, vs)).collect();
+    let groups: Vec<Value> = groups(registry)
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| api_group(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// Legacy `/apis/{group}` (`APIGroup`).
 pub fn api_group_doc(registry: &Registry, group: &str) -> Option<Value> {
-    groups(registry).iter().find(|(g, _)| g == group).map(|(g, vs)| {
-        let mut doc = api_group(g, vs);
-        doc["kind"] = json!("APIGroup");
-        doc["apiVersion"] = json!("v1");
-        doc
-    })
+    groups(registry)
+        .iter()
+        .find(|(g, _)| g == group)
+        .map(|(g, vs)| {
+            let mut doc = api_group(g, vs);
+            doc["kind"] = json!("APIGroup");
+            doc["apiVersion"] = json!("v1");
+            doc
+        })
 }
 
 /// Legacy `/api/v1` or `/apis/{g}/{v}` (`APIResourceList`); `None` if the group version is unknown.
 pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<Arc<ResourceType>> = registry.all().into_iter().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)).collect();
+    let types: Vec<Arc<ResourceType>> = registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.versions.iter().any(|v| v == version))
+        .collect();
     if types.is_empty() {
         return None;
     }
@@ -104,7 +146,9 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             resources.push(json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": SUB_VERBS}));
         }
     }
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(group, version), "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(group, version), "resources": resources}),
+    )
 }
 
 fn discovery_resource(t: &ResourceType, version: &str) -> Value {
@@ -150,8 +194,12 @@ mod tests {
 
     #[test]
     fn detects_aggregated_accept() {
-        assert!(wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"));
-        assert!(!wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"));
+        assert!(wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        ));
+        assert!(!wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+        ));
         assert!(!wants_aggregated("application/json, */*"));
     }
 
@@ -159,9 +207,21 @@ mod tests {
     fn aggregated_core_lists_configmaps() {
         let reg = Registry::with_builtins();
         let doc = aggregated(&reg, true);
-        let resources = doc["items"][0]["versions"][0]["resources"].as_array().expect("resources");
-        assert!(resources.iter().any(|r| r["resource"] == "configmaps" && r["scope"] == "Namespaced"));
+        let resources = doc["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .expect("resources");
+        assert!(
+            resources
+                .iter()
+                .any(|r| r["resource"] == "configmaps" && r["scope"] == "Namespaced")
+        );
         let apps = aggregated(&reg, false);
-        assert!(apps["items"].as_array().expect("items").iter().any(|i| i["metadata"]["name"] == "apps"));
+        assert!(
+            apps["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .any(|i| i["metadata"]["name"] == "apps")
+        );
     }
 }

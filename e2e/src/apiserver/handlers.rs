@@ -13,7 +13,10 @@ use tokio::sync::watch;
 use super::discovery;
 use super::error::{ApiError, success_status};
 use super::openapi;
-use super::ops::{Api, DeleteOptions, DeleteOutcome, FieldValidation, PatchType, Propagation, Subresource, WriteOptions, present};
+use super::ops::{
+    Api, DeleteOptions, DeleteOutcome, FieldValidation, PatchType, Propagation, Subresource,
+    WriteOptions, present,
+};
 use super::protobuf;
 use super::registry::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
@@ -59,30 +62,78 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Respons
     };
     let query = Query::parse(parts.uri.query());
     let path = parts.uri.path().to_string();
-    let resp = route(&state, &parts.method, &path, &query, &parts.headers, &bytes).unwrap_or_else(|e| error(&e));
+    let resp = route(&state, &parts.method, &path, &query, &parts.headers, &bytes)
+        .unwrap_or_else(|e| error(&e));
     tracing::debug!(method = %parts.method, uri = %parts.uri, status = resp.status().as_u16(), "request");
     resp
 }
 
-fn route(state: &AppState, method: &Method, path: &str, query: &Query, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+fn route(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let registry = &state.api.registry;
-    let read_only = |r: Result<Response, ApiError>| if method == Method::GET { r } else { Err(ApiError::method_not_allowed(format!("{method} is not allowed on {path}"))) };
+    let read_only = |r: Result<Response, ApiError>| {
+        if method == Method::GET {
+            r
+        } else {
+            Err(ApiError::method_not_allowed(format!(
+                "{method} is not allowed on {path}"
+            )))
+        }
+    };
     match segs.as_slice() {
         ["version"] => read_only(Ok(json(200, &discovery::version()))),
         ["healthz" | "readyz" | "livez"] => read_only(Ok(respond(200, "text/plain", "ok".into()))),
-        ["api"] if discovery::wants_aggregated(accept) => read_only(Ok(respond(200, discovery::AGGREGATED_V2, discovery::aggregated(registry, true).to_string()))),
-        ["apis"] if discovery::wants_aggregated(accept) => read_only(Ok(respond(200, discovery::AGGREGATED_V2, discovery::aggregated(registry, false).to_string()))),
-        ["api"] => read_only(Ok(json(200, &discovery::api_versions(&state.server_address)))),
+        ["api"] if discovery::wants_aggregated(accept) => read_only(Ok(respond(
+            200,
+            discovery::AGGREGATED_V2,
+            discovery::aggregated(registry, true).to_string(),
+        ))),
+        ["apis"] if discovery::wants_aggregated(accept) => read_only(Ok(respond(
+            200,
+            discovery::AGGREGATED_V2,
+            discovery::aggregated(registry, false).to_string(),
+        ))),
+        ["api"] => read_only(Ok(json(
+            200,
+            &discovery::api_versions(&state.server_address),
+        ))),
         ["apis"] => read_only(Ok(json(200, &discovery::api_group_list(registry)))),
-        ["api", v] => read_only(discovery::resource_list(registry, "", v).map(|d| json(200, &d)).ok_or_else(|| ApiError::no_route(path))),
-        ["apis", g] => read_only(discovery::api_group_doc(registry, g).map(|d| json(200, &d)).ok_or_else(|| ApiError::no_route(path))),
-        ["apis", g, v] => read_only(discovery::resource_list(registry, g, v).map(|d| json(200, &d)).ok_or_else(|| ApiError::no_route(path))),
+        ["api", v] => read_only(
+            discovery::resource_list(registry, "", v)
+                .map(|d| json(200, &d))
+                .ok_or_else(|| ApiError::no_route(path)),
+        ),
+        ["apis", g] => read_only(
+            discovery::api_group_doc(registry, g)
+                .map(|d| json(200, &d))
+                .ok_or_else(|| ApiError::no_route(path)),
+        ),
+        ["apis", g, v] => read_only(
+            discovery::resource_list(registry, g, v)
+                .map(|d| json(200, &d))
+                .ok_or_else(|| ApiError::no_route(path)),
+        ),
         ["openapi", "v3"] => read_only(Ok(json(200, &openapi::root(registry)))),
-        ["openapi", "v3", rest @ ..] => read_only(openapi::group_version(registry, &rest.join("/")).map(|d| json(200, &d)).ok_or_else(|| ApiError::no_route(path))),
+        ["openapi", "v3", rest @ ..] => read_only(
+            openapi::group_version(registry, &rest.join("/"))
+                .map(|d| json(200, &d))
+                .ok_or_else(|| ApiError::no_route(path)),
+        ),
         ["api", v, rest @ ..] => resource_request(state, method, "", v, rest, query, headers, body),
-        ["apis", g, v, rest @ ..] => resource_request(state, method, g, v, rest, query, headers, body),
+        ["apis", g, v, rest @ ..] => {
+            resource_request(state, method, g, v, rest, query, headers, body)
+        }
         _ => Err(ApiError::no_route(path)),
     }
 }
@@ -92,13 +143,29 @@ fn write_options(query: &Query) -> Result<WriteOptions, ApiError> {
         None | Some("") | Some("Warn") => FieldValidation::Warn,
         Some("Strict") => FieldValidation::Strict,
         Some("Ignore") => FieldValidation::Ignore,
-        Some(other) => return Err(ApiError::bad_request(format!("fieldValidation must be one of Strict, Warn, Ignore, got {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of Strict, Warn, Ignore, got {other:?}"
+            )));
+        }
     };
-    Ok(WriteOptions { field_manager: query.get("fieldManager").map(String::from), field_validation, dry_run: query.get("dryRun") == Some("All") })
+    Ok(WriteOptions {
+        field_manager: query.get("fieldManager").map(String::from),
+        field_validation,
+        dry_run: query.get("dryRun") == Some("All"),
+    })
 }
 
 fn content_type(headers: &HeaderMap) -> String {
-    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json").split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// Decodes a JSON (or Kubernetes protobuf) object body.
@@ -110,18 +177,31 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
 }
 
 fn parse_rv(query: &Query) -> Result<Option<u64>, ApiError> {
     match query.get("resourceVersion") {
         None | Some("") => Ok(None),
-        Some(s) => s.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}"))),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}"))),
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn resource_request(state: &AppState, method: &Method, group: &str, version: &str, rest: &[&str], query: &Query, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+fn resource_request(
+    state: &AppState,
+    method: &Method,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let api = &state.api;
     let ns_subresource = rest.len() == 3 && matches!(rest[2], "status" | "finalize");
     let (ns, rest) = match rest {
@@ -134,7 +214,10 @@ fn resource_request(state: &AppState, method: &Method, group: &str, version: &st
         [plural, name, sub] => (*plural, Some(*name), Some(*sub)),
         _ => return Err(ApiError::no_route(&rest.join("/"))),
     };
-    let rt = api.registry.lookup(group, version, plural).ok_or_else(|| ApiError::no_route(&format!("{group}/{version}/{plural}")))?;
+    let rt = api
+        .registry
+        .lookup(group, version, plural)
+        .ok_or_else(|| ApiError::no_route(&format!("{group}/{version}/{plural}")))?;
     if (!rt.namespaced && ns.is_some()) || (rt.namespaced && ns.is_none() && name.is_some()) {
         return Err(ApiError::no_route(&rest.join("/")));
     }
@@ -145,20 +228,52 @@ fn resource_request(state: &AppState, method: &Method, group: &str, version: &st
         Some(other) => return Err(ApiError::no_route(&format!("{plural}/{other}"))),
     };
     match (method.clone(), name) {
-        (Method::GET, None) if query.flag("watch") => Ok(start_watch(state, rt, version, ns, query)?),
+        (Method::GET, None) if query.flag("watch") => {
+            Ok(start_watch(state, rt, version, ns, query)?)
+        }
         (Method::GET, None) => {
             let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
             let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))?;
             let limit = query.get("limit").and_then(|l| l.parse().ok());
-            Ok(json(200, &api.list(&rt, version, ns, &labels, &fields, limit, query.get("continue"))?))
+            Ok(json(
+                200,
+                &api.list(
+                    &rt,
+                    version,
+                    ns,
+                    &labels,
+                    &fields,
+                    limit,
+                    query.get("continue"),
+                )?,
+            ))
         }
-        (Method::GET, Some(name)) if sub == Subresource::Scale => Ok(json(200, &api.get_scale(&rt, ns, name)?)),
+        (Method::GET, Some(name)) if sub == Subresource::Scale => {
+            Ok(json(200, &api.get_scale(&rt, ns, name)?))
+        }
         (Method::GET, Some(name)) => Ok(json(200, &api.get(&rt, version, ns, name)?)),
         (Method::POST, None) if ns.is_some() || !rt.namespaced => {
-            let obj = api.create(&rt, version, ns, decode_body(headers, body)?, &write_options(query)?)?;
+            let obj = api.create(
+                &rt,
+                version,
+                ns,
+                decode_body(headers, body)?,
+                &write_options(query)?,
+            )?;
             Ok(json(201, &obj))
         }
-        (Method::PUT, Some(name)) => Ok(json(200, &api.update(&rt, version, ns, name, decode_body(headers, body)?, sub, &write_options(query)?)?)),
+        (Method::PUT, Some(name)) => Ok(json(
+            200,
+            &api.update(
+                &rt,
+                version,
+                ns,
+                name,
+                decode_body(headers, body)?,
+                sub,
+                &write_options(query)?,
+            )?,
+        )),
         (Method::PATCH, Some(name)) => {
             let ptype = match content_type(headers).as_str() {
                 "application/merge-patch+json" => PatchType::Merge,
@@ -167,24 +282,48 @@ fn resource_request(state: &AppState, method: &Method, group: &str, version: &st
                 "application/apply-patch+yaml" | "application/apply-patch+json" => PatchType::Apply,
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
-            let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch (only JSON is supported, also for apply): {e}")))?;
-            let (obj, created) = api.patch(&rt, version, ns, name, ptype, &patch, sub, &write_options(query)?)?;
+            let patch: Value = serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "error decoding patch (only JSON is supported, also for apply): {e}"
+                ))
+            })?;
+            let (obj, created) = api.patch(
+                &rt,
+                version,
+                ns,
+                name,
+                ptype,
+                &patch,
+                sub,
+                &write_options(query)?,
+            )?;
             Ok(json(if created { 201 } else { 200 }, &obj))
         }
         (Method::DELETE, Some(name)) if sub == Subresource::Main => {
             let opts = delete_options(headers, body, query)?;
             match api.delete(&rt, version, ns, name, &opts)? {
                 DeleteOutcome::Pending(obj) => Ok(json(200, &obj)),
-                DeleteOutcome::Deleted(obj) if rt.group.is_empty() && rt.plural == "pods" => Ok(json(200, &obj)),
-                DeleteOutcome::Deleted(obj) => Ok(json(200, &success_status(&rt.group, &rt.plural, name, meta_str(&obj, "uid")))),
+                DeleteOutcome::Deleted(obj) if rt.group.is_empty() && rt.plural == "pods" => {
+                    Ok(json(200, &obj))
+                }
+                DeleteOutcome::Deleted(obj) => Ok(json(
+                    200,
+                    &success_status(&rt.group, &rt.plural, name, meta_str(&obj, "uid")),
+                )),
             }
         }
         (Method::DELETE, None) => delete_collection(api, &rt, version, ns, query, headers, body),
-        _ => Err(ApiError::method_not_allowed(format!("{method} is not supported here"))),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "{method} is not supported here"
+        ))),
     }
 }
 
-fn delete_options(headers: &HeaderMap, body: &[u8], query: &Query) -> Result<DeleteOptions, ApiError> {
+fn delete_options(
+    headers: &HeaderMap,
+    body: &[u8],
+    query: &Query,
+) -> Result<DeleteOptions, ApiError> {
     let mut opts = DeleteOptions::from_json(&decode_body(headers, body)?)?;
     match query.get("propagationPolicy") {
         Some("Foreground") => opts.propagation = Propagation::Foreground,
@@ -200,7 +339,15 @@ fn delete_options(headers: &HeaderMap, body: &[u8], query: &Query) -> Result<Del
 }
 
 #[allow(clippy::too_many_arguments)]
-fn delete_collection(api: &Api, rt: &Arc<ResourceType>, version: &str, ns: Option<&str>, query: &Query, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+fn delete_collection(
+    api: &Api,
+    rt: &Arc<ResourceType>,
+    version: &str,
+    ns: Option<&str>,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let opts = delete_options(headers, body, query)?;
     let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
     let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))?;
@@ -208,26 +355,48 @@ fn delete_collection(api: &Api, rt: &Arc<ResourceType>, version: &str, ns: Optio
         let names: Vec<(String, String)> = t
             .list(&rt.key(), if rt.namespaced { ns } else { None })
             .filter(|o| labels.matches(o) && fields.matches(o))
-            .map(|o| (meta_str(o, "namespace").unwrap_or("").to_string(), meta_str(o, "name").unwrap_or("").to_string()))
+            .map(|o| {
+                (
+                    meta_str(o, "namespace").unwrap_or("").to_string(),
+                    meta_str(o, "name").unwrap_or("").to_string(),
+                )
+            })
             .collect();
         let mut out = Vec::new();
         for (ons, name) in names {
             match api.delete_in(t, rt, Some(&ons), &name, &opts)? {
-                DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o) => out.push(present(o, rt, version)),
+                DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o) => {
+                    out.push(present(o, rt, version))
+                }
             }
         }
         Ok(out)
     })?;
     let rv = api.store.read(|s| s.rv());
-    Ok(json(200, &serde_json::json!({"apiVersion": rt.api_version(version), "kind": format!("{}List", rt.kind), "metadata": {"resourceVersion": rv.to_string()}, "items": deleted})))
+    Ok(json(
+        200,
+        &serde_json::json!({"apiVersion": rt.api_version(version), "kind": format!("{}List", rt.kind), "metadata": {"resourceVersion": rv.to_string()}, "items": deleted}),
+    ))
 }
 
-fn start_watch(state: &AppState, rt: Arc<ResourceType>, version: &str, ns: Option<&str>, query: &Query) -> Result<Response, ApiError> {
+fn start_watch(
+    state: &AppState,
+    rt: Arc<ResourceType>,
+    version: &str,
+    ns: Option<&str>,
+    query: &Query,
+) -> Result<Response, ApiError> {
     let send_initial = query.flag("sendInitialEvents");
     if send_initial && query.get("resourceVersionMatch") != Some("NotOlderThan") {
-        return Err(ApiError::unprocessable("sendInitialEvents requires resourceVersionMatch=NotOlderThan"));
+        return Err(ApiError::unprocessable(
+            "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
+        ));
     }
-    let timeout = query.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800).min(3600);
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800)
+        .min(3600);
     let req = WatchRequest {
         rt,
         version: version.to_string(),

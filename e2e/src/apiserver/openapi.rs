@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 use super::registry::Registry;
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// A hash of the served kinds, so clients refetch after CRD changes.
@@ -29,7 +33,10 @@ pub fn root(registry: &Registry) -> Value {
     for t in registry.all() {
         for v in &t.versions {
             let p = gv_path(&t.group, v);
-            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={h}")}));
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={h}")}),
+            );
         }
     }
     json!({"paths": paths})
@@ -41,8 +48,16 @@ pub fn group_version(registry: &Registry, path: &str) -> Option<Value> {
     let mut schemas = serde_json::Map::new();
     for t in registry.all() {
         for v in t.versions.iter().filter(|v| gv_path(&t.group, v) == path) {
-            let prefix = if t.group.is_empty() { format!("/api/{v}") } else { format!("/apis/{}/{v}", t.group) };
-            let item = if t.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural) } else { format!("{prefix}/{}/{{name}}", t.plural) };
+            let prefix = if t.group.is_empty() {
+                format!("/api/{v}")
+            } else {
+                format!("/apis/{}/{v}", t.group)
+            };
+            let item = if t.namespaced {
+                format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
+            } else {
+                format!("{prefix}/{}/{{name}}", t.plural)
+            };
             let gvk = json!({"group": t.group, "version": v, "kind": t.kind});
             let params = json!([
                 {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},

@@ -97,16 +97,27 @@ impl DeleteOptions {
             None | Some("Background") => Propagation::Background,
             Some("Foreground") => Propagation::Foreground,
             Some("Orphan") => Propagation::Orphan,
-            Some(other) => return Err(ApiError::bad_request(format!("unknown propagationPolicy {other:?}"))),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown propagationPolicy {other:?}"
+                )));
+            }
         };
-        let propagation = if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) { Propagation::Orphan } else { propagation };
+        let propagation = if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+            Propagation::Orphan
+        } else {
+            propagation
+        };
         let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(String::from);
         Ok(Self {
             propagation,
             uid: s("/preconditions/uid"),
             resource_version: s("/preconditions/resourceVersion"),
             grace_period: v.get("gracePeriodSeconds").and_then(Value::as_i64),
-            dry_run: v.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty()),
+            dry_run: v
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty()),
         })
     }
 }
@@ -157,7 +168,12 @@ fn rv_of(obj: &Value) -> &str {
 fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -179,24 +195,51 @@ fn json_pointer(path: &str) -> String {
 impl Api {
     /// A fresh API over an empty store with the built-in kinds.
     pub fn new() -> Self {
-        Self { store: Arc::new(Store::new(20_000)), registry: Arc::new(Registry::with_builtins()), graceful_pods: false }
+        Self {
+            store: Arc::new(Store::new(20_000)),
+            registry: Arc::new(Registry::with_builtins()),
+            graceful_pods: false,
+        }
     }
 
     /// Looks up the type for a storage key.
     pub fn resource(&self, group: &str, plural: &str) -> Result<Arc<ResourceType>, ApiError> {
-        self.registry.by_key(&ResKey::new(group, plural)).ok_or_else(|| ApiError::no_route(&format!("{group}/{plural}")))
+        self.registry
+            .by_key(&ResKey::new(group, plural))
+            .ok_or_else(|| ApiError::no_route(&format!("{group}/{plural}")))
     }
 
     /// GET one object.
-    pub fn get(&self, rt: &ResourceType, version: &str, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let obj = self.store.read(|s| s.get(&rt.key(), ns_of(rt, ns), name).cloned());
-        obj.map(|o| present(o, rt, version)).ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+    pub fn get(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let obj = self
+            .store
+            .read(|s| s.get(&rt.key(), ns_of(rt, ns), name).cloned());
+        obj.map(|o| present(o, rt, version))
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
     }
 
     /// LIST with selectors and `limit`/`continue` paging.
     #[allow(clippy::too_many_arguments)]
-    pub fn list(&self, rt: &ResourceType, version: &str, ns: Option<&str>, labels: &LabelSelector, fields: &FieldSelector, limit: Option<usize>, cont: Option<&str>) -> Result<Value, ApiError> {
-        let after = cont.filter(|c| !c.is_empty()).map(decode_continue).transpose()?;
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        limit: Option<usize>,
+        cont: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let after = cont
+            .filter(|c| !c.is_empty())
+            .map(decode_continue)
+            .transpose()?;
         let (items, rv) = self.store.read(|s| {
             let items: Vec<Value> = s
                 .list(&rt.key(), if rt.namespaced { ns } else { None })
@@ -208,25 +251,50 @@ impl Api {
         });
         let total = items.len();
         let take = limit.filter(|l| *l > 0).unwrap_or(usize::MAX).min(total);
-        let items: Vec<Value> = items.into_iter().take(take).map(|o| present(o, rt, version)).collect();
+        let items: Vec<Value> = items
+            .into_iter()
+            .take(take)
+            .map(|o| present(o, rt, version))
+            .collect();
         let mut meta = json!({"resourceVersion": rv.to_string()});
-        if take < total {
-            if let Some(last) = items.last() {
-                meta["continue"] = json!(encode_continue(&obj_pos(last)));
-                meta["remainingItemCount"] = json!(total - take);
-            }
+        if take < total
+            && let Some(last) = items.last()
+        {
+            meta["continue"] = json!(encode_continue(&obj_pos(last)));
+            meta["remainingItemCount"] = json!(total - take);
         }
-        Ok(json!({"apiVersion": rt.api_version(version), "kind": format!("{}List", rt.kind), "metadata": meta, "items": items}))
+        Ok(
+            json!({"apiVersion": rt.api_version(version), "kind": format!("{}List", rt.kind), "metadata": meta, "items": items}),
+        )
     }
 
     /// POST: create an object.
-    pub fn create(&self, rt: &ResourceType, version: &str, ns: Option<&str>, body: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
-        let out = self.store.write(|t| self.create_in(t, rt, version, ns, body, opts))?;
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let out = self
+            .store
+            .write(|t| self.create_in(t, rt, version, ns, body, opts))?;
         Ok(present(out, rt, version))
     }
 
     /// PUT: replace an object (or its status / scale).
-    pub fn update(&self, rt: &ResourceType, version: &str, ns: Option<&str>, name: &str, body: Value, sub: Subresource, opts: &WriteOptions) -> Result<Value, ApiError> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+        sub: Subresource,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         let out = self.store.write(|t| -> Result<Value, ApiError> {
             let current = t.get(&rt.key(), ns_of(rt, ns), name).cloned().ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
             if sub == Subresource::Scale {
@@ -246,18 +314,37 @@ impl Api {
 
     /// PATCH (all four patch types); returns the object and whether it was created.
     #[allow(clippy::too_many_arguments)]
-    pub fn patch(&self, rt: &ResourceType, version: &str, ns: Option<&str>, name: &str, ptype: PatchType, body: &Value, sub: Subresource, opts: &WriteOptions) -> Result<(Value, bool), ApiError> {
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+        ptype: PatchType,
+        body: &Value,
+        sub: Subresource,
+        opts: &WriteOptions,
+    ) -> Result<(Value, bool), ApiError> {
         if ptype == PatchType::Strategic && !rt.supports_strategic_merge() {
-            return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json"));
+            return Err(ApiError::unsupported_media_type(
+                "application/strategic-merge-patch+json",
+            ));
         }
         let (out, created) = self.store.write(|t| -> Result<(Value, bool), ApiError> {
             let current = t.get(&rt.key(), ns_of(rt, ns), name).cloned();
             if ptype == PatchType::Apply {
-                let manager = opts.field_manager.as_deref().filter(|m| !m.is_empty()).ok_or_else(|| ApiError::bad_request("PATCH requests to apply must have a fieldManager"))?;
+                let manager = opts
+                    .field_manager
+                    .as_deref()
+                    .filter(|m| !m.is_empty())
+                    .ok_or_else(|| {
+                        ApiError::bad_request("PATCH requests to apply must have a fieldManager")
+                    })?;
                 let sub_name = (sub == Subresource::Status).then_some("status");
                 return match current {
                     None if sub == Subresource::Main => {
-                        let mut obj = server_side_apply(None, body, manager, &rt.api_version(version), None);
+                        let mut obj =
+                            server_side_apply(None, body, manager, &rt.api_version(version), None);
                         let m = meta_mut(&mut obj);
                         m.insert("name".into(), json!(name));
                         Ok((self.create_in(t, rt, version, ns, obj, opts)?, true))
@@ -265,13 +352,24 @@ impl Api {
                     None => Err(ApiError::not_found(&rt.group, &rt.plural, name)),
                     Some(cur) => {
                         check_rv(rt, name, &cur, body)?;
-                        let new = server_side_apply(Some(&cur), body, manager, &rt.api_version(version), sub_name);
+                        let new = server_side_apply(
+                            Some(&cur),
+                            body,
+                            manager,
+                            &rt.api_version(version),
+                            sub_name,
+                        );
                         Ok((self.finish(t, rt, version, cur, new, sub, opts)?, false))
                     }
                 };
             }
-            let current = current.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
-            let mut target = if sub == Subresource::Scale { scale_of(rt, &current) } else { current.clone() };
+            let current =
+                current.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+            let mut target = if sub == Subresource::Scale {
+                scale_of(rt, &current)
+            } else {
+                current.clone()
+            };
             match ptype {
                 PatchType::Merge => merge_patch(&mut target, body),
                 PatchType::Strategic => strategic_merge(&mut target, body),
@@ -280,23 +378,49 @@ impl Api {
             }
             check_rv(rt, name, &current, &target)?;
             if sub == Subresource::Scale {
-                let replicas = target.pointer("/spec/replicas").cloned().unwrap_or(Value::Null);
-                return Ok((self.write_scale(t, rt, version, current, replicas, opts)?, false));
+                let replicas = target
+                    .pointer("/spec/replicas")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                return Ok((
+                    self.write_scale(t, rt, version, current, replicas, opts)?,
+                    false,
+                ));
             }
-            Ok((self.finish(t, rt, version, current, target, sub, opts)?, false))
+            Ok((
+                self.finish(t, rt, version, current, target, sub, opts)?,
+                false,
+            ))
         })?;
         Ok((present(out, rt, version), created))
     }
 
     /// GET `/scale`.
-    pub fn get_scale(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        let obj = self.store.read(|s| s.get(&rt.key(), ns_of(rt, ns), name).cloned()).ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+    pub fn get_scale(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let obj = self
+            .store
+            .read(|s| s.get(&rt.key(), ns_of(rt, ns), name).cloned())
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         Ok(scale_of(rt, &obj))
     }
 
     /// DELETE one object.
-    pub fn delete(&self, rt: &ResourceType, version: &str, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome, ApiError> {
-        let out = self.store.write(|t| self.delete_in(t, rt, ns, name, opts))?;
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome, ApiError> {
+        let out = self
+            .store
+            .write(|t| self.delete_in(t, rt, ns, name, opts))?;
         Ok(match out {
             DeleteOutcome::Deleted(o) => DeleteOutcome::Deleted(present(o, rt, version)),
             DeleteOutcome::Pending(o) => DeleteOutcome::Pending(present(o, rt, version)),
@@ -304,23 +428,53 @@ impl Api {
     }
 
     /// Creates inside a transaction.
-    pub fn create_in(&self, t: &mut Txn<'_>, rt: &ResourceType, version: &str, ns: Option<&str>, body: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+    pub fn create_in(
+        &self,
+        t: &mut Txn<'_>,
+        rt: &ResourceType,
+        version: &str,
+        ns: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         let mut obj = body;
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
-        if let Some(kind) = obj.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty() && *k != rt.kind) {
-            return Err(ApiError::bad_request(format!("the kind in the body ({kind}) does not match the resource {} ({})", rt.plural, rt.kind)));
+        if let Some(kind) = obj
+            .get("kind")
+            .and_then(Value::as_str)
+            .filter(|k| !k.is_empty() && *k != rt.kind)
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the body ({kind}) does not match the resource {} ({})",
+                rt.plural, rt.kind
+            )));
         }
         obj = present(obj, rt, version);
         let url_ns = ns_of(rt, ns).to_string();
         let meta = meta_mut(&mut obj);
-        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if name.is_empty() {
-            match meta.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty()) {
+            match meta
+                .get("generateName")
+                .and_then(Value::as_str)
+                .filter(|g| !g.is_empty())
+            {
                 Some(prefix) => name = format!("{prefix}{}", random_suffix(5)),
                 None => {
-                    let cause = FieldCause { reason: "FieldValueRequired", field: "metadata.name".into(), message: "metadata.name: Required value: name or generateName is required".into() };
+                    let cause = FieldCause {
+                        reason: "FieldValueRequired",
+                        field: "metadata.name".into(),
+                        message: "metadata.name: Required value: name or generateName is required"
+                            .into(),
+                    };
                     return Err(ApiError::invalid(&rt.group, &rt.kind, "", vec![cause]));
                 }
             }
@@ -329,13 +483,20 @@ impl Api {
         if rt.namespaced {
             let body_ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
             if !body_ns.is_empty() && body_ns != url_ns {
-                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
             }
             meta.insert("namespace".into(), json!(url_ns));
         } else {
             meta.remove("namespace");
         }
-        for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
             meta.remove(k);
         }
         meta.insert("uid".into(), json!(new_uid()));
@@ -345,7 +506,15 @@ impl Api {
             match t.get(&ResKey::new("", "namespaces"), "", &url_ns) {
                 None => return Err(ApiError::not_found("", "namespaces", &url_ns)),
                 Some(n) if meta_str(n, "deletionTimestamp").is_some() => {
-                    return Err(ApiError { code: 403, reason: "Forbidden", message: format!("{} \"{name}\" is forbidden: unable to create new content in namespace {url_ns} because it is being terminated", rt.plural), details: None });
+                    return Err(ApiError {
+                        code: 403,
+                        reason: "Forbidden",
+                        message: format!(
+                            "{} \"{name}\" is forbidden: unable to create new content in namespace {url_ns} because it is being terminated",
+                            rt.plural
+                        ),
+                        details: None,
+                    });
                 }
                 Some(_) => {}
             }
@@ -366,7 +535,14 @@ impl Api {
     }
 
     /// Defaults, CRD schema handling and kind-specific hooks.
-    fn admit(&self, rt: &ResourceType, version: &str, obj: &mut Value, old: Option<&Value>, opts: &WriteOptions) -> Result<(), ApiError> {
+    fn admit(
+        &self,
+        rt: &ResourceType,
+        version: &str,
+        obj: &mut Value,
+        old: Option<&Value>,
+        opts: &WriteOptions,
+    ) -> Result<(), ApiError> {
         if rt.custom.is_none() {
             apply_builtin_defaults(&rt.group, &rt.kind, obj, old.is_none());
         }
@@ -375,8 +551,15 @@ impl Api {
             apply_defaults(obj, schema);
             let unknown = prune(obj, schema, "", true);
             if opts.field_validation == FieldValidation::Strict && !unknown.is_empty() {
-                let fields = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect::<Vec<_>>().join(", ");
-                return Err(ApiError::bad_request(format!("{} in version \"{version}\" cannot be handled as a {}: strict decoding error: {fields}", rt.kind, rt.kind)));
+                let fields = unknown
+                    .iter()
+                    .map(|u| format!("unknown field \"{u}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ApiError::bad_request(format!(
+                    "{} in version \"{version}\" cannot be handled as a {}: strict decoding error: {fields}",
+                    rt.kind, rt.kind
+                )));
             }
             let mut causes = Vec::new();
             validate(obj, schema, "", true, &mut causes);
@@ -386,7 +569,10 @@ impl Api {
         }
         if is_crd(rt) {
             resource_type_from_crd(obj)?;
-            let status = match old.and_then(|o| o.get("status")).filter(|s| s.get("conditions").is_some()) {
+            let status = match old
+                .and_then(|o| o.get("status"))
+                .filter(|s| s.get("conditions").is_some())
+            {
                 Some(s) => s.clone(),
                 None => established_status(obj),
             };
@@ -396,19 +582,30 @@ impl Api {
     }
 
     fn after_write(&self, rt: &ResourceType, stored: &Value) {
-        if is_crd(rt) {
-            if let Ok(custom) = resource_type_from_crd(stored) {
-                self.registry.upsert_custom(custom);
-            }
+        if is_crd(rt)
+            && let Ok(custom) = resource_type_from_crd(stored)
+        {
+            self.registry.upsert_custom(custom);
         }
     }
 
     /// Completes an update of `current` to `new` (rv already checked) inside a transaction.
     #[allow(clippy::too_many_arguments)]
-    pub fn finish(&self, t: &mut Txn<'_>, rt: &ResourceType, version: &str, current: Value, new: Value, sub: Subresource, opts: &WriteOptions) -> Result<Value, ApiError> {
+    pub fn finish(
+        &self,
+        t: &mut Txn<'_>,
+        rt: &ResourceType,
+        version: &str,
+        current: Value,
+        new: Value,
+        sub: Subresource,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         let mut new = new;
         if !new.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         if sub == Subresource::Status {
             let mut merged = current.clone();
@@ -422,18 +619,29 @@ impl Api {
             }
             new = merged;
         } else {
-            let cur_meta = current.get("metadata").cloned().unwrap_or_else(|| json!({}));
+            let cur_meta = current
+                .get("metadata")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
             let meta = meta_mut(&mut new);
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "generation"] {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "namespace",
+                "name",
+                "generation",
+            ] {
                 match cur_meta.get(k) {
                     Some(v) => meta.insert(k.into(), v.clone()),
                     None => meta.remove(k),
                 };
             }
-            if !meta.contains_key("managedFields") {
-                if let Some(mf) = cur_meta.get("managedFields") {
-                    meta.insert("managedFields".into(), mf.clone());
-                }
+            if !meta.contains_key("managedFields")
+                && let Some(mf) = cur_meta.get("managedFields")
+            {
+                meta.insert("managedFields".into(), mf.clone());
             }
             if rt.has_status {
                 let root = ensure_object(&mut new);
@@ -445,8 +653,15 @@ impl Api {
         }
         new = present(new, rt, version);
         self.admit(rt, version, &mut new, Some(&current), opts)?;
-        let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-        let generation = if spec_part(&current) != spec_part(&new) { generation + 1 } else { generation };
+        let generation = current
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let generation = if spec_part(&current) != spec_part(&new) {
+            generation + 1
+        } else {
+            generation
+        };
         let meta = meta_mut(&mut new);
         meta.insert("generation".into(), json!(generation));
         meta.insert("resourceVersion".into(), json!(rv_of(&current)));
@@ -457,23 +672,47 @@ impl Api {
         if opts.dry_run {
             return Ok(new);
         }
-        let (ns, name) = (meta_str(&new, "namespace").unwrap_or("").to_string(), meta_str(&new, "name").unwrap_or("").to_string());
-        if terminating && finalizers(&new).is_empty() && !(rt.group.is_empty() && rt.plural == "namespaces") {
+        let (ns, name) = (
+            meta_str(&new, "namespace").unwrap_or("").to_string(),
+            meta_str(&new, "name").unwrap_or("").to_string(),
+        );
+        if terminating
+            && finalizers(&new).is_empty()
+            && !(rt.group.is_empty() && rt.plural == "namespaces")
+        {
             t.put(&rt.key(), new);
-            return self.remove_in(t, rt, &ns, &name).ok_or_else(|| ApiError::internal("object vanished during delete"));
+            return self
+                .remove_in(t, rt, &ns, &name)
+                .ok_or_else(|| ApiError::internal("object vanished during delete"));
         }
         let stored = t.put(&rt.key(), new);
         self.after_write(rt, &stored);
         Ok(stored)
     }
 
-    fn write_scale(&self, t: &mut Txn<'_>, rt: &ResourceType, version: &str, current: Value, replicas: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+    fn write_scale(
+        &self,
+        t: &mut Txn<'_>,
+        rt: &ResourceType,
+        version: &str,
+        current: Value,
+        replicas: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         if !rt.has_scale {
             return Err(ApiError::no_route(&format!("{}/scale", rt.plural)));
         }
-        let path = rt.custom.as_ref().and_then(|c| c.scale.as_ref()).map(|s| json_pointer(&s.spec_replicas)).unwrap_or_else(|| "/spec/replicas".into());
+        let path = rt
+            .custom
+            .as_ref()
+            .and_then(|c| c.scale.as_ref())
+            .map(|s| json_pointer(&s.spec_replicas))
+            .unwrap_or_else(|| "/spec/replicas".into());
         let mut new = current.clone();
-        json_patch(&mut new, &json!([{"op": "add", "path": path, "value": replicas}]))?;
+        json_patch(
+            &mut new,
+            &json!([{"op": "add", "path": path, "value": replicas}]),
+        )?;
         let stored = self.finish(t, rt, version, current, new, Subresource::Main, opts)?;
         Ok(scale_of(rt, &stored))
     }
@@ -481,51 +720,102 @@ impl Api {
     /// Removes an object and runs removal hooks (CRD removal drops its objects and kind).
     fn remove_in(&self, t: &mut Txn<'_>, rt: &ResourceType, ns: &str, name: &str) -> Option<Value> {
         let removed = t.remove(&rt.key(), ns, name)?;
-        if is_crd(rt) {
-            if let Some(custom) = self.registry.remove_custom(name) {
-                let key = custom.key();
-                let victims: Vec<(String, String)> = t
-                    .list(&key, None)
-                    .map(|o| (meta_str(o, "namespace").unwrap_or("").to_string(), meta_str(o, "name").unwrap_or("").to_string()))
-                    .collect();
-                for (ns, n) in victims {
-                    t.remove(&key, &ns, &n);
-                }
+        if is_crd(rt)
+            && let Some(custom) = self.registry.remove_custom(name)
+        {
+            let key = custom.key();
+            let victims: Vec<(String, String)> = t
+                .list(&key, None)
+                .map(|o| {
+                    (
+                        meta_str(o, "namespace").unwrap_or("").to_string(),
+                        meta_str(o, "name").unwrap_or("").to_string(),
+                    )
+                })
+                .collect();
+            for (ns, n) in victims {
+                t.remove(&key, &ns, &n);
             }
         }
         Some(removed)
     }
 
     /// Deletes inside a transaction.
-    pub fn delete_in(&self, t: &mut Txn<'_>, rt: &ResourceType, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome, ApiError> {
+    pub fn delete_in(
+        &self,
+        t: &mut Txn<'_>,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome, ApiError> {
         let ns = ns_of(rt, ns);
-        let current = t.get(&rt.key(), ns, name).cloned().ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let current = t
+            .get(&rt.key(), ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         let uid = meta_str(&current, "uid").unwrap_or("").to_string();
         if let Some(want) = opts.uid.as_deref().filter(|u| *u != uid) {
-            return Err(ApiError::conflict(&rt.group, &rt.plural, name, &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}")));
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                ),
+            ));
         }
-        if let Some(want) = opts.resource_version.as_deref().filter(|r| *r != rv_of(&current)) {
-            return Err(ApiError::conflict(&rt.group, &rt.plural, name, &format!("Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}", rv_of(&current))));
+        if let Some(want) = opts
+            .resource_version
+            .as_deref()
+            .filter(|r| *r != rv_of(&current))
+        {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {}",
+                    rv_of(&current)
+                ),
+            ));
         }
         if opts.dry_run {
             return Ok(DeleteOutcome::Deleted(current));
         }
         let mut obj = current.clone();
         let mut fins = finalizers(&obj);
-        if opts.propagation == Propagation::Foreground && !fins.iter().any(|f| f == FOREGROUND_FINALIZER) {
+        if opts.propagation == Propagation::Foreground
+            && !fins.iter().any(|f| f == FOREGROUND_FINALIZER)
+        {
             fins.push(FOREGROUND_FINALIZER.into());
         }
         if opts.propagation == Propagation::Orphan {
             orphan_dependents(t, &uid);
         }
         let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
-        let bound_pod = rt.group.is_empty() && rt.plural == "pods" && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let bound_pod = rt.group.is_empty()
+            && rt.plural == "pods"
+            && obj
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
         let graceful = self.graceful_pods && bound_pod && opts.grace_period != Some(0);
         if fins.is_empty() && !is_namespace && !graceful {
-            return self.remove_in(t, rt, ns, name).map(DeleteOutcome::Deleted).ok_or_else(|| ApiError::internal("object vanished during delete"));
+            return self
+                .remove_in(t, rt, ns, name)
+                .map(DeleteOutcome::Deleted)
+                .ok_or_else(|| ApiError::internal("object vanished during delete"));
         }
-        if graceful && current.pointer("/metadata/deletionTimestamp").is_some() && fins.is_empty() && opts.grace_period == Some(0) {
-            return self.remove_in(t, rt, ns, name).map(DeleteOutcome::Deleted).ok_or_else(|| ApiError::internal("object vanished during delete"));
+        if graceful
+            && current.pointer("/metadata/deletionTimestamp").is_some()
+            && fins.is_empty()
+            && opts.grace_period == Some(0)
+        {
+            return self
+                .remove_in(t, rt, ns, name)
+                .map(DeleteOutcome::Deleted)
+                .ok_or_else(|| ApiError::internal("object vanished during delete"));
         }
         let meta = meta_mut(&mut obj);
         if !fins.is_empty() {
@@ -533,11 +823,26 @@ impl Api {
         }
         if !meta.contains_key("deletionTimestamp") {
             meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-            let grace = if graceful { opts.grace_period.or_else(|| current.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64)).unwrap_or(30) } else { 0 };
+            let grace = if graceful {
+                opts.grace_period
+                    .or_else(|| {
+                        current
+                            .pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                    })
+                    .unwrap_or(30)
+            } else {
+                0
+            };
             meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         }
         if is_namespace {
-            ensure_object(ensure_object(&mut obj).entry("status").or_insert_with(|| json!({}))).insert("phase".into(), json!("Terminating"));
+            ensure_object(
+                ensure_object(&mut obj)
+                    .entry("status")
+                    .or_insert_with(|| json!({})),
+            )
+            .insert("phase".into(), json!("Terminating"));
         }
         if obj == current {
             return Ok(DeleteOutcome::Pending(current));
@@ -555,7 +860,10 @@ impl Default for Api {
 /// The object without managedFields timestamps, to detect no-op writes.
 fn without_times(obj: &Value) -> Value {
     let mut v = obj.clone();
-    if let Some(entries) = v.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
+    if let Some(entries) = v
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
         for e in entries.iter_mut().filter_map(Value::as_object_mut) {
             e.remove("time");
         }
@@ -566,7 +874,12 @@ fn without_times(obj: &Value) -> Value {
 fn check_rv(rt: &ResourceType, name: &str, current: &Value, new: &Value) -> Result<(), ApiError> {
     let want = rv_of(new);
     if !want.is_empty() && want != rv_of(current) {
-        return Err(ApiError::conflict(&rt.group, &rt.plural, name, "the object has been modified; please apply your changes to the latest version and try again"));
+        return Err(ApiError::conflict(
+            &rt.group,
+            &rt.plural,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
     }
     Ok(())
 }
@@ -579,7 +892,10 @@ fn orphan_dependents(t: &mut Txn<'_>, uid: &str) {
         .map(|(r, o)| (r.clone(), o.clone()))
         .collect();
     for (res, mut obj) in dependents {
-        if let Some(refs) = obj.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+        if let Some(refs) = obj
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
             refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
         }
         t.put(&res, obj);
@@ -588,7 +904,11 @@ fn orphan_dependents(t: &mut Txn<'_>, uid: &str) {
 
 /// UIDs in an object's ownerReferences.
 pub fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
-    obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten().filter_map(|r| r.get("uid").and_then(Value::as_str))
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("uid").and_then(Value::as_str))
 }
 
 /// The `autoscaling/v1` Scale view of an object.
@@ -596,11 +916,24 @@ fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
     let paths = rt.custom.as_ref().and_then(|c| c.scale.clone());
     let at = |p: &str| obj.pointer(&json_pointer(p)).cloned();
     let (spec_r, status_r, selector) = match &paths {
-        Some(p) => (at(&p.spec_replicas), at(&p.status_replicas), p.label_selector.as_deref().and_then(at)),
+        Some(p) => (
+            at(&p.spec_replicas),
+            at(&p.status_replicas),
+            p.label_selector.as_deref().and_then(at),
+        ),
         None => (
             obj.pointer("/spec/replicas").cloned(),
             obj.pointer("/status/replicas").cloned(),
-            obj.pointer("/spec/selector/matchLabels").and_then(Value::as_object).map(|m| json!(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))),
+            obj.pointer("/spec/selector/matchLabels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    json!(
+                        m.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                }),
         ),
     };
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
@@ -613,7 +946,11 @@ fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
 }
 
 fn obj_pos(obj: &Value) -> String {
-    format!("{}/{}", meta_str(obj, "namespace").unwrap_or(""), meta_str(obj, "name").unwrap_or(""))
+    format!(
+        "{}/{}",
+        meta_str(obj, "namespace").unwrap_or(""),
+        meta_str(obj, "name").unwrap_or("")
+    )
 }
 
 fn encode_continue(pos: &str) -> String {
@@ -622,9 +959,12 @@ fn encode_continue(pos: &str) -> String {
 
 fn decode_continue(token: &str) -> Result<String, ApiError> {
     let bad = || ApiError::bad_request(format!("invalid continue token {token:?}"));
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
-    let bytes = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16).map_err(|_| bad())).collect::<Result<Vec<u8>, _>>()?;
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).map_err(|_| bad()))
+        .collect::<Result<Vec<u8>, _>>()?;
     String::from_utf8(bytes).map_err(|_| bad())
 }

@@ -33,11 +33,17 @@ fn tokens(path: &str) -> Result<Vec<String>, ApiError> {
     if path.is_empty() {
         return Ok(vec![]);
     }
-    let rest = path.strip_prefix('/').ok_or_else(|| ApiError::bad_request(format!("invalid JSON pointer {path:?}")))?;
+    let rest = path
+        .strip_prefix('/')
+        .ok_or_else(|| ApiError::bad_request(format!("invalid JSON pointer {path:?}")))?;
     Ok(rest.split('/').map(unescape).collect())
 }
 
-fn parent_mut<'a>(doc: &'a mut Value, toks: &[String], path: &str) -> Result<&'a mut Value, ApiError> {
+fn parent_mut<'a>(
+    doc: &'a mut Value,
+    toks: &[String],
+    path: &str,
+) -> Result<&'a mut Value, ApiError> {
     let mut cur = doc;
     for t in toks {
         cur = match cur {
@@ -77,9 +83,17 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
             m.insert(last.clone(), value);
         }
         Value::Array(a) => {
-            let idx = if last == "-" { a.len() } else { last.parse::<usize>().map_err(|_| ApiError::unprocessable(format!("invalid array index in {path:?}")))? };
+            let idx = if last == "-" {
+                a.len()
+            } else {
+                last.parse::<usize>().map_err(|_| {
+                    ApiError::unprocessable(format!("invalid array index in {path:?}"))
+                })?
+            };
             if idx > a.len() {
-                return Err(ApiError::unprocessable(format!("array index out of bounds in {path:?}")));
+                return Err(ApiError::unprocessable(format!(
+                    "array index out of bounds in {path:?}"
+                )));
             }
             a.insert(idx, value);
         }
@@ -90,13 +104,23 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
 
 fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
     let toks = tokens(path)?;
-    let (last, parents) = toks.split_last().ok_or_else(|| ApiError::unprocessable("cannot remove the root"))?;
-    let missing = || ApiError::unprocessable(format!("the server rejected our request due to an error in our request: unable to remove nonexistent key: {path}"));
+    let (last, parents) = toks
+        .split_last()
+        .ok_or_else(|| ApiError::unprocessable("cannot remove the root"))?;
+    let missing = || {
+        ApiError::unprocessable(format!(
+            "the server rejected our request due to an error in our request: unable to remove nonexistent key: {path}"
+        ))
+    };
     match parent_mut(doc, parents, path)? {
         Value::Object(m) => m.remove(last).ok_or_else(missing),
         Value::Array(a) => {
             let idx = last.parse::<usize>().map_err(|_| missing())?;
-            if idx < a.len() { Ok(a.remove(idx)) } else { Err(missing()) }
+            if idx < a.len() {
+                Ok(a.remove(idx))
+            } else {
+                Err(missing())
+            }
         }
         _ => Err(missing()),
     }
@@ -105,12 +129,25 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
 /// Applies an RFC 6902 JSON patch. A `test` against a missing path compares as `null`,
 /// as the API server's json-patch library does.
 pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
-    let ops = patch.as_array().ok_or_else(|| ApiError::bad_request("json patch must be an array"))?;
+    let ops = patch
+        .as_array()
+        .ok_or_else(|| ApiError::bad_request("json patch must be an array"))?;
     for op in ops {
         let name = op.get("op").and_then(Value::as_str).unwrap_or("");
-        let path = op.get("path").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("json patch operation without path"))?;
-        let value = || op.get("value").cloned().ok_or_else(|| ApiError::bad_request(format!("{name} operation without value")));
-        let from = || op.get("from").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request(format!("{name} operation without from")));
+        let path = op
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::bad_request("json patch operation without path"))?;
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| ApiError::bad_request(format!("{name} operation without value")))
+        };
+        let from = || {
+            op.get("from")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request(format!("{name} operation without from")))
+        };
         match name {
             "add" => add(doc, path, value()?)?,
             "remove" => {
@@ -125,31 +162,51 @@ pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
                 add(doc, path, v)?;
             }
             "copy" => {
-                let v = get_path(doc, from()?)?.cloned().ok_or_else(|| ApiError::unprocessable(format!("copy from missing path {path:?}")))?;
+                let v = get_path(doc, from()?)?.cloned().ok_or_else(|| {
+                    ApiError::unprocessable(format!("copy from missing path {path:?}"))
+                })?;
                 add(doc, path, v)?;
             }
             "test" => {
                 let want = value()?;
                 let have = get_path(doc, path)?.cloned().unwrap_or(Value::Null);
                 if have != want {
-                    return Err(ApiError::unprocessable(format!("the server rejected our request due to an error in our request: testing value {path} failed")));
+                    return Err(ApiError::unprocessable(format!(
+                        "the server rejected our request due to an error in our request: testing value {path} failed"
+                    )));
                 }
             }
-            other => return Err(ApiError::bad_request(format!("unknown json patch operation {other:?}"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown json patch operation {other:?}"
+                )));
+            }
         }
     }
     Ok(())
 }
 
 /// Keys whose object lists merge item by item under strategic merge patch, in priority order.
-const MERGE_KEYS: &[&str] = &["name", "containerPort", "mountPath", "devicePath", "ip", "type", "uid", "topologyKey"];
+const MERGE_KEYS: &[&str] = &[
+    "name",
+    "containerPort",
+    "mountPath",
+    "devicePath",
+    "ip",
+    "type",
+    "uid",
+    "topologyKey",
+];
 
 /// The merge key of a list of objects, if every item carries one of the known keys.
 pub fn list_merge_key(items: &[&Value]) -> Option<&'static str> {
     if items.is_empty() || !items.iter().all(|i| i.is_object()) {
         return None;
     }
-    MERGE_KEYS.iter().copied().find(|k| items.iter().all(|i| i.get(*k).is_some()))
+    MERGE_KEYS
+        .iter()
+        .copied()
+        .find(|k| items.iter().all(|i| i.get(*k).is_some()))
 }
 
 /// Applies a strategic merge patch, simplified: maps merge like merge patch; lists of objects
@@ -189,7 +246,11 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                 let merged = match t.get(k) {
                     Some(Value::Array(live)) => merge_lists(live, items),
                     _ => {
-                        let mut fresh: Vec<Value> = items.iter().filter(|i| !is_delete_directive(i)).cloned().collect();
+                        let mut fresh: Vec<Value> = items
+                            .iter()
+                            .filter(|i| !is_delete_directive(i))
+                            .cloned()
+                            .collect();
                         fresh.iter_mut().for_each(strip_directives);
                         fresh
                     }
@@ -263,7 +324,11 @@ mod tests {
     #[test]
     fn json_patch_ops_and_null_test_on_missing() {
         let mut doc = json!({"metadata": {"name": "x"}, "list": [1, 2]});
-        json_patch(&mut doc, &json!([{"op": "test", "path": "/metadata/finalizers", "value": null}])).expect("test null on missing passes");
+        json_patch(
+            &mut doc,
+            &json!([{"op": "test", "path": "/metadata/finalizers", "value": null}]),
+        )
+        .expect("test null on missing passes");
         json_patch(
             &mut doc,
             &json!([
@@ -274,8 +339,17 @@ mod tests {
             ]),
         )
         .expect("ops apply");
-        assert_eq!(doc, json!({"metadata": {"name": "y", "finalizers": ["f"]}, "list": [2, 3]}));
-        assert!(json_patch(&mut doc, &json!([{"op": "test", "path": "/metadata/name", "value": "x"}])).is_err());
+        assert_eq!(
+            doc,
+            json!({"metadata": {"name": "y", "finalizers": ["f"]}, "list": [2, 3]})
+        );
+        assert!(
+            json_patch(
+                &mut doc,
+                &json!([{"op": "test", "path": "/metadata/name", "value": "x"}])
+            )
+            .is_err()
+        );
         assert!(json_patch(&mut doc, &json!([{"op": "remove", "path": "/nope"}])).is_err());
     }
 
@@ -290,6 +364,9 @@ mod tests {
                 "args": ["y"]
             }}),
         );
-        assert_eq!(live, json!({"spec": {"containers": [{"name": "a", "image": "i9"}, {"name": "c", "image": "i3"}], "args": ["y"]}}));
+        assert_eq!(
+            live,
+            json!({"spec": {"containers": [{"name": "a", "image": "i9"}, {"name": "c", "image": "i3"}], "args": ["y"]}})
+        );
     }
 }

@@ -6,7 +6,10 @@ use serde_json::{Map, Value};
 
 /// The current time as an RFC 3339 UTC timestamp with second precision (`2026-01-02T03:04:05Z`).
 pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     format_rfc3339(secs)
 }
 
@@ -36,7 +39,9 @@ pub fn format_rfc3339(secs: u64) -> String {
 pub fn random_suffix(len: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    (0..len).map(|i| ALPHABET[bytes[i % 16] as usize % ALPHABET.len()] as char).collect()
+    (0..len)
+        .map(|i| ALPHABET[bytes[i % 16] as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// A new random UID.
@@ -90,7 +95,10 @@ impl Query {
 
     /// The first value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Whether `key` is present and true (`true` or `1`).
@@ -104,7 +112,11 @@ pub fn base64_encode(data: &[u8]) -> String {
     const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -120,7 +132,10 @@ pub fn base64_encode(data: &[u8]) -> String {
 /// Returns `obj.metadata`, creating it (as an empty object) when absent.
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     let root = ensure_object(obj);
-    ensure_object(root.entry("metadata").or_insert_with(|| Value::Object(Map::new())))
+    ensure_object(
+        root.entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new())),
+    )
 }
 
 /// Makes `v` an object (replacing anything else) and returns its map.

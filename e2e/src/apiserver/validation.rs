@@ -6,7 +6,11 @@ use serde_json::{Map, Value};
 use super::error::FieldCause;
 
 fn child_path(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn props(schema: &Value) -> Option<&Map<String, Value>> {
@@ -14,7 +18,10 @@ fn props(schema: &Value) -> Option<&Map<String, Value>> {
 }
 
 fn preserves_unknown(schema: &Value) -> bool {
-    schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
+    schema
+        .get("x-kubernetes-preserve-unknown-fields")
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 /// Fills in `default` values for absent properties, recursively.
@@ -23,10 +30,10 @@ pub fn apply_defaults(v: &mut Value, schema: &Value) {
         Value::Object(m) => {
             if let Some(p) = props(schema) {
                 for (k, s) in p {
-                    if !m.contains_key(k) {
-                        if let Some(d) = s.get("default") {
-                            m.insert(k.clone(), d.clone());
-                        }
+                    if !m.contains_key(k)
+                        && let Some(d) = s.get("default")
+                    {
+                        m.insert(k.clone(), d.clone());
                     }
                     if let Some(child) = m.get_mut(k) {
                         apply_defaults(child, s);
@@ -63,7 +70,8 @@ fn prune_into(v: &mut Value, schema: &Value, path: &str, root: bool, unknown: &m
         Value::Object(m) => {
             let known = props(schema);
             let additional = schema.get("additionalProperties");
-            let keep_all = preserves_unknown(schema) || additional.is_some_and(|a| a.is_object() || a == &Value::Bool(true));
+            let keep_all = preserves_unknown(schema)
+                || additional.is_some_and(|a| a.is_object() || a == &Value::Bool(true));
             let mut drop = Vec::new();
             for (k, child) in m.iter_mut() {
                 if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -117,7 +125,11 @@ fn show(v: &Value) -> String {
 }
 
 fn type_ok(v: &Value, ty: &str, schema: &Value) -> bool {
-    if schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
+    if schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         return v.is_i64() || v.is_u64() || v.is_string();
     }
     match ty {
@@ -134,71 +146,143 @@ fn type_ok(v: &Value, ty: &str, schema: &Value) -> bool {
 /// Validates `v` against `schema`, appending causes. `root` skips `metadata`, `apiVersion`, `kind`.
 pub fn validate(v: &Value, schema: &Value, path: &str, root: bool, causes: &mut Vec<FieldCause>) {
     let invalid = |causes: &mut Vec<FieldCause>, msg: String| {
-        causes.push(FieldCause { reason: "FieldValueInvalid", field: path.to_string(), message: format!("{path}: Invalid value: {}: {msg}", show(v)) });
+        causes.push(FieldCause {
+            reason: "FieldValueInvalid",
+            field: path.to_string(),
+            message: format!("{path}: Invalid value: {}: {msg}", show(v)),
+        });
     };
     if v.is_null() {
-        if schema.get("nullable").and_then(Value::as_bool) != Some(true) && schema.get("type").is_some() {
+        if schema.get("nullable").and_then(Value::as_bool) != Some(true)
+            && schema.get("type").is_some()
+        {
             let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
-            causes.push(FieldCause { reason: "FieldValueInvalid", field: path.into(), message: format!("{path}: Invalid value: \"null\": {path} in body must be of type {ty}: \"null\"") });
-        }
-        return;
-    }
-    if let Some(ty) = schema.get("type").and_then(Value::as_str) {
-        if !type_ok(v, ty, schema) {
             causes.push(FieldCause {
                 reason: "FieldValueInvalid",
                 field: path.into(),
-                message: format!("{path}: Invalid value: \"{}\": {path} in body must be of type {ty}: {}", type_name(v), show(v)),
+                message: format!(
+                    "{path}: Invalid value: \"null\": {path} in body must be of type {ty}: \"null\""
+                ),
             });
-            return;
         }
+        return;
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(v) {
-            let list = allowed.iter().map(show).collect::<Vec<_>>().join(", ");
-            causes.push(FieldCause { reason: "FieldValueNotSupported", field: path.into(), message: format!("{path}: Unsupported value: {}: supported values: {list}", show(v)) });
-        }
+    if let Some(ty) = schema.get("type").and_then(Value::as_str)
+        && !type_ok(v, ty, schema)
+    {
+        causes.push(FieldCause {
+            reason: "FieldValueInvalid",
+            field: path.into(),
+            message: format!(
+                "{path}: Invalid value: \"{}\": {path} in body must be of type {ty}: {}",
+                type_name(v),
+                show(v)
+            ),
+        });
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(v)
+    {
+        let list = allowed.iter().map(show).collect::<Vec<_>>().join(", ");
+        causes.push(FieldCause {
+            reason: "FieldValueNotSupported",
+            field: path.into(),
+            message: format!(
+                "{path}: Unsupported value: {}: supported values: {list}",
+                show(v)
+            ),
+        });
     }
     match v {
         Value::String(s) => {
             if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
                 match regex::Regex::new(p) {
-                    Ok(re) if !re.is_match(s) => invalid(causes, format!("{path} in body should match '{p}'")),
+                    Ok(re) if !re.is_match(s) => {
+                        invalid(causes, format!("{path} in body should match '{p}'"))
+                    }
                     Ok(_) => {}
                     Err(e) => invalid(causes, format!("invalid pattern {p:?} in schema: {e}")),
                 }
             }
             let len = s.chars().count() as u64;
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64).filter(|m| len > *m) {
-                causes.push(FieldCause { reason: "FieldValueTooLong", field: path.into(), message: format!("{path}: Too long: may not be more than {max} bytes") });
+            if let Some(max) = schema
+                .get("maxLength")
+                .and_then(Value::as_u64)
+                .filter(|m| len > *m)
+            {
+                causes.push(FieldCause {
+                    reason: "FieldValueTooLong",
+                    field: path.into(),
+                    message: format!("{path}: Too long: may not be more than {max} bytes"),
+                });
             }
-            if let Some(min) = schema.get("minLength").and_then(Value::as_u64).filter(|m| len < *m) {
-                invalid(causes, format!("{path} in body should be at least {min} chars long"));
+            if let Some(min) = schema
+                .get("minLength")
+                .and_then(Value::as_u64)
+                .filter(|m| len < *m)
+            {
+                invalid(
+                    causes,
+                    format!("{path} in body should be at least {min} chars long"),
+                );
             }
         }
         Value::Number(n) => {
             let x = n.as_f64().unwrap_or(0.0);
             let excl_min = schema.get("exclusiveMinimum").and_then(Value::as_bool) == Some(true);
             let excl_max = schema.get("exclusiveMaximum").and_then(Value::as_bool) == Some(true);
-            if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-                if x < min || (excl_min && x == min) {
-                    let op = if excl_min { "greater than" } else { "greater than or equal to" };
-                    invalid(causes, format!("{path} in body should be {op} {}", schema["minimum"]));
-                }
+            if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+                && (x < min || (excl_min && x == min))
+            {
+                let op = if excl_min {
+                    "greater than"
+                } else {
+                    "greater than or equal to"
+                };
+                invalid(
+                    causes,
+                    format!("{path} in body should be {op} {}", schema["minimum"]),
+                );
             }
-            if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-                if x > max || (excl_max && x == max) {
-                    let op = if excl_max { "less than" } else { "less than or equal to" };
-                    invalid(causes, format!("{path} in body should be {op} {}", schema["maximum"]));
-                }
+            if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+                && (x > max || (excl_max && x == max))
+            {
+                let op = if excl_max {
+                    "less than"
+                } else {
+                    "less than or equal to"
+                };
+                invalid(
+                    causes,
+                    format!("{path} in body should be {op} {}", schema["maximum"]),
+                );
             }
         }
         Value::Array(a) => {
-            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64).filter(|m| a.len() as u64 > *m) {
-                causes.push(FieldCause { reason: "FieldValueTooMany", field: path.into(), message: format!("{path}: Too many: {}: must have at most {max} items", a.len()) });
+            if let Some(max) = schema
+                .get("maxItems")
+                .and_then(Value::as_u64)
+                .filter(|m| a.len() as u64 > *m)
+            {
+                causes.push(FieldCause {
+                    reason: "FieldValueTooMany",
+                    field: path.into(),
+                    message: format!(
+                        "{path}: Too many: {}: must have at most {max} items",
+                        a.len()
+                    ),
+                });
             }
-            if let Some(min) = schema.get("minItems").and_then(Value::as_u64).filter(|m| (a.len() as u64) < *m) {
-                invalid(causes, format!("{path} in body should have at least {min} items"));
+            if let Some(min) = schema
+                .get("minItems")
+                .and_then(Value::as_u64)
+                .filter(|m| (a.len() as u64) < *m)
+            {
+                invalid(
+                    causes,
+                    format!("{path} in body should have at least {min} items"),
+                );
             }
             if let Some(items) = schema.get("items") {
                 for (i, item) in a.iter().enumerate() {
@@ -207,10 +291,20 @@ pub fn validate(v: &Value, schema: &Value, path: &str, root: bool, causes: &mut 
             }
         }
         Value::Object(m) => {
-            for req in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for req in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 if !m.contains_key(req) {
                     let p = child_path(path, req);
-                    causes.push(FieldCause { reason: "FieldValueRequired", field: p.clone(), message: format!("{p}: Required value") });
+                    causes.push(FieldCause {
+                        reason: "FieldValueRequired",
+                        field: p.clone(),
+                        message: format!("{p}: Required value"),
+                    });
                 }
             }
             let known = props(schema);
@@ -221,7 +315,9 @@ pub fn validate(v: &Value, schema: &Value, path: &str, root: bool, causes: &mut 
                 match known.and_then(|p| p.get(k)) {
                     Some(s) => validate(child, s, &child_path(path, k), false, causes),
                     None => {
-                        if let Some(a) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                        if let Some(a) =
+                            schema.get("additionalProperties").filter(|a| a.is_object())
+                        {
                             validate(child, a, &child_path(path, k), false, causes);
                         }
                     }
@@ -256,13 +352,40 @@ mod tests {
     #[test]
     fn reports_each_rule() {
         assert!(messages(&json!({"metadata": {"name": "x"}, "spec": {"size": 3}})).is_empty());
-        assert_eq!(messages(&json!({"spec": {}})), vec!["spec.size: Required value"]);
-        assert_eq!(messages(&json!({"spec": {"size": "3"}})), vec![r#"spec.size: Invalid value: "string": spec.size in body must be of type integer: "3""#]);
-        assert_eq!(messages(&json!({"spec": {"size": 9}})), vec!["spec.size: Invalid value: 9: spec.size in body should be less than or equal to 5"]);
-        assert_eq!(messages(&json!({"spec": {"size": 0}})), vec!["spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"]);
-        assert_eq!(messages(&json!({"spec": {"size": 1, "mode": "slow"}})), vec![r#"spec.mode: Unsupported value: "slow": supported values: "fast", "safe""#]);
-        assert_eq!(messages(&json!({"spec": {"size": 1, "name": "A1"}})), vec![r#"spec.name: Invalid value: "A1": spec.name in body should match '^[a-z]+$'"#]);
-        assert_eq!(messages(&json!({"spec": {"size": 1, "tags": [1]}})).len(), 1);
+        assert_eq!(
+            messages(&json!({"spec": {}})),
+            vec!["spec.size: Required value"]
+        );
+        assert_eq!(
+            messages(&json!({"spec": {"size": "3"}})),
+            vec![
+                r#"spec.size: Invalid value: "string": spec.size in body must be of type integer: "3""#
+            ]
+        );
+        assert_eq!(
+            messages(&json!({"spec": {"size": 9}})),
+            vec![
+                "spec.size: Invalid value: 9: spec.size in body should be less than or equal to 5"
+            ]
+        );
+        assert_eq!(
+            messages(&json!({"spec": {"size": 0}})),
+            vec![
+                "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+            ]
+        );
+        assert_eq!(
+            messages(&json!({"spec": {"size": 1, "mode": "slow"}})),
+            vec![r#"spec.mode: Unsupported value: "slow": supported values: "fast", "safe""#]
+        );
+        assert_eq!(
+            messages(&json!({"spec": {"size": 1, "name": "A1"}})),
+            vec![r#"spec.name: Invalid value: "A1": spec.name in body should match '^[a-z]+$'"#]
+        );
+        assert_eq!(
+            messages(&json!({"spec": {"size": 1, "tags": [1]}})).len(),
+            1
+        );
     }
 
     #[test]
@@ -271,6 +394,9 @@ mod tests {
         apply_defaults(&mut obj, &schema());
         let unknown = prune(&mut obj, &schema(), "", true);
         assert_eq!(unknown, vec!["spec.bogus".to_string(), "junk".to_string()]);
-        assert_eq!(obj, json!({"metadata": {"name": "x", "labels": {"a": "b"}}, "spec": {"size": 1, "mode": "safe", "extra": {"kept": true}}}));
+        assert_eq!(
+            obj,
+            json!({"metadata": {"name": "x", "labels": {"a": "b"}}, "spec": {"size": 1, "mode": "safe", "extra": {"kept": true}}})
+        );
     }
 }

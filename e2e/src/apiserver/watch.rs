@@ -44,7 +44,10 @@ pub struct WatchRequest {
 
 impl WatchRequest {
     fn matches(&self, obj: &Value) -> bool {
-        let ns_ok = self.ns.as_deref().is_none_or(|n| meta_str(obj, "namespace") == Some(n));
+        let ns_ok = self
+            .ns
+            .as_deref()
+            .is_none_or(|n| meta_str(obj, "namespace") == Some(n));
         ns_ok && self.labels.matches(obj) && self.fields.matches(obj)
     }
 
@@ -88,26 +91,46 @@ impl WatchRequest {
 }
 
 /// Starts a watch; the returned stream yields the response body chunks.
-pub fn start(store: Arc<Store>, req: WatchRequest, shutdown: watch::Receiver<bool>) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
+pub fn start(
+    store: Arc<Store>,
+    req: WatchRequest,
+    shutdown: watch::Receiver<bool>,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::spawn(run(store, req, tx, shutdown));
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) })
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
+    )
 }
 
-async fn run(store: Arc<Store>, req: WatchRequest, tx: mpsc::Sender<Bytes>, mut shutdown: watch::Receiver<bool>) {
+async fn run(
+    store: Arc<Store>,
+    req: WatchRequest,
+    tx: mpsc::Sender<Bytes>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut changed = store.subscribe();
     changed.borrow_and_update();
     let from_now = matches!(req.resource_version, None | Some(0)) || req.send_initial;
     let (mut cursor, initial) = store.read(|s| {
         if from_now {
-            let objs: Vec<Value> = s.list(&req.rt.key(), req.ns.as_deref()).filter(|o| req.matches(o)).cloned().collect();
+            let objs: Vec<Value> = s
+                .list(&req.rt.key(), req.ns.as_deref())
+                .filter(|o| req.matches(o))
+                .cloned()
+                .collect();
             (s.rv(), objs)
         } else {
             (req.resource_version.unwrap_or(0), Vec::new())
         }
     });
     for obj in &initial {
-        if tx.send(req.event_line(EventType::Added, obj)).await.is_err() {
+        if tx
+            .send(req.event_line(EventType::Added, obj))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -126,10 +149,10 @@ async fn run(store: Arc<Store>, req: WatchRequest, tx: mpsc::Sender<Bytes>, mut 
             }
             Ok((events, head)) => {
                 for ev in &events {
-                    if let Some((kind, obj)) = req.translate(ev) {
-                        if tx.send(req.event_line(kind, &obj)).await.is_err() {
-                            return;
-                        }
+                    if let Some((kind, obj)) = req.translate(ev)
+                        && tx.send(req.event_line(kind, &obj)).await.is_err()
+                    {
+                        return;
                     }
                 }
                 cursor = cursor.max(head);

@@ -22,11 +22,16 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts a cluster with `nodes` nodes in a fresh temporary directory.
     pub async fn start_with_nodes(nodes: usize) -> Result<Self> {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().context("creating temp dir")?;
         let mut config = ClusterConfig::new(dir.path().join("state"));
         config.nodes = nodes;
-        let cluster = LocalCluster::start(config).await.context("starting local cluster")?;
+        let cluster = LocalCluster::start(config)
+            .await
+            .context("starting local cluster")?;
         Ok(Self { cluster, dir })
     }
 
@@ -56,11 +61,17 @@ impl TestCluster {
             .arg(self.dir.path().join("kubectl-cache"))
             .args(args)
             .env_remove("KUBECONFIG")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().context("spawning kubectl (is it on the PATH?)")?;
+        let mut child = cmd
+            .spawn()
+            .context("spawning kubectl (is it on the PATH?)")?;
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().context("kubectl stdin")?;
             pipe.write_all(input.as_bytes()).await?;
@@ -88,7 +99,10 @@ impl TestCluster {
     pub async fn kubectl_fails(&self, args: &[&str], input: Option<&str>) -> Result<String> {
         let out = self.kubectl_raw(args, input).await?;
         if out.status.success() {
-            bail!("kubectl {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+            bail!(
+                "kubectl {args:?} unexpectedly succeeded: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
@@ -117,7 +131,11 @@ impl TestCluster {
 
 fn check(args: &[&str], out: Output) -> Result<String> {
     if !out.status.success() {
-        bail!("kubectl {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "kubectl {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
