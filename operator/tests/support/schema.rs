@@ -124,6 +124,11 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
         }
         let properties = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties");
+        if additional == Some(&Value::Bool(false)) && properties.is_none() {
+            for key in object.keys() {
+                errors.push(format!("{path}.{key}: unknown field"));
+            }
+        }
         let preserve =
             schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
         for (key, field) in object {
@@ -133,7 +138,7 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
                 (None, Some(extra)) if extra.is_object() => {
                     check(extra, field, &field_path, errors)
                 }
-                _ if preserve => {}
+                _ if preserve || properties.is_none() => {}
                 _ => errors.push(format!("{field_path}: unknown field")),
             }
         }
