@@ -22,6 +22,8 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Allowed master counts: an odd number of voters (2N+1 tolerate N failures).
 pub const ALLOWED_MASTER_REPLICAS: [i32; 4] = [1, 3, 5, 7];
+/// The largest allowed master count.
+pub const MAX_MASTER_REPLICAS: i32 = 7;
 
 /// Pattern of a Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a
 /// name of at most 63 characters.

@@ -7,7 +7,13 @@
 //! [`location`] (node labels -> location string).
 
 pub mod build;
+pub mod cli;
+pub mod controller;
 pub mod crd;
+pub mod http;
+pub mod lease;
 pub mod location;
 pub mod membership;
+pub mod metrics;
+pub mod runner;
 pub mod validate;

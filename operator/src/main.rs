@@ -3,21 +3,10 @@
 use std::io::Write;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-
-/// Kubernetes operator for KuduCluster resources.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print the KuduCluster CustomResourceDefinition as YAML.
-    Crd,
-}
+use clap::Parser;
+use kudu_operator::cli::{Cli, Command, LogFormat, RunArgs};
+use kudu_operator::controller::masters::NoMasterAdmin;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -26,7 +15,23 @@ fn main() -> anyhow::Result<()> {
             std::io::stdout()
                 .write_all(yaml.as_bytes())
                 .context("writing the CRD to stdout")?;
+            Ok(())
         }
+        Command::Run(args) => run(args),
     }
-    Ok(())
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Json => subscriber.json().init(),
+        LogFormat::Text => subscriber.init(),
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(kudu_operator::runner::run(args, NoMasterAdmin))
+        .context("kudu-operator run")
 }

@@ -167,3 +167,64 @@ fn leader_election_role_is_limited_to_leases() {
         serde_json::json!(["get", "create", "update"])
     );
 }
+
+/// Substitute `{{ .Values.a.b }}` with the default values; other actions are left.
+fn render_values(text: &str, values: &Value) -> String {
+    let reference = regex::Regex::new(r"\{\{\s*\.Values\.([A-Za-z.]+)\s*\}\}").unwrap();
+    reference
+        .replace_all(text, |caps: &regex::Captures<'_>| {
+            let mut node = values;
+            for key in caps[1].split('.') {
+                node = &node[key];
+            }
+            match node {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }
+        })
+        .into_owned()
+}
+
+#[test]
+fn deployment_arguments_parse_as_the_operator_cli() {
+    use clap::Parser;
+    use kudu_operator::cli::{Cli, Command};
+
+    let values: Value = serde_saphyr::from_str(&chart_file("values.yaml")).unwrap();
+    let deployment = parse_template(&render_values(
+        &chart_file("templates/deployment.yaml"),
+        &values,
+    ));
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let env: Vec<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    // The identity and the Lease namespace come from the downward API.
+    assert!(
+        env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE"),
+        "{env:?}"
+    );
+    let mut argv = vec!["kudu-operator".to_owned()];
+    argv.extend(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned()),
+    );
+    argv.push("--identity=operator-pod".to_owned());
+    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let Command::Run(args) = cli.command else {
+        panic!("the Deployment does not run the operator: {argv:?}");
+    };
+    assert_eq!(args.http_addr.port(), 8080);
+    assert_eq!(args.lease_name, "kudu-operator");
+    assert_eq!(args.lease_namespace, "$(POD_NAMESPACE)");
+    // The probes hit the server the arguments configure.
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+}

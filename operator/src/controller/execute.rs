@@ -1,0 +1,111 @@
+//! Executing the one membership action [`crate::membership::decide`] returned. Every
+//! step is idempotent or guarded by the next observation, so dying half-way is safe.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+use super::masters::{MasterAdmin, MasterAdminError};
+use crate::build::names::{self, FIELD_MANAGER, Role};
+use crate::membership::Action;
+use crate::validate::ValidatedSpec;
+
+/// Why an action could not be executed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// A master RPC failed.
+    #[error("{action}: {source}")]
+    Master {
+        /// The action.
+        action: String,
+        /// The failure.
+        #[source]
+        source: MasterAdminError,
+    },
+    /// A Kubernetes call failed.
+    #[error("{action}: {source}")]
+    Kube {
+        /// The action.
+        action: String,
+        /// The failure.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Execute `action` for the cluster `spec`; `addresses` are all master addresses.
+pub async fn execute<M: MasterAdmin>(
+    client: &Client,
+    masters: &M,
+    spec: &ValidatedSpec,
+    addresses: &[String],
+    action: &Action,
+) -> Result<(), ExecuteError> {
+    let master_err = |source| ExecuteError::Master {
+        action: action.to_string(),
+        source,
+    };
+    let kube_err = |source| ExecuteError::Kube {
+        action: action.to_string(),
+        source,
+    };
+    match action {
+        Action::None | Action::Wait(_) => Ok(()),
+        Action::AddMember { address, .. } => masters
+            .add_master(addresses, address)
+            .await
+            .map_err(master_err),
+        Action::RemoveMember {
+            node_id, is_leader, ..
+        } => {
+            if *is_leader {
+                masters
+                    .step_down(addresses, *node_id)
+                    .await
+                    .map_err(master_err)?;
+                // The next observation sees the new leader and decides again.
+                return Ok(());
+            }
+            masters
+                .remove_master(addresses, *node_id)
+                .await
+                .map_err(master_err)
+        }
+        Action::DeletePodAndPvc { ordinal, .. } => {
+            let pod = names::master_pod_name(&spec.name, *ordinal);
+            let claim = format!("{}-{pod}", names::DATA_VOLUME);
+            // Claim first: it stays until the pod is gone, then the recreated pod gets a
+            // fresh one instead of being pinned to the old volume again.
+            let claims: Api<PersistentVolumeClaim> =
+                Api::namespaced(client.clone(), &spec.namespace);
+            ignore_not_found(claims.delete(&claim, &DeleteParams::default()).await)
+                .map_err(kube_err)?;
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
+            ignore_not_found(pods.delete(&pod, &DeleteParams::default()).await).map_err(kube_err)
+        }
+        Action::ResizeStatefulSet { replicas } => {
+            let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &spec.namespace);
+            let name = names::statefulset_name(&spec.name, Role::Master);
+            let patch = json!({"spec": {"replicas": replicas}});
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            statefulsets
+                .patch(&name, &params, &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+                .map_err(kube_err)
+        }
+    }
+}
+
+fn ignore_not_found<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}

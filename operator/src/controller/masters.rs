@@ -1,0 +1,88 @@
+//! Talking to the masters: the membership as the leader sees it, each master's node id,
+//! and the membership RPCs. A trait, so the reconciler is independent of the transport.
+
+use std::future::Future;
+
+use crate::membership::{NodeId, RaftView};
+
+/// Errors of master administration calls.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MasterAdminError {
+    /// No master could be reached.
+    #[error("no master reachable at {addresses}")]
+    Unreachable {
+        /// The addresses tried, comma-separated.
+        addresses: String,
+    },
+    /// The leader refused the call.
+    #[error("the leader refused: {0}")]
+    Refused(String),
+    /// This build has no master RPC client.
+    #[error("the master RPC client is not available in this build")]
+    Unavailable,
+}
+
+/// Master administration, addressed through the list of all master addresses (the
+/// implementation finds the leader itself).
+pub trait MasterAdmin: Send + Sync + 'static {
+    /// The membership from the leader (`ListMasters`), `None` without a leader.
+    fn membership(
+        &self,
+        addresses: &[String],
+    ) -> impl Future<Output = Result<Option<RaftView>, MasterAdminError>> + Send;
+
+    /// The node id the master at `address` reports about itself (`ConnectToMaster`).
+    fn node_id(
+        &self,
+        address: &str,
+    ) -> impl Future<Output = Result<Option<NodeId>, MasterAdminError>> + Send;
+
+    /// `AddMaster(address)` on the leader.
+    fn add_master(
+        &self,
+        addresses: &[String],
+        address: &str,
+    ) -> impl Future<Output = Result<(), MasterAdminError>> + Send;
+
+    /// `RemoveMaster(node_id)` on the leader.
+    fn remove_master(
+        &self,
+        addresses: &[String],
+        node_id: NodeId,
+    ) -> impl Future<Output = Result<(), MasterAdminError>> + Send;
+
+    /// Make the leader `leader` hand leadership to another voter (`StepDown`).
+    fn step_down(
+        &self,
+        addresses: &[String],
+        leader: NodeId,
+    ) -> impl Future<Output = Result<(), MasterAdminError>> + Send;
+}
+
+/// A [`MasterAdmin`] for builds without the master RPC client: every call fails with
+/// [`MasterAdminError::Unavailable`], so membership waits for a leader forever while the
+/// Kubernetes objects are still reconciled.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoMasterAdmin;
+
+impl MasterAdmin for NoMasterAdmin {
+    async fn membership(&self, _: &[String]) -> Result<Option<RaftView>, MasterAdminError> {
+        Err(MasterAdminError::Unavailable)
+    }
+
+    async fn node_id(&self, _: &str) -> Result<Option<NodeId>, MasterAdminError> {
+        Err(MasterAdminError::Unavailable)
+    }
+
+    async fn add_master(&self, _: &[String], _: &str) -> Result<(), MasterAdminError> {
+        Err(MasterAdminError::Unavailable)
+    }
+
+    async fn remove_master(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+        Err(MasterAdminError::Unavailable)
+    }
+
+    async fn step_down(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+        Err(MasterAdminError::Unavailable)
+    }
+}

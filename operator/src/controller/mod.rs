@@ -1,0 +1,427 @@
+//! The reconciler: dereference -> validate -> build -> apply -> membership -> status.
+//!
+//! Only this module and its `apply`, `execute` and `masters` children talk to the
+//! outside world; validate, build, decide and status are pure.
+
+pub mod apply;
+pub mod execute;
+pub mod masters;
+pub mod observe;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, instrument, warn};
+
+use self::apply::ApplyError;
+use self::execute::ExecuteError;
+use self::masters::MasterAdmin;
+use crate::build::names::{self, FIELD_MANAGER, Role};
+use crate::build::{BuildError, BuildInputs, build_all};
+use crate::crd::{KuduCluster, KuduClusterStatus};
+use crate::membership::{self, Observed, ReplacementPolicy};
+use crate::metrics::{ActionLabels, ErrorLabels, Metrics};
+use crate::validate::{ValidatedSpec, validate};
+
+/// Finalizer removing the cluster-scoped RBAC objects, which owner references cannot.
+pub const FINALIZER: &str = "kudu.dev/cleanup";
+/// Requeue interval while the cluster matches its spec (Raft state is not watched).
+pub const SETTLED_REQUEUE: Duration = Duration::from_secs(60);
+/// Requeue interval while membership work is pending.
+pub const BUSY_REQUEUE: Duration = Duration::from_secs(10);
+
+/// Shared state of all reconciliations.
+pub struct Context<M> {
+    /// API client.
+    pub client: Client,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Master administration.
+    pub masters: M,
+}
+
+/// Why a reconciliation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object has no namespace.
+    #[error("the KuduCluster has no namespace")]
+    NoNamespace,
+    /// Building the objects failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Applying an object failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Executing a membership action failed.
+    #[error(transparent)]
+    Execute(#[from] ExecuteError),
+    /// Another API call failed.
+    #[error("{what}: {source}")]
+    Kube {
+        /// What was being done.
+        what: &'static str,
+        /// The failure.
+        #[source]
+        source: kube::Error,
+    },
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// Stable label for the error metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::NoNamespace => "no_namespace",
+            Self::Build(_) => "build",
+            Self::Apply(_) => "apply",
+            Self::Execute(_) => "membership",
+            Self::Kube { .. } => "kube",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+fn kube_err(what: &'static str) -> impl FnOnce(kube::Error) -> Error {
+    move |source| Error::Kube { what, source }
+}
+
+/// Reconcile one `KuduCluster`.
+#[instrument(skip_all, fields(cluster = %cluster.name_any(), namespace = cluster.namespace()))]
+pub async fn reconcile<M: MasterAdmin>(
+    cluster: Arc<KuduCluster>,
+    ctx: Arc<Context<M>>,
+) -> Result<controller::Action, Error> {
+    ctx.metrics.reconciliations.inc();
+    let namespace = cluster.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<KuduCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, cluster, |event| async {
+        match event {
+            FinalizerEvent::Apply(cluster) => reconcile_apply(&cluster, &ctx).await,
+            FinalizerEvent::Cleanup(cluster) => cleanup(&cluster, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Requeue after a failure: count it and retry soon.
+pub fn error_policy<M: MasterAdmin>(
+    cluster: Arc<KuduCluster>,
+    error: &Error,
+    ctx: Arc<Context<M>>,
+) -> controller::Action {
+    warn!(cluster = %cluster.name_any(), %error, "reconcile failed");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            error: error.metric_label(),
+        })
+        .inc();
+    controller::Action::requeue(Duration::from_secs(15))
+}
+
+async fn publish<M>(ctx: &Context<M>, cluster: &KuduCluster, event: Event) {
+    if let Err(error) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+        warn!(%error, reason = %event.reason, "cannot publish event");
+    }
+}
+
+async fn patch_status<M>(
+    ctx: &Context<M>,
+    cluster: &KuduCluster,
+    status: KuduClusterStatus,
+) -> Result<(), Error> {
+    let namespace = cluster.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<KuduCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({
+        "apiVersion": KuduCluster::api_version(&()),
+        "kind": KuduCluster::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &cluster.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(kube_err("writing status"))?;
+    Ok(())
+}
+
+async fn reconcile_apply<M: MasterAdmin>(
+    cluster: &KuduCluster,
+    ctx: &Context<M>,
+) -> Result<controller::Action, Error> {
+    let now = Timestamp::now();
+    let spec = match validate(cluster) {
+        Ok(spec) => spec,
+        Err(error) => {
+            // A malformed object gets a condition, not a crash loop; a spec change
+            // triggers the next attempt.
+            let message = error.to_string();
+            publish(
+                ctx,
+                cluster,
+                Event {
+                    type_: EventType::Warning,
+                    reason: "InvalidSpec".to_owned(),
+                    note: Some(message.clone()),
+                    action: "Validate".to_owned(),
+                    secondary: None,
+                },
+            )
+            .await;
+            let status = status::invalid_spec_status(
+                message,
+                cluster.metadata.generation,
+                cluster.status.as_ref(),
+                now,
+            );
+            patch_status(ctx, cluster, status).await?;
+            return Ok(controller::Action::await_change());
+        }
+    };
+
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &spec.namespace);
+    let master_sts_name = names::statefulset_name(&spec.name, Role::Master);
+    let master_sts = statefulsets
+        .get_opt(&master_sts_name)
+        .await
+        .map_err(kube_err("reading the master StatefulSet"))?;
+    let inputs = match master_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas) {
+        Some(replicas) => BuildInputs {
+            master_statefulset_replicas: replicas,
+        },
+        None => BuildInputs::initial(&spec),
+    };
+    for object in build_all(&spec, inputs)? {
+        apply::apply(&ctx.client, &object).await?;
+    }
+
+    let observed = observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
+    let decision = membership::decide(&observed);
+    if !matches!(
+        decision,
+        membership::Action::None | membership::Action::Wait(_)
+    ) {
+        info!(action = %decision, "membership action");
+        execute::execute(
+            &ctx.client,
+            &ctx.masters,
+            &spec,
+            &observed.addresses,
+            &decision,
+        )
+        .await?;
+        ctx.metrics
+            .membership_actions
+            .get_or_create(&ActionLabels {
+                action: status::action_name(&decision),
+            })
+            .inc();
+        publish(
+            ctx,
+            cluster,
+            Event {
+                type_: EventType::Normal,
+                reason: status::action_name(&decision).to_owned(),
+                note: Some(decision.to_string()),
+                action: "MembershipChange".to_owned(),
+                secondary: None,
+            },
+        )
+        .await;
+    }
+
+    let tserver_sts = statefulsets
+        .get_opt(&names::statefulset_name(&spec.name, Role::TServer))
+        .await
+        .map_err(kube_err("reading the tablet server StatefulSet"))?;
+    let ready_tservers = tserver_sts
+        .and_then(|s| s.status?.ready_replicas)
+        .unwrap_or(0);
+    let pod_name = |ordinal| names::master_pod_name(&spec.name, ordinal);
+    let new_status = status::compute_status(&status::StatusInputs {
+        generation: cluster.metadata.generation,
+        observed: &observed,
+        master_pod_name: &pod_name,
+        decision: &decision,
+        ready_tservers,
+        desired_tservers: spec.tservers.replicas,
+        previous: cluster.status.as_ref(),
+        now,
+    });
+    patch_status(ctx, cluster, new_status).await?;
+
+    Ok(controller::Action::requeue(match decision {
+        membership::Action::None => SETTLED_REQUEUE,
+        _ => BUSY_REQUEUE,
+    }))
+}
+
+/// Read the master pods, their nodes and node ids, and the Raft membership.
+async fn observe_membership<M: MasterAdmin>(
+    ctx: &Context<M>,
+    spec: &ValidatedSpec,
+    statefulset_replicas: i32,
+    now: Timestamp,
+) -> Result<Observed, Error> {
+    let addresses = observe::all_master_addresses(spec);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &spec.namespace);
+    let selector = names::selector_labels(&spec.name, Role::Master)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pod_list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(kube_err("listing master pods"))?;
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    let mut nodes: BTreeMap<String, Option<Node>> = BTreeMap::new();
+    let sts_name = names::statefulset_name(&spec.name, Role::Master);
+    let mut master_pods = Vec::new();
+    for pod in &pod_list.items {
+        let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        if let Some(node_name) = node_name.filter(|n| !n.is_empty())
+            && !nodes.contains_key(&node_name)
+        {
+            let node = nodes_api
+                .get_opt(&node_name)
+                .await
+                .map_err(kube_err("reading a node"))?;
+            nodes.insert(node_name, node);
+        }
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .and_then(|n| nodes.get(n))
+            .and_then(Option::as_ref);
+        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        let ordinal = pod
+            .metadata
+            .name
+            .as_deref()
+            .and_then(|n| observe::ordinal_of(n, &sts_name));
+        let node_id = match ordinal.and_then(|o| addresses.get(usize::try_from(o).ok()?)) {
+            Some(address) if running => {
+                ctx.masters.node_id(address).await.unwrap_or_else(|error| {
+                    tracing::debug!(%error, %address, "no node id");
+                    None
+                })
+            }
+            _ => None,
+        };
+        if let Some(master) = observe::master_pod(pod, &sts_name, node, node_id) {
+            master_pods.push(master);
+        }
+    }
+    let raft = ctx
+        .masters
+        .membership(&addresses)
+        .await
+        .unwrap_or_else(|error| {
+            warn!(%error, "cannot read the master membership");
+            None
+        });
+    Ok(Observed {
+        raft,
+        pods: master_pods,
+        addresses,
+        desired_replicas: spec.masters.replicas,
+        statefulset_replicas,
+        replacement: ReplacementPolicy {
+            enabled: spec.replacement_enabled,
+            grace: spec.replacement_grace,
+        },
+        now,
+    })
+}
+
+/// Delete what owner references cannot: the cluster-scoped RBAC objects.
+async fn cleanup<M>(cluster: &KuduCluster, ctx: &Context<M>) -> Result<controller::Action, Error> {
+    let namespace = cluster.namespace().ok_or(Error::NoNamespace)?;
+    let name = names::cluster_rbac_name(&namespace, &cluster.name_any());
+    let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    ignore_not_found(bindings.delete(&name, &DeleteParams::default()).await)
+        .map_err(kube_err("deleting the ClusterRoleBinding"))?;
+    let roles: Api<ClusterRole> = Api::all(ctx.client.clone());
+    ignore_not_found(roles.delete(&name, &DeleteParams::default()).await)
+        .map_err(kube_err("deleting the ClusterRole"))?;
+    Ok(controller::Action::await_change())
+}
+
+fn ignore_not_found<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `KuduCluster` a master pod belongs to, from its labels.
+fn cluster_of_pod(pod: &Pod) -> Option<ObjectRef<KuduCluster>> {
+    let name = pod.labels().get(names::LABEL_INSTANCE)?;
+    let namespace = pod.namespace()?;
+    Some(ObjectRef::new(name).within(&namespace))
+}
+
+/// Run the controller until `shutdown` completes.
+pub async fn run<M: MasterAdmin>(
+    ctx: Arc<Context<M>>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let managed = watcher::Config::default().labels(&format!(
+        "{}={}",
+        names::LABEL_MANAGED_BY,
+        names::MANAGED_BY
+    ));
+    let master_pods = watcher::Config::default().labels(&format!(
+        "{}={},{}={}",
+        names::LABEL_NAME,
+        names::APP_NAME,
+        names::LABEL_COMPONENT,
+        Role::Master.component()
+    ));
+    Controller::new(
+        Api::<KuduCluster>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
+    .owns(Api::<Service>::all(client.clone()), managed.clone())
+    .owns(Api::<ConfigMap>::all(client.clone()), managed)
+    .watches(Api::<Pod>::all(client), master_pods, |pod| {
+        cluster_of_pod(&pod)
+    })
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|result| async move {
+        match result {
+            Ok((object, _)) => tracing::debug!(cluster = %object.name, "reconciled"),
+            Err(error) => warn!(%error, "reconcile error"),
+        }
+    })
+    .await;
+}

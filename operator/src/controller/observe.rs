@@ -1,0 +1,231 @@
+//! Turning Kubernetes pods and nodes into the membership loop's [`MasterPod`]s (pure).
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::build::names;
+use crate::membership::{MasterPod, NodeId, NodeState, PodPhase};
+
+/// Ordinal of a StatefulSet pod named `<statefulset>-<ordinal>`.
+pub fn ordinal_of(pod_name: &str, statefulset: &str) -> Option<i32> {
+    pod_name
+        .strip_prefix(statefulset)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
+        .filter(|o: &i32| *o >= 0)
+}
+
+fn condition_since(pod: &Pod, type_: &str, status: &str) -> Option<Timestamp> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
+fn node_state(pod: &Pod, node: Option<&Node>) -> NodeState {
+    let bound = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
+    if !bound {
+        return NodeState::Unassigned;
+    }
+    let Some(node) = node else {
+        return NodeState::Gone;
+    };
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    if ready {
+        NodeState::Ready
+    } else {
+        NodeState::NotReady
+    }
+}
+
+fn node_not_ready_since(node: Option<&Node>) -> Option<Timestamp> {
+    node?
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status != "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
+/// The [`MasterPod`] for `pod` of master StatefulSet `statefulset`, given its node (if
+/// the node object exists) and the node id its master reports. `None` for a pod that is
+/// not one of the StatefulSet's.
+pub fn master_pod(
+    pod: &Pod,
+    statefulset: &str,
+    node: Option<&Node>,
+    node_id: Option<NodeId>,
+) -> Option<MasterPod> {
+    let name = pod.metadata.name.as_deref()?;
+    let ordinal = ordinal_of(name, statefulset)?;
+    let phase = match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Running") => PodPhase::Running,
+        Some("Failed") | Some("Succeeded") => PodPhase::Failed,
+        Some("Unknown") => PodPhase::Unknown,
+        _ => PodPhase::Pending,
+    };
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let node_state = node_state(pod, node);
+    let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let unable_to_run_since = match (node_state, phase) {
+        (NodeState::NotReady, _) => node_not_ready_since(node)
+            .or_else(|| condition_since(pod, "Ready", "False"))
+            .or(created),
+        (NodeState::Gone, _) | (_, PodPhase::Unknown) => {
+            condition_since(pod, "Ready", "False").or(created)
+        }
+        (_, PodPhase::Pending) => condition_since(pod, "PodScheduled", "False").or(created),
+        _ => None,
+    };
+    Some(MasterPod {
+        ordinal,
+        phase,
+        ready,
+        node_id,
+        node: node_state,
+        unable_to_run_since,
+    })
+}
+
+/// Stable addresses of every possible master ordinal of the cluster.
+pub fn all_master_addresses(spec: &crate::validate::ValidatedSpec) -> Vec<String> {
+    (0..crate::crd::MAX_MASTER_REPLICAS)
+        .map(|ordinal| names::master_address(spec, ordinal))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeStatus, PodCondition, PodSpec, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
+    fn pod(name: &str, phase: &str, node: Option<&str>, ready: bool) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                creation_timestamp: Some(Time(at(0))),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(str::to_owned),
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some(phase.to_owned()),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".to_owned(),
+                    status: if ready { "True" } else { "False" }.to_owned(),
+                    last_transition_time: Some(Time(at(50))),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            }),
+        }
+    }
+
+    fn node(ready: bool, since: i64) -> Node {
+        Node {
+            status: Some(NodeStatus {
+                conditions: Some(vec![NodeCondition {
+                    type_: "Ready".to_owned(),
+                    status: if ready { "True" } else { "Unknown" }.to_owned(),
+                    last_transition_time: Some(Time(at(since))),
+                    ..NodeCondition::default()
+                }]),
+                ..NodeStatus::default()
+            }),
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn ordinals_parse_only_for_the_statefulset() {
+        assert_eq!(ordinal_of("demo-master-2", "demo-master"), Some(2));
+        assert_eq!(ordinal_of("demo-master-x", "demo-master"), None);
+        assert_eq!(ordinal_of("demo-master2", "demo-master"), None);
+        assert_eq!(ordinal_of("demo-tserver-0", "demo-master"), None);
+    }
+
+    #[test]
+    fn running_ready_pod_on_ready_node_can_run() {
+        let p = master_pod(
+            &pod("demo-master-1", "Running", Some("n1"), true),
+            "demo-master",
+            Some(&node(true, 0)),
+            Some(NodeId(5)),
+        )
+        .unwrap();
+        assert_eq!(p.ordinal, 1);
+        assert_eq!(p.phase, PodPhase::Running);
+        assert!(p.ready);
+        assert_eq!(p.node, NodeState::Ready);
+        assert_eq!(p.node_id, Some(NodeId(5)));
+        assert_eq!(p.unable_to_run_since, None);
+    }
+
+    #[test]
+    fn pod_on_not_ready_node_is_stuck_since_the_node_went_down() {
+        let p = master_pod(
+            &pod("demo-master-0", "Running", Some("n1"), false),
+            "demo-master",
+            Some(&node(false, 30)),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.node, NodeState::NotReady);
+        assert!(p.stuck());
+        assert_eq!(p.unable_to_run_since, Some(at(30)));
+    }
+
+    #[test]
+    fn pod_whose_node_vanished_is_stuck() {
+        let p = master_pod(
+            &pod("demo-master-0", "Unknown", Some("gone"), false),
+            "demo-master",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.node, NodeState::Gone);
+        assert_eq!(p.unable_to_run_since, Some(at(50)));
+    }
+
+    #[test]
+    fn pending_unscheduled_pod_is_stuck_since_creation() {
+        let mut pending = pod("demo-master-2", "Pending", None, false);
+        pending.status.as_mut().unwrap().conditions = None;
+        let p = master_pod(&pending, "demo-master", None, None).unwrap();
+        assert_eq!(p.node, NodeState::Unassigned);
+        assert_eq!(p.phase, PodPhase::Pending);
+        assert_eq!(p.unable_to_run_since, Some(at(0)));
+    }
+}
