@@ -61,8 +61,12 @@ pub const ENV_POD_NAME: &str = "POD_NAME";
 pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
 /// Env var: comma-separated master addresses (from the ConfigMap).
 pub const ENV_MASTER_ADDRESSES: &str = "KUDU_MASTER_ADDRESSES";
-/// Env var: this process's advertised RPC address.
-pub const ENV_RPC_ADDR: &str = "KUDU_RPC_ADDR";
+/// Env var: the pod's IP (downward API), which the servers bind to.
+pub const ENV_POD_IP: &str = "POD_IP";
+/// Env var: this process's advertised RPC address (its stable DNS name).
+pub const ENV_ADVERTISED_ADDR: &str = "KUDU_ADVERTISED_ADDR";
+/// Env var: master addresses for the `kudu` CLI inside master pods (preStop, exec).
+pub const ENV_CLI_MASTERS: &str = "KUDU_MASTERS";
 /// Env var: topology label keys for `kudu location` (from the ConfigMap).
 pub const ENV_LOCATION_LABELS: &str = "KUDU_LOCATION_LABELS";
 

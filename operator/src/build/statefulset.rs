@@ -28,9 +28,14 @@ pub const SPREAD_TOPOLOGY_KEYS: [&str; 2] =
     ["topology.kubernetes.io/zone", "kubernetes.io/hostname"];
 /// Seconds a master gets to hand over leadership and stop.
 pub const MASTER_TERMINATION_GRACE_SECONDS: i64 = 60;
-/// The master's preStop hook: hand over leadership before stopping. The command reads
-/// its own address and the masters' from `KUDU_RPC_ADDR` and `KUDU_MASTER_ADDRESSES`.
-pub const MASTER_PRE_STOP: [&str; 4] = [names::KUDU_BINARY, "master", "step-down", "--if-leader"];
+/// The master's preStop hook: hand over leadership if this master leads. A shell expands
+/// the pod's own address (Kubernetes does not expand `$(VAR)` in hooks); the CLI reads the
+/// master addresses from `KUDU_MASTERS`.
+pub const MASTER_PRE_STOP: [&str; 3] = [
+    "sh",
+    "-c",
+    "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\"",
+];
 
 /// The master StatefulSet with `replicas` pods (see [`super::BuildInputs`]).
 pub fn master_statefulset(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
@@ -56,6 +61,11 @@ pub fn master_statefulset(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
         ..Lifecycle::default()
     });
     if let Some(env) = container.env.as_mut() {
+        env.push(config_env(
+            spec,
+            names::ENV_CLI_MASTERS,
+            names::CONFIG_MASTER_ADDRESSES,
+        ));
         env.push(field_env(names::ENV_POD_NAMESPACE, "metadata.namespace"));
         env.push(config_env(
             spec,
@@ -189,15 +199,22 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
         names::CLUSTER_DOMAIN,
         role.rpc_port(),
     );
+    // Servers bind to the pod IP and advertise the stable DNS name, which is what Raft
+    // membership and the address lists use.
     let mut args = vec![
         role.component().to_owned(),
         "run".to_owned(),
         format!("--data-dir={}", names::DATA_DIR),
-        format!("--rpc-addr=$({})", names::ENV_RPC_ADDR),
+        format!("--rpc-addr=$({}):{}", names::ENV_POD_IP, role.rpc_port()),
+        format!("--advertised-addr=$({})", names::ENV_ADVERTISED_ADDR),
         format!("--master-addresses=$({})", names::ENV_MASTER_ADDRESSES),
     ];
     if role == Role::Master {
-        args.push(format!("--http-addr=0.0.0.0:{}", role.http_port()));
+        args.push(format!(
+            "--http-addr=$({}):{}",
+            names::ENV_POD_IP,
+            role.http_port()
+        ));
         args.push(format!(
             "--location-mapping-cmd={}",
             names::LOCATION_MAPPING_CMD
@@ -212,8 +229,9 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
         args: Some(args),
         env: Some(vec![
             field_env(names::ENV_POD_NAME, "metadata.name"),
+            field_env(names::ENV_POD_IP, "status.podIP"),
             EnvVar {
-                name: names::ENV_RPC_ADDR.to_owned(),
+                name: names::ENV_ADVERTISED_ADDR.to_owned(),
                 value: Some(own_address),
                 ..EnvVar::default()
             },
@@ -357,18 +375,19 @@ mod tests {
                 "master",
                 "run",
                 "--data-dir=/var/lib/kudu",
-                "--rpc-addr=$(KUDU_RPC_ADDR)",
+                "--rpc-addr=$(POD_IP):7051",
+                "--advertised-addr=$(KUDU_ADVERTISED_ADDR)",
                 "--master-addresses=$(KUDU_MASTER_ADDRESSES)",
-                "--http-addr=0.0.0.0:8051",
+                "--http-addr=$(POD_IP):8051",
                 "--location-mapping-cmd=kudu location",
                 "--raft-heartbeat-ms=500",
             ]
         );
         assert_eq!(
-            env_value(c, "KUDU_RPC_ADDR").value.as_deref(),
+            env_value(c, "KUDU_ADVERTISED_ADDR").value.as_deref(),
             Some("$(POD_NAME).demo-masters.db.svc.cluster.local:7051")
         );
-        // POD_NAME must precede the variable that references it.
+        // Variables must precede the ones that reference them.
         let env_names: Vec<_> = c
             .env
             .as_ref()
@@ -380,8 +399,10 @@ mod tests {
             env_names,
             [
                 "POD_NAME",
-                "KUDU_RPC_ADDR",
+                "POD_IP",
+                "KUDU_ADVERTISED_ADDR",
                 "KUDU_MASTER_ADDRESSES",
+                "KUDU_MASTERS",
                 "POD_NAMESPACE",
                 "KUDU_LOCATION_LABELS"
             ]
@@ -408,7 +429,11 @@ mod tests {
         let pre_stop = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
         assert_eq!(
             pre_stop.exec.as_ref().unwrap().command.as_ref().unwrap(),
-            &["kudu", "master", "step-down", "--if-leader"]
+            &[
+                "sh",
+                "-c",
+                "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""
+            ]
         );
         assert_eq!(
             pod_spec(&sts).service_account_name.as_deref(),
@@ -517,7 +542,7 @@ mod tests {
         assert!(args.contains(&"--master-addresses=$(KUDU_MASTER_ADDRESSES)".to_owned()));
         assert!(!args.iter().any(|a| a.starts_with("--location-mapping-cmd")));
         assert_eq!(
-            env_value(c, "KUDU_RPC_ADDR").value.as_deref(),
+            env_value(c, "KUDU_ADVERTISED_ADDR").value.as_deref(),
             Some("$(POD_NAME).demo-tservers.db.svc.cluster.local:7050")
         );
         assert!(c.lifecycle.is_none());

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod execute;
 pub mod masters;
 pub mod observe;
+pub mod rollout;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -33,7 +34,7 @@ use self::apply::ApplyError;
 use self::execute::ExecuteError;
 use self::masters::MasterAdmin;
 use crate::build::names::{self, FIELD_MANAGER, Role};
-use crate::build::{BuildError, BuildInputs, build_all};
+use crate::build::{BuildError, BuildInputs, Object, build_all};
 use crate::crd::{KuduCluster, KuduClusterStatus};
 use crate::membership::{self, Observed, ReplacementPolicy};
 use crate::metrics::{ActionLabels, ErrorLabels, Metrics};
@@ -214,7 +215,22 @@ async fn reconcile_apply<M: MasterAdmin>(
         },
         None => BuildInputs::initial(&spec),
     };
+    let tserver_sts_name = names::statefulset_name(&spec.name, Role::TServer);
+    let tserver_sts_exists = statefulsets
+        .get_opt(&tserver_sts_name)
+        .await
+        .map_err(kube_err("reading the tablet server StatefulSet"))?
+        .is_some();
+    // Masters before tablet servers: once both exist, the tablet servers' StatefulSet is
+    // changed only after the masters' rollout finished.
+    let masters_rolled_out = master_sts.as_ref().is_some_and(rollout::rolled_out);
     for object in build_all(&spec, inputs)? {
+        let is_tserver_sts =
+            matches!(&object, Object::StatefulSet(_)) && object.name() == tserver_sts_name;
+        if is_tserver_sts && tserver_sts_exists && !masters_rolled_out {
+            tracing::debug!("tablet server StatefulSet waits for the masters' rollout");
+            continue;
+        }
         apply::apply(&ctx.client, &object).await?;
     }
 
