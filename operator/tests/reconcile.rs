@@ -1,0 +1,376 @@
+//! The reconciler against a fake API server that records every request: which objects
+//! are applied with which field manager, what status is written, which membership action
+//! is executed and which Events are published.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use http::{Method, Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Recorder, Reporter};
+use kudu_operator::build::names;
+use kudu_operator::controller::masters::{MasterAdmin, MasterAdminError, NoMasterAdmin};
+use kudu_operator::controller::{Context, FINALIZER, reconcile};
+use kudu_operator::membership::{NodeId, RaftMember, RaftView};
+use kudu_operator::metrics::Metrics;
+use kudu_operator::validate::validate;
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug)]
+struct Recorded {
+    method: Method,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+/// A fake API server: GETs answer from `objects` (404 otherwise), lists of pods answer
+/// `pods`, PATCH and POST echo the object sent (a status PATCH echoes the cluster).
+#[derive(Clone, Default)]
+struct FakeApi {
+    objects: Arc<Mutex<BTreeMap<String, Value>>>,
+    pods: Arc<Mutex<Vec<Value>>>,
+    cluster: Arc<Mutex<Value>>,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl FakeApi {
+    fn client(&self) -> Client {
+        let fake = self.clone();
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let fake = fake.clone();
+            async move { Ok::<_, std::convert::Infallible>(fake.handle(request).await) }
+        });
+        Client::new(service, "db")
+    }
+
+    async fn handle(&self, request: Request<Body>) -> Response<Body> {
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        let bytes = request.into_body().collect_bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        self.requests.lock().unwrap().push(Recorded {
+            method: method.clone(),
+            path: path.clone(),
+            query,
+            body: body.clone(),
+        });
+        let (status, reply) = match method {
+            Method::GET if path.ends_with("/pods") => (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
+                       "items": *self.pods.lock().unwrap()}),
+            ),
+            Method::GET => match self.objects.lock().unwrap().get(&path) {
+                Some(object) => (StatusCode::OK, object.clone()),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                           "code": 404, "reason": "NotFound", "message": "not found"}),
+                ),
+            },
+            Method::PATCH if path.ends_with("/status") => {
+                let mut cluster = self.cluster.lock().unwrap().clone();
+                cluster["status"] = body["status"].clone();
+                (StatusCode::OK, cluster)
+            }
+            Method::POST => (StatusCode::CREATED, body),
+            _ => (StatusCode::OK, body),
+        };
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap()
+    }
+
+    fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn context<M: MasterAdmin>(client: Client, masters: M) -> Arc<Context<M>> {
+    Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "kudu-operator".to_owned(),
+                instance: Some("test".to_owned()),
+            },
+        ),
+        client,
+        metrics: Arc::new(Metrics::default()),
+        masters,
+    })
+}
+
+fn cluster(spec_yaml: &str) -> kudu_operator::crd::KuduCluster {
+    let mut cluster = support::cluster(spec_yaml);
+    cluster.metadata.finalizers = Some(vec![FINALIZER.to_owned()]);
+    cluster.metadata.generation = Some(3);
+    cluster
+}
+
+fn status_condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn new_cluster_applies_every_object_server_side_then_writes_status() {
+    let fake = FakeApi::default();
+    let kc = cluster("image: kudu:1\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    let ctx = context(fake.client(), NoMasterAdmin);
+
+    let requeue = reconcile(Arc::new(kc), ctx).await.unwrap();
+    assert_eq!(
+        requeue,
+        Requeue::requeue(std::time::Duration::from_secs(10))
+    );
+
+    let requests = fake.requests();
+    let applies: Vec<&Recorded> = requests
+        .iter()
+        .filter(|r| r.method == Method::PATCH && !r.path.ends_with("/status"))
+        .collect();
+    let applied: Vec<(String, String)> = applies
+        .iter()
+        .map(|r| {
+            (
+                r.body["kind"].as_str().unwrap().to_owned(),
+                r.body["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(applied.len(), 13, "{applied:?}");
+    let position = |name: &str| {
+        applied
+            .iter()
+            .position(|(k, n)| k == "StatefulSet" && n == name)
+    };
+    assert!(position("demo-master") < position("demo-tserver"));
+    for request in &applies {
+        assert!(
+            request.query.contains("fieldManager=kudu-operator"),
+            "{}",
+            request.query
+        );
+        assert!(request.query.contains("force=true"), "{}", request.query);
+    }
+    // The master StatefulSet did not exist: it starts with all desired masters.
+    let master_sts = applies
+        .iter()
+        .find(|r| r.path.ends_with("/statefulsets/demo-master"))
+        .unwrap();
+    assert_eq!(master_sts.body["spec"]["replicas"], 3);
+
+    let status_patch = requests
+        .iter()
+        .find(|r| r.path.ends_with("/kuduclusters/demo/status"))
+        .expect("status written");
+    assert!(status_patch.query.contains("fieldManager=kudu-operator"));
+    let status = &status_patch.body["status"];
+    assert_eq!(status_condition(status, "Available")["reason"], "NoLeader");
+    assert_eq!(
+        status_condition(status, "Available")["observedGeneration"],
+        3
+    );
+    assert_eq!(status["observedGeneration"], 3);
+    // No membership action without a leader.
+    assert!(!requests.iter().any(|r| r.method == Method::POST));
+}
+
+#[tokio::test]
+async fn invalid_spec_gets_a_condition_and_an_event_but_no_objects() {
+    let fake = FakeApi::default();
+    let kc = cluster("image: kudu:1\nmasters: {replicas: 2}\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    let ctx = context(fake.client(), NoMasterAdmin);
+
+    let requeue = reconcile(Arc::new(kc), ctx).await.unwrap();
+    assert_eq!(requeue, Requeue::await_change());
+
+    let requests = fake.requests();
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.method == Method::PATCH && !r.path.ends_with("/status")),
+        "no object may be applied for an invalid spec"
+    );
+    let status = &requests
+        .iter()
+        .find(|r| r.path.ends_with("/status"))
+        .unwrap()
+        .body["status"];
+    let degraded = status_condition(status, "Degraded");
+    assert_eq!(degraded["reason"], "InvalidSpec");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("1, 3, 5 or 7")
+    );
+    let event = requests.iter().find(|r| r.method == Method::POST).unwrap();
+    assert!(event.path.ends_with("/events"));
+    assert_eq!(event.body["reason"], "InvalidSpec");
+    assert_eq!(event.body["type"], "Warning");
+}
+
+/// Masters that answer like a healthy group of `n`, leader 0.
+struct HealthyMasters {
+    addresses: Vec<String>,
+    n: usize,
+}
+
+fn node_id(ordinal: usize) -> NodeId {
+    NodeId(1000 + u64::try_from(ordinal).unwrap())
+}
+
+impl MasterAdmin for HealthyMasters {
+    async fn membership(&self, _: &[String]) -> Result<Option<RaftView>, MasterAdminError> {
+        Ok(Some(RaftView {
+            leader: Some(node_id(0)),
+            members: (0..self.n)
+                .map(|o| RaftMember {
+                    node_id: node_id(o),
+                    address: self.addresses[o].clone(),
+                    voter: true,
+                })
+                .collect(),
+            change_in_flight: false,
+        }))
+    }
+
+    async fn node_id(&self, address: &str) -> Result<Option<NodeId>, MasterAdminError> {
+        Ok(self
+            .addresses
+            .iter()
+            .position(|a| a == address)
+            .map(node_id))
+    }
+
+    async fn add_master(&self, _: &[String], _: &str) -> Result<(), MasterAdminError> {
+        panic!("unexpected AddMaster")
+    }
+
+    async fn remove_master(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+        panic!("unexpected RemoveMaster")
+    }
+
+    async fn step_down(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+        panic!("unexpected StepDown")
+    }
+}
+
+fn ready_pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "db", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "kudu"}]},
+        "status": {"phase": "Running",
+                   "conditions": [{"type": "Ready", "status": "True"}]}
+    })
+}
+
+#[tokio::test]
+async fn scaling_masters_up_resizes_the_statefulset_and_records_it() {
+    let fake = FakeApi::default();
+    let kc = cluster("image: kudu:1\nmasters: {replicas: 5}\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    {
+        let mut objects = fake.objects.lock().unwrap();
+        objects.insert(
+            "/apis/apps/v1/namespaces/db/statefulsets/demo-master".to_owned(),
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                   "metadata": {"name": "demo-master", "namespace": "db"},
+                   "spec": {"replicas": 3, "selector": {}, "template": {}}}),
+        );
+        objects.insert(
+            "/apis/apps/v1/namespaces/db/statefulsets/demo-tserver".to_owned(),
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                   "metadata": {"name": "demo-tserver", "namespace": "db"},
+                   "spec": {"replicas": 3, "selector": {}, "template": {}},
+                   "status": {"replicas": 3, "readyReplicas": 3}}),
+        );
+        objects.insert(
+            "/api/v1/nodes/n1".to_owned(),
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+                   "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
+    }
+    *fake.pods.lock().unwrap() = (0..3)
+        .map(|o| ready_pod(&format!("demo-master-{o}")))
+        .collect();
+    let spec = validate(&kc).unwrap();
+    let masters = HealthyMasters {
+        addresses: (0..7).map(|o| names::master_address(&spec, o)).collect(),
+        n: 3,
+    };
+    let ctx = context(fake.client(), masters);
+
+    reconcile(Arc::new(kc), ctx.clone()).await.unwrap();
+
+    let requests = fake.requests();
+    // The apply keeps the StatefulSet at its current size; the membership loop resizes.
+    let applied_sts = requests
+        .iter()
+        .find(|r| r.path.ends_with("/statefulsets/demo-master") && r.query.contains("force"))
+        .unwrap();
+    assert_eq!(applied_sts.body["spec"]["replicas"], 3);
+    // The masters' StatefulSet has not rolled out (no status yet): the tablet servers'
+    // existing StatefulSet is left alone.
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.path.ends_with("/statefulsets/demo-tserver") && r.method == Method::PATCH)
+    );
+    let resize = requests
+        .iter()
+        .find(|r| {
+            r.method == Method::PATCH
+                && r.path.ends_with("/statefulsets/demo-master")
+                && !r.query.contains("force")
+        })
+        .expect("resize patch");
+    assert_eq!(resize.body, json!({"spec": {"replicas": 5}}));
+
+    let event = requests.iter().find(|r| r.method == Method::POST).unwrap();
+    assert_eq!(event.body["reason"], "ResizeStatefulSet");
+    assert_eq!(event.body["type"], "Normal");
+
+    let status = &requests
+        .iter()
+        .find(|r| r.path.ends_with("/status"))
+        .unwrap()
+        .body["status"];
+    assert_eq!(status["masterVoters"], "3/5");
+    assert_eq!(status["leader"], "demo-master-0");
+    assert_eq!(
+        status["lastMembershipChange"]["action"],
+        "ResizeStatefulSet"
+    );
+    assert_eq!(status["masters"].as_array().unwrap().len(), 3);
+    assert_eq!(status_condition(status, "Available")["status"], "True");
+    assert_eq!(
+        status_condition(status, "Progressing")["reason"],
+        "MembershipChange"
+    );
+    let resized = ctx
+        .metrics
+        .membership_actions
+        .get_or_create(&kudu_operator::metrics::ActionLabels {
+            action: "ResizeStatefulSet",
+        })
+        .get();
+    assert_eq!(resized, 1);
+}
