@@ -45,8 +45,8 @@ pub const RESERVED_FLAGS: [&str; 5] = [
     "--location-mapping-cmd",
 ];
 
-/// A Kudu cluster: Raft-replicated masters and tablet servers, with locations derived
-/// from the topology labels of the nodes the pods run on.
+/// Desired state of a Kudu cluster: Raft-replicated masters and tablet servers, with
+/// tablet server locations derived from the topology labels of their nodes.
 // Clippy reads the repeated `type_ = "string"` of the printer columns as duplicates.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
