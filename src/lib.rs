@@ -1,1 +1,13 @@
+//! Kudu-style masters replicated with Raft, tablet servers, and the client library and CLI
+//! built on them.
 
+pub mod catalog;
+pub mod client;
+pub mod convert;
+pub mod ids;
+pub mod master;
+pub mod pb;
+pub mod placement;
+pub mod rpc;
+pub mod shutdown;
+pub mod tserver;

@@ -1,0 +1,33 @@
+use serde::{Deserialize, Serialize};
+
+/// Why a catalog operation was refused. Part of the replicated state machine's output, so
+/// it is serializable and deterministic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CatalogError {
+    #[error("table '{0}' not found")]
+    TableNotFound(String),
+    #[error("table '{0}' already exists")]
+    TableAlreadyExists(String),
+    #[error("{0}")]
+    InvalidTableName(String),
+    #[error("invalid schema: {0}")]
+    InvalidSchema(String),
+    #[error("invalid alteration: {0}")]
+    InvalidAlter(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl CatalogError {
+    /// Stable machine-readable code, sent to clients with the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CatalogError::TableNotFound(_) => "TABLE_NOT_FOUND",
+            CatalogError::TableAlreadyExists(_) => "TABLE_ALREADY_EXISTS",
+            CatalogError::InvalidTableName(_) => "INVALID_TABLE_NAME",
+            CatalogError::InvalidSchema(_) => "INVALID_SCHEMA",
+            CatalogError::InvalidAlter(_) => "INVALID_ALTER",
+            CatalogError::InvalidArgument(_) => "INVALID_ARGUMENT",
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The replicated catalog: tables and tablets. Pure domain code: it knows neither Raft,
+//! gRPC nor RocksDB. The master's state machine applies [`CatalogCommand`]s to a
+//! [`Catalog`] and persists the [`Mutation`]s each application returns.
+
+mod command;
+mod error;
+mod model;
+pub mod schema;
+mod state;
+
+pub use command::{AlterStep, CatalogCommand, CatalogOutcome, CatalogResponse};
+pub use error::CatalogError;
+pub use model::{Table, TableState, Tablet};
+pub use schema::{Column, ColumnType, Schema};
+pub use state::{Catalog, CatalogRecord, Mutation, REQUEST_HISTORY};

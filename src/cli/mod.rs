@@ -1,0 +1,91 @@
+//! Command-line parsing and dispatch.
+
+mod master;
+mod output;
+mod table;
+mod tserver;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kudu::client::{ClientOptions, MasterClient};
+
+/// Kudu-style masters replicated with Raft, tablet servers, and their command-line client.
+#[derive(Parser, Debug)]
+#[command(name = "kudu", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run or manage masters.
+    #[command(subcommand)]
+    Master(master::MasterCommand),
+    /// Run or list tablet servers.
+    #[command(subcommand)]
+    Tserver(tserver::TServerCommand),
+    /// Create, inspect, alter and delete tables.
+    #[command(subcommand)]
+    Table(table::TableCommand),
+}
+
+/// Output format of client commands.
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Options every client command takes.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Comma-separated master RPC addresses (a seed list; the current membership is learned).
+    #[arg(short = 'm', long = "masters", env = "KUDU_MASTERS", value_delimiter = ',', required = true)]
+    pub masters: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Overall deadline of the operation, retries included, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+}
+
+impl ClientArgs {
+    pub fn client(&self) -> anyhow::Result<MasterClient> {
+        let options = ClientOptions {
+            timeout: Duration::from_millis(self.timeout_ms),
+            rpc_timeout: Duration::from_millis(self.timeout_ms.clamp(1_000, 10_000)),
+        };
+        MasterClient::new(self.masters.clone(), options).context("cannot create the client")
+    }
+}
+
+/// Server processes log at info, client commands at warn; `RUST_LOG` overrides;
+/// `KUDU_LOG_FORMAT=json` gives JSON lines.
+pub fn init_logging(cli: &Cli) {
+    let server = matches!(
+        cli.command,
+        Command::Master(master::MasterCommand::Run(_)) | Command::Tserver(tserver::TServerCommand::Run(_))
+    );
+    let default = if server { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("KUDU_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Master(cmd) => master::run(cmd).await,
+        Command::Tserver(cmd) => tserver::run(cmd).await,
+        Command::Table(cmd) => table::run(cmd).await,
+    }
+}

@@ -1,0 +1,91 @@
+//! `kudu tserver ...`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use kudu::tserver::TServerConfig;
+use serde::Serialize;
+
+use super::output::print;
+use super::ClientArgs;
+
+#[derive(Subcommand, Debug)]
+pub enum TServerCommand {
+    /// Run a tablet server process.
+    Run(RunArgs),
+    /// List the tablet servers the leader master knows.
+    List(ClientArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Directory of the tablet server's data.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address the RPC server listens on.
+    #[arg(long, default_value = "0.0.0.0:7050")]
+    rpc_addr: String,
+    /// Address masters and clients reach this server at (default: --rpc-addr).
+    #[arg(long)]
+    advertised_addr: Option<String>,
+    /// Comma-separated master RPC addresses (a seed list).
+    #[arg(long, env = "KUDU_MASTER_ADDRESSES", value_delimiter = ',', required = true)]
+    master_addresses: Vec<String>,
+    /// Interval between heartbeats to the masters.
+    #[arg(long, default_value_t = 1_000)]
+    heartbeat_interval_ms: u64,
+}
+
+#[derive(Serialize)]
+struct TServerOut {
+    uuid: String,
+    rpc_address: String,
+    location: String,
+    live: bool,
+    millis_since_heartbeat: u64,
+    replicas: u32,
+}
+
+pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
+    match cmd {
+        TServerCommand::Run(args) => {
+            let config = TServerConfig {
+                data_dir: args.data_dir,
+                advertised_addr: args.advertised_addr.unwrap_or_else(|| args.rpc_addr.clone()),
+                rpc_bind: args.rpc_addr,
+                master_addresses: args.master_addresses.iter().map(|a| a.trim().to_string()).collect(),
+                heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms.max(10)),
+            };
+            kudu::tserver::run(config).await?;
+        }
+        TServerCommand::List(client_args) => {
+            let servers = client_args.client()?.list_tablet_servers().await?;
+            let out: Vec<TServerOut> = servers
+                .into_iter()
+                .map(|s| TServerOut {
+                    uuid: s.uuid,
+                    rpc_address: s.rpc_address,
+                    location: s.location,
+                    live: s.live,
+                    millis_since_heartbeat: s.millis_since_heartbeat,
+                    replicas: s.num_replicas,
+                })
+                .collect();
+            let rows = out
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.uuid.clone(),
+                        s.rpc_address.clone(),
+                        if s.live { "LIVE" } else { "DEAD" }.to_string(),
+                        s.replicas.to_string(),
+                        s.location.clone(),
+                    ]
+                })
+                .collect();
+            print(client_args.format, &out, &["UUID", "RPC ADDRESS", "STATE", "REPLICAS", "LOCATION"], rows)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,329 @@
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use tonic::transport::Channel;
+
+use super::error::ClientError;
+use crate::catalog::{AlterStep, Schema};
+use crate::convert::{alter_step_to_pb, schema_to_pb};
+use crate::pb::master as pb;
+use crate::pb::master::master_service_client::MasterServiceClient;
+use crate::rpc::{self, ChannelPool};
+
+/// Error codes after which the same request is retried (with the same request id).
+const RETRYABLE_CODES: [&str; 2] = [rpc::NOT_THE_LEADER, "TIMED_OUT"];
+
+/// Deadlines of a client.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Overall deadline of one operation, retries included.
+    pub timeout: Duration,
+    /// Deadline of one RPC attempt.
+    pub rpc_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(30), rpc_timeout: Duration::from_secs(10) }
+    }
+}
+
+#[derive(Default)]
+struct Known {
+    /// Addresses of the current members, as last reported by a master.
+    members: Vec<String>,
+    leader: Option<String>,
+}
+
+/// A client of the master group.
+pub struct MasterClient {
+    seeds: Vec<String>,
+    known: Mutex<Known>,
+    pool: ChannelPool,
+    options: ClientOptions,
+}
+
+fn with_timeout<T>(mut request: tonic::Request<T>, timeout: Duration) -> tonic::Request<T> {
+    request.set_timeout(timeout);
+    request
+}
+
+impl MasterClient {
+    /// A client of the masters at `addresses` (`host:port` each; a seed list).
+    pub fn new(addresses: Vec<String>, options: ClientOptions) -> Result<Self, ClientError> {
+        let seeds: Vec<String> =
+            addresses.into_iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
+        if seeds.is_empty() {
+            return Err(ClientError::InvalidArgument("no master addresses given".into()));
+        }
+        Ok(Self { seeds, known: Mutex::new(Known::default()), pool: ChannelPool::default(), options })
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The addresses this client currently tries: learned members first, then the seeds.
+    pub fn addresses(&self) -> Vec<String> {
+        let known = self.known();
+        let mut all = known.members.clone();
+        for seed in &self.seeds {
+            if !all.contains(seed) {
+                all.push(seed.clone());
+            }
+        }
+        all
+    }
+
+    fn service(&self, address: &str) -> Result<MasterServiceClient<Channel>, ClientError> {
+        let channel = self
+            .pool
+            .get(address)
+            .map_err(|e| ClientError::InvalidArgument(format!("bad master address '{address}': {e}")))?;
+        Ok(MasterServiceClient::new(channel))
+    }
+
+    /// Asks one master who it is and whom it follows.
+    pub async fn connect_to(&self, address: &str) -> Result<pb::ConnectToMasterResponse, tonic::Status> {
+        let mut service = self.service(address).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        let request = with_timeout(tonic::Request::new(pb::ConnectToMasterRequest {}), self.options.rpc_timeout);
+        Ok(service.connect_to_master(request).await?.into_inner())
+    }
+
+    /// Asks every known master at once and returns the leader's address, if one answers.
+    async fn find_leader(&self) -> Option<String> {
+        let addresses = self.addresses();
+        let answers = join_all(addresses.iter().map(|a| self.connect_to(a))).await;
+        let mut hint = None;
+        for (address, answer) in addresses.iter().zip(answers) {
+            let Ok(answer) = answer else { continue };
+            if answer.role == pb::Role::Leader as i32 {
+                let mut known = self.known();
+                known.members = answer.members.iter().map(|m| m.address.clone()).collect();
+                known.leader = Some(address.clone());
+                return Some(address.clone());
+            }
+            if !answer.leader_address.is_empty() {
+                hint = Some(answer.leader_address);
+            }
+        }
+        hint
+    }
+
+    /// Runs `call` against the leader, retrying on NOT_THE_LEADER, timeouts and transport
+    /// errors until the client's deadline.
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, ClientError>
+    where
+        F: Fn(MasterServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let started = Instant::now();
+        let deadline = started + self.options.timeout;
+        let mut backoff = Duration::from_millis(20);
+        let mut last_error: String;
+        loop {
+            let cached = self.known().leader.clone();
+            let leader = match cached {
+                Some(leader) => Some(leader),
+                None => self.find_leader().await,
+            };
+            if let Some(leader) = leader {
+                let service = self.service(&leader)?;
+                match tokio::time::timeout(self.options.rpc_timeout, call(service)).await {
+                    Ok(Ok(response)) => return Ok(response.into_inner()),
+                    Ok(Err(status)) => match rpc::error_code(&status) {
+                        Some(code) if RETRYABLE_CODES.contains(&code) => {
+                            let hint = status.metadata().get(rpc::LEADER_ADDR_KEY).and_then(|v| v.to_str().ok());
+                            self.known().leader = hint.filter(|h| *h != leader).map(str::to_string);
+                            last_error = format!("{leader}: {}", status.message());
+                            if hint.is_some() {
+                                // Follow the hint at once.
+                                continue;
+                            }
+                        }
+                        Some(code) => {
+                            return Err(ClientError::Master {
+                                code: code.to_string(),
+                                message: status.message().to_string(),
+                            });
+                        }
+                        None => {
+                            self.known().leader = None;
+                            last_error = format!("{leader}: {} ({:?})", status.message(), status.code());
+                        }
+                    },
+                    Err(_) => {
+                        self.known().leader = None;
+                        last_error = format!("{leader}: no answer within {:?}", self.options.rpc_timeout);
+                    }
+                }
+            } else {
+                last_error = "no master reports a leader".to_string();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::NoLeader {
+                    timeout_ms: self.options.timeout.as_millis(),
+                    addresses: self.addresses().join(","),
+                    last_error,
+                });
+            }
+            tokio::time::sleep(backoff.min(deadline - now)).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    fn rpc_timeout(&self) -> Duration {
+        self.options.rpc_timeout
+    }
+
+    /// Creates a table. Retries carry one request id, so a table is never created twice.
+    pub async fn create_table(
+        &self,
+        name: &str,
+        schema: &Schema,
+        num_partitions: u32,
+        replication_factor: u32,
+    ) -> Result<pb::TableInfo, ClientError> {
+        let request = pb::CreateTableRequest {
+            name: name.to_string(),
+            schema: Some(schema_to_pb(schema)),
+            num_partitions,
+            replication_factor,
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        let t = self.rpc_timeout();
+        let response = self
+            .call(|mut c| {
+                let r = with_timeout(tonic::Request::new(request.clone()), t);
+                async move { c.create_table(r).await }
+            })
+            .await?;
+        response.table.ok_or_else(|| ClientError::InvalidArgument("master returned no table".into()))
+    }
+
+    /// Deletes a table; returns its id.
+    pub async fn delete_table(&self, name: &str) -> Result<String, ClientError> {
+        let request = pb::DeleteTableRequest { name: name.to_string(), request_id: uuid::Uuid::new_v4().to_string() };
+        let t = self.rpc_timeout();
+        let response = self
+            .call(|mut c| {
+                let r = with_timeout(tonic::Request::new(request.clone()), t);
+                async move { c.delete_table(r).await }
+            })
+            .await?;
+        Ok(response.table_id)
+    }
+
+    /// Applies alteration steps atomically; returns the altered table.
+    pub async fn alter_table(&self, name: &str, steps: &[AlterStep]) -> Result<pb::TableInfo, ClientError> {
+        let request = pb::AlterTableRequest {
+            name: name.to_string(),
+            steps: steps.iter().map(alter_step_to_pb).collect(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        let t = self.rpc_timeout();
+        let response = self
+            .call(|mut c| {
+                let r = with_timeout(tonic::Request::new(request.clone()), t);
+                async move { c.alter_table(r).await }
+            })
+            .await?;
+        response.table.ok_or_else(|| ClientError::InvalidArgument("master returned no table".into()))
+    }
+
+    pub async fn list_tables(&self) -> Result<Vec<pb::TableInfo>, ClientError> {
+        let t = self.rpc_timeout();
+        let response = self
+            .call(|mut c| async move {
+                c.list_tables(with_timeout(tonic::Request::new(pb::ListTablesRequest {}), t)).await
+            })
+            .await?;
+        Ok(response.tables)
+    }
+
+    pub async fn get_table_schema(&self, name: &str) -> Result<pb::TableInfo, ClientError> {
+        let t = self.rpc_timeout();
+        let response = self
+            .call(|mut c| {
+                let r = with_timeout(tonic::Request::new(pb::GetTableSchemaRequest { name: name.to_string() }), t);
+                async move { c.get_table_schema(r).await }
+            })
+            .await?;
+        response.table.ok_or_else(|| ClientError::InvalidArgument("master returned no table".into()))
+    }
+
+    pub async fn get_table_locations(&self, name: &str) -> Result<pb::GetTableLocationsResponse, ClientError> {
+        let t = self.rpc_timeout();
+        self.call(|mut c| {
+            let r = with_timeout(tonic::Request::new(pb::GetTableLocationsRequest { name: name.to_string() }), t);
+            async move { c.get_table_locations(r).await }
+        })
+        .await
+    }
+
+    pub async fn list_tablet_servers(&self) -> Result<Vec<pb::TabletServerEntry>, ClientError> {
+        let t = self.rpc_timeout();
+        let response = self
+            .call(|mut c| async move {
+                c.list_tablet_servers(with_timeout(tonic::Request::new(pb::ListTabletServersRequest {}), t)).await
+            })
+            .await?;
+        Ok(response.servers)
+    }
+
+    pub async fn list_masters(&self) -> Result<pb::ListMastersResponse, ClientError> {
+        let t = self.rpc_timeout();
+        self.call(|mut c| async move {
+            c.list_masters(with_timeout(tonic::Request::new(pb::ListMastersRequest {}), t)).await
+        })
+        .await
+    }
+
+    /// Adds the master at `address` to the Raft group; returns its node id.
+    pub async fn add_master(&self, address: &str) -> Result<u64, ClientError> {
+        // Catching up may take longer than an ordinary RPC.
+        let t = self.options.timeout;
+        let response = self
+            .call(|mut c| {
+                let r = with_timeout(tonic::Request::new(pb::AddMasterRequest { address: address.to_string() }), t);
+                async move { c.add_master(r).await }
+            })
+            .await?;
+        Ok(response.node_id)
+    }
+
+    /// Removes a member by address or node id; returns the removed node id.
+    pub async fn remove_master(&self, address: Option<&str>, node_id: Option<u64>) -> Result<u64, ClientError> {
+        let request = pb::RemoveMasterRequest {
+            address: address.unwrap_or_default().to_string(),
+            node_id: node_id.unwrap_or(0),
+        };
+        let t = self.rpc_timeout();
+        let response = self
+            .call(|mut c| {
+                let r = with_timeout(tonic::Request::new(request.clone()), t);
+                async move { c.remove_master(r).await }
+            })
+            .await?;
+        Ok(response.node_id)
+    }
+
+    /// Asks the leader to hand leadership over; returns the new leader's node id.
+    pub async fn step_down(&self, target: Option<u64>) -> Result<u64, ClientError> {
+        let t = self.rpc_timeout();
+        let response = self
+            .call(|mut c| {
+                let r = with_timeout(
+                    tonic::Request::new(pb::StepDownRequest { target_node_id: target.unwrap_or(0) }),
+                    t,
+                );
+                async move { c.step_down(r).await }
+            })
+            .await?;
+        self.known().leader = None;
+        Ok(response.new_leader_id)
+    }
+}

@@ -1,0 +1,62 @@
+//! Settings of a master process.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Validated settings of one master.
+#[derive(Clone, Debug)]
+pub struct MasterConfig {
+    pub data_dir: PathBuf,
+    /// Address the RPC server binds to.
+    pub rpc_bind: String,
+    /// Address peers, tservers and clients use; must appear verbatim in `master_addresses`
+    /// for a first start.
+    pub advertised_addr: String,
+    /// Seed list: the masters started together (first start) or an existing cluster.
+    pub master_addresses: Vec<String>,
+    pub http_bind: Option<String>,
+    /// Deadline of one replicated write or linearizable read.
+    pub rpc_timeout: Duration,
+    /// A tserver not heard from for this long is dead.
+    pub tserver_unresponsive_timeout: Duration,
+    /// A master not heard from by the leader for this long counts as down for quorum checks.
+    pub member_liveness_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    /// How long a new master may take to catch up as a learner before AddMaster gives up.
+    pub catch_up_timeout: Duration,
+    /// Take a snapshot (and purge the log) after this many applied entries.
+    pub snapshot_every: u64,
+}
+
+impl MasterConfig {
+    /// Checks the settings for what would fail later in a less clear way.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.master_addresses.is_empty() {
+            return Err("--master-addresses must list at least one master".into());
+        }
+        if self.advertised_addr.is_empty() {
+            return Err("the advertised address is empty".into());
+        }
+        if self.election_timeout <= self.heartbeat_interval * 2 {
+            return Err("the election timeout must exceed twice the heartbeat interval".into());
+        }
+        Ok(())
+    }
+
+    /// The openraft configuration these settings imply.
+    pub fn raft_config(&self) -> Result<openraft::Config, openraft::ConfigError> {
+        let election_ms = self.election_timeout.as_millis() as u64;
+        openraft::Config {
+            cluster_name: "kudu-masters".into(),
+            heartbeat_interval: self.heartbeat_interval.as_millis() as u64,
+            election_timeout_min: election_ms,
+            election_timeout_max: election_ms * 2,
+            install_snapshot_timeout: 30_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+    }
+}

@@ -1,0 +1,109 @@
+//! Table DDL on the leader: validation, id choice and placement happen here, before the
+//! command is proposed, so that applying it is deterministic.
+
+use super::error::MasterError;
+use super::node::MasterNode;
+use crate::catalog::schema::validate_name;
+use crate::catalog::{AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, TableState, Tablet};
+use crate::ids::{TableId, TabletId};
+use crate::placement::place_replicas;
+
+/// Most hash partitions a table may have.
+pub const MAX_PARTITIONS: u32 = 1024;
+/// Largest replication factor accepted.
+pub const MAX_REPLICATION_FACTOR: u32 = 7;
+
+/// A CreateTable request after decoding.
+#[derive(Clone, Debug)]
+pub struct CreateTableSpec {
+    pub name: String,
+    pub schema: Schema,
+    pub num_partitions: u32,
+    pub replication_factor: u32,
+    pub request_id: String,
+}
+
+fn table_of(outcome: CatalogOutcome) -> Result<Table, MasterError> {
+    match outcome {
+        CatalogOutcome::Table(table) => Ok(table),
+        other => Err(MasterError::Internal(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+impl MasterNode {
+    /// Creates a table; a retry with the same request id returns the first outcome.
+    pub async fn create_table(&self, spec: CreateTableSpec) -> Result<Table, MasterError> {
+        validate_name("table", &spec.name)?;
+        spec.schema.validate()?;
+        if spec.num_partitions == 0 || spec.num_partitions > MAX_PARTITIONS {
+            return Err(CatalogError::InvalidArgument(format!(
+                "partitions must be between 1 and {MAX_PARTITIONS}, got {}",
+                spec.num_partitions
+            ))
+            .into());
+        }
+        let rf = spec.replication_factor;
+        if rf == 0 || rf > MAX_REPLICATION_FACTOR || rf % 2 == 0 {
+            return Err(CatalogError::InvalidArgument(format!(
+                "replication factor must be odd and between 1 and {MAX_REPLICATION_FACTOR}, got {rf}"
+            ))
+            .into());
+        }
+        self.linearizable_read().await?;
+        let placements = {
+            let catalog = self.catalog.read().await;
+            if let Some(previous) = catalog.request_outcome(&spec.request_id) {
+                return table_of(previous.0.clone()?);
+            }
+            if catalog.table_by_name(&spec.name).is_some() {
+                return Err(CatalogError::TableAlreadyExists(spec.name).into());
+            }
+            let candidates = self.tservers.placement_candidates(&catalog);
+            place_replicas(&candidates, spec.num_partitions as usize, rf as usize)?
+        };
+        let table_id = TableId::random();
+        let tablets = placements
+            .into_iter()
+            .enumerate()
+            .map(|(partition, replicas)| Tablet {
+                id: TabletId::random(),
+                table_id: table_id.clone(),
+                partition: partition as u32,
+                replicas,
+                leader: None,
+            })
+            .collect();
+        let table = Table {
+            id: table_id,
+            name: spec.name,
+            schema: spec.schema,
+            num_partitions: spec.num_partitions,
+            replication_factor: rf,
+            state: TableState::Running,
+            version: 0,
+        };
+        let outcome = self.propose(CatalogCommand::CreateTable { request_id: spec.request_id, table, tablets }).await?;
+        table_of(outcome)
+    }
+
+    /// Deletes a table and its tablets.
+    pub async fn delete_table(&self, name: String, request_id: String) -> Result<TableId, MasterError> {
+        match self.propose(CatalogCommand::DeleteTable { request_id, name }).await? {
+            CatalogOutcome::Deleted(id) => Ok(id),
+            other => Err(MasterError::Internal(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// Applies alteration steps atomically.
+    pub async fn alter_table(
+        &self,
+        name: String,
+        steps: Vec<AlterStep>,
+        request_id: String,
+    ) -> Result<Table, MasterError> {
+        if steps.is_empty() {
+            return Err(CatalogError::InvalidAlter("no alteration steps given".into()).into());
+        }
+        table_of(self.propose(CatalogCommand::AlterTable { request_id, name, steps }).await?)
+    }
+}

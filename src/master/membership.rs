@@ -1,0 +1,198 @@
+//! Master membership changes: AddMaster (learner until caught up, then voter), RemoveMaster
+//! (leadership moved away first), StepDown. One change at a time; never below quorum.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use openraft::{BasicNode, ChangeMembers, RaftMetrics};
+
+use super::error::MasterError;
+use super::node::MasterNode;
+use super::raft_types::TypeConfig;
+use crate::ids::MasterId;
+use crate::pb::raft as raft_pb;
+use crate::pb::raft::raft_service_client::RaftServiceClient;
+
+/// How long a leadership transfer may take.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A member named by address or node id.
+#[derive(Clone, Debug)]
+pub enum MemberRef {
+    Address(String),
+    Id(MasterId),
+}
+
+/// Majority of `n` voters.
+pub fn majority(n: usize) -> usize {
+    n / 2 + 1
+}
+
+impl MasterNode {
+    fn begin_change(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, MasterError> {
+        self.ensure_leader()?;
+        let guard = self.membership_lock.try_lock().map_err(|_| {
+            MasterError::MembershipChangeInProgress("another AddMaster/RemoveMaster is running".into())
+        })?;
+        if Self::membership_change_pending(&self.raft_metrics()) {
+            return Err(MasterError::MembershipChangeInProgress(
+                "the previous membership change is not committed yet".into(),
+            ));
+        }
+        Ok(guard)
+    }
+
+    /// Asks the master at `address` for its node id.
+    pub async fn fetch_node_info(&self, address: &str) -> Result<raft_pb::NodeInfo, MasterError> {
+        let unreachable = |message: String| MasterError::PeerUnreachable { address: address.to_string(), message };
+        let channel = self.pool.get(address).map_err(|e| unreachable(e.to_string()))?;
+        let mut request = tonic::Request::new(raft_pb::GetNodeInfoRequest {});
+        request.set_timeout(Duration::from_secs(5));
+        let info = RaftServiceClient::new(channel)
+            .get_node_info(request)
+            .await
+            .map_err(|s| unreachable(s.message().to_string()))?
+            .into_inner();
+        Ok(info)
+    }
+
+    /// Adds the master at `address`: learner until caught up, then voter. Idempotent.
+    pub async fn add_master(&self, address: &str) -> Result<MasterId, MasterError> {
+        let _guard = self.begin_change()?;
+        let info = self.fetch_node_info(address).await?;
+        let id = info.node_id;
+        let m = self.raft_metrics();
+        let membership = m.membership_config.membership();
+        if let Some((other, _)) = membership.nodes().find(|(nid, n)| n.addr == address && **nid != id) {
+            return Err(MasterError::InvalidArgument(format!(
+                "{address} is already member {other}, but the master there now has node id {id} \
+                 (its data was lost?): remove member {other} first, then add it again"
+            )));
+        }
+        if membership.voter_ids().any(|v| v == id) {
+            return Ok(id);
+        }
+        if membership.get_node(&id).is_none() {
+            tracing::info!(node = id, %address, "adding master as learner");
+            let add = self.raft.add_learner(id, BasicNode::new(address), true);
+            match tokio::time::timeout(self.config.catch_up_timeout, add).await {
+                Ok(result) => {
+                    result.map_err(|e| self.write_error(e))?;
+                }
+                Err(_) => {
+                    return Err(MasterError::Timeout(format!(
+                        "master {id} at {address} did not catch up within {:?}; it stays a learner, \
+                         retry AddMaster or remove it",
+                        self.config.catch_up_timeout
+                    )));
+                }
+            }
+        }
+        tracing::info!(node = id, %address, "promoting learner to voter");
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await?;
+        Ok(id)
+    }
+
+    /// Removes a member. If it is this leader, leadership is transferred first and the caller
+    /// gets NOT_THE_LEADER pointing at the new leader, where the retried request completes.
+    pub async fn remove_master(&self, member: MemberRef) -> Result<MasterId, MasterError> {
+        let guard = self.begin_change()?;
+        let m = self.raft_metrics();
+        let id = resolve(&m, &member)?;
+        let voters: BTreeSet<MasterId> = m.membership_config.membership().voter_ids().collect();
+        if !voters.contains(&id) {
+            tracing::info!(node = id, "removing learner");
+            self.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id]))).await?;
+            return Ok(id);
+        }
+        let remaining: Vec<MasterId> = voters.iter().copied().filter(|v| *v != id).collect();
+        if remaining.is_empty() {
+            return Err(MasterError::WouldLoseQuorum("cannot remove the only voter".into()));
+        }
+        let live: Vec<MasterId> = remaining.iter().copied().filter(|v| self.is_live(&m, *v)).collect();
+        if live.len() < majority(remaining.len()) {
+            return Err(MasterError::WouldLoseQuorum(format!(
+                "removing {id} leaves {} voters of which only {} are live; a majority ({}) must stay live",
+                remaining.len(),
+                live.len(),
+                majority(remaining.len())
+            )));
+        }
+        if id == self.id {
+            drop(guard);
+            let target = self.best_successor(&m, &live)?;
+            self.transfer_leadership(target).await?;
+            return Err(self.not_leader());
+        }
+        tracing::info!(node = id, "removing voter");
+        self.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id]))).await?;
+        Ok(id)
+    }
+
+    /// Hands leadership to `target` (or the most caught-up live voter) and waits for it.
+    pub async fn step_down(&self, target: Option<MasterId>) -> Result<MasterId, MasterError> {
+        self.ensure_leader()?;
+        let m = self.raft_metrics();
+        let voters: Vec<MasterId> =
+            m.membership_config.membership().voter_ids().filter(|v| *v != self.id).collect();
+        let target = match target {
+            Some(t) if voters.contains(&t) => t,
+            Some(t) => return Err(MasterError::UnknownMember(format!("{t} is not a voter other than the leader"))),
+            None => {
+                let live: Vec<MasterId> = voters.iter().copied().filter(|v| self.is_live(&m, *v)).collect();
+                self.best_successor(&m, &live)?
+            }
+        };
+        self.transfer_leadership(target).await
+    }
+
+    fn best_successor(&self, m: &RaftMetrics<TypeConfig>, candidates: &[MasterId]) -> Result<MasterId, MasterError> {
+        let matched = |id: &MasterId| {
+            m.replication.as_ref().and_then(|r| r.get(id).cloned().flatten()).map(|l| l.index).unwrap_or(0)
+        };
+        candidates
+            .iter()
+            .filter(|id| **id != self.id)
+            .max_by_key(|id| (matched(id), **id))
+            .copied()
+            .ok_or_else(|| MasterError::WouldLoseQuorum("no live voter to hand leadership to".into()))
+    }
+
+    async fn transfer_leadership(&self, target: MasterId) -> Result<MasterId, MasterError> {
+        tracing::info!(to = target, "transferring leadership");
+        self.raft.trigger().transfer_leader(target).await.map_err(|e| MasterError::Internal(e.to_string()))?;
+        let m = self
+            .wait_metrics(TRANSFER_TIMEOUT, "leadership transfer", |m| {
+                m.current_leader.is_some_and(|l| l != self.id)
+            })
+            .await?;
+        Ok(m.current_leader.unwrap_or(target))
+    }
+
+    async fn change_membership(&self, change: ChangeMembers<MasterId, BasicNode>) -> Result<(), MasterError> {
+        let change = self.raft.change_membership(change, false);
+        match tokio::time::timeout(self.config.rpc_timeout, change).await {
+            Ok(result) => result.map(|_| ()).map_err(|e| self.write_error(e)),
+            Err(_) => Err(MasterError::Timeout("the membership change was not committed in time".into())),
+        }
+    }
+}
+
+fn resolve(m: &RaftMetrics<TypeConfig>, member: &MemberRef) -> Result<MasterId, MasterError> {
+    let membership = m.membership_config.membership();
+    let found = match member {
+        MemberRef::Id(id) => membership.get_node(id).map(|_| *id),
+        MemberRef::Address(addr) => membership.nodes().find(|(_, n)| &n.addr == addr).map(|(id, _)| *id),
+    };
+    found.ok_or_else(|| MasterError::UnknownMember(format!("no master {member:?} in the current membership")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::majority;
+
+    #[test]
+    fn majorities() {
+        assert_eq!([1, 2, 3, 4, 5].map(majority), [1, 2, 2, 3, 3]);
+    }
+}

@@ -1,0 +1,22 @@
+//! The Kudu master: an openraft group replicating the catalog, served over gRPC.
+
+mod bootstrap;
+pub mod config;
+mod ddl;
+pub mod error;
+mod http;
+pub mod membership;
+mod metrics;
+mod network;
+mod node;
+mod raft_service;
+pub mod raft_types;
+mod server;
+mod service;
+pub mod store;
+mod tservers;
+
+pub use config::MasterConfig;
+pub use error::MasterError;
+pub use node::MasterNode;
+pub use server::{run, MasterServer};

@@ -1,0 +1,143 @@
+//! Start-up and shutdown of a master process: storage, Raft, gRPC and HTTP servers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use super::config::MasterConfig;
+use super::metrics::Metrics;
+use super::network::Network;
+use super::node::MasterNode;
+use super::raft_service::RaftRpc;
+use super::raft_types::Raft;
+use super::service::MasterRpc;
+use super::store::{self, LogStore, StateMachineStore, StoreError};
+use super::tservers::TServerRegistry;
+use super::{bootstrap, http};
+use crate::pb::master::master_service_server::MasterServiceServer;
+use crate::pb::raft::raft_service_server::RaftServiceServer;
+use crate::rpc::ChannelPool;
+use crate::shutdown::wait_for_signal;
+
+/// Largest gRPC message accepted (snapshots are chunked well below it).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// A master failed to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// A started master.
+pub struct MasterServer {
+    pub node: Arc<MasterNode>,
+    pub rpc_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr: addr.to_string(), source })
+}
+
+impl MasterServer {
+    /// Opens storage, starts Raft and the servers, and begins the first-start bootstrap.
+    pub async fn start(config: MasterConfig) -> Result<MasterServer, ServerError> {
+        config.validate().map_err(ServerError::Config)?;
+        let raft_config = config.raft_config().map_err(|e| ServerError::Config(e.to_string()))?;
+        let (db, id) = store::open(&config.data_dir)?;
+        let log_store = LogStore::new(db.clone());
+        let state_machine = StateMachineStore::open(db, &config.data_dir).map_err(StoreError::Io)?;
+        let catalog = state_machine.catalog();
+        let pool = ChannelPool::default();
+        let network = Network { pool: pool.clone() };
+        let raft = Raft::new(id, Arc::new(raft_config), network, log_store, state_machine)
+            .await
+            .map_err(|e| ServerError::Raft(e.to_string()))?;
+        let node = Arc::new(MasterNode {
+            id,
+            address: config.advertised_addr.clone(),
+            raft,
+            catalog,
+            tservers: TServerRegistry::new(config.tserver_unresponsive_timeout),
+            pool,
+            metrics: Metrics::new(),
+            membership_lock: tokio::sync::Mutex::new(()),
+            config: config.clone(),
+        });
+        tracing::info!(node_id = id, address = %node.address, data_dir = %config.data_dir.display(), "master starting");
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let listener = bind(&config.rpc_bind).await?;
+        let rpc_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.rpc_bind.clone(), source })?;
+        let grpc = tonic::transport::Server::builder()
+            .add_service(
+                MasterServiceServer::new(MasterRpc { node: node.clone() })
+                    .max_decoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(
+                RaftServiceServer::new(RaftRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE),
+            );
+        let mut grpc_stop = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = grpc.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await {
+                tracing::error!(error = %e, "gRPC server failed");
+            }
+        }));
+
+        let mut http_addr = None;
+        if let Some(addr) = &config.http_bind {
+            let listener = bind(addr).await?;
+            http_addr = listener.local_addr().ok();
+            let app = http::router(node.clone());
+            let mut http_stop = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            }));
+        }
+        tasks.push(tokio::spawn(bootstrap::run(node.clone())));
+        tracing::info!(%rpc_addr, ?http_addr, "master serving");
+        Ok(MasterServer { node, rpc_addr, http_addr, stop, tasks })
+    }
+
+    /// Stops Raft and the servers.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.node.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown failed");
+        }
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Runs a master until SIGINT or SIGTERM.
+pub async fn run(config: MasterConfig) -> Result<(), ServerError> {
+    let server = MasterServer::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("master shutting down");
+    server.shutdown().await;
+    Ok(())
+}

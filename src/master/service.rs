@@ -1,0 +1,314 @@
+//! The client- and tserver-facing gRPC service of a master.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tonic::{Request, Response, Status};
+
+use super::ddl::CreateTableSpec;
+use super::error::MasterError;
+use super::membership::MemberRef;
+use super::node::MasterNode;
+use crate::catalog::CatalogError;
+use crate::convert::{alter_step_from_pb, schema_from_pb, table_to_pb};
+use crate::ids::{TServerId, TabletId};
+use crate::pb::master as pb;
+use crate::pb::master::master_service_server::MasterService;
+
+/// gRPC front of a master.
+pub struct MasterRpc {
+    pub node: Arc<MasterNode>,
+}
+
+impl MasterRpc {
+    /// Runs a handler, records its metrics and maps its error to a status.
+    async fn handle<T>(
+        &self,
+        method: &'static str,
+        fut: impl Future<Output = Result<T, MasterError>>,
+    ) -> Result<Response<T>, Status> {
+        let started = Instant::now();
+        let result = fut.await;
+        let code = match &result {
+            Ok(_) => "OK",
+            Err(e) => e.code(),
+        };
+        self.node.metrics.observe(method, code, started);
+        match result {
+            Ok(value) => Ok(Response::new(value)),
+            Err(e) => {
+                tracing::debug!(method, error = %e, "request failed");
+                Err(e.into())
+            }
+        }
+    }
+
+    fn table_not_found(name: &str) -> MasterError {
+        CatalogError::TableNotFound(name.to_string()).into()
+    }
+}
+
+fn request_id(id: String) -> String {
+    if id.is_empty() { uuid::Uuid::new_v4().to_string() } else { id }
+}
+
+#[tonic::async_trait]
+impl MasterService for MasterRpc {
+    async fn connect_to_master(
+        &self,
+        _: Request<pb::ConnectToMasterRequest>,
+    ) -> Result<Response<pb::ConnectToMasterResponse>, Status> {
+        self.handle("ConnectToMaster", async {
+            let node = &self.node;
+            let m = node.raft_metrics();
+            let leader_id = m.current_leader.unwrap_or(0);
+            Ok(pb::ConnectToMasterResponse {
+                node_id: node.id,
+                role: node.role(&m) as i32,
+                term: m.current_term,
+                leader_id,
+                leader_address: MasterNode::member_address(&m, leader_id).unwrap_or_default(),
+                members: node.members(&m),
+            })
+        })
+        .await
+    }
+
+    async fn list_masters(
+        &self,
+        _: Request<pb::ListMastersRequest>,
+    ) -> Result<Response<pb::ListMastersResponse>, Status> {
+        self.handle("ListMasters", async {
+            let node = &self.node;
+            node.linearizable_read().await?;
+            let m = node.raft_metrics();
+            Ok(pb::ListMastersResponse {
+                members: node.members(&m),
+                term: m.current_term,
+                leader_id: m.current_leader.unwrap_or(0),
+                commit_index: m.local_committed.as_ref().map(|l| l.index).unwrap_or(0),
+                membership_change_in_progress: MasterNode::membership_change_pending(&m)
+                    || node.membership_lock.try_lock().is_err(),
+            })
+        })
+        .await
+    }
+
+    async fn create_table(
+        &self,
+        request: Request<pb::CreateTableRequest>,
+    ) -> Result<Response<pb::CreateTableResponse>, Status> {
+        let r = request.into_inner();
+        self.handle("CreateTable", async {
+            let spec = CreateTableSpec {
+                schema: schema_from_pb(r.schema)?,
+                name: r.name,
+                num_partitions: r.num_partitions,
+                replication_factor: r.replication_factor,
+                request_id: request_id(r.request_id),
+            };
+            let table = self.node.create_table(spec).await?;
+            Ok(pb::CreateTableResponse { table: Some(table_to_pb(&table)) })
+        })
+        .await
+    }
+
+    async fn delete_table(
+        &self,
+        request: Request<pb::DeleteTableRequest>,
+    ) -> Result<Response<pb::DeleteTableResponse>, Status> {
+        let r = request.into_inner();
+        self.handle("DeleteTable", async {
+            let id = self.node.delete_table(r.name, request_id(r.request_id)).await?;
+            Ok(pb::DeleteTableResponse { table_id: id.to_string() })
+        })
+        .await
+    }
+
+    async fn alter_table(
+        &self,
+        request: Request<pb::AlterTableRequest>,
+    ) -> Result<Response<pb::AlterTableResponse>, Status> {
+        let r = request.into_inner();
+        self.handle("AlterTable", async {
+            let steps = r.steps.into_iter().map(alter_step_from_pb).collect::<Result<Vec<_>, _>>()?;
+            let table = self.node.alter_table(r.name, steps, request_id(r.request_id)).await?;
+            Ok(pb::AlterTableResponse { table: Some(table_to_pb(&table)) })
+        })
+        .await
+    }
+
+    async fn list_tables(
+        &self,
+        _: Request<pb::ListTablesRequest>,
+    ) -> Result<Response<pb::ListTablesResponse>, Status> {
+        self.handle("ListTables", async {
+            self.node.linearizable_read().await?;
+            let catalog = self.node.catalog.read().await;
+            Ok(pb::ListTablesResponse { tables: catalog.tables().map(table_to_pb).collect() })
+        })
+        .await
+    }
+
+    async fn get_table_schema(
+        &self,
+        request: Request<pb::GetTableSchemaRequest>,
+    ) -> Result<Response<pb::GetTableSchemaResponse>, Status> {
+        let name = request.into_inner().name;
+        self.handle("GetTableSchema", async {
+            self.node.linearizable_read().await?;
+            let catalog = self.node.catalog.read().await;
+            let table = catalog.table_by_name(&name).ok_or_else(|| Self::table_not_found(&name))?;
+            Ok(pb::GetTableSchemaResponse { table: Some(table_to_pb(table)) })
+        })
+        .await
+    }
+
+    async fn get_table_locations(
+        &self,
+        request: Request<pb::GetTableLocationsRequest>,
+    ) -> Result<Response<pb::GetTableLocationsResponse>, Status> {
+        let name = request.into_inner().name;
+        self.handle("GetTableLocations", async {
+            self.node.linearizable_read().await?;
+            let catalog = self.node.catalog.read().await;
+            let table = catalog.table_by_name(&name).ok_or_else(|| Self::table_not_found(&name))?;
+            let tablets = catalog
+                .tablets_of(&table.id)
+                .into_iter()
+                .map(|tablet| pb::TabletLocations {
+                    tablet_id: tablet.id.to_string(),
+                    partition: tablet.partition,
+                    replicas: tablet
+                        .replicas
+                        .iter()
+                        .map(|ts| {
+                            let info = self.node.tservers.get(ts);
+                            pb::ReplicaLocation {
+                                ts_uuid: ts.to_string(),
+                                rpc_address: info.as_ref().map(|i| i.rpc_address.clone()).unwrap_or_default(),
+                                location: info.map(|i| i.location).unwrap_or_default(),
+                            }
+                        })
+                        .collect(),
+                    leader_ts_uuid: tablet.leader.as_ref().map(|l| l.to_string()).unwrap_or_default(),
+                })
+                .collect();
+            Ok(pb::GetTableLocationsResponse { table: Some(table_to_pb(table)), tablets })
+        })
+        .await
+    }
+
+    async fn list_tablet_servers(
+        &self,
+        _: Request<pb::ListTabletServersRequest>,
+    ) -> Result<Response<pb::ListTabletServersResponse>, Status> {
+        self.handle("ListTabletServers", async {
+            self.node.linearizable_read().await?;
+            let catalog = self.node.catalog.read().await;
+            let registry = &self.node.tservers;
+            let servers = registry
+                .all()
+                .into_iter()
+                .map(|s| pb::TabletServerEntry {
+                    num_replicas: catalog.tablets().filter(|t| t.replicas.contains(&s.id)).count() as u32,
+                    live: registry.is_live(&s),
+                    millis_since_heartbeat: s.last_heartbeat.elapsed().as_millis() as u64,
+                    uuid: s.id.to_string(),
+                    rpc_address: s.rpc_address,
+                    location: s.location,
+                })
+                .collect();
+            Ok(pb::ListTabletServersResponse { servers })
+        })
+        .await
+    }
+
+    async fn ts_heartbeat(
+        &self,
+        request: Request<pb::TsHeartbeatRequest>,
+    ) -> Result<Response<pb::TsHeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        self.handle("TSHeartbeat", async {
+            if r.ts_uuid.is_empty() {
+                return Err(MasterError::InvalidArgument("heartbeat without a tablet server uuid".into()));
+            }
+            let node = &self.node;
+            let ts = TServerId(r.ts_uuid);
+            let reported: BTreeSet<TabletId> = r.replicas.into_iter().map(|rep| TabletId(rep.tablet_id)).collect();
+            // Liveness is recorded everywhere so a new leader can place replicas at once;
+            // only the leader answers with instructions.
+            let info = node.tservers.heartbeat(ts.clone(), r.rpc_address, reported.clone());
+            if node.linearizable_read().await.is_err() {
+                return Ok(pb::TsHeartbeatResponse { leader_master: false, ..Default::default() });
+            }
+            let catalog = node.catalog.read().await;
+            let mut create_replicas = Vec::new();
+            for tablet in catalog.tablets().filter(|t| t.replicas.contains(&ts) && !reported.contains(&t.id)) {
+                let table = catalog.table(&tablet.table_id);
+                create_replicas.push(pb::ReplicaAssignment {
+                    tablet_id: tablet.id.to_string(),
+                    table_id: tablet.table_id.to_string(),
+                    table_name: table.map(|t| t.name.clone()).unwrap_or_default(),
+                    partition: tablet.partition,
+                    peer_uuids: tablet.replicas.iter().map(|p| p.to_string()).collect(),
+                });
+            }
+            let assigned: BTreeSet<&TabletId> =
+                catalog.tablets().filter(|t| t.replicas.contains(&ts)).map(|t| &t.id).collect();
+            let delete_replicas =
+                reported.iter().filter(|id| !assigned.contains(id)).map(|id| id.to_string()).collect();
+            Ok(pb::TsHeartbeatResponse {
+                leader_master: true,
+                master_addresses: node.member_addresses(),
+                create_replicas,
+                delete_replicas,
+                location: info.location,
+            })
+        })
+        .await
+    }
+
+    async fn add_master(
+        &self,
+        request: Request<pb::AddMasterRequest>,
+    ) -> Result<Response<pb::AddMasterResponse>, Status> {
+        let address = request.into_inner().address;
+        self.handle("AddMaster", async {
+            if address.is_empty() {
+                return Err(MasterError::InvalidArgument("AddMaster needs an address".into()));
+            }
+            let node_id = self.node.add_master(&address).await?;
+            Ok(pb::AddMasterResponse { node_id })
+        })
+        .await
+    }
+
+    async fn remove_master(
+        &self,
+        request: Request<pb::RemoveMasterRequest>,
+    ) -> Result<Response<pb::RemoveMasterResponse>, Status> {
+        let r = request.into_inner();
+        self.handle("RemoveMaster", async {
+            let member = match (r.address.is_empty(), r.node_id) {
+                (false, 0) => MemberRef::Address(r.address),
+                (true, id) if id != 0 => MemberRef::Id(id),
+                _ => return Err(MasterError::InvalidArgument("give exactly one of address or node id".into())),
+            };
+            let node_id = self.node.remove_master(member).await?;
+            Ok(pb::RemoveMasterResponse { node_id })
+        })
+        .await
+    }
+
+    async fn step_down(&self, request: Request<pb::StepDownRequest>) -> Result<Response<pb::StepDownResponse>, Status> {
+        let target = Some(request.into_inner().target_node_id).filter(|id| *id != 0);
+        self.handle("StepDown", async {
+            let new_leader_id = self.node.step_down(target).await?;
+            Ok(pb::StepDownResponse { new_leader_id })
+        })
+        .await
+    }
+}

@@ -1,0 +1,11 @@
+//! Durable state of a master: one RocksDB with column families for the Raft log, the vote
+//! and the catalog state machine.
+
+mod db;
+pub mod keys;
+mod log_store;
+mod state_machine;
+
+pub use db::{open, StoreError};
+pub use log_store::LogStore;
+pub use state_machine::{SharedCatalog, StateMachineStore};

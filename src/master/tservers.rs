@@ -1,0 +1,89 @@
+//! Soft state about tablet servers: registrations and liveness, rebuilt from heartbeats
+//! (never replicated).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::catalog::Catalog;
+use crate::ids::{TServerId, TabletId};
+use crate::placement::Candidate;
+
+/// What a master knows about one tablet server.
+#[derive(Clone, Debug)]
+pub struct TServerInfo {
+    pub id: TServerId,
+    pub rpc_address: String,
+    pub location: String,
+    pub last_heartbeat: Instant,
+    pub reported: BTreeSet<TabletId>,
+}
+
+/// Registered tablet servers by uuid.
+pub struct TServerRegistry {
+    servers: Mutex<HashMap<TServerId, TServerInfo>>,
+    unresponsive_timeout: Duration,
+}
+
+impl TServerRegistry {
+    pub fn new(unresponsive_timeout: Duration) -> Self {
+        Self { servers: Mutex::new(HashMap::new()), unresponsive_timeout }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TServerId, TServerInfo>> {
+        self.servers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a heartbeat; registers the server on first contact.
+    pub fn heartbeat(&self, id: TServerId, rpc_address: String, reported: BTreeSet<TabletId>) -> TServerInfo {
+        let mut servers = self.lock();
+        let entry = servers.entry(id.clone()).or_insert_with(|| {
+            tracing::info!(ts = %id, %rpc_address, "registered tablet server");
+            TServerInfo {
+                id: id.clone(),
+                rpc_address: rpc_address.clone(),
+                location: String::new(),
+                last_heartbeat: Instant::now(),
+                reported: BTreeSet::new(),
+            }
+        });
+        entry.rpc_address = rpc_address;
+        entry.last_heartbeat = Instant::now();
+        entry.reported = reported;
+        entry.clone()
+    }
+
+    pub fn is_live(&self, info: &TServerInfo) -> bool {
+        info.last_heartbeat.elapsed() < self.unresponsive_timeout
+    }
+
+    /// Every known server, ordered by uuid.
+    pub fn all(&self) -> Vec<TServerInfo> {
+        let mut all: Vec<TServerInfo> = self.lock().values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    pub fn get(&self, id: &TServerId) -> Option<TServerInfo> {
+        self.lock().get(id).cloned()
+    }
+
+    pub fn num_live(&self) -> usize {
+        self.all().iter().filter(|s| self.is_live(s)).count()
+    }
+
+    /// Live servers with their replica counts in `catalog`, for placement.
+    pub fn placement_candidates(&self, catalog: &Catalog) -> Vec<Candidate> {
+        let mut load: HashMap<&TServerId, usize> = HashMap::new();
+        for tablet in catalog.tablets() {
+            for replica in &tablet.replicas {
+                *load.entry(replica).or_default() += 1;
+            }
+        }
+        self.all()
+            .into_iter()
+            .filter(|s| self.is_live(s))
+            .map(|s| Candidate { replicas: load.get(&s.id).copied().unwrap_or(0), id: s.id })
+            .collect()
+    }
+}

@@ -1,0 +1,64 @@
+//! gRPC plumbing shared by masters, tablet servers and clients: one lazily connected channel
+//! per peer address, and the error metadata every Kudu RPC error carries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+/// Metadata key of the machine-readable error code (e.g. `NOT_THE_LEADER`).
+pub const ERROR_CODE_KEY: &str = "kudu-error-code";
+/// Metadata key of the leader's node id on `NOT_THE_LEADER`.
+pub const LEADER_ID_KEY: &str = "kudu-leader-id";
+/// Metadata key of the leader's RPC address on `NOT_THE_LEADER`.
+pub const LEADER_ADDR_KEY: &str = "kudu-leader-addr";
+
+/// The error code of a follower refusing a leader-only request.
+pub const NOT_THE_LEADER: &str = "NOT_THE_LEADER";
+
+/// How long establishing a TCP connection may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Channels by address, created lazily and reused for every RPC to that peer.
+#[derive(Clone, Default)]
+pub struct ChannelPool {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl ChannelPool {
+    /// The channel to `address` (`host:port`); connects on first use and reconnects as needed.
+    pub fn get(&self, address: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(address) {
+            return Ok(channel.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{address}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Forgets the channel to `address` so the next use reconnects from scratch.
+    pub fn evict(&self, address: &str) {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(address);
+    }
+}
+
+/// The Kudu error code a status carries, if any.
+pub fn error_code(status: &tonic::Status) -> Option<&str> {
+    status.metadata().get(ERROR_CODE_KEY).and_then(|v| v.to_str().ok())
+}
+
+/// Builds a status carrying a Kudu error code.
+pub fn status_with_code(code: tonic::Code, error_code: &str, message: impl Into<String>) -> tonic::Status {
+    let mut status = tonic::Status::new(code, message);
+    if let Ok(value) = error_code.parse() {
+        status.metadata_mut().insert(ERROR_CODE_KEY, value);
+    }
+    status
+}

@@ -1,0 +1,315 @@
+//! Test harness: real `kudu` master and tablet server processes on loopback addresses
+//! (127.0.0.x, ports chosen free), with fault injection (kill -9, SIGSTOP/SIGCONT, wiping a
+//! data directory) and polling waits with deadlines, never fixed sleeps.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::future::Future;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kudu::catalog::{Column, ColumnType, Schema};
+use kudu::client::{ClientOptions, MasterClient};
+use kudu::pb::master as pb;
+
+/// Generous deadline for anything cluster-wide on a slow, noisy 2-core machine.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+pub fn kudu_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kudu")
+}
+
+/// A free `127.0.0.x:port` address; a random loopback IP keeps parallel tests apart.
+pub fn free_addr() -> String {
+    loop {
+        let ip = format!("127.0.0.{}", 2 + rand_u8() % 250);
+        if let Ok(listener) = TcpListener::bind(format!("{ip}:0")) {
+            if let Ok(addr) = listener.local_addr() {
+                return addr.to_string();
+            }
+        }
+    }
+}
+
+fn rand_u8() -> u8 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let pid = std::process::id();
+    ((nanos ^ (pid.wrapping_mul(2654435761))) % 251) as u8
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One server process.
+pub struct Proc {
+    pub name: String,
+    pub addr: String,
+    pub http_addr: Option<String>,
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn spawn(&mut self) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .expect("open process log");
+        let mut cmd = Command::new(kudu_bin());
+        cmd.args(&self.args)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log);
+        // The child dies with the test process, even on panic or kill.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        self.child = Some(cmd.spawn().expect("spawn kudu"));
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pause(&self) {
+        if let Some(pid) = self.pid() {
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+        }
+    }
+
+    pub fn resume(&self) {
+        if let Some(pid) = self.pid() {
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Deletes the data directory (the process must be stopped).
+    pub fn wipe(&mut self) {
+        assert!(self.child.is_none(), "wipe a running process");
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+
+    /// Replaces the seed list (e.g. when a master joins an existing cluster).
+    pub fn set_master_addresses(&mut self, addresses: &[String]) {
+        if let Some(i) = self.args.iter().position(|a| a == "--master-addresses") {
+            self.args[i + 1] = addresses.join(",");
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.resume();
+        self.kill();
+    }
+}
+
+/// A cluster of real processes in a temporary directory.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub masters: Vec<Proc>,
+    pub tservers: Vec<Proc>,
+    pub tserver_timeout_ms: u64,
+    next_proc: usize,
+}
+
+impl Cluster {
+    /// Starts `masters` masters together (they bootstrap one Raft group) and `tservers`
+    /// tablet servers.
+    pub fn start(masters: usize, tservers: usize) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cluster =
+            Cluster { dir, masters: Vec::new(), tservers: Vec::new(), tserver_timeout_ms: 3_000, next_proc: 0 };
+        let addrs: Vec<String> = (0..masters).map(|_| free_addr()).collect();
+        for addr in &addrs {
+            let m = cluster.new_master(addr.clone(), &addrs);
+            cluster.masters.push(m);
+        }
+        for _ in 0..tservers {
+            cluster.add_tserver();
+        }
+        cluster
+    }
+
+    /// A master process (not yet started) at `addr` with the seed list `seeds`.
+    pub fn new_master(&mut self, addr: String, seeds: &[String]) -> Proc {
+        let n = self.next_proc;
+        self.next_proc += 1;
+        let data_dir = self.dir.path().join(format!("master-{n}"));
+        let http = free_addr();
+        let args = vec![
+            "master".into(),
+            "run".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--rpc-addr".into(),
+            addr.clone(),
+            "--master-addresses".into(),
+            seeds.join(","),
+            "--http-addr".into(),
+            http.clone(),
+            "--tserver-unresponsive-timeout-ms".into(),
+            self.tserver_timeout_ms.to_string(),
+            "--raft-heartbeat-interval-ms".into(),
+            "200".into(),
+            "--raft-election-timeout-ms".into(),
+            "1000".into(),
+            "--snapshot-every".into(),
+            "200".into(),
+        ];
+        let mut p = Proc { name: format!("master-{n}"), addr, http_addr: Some(http), data_dir, args, child: None };
+        p.spawn();
+        p
+    }
+
+    pub fn add_tserver(&mut self) {
+        let n = self.next_proc;
+        self.next_proc += 1;
+        let data_dir = self.dir.path().join(format!("tserver-{n}"));
+        let addr = free_addr();
+        let args = vec![
+            "tserver".into(),
+            "run".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--rpc-addr".into(),
+            addr.clone(),
+            "--master-addresses".into(),
+            self.master_addrs().join(","),
+            "--heartbeat-interval-ms".into(),
+            "300".into(),
+        ];
+        let mut p = Proc { name: format!("tserver-{n}"), addr, http_addr: None, data_dir, args, child: None };
+        p.spawn();
+        self.tservers.push(p);
+    }
+
+    pub fn master_addrs(&self) -> Vec<String> {
+        self.masters.iter().map(|m| m.addr.clone()).collect()
+    }
+
+    pub fn client(&self) -> MasterClient {
+        client_for(&self.master_addrs())
+    }
+
+    pub fn master_by_addr(&mut self, addr: &str) -> &mut Proc {
+        self.masters.iter_mut().find(|m| m.addr == addr).expect("no such master")
+    }
+
+    /// Waits until some master reports itself leader and returns its address.
+    pub async fn wait_leader(&self) -> String {
+        let client = self.client();
+        wait_for("a leader master", WAIT, || async {
+            for m in self.masters.iter().filter(|m| m.is_running()) {
+                if let Ok(r) = client.connect_to(&m.addr).await {
+                    if r.role == pb::Role::Leader as i32 {
+                        return Some(m.addr.clone());
+                    }
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Waits until the leader sees `n` live tablet servers.
+    pub async fn wait_tservers(&self, n: usize) {
+        let client = self.client();
+        wait_for(&format!("{n} live tablet servers"), WAIT, || async {
+            let servers = client.list_tablet_servers().await.ok()?;
+            (servers.iter().filter(|s| s.live).count() >= n).then_some(())
+        })
+        .await
+    }
+
+    /// Dumps every process log (for failure diagnosis).
+    pub fn dump_logs(&self) {
+        for p in self.masters.iter().chain(&self.tservers) {
+            eprintln!("===== {} ({}) =====\n{}", p.name, p.addr, p.log());
+        }
+    }
+}
+
+pub fn client_for(addrs: &[String]) -> MasterClient {
+    MasterClient::new(
+        addrs.to_vec(),
+        ClientOptions { timeout: Duration::from_secs(60), rpc_timeout: Duration::from_secs(10) },
+    )
+    .expect("client")
+}
+
+/// `id:int64, v:string` keyed on id.
+pub fn simple_schema() -> Schema {
+    Schema {
+        columns: vec![
+            Column { name: "id".into(), data_type: ColumnType::Int64, nullable: false },
+            Column { name: "v".into(), data_type: ColumnType::String, nullable: true },
+        ],
+        primary_key: vec!["id".into()],
+    }
+}
+
+/// Runs the `kudu` CLI and returns (success, stdout, stderr).
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(kudu_bin()).args(args).env_remove("KUDU_MASTERS").output().expect("run kudu cli");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}

@@ -1,0 +1,112 @@
+//! Leader failure and whole-cluster restart.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{simple_schema, wait_for, Cluster, WAIT};
+use kudu::catalog::{AlterStep, Column, ColumnType};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leader_is_replaced_and_catches_up_after_restart() {
+    let mut cluster = Cluster::start(3, 1);
+    let old_leader = cluster.wait_leader().await;
+    cluster.wait_tservers(1).await;
+    let client = cluster.client();
+    client.create_table("before", &simple_schema(), 1, 1).await.expect("create before kill");
+
+    cluster.master_by_addr(&old_leader).kill();
+    // The client finds the new leader by itself.
+    client.create_table("after", &simple_schema(), 1, 1).await.expect("create after kill");
+    let new_leader = cluster.wait_leader().await;
+    assert_ne!(new_leader, old_leader);
+
+    // The killed master restarts, rejoins as a follower and catches up.
+    cluster.master_by_addr(&old_leader).restart();
+    client.create_table("after-restart", &simple_schema(), 1, 1).await.expect("create after restart");
+    let old_id = wait_for("the restarted master to catch up", WAIT, || async {
+        let list = client.list_masters().await.ok()?;
+        let me = list.members.iter().find(|m| m.address == old_leader)?;
+        (me.live && me.matched_index >= list.commit_index).then_some(me.node_id)
+    })
+    .await;
+
+    // Prove the restarted master holds the data: with the other follower gone, it is
+    // needed for a majority.
+    let leader = cluster.wait_leader().await;
+    let other = cluster.master_addrs().into_iter().find(|a| *a != leader && *a != old_leader).expect("third master");
+    cluster.master_by_addr(&other).kill();
+    client.create_table("needs-restarted", &simple_schema(), 1, 1).await.expect("create with restarted master in quorum");
+    let names: Vec<String> = client.list_tables().await.expect("list").into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["after", "after-restart", "before", "needs-restarted"]);
+    // Same identity after a restart with its disk: never a new member.
+    let list = client.list_masters().await.expect("list masters");
+    assert!(list.members.iter().any(|m| m.node_id == old_id && m.address == old_leader));
+    assert_eq!(list.members.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_cluster_restart_keeps_every_acknowledged_change() {
+    let mut cluster = Cluster::start(3, 1);
+    cluster.wait_leader().await;
+    cluster.wait_tservers(1).await;
+    let client = cluster.client();
+    for i in 0..5 {
+        client.create_table(&format!("t{i}"), &simple_schema(), 2, 1).await.expect("create");
+    }
+    let extra = Column { name: "extra".into(), data_type: ColumnType::Double, nullable: true };
+    client.alter_table("t1", &[AlterStep::AddColumn(extra)]).await.expect("add column");
+    client.alter_table("t2", &[AlterStep::RenameTable("t2-renamed".into())]).await.expect("rename");
+    client.delete_table("t3").await.expect("delete");
+    let before = client.list_tables().await.expect("list before");
+
+    for m in &mut cluster.masters {
+        m.kill();
+    }
+    for m in &mut cluster.masters {
+        m.restart();
+    }
+    cluster.wait_leader().await;
+    let client = cluster.client();
+    let after = client.list_tables().await.expect("list after");
+    assert_eq!(after, before);
+    let t1 = after.iter().find(|t| t.name == "t1").expect("t1");
+    assert_eq!(t1.version, 1);
+    assert!(t1.schema.as_ref().is_some_and(|s| s.columns.iter().any(|c| c.name == "extra")));
+    assert!(after.iter().all(|t| t.name != "t3"));
+    // Still writable after the restart.
+    client.create_table("t5", &simple_schema(), 1, 1).await.expect("create after restart");
+}
+
+/// Measures the time from kill -9 of the leader to the next acknowledged DDL; prints the
+/// median. A benchmark figure, not an assertion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_time_from_leader_kill_to_next_ddl() {
+    let rounds: usize = std::env::var("KUDU_FAILOVER_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let mut cluster = Cluster::start(3, 1);
+    cluster.wait_leader().await;
+    cluster.wait_tservers(1).await;
+    let client = cluster.client();
+    client.create_table("warmup", &simple_schema(), 1, 1).await.expect("warm-up");
+    let mut times = Vec::new();
+    for round in 0..rounds {
+        let leader = cluster.wait_leader().await;
+        // The client knows the current leader before the kill, as a running client would.
+        client.list_tables().await.expect("list");
+        cluster.master_by_addr(&leader).kill();
+        let started = Instant::now();
+        client.create_table(&format!("round-{round}"), &simple_schema(), 1, 1).await.expect("DDL after kill");
+        times.push(started.elapsed());
+        cluster.master_by_addr(&leader).restart();
+        wait_for("the restarted master to rejoin", WAIT, || async {
+            let list = client.list_masters().await.ok()?;
+            list.members.iter().all(|m| m.live && m.matched_index >= list.commit_index).then_some(())
+        })
+        .await;
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    let ms: Vec<u128> = times.iter().map(Duration::as_millis).collect();
+    println!("failover: leader kill -> next successful DDL, {rounds} rounds, median {} ms, all {ms:?}", median.as_millis());
+    assert_eq!(client.list_tables().await.expect("list").len(), rounds + 1);
+}
