@@ -70,6 +70,12 @@ async fn grow_1_3_5_then_shrink_to_3_while_ddl_runs() {
         seeds.push(addr.clone());
         let m = cluster.new_master(addr.clone(), &seeds);
         cluster.masters.push(m);
+        let probe = client_for(&[addr.clone()]);
+        wait_for("the new master to wait for being added", WAIT, || async {
+            let r = probe.connect_to(&addr).await.ok()?;
+            (r.role == kudu::pb::master::Role::NonMember as i32).then_some(())
+        })
+        .await;
         let out = cli_ok(&["master", "add", &addr, "-m", &all.join(","), "--format", "json"]);
         let added: Value = serde_json::from_str(&out).expect("json");
         assert!(added["node_id"].as_u64().is_some_and(|id| id > 0), "{out}");
