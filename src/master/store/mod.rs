@@ -9,3 +9,6 @@ mod state_machine;
 pub use db::{open, StoreError};
 pub use log_store::LogStore;
 pub use state_machine::{SharedCatalog, StateMachineStore};
+
+#[cfg(test)]
+mod suite_tests;
