@@ -165,6 +165,48 @@ impl LeaseLock {
     }
 }
 
+impl LeaseLock {
+    /// Give the Lease up if we hold it, so a successor need not wait for it to expire.
+    pub async fn release(&self) -> Result<(), LeaseError> {
+        let kube_err = |source| LeaseError::Kube {
+            name: self.name.clone(),
+            source,
+        };
+        let Some(mut lease) = self.api.get_opt(&self.name).await.map_err(kube_err)? else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(());
+        };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        *spec = released(spec);
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Someone else changed it meanwhile: it is not ours to release any more.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(e) => Err(kube_err(e)),
+        }
+    }
+}
+
+/// The Lease spec after its holder gave it up: no holder, so the next candidate acquires
+/// it at once.
+pub fn released(spec: &LeaseSpec) -> LeaseSpec {
+    LeaseSpec {
+        holder_identity: None,
+        acquire_time: None,
+        renew_time: None,
+        lease_duration_seconds: Some(1),
+        ..spec.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +258,16 @@ mod tests {
         );
         assert_eq!(
             decide_lease(Some(&spec), "a", at(25)),
+            LeaseDecision::Acquire
+        );
+    }
+
+    #[test]
+    fn released_lease_is_acquired_at_once() {
+        let spec = released(&held_by("b", 10));
+        assert_eq!(spec.lease_transitions, Some(2));
+        assert_eq!(
+            decide_lease(Some(&spec), "a", at(11)),
             LeaseDecision::Acquire
         );
     }

@@ -119,10 +119,11 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
 
     // Renew in the background; give up when a renewal has not succeeded for a whole
     // Lease duration, or another replica holds the Lease.
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
+    let lock = Arc::new(lock);
+    // The renewal task ends with `true` when the Lease was lost.
+    let renewal = {
+        let lock = lock.clone();
         let stop_tx = stop_tx.clone();
-        let lost = lost.clone();
         let mut rx = stop_rx.clone();
         let duration = args.lease_duration();
         tokio::spawn(async move {
@@ -130,24 +131,23 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(lock.retry_period()) => {}
-                    _ = rx.wait_for(|stop| *stop) => return,
+                    _ = rx.wait_for(|stop| *stop) => return false,
                 }
                 match lock.try_lead().await {
                     Ok(true) => last_renewal = tokio::time::Instant::now(),
                     Ok(false) => break,
                     Err(error) => {
                         warn!(%error, "renewing the Lease");
-                        if last_renewal.elapsed() < duration {
-                            continue;
+                        if last_renewal.elapsed() >= duration {
+                            break;
                         }
-                        break;
                     }
                 }
             }
-            lost.store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = stop_tx.send(true);
-        });
-    }
+            true
+        })
+    };
 
     let reporter = Reporter {
         controller: "kudu-operator".to_owned(),
@@ -161,9 +161,15 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
     });
     controller::run(ctx, stopped(stop_rx)).await;
     metrics.leader.set(0);
-    let result = if lost.load(std::sync::atomic::Ordering::SeqCst) {
+    // Whatever ended the controller, stop renewing and serving.
+    let _ = stop_tx.send(true);
+    let result = if renewal.await.unwrap_or(true) {
         Err(RunError::LostLease)
     } else {
+        // Stopped on request: hand the Lease over without making the successor wait.
+        if let Err(error) = lock.release().await {
+            warn!(%error, "releasing the Lease");
+        }
         Ok(())
     };
     finish(server, http_addr, result).await

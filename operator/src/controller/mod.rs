@@ -436,6 +436,10 @@ pub async fn run<M: MasterAdmin>(
     .for_each(|result| async move {
         match result {
             Ok((object, _)) => tracing::debug!(cluster = %object.name, "reconciled"),
+            // An owned object changed after its cluster was deleted: nothing to do.
+            Err(controller::Error::ObjectNotFound(object)) => {
+                tracing::debug!(%object, "cluster is gone")
+            }
             Err(error) => warn!(%error, "reconcile error"),
         }
     })
