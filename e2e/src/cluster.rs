@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::watch;
@@ -10,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::apiserver::ops::{Subresource, WriteOptions};
 use crate::apiserver::{Api, ApiError, ApiServer, ServerError};
 use crate::controllers;
+use crate::kubelet::{self, KubeletConfig};
 
 /// Topology labels put on nodes.
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
@@ -31,6 +33,8 @@ pub struct ClusterConfig {
     pub state_dir: PathBuf,
     /// Listen address; port 0 picks a free port.
     pub bind: SocketAddr,
+    /// Directories searched (before the PATH) for binaries that container images name.
+    pub bin_dirs: Vec<PathBuf>,
 }
 
 impl ClusterConfig {
@@ -40,6 +44,7 @@ impl ClusterConfig {
             nodes: 6,
             state_dir: state_dir.into(),
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            bin_dirs: Vec::new(),
         }
     }
 }
@@ -85,13 +90,54 @@ impl LocalCluster {
             move |source| ClusterError::Io { path, source }
         };
         std::fs::create_dir_all(&config.state_dir).map_err(io(&config.state_dir))?;
-        let api = Api::new();
+        let mut api = Api::new();
+        api.graceful_pods = true;
         let server = ApiServer::start(api.clone(), config.bind).await?;
         register_nodes(&api, config.nodes)?;
-        let (stop, stop_rx) = watch::channel(false);
-        let tasks = vec![tokio::spawn(controllers::gc::run(api.clone(), stop_rx))];
         let kubeconfig = config.state_dir.join("kubeconfig");
         std::fs::write(&kubeconfig, kubeconfig_yaml(&server.url())).map_err(io(&kubeconfig))?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let resync = Duration::from_secs(2);
+        let state_dir = config.state_dir.clone();
+        let mut tasks = vec![
+            tokio::spawn(controllers::gc::run(api.clone(), stop_rx.clone())),
+            tokio::spawn(controllers::run_loop(
+                api.clone(),
+                stop_rx.clone(),
+                resync,
+                controllers::scheduler::schedule_once,
+            )),
+            tokio::spawn(controllers::run_loop(
+                api.clone(),
+                stop_rx.clone(),
+                resync,
+                controllers::statefulset::sync_once,
+            )),
+            tokio::spawn(controllers::run_loop(
+                api.clone(),
+                stop_rx.clone(),
+                resync,
+                controllers::endpoints::sync_once,
+            )),
+            tokio::spawn(controllers::run_loop(
+                api.clone(),
+                stop_rx.clone(),
+                resync,
+                move |api: &Api| controllers::pvc::sync_once(api, &state_dir),
+            )),
+        ];
+        let kubelet_config = KubeletConfig {
+            state_dir: config.state_dir.clone(),
+            bin_dirs: config.bin_dirs.clone(),
+            kubeconfig: kubeconfig.clone(),
+        };
+        let kubelet_api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = kubelet::run(kubelet_api, kubelet_config, stop_rx).await {
+                tracing::error!(error = %e, "kubelet failed");
+            }
+        }));
         Ok(Self {
             server,
             kubeconfig,
@@ -115,7 +161,29 @@ impl LocalCluster {
         self.server.api()
     }
 
-    /// Stops controllers and the API server.
+    /// Marks node `name` Ready or NotReady (its pods' processes stop while NotReady).
+    pub fn set_node_ready(&self, name: &str, ready: bool) -> Result<(), ApiError> {
+        let api = self.api();
+        let rt = api.resource("", "nodes")?;
+        let node = api.get(&rt, "v1", None, name)?;
+        let mut status = node.get("status").cloned().unwrap_or_else(|| json!({}));
+        let prev = status.get("conditions").cloned();
+        let reason = if ready {
+            "KubeletReady"
+        } else {
+            "NodeStatusUnknown"
+        };
+        status["conditions"] = json!([controllers::condition(
+            prev.as_ref(),
+            "Ready",
+            ready,
+            reason,
+            "set by the local cluster"
+        )]);
+        controllers::write_status(api, "", "nodes", &node, status)
+    }
+
+    /// Stops controllers, the kubelet (and every pod process) and the API server.
     pub async fn shutdown(self) {
         self.stop.send_replace(true);
         for t in self.tasks {

@@ -6,3 +6,4 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod controllers;
+pub mod kubelet;

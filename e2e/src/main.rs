@@ -30,6 +30,9 @@ enum Command {
         /// Port to listen on (0 = any free port).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Directories searched before the PATH for the binaries that images name.
+        #[arg(long = "bin-dir")]
+        bin_dirs: Vec<PathBuf>,
     },
 }
 
@@ -45,12 +48,14 @@ async fn main() -> anyhow::Result<()> {
         nodes,
         state_dir,
         port,
+        bin_dirs,
     } = Cli::parse().command;
     let state_dir = state_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("local-cluster-{}", std::process::id()))
     });
     let mut config = ClusterConfig::new(&state_dir);
     config.nodes = nodes;
+    config.bin_dirs = bin_dirs;
     config.bind.set_port(port);
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;

@@ -309,7 +309,11 @@ impl Api {
             check_rv(rt, name, &current, &body)?;
             self.finish(t, rt, version, current, body, sub, opts)
         })?;
-        Ok(present(out, rt, version))
+        Ok(if sub == Subresource::Scale {
+            out
+        } else {
+            present(out, rt, version)
+        })
     }
 
     /// PATCH (all four patch types); returns the object and whether it was created.
@@ -392,7 +396,14 @@ impl Api {
                 false,
             ))
         })?;
-        Ok((present(out, rt, version), created))
+        Ok((
+            if sub == Subresource::Scale {
+                out
+            } else {
+                present(out, rt, version)
+            },
+            created,
+        ))
     }
 
     /// GET `/scale`.

@@ -129,6 +129,30 @@ pub fn base64_encode(data: &[u8]) -> String {
     out
 }
 
+/// Standard base64 decoding (padding optional, whitespace ignored); `None` on bad input.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// Returns `obj.metadata`, creating it (as an empty object) when absent.
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     let root = ensure_object(obj);
@@ -185,5 +209,9 @@ mod tests {
         assert_eq!(base64_encode(b"f"), "Zg==");
         assert_eq!(base64_encode(b"fo"), "Zm8=");
         assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        for s in [&b""[..], b"f", b"fo", b"foo", b"foobar", &[0, 255, 128]] {
+            assert_eq!(base64_decode(&base64_encode(s)).as_deref(), Some(s));
+        }
+        assert_eq!(base64_decode("!"), None);
     }
 }

@@ -1,0 +1,517 @@
+//! The kubelet: runs the containers of pods bound to this cluster's nodes as local
+//! processes, each pod on its own loopback address, and reports pod status. Pods on a node
+//! that is not Ready are stopped until it is Ready again.
+
+pub mod container;
+pub mod dns;
+pub mod env;
+pub mod ipam;
+pub mod probe;
+pub mod process;
+pub mod volumes;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::apiserver::Api;
+use crate::apiserver::ops::DeleteOptions;
+use crate::apiserver::registry::ResKey;
+use crate::apiserver::util::{meta_str, now_rfc3339};
+use crate::controllers::{condition, condition_true, write_status};
+use container::{ContainerState, PodShared, Supervised};
+use process::{ProcessSpec, image_binary, resolve_program};
+
+/// Kubelet settings.
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    /// Root for pod and volume directories and the hosts file.
+    pub state_dir: PathBuf,
+    /// Directories searched first for container binaries.
+    pub bin_dirs: Vec<PathBuf>,
+    /// Kubeconfig handed to pod processes (`KUBECONFIG`).
+    pub kubeconfig: PathBuf,
+}
+
+/// The kubelet could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("preparing {path}: {source}")]
+pub struct KubeletError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+struct PodRuntime {
+    ip: String,
+    start_time: String,
+    shared: Arc<PodShared>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PodRuntime {
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Kubelet {
+    api: Api,
+    config: KubeletConfig,
+    ipam: Arc<Mutex<ipam::Ipam>>,
+    hosts: dns::HostsFile,
+    runtimes: HashMap<String, PodRuntime>,
+    terminating: HashSet<String>,
+    kick: Arc<Notify>,
+    isolate: bool,
+    nss_wrapper: Option<PathBuf>,
+}
+
+fn pod_dir(state_dir: &Path, pod: &Value) -> PathBuf {
+    let s = |f: &str| meta_str(pod, f).unwrap_or("").to_string();
+    state_dir
+        .join("pods")
+        .join(format!("{}_{}_{}", s("namespace"), s("name"), s("uid")))
+}
+
+fn grace(pod: &Value) -> Duration {
+    let secs = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .or_else(|| pod.pointer("/spec/terminationGracePeriodSeconds"))
+        .and_then(Value::as_u64)
+        .unwrap_or(30);
+    Duration::from_secs(secs)
+}
+
+impl Kubelet {
+    fn new(api: Api, config: KubeletConfig) -> Result<Self, KubeletError> {
+        let hosts_path = config.state_dir.join("hosts");
+        let hosts = dns::HostsFile::create(&hosts_path).map_err(|source| KubeletError {
+            path: hosts_path.clone(),
+            source,
+        })?;
+        let nss = PathBuf::from(dns::NSS_WRAPPER_LIB);
+        let nss_wrapper = nss.is_file().then_some(nss);
+        if nss_wrapper.is_none() {
+            tracing::warn!(
+                lib = dns::NSS_WRAPPER_LIB,
+                "libnss_wrapper not found; cluster DNS names will not resolve in pods"
+            );
+        }
+        let isolate = process::can_isolate();
+        if !isolate {
+            tracing::warn!(
+                "not running as root: volumes are not mounted at their mountPath and pods keep the host name"
+            );
+        }
+        Ok(Self {
+            api,
+            config,
+            ipam: Arc::new(Mutex::new(ipam::Ipam::random())),
+            hosts,
+            runtimes: HashMap::new(),
+            terminating: HashSet::new(),
+            kick: Arc::new(Notify::new()),
+            isolate,
+            nss_wrapper,
+        })
+    }
+
+    fn base_env(&self, pod: &Value, hostname: &str, dir: &Path) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            ),
+            ("HOME".to_string(), dir.display().to_string()),
+            ("HOSTNAME".to_string(), hostname.to_string()),
+            (
+                "KUBECONFIG".to_string(),
+                self.config.kubeconfig.display().to_string(),
+            ),
+            (
+                "NSS_WRAPPER_HOSTS".to_string(),
+                self.hosts.path().display().to_string(),
+            ),
+        ];
+        if let Some(lib) = &self.nss_wrapper {
+            env.push(("LD_PRELOAD".to_string(), lib.display().to_string()));
+        }
+        if let Ok(v) = std::env::var("RUST_LOG") {
+            env.push(("RUST_LOG".to_string(), v));
+        }
+        let _ = pod;
+        env
+    }
+
+    /// Starts every container of `pod`.
+    fn start(&mut self, pod: &Value) -> Result<(), String> {
+        let uid = meta_str(pod, "uid").unwrap_or("").to_string();
+        let dir = pod_dir(&self.config.state_dir, pod);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let vols = volumes::prepare(&self.api, &self.config.state_dir, pod, &dir)
+            .map_err(|e| e.to_string())?;
+        let ip = self
+            .ipam
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .assign(&uid)
+            .map_err(|e| e.to_string())?;
+        let mut pod_with_ip = pod.clone();
+        pod_with_ip["status"]["podIP"] = json!(ip);
+        pod_with_ip["status"]["hostIP"] = json!("127.0.0.1");
+        let name = meta_str(pod, "name").unwrap_or("");
+        let hostname = pod
+            .pointer("/spec/hostname")
+            .and_then(Value::as_str)
+            .unwrap_or(name)
+            .to_string();
+        let base = self.base_env(pod, &hostname, &dir);
+        let restart_policy = pod
+            .pointer("/spec/restartPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Always")
+            .to_string();
+        let containers: Vec<Value> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let shared = Arc::new(PodShared {
+            containers: Mutex::new(
+                containers
+                    .iter()
+                    .map(|c| {
+                        ContainerState::new(
+                            c.get("name").and_then(Value::as_str).unwrap_or(""),
+                            c.get("image").and_then(Value::as_str).unwrap_or(""),
+                            c.get("readinessProbe").is_some(),
+                        )
+                    })
+                    .collect(),
+            ),
+            kick: self.kick.clone(),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (i, c) in containers.iter().enumerate() {
+            let env = env::resolve(&self.api, &pod_with_ip, c, &base);
+            let strings = |k: &str| -> Vec<String> {
+                c.get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(|s| env::expand(s, &env))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let (command, args) = (strings("command"), strings("args"));
+            let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+            let (program, mut argv) = match command.split_first() {
+                Some((first, rest)) => (first.clone(), rest.to_vec()),
+                None => (image_binary(image).to_string(), Vec::new()),
+            };
+            argv.extend(args);
+            let workdir = c
+                .get("workingDir")
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+                .filter(|p| p.is_dir())
+                .unwrap_or_else(|| dir.clone());
+            let log = dir.join(format!(
+                "{}.log",
+                c.get("name").and_then(Value::as_str).unwrap_or("container")
+            ));
+            let spec = resolve_program(&program, &self.config.bin_dirs)
+                .map(|program| ProcessSpec {
+                    program,
+                    args: argv,
+                    env: env.clone(),
+                    mounts: volumes::mounts(c, &vols),
+                    hostname: Some(hostname.clone()),
+                    workdir,
+                    log,
+                    isolate: self.isolate,
+                })
+                .ok_or_else(|| process::ProcessError::NotFound(program.clone()).to_string());
+            let restart = Arc::new(Notify::new());
+            let sup = Supervised {
+                index: i,
+                spec: spec.clone(),
+                restart_policy: restart_policy.clone(),
+                grace: grace(pod),
+            };
+            tasks.push(tokio::spawn(container::supervise(
+                sup,
+                shared.clone(),
+                stop_rx.clone(),
+                restart.clone(),
+            )));
+            if let Ok(exec_base) = spec {
+                for (kind, key) in [
+                    (probe::Kind::Readiness, "readinessProbe"),
+                    (probe::Kind::Liveness, "livenessProbe"),
+                ] {
+                    if let Some(p) = c.get(key) {
+                        tasks.push(tokio::spawn(probe::run(
+                            kind,
+                            p.clone(),
+                            i,
+                            ip.clone(),
+                            c.clone(),
+                            exec_base.clone(),
+                            self.config.bin_dirs.clone(),
+                            shared.clone(),
+                            restart.clone(),
+                            stop_rx.clone(),
+                        )));
+                    }
+                }
+            }
+        }
+        tracing::info!(pod = name, %ip, "pod started");
+        self.runtimes.insert(
+            uid,
+            PodRuntime {
+                ip,
+                start_time: now_rfc3339(),
+                shared,
+                stop,
+                tasks,
+            },
+        );
+        Ok(())
+    }
+
+    fn status(
+        &self,
+        pod: &Value,
+        rt: Option<&PodRuntime>,
+        node_ready: bool,
+        problem: Option<&str>,
+    ) -> Value {
+        let prev = pod.get("status").cloned().unwrap_or_else(|| json!({}));
+        let prev_conds = prev.get("conditions");
+        let containers: Vec<ContainerState> = rt.map(|r| r.shared.snapshot()).unwrap_or_default();
+        let mut statuses: Vec<Value> = containers.iter().map(ContainerState::to_status).collect();
+        if rt.is_none() {
+            let reason = if node_ready {
+                "ContainerCreating"
+            } else {
+                "NodeNotReady"
+            };
+            statuses = pod
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let mut s = ContainerState::new(c.get("name").and_then(Value::as_str).unwrap_or(""), c.get("image").and_then(Value::as_str).unwrap_or(""), false);
+                    s.state = json!({"waiting": {"reason": if problem.is_some() { "CreateContainerConfigError" } else { reason }, "message": problem.unwrap_or("")}});
+                    s.to_status()
+                })
+                .collect();
+        }
+        let containers_ready = !containers.is_empty() && containers.iter().all(|c| c.ready);
+        let ready = containers_ready && node_ready;
+        let all_done = !containers.is_empty() && containers.iter().all(|c| c.done);
+        let phase = if all_done {
+            if containers.iter().all(|c| c.exit_code == Some(0)) {
+                "Succeeded"
+            } else {
+                "Failed"
+            }
+        } else if containers.iter().any(|c| c.started) {
+            "Running"
+        } else {
+            prev.get("phase")
+                .and_then(Value::as_str)
+                .filter(|p| *p == "Running")
+                .unwrap_or("Pending")
+        };
+        let mut status = json!({
+            "phase": phase,
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "qosClass": prev.get("qosClass").cloned().unwrap_or_else(|| json!("BestEffort")),
+            "conditions": [
+                condition(prev_conds, "PodReadyToStartContainers", rt.is_some(), "", ""),
+                condition(prev_conds, "Initialized", true, "", ""),
+                condition(prev_conds, "Ready", ready, if ready { "" } else if node_ready { "ContainersNotReady" } else { "NodeNotReady" }, ""),
+                condition(prev_conds, "ContainersReady", containers_ready, if containers_ready { "" } else { "ContainersNotReady" }, ""),
+                condition(prev_conds, "PodScheduled", true, "", ""),
+            ],
+            "containerStatuses": statuses,
+        });
+        match rt {
+            Some(r) => {
+                status["podIP"] = json!(r.ip);
+                status["podIPs"] = json!([{"ip": r.ip}]);
+                status["startTime"] = json!(r.start_time);
+            }
+            None => {
+                for k in ["podIP", "podIPs", "startTime"] {
+                    if let Some(v) = prev.get(k) {
+                        status[k] = v.clone();
+                    }
+                }
+            }
+        }
+        status
+    }
+
+    fn stop_pod(&mut self, uid: &str) -> Option<JoinHandle<()>> {
+        let rt = self.runtimes.remove(uid)?;
+        let ipam = self.ipam.clone();
+        let uid = uid.to_string();
+        Some(tokio::spawn(async move {
+            rt.stop().await;
+            ipam.lock().unwrap_or_else(|e| e.into_inner()).release(&uid);
+        }))
+    }
+
+    fn sync(&mut self) {
+        let (pods, nodes, services) = self.api.store.read(|s| {
+            (
+                s.list(&ResKey::new("", "pods"), None)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                s.list(&ResKey::new("", "nodes"), None)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                s.list(&ResKey::new("", "services"), None)
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let ready: HashMap<&str, bool> = nodes
+            .iter()
+            .filter_map(|n| Some((meta_str(n, "name")?, condition_true(n, "Ready"))))
+            .collect();
+        let mut seen = HashSet::new();
+        for pod in &pods {
+            let Some(node) = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| ready.contains_key(n))
+            else {
+                continue;
+            };
+            let uid = meta_str(pod, "uid").unwrap_or("").to_string();
+            seen.insert(uid.clone());
+            if meta_str(pod, "deletionTimestamp").is_some() {
+                if self.terminating.insert(uid.clone()) {
+                    let stopping = self.stop_pod(&uid);
+                    let api = self.api.clone();
+                    let (ns, name) = (
+                        meta_str(pod, "namespace").unwrap_or("").to_string(),
+                        meta_str(pod, "name").unwrap_or("").to_string(),
+                    );
+                    tokio::spawn(async move {
+                        if let Some(s) = stopping {
+                            let _ = s.await;
+                        }
+                        if let Ok(rt) = api.resource("", "pods") {
+                            let opts = DeleteOptions {
+                                grace_period: Some(0),
+                                ..Default::default()
+                            };
+                            if let Err(e) = api.delete(&rt, "v1", Some(&ns), &name, &opts) {
+                                tracing::debug!(error = %e, pod = name, "final pod delete failed");
+                            }
+                        }
+                    });
+                }
+                continue;
+            }
+            let node_ready = ready.get(node).copied().unwrap_or(false);
+            let phase = pod
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Pending");
+            let mut problem = None;
+            if !node_ready {
+                if self.runtimes.contains_key(&uid) {
+                    tracing::info!(
+                        pod = meta_str(pod, "name"),
+                        node,
+                        "node not ready; stopping pod"
+                    );
+                    self.stop_pod(&uid);
+                }
+            } else if !self.runtimes.contains_key(&uid)
+                && !matches!(phase, "Succeeded" | "Failed")
+                && let Err(e) = self.start(pod)
+            {
+                tracing::debug!(error = %e, pod = meta_str(pod, "name"), "pod cannot start yet");
+                problem = Some(e);
+            }
+            if matches!(phase, "Succeeded" | "Failed") && !self.runtimes.contains_key(&uid) {
+                continue;
+            }
+            let status = self.status(pod, self.runtimes.get(&uid), node_ready, problem.as_deref());
+            if pod.get("status") != Some(&status)
+                && let Err(e) = write_status(&self.api, "", "pods", pod, status)
+            {
+                tracing::debug!(error = %e, "pod status update failed");
+            }
+        }
+        let gone: Vec<String> = self
+            .runtimes
+            .keys()
+            .filter(|u| !seen.contains(*u))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.stop_pod(&uid);
+        }
+        self.terminating.retain(|u| seen.contains(u));
+        if let Err(e) = self
+            .hosts
+            .write(&dns::render(&dns::entries(&pods, &services)))
+        {
+            tracing::warn!(error = %e, "writing hosts file");
+        }
+    }
+
+    async fn shutdown(mut self) {
+        let uids: Vec<String> = self.runtimes.keys().cloned().collect();
+        let stopping: Vec<JoinHandle<()>> = uids.iter().filter_map(|u| self.stop_pod(u)).collect();
+        for s in stopping {
+            let _ = s.await;
+        }
+    }
+}
+
+/// Runs the kubelet until `shutdown`; then stops every pod process.
+pub async fn run(
+    api: Api,
+    config: KubeletConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), KubeletError> {
+    let mut kubelet = Kubelet::new(api.clone(), config)?;
+    let mut changed = api.store.subscribe();
+    let kick = kubelet.kick.clone();
+    loop {
+        changed.borrow_and_update();
+        kubelet.sync();
+        tokio::select! {
+            res = changed.changed() => if res.is_err() { break },
+            _ = kick.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+    kubelet.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,240 @@
+//! A StatefulSet of a real server process (`e2e-kv`): ordinal pods with stable DNS names,
+//! PVC data surviving pod deletion, ordered scale 1 -> 3 -> 1, and a node made NotReady.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use common::{TestCluster, eventually};
+use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const MANIFEST: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: kv}
+spec:
+  clusterIP: None
+  selector: {app: kv}
+  ports: [{name: kv, port: 7000}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: kv}
+spec:
+  serviceName: kv
+  replicas: 1
+  selector: {matchLabels: {app: kv}}
+  template:
+    metadata: {labels: {app: kv}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: kv
+        image: e2e-kv:latest
+        args: ["--listen", "$(POD_IP):7000", "--data-dir", "/var/lib/e2e-kv"]
+        env:
+        - name: POD_IP
+          valueFrom: {fieldRef: {fieldPath: status.podIP}}
+        - name: MY_NODE
+          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+        readinessProbe:
+          tcpSocket: {port: 7000}
+          periodSeconds: 1
+        livenessProbe:
+          httpGet: {path: /healthz, port: 7000}
+          periodSeconds: 2
+        volumeMounts:
+        - {name: data, mountPath: /var/lib/e2e-kv}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#;
+
+async fn start_cluster() -> Result<TestCluster> {
+    common::init_tracing();
+    let kv = PathBuf::from(env!("CARGO_BIN_EXE_e2e-kv"));
+    let dir = tempfile::tempdir()?;
+    let mut config = ClusterConfig::new(dir.path().join("state"));
+    config.nodes = 3;
+    config.bin_dirs = vec![kv.parent().context("binary dir")?.to_path_buf()];
+    let cluster = LocalCluster::start(config).await?;
+    Ok(TestCluster { cluster, dir })
+}
+
+/// Sends one command to an `e2e-kv` server.
+async fn kv(ip: &str, cmd: &str) -> Result<String> {
+    let fut = async {
+        let mut s = TcpStream::connect((ip, 7000)).await?;
+        s.write_all(format!("{cmd}\n").as_bytes()).await?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).await?;
+        anyhow::Ok(line.trim_end().to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .context("kv command timed out")?
+}
+
+async fn pod_field(tc: &TestCluster, pod: &str, path: &str) -> Result<String> {
+    tc.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={{{path}}}")])
+        .await
+}
+
+async fn rollout(tc: &TestCluster) -> Result<()> {
+    tc.kubectl(&["rollout", "status", "statefulset/kv", "--timeout=120s"])
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statefulset_identity_storage_and_scaling() -> Result<()> {
+    let tc = start_cluster().await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], MANIFEST).await?;
+    rollout(&tc).await?;
+    let ip0 = pod_field(&tc, "kv-0", ".status.podIP").await?;
+    ensure!(
+        ip0.starts_with("127.") && ip0 != "127.0.0.1",
+        "pod has no own loopback address: {ip0:?}"
+    );
+    ensure!(
+        kv(&ip0, "hostname").await? == "kv-0",
+        "pod hostname is not the pod name"
+    );
+    ensure!(
+        kv(&ip0, "env POD_IP").await? == ip0,
+        "downward API POD_IP wrong"
+    );
+    ensure!(
+        !kv(&ip0, "env MY_NODE").await?.is_empty(),
+        "downward API nodeName empty"
+    );
+    ensure!(kv(&ip0, "set first").await? == "ok", "set failed");
+
+    // Scale 1 -> 3: ordinal pods, each reachable under its stable DNS name from inside a pod.
+    tc.kubectl(&["scale", "statefulset", "kv", "--replicas=3"])
+        .await?;
+    rollout(&tc).await?;
+    let ip2 = pod_field(&tc, "kv-2", ".status.podIP").await?;
+    let ip1 = pod_field(&tc, "kv-1", ".status.podIP").await?;
+    let resolved = eventually(
+        Duration::from_secs(30),
+        "kv-0.kv to resolve inside kv-2",
+        || async {
+            let r = kv(&ip2, "resolve kv-0.kv.default.svc.cluster.local").await?;
+            Ok((r == ip0).then_some(r))
+        },
+    )
+    .await?;
+    ensure!(resolved == ip0);
+    let all = eventually(
+        Duration::from_secs(30),
+        "the headless service to list all pods",
+        || async {
+            let r = kv(&ip0, "resolve kv.default.svc.cluster.local").await?;
+            Ok((r.split(',').count() == 3).then_some(r))
+        },
+    )
+    .await?;
+    for ip in [&ip0, &ip1, &ip2] {
+        ensure!(all.contains(ip.as_str()), "service name lacks {ip}: {all}");
+    }
+    let claims = tc.kubectl(&["get", "pvc", "-o", "name"]).await?;
+    for i in 0..3 {
+        ensure!(
+            claims.contains(&format!("persistentvolumeclaim/data-kv-{i}")),
+            "claim {i} missing: {claims}"
+        );
+    }
+
+    // A deleted pod comes back with the same name and its data. (`--wait=false`: kubectl's
+    // own wait can miss a deletion when the replacement appears between its GET and LIST.)
+    let uid = pod_field(&tc, "kv-0", ".metadata.uid").await?;
+    tc.kubectl(&["delete", "pod", "kv-0", "--wait=false"])
+        .await?;
+    eventually(Duration::from_secs(60), "kv-0 to be recreated", || async {
+        let new_uid = pod_field(&tc, "kv-0", ".metadata.uid")
+            .await
+            .unwrap_or_default();
+        Ok((!new_uid.is_empty() && new_uid != uid).then_some(()))
+    })
+    .await?;
+    tc.kubectl(&["wait", "--for=condition=Ready", "pod/kv-0", "--timeout=60s"])
+        .await?;
+    let ip0 = pod_field(&tc, "kv-0", ".status.podIP").await?;
+    ensure!(
+        kv(&ip0, "get").await? == "first",
+        "data did not survive pod deletion"
+    );
+
+    // Scale 3 -> 1: highest ordinals go, claims stay.
+    tc.kubectl(&["scale", "statefulset", "kv", "--replicas=1"])
+        .await?;
+    eventually(Duration::from_secs(60), "kv-1 and kv-2 to go", || async {
+        let pods = tc.kubectl(&["get", "pods", "-o", "name"]).await?;
+        Ok((pods.trim() == "pod/kv-0").then_some(()))
+    })
+    .await?;
+    if TcpStream::connect((ip2.as_str(), 7000)).await.is_ok() {
+        bail!("kv-2's process still serves after scale-down");
+    }
+    let claims = tc.kubectl(&["get", "pvc", "-o", "name"]).await?;
+    ensure!(
+        claims.contains("data-kv-2"),
+        "claim deleted with its pod: {claims}"
+    );
+    let sts = tc.get_json(&["statefulset", "kv"]).await?;
+    ensure!(
+        sts["status"]["replicas"] == 1 && sts["status"]["readyReplicas"] == 1,
+        "status counts wrong: {}",
+        sts["status"]
+    );
+    tc.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_not_ready_stops_its_pods() -> Result<()> {
+    let tc = start_cluster().await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], MANIFEST).await?;
+    rollout(&tc).await?;
+    let ip = pod_field(&tc, "kv-0", ".status.podIP").await?;
+    kv(&ip, "set survive").await?;
+    let node = pod_field(&tc, "kv-0", ".spec.nodeName").await?;
+
+    tc.cluster.set_node_ready(&node, false)?;
+    tc.kubectl(&[
+        "wait",
+        "--for=condition=Ready=false",
+        "pod/kv-0",
+        "--timeout=60s",
+    ])
+    .await?;
+    eventually(
+        Duration::from_secs(30),
+        "the pod process to stop",
+        || async {
+            Ok(TcpStream::connect((ip.as_str(), 7000))
+                .await
+                .is_err()
+                .then_some(()))
+        },
+    )
+    .await?;
+
+    tc.cluster.set_node_ready(&node, true)?;
+    tc.kubectl(&["wait", "--for=condition=Ready", "pod/kv-0", "--timeout=60s"])
+        .await?;
+    let ip = pod_field(&tc, "kv-0", ".status.podIP").await?;
+    ensure!(
+        kv(&ip, "get").await? == "survive",
+        "data lost across node outage"
+    );
+    tc.stop().await;
+    Ok(())
+}
