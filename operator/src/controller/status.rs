@@ -128,7 +128,14 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
             message: action.to_string(),
         },
     };
-    let degraded = if healthy_voters < voters {
+    let degraded = if leader_id.is_none() {
+        Cond {
+            type_: DEGRADED,
+            status: true,
+            reason: "NoLeader",
+            message: "master membership unknown: no master reports a leader".to_owned(),
+        }
+    } else if healthy_voters < voters {
         Cond {
             type_: DEGRADED,
             status: true,
@@ -367,6 +374,8 @@ mod tests {
         let s = status_of(&o, &Action::Wait(WaitReason::NoLeader), 3, None, 0);
         assert_eq!(cond(&s, AVAILABLE).status, "False");
         assert_eq!(cond(&s, AVAILABLE).reason, "NoLeader");
+        assert_eq!(cond(&s, DEGRADED).status, "True");
+        assert_eq!(cond(&s, DEGRADED).reason, "NoLeader");
         assert!(s.masters.is_empty());
         assert_eq!(s.leader, None);
     }
