@@ -92,6 +92,7 @@ impl LocalCluster {
         std::fs::create_dir_all(&config.state_dir).map_err(io(&config.state_dir))?;
         let mut api = Api::new();
         api.graceful_pods = true;
+        api.pods_dir = Some(kubelet::pods_dir(&config.state_dir));
         let server = ApiServer::start(api.clone(), config.bind).await?;
         register_nodes(&api, config.nodes)?;
         let kubeconfig = config.state_dir.join("kubeconfig");
@@ -113,6 +114,18 @@ impl LocalCluster {
                 stop_rx.clone(),
                 resync,
                 controllers::statefulset::sync_once,
+            )),
+            tokio::spawn(controllers::run_loop(
+                api.clone(),
+                stop_rx.clone(),
+                resync,
+                controllers::deployment::sync_once,
+            )),
+            tokio::spawn(controllers::run_loop(
+                api.clone(),
+                stop_rx.clone(),
+                resync,
+                controllers::replicaset::sync_once,
             )),
             tokio::spawn(controllers::run_loop(
                 api.clone(),

@@ -369,3 +369,60 @@ async fn controller_reconciles_crd_with_finalizer_and_status() -> Result<()> {
     tc.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_and_expired_watch() -> Result<()> {
+    common::init_tracing();
+    // A server that keeps only 3 changes of history.
+    let api = kudu_e2e::apiserver::Api::with_history(3);
+    let server = kudu_e2e::apiserver::ApiServer::start(api, "127.0.0.1:0".parse()?).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        kudu_e2e::cluster::kubeconfig_yaml(&server.url()),
+    )?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig)?,
+        &Default::default(),
+    )
+    .await?;
+    let client = kube::Client::try_from(config)?;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    for i in 0..5 {
+        cms.create(&PostParams::default(), &configmap(&format!("p{i}"), "x"))
+            .await?;
+    }
+
+    // limit/continue pages through everything exactly once.
+    let mut seen = Vec::new();
+    let mut params = ListParams::default().limit(2);
+    loop {
+        let page = cms.list(&params).await?;
+        ensure!(page.items.len() <= 2, "page larger than the limit");
+        seen.extend(page.items.iter().map(|c| c.name_any()));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    ensure!(
+        seen == ["p0", "p1", "p2", "p3", "p4"],
+        "paging returned {seen:?}"
+    );
+
+    // Watching from a compacted resourceVersion yields an in-stream 410 Expired.
+    let mut stream = Box::pin(cms.watch(&kube::api::WatchParams::default(), "1").await?);
+    let first = tokio::time::timeout(Duration::from_secs(30), stream.next())
+        .await?
+        .context("stream ended")??;
+    match first {
+        kube::api::WatchEvent::Error(e) => ensure!(
+            e.code == 410 && e.reason == "Expired",
+            "unexpected error event {e:?}"
+        ),
+        other => anyhow::bail!("expected a 410 error event, got {other:?}"),
+    }
+    server.shutdown().await;
+    Ok(())
+}

@@ -221,6 +221,13 @@ fn resource_request(
     if (!rt.namespaced && ns.is_some()) || (rt.namespaced && ns.is_none() && name.is_some()) {
         return Err(ApiError::no_route(&rest.join("/")));
     }
+    if let (Some(name), Some("log")) = (name, sub)
+        && rt.group.is_empty()
+        && rt.plural == "pods"
+        && *method == Method::GET
+    {
+        return pod_log(api, &rt, ns, name, query);
+    }
     let sub = match sub {
         None => Subresource::Main,
         Some("status") if rt.has_status => Subresource::Status,
@@ -317,6 +324,55 @@ fn resource_request(
             "{method} is not supported here"
         ))),
     }
+}
+
+/// `GET pods/{name}/log`: the container's output so far (`follow` is not streamed).
+fn pod_log(
+    api: &Api,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let pod = api.get(rt, "v1", ns, name)?;
+    let containers: Vec<&str> = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("name").and_then(Value::as_str))
+        .collect();
+    let container = match query.get("container") {
+        Some(c) => c,
+        None if containers.len() == 1 => containers[0],
+        None => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: {containers:?}"
+            )));
+        }
+    };
+    if !containers.contains(&container) {
+        return Err(ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
+    }
+    let dir = api
+        .pods_dir
+        .as_ref()
+        .ok_or_else(|| ApiError::bad_request("this server runs no kubelet"))?;
+    let path = super::ops::pod_dir(dir, &pod).join(format!("{container}.log"));
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = match query.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
+        Some(n) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..]
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect()
+        }
+        None => text,
+    };
+    Ok(respond(200, "text/plain", text))
 }
 
 fn delete_options(

@@ -143,6 +143,8 @@ pub struct Api {
     pub registry: Arc<Registry>,
     /// Pods bound to a node are deleted gracefully (the kubelet completes the delete).
     pub graceful_pods: bool,
+    /// Where the kubelet keeps pod directories (serves `pods/{name}/log`).
+    pub pods_dir: Option<std::path::PathBuf>,
 }
 
 fn is_crd(rt: &ResourceType) -> bool {
@@ -195,10 +197,16 @@ fn json_pointer(path: &str) -> String {
 impl Api {
     /// A fresh API over an empty store with the built-in kinds.
     pub fn new() -> Self {
+        Self::with_history(20_000)
+    }
+
+    /// Like `new`, keeping only the last `limit` changes for watch resumption.
+    pub fn with_history(limit: usize) -> Self {
         Self {
-            store: Arc::new(Store::new(20_000)),
+            store: Arc::new(Store::new(limit)),
             registry: Arc::new(Registry::with_builtins()),
             graceful_pods: false,
+            pods_dir: None,
         }
     }
 
@@ -860,6 +868,12 @@ impl Api {
         }
         Ok(DeleteOutcome::Pending(t.put(&rt.key(), obj)))
     }
+}
+
+/// Directory of one pod under the kubelet's pods directory.
+pub fn pod_dir(pods_dir: &std::path::Path, pod: &Value) -> std::path::PathBuf {
+    let s = |f: &str| meta_str(pod, f).unwrap_or("").to_string();
+    pods_dir.join(format!("{}_{}_{}", s("namespace"), s("name"), s("uid")))
 }
 
 impl Default for Api {

@@ -1,9 +1,11 @@
 //! In-process controllers that play the role of kube-controller-manager and the scheduler.
 //! Each is a level-triggered pass over the store, re-run after every change.
 
+pub mod deployment;
 pub mod endpoints;
 pub mod gc;
 pub mod pvc;
+pub mod replicaset;
 pub mod scheduler;
 pub mod statefulset;
 

@@ -75,11 +75,13 @@ struct Kubelet {
     nss_wrapper: Option<PathBuf>,
 }
 
+/// The kubelet's pods directory under the cluster state directory.
+pub fn pods_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("pods")
+}
+
 fn pod_dir(state_dir: &Path, pod: &Value) -> PathBuf {
-    let s = |f: &str| meta_str(pod, f).unwrap_or("").to_string();
-    state_dir
-        .join("pods")
-        .join(format!("{}_{}_{}", s("namespace"), s("name"), s("uid")))
+    crate::apiserver::ops::pod_dir(&pods_dir(state_dir), pod)
 }
 
 fn grace(pod: &Value) -> Duration {

@@ -1,0 +1,130 @@
+//! Deployments (-> ReplicaSets -> Pods) with rollouts, and pod logs, through kubectl.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use common::{TestCluster, eventually};
+use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
+
+const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: kv
+        image: e2e-kv
+        args: ["--listen", "$(POD_IP):7000", "--data-dir", "$(HOME)/data"]
+        env:
+        - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+        - {name: VERSION, value: "one"}
+        readinessProbe:
+          exec: {command: ["e2e-kv", "--help"]}
+          periodSeconds: 1
+"#;
+
+async fn start_cluster() -> Result<TestCluster> {
+    common::init_tracing();
+    let kv = PathBuf::from(env!("CARGO_BIN_EXE_e2e-kv"));
+    let dir = tempfile::tempdir()?;
+    let mut config = ClusterConfig::new(dir.path().join("state"));
+    config.nodes = 2;
+    config.bin_dirs = vec![kv.parent().context("binary dir")?.to_path_buf()];
+    let cluster = LocalCluster::start(config).await?;
+    Ok(TestCluster { cluster, dir })
+}
+
+async fn names(tc: &TestCluster, kind: &str) -> Result<Vec<String>> {
+    let out = tc.kubectl(&["get", kind, "-o", "name"]).await?;
+    Ok(out.lines().map(String::from).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_rollout_logs_and_cascading_delete() -> Result<()> {
+    let tc = start_cluster().await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], DEPLOYMENT).await?;
+    tc.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"])
+        .await?;
+    let pods = names(&tc, "pods").await?;
+    ensure!(
+        pods.len() == 2 && pods.iter().all(|p| p.starts_with("pod/web-")),
+        "unexpected pods {pods:?}"
+    );
+    let first_rs = names(&tc, "replicasets").await?;
+    ensure!(
+        first_rs.len() == 1,
+        "expected one ReplicaSet, got {first_rs:?}"
+    );
+
+    // kubectl logs reads the container's output.
+    let pod = pods[0].trim_start_matches("pod/").to_string();
+    let logs = eventually(
+        Duration::from_secs(30),
+        "the server's start-up line in the logs",
+        || async {
+            let logs = tc.kubectl(&["logs", &pod]).await?;
+            Ok(logs.contains("e2e-kv listening on").then_some(logs))
+        },
+    )
+    .await?;
+    ensure!(logs.contains("127."), "log lacks the pod address: {logs}");
+
+    // A template change rolls out a new ReplicaSet and scales the old one to zero.
+    tc.kubectl(&["set", "env", "deployment/web", "VERSION=two"])
+        .await?;
+    tc.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"])
+        .await?;
+    let old = first_rs[0].trim_start_matches("replicaset.apps/");
+    let old_rs = tc.get_json(&["replicaset", old]).await?;
+    ensure!(
+        old_rs["spec"]["replicas"] == 0,
+        "old ReplicaSet not scaled down: {}",
+        old_rs["spec"]
+    );
+    let d = tc.get_json(&["deployment", "web"]).await?;
+    ensure!(
+        d["status"]["updatedReplicas"] == 2 && d["status"]["availableReplicas"] == 2,
+        "deployment status: {}",
+        d["status"]
+    );
+    eventually(Duration::from_secs(60), "old pods to go", || async {
+        let pods = tc.get_json(&["pods"]).await?;
+        let versions: Vec<String> = pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                p["spec"]["containers"][0]["env"][1]["value"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        Ok((versions.len() == 2 && versions.iter().all(|v| v == "two")).then_some(()))
+    })
+    .await?;
+
+    // Deleting the Deployment cascades to ReplicaSets and pods.
+    tc.kubectl(&["delete", "deployment", "web"]).await?;
+    eventually(
+        Duration::from_secs(60),
+        "ReplicaSets and pods to be collected",
+        || async {
+            Ok((names(&tc, "replicasets").await?.is_empty()
+                && names(&tc, "pods").await?.is_empty())
+            .then_some(()))
+        },
+    )
+    .await?;
+    tc.stop().await;
+    Ok(())
+}
