@@ -62,3 +62,15 @@ pub fn status_with_code(code: tonic::Code, error_code: &str, message: impl Into<
     }
     status
 }
+
+/// Runs an RPC future with a client-side deadline. (`Request::set_timeout` only tells the
+/// server; a paused or partitioned peer would otherwise hold the caller until TCP gives up.)
+pub async fn with_deadline<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}"))),
+    }
+}

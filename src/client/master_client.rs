@@ -2,7 +2,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 use tonic::transport::Channel;
 
 use super::error::ClientError;
@@ -14,6 +14,9 @@ use crate::rpc::{self, ChannelPool};
 
 /// Error codes after which the same request is retried (with the same request id).
 const RETRYABLE_CODES: [&str; 2] = [rpc::NOT_THE_LEADER, "TIMED_OUT"];
+
+/// Deadline of one leader-discovery probe: a paused master must not stall discovery.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Deadlines of a client.
 #[derive(Clone, Debug)]
@@ -88,22 +91,27 @@ impl MasterClient {
     /// Asks one master who it is and whom it follows.
     pub async fn connect_to(&self, address: &str) -> Result<pb::ConnectToMasterResponse, tonic::Status> {
         let mut service = self.service(address).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        let request = with_timeout(tonic::Request::new(pb::ConnectToMasterRequest {}), self.options.rpc_timeout);
-        Ok(service.connect_to_master(request).await?.into_inner())
+        let timeout = self.options.rpc_timeout.min(PROBE_TIMEOUT);
+        let request = with_timeout(tonic::Request::new(pb::ConnectToMasterRequest {}), timeout);
+        Ok(rpc::with_deadline(timeout, service.connect_to_master(request)).await?.into_inner())
     }
 
-    /// Asks every known master at once and returns the leader's address, if one answers.
+    /// Asks every known master at once and returns the leader's address as soon as one
+    /// says it leads; otherwise a leader hint, if any master gave one.
     async fn find_leader(&self) -> Option<String> {
-        let addresses = self.addresses();
-        let answers = join_all(addresses.iter().map(|a| self.connect_to(a))).await;
+        let mut probes: FuturesUnordered<_> = self
+            .addresses()
+            .into_iter()
+            .map(|address| async move { (self.connect_to(&address).await, address) })
+            .collect();
         let mut hint = None;
-        for (address, answer) in addresses.iter().zip(answers) {
+        while let Some((answer, address)) = probes.next().await {
             let Ok(answer) = answer else { continue };
             if answer.role == pb::Role::Leader as i32 {
                 let mut known = self.known();
                 known.members = answer.members.iter().map(|m| m.address.clone()).collect();
                 known.leader = Some(address.clone());
-                return Some(address.clone());
+                return Some(address);
             }
             if !answer.leader_address.is_empty() {
                 hint = Some(answer.leader_address);

@@ -1,6 +1,8 @@
 //! Table DDL on the leader: validation, id choice and placement happen here, before the
 //! command is proposed, so that applying it is deterministic.
 
+use std::time::Duration;
+
 use super::error::MasterError;
 use super::node::MasterNode;
 use crate::catalog::schema::validate_name;
@@ -50,7 +52,7 @@ impl MasterNode {
             .into());
         }
         self.linearizable_read().await?;
-        let placements = {
+        let placements = loop {
             let catalog = self.catalog.read().await;
             if let Some(previous) = catalog.request_outcome(&spec.request_id) {
                 return table_of(previous.0.clone()?);
@@ -59,7 +61,17 @@ impl MasterNode {
                 return Err(CatalogError::TableAlreadyExists(spec.name).into());
             }
             let candidates = self.tservers.placement_candidates(&catalog);
-            place_replicas(&candidates, spec.num_partitions as usize, rf as usize)?
+            match place_replicas(&candidates, spec.num_partitions as usize, rf as usize) {
+                Ok(placements) => break placements,
+                // A new leader's view of tablet servers is rebuilt from heartbeats: give them
+                // one liveness period to arrive before refusing.
+                Err(e) if self.leadership_age() >= self.config.tserver_unresponsive_timeout => return Err(e.into()),
+                Err(_) => {
+                    drop(catalog);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.ensure_leader()?;
+                }
+            }
         };
         let table_id = TableId::random();
         let tablets = placements

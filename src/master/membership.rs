@@ -48,8 +48,8 @@ impl MasterNode {
         let channel = self.pool.get(address).map_err(|e| unreachable(e.to_string()))?;
         let mut request = tonic::Request::new(raft_pb::GetNodeInfoRequest {});
         request.set_timeout(Duration::from_secs(5));
-        let info = RaftServiceClient::new(channel)
-            .get_node_info(request)
+        let mut client = RaftServiceClient::new(channel);
+        let info = crate::rpc::with_deadline(Duration::from_secs(5), client.get_node_info(request))
             .await
             .map_err(|s| unreachable(s.message().to_string()))?
             .into_inner();

@@ -19,7 +19,7 @@ use crate::ids::MasterId;
 use crate::master::raft_types::{TypeConfig, Vote};
 use crate::pb::raft as pb;
 use crate::pb::raft::raft_service_client::RaftServiceClient;
-use crate::rpc::ChannelPool;
+use crate::rpc::{with_deadline, ChannelPool};
 
 /// Snapshot data is sent in chunks of this size.
 const SNAPSHOT_CHUNK: usize = 1 << 20;
@@ -80,7 +80,7 @@ impl PeerClient {
         let payload = serde_json::to_vec(&rpc).map_err(invalid_data)?;
         let mut request = tonic::Request::new(pb::RaftRequest { target_node_id: self.target, payload });
         request.set_timeout(timeout);
-        let reply = call(self.client()?, request).await.map_err(status_error)?;
+        let reply = with_deadline(timeout, call(self.client()?, request)).await.map_err(status_error)?;
         serde_json::from_slice(&reply.into_inner().payload).map_err(invalid_data)
     }
 }
@@ -137,8 +137,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         );
         let mut client = self.client().map_err(to_streaming)?;
         let mut request = tonic::Request::new(futures::stream::iter(chunks));
-        request.set_timeout(option.hard_ttl().max(Duration::from_secs(30)));
-        let send = client.install_snapshot(request);
+        let timeout = option.hard_ttl().max(Duration::from_secs(30));
+        request.set_timeout(timeout);
+        let send = with_deadline(timeout, client.install_snapshot(request));
         let reply = tokio::select! {
             closed = cancel => return Err(StreamingError::Closed(closed)),
             reply = send => reply.map_err(|s| to_streaming(status_error(s)))?,

@@ -33,6 +33,8 @@ pub struct MasterNode {
     pub config: MasterConfig,
     /// Held for the whole of a membership change: one change at a time.
     pub(super) membership_lock: tokio::sync::Mutex<()>,
+    /// Term and time at which this master last became leader.
+    pub(super) leader_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 impl MasterNode {
@@ -114,6 +116,36 @@ impl MasterNode {
                 MasterError::MembershipChangeInProgress(c.to_string())
             }
             other => MasterError::Internal(other.to_string()),
+        }
+    }
+
+    /// How long this master has led in its current term (zero if it does not lead).
+    pub fn leadership_age(&self) -> Duration {
+        let m = self.raft_metrics();
+        let since = self.leader_since.lock().unwrap_or_else(|p| p.into_inner());
+        match *since {
+            Some((term, at)) if m.state == ServerState::Leader && term == m.current_term => at.elapsed(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Watches Raft metrics and records when this master becomes leader.
+    pub async fn track_leadership(&self) {
+        let mut rx = self.raft.metrics();
+        loop {
+            {
+                let m = rx.borrow_watched();
+                if m.state == ServerState::Leader {
+                    let mut since = self.leader_since.lock().unwrap_or_else(|p| p.into_inner());
+                    if since.is_none_or(|(term, _)| term != m.current_term) {
+                        tracing::info!(term = m.current_term, "became leader");
+                        *since = Some((m.current_term, std::time::Instant::now()));
+                    }
+                }
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
         }
     }
 

@@ -74,6 +74,7 @@ impl MasterServer {
             pool,
             metrics: Metrics::new(),
             membership_lock: tokio::sync::Mutex::new(()),
+            leader_since: std::sync::Mutex::new(None),
             config: config.clone(),
         });
         tracing::info!(node_id = id, address = %node.address, data_dir = %config.data_dir.display(), "master starting");
@@ -116,6 +117,8 @@ impl MasterServer {
             }));
         }
         tasks.push(tokio::spawn(bootstrap::run(node.clone())));
+        let tracker = node.clone();
+        tasks.push(tokio::spawn(async move { tracker.track_leadership().await }));
         tracing::info!(%rpc_addr, ?http_addr, "master serving");
         Ok(MasterServer { node, rpc_addr, http_addr, stop, tasks })
     }

@@ -45,8 +45,9 @@ async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::sto
         async move {
             let mut client = MasterServiceClient::new(channel.ok()?);
             let mut req = tonic::Request::new(request);
-            req.set_timeout(interval * 3);
-            client.ts_heartbeat(req).await.ok().map(|r| r.into_inner())
+            let timeout = interval * 3;
+            req.set_timeout(timeout);
+            crate::rpc::with_deadline(timeout, client.ts_heartbeat(req)).await.ok().map(|r| r.into_inner())
         }
     });
     let answers = join_all(calls).await;

@@ -3,6 +3,7 @@
 //! data directory) and polling waits with deadlines, never fixed sleeps.
 #![allow(dead_code)]
 
+
 use std::fs::File;
 use std::future::Future;
 use std::net::TcpListener;
