@@ -8,9 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         unsafe { std::env::set_var("PROTOC", protoc) };
     }
     println!("cargo:rerun-if-changed=proto");
-    tonic_prost_build::configure().compile_protos(
-        &["proto/master.proto", "proto/raft.proto", "proto/tserver.proto"],
-        &["proto"],
-    )?;
+    tonic_prost_build::configure()
+        .compile_protos(&["proto/master.proto", "proto/raft.proto", "proto/tserver.proto"], &["proto"])?;
     Ok(())
 }

@@ -5,7 +5,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{cli, simple_schema, Cluster};
+use common::{Cluster, cli, simple_schema};
 use kudu::catalog::{AlterStep, Column, ColumnType, Schema};
 use kudu::pb::master as pb;
 use kudu::pb::master::master_service_client::MasterServiceClient;
@@ -72,9 +72,8 @@ async fn bad_requests_get_clear_errors_and_masters_keep_serving() {
     assert_eq!(rpc::error_code(&err), Some("INVALID_SCHEMA"));
 
     // Unknown column type on the command line: non-zero exit, one line, nothing created.
-    let (ok, _, stderr) = cli(&[
-        "table", "create", "cli-bad", "--columns", "id:int64,v:varchar", "--primary-key", "id", "-m", &leader,
-    ]);
+    let (ok, _, stderr) =
+        cli(&["table", "create", "cli-bad", "--columns", "id:int64,v:varchar", "--primary-key", "id", "-m", &leader]);
     assert!(!ok);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("unknown column type 'varchar'"), "{stderr}");

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{simple_schema, wait_for, Cluster, WAIT};
+use common::{Cluster, WAIT, simple_schema, wait_for};
 use kudu::catalog::{AlterStep, Column, ColumnType};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +36,10 @@ async fn killed_leader_is_replaced_and_catches_up_after_restart() {
     let leader = cluster.wait_leader().await;
     let other = cluster.master_addrs().into_iter().find(|a| *a != leader && *a != old_leader).expect("third master");
     cluster.master_by_addr(&other).kill();
-    client.create_table("needs-restarted", &simple_schema(), 1, 1).await.expect("create with restarted master in quorum");
+    client
+        .create_table("needs-restarted", &simple_schema(), 1, 1)
+        .await
+        .expect("create with restarted master in quorum");
     let names: Vec<String> = client.list_tables().await.expect("list").into_iter().map(|t| t.name).collect();
     assert_eq!(names, ["after", "after-restart", "before", "needs-restarted"]);
     // Same identity after a restart with its disk: never a new member.
@@ -107,6 +110,9 @@ async fn failover_time_from_leader_kill_to_next_ddl() {
     times.sort();
     let median = times[times.len() / 2];
     let ms: Vec<u128> = times.iter().map(Duration::as_millis).collect();
-    println!("failover: leader kill -> next successful DDL, {rounds} rounds, median {} ms, all {ms:?}", median.as_millis());
+    println!(
+        "failover: leader kill -> next successful DDL, {rounds} rounds, median {} ms, all {ms:?}",
+        median.as_millis()
+    );
     assert_eq!(client.list_tables().await.expect("list").len(), rounds + 1);
 }

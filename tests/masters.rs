@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{simple_schema, wait_for, Cluster, WAIT};
+use common::{Cluster, WAIT, simple_schema, wait_for};
 use kudu::pb::master as pb;
 use kudu::pb::master::master_service_client::MasterServiceClient;
 use kudu::rpc;

@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{cli, client_for, simple_schema, wait_for, Cluster, WAIT};
+use common::{Cluster, WAIT, cli, client_for, simple_schema, wait_for};
 use serde_json::Value;
 
 /// `kudu master list --format json` against `masters`.

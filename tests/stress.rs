@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{Cluster, simple_schema};
 use history::{Call, Op, Outcome};
-use common::{simple_schema, Cluster};
 use kudu::catalog::{AlterStep, Column, ColumnType};
 use kudu::client::{ClientError, ClientOptions, MasterClient};
 use kudu::pb::master as pb;
@@ -55,10 +55,15 @@ fn stress_client(addrs: &[String]) -> MasterClient {
 
 async fn run_op(client: &MasterClient, key: &str, choice: u32, column: String) -> (Call, Outcome) {
     match choice % 10 {
-        0..=2 => (Call::Create, outcome_of(client.create_table(key, &simple_schema(), 1, 1).await, "TABLE_ALREADY_EXISTS")),
+        0..=2 => {
+            (Call::Create, outcome_of(client.create_table(key, &simple_schema(), 1, 1).await, "TABLE_ALREADY_EXISTS"))
+        }
         3..=5 => {
             let col = Column { name: column.clone(), data_type: ColumnType::Int32, nullable: true };
-            (Call::AddColumn(column), outcome_of(client.alter_table(key, &[AlterStep::AddColumn(col)]).await, "TABLE_NOT_FOUND"))
+            (
+                Call::AddColumn(column),
+                outcome_of(client.alter_table(key, &[AlterStep::AddColumn(col)]).await, "TABLE_NOT_FOUND"),
+            )
         }
         6..=7 => {
             let outcome = match client.delete_table(key).await {

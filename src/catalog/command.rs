@@ -9,11 +9,26 @@ use crate::ids::{TServerId, TableId, TabletId};
 /// deterministic (ids, placement) is decided by the leader before proposing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum CatalogCommand {
-    CreateTable { request_id: String, table: Table, tablets: Vec<Tablet> },
-    DeleteTable { request_id: String, name: String },
-    AlterTable { request_id: String, name: String, steps: Vec<AlterStep> },
+    CreateTable {
+        request_id: String,
+        table: Table,
+        tablets: Vec<Tablet>,
+    },
+    DeleteTable {
+        request_id: String,
+        name: String,
+    },
+    AlterTable {
+        request_id: String,
+        name: String,
+        steps: Vec<AlterStep>,
+    },
     /// A tablet's Raft configuration as reported by a tablet server.
-    UpdateTabletConfig { tablet_id: TabletId, replicas: Vec<TServerId>, leader: Option<TServerId> },
+    UpdateTabletConfig {
+        tablet_id: TabletId,
+        replicas: Vec<TServerId>,
+        leader: Option<TServerId>,
+    },
 }
 
 impl CatalogCommand {
@@ -22,9 +37,7 @@ impl CatalogCommand {
         match self {
             CatalogCommand::CreateTable { request_id, .. }
             | CatalogCommand::DeleteTable { request_id, .. }
-            | CatalogCommand::AlterTable { request_id, .. } => {
-                Some(request_id.as_str()).filter(|id| !id.is_empty())
-            }
+            | CatalogCommand::AlterTable { request_id, .. } => Some(request_id.as_str()).filter(|id| !id.is_empty()),
             CatalogCommand::UpdateTabletConfig { .. } => None,
         }
     }

@@ -77,13 +77,12 @@ impl FromStr for ColumnType {
             "boolean" => "bool",
             other => other,
         };
-        ColumnType::ALL
-            .into_iter()
-            .find(|t| t.name() == alias)
-            .ok_or_else(|| CatalogError::InvalidSchema(format!(
+        ColumnType::ALL.into_iter().find(|t| t.name() == alias).ok_or_else(|| {
+            CatalogError::InvalidSchema(format!(
                 "unknown column type '{s}' (known: {})",
                 ColumnType::ALL.map(ColumnType::name).join(", ")
-            )))
+            ))
+        })
     }
 }
 
@@ -196,8 +195,7 @@ mod tests {
         assert!(no_key.validate().unwrap_err().to_string().contains("primary key"));
         let missing_key = Schema { columns: ok.columns.clone(), primary_key: vec!["nope".into()] };
         assert!(missing_key.validate().is_err());
-        let nullable_key =
-            Schema { columns: vec![col("id", ColumnType::Int64, true)], primary_key: vec!["id".into()] };
+        let nullable_key = Schema { columns: vec![col("id", ColumnType::Int64, true)], primary_key: vec!["id".into()] };
         assert!(nullable_key.validate().is_err());
     }
 

@@ -189,8 +189,7 @@ impl Catalog {
         let id = self.names.remove(name).ok_or_else(|| CatalogError::TableNotFound(name.to_string()))?;
         self.tables.remove(&id);
         out.push(Mutation::DeleteTable(id.clone()));
-        let doomed: Vec<TabletId> =
-            self.tablets.values().filter(|t| t.table_id == id).map(|t| t.id.clone()).collect();
+        let doomed: Vec<TabletId> = self.tablets.values().filter(|t| t.table_id == id).map(|t| t.id.clone()).collect();
         for tablet_id in doomed {
             self.tablets.remove(&tablet_id);
             out.push(Mutation::DeleteTablet(tablet_id));

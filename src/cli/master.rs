@@ -9,8 +9,8 @@ use kudu::master::MasterConfig;
 use kudu::pb::master::Role;
 use serde::Serialize;
 
-use super::output::print;
 use super::ClientArgs;
+use super::output::print;
 
 #[derive(Subcommand, Debug)]
 pub enum MasterCommand {
@@ -156,9 +156,12 @@ pub async fn run(cmd: MasterCommand) -> anyhow::Result<()> {
         }
         MasterCommand::Add { address, client } => {
             let node_id = client.client()?.add_master(&address).await?;
-            print(client.format, &serde_json::json!({ "node_id": node_id, "address": address }), &["ADDED"], vec![
-                vec![format!("{address} as node {node_id}")],
-            ])?;
+            print(
+                client.format,
+                &serde_json::json!({ "node_id": node_id, "address": address }),
+                &["ADDED"],
+                vec![vec![format!("{address} as node {node_id}")]],
+            )?;
         }
         MasterCommand::Remove { member, client } => {
             let c = client.client()?;
@@ -166,9 +169,12 @@ pub async fn run(cmd: MasterCommand) -> anyhow::Result<()> {
                 Ok(id) => c.remove_master(None, Some(id)).await?,
                 Err(_) => c.remove_master(Some(&member), None).await?,
             };
-            print(client.format, &serde_json::json!({ "node_id": removed }), &["REMOVED"], vec![vec![
-                removed.to_string(),
-            ]])?;
+            print(
+                client.format,
+                &serde_json::json!({ "node_id": removed }),
+                &["REMOVED"],
+                vec![vec![removed.to_string()]],
+            )?;
         }
         MasterCommand::StepDown { to, if_leader, client } => {
             let c = client.client()?;
@@ -176,9 +182,12 @@ pub async fn run(cmd: MasterCommand) -> anyhow::Result<()> {
                 let list = c.list_masters().await?;
                 let leader = list.members.iter().find(|m| m.node_id == list.leader_id);
                 if leader.is_none_or(|l| l.address != address) {
-                    print(client.format, &serde_json::json!({ "stepped_down": false }), &["STEP-DOWN"], vec![
-                        vec![format!("{address} is not the leader; nothing to do")],
-                    ])?;
+                    print(
+                        client.format,
+                        &serde_json::json!({ "stepped_down": false }),
+                        &["STEP-DOWN"],
+                        vec![vec![format!("{address} is not the leader; nothing to do")]],
+                    )?;
                     return Ok(());
                 }
             }

@@ -13,7 +13,8 @@ pub fn print<T: Serialize>(format: Format, value: &T, headers: &[&str], rows: Ve
     Ok(())
 }
 
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+/// Prints rows as aligned columns under a header line.
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

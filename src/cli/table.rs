@@ -1,14 +1,14 @@
 //! `kudu table ...`
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::Subcommand;
 use kudu::catalog::{AlterStep, Column, ColumnType, Schema};
 use kudu::convert::column_type_from_pb;
 use kudu::pb::master as pb;
 use serde::Serialize;
 
-use super::output::print;
-use super::ClientArgs;
+use super::output::{print, print_table};
+use super::{ClientArgs, Format};
 
 #[derive(Subcommand, Debug)]
 pub enum TableCommand {
@@ -155,8 +155,7 @@ const SUMMARY_HEADERS: [&str; 7] = ["NAME", "ID", "COLUMNS", "PRIMARY KEY", "PAR
 pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
     match cmd {
         TableCommand::Create { name, columns, primary_key, partitions, replicas, client } => {
-            let columns =
-                columns.iter().map(|c| parse_column(c, &primary_key)).collect::<anyhow::Result<Vec<_>>>()?;
+            let columns = columns.iter().map(|c| parse_column(c, &primary_key)).collect::<anyhow::Result<Vec<_>>>()?;
             let schema = Schema { columns, primary_key };
             let created = client.client()?.create_table(&name, &schema, partitions, replicas).await?;
             let out = vec![table_out(created)];
@@ -180,7 +179,15 @@ pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
                     })
                     .collect(),
             );
-            let mut rows: Vec<Vec<String>> = out
+            if client.format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
+            }
+            println!(
+                "table {} (id {}, version {}, replication factor {})",
+                out.name, out.id, out.version, out.replicas
+            );
+            let columns: Vec<Vec<String>> = out
                 .columns
                 .iter()
                 .map(|c| {
@@ -188,15 +195,15 @@ pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
                     vec![c.name.clone(), c.r#type.clone(), c.nullable.to_string(), key.to_string()]
                 })
                 .collect();
-            for tablet in out.tablets.iter().flatten() {
-                rows.push(vec![
-                    format!("tablet {}", tablet.id),
-                    format!("partition {}", tablet.partition),
-                    format!("replicas {}", tablet.replicas.join(",")),
-                    String::new(),
-                ]);
-            }
-            print(client.format, &out, &["COLUMN", "TYPE", "NULLABLE", "KEY"], rows)?;
+            print_table(&["COLUMN", "TYPE", "NULLABLE", "KEY"], &columns);
+            println!();
+            let tablets: Vec<Vec<String>> = out
+                .tablets
+                .iter()
+                .flatten()
+                .map(|t| vec![t.partition.to_string(), t.id.clone(), t.replicas.join(",")])
+                .collect();
+            print_table(&["PARTITION", "TABLET", "REPLICAS (TSERVER UUIDS)"], &tablets);
         }
         TableCommand::Alter { name, rename, add_column, drop_column, rename_column, client } => {
             let mut steps = Vec::new();
@@ -205,7 +212,8 @@ pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
             }
             steps.extend(drop_column.into_iter().map(AlterStep::DropColumn));
             for spec in &rename_column {
-                let (old, new) = spec.split_once(':').with_context(|| format!("bad --rename-column '{spec}': expected OLD:NEW"))?;
+                let (old, new) =
+                    spec.split_once(':').with_context(|| format!("bad --rename-column '{spec}': expected OLD:NEW"))?;
                 steps.push(AlterStep::RenameColumn { old_name: old.to_string(), new_name: new.to_string() });
             }
             steps.extend(rename.map(AlterStep::RenameTable));

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use kudu::tserver::TServerConfig;
 use serde::Serialize;
 
-use super::output::print;
 use super::ClientArgs;
+use super::output::print;
 
 #[derive(Subcommand, Debug)]
 pub enum TServerCommand {

@@ -244,8 +244,8 @@ impl MasterClient {
 
     pub async fn list_tables(&self) -> Result<Vec<pb::TableInfo>, ClientError> {
         let t = self.rpc_timeout();
-        let response = self
-            .call(|mut c| async move {
+        let response =
+            self.call(|mut c| async move {
                 c.list_tables(with_timeout(tonic::Request::new(pb::ListTablesRequest {}), t)).await
             })
             .await?;
@@ -305,10 +305,8 @@ impl MasterClient {
 
     /// Removes a member by address or node id; returns the removed node id.
     pub async fn remove_master(&self, address: Option<&str>, node_id: Option<u64>) -> Result<u64, ClientError> {
-        let request = pb::RemoveMasterRequest {
-            address: address.unwrap_or_default().to_string(),
-            node_id: node_id.unwrap_or(0),
-        };
+        let request =
+            pb::RemoveMasterRequest { address: address.unwrap_or_default().to_string(), node_id: node_id.unwrap_or(0) };
         let t = self.rpc_timeout();
         let response = self
             .call(|mut c| {
@@ -324,10 +322,8 @@ impl MasterClient {
         let t = self.rpc_timeout();
         let response = self
             .call(|mut c| {
-                let r = with_timeout(
-                    tonic::Request::new(pb::StepDownRequest { target_node_id: target.unwrap_or(0) }),
-                    t,
-                );
+                let r =
+                    with_timeout(tonic::Request::new(pb::StepDownRequest { target_node_id: target.unwrap_or(0) }), t);
                 async move { c.step_down(r).await }
             })
             .await?;

@@ -60,8 +60,7 @@ pub async fn run(node: Arc<MasterNode>) {
         if node.raft.is_initialized().await.unwrap_or(false) {
             return;
         }
-        let peers: Vec<String> =
-            node.config.master_addresses.iter().filter(|a| **a != node.address).cloned().collect();
+        let peers: Vec<String> = node.config.master_addresses.iter().filter(|a| **a != node.address).cloned().collect();
         let mut answers = Vec::with_capacity(peers.len());
         for peer in peers {
             let answer = match node.fetch_node_info(&peer).await {

@@ -31,9 +31,10 @@ pub fn majority(n: usize) -> usize {
 impl MasterNode {
     fn begin_change(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, MasterError> {
         self.ensure_leader()?;
-        let guard = self.membership_lock.try_lock().map_err(|_| {
-            MasterError::MembershipChangeInProgress("another AddMaster/RemoveMaster is running".into())
-        })?;
+        let guard = self
+            .membership_lock
+            .try_lock()
+            .map_err(|_| MasterError::MembershipChangeInProgress("another AddMaster/RemoveMaster is running".into()))?;
         if Self::membership_change_pending(&self.raft_metrics()) {
             return Err(MasterError::MembershipChangeInProgress(
                 "the previous membership change is not committed yet".into(),
@@ -133,8 +134,7 @@ impl MasterNode {
     pub async fn step_down(&self, target: Option<MasterId>) -> Result<MasterId, MasterError> {
         self.ensure_leader()?;
         let m = self.raft_metrics();
-        let voters: Vec<MasterId> =
-            m.membership_config.membership().voter_ids().filter(|v| *v != self.id).collect();
+        let voters: Vec<MasterId> = m.membership_config.membership().voter_ids().filter(|v| *v != self.id).collect();
         let target = match target {
             Some(t) if voters.contains(&t) => t,
             Some(t) => return Err(MasterError::UnknownMember(format!("{t} is not a voter other than the leader"))),
@@ -162,9 +162,7 @@ impl MasterNode {
         tracing::info!(to = target, "transferring leadership");
         self.raft.trigger().transfer_leader(target).await.map_err(|e| MasterError::Internal(e.to_string()))?;
         let m = self
-            .wait_metrics(TRANSFER_TIMEOUT, "leadership transfer", |m| {
-                m.current_leader.is_some_and(|l| l != self.id)
-            })
+            .wait_metrics(TRANSFER_TIMEOUT, "leadership transfer", |m| m.current_leader.is_some_and(|l| l != self.id))
             .await?;
         Ok(m.current_leader.unwrap_or(target))
     }

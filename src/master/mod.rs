@@ -19,4 +19,4 @@ mod tservers;
 pub use config::MasterConfig;
 pub use error::MasterError;
 pub use node::MasterNode;
-pub use server::{run, MasterServer};
+pub use server::{MasterServer, run};

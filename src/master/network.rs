@@ -19,7 +19,7 @@ use crate::ids::MasterId;
 use crate::master::raft_types::{TypeConfig, Vote};
 use crate::pb::raft as pb;
 use crate::pb::raft::raft_service_client::RaftServiceClient;
-use crate::rpc::{with_deadline, ChannelPool};
+use crate::rpc::{ChannelPool, with_deadline};
 
 /// Snapshot data is sent in chunks of this size.
 const SNAPSHOT_CHUNK: usize = 1 << 20;
@@ -131,10 +131,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let data = snapshot.snapshot.into_inner();
         let target = self.target;
         let mut chunks = vec![pb::SnapshotChunk { target_node_id: target, header, data: Vec::new() }];
-        chunks.extend(
-            data.chunks(SNAPSHOT_CHUNK)
-                .map(|c| pb::SnapshotChunk { target_node_id: target, header: Vec::new(), data: c.to_vec() }),
-        );
+        chunks.extend(data.chunks(SNAPSHOT_CHUNK).map(|c| pb::SnapshotChunk {
+            target_node_id: target,
+            header: Vec::new(),
+            data: c.to_vec(),
+        }));
         let mut client = self.client().map_err(to_streaming)?;
         let mut request = tonic::Request::new(futures::stream::iter(chunks));
         let timeout = option.hard_ttl().max(Duration::from_secs(30));

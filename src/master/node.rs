@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::rt::watch::WatchReceiver;
 use openraft::rt::Instant as _;
+use openraft::rt::watch::WatchReceiver;
 use openraft::{RaftMetrics, ReadPolicy, ServerState};
 
 use super::config::MasterConfig;

@@ -70,7 +70,10 @@ impl RaftService for RaftRpc {
         reply(self.node.raft.handle_transfer_leader(rpc).await)
     }
 
-    async fn install_snapshot(&self, request: Request<Streaming<SnapshotChunk>>) -> Result<Response<RaftReply>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftReply>, Status> {
         let mut stream = request.into_inner();
         let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
         self.check_target(first.target_node_id)?;

@@ -82,15 +82,13 @@ impl MasterServer {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let listener = bind(&config.rpc_bind).await?;
-        let rpc_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: config.rpc_bind.clone(), source })?;
+        let rpc_addr =
+            listener.local_addr().map_err(|source| ServerError::Bind { addr: config.rpc_bind.clone(), source })?;
         let grpc = tonic::transport::Server::builder()
             .add_service(
-                MasterServiceServer::new(MasterRpc { node: node.clone() })
-                    .max_decoding_message_size(MAX_MESSAGE),
+                MasterServiceServer::new(MasterRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE),
             )
-            .add_service(
-                RaftServiceServer::new(RaftRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE),
-            );
+            .add_service(RaftServiceServer::new(RaftRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE));
         let mut grpc_stop = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move {

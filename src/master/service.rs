@@ -140,10 +140,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
-    async fn list_tables(
-        &self,
-        _: Request<pb::ListTablesRequest>,
-    ) -> Result<Response<pb::ListTablesResponse>, Status> {
+    async fn list_tables(&self, _: Request<pb::ListTablesRequest>) -> Result<Response<pb::ListTablesResponse>, Status> {
         self.handle("ListTables", async {
             self.node.linearizable_read().await?;
             let catalog = self.node.catalog.read().await;

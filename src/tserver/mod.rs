@@ -6,5 +6,5 @@ mod server;
 mod service;
 mod store;
 
-pub use server::{run, TServerConfig, TServerError, TabletServer};
+pub use server::{TServerConfig, TServerError, TabletServer, run};
 pub use store::{ReplicaMeta, TServerStore};

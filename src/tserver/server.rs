@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use super::heartbeat;
 use super::service::TServerRpc;
 use super::store::{StoreError, TServerStore};
-use super::heartbeat;
 use crate::ids::TServerId;
 use crate::pb::tserver::tablet_server_service_server::TabletServerServiceServer;
 use crate::rpc::ChannelPool;

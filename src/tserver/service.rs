@@ -14,7 +14,10 @@ pub struct TServerRpc {
 
 #[tonic::async_trait]
 impl TabletServerService for TServerRpc {
-    async fn list_tablets(&self, _: Request<pb::ListTabletsRequest>) -> Result<Response<pb::ListTabletsResponse>, Status> {
+    async fn list_tablets(
+        &self,
+        _: Request<pb::ListTabletsRequest>,
+    ) -> Result<Response<pb::ListTabletsResponse>, Status> {
         let replicas = self.state.store.replicas().map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::ListTabletsResponse {
             uuid: self.state.uuid.to_string(),

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{TServerId, TableId, TabletId};
@@ -77,10 +77,7 @@ impl TServerStore {
 
     pub fn replicas(&self) -> Result<Vec<ReplicaMeta>, StoreError> {
         let cf = self.cf(CF_REPLICAS)?;
-        self.db
-            .iterator_cf(cf, IteratorMode::Start)
-            .map(|item| Ok(serde_json::from_slice(&item?.1)?))
-            .collect()
+        self.db.iterator_cf(cf, IteratorMode::Start).map(|item| Ok(serde_json::from_slice(&item?.1)?)).collect()
     }
 
     pub fn put_replica(&self, replica: &ReplicaMeta) -> Result<(), StoreError> {

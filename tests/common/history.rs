@@ -51,7 +51,10 @@ pub struct Op {
 enum State {
     Absent,
     /// `id` is `None` when the table was created by an operation whose result is unknown.
-    Present { id: Option<String>, columns: BTreeSet<String> },
+    Present {
+        id: Option<String>,
+        columns: BTreeSet<String>,
+    },
 }
 
 /// States the model can be in after applying `op` to `state`; empty if `op` cannot happen.
@@ -148,8 +151,7 @@ impl Search<'_> {
 
 /// Checks one name's operations; on failure, describes where the search got stuck.
 fn check_key(key_ops: &[Op], base: &BTreeSet<String>) -> Option<String> {
-    let mut search =
-        Search { ops: key_ops, base, seen: HashSet::new(), deepest: (0, State::Absent, Vec::new()) };
+    let mut search = Search { ops: key_ops, base, seen: HashSet::new(), deepest: (0, State::Absent, Vec::new()) };
     let mut done = vec![0u64; key_ops.len().div_ceil(64)];
     if search.run(&mut done, key_ops.len(), State::Absent) {
         return None;
@@ -241,15 +243,10 @@ mod tests {
 
     #[test]
     fn unknown_outcomes_may_or_may_not_apply() {
-        let applied = vec![
-            op(Call::Create, Outcome::Unknown, 1, u64::MAX),
-            op(Call::Read, ok("z", &["id"]), 5, 6),
-        ];
+        let applied = vec![op(Call::Create, Outcome::Unknown, 1, u64::MAX), op(Call::Read, ok("z", &["id"]), 5, 6)];
         assert!(check(&applied, &base()).is_empty());
-        let not_applied = vec![
-            op(Call::Create, Outcome::Unknown, 1, u64::MAX),
-            op(Call::Read, Outcome::NotFound, 5, 6),
-        ];
+        let not_applied =
+            vec![op(Call::Create, Outcome::Unknown, 1, u64::MAX), op(Call::Read, Outcome::NotFound, 5, 6)];
         assert!(check(&not_applied, &base()).is_empty());
         // A stale read after a later acknowledged alteration is still caught.
         let stale = vec![
@@ -260,4 +257,3 @@ mod tests {
         assert!(!check(&stale, &base()).is_empty());
     }
 }
-

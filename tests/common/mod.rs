@@ -3,7 +3,6 @@
 //! data directory) and polling waits with deadlines, never fixed sleeps.
 #![allow(dead_code)]
 
-
 use std::fs::File;
 use std::future::Future;
 use std::net::TcpListener;
@@ -36,7 +35,8 @@ pub fn free_addr() -> String {
 }
 
 fn rand_u8() -> u8 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let pid = std::process::id();
     ((nanos ^ (pid.wrapping_mul(2654435761))) % 251) as u8
 }
@@ -312,5 +312,9 @@ pub fn simple_schema() -> Schema {
 /// Runs the `kudu` CLI and returns (success, stdout, stderr).
 pub fn cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(kudu_bin()).args(args).env_remove("KUDU_MASTERS").output().expect("run kudu cli");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -2,10 +2,10 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, DB, Options};
 
 use super::keys;
-use crate::ids::{random_master_id, MasterId};
+use crate::ids::{MasterId, random_master_id};
 
 /// Opening or reading a master's data directory failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +39,10 @@ pub fn open(dir: &Path) -> Result<(Arc<DB>, MasterId), StoreError> {
 fn load_or_create_node_id(db: &DB) -> Result<MasterId, StoreError> {
     let cf = cf(db, keys::CF_META)?;
     if let Some(bytes) = db.get_cf(cf, keys::META_NODE_ID)? {
-        let raw: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
-            StoreError::Io(io::Error::new(io::ErrorKind::InvalidData, "node id record is not 8 bytes"))
-        })?;
+        let raw: [u8; 8] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Io(io::Error::new(io::ErrorKind::InvalidData, "node id record is not 8 bytes")))?;
         return Ok(u64::from_be_bytes(raw));
     }
     let id = random_master_id();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader};
-use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 
 use super::db::{cf, decode, encode, to_io, write_sync};
 use super::keys;
@@ -52,8 +52,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let start_key = keys::log_key(start);
         for item in self.db.iterator_cf(cf, IteratorMode::From(&start_key, Direction::Forward)) {
             let (key, value) = item.map_err(to_io)?;
-            let index = keys::log_index(&key)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed log key"))?;
+            let index =
+                keys::log_index(&key).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed log key"))?;
             if !range.contains(&index) {
                 break;
             }

@@ -6,7 +6,7 @@ pub mod keys;
 mod log_store;
 mod state_machine;
 
-pub use db::{open, StoreError};
+pub use db::{StoreError, open};
 pub use log_store::LogStore;
 pub use state_machine::{SharedCatalog, StateMachineStore};
 

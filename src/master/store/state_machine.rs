@@ -12,7 +12,7 @@ use futures::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use rocksdb::{IteratorMode, WriteBatch, DB};
+use rocksdb::{DB, IteratorMode, WriteBatch};
 
 use super::db::{cf, decode, encode, to_io, write_sync};
 use super::keys;
@@ -65,8 +65,13 @@ impl StateMachineStore {
     fn read_applied(&self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let cf = cf(&self.db, keys::CF_SM_META)?;
         let last_applied = self.db.get_cf(cf, keys::SM_LAST_APPLIED).map_err(to_io)?.map(|b| decode(&b)).transpose()?;
-        let membership =
-            self.db.get_cf(cf, keys::SM_MEMBERSHIP).map_err(to_io)?.map(|b| decode(&b)).transpose()?.unwrap_or_default();
+        let membership = self
+            .db
+            .get_cf(cf, keys::SM_MEMBERSHIP)
+            .map_err(to_io)?
+            .map(|b| decode(&b))
+            .transpose()?
+            .unwrap_or_default();
         Ok((last_applied, membership))
     }
 

@@ -1,10 +1,10 @@
 //! openraft's storage conformance suite against the RocksDB store.
 
+use openraft::StorageError;
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
-use openraft::StorageError;
 
-use super::{open, LogStore, StateMachineStore};
+use super::{LogStore, StateMachineStore, open};
 use crate::master::raft_types::TypeConfig;
 
 struct RocksBuilder;
@@ -17,8 +17,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
         let dir = tempfile::tempdir().map_err(|e| setup_error(&e))?;
         let (db, _) = open(dir.path()).map_err(|e| setup_error(&e))?;
-        let sm = StateMachineStore::open(db.clone(), dir.path())
-            .map_err(|e| setup_error(&e))?;
+        let sm = StateMachineStore::open(db.clone(), dir.path()).map_err(|e| setup_error(&e))?;
         Ok((dir, LogStore::new(db), sm))
     }
 }

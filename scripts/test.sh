@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace on a fresh machine: installs what is missing, builds
+# once, then runs unit, storage-suite, multi-process and end-to-end tests.
+# KUDU_STRESS_SECS sets the stress test's duration (default 45 s).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/env.sh
+
+bash scripts/setup.sh
+started=$(date +%s)
+cargo build --workspace --all-targets
+echo "build: $(( $(date +%s) - started )) s"
+
+started=$(date +%s)
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast --success-output never --failure-output final
+else
+    cargo test --workspace --no-fail-fast
+fi
+echo "tests: $(( $(date +%s) - started )) s"
