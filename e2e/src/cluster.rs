@@ -133,12 +133,9 @@ impl LocalCluster {
                 resync,
                 controllers::endpoints::sync_once,
             )),
-            tokio::spawn(controllers::run_loop(
-                api.clone(),
-                stop_rx.clone(),
-                resync,
-                move |api: &Api| controllers::pvc::sync_once(api, &state_dir),
-            )),
+            tokio::spawn(controllers::run_loop(api.clone(), stop_rx.clone(), resync, move |api: &Api| {
+                controllers::pvc::sync_once(api, &state_dir)
+            })),
         ];
         let kubelet_config = KubeletConfig {
             state_dir: config.state_dir.clone(),
@@ -151,12 +148,7 @@ impl LocalCluster {
                 tracing::error!(error = %e, "kubelet failed");
             }
         }));
-        Ok(Self {
-            server,
-            kubeconfig,
-            stop,
-            tasks,
-        })
+        Ok(Self { server, kubeconfig, stop, tasks })
     }
 
     /// Path of the kubeconfig pointing at this cluster.
@@ -181,18 +173,9 @@ impl LocalCluster {
         let node = api.get(&rt, "v1", None, name)?;
         let mut status = node.get("status").cloned().unwrap_or_else(|| json!({}));
         let prev = status.get("conditions").cloned();
-        let reason = if ready {
-            "KubeletReady"
-        } else {
-            "NodeStatusUnknown"
-        };
-        status["conditions"] = json!([controllers::condition(
-            prev.as_ref(),
-            "Ready",
-            ready,
-            reason,
-            "set by the local cluster"
-        )]);
+        let reason = if ready { "KubeletReady" } else { "NodeStatusUnknown" };
+        status["conditions"] =
+            json!([controllers::condition(prev.as_ref(), "Ready", ready, reason, "set by the local cluster")]);
         controllers::write_status(api, "", "nodes", &node, status)
     }
 

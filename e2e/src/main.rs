@@ -8,10 +8,7 @@ use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
-#[command(
-    name = "local-cluster",
-    about = "A local Kubernetes control plane for tests and demos"
-)]
+#[command(name = "local-cluster", about = "A local Kubernetes control plane for tests and demos")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,29 +36,19 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let Command::Up {
-        nodes,
-        state_dir,
-        port,
-        bin_dirs,
-    } = Cli::parse().command;
-    let state_dir = state_dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("local-cluster-{}", std::process::id()))
-    });
+    let Command::Up { nodes, state_dir, port, bin_dirs } = Cli::parse().command;
+    let state_dir =
+        state_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("local-cluster-{}", std::process::id())));
     let mut config = ClusterConfig::new(&state_dir);
     config.nodes = nodes;
     config.bin_dirs = bin_dirs;
     config.bind.set_port(port);
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let cluster = LocalCluster::start(config)
-        .await
-        .context("starting the local cluster")?;
+    let cluster = LocalCluster::start(config).await.context("starting the local cluster")?;
     println!("KUBECONFIG={}", cluster.kubeconfig().display());
     tokio::select! {
         _ = term.recv() => {}

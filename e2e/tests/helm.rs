@@ -18,9 +18,7 @@ fn manifest_dir() -> PathBuf {
 
 /// The virtualenv's python, or a failure telling how to create it.
 fn venv_python() -> Result<PathBuf> {
-    let venv = std::env::var_os("E2E_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join(".venv"));
+    let venv = std::env::var_os("E2E_VENV").map(PathBuf::from).unwrap_or_else(|| manifest_dir().join(".venv"));
     let python = venv.join("bin").join("python");
     if !python.is_file() {
         bail!(
@@ -57,18 +55,13 @@ async fn helm(tc: &TestCluster, python: &PathBuf, mut request: Value) -> Result<
         .env_remove("KUBECONFIG")
         .env_remove("HELM_DRIVER")
         .kill_on_drop(true);
-    let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output())
-        .await
-        .context("helm driver timed out")??;
+    let out = tokio::time::timeout(COMMAND_TIMEOUT, cmd.output()).await.context("helm driver timed out")??;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().with_context(|| {
-        format!(
-            "helm driver printed nothing; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
-    let reply: Value =
-        serde_json::from_str(line).with_context(|| format!("helm driver output: {stdout}"))?;
+    let line = stdout
+        .lines()
+        .last()
+        .with_context(|| format!("helm driver printed nothing; stderr: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let reply: Value = serde_json::from_str(line).with_context(|| format!("helm driver output: {stdout}"))?;
     if reply["ok"] != true {
         bail!("helm {} failed: {}", request["action"], reply["error"]);
     }
@@ -76,9 +69,7 @@ async fn helm(tc: &TestCluster, python: &PathBuf, mut request: Value) -> Result<
 }
 
 async fn release_secrets(tc: &TestCluster, release: &str) -> Result<Vec<(String, String)>> {
-    let list = tc
-        .get_json(&["secrets", "-l", &format!("owner=helm,name={release}")])
-        .await?;
+    let list = tc.get_json(&["secrets", "-l", &format!("owner=helm,name={release}")]).await?;
     Ok(list["items"]
         .as_array()
         .into_iter()
@@ -86,10 +77,7 @@ async fn release_secrets(tc: &TestCluster, release: &str) -> Result<Vec<(String,
         .map(|s| {
             (
                 s["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                s["metadata"]["labels"]["status"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
+                s["metadata"]["labels"]["status"].as_str().unwrap_or("").to_string(),
             )
         })
         .collect())
@@ -111,39 +99,25 @@ async fn helm_install_upgrade_uninstall_with_wait() -> Result<()> {
         sts["status"]
     );
     let cm = tc.get_json(&["configmap", "r1-cfg"]).await?;
-    ensure!(
-        cm["data"]["message"] == "hello",
-        "config map not rendered: {cm}"
-    );
+    ensure!(cm["data"]["message"] == "hello", "config map not rendered: {cm}");
     ensure!(
         cm["metadata"]["annotations"]["meta.helm.sh/release-name"] == "r1",
         "helm ownership annotations missing: {cm}"
     );
     let gadget = tc.get_json(&["gadget", "r1-gadget"]).await?;
+    ensure!(gadget["spec"]["message"] == "hello", "custom resource from the chart's CRD not created: {gadget}");
     ensure!(
-        gadget["spec"]["message"] == "hello",
-        "custom resource from the chart's CRD not created: {gadget}"
-    );
-    ensure!(
-        release_secrets(&tc, "r1").await?
-            == [(
-                "sh.helm.release.v1.r1.v1".to_string(),
-                "deployed".to_string()
-            )],
+        release_secrets(&tc, "r1").await? == [("sh.helm.release.v1.r1.v1".to_string(), "deployed".to_string())],
         "release secret wrong"
     );
 
     // Upgrade: strategic merge patches, a second release secret, wait for two replicas.
     helm(&tc, &python, json!({"action": "upgrade", "release": "r1", "chart": chart, "values": {"message": "bye", "replicas": 2}, "options": {"wait": true, "timeout": 120}})).await?;
     let cm = tc.get_json(&["configmap", "r1-cfg"]).await?;
-    ensure!(
-        cm["data"]["message"] == "bye",
-        "upgrade did not patch the config map: {cm}"
-    );
+    ensure!(cm["data"]["message"] == "bye", "upgrade did not patch the config map: {cm}");
     let sts = tc.get_json(&["statefulset", "r1-kv"]).await?;
     ensure!(
-        sts["status"]["readyReplicas"] == 2
-            && sts["status"]["currentRevision"] == sts["status"]["updateRevision"],
+        sts["status"]["readyReplicas"] == 2 && sts["status"]["currentRevision"] == sts["status"]["updateRevision"],
         "upgrade --wait returned early: {}",
         sts["status"]
     );
@@ -152,64 +126,37 @@ async fn helm_install_upgrade_uninstall_with_wait() -> Result<()> {
     ensure!(
         secrets
             == [
-                (
-                    "sh.helm.release.v1.r1.v1".to_string(),
-                    "superseded".to_string()
-                ),
-                (
-                    "sh.helm.release.v1.r1.v2".to_string(),
-                    "deployed".to_string()
-                )
+                ("sh.helm.release.v1.r1.v1".to_string(), "superseded".to_string()),
+                ("sh.helm.release.v1.r1.v2".to_string(), "deployed".to_string())
             ],
         "release history wrong: {secrets:?}"
     );
     let status = helm(&tc, &python, json!({"action": "status", "release": "r1"})).await?;
-    ensure!(
-        status.to_string().contains("deployed"),
-        "status does not report deployed: {status}"
-    );
+    ensure!(status.to_string().contains("deployed"), "status does not report deployed: {status}");
     let list = helm(&tc, &python, json!({"action": "list"})).await?;
     ensure!(list.to_string().contains("r1"), "list lacks r1: {list}");
 
     // Server-side apply install of a second release (no wait).
     helm(&tc, &python, json!({"action": "install", "release": "r2", "chart": chart, "options": {"wait": false, "server_side_apply": true}})).await?;
-    let cm = tc
-        .get_json(&["configmap", "r2-cfg", "--show-managed-fields"])
-        .await?;
-    ensure!(
-        cm["metadata"]["managedFields"]
-            .to_string()
-            .contains("Apply"),
-        "server-side apply not used: {cm}"
-    );
+    let cm = tc.get_json(&["configmap", "r2-cfg", "--show-managed-fields"]).await?;
+    ensure!(cm["metadata"]["managedFields"].to_string().contains("Apply"), "server-side apply not used: {cm}");
 
     // Uninstall removes the objects and the release history (protobuf DeleteOptions).
     for release in ["r1", "r2"] {
-        helm(&tc, &python, json!({"action": "uninstall", "release": release, "options": {"wait": true, "timeout": 120}})).await?;
-        ensure!(
-            release_secrets(&tc, release).await?.is_empty(),
-            "release secrets of {release} left behind"
-        );
+        helm(
+            &tc,
+            &python,
+            json!({"action": "uninstall", "release": release, "options": {"wait": true, "timeout": 120}}),
+        )
+        .await?;
+        ensure!(release_secrets(&tc, release).await?.is_empty(), "release secrets of {release} left behind");
     }
-    eventually(
-        Duration::from_secs(60),
-        "chart objects to be gone",
-        || async {
-            let left = tc
-                .kubectl(&[
-                    "get",
-                    "statefulsets,configmaps,serviceaccounts,services,gadgets,pods",
-                    "-o",
-                    "name",
-                ])
-                .await?;
-            let ours: Vec<&str> = left
-                .lines()
-                .filter(|l| l.contains("/r1-") || l.contains("/r2-"))
-                .collect();
-            Ok(ours.is_empty().then_some(()))
-        },
-    )
+    eventually(Duration::from_secs(60), "chart objects to be gone", || async {
+        let left =
+            tc.kubectl(&["get", "statefulsets,configmaps,serviceaccounts,services,gadgets,pods", "-o", "name"]).await?;
+        let ours: Vec<&str> = left.lines().filter(|l| l.contains("/r1-") || l.contains("/r2-")).collect();
+        Ok(ours.is_empty().then_some(()))
+    })
     .await?;
     tc.stop().await;
     Ok(())

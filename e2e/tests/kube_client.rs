@@ -35,17 +35,12 @@ async fn crud_conflicts_and_patches() -> Result<()> {
     let client = tc.kube_client().await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
-    let created = cms
-        .create(&PostParams::default(), &configmap("k1", "1"))
-        .await?;
+    let created = cms.create(&PostParams::default(), &configmap("k1", "1")).await?;
     ensure!(
         created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some(),
         "server did not set uid/creationTimestamp"
     );
-    let err = cms
-        .create(&PostParams::default(), &configmap("k1", "1"))
-        .await
-        .expect_err("duplicate create must fail");
+    let err = cms.create(&PostParams::default(), &configmap("k1", "1")).await.expect_err("duplicate create must fail");
     ensure!(
         matches!(&err, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"),
         "unexpected error: {err:?}"
@@ -57,78 +52,36 @@ async fn crud_conflicts_and_patches() -> Result<()> {
     );
 
     let list = cms.list(&ListParams::default().labels("app=k")).await?;
-    ensure!(
-        list.metadata
-            .resource_version
-            .as_deref()
-            .is_some_and(|rv| !rv.is_empty()),
-        "list has no resourceVersion"
-    );
-    ensure!(
-        list.items.len() == 1,
-        "label selector returned {} items",
-        list.items.len()
-    );
+    ensure!(list.metadata.resource_version.as_deref().is_some_and(|rv| !rv.is_empty()), "list has no resourceVersion");
+    ensure!(list.items.len() == 1, "label selector returned {} items", list.items.len());
 
     // Optimistic concurrency: replacing with a stale resourceVersion is a 409 Conflict.
     let mut fresh = cms.get("k1").await?;
-    fresh
-        .data
-        .get_or_insert_default()
-        .insert("v".into(), "2".into());
+    fresh.data.get_or_insert_default().insert("v".into(), "2".into());
     let replaced = cms.replace("k1", &PostParams::default(), &fresh).await?;
-    ensure!(
-        replaced.metadata.resource_version != created.metadata.resource_version,
-        "rv unchanged after replace"
-    );
-    let err = cms
-        .replace("k1", &PostParams::default(), &fresh)
-        .await
-        .expect_err("stale replace must fail");
+    ensure!(replaced.metadata.resource_version != created.metadata.resource_version, "rv unchanged after replace");
+    let err = cms.replace("k1", &PostParams::default(), &fresh).await.expect_err("stale replace must fail");
     ensure!(
         matches!(&err, kube::Error::Api(s) if s.code == 409 && s.reason == "Conflict"),
         "unexpected error: {err:?}"
     );
 
     let pp = PatchParams::default();
-    cms.patch("k1", &pp, &Patch::Merge(json!({"data": {"m": "1"}})))
-        .await?;
-    let jp: json_patch::Patch =
-        serde_json::from_value(json!([{"op": "add", "path": "/data/j", "value": "1"}]))?;
+    cms.patch("k1", &pp, &Patch::Merge(json!({"data": {"m": "1"}}))).await?;
+    let jp: json_patch::Patch = serde_json::from_value(json!([{"op": "add", "path": "/data/j", "value": "1"}]))?;
     cms.patch("k1", &pp, &Patch::<()>::Json(jp)).await?;
-    cms.patch("k1", &pp, &Patch::Strategic(json!({"data": {"s": "1"}})))
-        .await?;
+    cms.patch("k1", &pp, &Patch::Strategic(json!({"data": {"s": "1"}}))).await?;
     let got = cms.get("k1").await?;
     let keys: Vec<&String> = got.data.as_ref().context("data")?.keys().collect();
     ensure!(keys == ["j", "m", "s", "v"], "patches missing: {keys:?}");
 
-    let applied = cms
-        .patch(
-            "k2",
-            &PatchParams::apply("probe").force(),
-            &Patch::Apply(configmap("k2", "a")),
-        )
-        .await?;
-    ensure!(
-        applied
-            .data
-            .as_ref()
-            .and_then(|d| d.get("v"))
-            .map(String::as_str)
-            == Some("a"),
-        "apply did not create"
-    );
+    let applied = cms.patch("k2", &PatchParams::apply("probe").force(), &Patch::Apply(configmap("k2", "a"))).await?;
+    ensure!(applied.data.as_ref().and_then(|d| d.get("v")).map(String::as_str) == Some("a"), "apply did not create");
 
     let deleted = cms.delete("k1", &DeleteParams::default()).await?;
-    ensure!(
-        deleted.is_right(),
-        "ConfigMap delete should answer with a Status"
-    );
+    ensure!(deleted.is_right(), "ConfigMap delete should answer with a Status");
     let err = cms.get("k1").await.expect_err("deleted");
-    ensure!(
-        matches!(err, kube::Error::Api(s) if s.code == 404),
-        "object still present"
-    );
+    ensure!(matches!(err, kube::Error::Api(s) if s.code == 404), "object still present");
     tc.stop().await;
     Ok(())
 }
@@ -138,69 +91,38 @@ async fn watcher_sees_changes_in_order() -> Result<()> {
     let tc = TestCluster::start().await?;
     let client = tc.kube_client().await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    cms.create(&PostParams::default(), &configmap("before", "0"))
-        .await?;
+    cms.create(&PostParams::default(), &configmap("before", "0")).await?;
 
     let stream = watcher(cms.clone(), watcher::Config::default().labels("app=k")).applied_objects();
     let mut stream = Box::pin(stream);
-    let first = tokio::time::timeout(Duration::from_secs(30), stream.next())
-        .await?
-        .context("stream ended")??;
-    ensure!(
-        first.name_any() == "before",
-        "initial list missed the existing object"
-    );
+    let first = tokio::time::timeout(Duration::from_secs(30), stream.next()).await?.context("stream ended")??;
+    ensure!(first.name_any() == "before", "initial list missed the existing object");
 
-    cms.create(&PostParams::default(), &configmap("w1", "1"))
-        .await?;
-    cms.patch(
-        "w1",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"v": "2"}})),
-    )
-    .await?;
+    cms.create(&PostParams::default(), &configmap("w1", "1")).await?;
+    cms.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": "2"}}))).await?;
     let mut seen = Vec::new();
     while seen.last().map(String::as_str) != Some("w1=2") {
-        let cm = tokio::time::timeout(Duration::from_secs(30), stream.next())
-            .await?
-            .context("stream ended")??;
+        let cm = tokio::time::timeout(Duration::from_secs(30), stream.next()).await?.context("stream ended")??;
         seen.push(format!(
             "{}={}",
             cm.name_any(),
-            cm.data
-                .as_ref()
-                .and_then(|d| d.get("v"))
-                .cloned()
-                .unwrap_or_default()
+            cm.data.as_ref().and_then(|d| d.get("v")).cloned().unwrap_or_default()
         ));
     }
-    ensure!(
-        seen == ["w1=1", "w1=2"],
-        "unexpected event sequence {seen:?}"
-    );
+    ensure!(seen == ["w1=1", "w1=2"], "unexpected event sequence {seen:?}");
 
     // Deletion is observed by a waiter.
     let uid = cms.get("w1").await?.uid().context("uid")?;
     cms.delete("w1", &DeleteParams::default()).await?;
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        await_condition(cms.clone(), "w1", conditions::is_deleted(&uid)),
-    )
-    .await??;
+    tokio::time::timeout(Duration::from_secs(30), await_condition(cms.clone(), "w1", conditions::is_deleted(&uid)))
+        .await??;
     tc.stop().await;
     Ok(())
 }
 
 /// A test custom resource reconciled by a kube-rs Controller.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
-#[kube(
-    group = "e2e.example.com",
-    version = "v1",
-    kind = "Echo",
-    plural = "echoes",
-    namespaced,
-    status = "EchoStatus"
-)]
+#[kube(group = "e2e.example.com", version = "v1", kind = "Echo", plural = "echoes", namespaced, status = "EchoStatus")]
 pub struct EchoSpec {
     /// Text to echo into a ConfigMap.
     pub text: String,
@@ -262,19 +184,10 @@ async fn controller_reconciles_crd_with_finalizer_and_status() -> Result<()> {
     let tc = TestCluster::start().await?;
     let client = tc.kube_client().await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "echoes.e2e.example.com",
-        &PatchParams::apply("e2e").force(),
-        &Patch::Apply(Echo::crd()),
-    )
-    .await?;
+    crds.patch("echoes.e2e.example.com", &PatchParams::apply("e2e").force(), &Patch::Apply(Echo::crd())).await?;
     tokio::time::timeout(
         Duration::from_secs(30),
-        await_condition(
-            crds,
-            "echoes.e2e.example.com",
-            conditions::is_crd_established(),
-        ),
+        await_condition(crds, "echoes.e2e.example.com", conditions::is_crd_established()),
     )
     .await??;
 
@@ -283,33 +196,20 @@ async fn controller_reconciles_crd_with_finalizer_and_status() -> Result<()> {
     let ctx = Arc::new(client.clone());
     let controller = Controller::new(echoes.clone(), watcher::Config::default())
         .owns(cms.clone(), watcher::Config::default())
-        .run(
-            reconcile,
-            |_, _, _| Action::requeue(Duration::from_millis(200)),
-            ctx,
-        )
+        .run(reconcile, |_, _, _| Action::requeue(Duration::from_millis(200)), ctx)
         .for_each(|_| async {});
     let controller = tokio::spawn(controller);
 
-    echoes
-        .create(
-            &PostParams::default(),
-            &Echo::new("hello", EchoSpec { text: "hi".into() }),
-        )
-        .await?;
+    echoes.create(&PostParams::default(), &Echo::new("hello", EchoSpec { text: "hi".into() })).await?;
     let cm = eventually(Duration::from_secs(60), "the echo ConfigMap", || async {
-        Ok(cms.get_opt("echo-hello").await?.filter(|c| {
-            c.data
-                .as_ref()
-                .and_then(|d| d.get("text"))
-                .is_some_and(|t| t == "hi")
-        }))
+        Ok(cms
+            .get_opt("echo-hello")
+            .await?
+            .filter(|c| c.data.as_ref().and_then(|d| d.get("text")).is_some_and(|t| t == "hi")))
     })
     .await?;
     ensure!(
-        cm.owner_references()
-            .iter()
-            .any(|o| o.kind == "Echo" && o.controller == Some(true)),
+        cm.owner_references().iter().any(|o| o.kind == "Echo" && o.controller == Some(true)),
         "no controller owner reference"
     );
     let echo = eventually(Duration::from_secs(60), "status to be written", || async {
@@ -317,41 +217,19 @@ async fn controller_reconciles_crd_with_finalizer_and_status() -> Result<()> {
             .filter(|e| e.status.as_ref().and_then(|s| s.echoed.as_deref()) == Some("hi")))
     })
     .await?;
-    ensure!(
-        echo.finalizers().iter().any(|f| f == FINALIZER),
-        "finalizer not added: {:?}",
-        echo.finalizers()
-    );
-    ensure!(
-        echo.status.as_ref().and_then(|s| s.observed_generation) == Some(1),
-        "observed generation not 1"
-    );
+    ensure!(echo.finalizers().iter().any(|f| f == FINALIZER), "finalizer not added: {:?}", echo.finalizers());
+    ensure!(echo.status.as_ref().and_then(|s| s.observed_generation) == Some(1), "observed generation not 1");
 
-    echoes
-        .patch(
-            "hello",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"text": "again"}})),
-        )
-        .await?;
-    eventually(
-        Duration::from_secs(60),
-        "the ConfigMap to follow the spec",
-        || async {
-            Ok(cms.get_opt("echo-hello").await?.filter(|c| {
-                c.data
-                    .as_ref()
-                    .and_then(|d| d.get("text"))
-                    .is_some_and(|t| t == "again")
-            }))
-        },
-    )
+    echoes.patch("hello", &PatchParams::default(), &Patch::Merge(json!({"spec": {"text": "again"}}))).await?;
+    eventually(Duration::from_secs(60), "the ConfigMap to follow the spec", || async {
+        Ok(cms
+            .get_opt("echo-hello")
+            .await?
+            .filter(|c| c.data.as_ref().and_then(|d| d.get("text")).is_some_and(|t| t == "again")))
+    })
     .await?;
     let echo = echoes.get("hello").await?;
-    ensure!(
-        echo.metadata.generation == Some(2),
-        "generation not bumped by the spec change"
-    );
+    ensure!(echo.metadata.generation == Some(2), "generation not bumped by the spec change");
 
     // Deletion runs the cleanup branch, then the finalizer is removed and the object goes.
     let uid = echo.uid().context("uid")?;
@@ -361,10 +239,7 @@ async fn controller_reconciles_crd_with_finalizer_and_status() -> Result<()> {
         await_condition(echoes.clone(), "hello", conditions::is_deleted(&uid)),
     )
     .await??;
-    ensure!(
-        cms.get_opt("echo-hello").await?.is_none(),
-        "cleanup did not delete the ConfigMap"
-    );
+    ensure!(cms.get_opt("echo-hello").await?.is_none(), "cleanup did not delete the ConfigMap");
     controller.abort();
     tc.stop().await;
     Ok(())
@@ -378,20 +253,14 @@ async fn paging_and_expired_watch() -> Result<()> {
     let server = kudu_e2e::apiserver::ApiServer::start(api, "127.0.0.1:0".parse()?).await?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        kudu_e2e::cluster::kubeconfig_yaml(&server.url()),
-    )?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&kubeconfig)?,
-        &Default::default(),
-    )
-    .await?;
+    std::fs::write(&kubeconfig, kudu_e2e::cluster::kubeconfig_yaml(&server.url()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&kubeconfig)?, &Default::default())
+            .await?;
     let client = kube::Client::try_from(config)?;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..5 {
-        cms.create(&PostParams::default(), &configmap(&format!("p{i}"), "x"))
-            .await?;
+        cms.create(&PostParams::default(), &configmap(&format!("p{i}"), "x")).await?;
     }
 
     // limit/continue pages through everything exactly once.
@@ -406,21 +275,15 @@ async fn paging_and_expired_watch() -> Result<()> {
             None => break,
         }
     }
-    ensure!(
-        seen == ["p0", "p1", "p2", "p3", "p4"],
-        "paging returned {seen:?}"
-    );
+    ensure!(seen == ["p0", "p1", "p2", "p3", "p4"], "paging returned {seen:?}");
 
     // Watching from a compacted resourceVersion yields an in-stream 410 Expired.
     let mut stream = Box::pin(cms.watch(&kube::api::WatchParams::default(), "1").await?);
-    let first = tokio::time::timeout(Duration::from_secs(30), stream.next())
-        .await?
-        .context("stream ended")??;
+    let first = tokio::time::timeout(Duration::from_secs(30), stream.next()).await?.context("stream ended")??;
     match first {
-        kube::api::WatchEvent::Error(e) => ensure!(
-            e.code == 410 && e.reason == "Expired",
-            "unexpected error event {e:?}"
-        ),
+        kube::api::WatchEvent::Error(e) => {
+            ensure!(e.code == 410 && e.reason == "Expired", "unexpected error event {e:?}")
+        }
         other => anyhow::bail!("expected a 410 error event, got {other:?}"),
     }
     server.shutdown().await;

@@ -33,6 +33,10 @@ spec:
     served: true
     storage: true
     subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Ready, type: string, jsonPath: .status.ready}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
     schema:
       openAPIV3Schema:
         type: object
@@ -54,39 +58,17 @@ spec:
 async fn client_side_apply_get_patch_delete() -> Result<()> {
     let tc = TestCluster::start().await?;
     let out = tc.kubectl_stdin(&["apply", "-f", "-"], CONFIGMAP).await?;
-    ensure!(
-        out.contains("configmap/demo created"),
-        "unexpected apply output: {out}"
-    );
+    ensure!(out.contains("configmap/demo created"), "unexpected apply output: {out}");
 
     // Re-apply a changed manifest: kubectl sends a strategic merge patch.
-    let changed = CONFIGMAP
-        .replace("a: \"1\"", "a: \"2\"")
-        .replace("  b: \"keep\"\n", "");
+    let changed = CONFIGMAP.replace("a: \"1\"", "a: \"2\"").replace("  b: \"keep\"\n", "");
     let out = tc.kubectl_stdin(&["apply", "-f", "-"], &changed).await?;
-    ensure!(
-        out.contains("configured"),
-        "unexpected re-apply output: {out}"
-    );
+    ensure!(out.contains("configured"), "unexpected re-apply output: {out}");
     let cm = tc.get_json(&["configmap", "demo"]).await?;
-    ensure!(
-        cm["data"] == serde_json::json!({"a": "2"}),
-        "client-side apply did not update/prune data: {cm}"
-    );
-    let rv1: u64 = cm["metadata"]["resourceVersion"]
-        .as_str()
-        .context("rv")?
-        .parse()?;
+    ensure!(cm["data"] == serde_json::json!({"a": "2"}), "client-side apply did not update/prune data: {cm}");
+    let rv1: u64 = cm["metadata"]["resourceVersion"].as_str().context("rv")?.parse()?;
 
-    tc.kubectl(&[
-        "patch",
-        "configmap",
-        "demo",
-        "--type=merge",
-        "-p",
-        r#"{"data":{"m":"merge"}}"#,
-    ])
-    .await?;
+    tc.kubectl(&["patch", "configmap", "demo", "--type=merge", "-p", r#"{"data":{"m":"merge"}}"#]).await?;
     tc.kubectl(&[
         "patch",
         "configmap",
@@ -96,59 +78,24 @@ async fn client_side_apply_get_patch_delete() -> Result<()> {
         r#"[{"op":"add","path":"/data/j","value":"json"}]"#,
     ])
     .await?;
-    tc.kubectl(&[
-        "patch",
-        "configmap",
-        "demo",
-        "-p",
-        r#"{"data":{"s":"strategic"}}"#,
-    ])
-    .await?;
+    tc.kubectl(&["patch", "configmap", "demo", "-p", r#"{"data":{"s":"strategic"}}"#]).await?;
     let cm = tc.get_json(&["configmap", "demo"]).await?;
     ensure!(
         cm["data"] == serde_json::json!({"a": "2", "m": "merge", "j": "json", "s": "strategic"}),
         "patches not applied: {cm}"
     );
-    let rv2: u64 = cm["metadata"]["resourceVersion"]
-        .as_str()
-        .context("rv")?
-        .parse()?;
-    ensure!(
-        rv2 > rv1,
-        "resourceVersion did not increase ({rv1} -> {rv2})"
-    );
+    let rv2: u64 = cm["metadata"]["resourceVersion"].as_str().context("rv")?.parse()?;
+    ensure!(rv2 > rv1, "resourceVersion did not increase ({rv1} -> {rv2})");
 
     // Label selectors.
-    let names = tc
-        .kubectl(&[
-            "get",
-            "configmaps",
-            "-l",
-            "app in (demo,other)",
-            "-o",
-            "name",
-        ])
-        .await?;
-    ensure!(
-        names.trim() == "configmap/demo",
-        "selector get returned {names:?}"
-    );
-    let none = tc
-        .kubectl(&["get", "configmaps", "-l", "app!=demo", "-o", "name"])
-        .await?;
-    ensure!(
-        !none.contains("configmap/demo"),
-        "negative selector matched: {none:?}"
-    );
+    let names = tc.kubectl(&["get", "configmaps", "-l", "app in (demo,other)", "-o", "name"]).await?;
+    ensure!(names.trim() == "configmap/demo", "selector get returned {names:?}");
+    let none = tc.kubectl(&["get", "configmaps", "-l", "app!=demo", "-o", "name"]).await?;
+    ensure!(!none.contains("configmap/demo"), "negative selector matched: {none:?}");
 
     tc.kubectl(&["delete", "configmap", "demo"]).await?;
-    let err = tc
-        .kubectl_fails(&["get", "configmap", "demo"], None)
-        .await?;
-    ensure!(
-        err.contains("NotFound") || err.contains("not found"),
-        "unexpected error: {err}"
-    );
+    let err = tc.kubectl_fails(&["get", "configmap", "demo"], None).await?;
+    ensure!(err.contains("NotFound") || err.contains("not found"), "unexpected error: {err}");
     tc.stop().await;
     Ok(())
 }
@@ -156,35 +103,19 @@ async fn client_side_apply_get_patch_delete() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_side_apply_creates_updates_and_prunes() -> Result<()> {
     let tc = TestCluster::start().await?;
-    let out = tc
-        .kubectl_stdin(&["apply", "--server-side", "-f", "-"], CONFIGMAP)
-        .await?;
-    ensure!(
-        out.contains("serverside-applied"),
-        "unexpected output: {out}"
-    );
-    let without_b = CONFIGMAP
-        .replace("  b: \"keep\"\n", "")
-        .replace("a: \"1\"", "a: \"3\"");
-    tc.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &without_b)
-        .await?;
-    let cm = tc
-        .get_json(&["configmap", "demo", "--show-managed-fields"])
-        .await?;
-    ensure!(
-        cm["data"] == serde_json::json!({"a": "3"}),
-        "server-side apply did not drop the removed field: {cm}"
-    );
+    let out = tc.kubectl_stdin(&["apply", "--server-side", "-f", "-"], CONFIGMAP).await?;
+    ensure!(out.contains("serverside-applied"), "unexpected output: {out}");
+    let without_b = CONFIGMAP.replace("  b: \"keep\"\n", "").replace("a: \"1\"", "a: \"3\"");
+    tc.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &without_b).await?;
+    let cm = tc.get_json(&["configmap", "demo", "--show-managed-fields"]).await?;
+    ensure!(cm["data"] == serde_json::json!({"a": "3"}), "server-side apply did not drop the removed field: {cm}");
     let managers: Vec<&str> = cm["metadata"]["managedFields"]
         .as_array()
         .context("managedFields")?
         .iter()
         .filter_map(|m| m["manager"].as_str())
         .collect();
-    ensure!(
-        managers.contains(&"kubectl"),
-        "field manager not recorded: {managers:?}"
-    );
+    ensure!(managers.contains(&"kubectl"), "field manager not recorded: {managers:?}");
     tc.stop().await;
     Ok(())
 }
@@ -193,24 +124,21 @@ async fn server_side_apply_creates_updates_and_prunes() -> Result<()> {
 async fn crd_serves_resources_and_rejects_invalid_objects() -> Result<()> {
     let tc = TestCluster::start().await?;
     tc.kubectl_stdin(&["apply", "-f", "-"], CRD).await?;
-    tc.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/widgets.example.com",
-        "--timeout=30s",
-    ])
-    .await?;
+    tc.kubectl(&["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=30s"]).await?;
 
     let good = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3}\n";
     tc.kubectl_stdin(&["apply", "-f", "-"], good).await?;
     let w = tc.get_json(&["wd", "w1"]).await?;
-    ensure!(
-        w["spec"]["mode"] == "safe",
-        "schema default not applied: {w}"
-    );
+    ensure!(w["spec"]["mode"] == "safe", "schema default not applied: {w}");
     ensure!(w["metadata"]["generation"] == 1, "generation not 1: {w}");
+    let table = tc.kubectl(&["get", "widgets"]).await?;
+    let header: Vec<&str> = table.lines().next().unwrap_or("").split_whitespace().collect();
+    ensure!(header == ["NAME", "SIZE", "READY", "AGE"], "printer columns not used: {table}");
+    let row: Vec<&str> = table.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    ensure!(row.first() == Some(&"w1") && row.get(1) == Some(&"3"), "unexpected row: {table}");
 
-    let bad = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: 9, mode: slow, name: Upper}\n";
+    let bad =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: 9, mode: slow, name: Upper}\n";
     for extra in [&[][..], &["--server-side"][..]] {
         let mut args = vec!["apply", "-f", "-"];
         args.extend_from_slice(extra);
@@ -222,92 +150,38 @@ async fn crd_serves_resources_and_rejects_invalid_objects() -> Result<()> {
             "Unsupported value: \"slow\"",
             "should match '^[a-z]+$'",
         ] {
-            ensure!(
-                err.contains(needle),
-                "{args:?}: error lacks {needle:?}: {err}"
-            );
+            ensure!(err.contains(needle), "{args:?}: error lacks {needle:?}: {err}");
         }
     }
-    let missing =
-        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {mode: fast}\n";
-    let err = tc
-        .kubectl_fails(&["apply", "-f", "-"], Some(missing))
-        .await?;
-    ensure!(
-        err.contains("spec.size: Required value"),
-        "required field error missing: {err}"
-    );
+    let missing = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {mode: fast}\n";
+    let err = tc.kubectl_fails(&["apply", "-f", "-"], Some(missing)).await?;
+    ensure!(err.contains("spec.size: Required value"), "required field error missing: {err}");
     let unknown = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w4}\nspec: {size: 1, bogus: 1}\n";
-    let err = tc
-        .kubectl_fails(&["apply", "-f", "-"], Some(unknown))
-        .await?;
-    ensure!(
-        err.contains("unknown field \"spec.bogus\""),
-        "strict validation did not reject unknown field: {err}"
-    );
+    let err = tc.kubectl_fails(&["apply", "-f", "-"], Some(unknown)).await?;
+    ensure!(err.contains("unknown field \"spec.bogus\""), "strict validation did not reject unknown field: {err}");
     let list = tc.kubectl(&["get", "widgets", "-o", "name"]).await?;
-    ensure!(
-        list.trim() == "widget.example.com/w1",
-        "rejected objects were stored: {list:?}"
-    );
+    ensure!(list.trim() == "widget.example.com/w1", "rejected objects were stored: {list:?}");
 
     // Status subresource: status writes do not bump generation; spec changes do.
-    tc.kubectl(&[
-        "patch",
-        "wd",
-        "w1",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"ready":true}}"#,
-    ])
-    .await?;
-    tc.kubectl(&[
-        "wait",
-        "--for=jsonpath={.status.ready}=true",
-        "wd/w1",
-        "--timeout=30s",
-    ])
-    .await?;
-    tc.kubectl(&[
-        "patch",
-        "wd",
-        "w1",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"size":4},"status":{"ready":false}}"#,
-    ])
-    .await?;
+    tc.kubectl(&["patch", "wd", "w1", "--subresource=status", "--type=merge", "-p", r#"{"status":{"ready":true}}"#])
+        .await?;
+    tc.kubectl(&["wait", "--for=jsonpath={.status.ready}=true", "wd/w1", "--timeout=30s"]).await?;
+    tc.kubectl(&["patch", "wd", "w1", "--type=merge", "-p", r#"{"spec":{"size":4},"status":{"ready":false}}"#]).await?;
     let w = tc.get_json(&["wd", "w1"]).await?;
     ensure!(
         w["metadata"]["generation"] == 2 && w["spec"]["size"] == 4,
         "spec patch not applied or generation not bumped: {w}"
     );
-    ensure!(
-        w["status"]["ready"] == true,
-        "main-resource patch changed status: {w}"
-    );
-    let err = tc
-        .kubectl_fails(
-            &[
-                "patch",
-                "wd",
-                "w1",
-                "--type=strategic",
-                "-p",
-                r#"{"spec":{"size":2}}"#,
-            ],
-            None,
-        )
-        .await?;
+    ensure!(w["status"]["ready"] == true, "main-resource patch changed status: {w}");
+    let err =
+        tc.kubectl_fails(&["patch", "wd", "w1", "--type=strategic", "-p", r#"{"spec":{"size":2}}"#], None).await?;
     ensure!(
         err.contains("UnsupportedMediaType") || err.contains("415") || err.contains("strategic"),
         "strategic patch on a CR not refused: {err}"
     );
 
     // Deleting the CRD removes its kind and objects.
-    tc.kubectl(&["delete", "crd", "widgets.example.com"])
-        .await?;
+    tc.kubectl(&["delete", "crd", "widgets.example.com"]).await?;
     let err = tc.kubectl_fails(&["get", "widgets"], None).await?;
     ensure!(
         err.contains("the server doesn't have a resource type")
@@ -327,31 +201,14 @@ async fn finalizers_and_owner_reference_garbage_collection() -> Result<()> {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/hold]}\n",
     )
     .await?;
-    tc.kubectl(&["delete", "configmap", "held", "--wait=false"])
-        .await?;
+    tc.kubectl(&["delete", "configmap", "held", "--wait=false"]).await?;
     let held = tc.get_json(&["configmap", "held"]).await?;
-    ensure!(
-        held["metadata"]["deletionTimestamp"].is_string(),
-        "no deletionTimestamp: {held}"
-    );
-    tc.kubectl(&[
-        "patch",
-        "configmap",
-        "held",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ])
-    .await?;
-    tc.kubectl(&["wait", "--for=delete", "configmap/held", "--timeout=30s"])
-        .await?;
+    ensure!(held["metadata"]["deletionTimestamp"].is_string(), "no deletionTimestamp: {held}");
+    tc.kubectl(&["patch", "configmap", "held", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await?;
+    tc.kubectl(&["wait", "--for=delete", "configmap/held", "--timeout=30s"]).await?;
 
     // Background cascading deletion.
-    tc.kubectl_stdin(
-        &["apply", "-f", "-"],
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: parent}\n",
-    )
-    .await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: parent}\n").await?;
     let parent = tc.get_json(&["configmap", "parent"]).await?;
     let uid = parent["metadata"]["uid"].as_str().context("uid")?;
     let child = |name: &str| {
@@ -359,65 +216,32 @@ async fn finalizers_and_owner_reference_garbage_collection() -> Result<()> {
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: parent, uid: {uid}}}\n"
         )
     };
-    tc.kubectl_stdin(&["apply", "-f", "-"], &child("child-bg"))
-        .await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], &child("child-bg")).await?;
     tc.kubectl(&["delete", "configmap", "parent"]).await?;
-    eventually(
-        Duration::from_secs(30),
-        "child-bg to be collected",
-        || async {
-            let out = tc.kubectl(&["get", "secrets", "-o", "name"]).await?;
-            Ok((!out.contains("child-bg")).then_some(()))
-        },
-    )
+    eventually(Duration::from_secs(30), "child-bg to be collected", || async {
+        let out = tc.kubectl(&["get", "secrets", "-o", "name"]).await?;
+        Ok((!out.contains("child-bg")).then_some(()))
+    })
     .await?;
 
     // Foreground: the owner waits for its dependents (kubectl waits for the owner).
-    tc.kubectl_stdin(
-        &["apply", "-f", "-"],
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: parent}\n",
-    )
-    .await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: parent}\n").await?;
     let parent = tc.get_json(&["configmap", "parent"]).await?;
-    let uid = parent["metadata"]["uid"]
-        .as_str()
-        .context("uid")?
-        .to_string();
+    let uid = parent["metadata"]["uid"].as_str().context("uid")?.to_string();
     let child_fg = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: child-fg\n  finalizers: [example.com/slow]\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: parent, uid: {uid}}}\n"
     );
     tc.kubectl_stdin(&["apply", "-f", "-"], &child_fg).await?;
-    tc.kubectl(&[
-        "delete",
-        "configmap",
-        "parent",
-        "--cascade=foreground",
-        "--wait=false",
-    ])
-    .await?;
+    tc.kubectl(&["delete", "configmap", "parent", "--cascade=foreground", "--wait=false"]).await?;
     let p: Value = tc.get_json(&["configmap", "parent"]).await?;
     ensure!(
-        p["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion")),
+        p["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion")),
         "no foregroundDeletion finalizer: {p}"
     );
     let c = tc.get_json(&["secret", "child-fg"]).await?;
-    ensure!(
-        c["metadata"]["deletionTimestamp"].is_string(),
-        "dependent not being deleted: {c}"
-    );
-    tc.kubectl(&[
-        "patch",
-        "secret",
-        "child-fg",
-        "--type=merge",
-        "-p",
-        r#"{"metadata":{"finalizers":null}}"#,
-    ])
-    .await?;
-    tc.kubectl(&["wait", "--for=delete", "configmap/parent", "--timeout=30s"])
-        .await?;
+    ensure!(c["metadata"]["deletionTimestamp"].is_string(), "dependent not being deleted: {c}");
+    tc.kubectl(&["patch", "secret", "child-fg", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await?;
+    tc.kubectl(&["wait", "--for=delete", "configmap/parent", "--timeout=30s"]).await?;
     tc.stop().await;
     Ok(())
 }
@@ -426,41 +250,21 @@ async fn finalizers_and_owner_reference_garbage_collection() -> Result<()> {
 async fn stale_replace_conflicts_and_namespaces_cascade() -> Result<()> {
     let tc = TestCluster::start().await?;
     tc.kubectl(&["create", "namespace", "team"]).await?;
-    tc.kubectl_stdin(&["apply", "-n", "team", "-f", "-"], CONFIGMAP)
-        .await?;
+    tc.kubectl_stdin(&["apply", "-n", "team", "-f", "-"], CONFIGMAP).await?;
     let mut cm = tc.get_json(&["-n", "team", "configmap", "demo"]).await?;
-    tc.kubectl(&[
-        "-n",
-        "team",
-        "patch",
-        "configmap",
-        "demo",
-        "-p",
-        r#"{"data":{"a":"changed"}}"#,
-    ])
-    .await?;
+    tc.kubectl(&["-n", "team", "patch", "configmap", "demo", "-p", r#"{"data":{"a":"changed"}}"#]).await?;
     cm["data"]["a"] = "stale".into();
-    let err = tc
-        .kubectl_fails(&["replace", "-f", "-"], Some(&cm.to_string()))
-        .await?;
+    let err = tc.kubectl_fails(&["replace", "-f", "-"], Some(&cm.to_string())).await?;
     ensure!(
         err.contains("Conflict") || err.contains("the object has been modified"),
         "stale replace not refused: {err}"
     );
 
-    let err = tc
-        .kubectl_fails(&["-n", "missing", "create", "configmap", "x"], None)
-        .await?;
-    ensure!(
-        err.contains("namespaces \"missing\" not found"),
-        "create in a missing namespace: {err}"
-    );
+    let err = tc.kubectl_fails(&["-n", "missing", "create", "configmap", "x"], None).await?;
+    ensure!(err.contains("namespaces \"missing\" not found"), "create in a missing namespace: {err}");
 
-    tc.kubectl(&["delete", "namespace", "team", "--timeout=60s"])
-        .await?;
-    let err = tc
-        .kubectl_fails(&["get", "namespace", "team"], None)
-        .await?;
+    tc.kubectl(&["delete", "namespace", "team", "--timeout=60s"]).await?;
+    let err = tc.kubectl_fails(&["get", "namespace", "team"], None).await?;
     ensure!(err.contains("not found"), "namespace still present: {err}");
     tc.stop().await;
     Ok(())

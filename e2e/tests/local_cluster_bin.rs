@@ -23,12 +23,7 @@ spec:
     - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
 "#;
 
-async fn kubectl(
-    kubeconfig: &str,
-    dir: &std::path::Path,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Result<String> {
+async fn kubectl(kubeconfig: &str, dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Result<String> {
     let mut cmd = tokio::process::Command::new("kubectl");
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
@@ -38,11 +33,7 @@ async fn kubectl(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     let mut child = cmd.spawn()?;
     if let Some(input) = stdin {
         use tokio::io::AsyncWriteExt;
@@ -60,9 +51,7 @@ async fn kubectl(
 async fn up_serves_until_sigterm_and_stops_pods() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let bin = env!("CARGO_BIN_EXE_local-cluster");
-    let kv_dir = std::path::Path::new(env!("CARGO_BIN_EXE_e2e-kv"))
-        .parent()
-        .context("bin dir")?;
+    let kv_dir = std::path::Path::new(env!("CARGO_BIN_EXE_e2e-kv")).parent().context("bin dir")?;
     let started = Instant::now();
     let mut child = tokio::process::Command::new(bin)
         .args(["up", "--nodes", "2", "--state-dir"])
@@ -74,45 +63,18 @@ async fn up_serves_until_sigterm_and_stops_pods() -> Result<()> {
         .kill_on_drop(true)
         .spawn()?;
     let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await??
-        .context("no output")?;
-    let kubeconfig = line
-        .strip_prefix("KUBECONFIG=")
-        .with_context(|| format!("unexpected first line {line:?}"))?
-        .to_string();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??.context("no output")?;
+    let kubeconfig =
+        line.strip_prefix("KUBECONFIG=").with_context(|| format!("unexpected first line {line:?}"))?.to_string();
     let startup = started.elapsed();
     eprintln!("local-cluster up was serving after {startup:?}");
 
-    let nodes = kubectl(
-        &kubeconfig,
-        dir.path(),
-        &["get", "nodes", "-o", "name"],
-        None,
-    )
-    .await?;
+    let nodes = kubectl(&kubeconfig, dir.path(), &["get", "nodes", "-o", "name"], None).await?;
     ensure!(nodes.lines().count() == 2, "expected two nodes: {nodes}");
     kubectl(&kubeconfig, dir.path(), &["apply", "-f", "-"], Some(POD)).await?;
-    kubectl(
-        &kubeconfig,
-        dir.path(),
-        &["wait", "--for=condition=Ready", "pod/solo", "--timeout=60s"],
-        None,
-    )
-    .await?;
-    let ip = kubectl(
-        &kubeconfig,
-        dir.path(),
-        &["get", "pod", "solo", "-o", "jsonpath={.status.podIP}"],
-        None,
-    )
-    .await?;
-    ensure!(
-        tokio::net::TcpStream::connect((ip.as_str(), 7000))
-            .await
-            .is_ok(),
-        "pod not serving"
-    );
+    kubectl(&kubeconfig, dir.path(), &["wait", "--for=condition=Ready", "pod/solo", "--timeout=60s"], None).await?;
+    let ip = kubectl(&kubeconfig, dir.path(), &["get", "pod", "solo", "-o", "jsonpath={.status.podIP}"], None).await?;
+    ensure!(tokio::net::TcpStream::connect((ip.as_str(), 7000)).await.is_ok(), "pod not serving");
 
     let pid = i32::try_from(child.id().context("pid")?)?;
     // SAFETY: sending a signal to our own child process.
@@ -121,16 +83,9 @@ async fn up_serves_until_sigterm_and_stops_pods() -> Result<()> {
     }
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await??;
     ensure!(status.success(), "local-cluster exited with {status}");
-    eventually(
-        Duration::from_secs(10),
-        "the pod process to be gone",
-        || async {
-            Ok(tokio::net::TcpStream::connect((ip.as_str(), 7000))
-                .await
-                .is_err()
-                .then_some(()))
-        },
-    )
+    eventually(Duration::from_secs(10), "the pod process to be gone", || async {
+        Ok(tokio::net::TcpStream::connect((ip.as_str(), 7000)).await.is_err().then_some(()))
+    })
     .await?;
     Ok(())
 }

@@ -76,20 +76,15 @@ async fn kv(ip: &str, cmd: &str) -> Result<String> {
         BufReader::new(s).read_line(&mut line).await?;
         anyhow::Ok(line.trim_end().to_string())
     };
-    tokio::time::timeout(Duration::from_secs(10), fut)
-        .await
-        .context("kv command timed out")?
+    tokio::time::timeout(Duration::from_secs(10), fut).await.context("kv command timed out")?
 }
 
 async fn pod_field(tc: &TestCluster, pod: &str, path: &str) -> Result<String> {
-    tc.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={{{path}}}")])
-        .await
+    tc.kubectl(&["get", "pod", pod, "-o", &format!("jsonpath={{{path}}}")]).await
 }
 
 async fn rollout(tc: &TestCluster) -> Result<()> {
-    tc.kubectl(&["rollout", "status", "statefulset/kv", "--timeout=120s"])
-        .await
-        .map(|_| ())
+    tc.kubectl(&["rollout", "status", "statefulset/kv", "--timeout=120s"]).await.map(|_| ())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,83 +93,58 @@ async fn statefulset_identity_storage_and_scaling() -> Result<()> {
     tc.kubectl_stdin(&["apply", "-f", "-"], MANIFEST).await?;
     rollout(&tc).await?;
     let ip0 = pod_field(&tc, "kv-0", ".status.podIP").await?;
-    ensure!(
-        ip0.starts_with("127.") && ip0 != "127.0.0.1",
-        "pod has no own loopback address: {ip0:?}"
-    );
-    ensure!(
-        kv(&ip0, "hostname").await? == "kv-0",
-        "pod hostname is not the pod name"
-    );
-    ensure!(
-        kv(&ip0, "env POD_IP").await? == ip0,
-        "downward API POD_IP wrong"
-    );
-    ensure!(
-        !kv(&ip0, "env MY_NODE").await?.is_empty(),
-        "downward API nodeName empty"
-    );
+    ensure!(ip0.starts_with("127.") && ip0 != "127.0.0.1", "pod has no own loopback address: {ip0:?}");
+    ensure!(kv(&ip0, "hostname").await? == "kv-0", "pod hostname is not the pod name");
+    ensure!(kv(&ip0, "env POD_IP").await? == ip0, "downward API POD_IP wrong");
+    ensure!(!kv(&ip0, "env MY_NODE").await?.is_empty(), "downward API nodeName empty");
     ensure!(kv(&ip0, "set first").await? == "ok", "set failed");
 
     // Scale 1 -> 3: ordinal pods, each reachable under its stable DNS name from inside a pod.
-    tc.kubectl(&["scale", "statefulset", "kv", "--replicas=3"])
-        .await?;
+    tc.kubectl(&["scale", "statefulset", "kv", "--replicas=3"]).await?;
     rollout(&tc).await?;
     let ip2 = pod_field(&tc, "kv-2", ".status.podIP").await?;
     let ip1 = pod_field(&tc, "kv-1", ".status.podIP").await?;
-    let resolved = eventually(
-        Duration::from_secs(30),
-        "kv-0.kv to resolve inside kv-2",
-        || async {
-            let r = kv(&ip2, "resolve kv-0.kv.default.svc.cluster.local").await?;
-            Ok((r == ip0).then_some(r))
-        },
-    )
+    let resolved = eventually(Duration::from_secs(30), "kv-0.kv to resolve inside kv-2", || async {
+        let r = kv(&ip2, "resolve kv-0.kv.default.svc.cluster.local").await?;
+        Ok((r == ip0).then_some(r))
+    })
     .await?;
     ensure!(resolved == ip0);
-    let all = eventually(
-        Duration::from_secs(30),
-        "the headless service to list all pods",
-        || async {
-            let r = kv(&ip0, "resolve kv.default.svc.cluster.local").await?;
-            Ok((r.split(',').count() == 3).then_some(r))
-        },
-    )
+    let wide = tc.kubectl(&["get", "pods", "-o", "wide"]).await?;
+    ensure!(
+        wide.lines().next().unwrap_or("").split_whitespace().collect::<Vec<_>>()
+            == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
+        "pod table: {wide}"
+    );
+    ensure!(wide.contains(&ip2) && wide.contains("1/1") && wide.contains("Running"), "pod table lacks kv-2: {wide}");
+    let all = eventually(Duration::from_secs(30), "the headless service to list all pods", || async {
+        let r = kv(&ip0, "resolve kv.default.svc.cluster.local").await?;
+        Ok((r.split(',').count() == 3).then_some(r))
+    })
     .await?;
     for ip in [&ip0, &ip1, &ip2] {
         ensure!(all.contains(ip.as_str()), "service name lacks {ip}: {all}");
     }
     let claims = tc.kubectl(&["get", "pvc", "-o", "name"]).await?;
     for i in 0..3 {
-        ensure!(
-            claims.contains(&format!("persistentvolumeclaim/data-kv-{i}")),
-            "claim {i} missing: {claims}"
-        );
+        ensure!(claims.contains(&format!("persistentvolumeclaim/data-kv-{i}")), "claim {i} missing: {claims}");
     }
 
     // A deleted pod comes back with the same name and its data. (`--wait=false`: kubectl's
     // own wait can miss a deletion when the replacement appears between its GET and LIST.)
     let uid = pod_field(&tc, "kv-0", ".metadata.uid").await?;
-    tc.kubectl(&["delete", "pod", "kv-0", "--wait=false"])
-        .await?;
+    tc.kubectl(&["delete", "pod", "kv-0", "--wait=false"]).await?;
     eventually(Duration::from_secs(60), "kv-0 to be recreated", || async {
-        let new_uid = pod_field(&tc, "kv-0", ".metadata.uid")
-            .await
-            .unwrap_or_default();
+        let new_uid = pod_field(&tc, "kv-0", ".metadata.uid").await.unwrap_or_default();
         Ok((!new_uid.is_empty() && new_uid != uid).then_some(()))
     })
     .await?;
-    tc.kubectl(&["wait", "--for=condition=Ready", "pod/kv-0", "--timeout=60s"])
-        .await?;
+    tc.kubectl(&["wait", "--for=condition=Ready", "pod/kv-0", "--timeout=60s"]).await?;
     let ip0 = pod_field(&tc, "kv-0", ".status.podIP").await?;
-    ensure!(
-        kv(&ip0, "get").await? == "first",
-        "data did not survive pod deletion"
-    );
+    ensure!(kv(&ip0, "get").await? == "first", "data did not survive pod deletion");
 
     // Scale 3 -> 1: highest ordinals go, claims stay.
-    tc.kubectl(&["scale", "statefulset", "kv", "--replicas=1"])
-        .await?;
+    tc.kubectl(&["scale", "statefulset", "kv", "--replicas=1"]).await?;
     eventually(Duration::from_secs(60), "kv-1 and kv-2 to go", || async {
         let pods = tc.kubectl(&["get", "pods", "-o", "name"]).await?;
         Ok((pods.trim() == "pod/kv-0").then_some(()))
@@ -184,10 +154,7 @@ async fn statefulset_identity_storage_and_scaling() -> Result<()> {
         bail!("kv-2's process still serves after scale-down");
     }
     let claims = tc.kubectl(&["get", "pvc", "-o", "name"]).await?;
-    ensure!(
-        claims.contains("data-kv-2"),
-        "claim deleted with its pod: {claims}"
-    );
+    ensure!(claims.contains("data-kv-2"), "claim deleted with its pod: {claims}");
     let sts = tc.get_json(&["statefulset", "kv"]).await?;
     ensure!(
         sts["status"]["replicas"] == 1 && sts["status"]["readyReplicas"] == 1,
@@ -208,33 +175,16 @@ async fn node_not_ready_stops_its_pods() -> Result<()> {
     let node = pod_field(&tc, "kv-0", ".spec.nodeName").await?;
 
     tc.cluster.set_node_ready(&node, false)?;
-    tc.kubectl(&[
-        "wait",
-        "--for=condition=Ready=false",
-        "pod/kv-0",
-        "--timeout=60s",
-    ])
-    .await?;
-    eventually(
-        Duration::from_secs(30),
-        "the pod process to stop",
-        || async {
-            Ok(TcpStream::connect((ip.as_str(), 7000))
-                .await
-                .is_err()
-                .then_some(()))
-        },
-    )
+    tc.kubectl(&["wait", "--for=condition=Ready=false", "pod/kv-0", "--timeout=60s"]).await?;
+    eventually(Duration::from_secs(30), "the pod process to stop", || async {
+        Ok(TcpStream::connect((ip.as_str(), 7000)).await.is_err().then_some(()))
+    })
     .await?;
 
     tc.cluster.set_node_ready(&node, true)?;
-    tc.kubectl(&["wait", "--for=condition=Ready", "pod/kv-0", "--timeout=60s"])
-        .await?;
+    tc.kubectl(&["wait", "--for=condition=Ready", "pod/kv-0", "--timeout=60s"]).await?;
     let ip = pod_field(&tc, "kv-0", ".status.podIP").await?;
-    ensure!(
-        kv(&ip, "get").await? == "survive",
-        "data lost across node outage"
-    );
+    ensure!(kv(&ip, "get").await? == "survive", "data lost across node outage");
     tc.stop().await;
     Ok(())
 }

@@ -52,44 +52,27 @@ async fn names(tc: &TestCluster, kind: &str) -> Result<Vec<String>> {
 async fn deployment_rollout_logs_and_cascading_delete() -> Result<()> {
     let tc = start_cluster().await?;
     tc.kubectl_stdin(&["apply", "-f", "-"], DEPLOYMENT).await?;
-    tc.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"])
-        .await?;
+    tc.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]).await?;
     let pods = names(&tc, "pods").await?;
-    ensure!(
-        pods.len() == 2 && pods.iter().all(|p| p.starts_with("pod/web-")),
-        "unexpected pods {pods:?}"
-    );
+    ensure!(pods.len() == 2 && pods.iter().all(|p| p.starts_with("pod/web-")), "unexpected pods {pods:?}");
     let first_rs = names(&tc, "replicasets").await?;
-    ensure!(
-        first_rs.len() == 1,
-        "expected one ReplicaSet, got {first_rs:?}"
-    );
+    ensure!(first_rs.len() == 1, "expected one ReplicaSet, got {first_rs:?}");
 
     // kubectl logs reads the container's output.
     let pod = pods[0].trim_start_matches("pod/").to_string();
-    let logs = eventually(
-        Duration::from_secs(30),
-        "the server's start-up line in the logs",
-        || async {
-            let logs = tc.kubectl(&["logs", &pod]).await?;
-            Ok(logs.contains("e2e-kv listening on").then_some(logs))
-        },
-    )
+    let logs = eventually(Duration::from_secs(30), "the server's start-up line in the logs", || async {
+        let logs = tc.kubectl(&["logs", &pod]).await?;
+        Ok(logs.contains("e2e-kv listening on").then_some(logs))
+    })
     .await?;
     ensure!(logs.contains("127."), "log lacks the pod address: {logs}");
 
     // A template change rolls out a new ReplicaSet and scales the old one to zero.
-    tc.kubectl(&["set", "env", "deployment/web", "VERSION=two"])
-        .await?;
-    tc.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"])
-        .await?;
+    tc.kubectl(&["set", "env", "deployment/web", "VERSION=two"]).await?;
+    tc.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]).await?;
     let old = first_rs[0].trim_start_matches("replicaset.apps/");
     let old_rs = tc.get_json(&["replicaset", old]).await?;
-    ensure!(
-        old_rs["spec"]["replicas"] == 0,
-        "old ReplicaSet not scaled down: {}",
-        old_rs["spec"]
-    );
+    ensure!(old_rs["spec"]["replicas"] == 0, "old ReplicaSet not scaled down: {}", old_rs["spec"]);
     let d = tc.get_json(&["deployment", "web"]).await?;
     ensure!(
         d["status"]["updatedReplicas"] == 2 && d["status"]["availableReplicas"] == 2,
@@ -102,12 +85,7 @@ async fn deployment_rollout_logs_and_cascading_delete() -> Result<()> {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| {
-                p["spec"]["containers"][0]["env"][1]["value"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string()
-            })
+            .map(|p| p["spec"]["containers"][0]["env"][1]["value"].as_str().unwrap_or("").to_string())
             .collect();
         Ok((versions.len() == 2 && versions.iter().all(|v| v == "two")).then_some(()))
     })
@@ -115,15 +93,9 @@ async fn deployment_rollout_logs_and_cascading_delete() -> Result<()> {
 
     // Deleting the Deployment cascades to ReplicaSets and pods.
     tc.kubectl(&["delete", "deployment", "web"]).await?;
-    eventually(
-        Duration::from_secs(60),
-        "ReplicaSets and pods to be collected",
-        || async {
-            Ok((names(&tc, "replicasets").await?.is_empty()
-                && names(&tc, "pods").await?.is_empty())
-            .then_some(()))
-        },
-    )
+    eventually(Duration::from_secs(60), "ReplicaSets and pods to be collected", || async {
+        Ok((names(&tc, "replicasets").await?.is_empty() && names(&tc, "pods").await?.is_empty()).then_some(()))
+    })
     .await?;
     tc.stop().await;
     Ok(())

@@ -15,10 +15,7 @@ type FieldPath = Vec<String>;
 
 fn item_key(item: &Value, key: &str) -> String {
     let mut m = Map::new();
-    m.insert(
-        key.to_string(),
-        item.get(key).cloned().unwrap_or(Value::Null),
-    );
+    m.insert(key.to_string(), item.get(key).cloned().unwrap_or(Value::Null));
     format!("k:{}", Value::Object(m))
 }
 
@@ -30,15 +27,8 @@ fn field_set(v: &Value) -> BTreeSet<FieldPath> {
         m.remove("apiVersion");
         m.remove("kind");
         if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-            for k in [
-                "name",
-                "namespace",
-                "resourceVersion",
-                "uid",
-                "managedFields",
-                "creationTimestamp",
-                "generation",
-            ] {
+            for k in ["name", "namespace", "resourceVersion", "uid", "managedFields", "creationTimestamp", "generation"]
+            {
                 meta.remove(k);
             }
         }
@@ -77,9 +67,7 @@ fn to_fields_v1(set: &BTreeSet<FieldPath>) -> Value {
     for path in set {
         let mut cur = &mut root;
         for tok in path {
-            let entry = cur
-                .entry(tok.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let entry = cur.entry(tok.clone()).or_insert_with(|| Value::Object(Map::new()));
             cur = match entry {
                 Value::Object(m) => m,
                 _ => unreachable!("fieldsV1 nodes are objects"),
@@ -131,11 +119,7 @@ fn remove_path(v: &mut Value, path: &[String]) {
 }
 
 fn managers(obj: &Value) -> Vec<Value> {
-    obj.get("metadata")
-        .and_then(|m| m.get("managedFields"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    obj.get("metadata").and_then(|m| m.get("managedFields")).and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
 fn entry_fields(entry: &Value) -> BTreeSet<FieldPath> {
@@ -163,16 +147,8 @@ pub fn server_side_apply(
             && e.get("operation").and_then(Value::as_str) == Some("Apply")
             && e.get("subresource").and_then(Value::as_str) == subresource
     };
-    let previous = entries
-        .iter()
-        .find(|e| is_mine(e))
-        .map(entry_fields)
-        .unwrap_or_default();
-    let others: BTreeSet<FieldPath> = entries
-        .iter()
-        .filter(|e| !is_mine(e))
-        .flat_map(entry_fields)
-        .collect();
+    let previous = entries.iter().find(|e| is_mine(e)).map(entry_fields).unwrap_or_default();
+    let others: BTreeSet<FieldPath> = entries.iter().filter(|e| !is_mine(e)).flat_map(entry_fields).collect();
 
     let mut obj = live.cloned().unwrap_or_else(|| json!({}));
     strategic_merge(&mut obj, applied);
@@ -214,35 +190,15 @@ mod tests {
         let second = json!({"metadata": {"name": "c"}, "data": {"a": "3"}});
         let live = server_side_apply(Some(&live), &second, "m1", "v1", None);
         assert_eq!(live["data"], json!({"a": "3"}));
-        assert_eq!(
-            live["metadata"]["managedFields"].as_array().map(Vec::len),
-            Some(1)
-        );
+        assert_eq!(live["metadata"]["managedFields"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]
     fn fields_owned_by_another_applier_survive() {
-        let live = server_side_apply(
-            None,
-            &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}),
-            "m1",
-            "v1",
-            None,
-        );
-        let live = server_side_apply(
-            Some(&live),
-            &json!({"metadata": {"name": "c"}, "data": {"b": "2"}}),
-            "m2",
-            "v1",
-            None,
-        );
-        let live = server_side_apply(
-            Some(&live),
-            &json!({"metadata": {"name": "c"}}),
-            "m1",
-            "v1",
-            None,
-        );
+        let live = server_side_apply(None, &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m1", "v1", None);
+        let live =
+            server_side_apply(Some(&live), &json!({"metadata": {"name": "c"}, "data": {"b": "2"}}), "m2", "v1", None);
+        let live = server_side_apply(Some(&live), &json!({"metadata": {"name": "c"}}), "m1", "v1", None);
         assert_eq!(live["data"], json!({"b": "2"}));
     }
 
@@ -256,9 +212,6 @@ mod tests {
             "v1",
             None,
         );
-        assert_eq!(
-            out["spec"]["containers"],
-            json!([{"name": "a", "image": "z"}, {"name": "b", "image": "y"}])
-        );
+        assert_eq!(out["spec"]["containers"], json!([{"name": "a", "image": "z"}, {"name": "b", "image": "y"}]));
     }
 }

@@ -16,63 +16,42 @@ fn required(causes: &mut Vec<FieldCause>, field: &str) {
 
 /// Builds the resource type a CRD defines, or the validation error for a malformed CRD.
 pub fn resource_type_from_crd(crd: &Value) -> Result<ResourceType, ApiError> {
-    let name = crd
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
     let spec = crd.get("spec").cloned().unwrap_or_else(|| json!({}));
-    let s = |p: &str| {
-        spec.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let s = |p: &str| spec.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
     let (group, plural, kind) = (s("/group"), s("/names/plural"), s("/names/kind"));
     let mut causes = Vec::new();
-    for (v, f) in [
-        (&group, "spec.group"),
-        (&plural, "spec.names.plural"),
-        (&kind, "spec.names.kind"),
-    ] {
+    for (v, f) in [(&group, "spec.group"), (&plural, "spec.names.plural"), (&kind, "spec.names.kind")] {
         if v.is_empty() {
             required(&mut causes, f);
         }
     }
     let scope = s("/scope");
     if scope != "Namespaced" && scope != "Cluster" {
-        causes.push(FieldCause { reason: "FieldValueNotSupported", field: "spec.scope".into(), message: format!("spec.scope: Unsupported value: {scope:?}: supported values: \"Cluster\", \"Namespaced\"") });
+        causes.push(FieldCause {
+            reason: "FieldValueNotSupported",
+            field: "spec.scope".into(),
+            message: format!("spec.scope: Unsupported value: {scope:?}: supported values: \"Cluster\", \"Namespaced\""),
+        });
     }
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
         causes.push(FieldCause {
             reason: "FieldValueInvalid",
             field: "metadata.name".into(),
-            message: format!(
-                "metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"
-            ),
+            message: format!("metadata.name: Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"),
         });
     }
-    let versions: Vec<&Value> = spec
-        .get("versions")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
+    let versions: Vec<&Value> =
+        spec.get("versions").and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
     if versions.is_empty() {
         required(&mut causes, "spec.versions");
     }
     if !causes.is_empty() {
-        return Err(ApiError::invalid(
-            "apiextensions.k8s.io",
-            "CustomResourceDefinition",
-            name,
-            causes,
-        ));
+        return Err(ApiError::invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, causes));
     }
 
     let mut served: Vec<String> = Vec::new();
-    let mut info = CustomInfo {
-        crd_name: name.to_string(),
-        ..CustomInfo::default()
-    };
+    let mut info = CustomInfo { crd_name: name.to_string(), ..CustomInfo::default() };
     let (mut has_status, mut has_scale) = (false, false);
     // The storage version is preferred, then the remaining served versions in order.
     let mut ordered = versions.clone();
@@ -81,11 +60,7 @@ pub fn resource_type_from_crd(crd: &Value) -> Result<ResourceType, ApiError> {
         if v.get("served").and_then(Value::as_bool) == Some(false) {
             continue;
         }
-        let vname = v
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("v1")
-            .to_string();
+        let vname = v.get("name").and_then(Value::as_str).unwrap_or("v1").to_string();
         if let Some(schema) = v.pointer("/schema/openAPIV3Schema") {
             info.schemas.insert(vname.clone(), schema.clone());
         }
@@ -100,8 +75,7 @@ pub fn resource_type_from_crd(crd: &Value) -> Result<ResourceType, ApiError> {
             let p = |k: &str| scale.get(k).and_then(Value::as_str).map(String::from);
             info.scale = Some(ScalePaths {
                 spec_replicas: p("specReplicasPath").unwrap_or_else(|| ".spec.replicas".into()),
-                status_replicas: p("statusReplicasPath")
-                    .unwrap_or_else(|| ".status.replicas".into()),
+                status_replicas: p("statusReplicasPath").unwrap_or_else(|| ".status.replicas".into()),
                 label_selector: p("labelSelectorPath"),
             });
         }
@@ -110,18 +84,11 @@ pub fn resource_type_from_crd(crd: &Value) -> Result<ResourceType, ApiError> {
     let strs = |p: &str| -> Vec<String> {
         spec.pointer(p)
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
             .unwrap_or_default()
     };
     Ok(ResourceType {
-        singular: Some(s("/names/singular"))
-            .filter(|x| !x.is_empty())
-            .unwrap_or_else(|| kind.to_lowercase()),
+        singular: Some(s("/names/singular")).filter(|x| !x.is_empty()).unwrap_or_else(|| kind.to_lowercase()),
         group,
         versions: served,
         kind,

@@ -20,23 +20,13 @@ fn pod_spec_defaults(spec: &mut Value) {
     set_default(s, "terminationGracePeriodSeconds", json!(30));
     set_default(s, "securityContext", json!({}));
     for list in ["containers", "initContainers"] {
-        for c in s
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
+        for c in s.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
             let c = ensure_object(c);
             set_default(c, "imagePullPolicy", json!("IfNotPresent"));
             set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
             set_default(c, "terminationMessagePolicy", json!("File"));
             set_default(c, "resources", json!({}));
-            for p in c
-                .get_mut("ports")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
+            for p in c.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
                 set_default(ensure_object(p), "protocol", json!("TCP"));
             }
         }
@@ -53,11 +43,7 @@ fn template_defaults(spec: &mut Map<String, Value>) {
 pub fn apply_builtin_defaults(group: &str, kind: &str, obj: &mut Value, create: bool) {
     match (group, kind) {
         ("", "Pod") => {
-            pod_spec_defaults(
-                ensure_object(obj)
-                    .entry("spec")
-                    .or_insert_with(|| json!({})),
-            );
+            pod_spec_defaults(ensure_object(obj).entry("spec").or_insert_with(|| json!({})));
             if create {
                 let st = obj_at(obj, "status");
                 set_default(st, "phase", json!("Pending"));
@@ -65,15 +51,8 @@ pub fn apply_builtin_defaults(group: &str, kind: &str, obj: &mut Value, create: 
             }
         }
         ("", "Namespace") => {
-            let name = obj
-                .pointer("/metadata/name")
-                .cloned()
-                .unwrap_or(Value::Null);
-            let labels = ensure_object(
-                obj_at(obj, "metadata")
-                    .entry("labels")
-                    .or_insert_with(|| json!({})),
-            );
+            let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+            let labels = ensure_object(obj_at(obj, "metadata").entry("labels").or_insert_with(|| json!({})));
             labels.insert("kubernetes.io/metadata.name".into(), name);
             set_default(obj_at(obj, "spec"), "finalizers", json!(["kubernetes"]));
             set_default(obj_at(obj, "status"), "phase", json!("Active"));
@@ -92,12 +71,7 @@ pub fn apply_builtin_defaults(group: &str, kind: &str, obj: &mut Value, create: 
             let spec = obj_at(obj, "spec");
             set_default(spec, "type", json!("ClusterIP"));
             set_default(spec, "sessionAffinity", json!("None"));
-            for p in spec
-                .get_mut("ports")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
+            for p in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
                 let p = ensure_object(p);
                 set_default(p, "protocol", json!("TCP"));
                 if let Some(port) = p.get("port").cloned() {
@@ -116,11 +90,7 @@ pub fn apply_builtin_defaults(group: &str, kind: &str, obj: &mut Value, create: 
             set_default(spec, "replicas", json!(1));
             set_default(spec, "podManagementPolicy", json!("OrderedReady"));
             set_default(spec, "revisionHistoryLimit", json!(10));
-            set_default(
-                spec,
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-            );
+            set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
             set_default(
                 spec,
                 "persistentVolumeClaimRetentionPolicy",
@@ -155,7 +125,8 @@ mod tests {
 
     #[test]
     fn statefulset_gets_rolling_update_strategy() {
-        let mut sts = json!({"metadata": {"name": "s"}, "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}});
+        let mut sts =
+            json!({"metadata": {"name": "s"}, "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}});
         apply_builtin_defaults("apps", "StatefulSet", &mut sts, true);
         assert_eq!(sts["spec"]["updateStrategy"]["type"], "RollingUpdate");
         assert_eq!(sts["spec"]["replicas"], 1);
@@ -166,9 +137,6 @@ mod tests {
     fn secret_string_data_is_encoded() {
         let mut s = json!({"metadata": {"name": "s"}, "stringData": {"k": "foobar"}});
         apply_builtin_defaults("", "Secret", &mut s, true);
-        assert_eq!(
-            s,
-            json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"k": "Zm9vYmFy"}})
-        );
+        assert_eq!(s, json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"k": "Zm9vYmFy"}}));
     }
 }

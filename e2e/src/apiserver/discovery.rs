@@ -9,16 +9,13 @@ use serde_json::{Value, json};
 use super::registry::{Registry, ResourceType};
 
 /// Content type of aggregated discovery v2 responses.
-pub const AGGREGATED_V2: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether the Accept header asks for aggregated discovery v2.
 pub fn wants_aggregated(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let p: String = part.chars().filter(|c| !c.is_whitespace()).collect();
-        p.contains("as=APIGroupDiscoveryList")
-            && p.contains("v=v2;")
-            && p.contains("g=apidiscovery.k8s.io")
+        p.contains("as=APIGroupDiscoveryList") && p.contains("v=v2;") && p.contains("g=apidiscovery.k8s.io")
     })
 }
 
@@ -30,16 +27,7 @@ pub fn version() -> Value {
     })
 }
 
-const VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 const SUB_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// Types served under one version of a group.
@@ -54,12 +42,7 @@ fn groups(registry: &Registry) -> Vec<(String, Vec<VersionTypes>)> {
             order.push(rt.group.clone());
         }
         for v in &rt.versions {
-            by_group
-                .entry(rt.group.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default()
-                .push(rt.clone());
+            by_group.entry(rt.group.clone()).or_default().entry(v.clone()).or_default().push(rt.clone());
         }
     }
     order
@@ -68,11 +51,7 @@ fn groups(registry: &Registry) -> Vec<(String, Vec<VersionTypes>)> {
             let versions = by_group.remove(&g)?;
             let mut vs: Vec<VersionTypes> = versions.into_iter().collect();
             // Preferred (first-declared) version first.
-            let preferred = vs
-                .iter()
-                .flat_map(|(_, ts)| ts.iter())
-                .next()
-                .map(|t| t.preferred_version().to_string());
+            let preferred = vs.iter().flat_map(|(_, ts)| ts.iter()).next().map(|t| t.preferred_version().to_string());
             vs.sort_by_key(|(v, _)| Some(v.clone()) != preferred);
             Some((g, vs))
         })
@@ -80,11 +59,7 @@ fn groups(registry: &Registry) -> Vec<(String, Vec<VersionTypes>)> {
 }
 
 fn gv(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    }
+    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
 }
 
 /// Legacy `/api` (`APIVersions`).
@@ -93,43 +68,31 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 fn api_group(group: &str, versions: &[VersionTypes]) -> Value {
-    let vs: Vec<Value> = versions
-        .iter()
-        .map(|(v, _)| json!({"groupVersion": gv(group, v), "version": v}))
-        .collect();
+    let vs: Vec<Value> = versions.iter().map(|(v, _)| json!({"groupVersion": gv(group, v), "version": v})).collect();
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
 /// Legacy `/apis` (`APIGroupList`).
 pub fn api_group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = groups(registry)
-        .iter()
-        .filter(|(g, _)| !g.is_empty())
-        .map(|(g, vs)| api_group(g, vs))
-        .collect();
+    let groups: Vec<Value> =
+        groups(registry).iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| api_group(g, vs)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// Legacy `/apis/{group}` (`APIGroup`).
 pub fn api_group_doc(registry: &Registry, group: &str) -> Option<Value> {
-    groups(registry)
-        .iter()
-        .find(|(g, _)| g == group)
-        .map(|(g, vs)| {
-            let mut doc = api_group(g, vs);
-            doc["kind"] = json!("APIGroup");
-            doc["apiVersion"] = json!("v1");
-            doc
-        })
+    groups(registry).iter().find(|(g, _)| g == group).map(|(g, vs)| {
+        let mut doc = api_group(g, vs);
+        doc["kind"] = json!("APIGroup");
+        doc["apiVersion"] = json!("v1");
+        doc
+    })
 }
 
 /// Legacy `/api/v1` or `/apis/{g}/{v}` (`APIResourceList`); `None` if the group version is unknown.
 pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
-    let types: Vec<Arc<ResourceType>> = registry
-        .all()
-        .into_iter()
-        .filter(|t| t.group == group && t.versions.iter().any(|v| v == version))
-        .collect();
+    let types: Vec<Arc<ResourceType>> =
+        registry.all().into_iter().filter(|t| t.group == group && t.versions.iter().any(|v| v == version)).collect();
     if types.is_empty() {
         return None;
     }
@@ -207,21 +170,9 @@ mod tests {
     fn aggregated_core_lists_configmaps() {
         let reg = Registry::with_builtins();
         let doc = aggregated(&reg, true);
-        let resources = doc["items"][0]["versions"][0]["resources"]
-            .as_array()
-            .expect("resources");
-        assert!(
-            resources
-                .iter()
-                .any(|r| r["resource"] == "configmaps" && r["scope"] == "Namespaced")
-        );
+        let resources = doc["items"][0]["versions"][0]["resources"].as_array().expect("resources");
+        assert!(resources.iter().any(|r| r["resource"] == "configmaps" && r["scope"] == "Namespaced"));
         let apps = aggregated(&reg, false);
-        assert!(
-            apps["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .any(|i| i["metadata"]["name"] == "apps")
-        );
+        assert!(apps["items"].as_array().expect("items").iter().any(|i| i["metadata"]["name"] == "apps"));
     }
 }

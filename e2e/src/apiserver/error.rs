@@ -29,12 +29,7 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-        }
+        Self { code, reason, message: message.into(), details: None }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -44,72 +39,37 @@ impl ApiError {
 
     /// 404 for an object of resource `plural` in `group`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
-        let what = if group.is_empty() {
-            plural.to_string()
-        } else {
-            format!("{plural}.{group}")
-        };
+        let what = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
         Self::new(404, "NotFound", format!("{what} \"{name}\" not found"))
             .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     /// 404 for an unknown URL.
     pub fn no_route(path: &str) -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            format!("the server could not find the requested resource ({path})"),
-        )
+        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
     }
 
     /// 409 `AlreadyExists`.
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
-        let what = if group.is_empty() {
-            plural.to_string()
-        } else {
-            format!("{plural}.{group}")
-        };
-        Self::new(
-            409,
-            "AlreadyExists",
-            format!("{what} \"{name}\" already exists"),
-        )
-        .with_details(json!({"name": name, "group": group, "kind": plural}))
+        let what = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
+        Self::new(409, "AlreadyExists", format!("{what} \"{name}\" already exists"))
+            .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     /// 409 `Conflict` on a stale resourceVersion or failed precondition.
     pub fn conflict(group: &str, plural: &str, name: &str, why: &str) -> Self {
-        let what = if group.is_empty() {
-            plural.to_string()
-        } else {
-            format!("{plural}.{group}")
-        };
-        Self::new(
-            409,
-            "Conflict",
-            format!("Operation cannot be fulfilled on {what} \"{name}\": {why}"),
-        )
-        .with_details(json!({"name": name, "group": group, "kind": plural}))
+        let what = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
+        Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {what} \"{name}\": {why}"))
+            .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     /// 422 `Invalid` with field causes, worded like the real API server.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<FieldCause>) -> Self {
-        let qualified = if group.is_empty() {
-            kind.to_string()
-        } else {
-            format!("{kind}.{group}")
-        };
+        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
         let list = if causes.len() == 1 {
             causes[0].message.clone()
         } else {
-            format!(
-                "[{}]",
-                causes
-                    .iter()
-                    .map(|c| c.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("[{}]", causes.iter().map(|c| c.message.as_str()).collect::<Vec<_>>().join(", "))
         };
         let details = json!({
             "name": name, "group": group, "kind": kind,
@@ -119,12 +79,7 @@ impl ApiError {
                 json!({"reason": c.reason, "message": short, "field": c.field})
             }).collect::<Vec<_>>(),
         });
-        Self::new(
-            422,
-            "Invalid",
-            format!("{qualified} \"{name}\" is invalid: {list}"),
-        )
-        .with_details(details)
+        Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {list}")).with_details(details)
     }
 
     /// 400 `BadRequest`.

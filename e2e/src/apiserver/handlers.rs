@@ -14,12 +14,12 @@ use super::discovery;
 use super::error::{ApiError, success_status};
 use super::openapi;
 use super::ops::{
-    Api, DeleteOptions, DeleteOutcome, FieldValidation, PatchType, Propagation, Subresource,
-    WriteOptions, present,
+    Api, DeleteOptions, DeleteOutcome, FieldValidation, PatchType, Propagation, Subresource, WriteOptions, present,
 };
 use super::protobuf;
 use super::registry::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
+use super::table;
 use super::util::{Query, meta_str};
 use super::watch::{self as watching, WatchRequest};
 
@@ -62,8 +62,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Respons
     };
     let query = Query::parse(parts.uri.query());
     let path = parts.uri.path().to_string();
-    let resp = route(&state, &parts.method, &path, &query, &parts.headers, &bytes)
-        .unwrap_or_else(|e| error(&e));
+    let resp = route(&state, &parts.method, &path, &query, &parts.headers, &bytes).unwrap_or_else(|e| error(&e));
     tracing::debug!(method = %parts.method, uri = %parts.uri, status = resp.status().as_u16(), "request");
     resp
 }
@@ -77,52 +76,34 @@ fn route(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let registry = &state.api.registry;
     let read_only = |r: Result<Response, ApiError>| {
         if method == Method::GET {
             r
         } else {
-            Err(ApiError::method_not_allowed(format!(
-                "{method} is not allowed on {path}"
-            )))
+            Err(ApiError::method_not_allowed(format!("{method} is not allowed on {path}")))
         }
     };
     match segs.as_slice() {
         ["version"] => read_only(Ok(json(200, &discovery::version()))),
         ["healthz" | "readyz" | "livez"] => read_only(Ok(respond(200, "text/plain", "ok".into()))),
-        ["api"] if discovery::wants_aggregated(accept) => read_only(Ok(respond(
-            200,
-            discovery::AGGREGATED_V2,
-            discovery::aggregated(registry, true).to_string(),
-        ))),
-        ["apis"] if discovery::wants_aggregated(accept) => read_only(Ok(respond(
-            200,
-            discovery::AGGREGATED_V2,
-            discovery::aggregated(registry, false).to_string(),
-        ))),
-        ["api"] => read_only(Ok(json(
-            200,
-            &discovery::api_versions(&state.server_address),
-        ))),
+        ["api"] if discovery::wants_aggregated(accept) => {
+            read_only(Ok(respond(200, discovery::AGGREGATED_V2, discovery::aggregated(registry, true).to_string())))
+        }
+        ["apis"] if discovery::wants_aggregated(accept) => {
+            read_only(Ok(respond(200, discovery::AGGREGATED_V2, discovery::aggregated(registry, false).to_string())))
+        }
+        ["api"] => read_only(Ok(json(200, &discovery::api_versions(&state.server_address)))),
         ["apis"] => read_only(Ok(json(200, &discovery::api_group_list(registry)))),
         ["api", v] => read_only(
-            discovery::resource_list(registry, "", v)
-                .map(|d| json(200, &d))
-                .ok_or_else(|| ApiError::no_route(path)),
+            discovery::resource_list(registry, "", v).map(|d| json(200, &d)).ok_or_else(|| ApiError::no_route(path)),
         ),
         ["apis", g] => read_only(
-            discovery::api_group_doc(registry, g)
-                .map(|d| json(200, &d))
-                .ok_or_else(|| ApiError::no_route(path)),
+            discovery::api_group_doc(registry, g).map(|d| json(200, &d)).ok_or_else(|| ApiError::no_route(path)),
         ),
         ["apis", g, v] => read_only(
-            discovery::resource_list(registry, g, v)
-                .map(|d| json(200, &d))
-                .ok_or_else(|| ApiError::no_route(path)),
+            discovery::resource_list(registry, g, v).map(|d| json(200, &d)).ok_or_else(|| ApiError::no_route(path)),
         ),
         ["openapi", "v3"] => read_only(Ok(json(200, &openapi::root(registry)))),
         ["openapi", "v3", rest @ ..] => read_only(
@@ -131,9 +112,7 @@ fn route(
                 .ok_or_else(|| ApiError::no_route(path)),
         ),
         ["api", v, rest @ ..] => resource_request(state, method, "", v, rest, query, headers, body),
-        ["apis", g, v, rest @ ..] => {
-            resource_request(state, method, g, v, rest, query, headers, body)
-        }
+        ["apis", g, v, rest @ ..] => resource_request(state, method, g, v, rest, query, headers, body),
         _ => Err(ApiError::no_route(path)),
     }
 }
@@ -154,6 +133,10 @@ fn write_options(query: &Query) -> Result<WriteOptions, ApiError> {
         field_validation,
         dry_run: query.get("dryRun") == Some("All"),
     })
+}
+
+fn accept(headers: &HeaderMap) -> &str {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 fn content_type(headers: &HeaderMap) -> String {
@@ -177,17 +160,13 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Default::default()));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
 }
 
 fn parse_rv(query: &Query) -> Result<Option<u64>, ApiError> {
     match query.get("resourceVersion") {
         None | Some("") => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}"))),
+        Some(s) => s.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}"))),
     }
 }
 
@@ -235,51 +214,34 @@ fn resource_request(
         Some(other) => return Err(ApiError::no_route(&format!("{plural}/{other}"))),
     };
     match (method.clone(), name) {
-        (Method::GET, None) if query.flag("watch") => {
-            Ok(start_watch(state, rt, version, ns, query)?)
-        }
+        (Method::GET, None) if query.flag("watch") => Ok(start_watch(state, headers, rt, version, ns, query)?),
         (Method::GET, None) => {
             let labels = LabelSelector::parse(query.get("labelSelector").unwrap_or(""))?;
             let fields = FieldSelector::parse(query.get("fieldSelector").unwrap_or(""))?;
             let limit = query.get("limit").and_then(|l| l.parse().ok());
-            Ok(json(
-                200,
-                &api.list(
-                    &rt,
-                    version,
-                    ns,
-                    &labels,
-                    &fields,
-                    limit,
-                    query.get("continue"),
-                )?,
-            ))
+            let list = api.list(&rt, version, ns, &labels, &fields, limit, query.get("continue"))?;
+            if table::wants_table(accept(headers)) {
+                let items = list["items"].as_array().cloned().unwrap_or_default();
+                return Ok(json(200, &table::render(&rt, version, &items, list["metadata"].clone())));
+            }
+            Ok(json(200, &list))
         }
-        (Method::GET, Some(name)) if sub == Subresource::Scale => {
-            Ok(json(200, &api.get_scale(&rt, ns, name)?))
+        (Method::GET, Some(name)) if sub == Subresource::Scale => Ok(json(200, &api.get_scale(&rt, ns, name)?)),
+        (Method::GET, Some(name)) => {
+            let obj = api.get(&rt, version, ns, name)?;
+            if table::wants_table(accept(headers)) {
+                let meta = serde_json::json!({"resourceVersion": obj.pointer("/metadata/resourceVersion")});
+                return Ok(json(200, &table::render(&rt, version, std::slice::from_ref(&obj), meta)));
+            }
+            Ok(json(200, &obj))
         }
-        (Method::GET, Some(name)) => Ok(json(200, &api.get(&rt, version, ns, name)?)),
         (Method::POST, None) if ns.is_some() || !rt.namespaced => {
-            let obj = api.create(
-                &rt,
-                version,
-                ns,
-                decode_body(headers, body)?,
-                &write_options(query)?,
-            )?;
+            let obj = api.create(&rt, version, ns, decode_body(headers, body)?, &write_options(query)?)?;
             Ok(json(201, &obj))
         }
         (Method::PUT, Some(name)) => Ok(json(
             200,
-            &api.update(
-                &rt,
-                version,
-                ns,
-                name,
-                decode_body(headers, body)?,
-                sub,
-                &write_options(query)?,
-            )?,
+            &api.update(&rt, version, ns, name, decode_body(headers, body)?, sub, &write_options(query)?)?,
         )),
         (Method::PATCH, Some(name)) => {
             let ptype = match content_type(headers).as_str() {
@@ -290,50 +252,28 @@ fn resource_request(
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
             let patch: Value = serde_json::from_slice(body).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "error decoding patch (only JSON is supported, also for apply): {e}"
-                ))
+                ApiError::bad_request(format!("error decoding patch (only JSON is supported, also for apply): {e}"))
             })?;
-            let (obj, created) = api.patch(
-                &rt,
-                version,
-                ns,
-                name,
-                ptype,
-                &patch,
-                sub,
-                &write_options(query)?,
-            )?;
+            let (obj, created) = api.patch(&rt, version, ns, name, ptype, &patch, sub, &write_options(query)?)?;
             Ok(json(if created { 201 } else { 200 }, &obj))
         }
         (Method::DELETE, Some(name)) if sub == Subresource::Main => {
             let opts = delete_options(headers, body, query)?;
             match api.delete(&rt, version, ns, name, &opts)? {
                 DeleteOutcome::Pending(obj) => Ok(json(200, &obj)),
-                DeleteOutcome::Deleted(obj) if rt.group.is_empty() && rt.plural == "pods" => {
-                    Ok(json(200, &obj))
+                DeleteOutcome::Deleted(obj) if rt.group.is_empty() && rt.plural == "pods" => Ok(json(200, &obj)),
+                DeleteOutcome::Deleted(obj) => {
+                    Ok(json(200, &success_status(&rt.group, &rt.plural, name, meta_str(&obj, "uid"))))
                 }
-                DeleteOutcome::Deleted(obj) => Ok(json(
-                    200,
-                    &success_status(&rt.group, &rt.plural, name, meta_str(&obj, "uid")),
-                )),
             }
         }
         (Method::DELETE, None) => delete_collection(api, &rt, version, ns, query, headers, body),
-        _ => Err(ApiError::method_not_allowed(format!(
-            "{method} is not supported here"
-        ))),
+        _ => Err(ApiError::method_not_allowed(format!("{method} is not supported here"))),
     }
 }
 
 /// `GET pods/{name}/log`: the container's output so far (`follow` is not streamed).
-fn pod_log(
-    api: &Api,
-    rt: &ResourceType,
-    ns: Option<&str>,
-    name: &str,
-    query: &Query,
-) -> Result<Response, ApiError> {
+fn pod_log(api: &Api, rt: &ResourceType, ns: Option<&str>, name: &str, query: &Query) -> Result<Response, ApiError> {
     let pod = api.get(rt, "v1", ns, name)?;
     let containers: Vec<&str> = pod
         .pointer("/spec/containers")
@@ -352,34 +292,22 @@ fn pod_log(
         }
     };
     if !containers.contains(&container) {
-        return Err(ApiError::bad_request(format!(
-            "container {container} is not valid for pod {name}"
-        )));
+        return Err(ApiError::bad_request(format!("container {container} is not valid for pod {name}")));
     }
-    let dir = api
-        .pods_dir
-        .as_ref()
-        .ok_or_else(|| ApiError::bad_request("this server runs no kubelet"))?;
+    let dir = api.pods_dir.as_ref().ok_or_else(|| ApiError::bad_request("this server runs no kubelet"))?;
     let path = super::ops::pod_dir(dir, &pod).join(format!("{container}.log"));
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let text = match query.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
         Some(n) => {
             let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(n)..]
-                .iter()
-                .map(|l| format!("{l}\n"))
-                .collect()
+            lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("{l}\n")).collect()
         }
         None => text,
     };
     Ok(respond(200, "text/plain", text))
 }
 
-fn delete_options(
-    headers: &HeaderMap,
-    body: &[u8],
-    query: &Query,
-) -> Result<DeleteOptions, ApiError> {
+fn delete_options(headers: &HeaderMap, body: &[u8], query: &Query) -> Result<DeleteOptions, ApiError> {
     let mut opts = DeleteOptions::from_json(&decode_body(headers, body)?)?;
     match query.get("propagationPolicy") {
         Some("Foreground") => opts.propagation = Propagation::Foreground,
@@ -412,18 +340,13 @@ fn delete_collection(
             .list(&rt.key(), if rt.namespaced { ns } else { None })
             .filter(|o| labels.matches(o) && fields.matches(o))
             .map(|o| {
-                (
-                    meta_str(o, "namespace").unwrap_or("").to_string(),
-                    meta_str(o, "name").unwrap_or("").to_string(),
-                )
+                (meta_str(o, "namespace").unwrap_or("").to_string(), meta_str(o, "name").unwrap_or("").to_string())
             })
             .collect();
         let mut out = Vec::new();
         for (ons, name) in names {
             match api.delete_in(t, rt, Some(&ons), &name, &opts)? {
-                DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o) => {
-                    out.push(present(o, rt, version))
-                }
+                DeleteOutcome::Deleted(o) | DeleteOutcome::Pending(o) => out.push(present(o, rt, version)),
             }
         }
         Ok(out)
@@ -437,6 +360,7 @@ fn delete_collection(
 
 fn start_watch(
     state: &AppState,
+    headers: &HeaderMap,
     rt: Arc<ResourceType>,
     version: &str,
     ns: Option<&str>,
@@ -444,15 +368,9 @@ fn start_watch(
 ) -> Result<Response, ApiError> {
     let send_initial = query.flag("sendInitialEvents");
     if send_initial && query.get("resourceVersionMatch") != Some("NotOlderThan") {
-        return Err(ApiError::unprocessable(
-            "sendInitialEvents requires resourceVersionMatch=NotOlderThan",
-        ));
+        return Err(ApiError::unprocessable("sendInitialEvents requires resourceVersionMatch=NotOlderThan"));
     }
-    let timeout = query
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .unwrap_or(1800)
-        .min(3600);
+    let timeout = query.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800).min(3600);
     let req = WatchRequest {
         rt,
         version: version.to_string(),
@@ -463,6 +381,7 @@ fn start_watch(
         send_initial,
         bookmarks: query.flag("allowWatchBookmarks"),
         timeout: Duration::from_secs(timeout),
+        table: table::wants_table(accept(headers)),
     };
     let stream = watching::start(state.api.store.clone(), req, state.shutdown.clone());
     Response::builder()

@@ -13,6 +13,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod store;
+pub mod table;
 pub mod util;
 pub mod validation;
 pub mod watch;
@@ -47,8 +48,7 @@ pub enum ServerError {
 }
 
 /// Namespaces every cluster starts with.
-pub const INITIAL_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// A running API server.
 #[derive(Debug)]
@@ -62,33 +62,18 @@ pub struct ApiServer {
 impl ApiServer {
     /// Creates the initial namespaces and serves `api` on `bind` (use port 0 for a free port).
     pub async fn start(api: Api, bind: SocketAddr) -> Result<Self, ServerError> {
-        let listener = TcpListener::bind(bind)
-            .await
-            .map_err(|source| ServerError::Bind { addr: bind, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr: bind, source })?;
+        let listener = TcpListener::bind(bind).await.map_err(|source| ServerError::Bind { addr: bind, source })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: bind, source })?;
         let namespaces = api.resource("", "namespaces")?;
         for ns in INITIAL_NAMESPACES {
             if api.get(&namespaces, "v1", None, ns).is_err() {
-                api.create(
-                    &namespaces,
-                    "v1",
-                    None,
-                    json!({"metadata": {"name": ns}}),
-                    &WriteOptions::default(),
-                )?;
+                api.create(&namespaces, "v1", None, json!({"metadata": {"name": ns}}), &WriteOptions::default())?;
             }
         }
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-        let state = Arc::new(AppState {
-            api: api.clone(),
-            shutdown: shutdown_rx.clone(),
-            server_address: addr.to_string(),
-        });
-        let app = axum::Router::new()
-            .fallback(handlers::handle)
-            .with_state(state);
+        let state =
+            Arc::new(AppState { api: api.clone(), shutdown: shutdown_rx.clone(), server_address: addr.to_string() });
+        let app = axum::Router::new().fallback(handlers::handle).with_state(state);
         let mut stop = shutdown_rx;
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -99,12 +84,7 @@ impl ApiServer {
             }
         });
         tracing::info!(%addr, "API server listening");
-        Ok(Self {
-            addr,
-            api,
-            shutdown,
-            task,
-        })
+        Ok(Self { addr, api, shutdown, task })
     }
 
     /// The bound address.

@@ -9,11 +9,7 @@ use serde_json::{Value, json};
 use super::registry::Registry;
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
+    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
 /// A hash of the served kinds, so clients refetch after CRD changes.
@@ -33,10 +29,7 @@ pub fn root(registry: &Registry) -> Value {
     for t in registry.all() {
         for v in &t.versions {
             let p = gv_path(&t.group, v);
-            paths.insert(
-                p.clone(),
-                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={h}")}),
-            );
+            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={h}")}));
         }
     }
     json!({"paths": paths})
@@ -48,11 +41,7 @@ pub fn group_version(registry: &Registry, path: &str) -> Option<Value> {
     let mut schemas = serde_json::Map::new();
     for t in registry.all() {
         for v in t.versions.iter().filter(|v| gv_path(&t.group, v) == path) {
-            let prefix = if t.group.is_empty() {
-                format!("/api/{v}")
-            } else {
-                format!("/apis/{}/{v}", t.group)
-            };
+            let prefix = if t.group.is_empty() { format!("/api/{v}") } else { format!("/apis/{}/{v}", t.group) };
             let item = if t.namespaced {
                 format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", t.plural)
             } else {
@@ -65,7 +54,10 @@ pub fn group_version(registry: &Registry, path: &str) -> Option<Value> {
                 {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
             ]);
             let op = |action: &str| json!({"x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk, "parameters": params, "responses": {"200": {"description": "OK"}}});
-            paths.insert(item, json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
+            paths.insert(
+                item,
+                json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
+            );
             // Only CRD schemas are published: built-in kinds have no schema here, so kubectl
             // falls back to its compiled-in patch metadata for them.
             if let Some(schema) = t.schema(v) {

@@ -98,9 +98,7 @@ impl DeleteOptions {
             Some("Foreground") => Propagation::Foreground,
             Some("Orphan") => Propagation::Orphan,
             Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown propagationPolicy {other:?}"
-                )));
+                return Err(ApiError::bad_request(format!("unknown propagationPolicy {other:?}")));
             }
         };
         let propagation = if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
@@ -114,10 +112,7 @@ impl DeleteOptions {
             uid: s("/preconditions/uid"),
             resource_version: s("/preconditions/resourceVersion"),
             grace_period: v.get("gracePeriodSeconds").and_then(Value::as_i64),
-            dry_run: v
-                .get("dryRun")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty()),
+            dry_run: v.get("dryRun").and_then(Value::as_array).is_some_and(|a| !a.is_empty()),
         })
     }
 }
@@ -170,12 +165,7 @@ fn rv_of(obj: &Value) -> &str {
 fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
         .unwrap_or_default()
 }
 
@@ -218,18 +208,9 @@ impl Api {
     }
 
     /// GET one object.
-    pub fn get(
-        &self,
-        rt: &ResourceType,
-        version: &str,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Result<Value, ApiError> {
-        let obj = self
-            .store
-            .read(|s| s.get(&rt.key(), ns_of(rt, ns), name).cloned());
-        obj.map(|o| present(o, rt, version))
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+    pub fn get(&self, rt: &ResourceType, version: &str, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        let obj = self.store.read(|s| s.get(&rt.key(), ns_of(rt, ns), name).cloned());
+        obj.map(|o| present(o, rt, version)).ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
     }
 
     /// LIST with selectors and `limit`/`continue` paging.
@@ -244,10 +225,7 @@ impl Api {
         limit: Option<usize>,
         cont: Option<&str>,
     ) -> Result<Value, ApiError> {
-        let after = cont
-            .filter(|c| !c.is_empty())
-            .map(decode_continue)
-            .transpose()?;
+        let after = cont.filter(|c| !c.is_empty()).map(decode_continue).transpose()?;
         let (items, rv) = self.store.read(|s| {
             let items: Vec<Value> = s
                 .list(&rt.key(), if rt.namespaced { ns } else { None })
@@ -259,11 +237,7 @@ impl Api {
         });
         let total = items.len();
         let take = limit.filter(|l| *l > 0).unwrap_or(usize::MAX).min(total);
-        let items: Vec<Value> = items
-            .into_iter()
-            .take(take)
-            .map(|o| present(o, rt, version))
-            .collect();
+        let items: Vec<Value> = items.into_iter().take(take).map(|o| present(o, rt, version)).collect();
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if take < total
             && let Some(last) = items.last()
@@ -285,9 +259,7 @@ impl Api {
         body: Value,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
-        let out = self
-            .store
-            .write(|t| self.create_in(t, rt, version, ns, body, opts))?;
+        let out = self.store.write(|t| self.create_in(t, rt, version, ns, body, opts))?;
         Ok(present(out, rt, version))
     }
 
@@ -304,7 +276,10 @@ impl Api {
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
         let out = self.store.write(|t| -> Result<Value, ApiError> {
-            let current = t.get(&rt.key(), ns_of(rt, ns), name).cloned().ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+            let current = t
+                .get(&rt.key(), ns_of(rt, ns), name)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
             if sub == Subresource::Scale {
                 let replicas = body.pointer("/spec/replicas").cloned().unwrap_or(Value::Null);
                 check_rv(rt, name, &current, &body)?;
@@ -312,16 +287,14 @@ impl Api {
             }
             let body_name = meta_str(&body, "name").unwrap_or("");
             if !body_name.is_empty() && body_name != name {
-                return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({name})")));
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
             }
             check_rv(rt, name, &current, &body)?;
             self.finish(t, rt, version, current, body, sub, opts)
         })?;
-        Ok(if sub == Subresource::Scale {
-            out
-        } else {
-            present(out, rt, version)
-        })
+        Ok(if sub == Subresource::Scale { out } else { present(out, rt, version) })
     }
 
     /// PATCH (all four patch types); returns the object and whether it was created.
@@ -338,9 +311,7 @@ impl Api {
         opts: &WriteOptions,
     ) -> Result<(Value, bool), ApiError> {
         if ptype == PatchType::Strategic && !rt.supports_strategic_merge() {
-            return Err(ApiError::unsupported_media_type(
-                "application/strategic-merge-patch+json",
-            ));
+            return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json"));
         }
         let (out, created) = self.store.write(|t| -> Result<(Value, bool), ApiError> {
             let current = t.get(&rt.key(), ns_of(rt, ns), name).cloned();
@@ -349,14 +320,11 @@ impl Api {
                     .field_manager
                     .as_deref()
                     .filter(|m| !m.is_empty())
-                    .ok_or_else(|| {
-                        ApiError::bad_request("PATCH requests to apply must have a fieldManager")
-                    })?;
+                    .ok_or_else(|| ApiError::bad_request("PATCH requests to apply must have a fieldManager"))?;
                 let sub_name = (sub == Subresource::Status).then_some("status");
                 return match current {
                     None if sub == Subresource::Main => {
-                        let mut obj =
-                            server_side_apply(None, body, manager, &rt.api_version(version), None);
+                        let mut obj = server_side_apply(None, body, manager, &rt.api_version(version), None);
                         let m = meta_mut(&mut obj);
                         m.insert("name".into(), json!(name));
                         Ok((self.create_in(t, rt, version, ns, obj, opts)?, true))
@@ -364,24 +332,13 @@ impl Api {
                     None => Err(ApiError::not_found(&rt.group, &rt.plural, name)),
                     Some(cur) => {
                         check_rv(rt, name, &cur, body)?;
-                        let new = server_side_apply(
-                            Some(&cur),
-                            body,
-                            manager,
-                            &rt.api_version(version),
-                            sub_name,
-                        );
+                        let new = server_side_apply(Some(&cur), body, manager, &rt.api_version(version), sub_name);
                         Ok((self.finish(t, rt, version, cur, new, sub, opts)?, false))
                     }
                 };
             }
-            let current =
-                current.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
-            let mut target = if sub == Subresource::Scale {
-                scale_of(rt, &current)
-            } else {
-                current.clone()
-            };
+            let current = current.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+            let mut target = if sub == Subresource::Scale { scale_of(rt, &current) } else { current.clone() };
             match ptype {
                 PatchType::Merge => merge_patch(&mut target, body),
                 PatchType::Strategic => strategic_merge(&mut target, body),
@@ -390,37 +347,16 @@ impl Api {
             }
             check_rv(rt, name, &current, &target)?;
             if sub == Subresource::Scale {
-                let replicas = target
-                    .pointer("/spec/replicas")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                return Ok((
-                    self.write_scale(t, rt, version, current, replicas, opts)?,
-                    false,
-                ));
+                let replicas = target.pointer("/spec/replicas").cloned().unwrap_or(Value::Null);
+                return Ok((self.write_scale(t, rt, version, current, replicas, opts)?, false));
             }
-            Ok((
-                self.finish(t, rt, version, current, target, sub, opts)?,
-                false,
-            ))
+            Ok((self.finish(t, rt, version, current, target, sub, opts)?, false))
         })?;
-        Ok((
-            if sub == Subresource::Scale {
-                out
-            } else {
-                present(out, rt, version)
-            },
-            created,
-        ))
+        Ok((if sub == Subresource::Scale { out } else { present(out, rt, version) }, created))
     }
 
     /// GET `/scale`.
-    pub fn get_scale(
-        &self,
-        rt: &ResourceType,
-        ns: Option<&str>,
-        name: &str,
-    ) -> Result<Value, ApiError> {
+    pub fn get_scale(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
         let obj = self
             .store
             .read(|s| s.get(&rt.key(), ns_of(rt, ns), name).cloned())
@@ -437,9 +373,7 @@ impl Api {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<DeleteOutcome, ApiError> {
-        let out = self
-            .store
-            .write(|t| self.delete_in(t, rt, ns, name, opts))?;
+        let out = self.store.write(|t| self.delete_in(t, rt, ns, name, opts))?;
         Ok(match out {
             DeleteOutcome::Deleted(o) => DeleteOutcome::Deleted(present(o, rt, version)),
             DeleteOutcome::Pending(o) => DeleteOutcome::Pending(present(o, rt, version)),
@@ -458,15 +392,9 @@ impl Api {
     ) -> Result<Value, ApiError> {
         let mut obj = body;
         if !obj.is_object() {
-            return Err(ApiError::bad_request(
-                "the request body must be a JSON object",
-            ));
+            return Err(ApiError::bad_request("the request body must be a JSON object"));
         }
-        if let Some(kind) = obj
-            .get("kind")
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty() && *k != rt.kind)
-        {
+        if let Some(kind) = obj.get("kind").and_then(Value::as_str).filter(|k| !k.is_empty() && *k != rt.kind) {
             return Err(ApiError::bad_request(format!(
                 "the kind in the body ({kind}) does not match the resource {} ({})",
                 rt.plural, rt.kind
@@ -475,24 +403,15 @@ impl Api {
         obj = present(obj, rt, version);
         let url_ns = ns_of(rt, ns).to_string();
         let meta = meta_mut(&mut obj);
-        let mut name = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_string();
         if name.is_empty() {
-            match meta
-                .get("generateName")
-                .and_then(Value::as_str)
-                .filter(|g| !g.is_empty())
-            {
+            match meta.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty()) {
                 Some(prefix) => name = format!("{prefix}{}", random_suffix(5)),
                 None => {
                     let cause = FieldCause {
                         reason: "FieldValueRequired",
                         field: "metadata.name".into(),
-                        message: "metadata.name: Required value: name or generateName is required"
-                            .into(),
+                        message: "metadata.name: Required value: name or generateName is required".into(),
                     };
                     return Err(ApiError::invalid(&rt.group, &rt.kind, "", vec![cause]));
                 }
@@ -510,12 +429,7 @@ impl Api {
         } else {
             meta.remove("namespace");
         }
-        for k in [
-            "resourceVersion",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "selfLink",
-        ] {
+        for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
             meta.remove(k);
         }
         meta.insert("uid".into(), json!(new_uid()));
@@ -570,11 +484,7 @@ impl Api {
             apply_defaults(obj, schema);
             let unknown = prune(obj, schema, "", true);
             if opts.field_validation == FieldValidation::Strict && !unknown.is_empty() {
-                let fields = unknown
-                    .iter()
-                    .map(|u| format!("unknown field \"{u}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let fields = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect::<Vec<_>>().join(", ");
                 return Err(ApiError::bad_request(format!(
                     "{} in version \"{version}\" cannot be handled as a {}: strict decoding error: {fields}",
                     rt.kind, rt.kind
@@ -588,10 +498,7 @@ impl Api {
         }
         if is_crd(rt) {
             resource_type_from_crd(obj)?;
-            let status = match old
-                .and_then(|o| o.get("status"))
-                .filter(|s| s.get("conditions").is_some())
-            {
+            let status = match old.and_then(|o| o.get("status")).filter(|s| s.get("conditions").is_some()) {
                 Some(s) => s.clone(),
                 None => established_status(obj),
             };
@@ -622,9 +529,7 @@ impl Api {
     ) -> Result<Value, ApiError> {
         let mut new = new;
         if !new.is_object() {
-            return Err(ApiError::bad_request(
-                "the request body must be a JSON object",
-            ));
+            return Err(ApiError::bad_request("the request body must be a JSON object"));
         }
         if sub == Subresource::Status {
             let mut merged = current.clone();
@@ -638,10 +543,7 @@ impl Api {
             }
             new = merged;
         } else {
-            let cur_meta = current
-                .get("metadata")
-                .cloned()
-                .unwrap_or_else(|| json!({}));
+            let cur_meta = current.get("metadata").cloned().unwrap_or_else(|| json!({}));
             let meta = meta_mut(&mut new);
             for k in [
                 "uid",
@@ -672,15 +574,8 @@ impl Api {
         }
         new = present(new, rt, version);
         self.admit(rt, version, &mut new, Some(&current), opts)?;
-        let generation = current
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        let generation = if spec_part(&current) != spec_part(&new) {
-            generation + 1
-        } else {
-            generation
-        };
+        let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        let generation = if spec_part(&current) != spec_part(&new) { generation + 1 } else { generation };
         let meta = meta_mut(&mut new);
         meta.insert("generation".into(), json!(generation));
         meta.insert("resourceVersion".into(), json!(rv_of(&current)));
@@ -691,14 +586,9 @@ impl Api {
         if opts.dry_run {
             return Ok(new);
         }
-        let (ns, name) = (
-            meta_str(&new, "namespace").unwrap_or("").to_string(),
-            meta_str(&new, "name").unwrap_or("").to_string(),
-        );
-        if terminating
-            && finalizers(&new).is_empty()
-            && !(rt.group.is_empty() && rt.plural == "namespaces")
-        {
+        let (ns, name) =
+            (meta_str(&new, "namespace").unwrap_or("").to_string(), meta_str(&new, "name").unwrap_or("").to_string());
+        if terminating && finalizers(&new).is_empty() && !(rt.group.is_empty() && rt.plural == "namespaces") {
             t.put(&rt.key(), new);
             return self
                 .remove_in(t, rt, &ns, &name)
@@ -728,10 +618,7 @@ impl Api {
             .map(|s| json_pointer(&s.spec_replicas))
             .unwrap_or_else(|| "/spec/replicas".into());
         let mut new = current.clone();
-        json_patch(
-            &mut new,
-            &json!([{"op": "add", "path": path, "value": replicas}]),
-        )?;
+        json_patch(&mut new, &json!([{"op": "add", "path": path, "value": replicas}]))?;
         let stored = self.finish(t, rt, version, current, new, Subresource::Main, opts)?;
         Ok(scale_of(rt, &stored))
     }
@@ -746,10 +633,7 @@ impl Api {
             let victims: Vec<(String, String)> = t
                 .list(&key, None)
                 .map(|o| {
-                    (
-                        meta_str(o, "namespace").unwrap_or("").to_string(),
-                        meta_str(o, "name").unwrap_or("").to_string(),
-                    )
+                    (meta_str(o, "namespace").unwrap_or("").to_string(), meta_str(o, "name").unwrap_or("").to_string())
                 })
                 .collect();
             for (ns, n) in victims {
@@ -769,26 +653,18 @@ impl Api {
         opts: &DeleteOptions,
     ) -> Result<DeleteOutcome, ApiError> {
         let ns = ns_of(rt, ns);
-        let current = t
-            .get(&rt.key(), ns, name)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let current =
+            t.get(&rt.key(), ns, name).cloned().ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         let uid = meta_str(&current, "uid").unwrap_or("").to_string();
         if let Some(want) = opts.uid.as_deref().filter(|u| *u != uid) {
             return Err(ApiError::conflict(
                 &rt.group,
                 &rt.plural,
                 name,
-                &format!(
-                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
-                ),
+                &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
             ));
         }
-        if let Some(want) = opts
-            .resource_version
-            .as_deref()
-            .filter(|r| *r != rv_of(&current))
-        {
+        if let Some(want) = opts.resource_version.as_deref().filter(|r| *r != rv_of(&current)) {
             return Err(ApiError::conflict(
                 &rt.group,
                 &rt.plural,
@@ -804,9 +680,7 @@ impl Api {
         }
         let mut obj = current.clone();
         let mut fins = finalizers(&obj);
-        if opts.propagation == Propagation::Foreground
-            && !fins.iter().any(|f| f == FOREGROUND_FINALIZER)
-        {
+        if opts.propagation == Propagation::Foreground && !fins.iter().any(|f| f == FOREGROUND_FINALIZER) {
             fins.push(FOREGROUND_FINALIZER.into());
         }
         if opts.propagation == Propagation::Orphan {
@@ -815,10 +689,7 @@ impl Api {
         let is_namespace = rt.group.is_empty() && rt.plural == "namespaces";
         let bound_pod = rt.group.is_empty()
             && rt.plural == "pods"
-            && obj
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
+            && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
         let graceful = self.graceful_pods && bound_pod && opts.grace_period != Some(0);
         if fins.is_empty() && !is_namespace && !graceful {
             return self
@@ -844,11 +715,7 @@ impl Api {
             meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             let grace = if graceful {
                 opts.grace_period
-                    .or_else(|| {
-                        current
-                            .pointer("/spec/terminationGracePeriodSeconds")
-                            .and_then(Value::as_i64)
-                    })
+                    .or_else(|| current.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
                     .unwrap_or(30)
             } else {
                 0
@@ -856,12 +723,8 @@ impl Api {
             meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         }
         if is_namespace {
-            ensure_object(
-                ensure_object(&mut obj)
-                    .entry("status")
-                    .or_insert_with(|| json!({})),
-            )
-            .insert("phase".into(), json!("Terminating"));
+            ensure_object(ensure_object(&mut obj).entry("status").or_insert_with(|| json!({})))
+                .insert("phase".into(), json!("Terminating"));
         }
         if obj == current {
             return Ok(DeleteOutcome::Pending(current));
@@ -885,10 +748,7 @@ impl Default for Api {
 /// The object without managedFields timestamps, to detect no-op writes.
 fn without_times(obj: &Value) -> Value {
     let mut v = obj.clone();
-    if let Some(entries) = v
-        .pointer_mut("/metadata/managedFields")
-        .and_then(Value::as_array_mut)
-    {
+    if let Some(entries) = v.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
         for e in entries.iter_mut().filter_map(Value::as_object_mut) {
             e.remove("time");
         }
@@ -911,16 +771,10 @@ fn check_rv(rt: &ResourceType, name: &str, current: &Value, new: &Value) -> Resu
 
 /// Removes owner references to `uid` from every object.
 fn orphan_dependents(t: &mut Txn<'_>, uid: &str) {
-    let dependents: Vec<(ResKey, Value)> = t
-        .all()
-        .filter(|(_, o)| owner_uids(o).any(|u| u == uid))
-        .map(|(r, o)| (r.clone(), o.clone()))
-        .collect();
+    let dependents: Vec<(ResKey, Value)> =
+        t.all().filter(|(_, o)| owner_uids(o).any(|u| u == uid)).map(|(r, o)| (r.clone(), o.clone())).collect();
     for (res, mut obj) in dependents {
-        if let Some(refs) = obj
-            .pointer_mut("/metadata/ownerReferences")
-            .and_then(Value::as_array_mut)
-        {
+        if let Some(refs) = obj.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
             refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
         }
         t.put(&res, obj);
@@ -941,24 +795,13 @@ fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
     let paths = rt.custom.as_ref().and_then(|c| c.scale.clone());
     let at = |p: &str| obj.pointer(&json_pointer(p)).cloned();
     let (spec_r, status_r, selector) = match &paths {
-        Some(p) => (
-            at(&p.spec_replicas),
-            at(&p.status_replicas),
-            p.label_selector.as_deref().and_then(at),
-        ),
+        Some(p) => (at(&p.spec_replicas), at(&p.status_replicas), p.label_selector.as_deref().and_then(at)),
         None => (
             obj.pointer("/spec/replicas").cloned(),
             obj.pointer("/status/replicas").cloned(),
-            obj.pointer("/spec/selector/matchLabels")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    json!(
-                        m.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )
-                }),
+            obj.pointer("/spec/selector/matchLabels").and_then(Value::as_object).map(|m| {
+                json!(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+            }),
         ),
     };
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
@@ -971,11 +814,7 @@ fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
 }
 
 fn obj_pos(obj: &Value) -> String {
-    format!(
-        "{}/{}",
-        meta_str(obj, "namespace").unwrap_or(""),
-        meta_str(obj, "name").unwrap_or("")
-    )
+    format!("{}/{}", meta_str(obj, "namespace").unwrap_or(""), meta_str(obj, "name").unwrap_or(""))
 }
 
 fn encode_continue(pos: &str) -> String {

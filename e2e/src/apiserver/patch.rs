@@ -33,17 +33,11 @@ fn tokens(path: &str) -> Result<Vec<String>, ApiError> {
     if path.is_empty() {
         return Ok(vec![]);
     }
-    let rest = path
-        .strip_prefix('/')
-        .ok_or_else(|| ApiError::bad_request(format!("invalid JSON pointer {path:?}")))?;
+    let rest = path.strip_prefix('/').ok_or_else(|| ApiError::bad_request(format!("invalid JSON pointer {path:?}")))?;
     Ok(rest.split('/').map(unescape).collect())
 }
 
-fn parent_mut<'a>(
-    doc: &'a mut Value,
-    toks: &[String],
-    path: &str,
-) -> Result<&'a mut Value, ApiError> {
+fn parent_mut<'a>(doc: &'a mut Value, toks: &[String], path: &str) -> Result<&'a mut Value, ApiError> {
     let mut cur = doc;
     for t in toks {
         cur = match cur {
@@ -51,7 +45,11 @@ fn parent_mut<'a>(
             Value::Array(a) => t.parse::<usize>().ok().and_then(move |i| a.get_mut(i)),
             _ => None,
         }
-        .ok_or_else(|| ApiError::unprocessable(format!("the server rejected our request due to an error in our request: path {path:?} does not exist")))?;
+        .ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "the server rejected our request due to an error in our request: path {path:?} does not exist"
+            ))
+        })?;
     }
     Ok(cur)
 }
@@ -86,14 +84,11 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
             let idx = if last == "-" {
                 a.len()
             } else {
-                last.parse::<usize>().map_err(|_| {
-                    ApiError::unprocessable(format!("invalid array index in {path:?}"))
-                })?
+                last.parse::<usize>()
+                    .map_err(|_| ApiError::unprocessable(format!("invalid array index in {path:?}")))?
             };
             if idx > a.len() {
-                return Err(ApiError::unprocessable(format!(
-                    "array index out of bounds in {path:?}"
-                )));
+                return Err(ApiError::unprocessable(format!("array index out of bounds in {path:?}")));
             }
             a.insert(idx, value);
         }
@@ -104,9 +99,7 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), ApiError> {
 
 fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
     let toks = tokens(path)?;
-    let (last, parents) = toks
-        .split_last()
-        .ok_or_else(|| ApiError::unprocessable("cannot remove the root"))?;
+    let (last, parents) = toks.split_last().ok_or_else(|| ApiError::unprocessable("cannot remove the root"))?;
     let missing = || {
         ApiError::unprocessable(format!(
             "the server rejected our request due to an error in our request: unable to remove nonexistent key: {path}"
@@ -116,11 +109,7 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
         Value::Object(m) => m.remove(last).ok_or_else(missing),
         Value::Array(a) => {
             let idx = last.parse::<usize>().map_err(|_| missing())?;
-            if idx < a.len() {
-                Ok(a.remove(idx))
-            } else {
-                Err(missing())
-            }
+            if idx < a.len() { Ok(a.remove(idx)) } else { Err(missing()) }
         }
         _ => Err(missing()),
     }
@@ -129,20 +118,15 @@ fn remove(doc: &mut Value, path: &str) -> Result<Value, ApiError> {
 /// Applies an RFC 6902 JSON patch. A `test` against a missing path compares as `null`,
 /// as the API server's json-patch library does.
 pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
-    let ops = patch
-        .as_array()
-        .ok_or_else(|| ApiError::bad_request("json patch must be an array"))?;
+    let ops = patch.as_array().ok_or_else(|| ApiError::bad_request("json patch must be an array"))?;
     for op in ops {
         let name = op.get("op").and_then(Value::as_str).unwrap_or("");
         let path = op
             .get("path")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::bad_request("json patch operation without path"))?;
-        let value = || {
-            op.get("value")
-                .cloned()
-                .ok_or_else(|| ApiError::bad_request(format!("{name} operation without value")))
-        };
+        let value =
+            || op.get("value").cloned().ok_or_else(|| ApiError::bad_request(format!("{name} operation without value")));
         let from = || {
             op.get("from")
                 .and_then(Value::as_str)
@@ -162,9 +146,9 @@ pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
                 add(doc, path, v)?;
             }
             "copy" => {
-                let v = get_path(doc, from()?)?.cloned().ok_or_else(|| {
-                    ApiError::unprocessable(format!("copy from missing path {path:?}"))
-                })?;
+                let v = get_path(doc, from()?)?
+                    .cloned()
+                    .ok_or_else(|| ApiError::unprocessable(format!("copy from missing path {path:?}")))?;
                 add(doc, path, v)?;
             }
             "test" => {
@@ -177,9 +161,7 @@ pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
                 }
             }
             other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown json patch operation {other:?}"
-                )));
+                return Err(ApiError::bad_request(format!("unknown json patch operation {other:?}")));
             }
         }
     }
@@ -187,26 +169,14 @@ pub fn json_patch(doc: &mut Value, patch: &Value) -> Result<(), ApiError> {
 }
 
 /// Keys whose object lists merge item by item under strategic merge patch, in priority order.
-const MERGE_KEYS: &[&str] = &[
-    "name",
-    "containerPort",
-    "mountPath",
-    "devicePath",
-    "ip",
-    "type",
-    "uid",
-    "topologyKey",
-];
+const MERGE_KEYS: &[&str] = &["name", "containerPort", "mountPath", "devicePath", "ip", "type", "uid", "topologyKey"];
 
 /// The merge key of a list of objects, if every item carries one of the known keys.
 pub fn list_merge_key(items: &[&Value]) -> Option<&'static str> {
     if items.is_empty() || !items.iter().all(|i| i.is_object()) {
         return None;
     }
-    MERGE_KEYS
-        .iter()
-        .copied()
-        .find(|k| items.iter().all(|i| i.get(*k).is_some()))
+    MERGE_KEYS.iter().copied().find(|k| items.iter().all(|i| i.get(*k).is_some()))
 }
 
 /// Applies a strategic merge patch, simplified: maps merge like merge patch; lists of objects
@@ -246,11 +216,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
                 let merged = match t.get(k) {
                     Some(Value::Array(live)) => merge_lists(live, items),
                     _ => {
-                        let mut fresh: Vec<Value> = items
-                            .iter()
-                            .filter(|i| !is_delete_directive(i))
-                            .cloned()
-                            .collect();
+                        let mut fresh: Vec<Value> = items.iter().filter(|i| !is_delete_directive(i)).cloned().collect();
                         fresh.iter_mut().for_each(strip_directives);
                         fresh
                     }
@@ -324,11 +290,8 @@ mod tests {
     #[test]
     fn json_patch_ops_and_null_test_on_missing() {
         let mut doc = json!({"metadata": {"name": "x"}, "list": [1, 2]});
-        json_patch(
-            &mut doc,
-            &json!([{"op": "test", "path": "/metadata/finalizers", "value": null}]),
-        )
-        .expect("test null on missing passes");
+        json_patch(&mut doc, &json!([{"op": "test", "path": "/metadata/finalizers", "value": null}]))
+            .expect("test null on missing passes");
         json_patch(
             &mut doc,
             &json!([
@@ -339,17 +302,8 @@ mod tests {
             ]),
         )
         .expect("ops apply");
-        assert_eq!(
-            doc,
-            json!({"metadata": {"name": "y", "finalizers": ["f"]}, "list": [2, 3]})
-        );
-        assert!(
-            json_patch(
-                &mut doc,
-                &json!([{"op": "test", "path": "/metadata/name", "value": "x"}])
-            )
-            .is_err()
-        );
+        assert_eq!(doc, json!({"metadata": {"name": "y", "finalizers": ["f"]}, "list": [2, 3]}));
+        assert!(json_patch(&mut doc, &json!([{"op": "test", "path": "/metadata/name", "value": "x"}])).is_err());
         assert!(json_patch(&mut doc, &json!([{"op": "remove", "path": "/nope"}])).is_err());
     }
 

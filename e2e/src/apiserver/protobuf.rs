@@ -43,10 +43,7 @@ fn fields(buf: &[u8]) -> Result<Vec<(u64, Field<'_>)>, ApiError> {
             0 => out.push((num, Field::Varint(varint(buf, &mut pos)?))),
             2 => {
                 let len = usize::try_from(varint(buf, &mut pos)?).map_err(|_| bad("length"))?;
-                let end = pos
-                    .checked_add(len)
-                    .filter(|e| *e <= buf.len())
-                    .ok_or_else(|| bad("truncated field"))?;
+                let end = pos.checked_add(len).filter(|e| *e <= buf.len()).ok_or_else(|| bad("truncated field"))?;
                 out.push((num, Field::Bytes(&buf[pos..end])));
                 pos = end;
             }
@@ -68,25 +65,14 @@ fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), ApiError> {
     for (n, f) in fields(b)? {
         match (n, f) {
             (1, Field::Bytes(x)) => k = string(x),
-            (2, Field::Bytes(x)) => {
-                v = Value::String(if bytes_value {
-                    base64_encode(x)
-                } else {
-                    string(x)
-                })
-            }
+            (2, Field::Bytes(x)) => v = Value::String(if bytes_value { base64_encode(x) } else { string(x) }),
             _ => {}
         }
     }
     Ok((k, v))
 }
 
-fn insert_map(
-    target: &mut Map<String, Value>,
-    key: &str,
-    entry: &[u8],
-    bytes_value: bool,
-) -> Result<(), ApiError> {
+fn insert_map(target: &mut Map<String, Value>, key: &str, entry: &[u8], bytes_value: bool) -> Result<(), ApiError> {
     let (k, v) = map_entry(entry, bytes_value)?;
     if let Value::Object(m) = target.entry(key).or_insert_with(|| json!({})) {
         m.insert(k, v);
@@ -161,28 +147,20 @@ fn decode_kind(kind: &str, api_version: &str, raw: &[u8]) -> Result<Value, ApiEr
     obj.insert("kind".into(), json!(kind));
     for (n, f) in fields(raw)? {
         match (kind, n, f) {
-            ("DeleteOptions", 1, Field::Varint(v)) => {
-                drop(obj.insert("gracePeriodSeconds".into(), json!(v as i64)))
-            }
+            ("DeleteOptions", 1, Field::Varint(v)) => drop(obj.insert("gracePeriodSeconds".into(), json!(v as i64))),
             ("DeleteOptions", 2, Field::Bytes(x)) => {
                 let mut p = Map::new();
                 for (pn, pf) in fields(x)? {
                     match (pn, pf) {
                         (1, Field::Bytes(u)) => drop(p.insert("uid".into(), json!(string(u)))),
-                        (2, Field::Bytes(r)) => {
-                            drop(p.insert("resourceVersion".into(), json!(string(r))))
-                        }
+                        (2, Field::Bytes(r)) => drop(p.insert("resourceVersion".into(), json!(string(r)))),
                         _ => {}
                     }
                 }
                 obj.insert("preconditions".into(), Value::Object(p));
             }
-            ("DeleteOptions", 3, Field::Varint(v)) => {
-                drop(obj.insert("orphanDependents".into(), json!(v != 0)))
-            }
-            ("DeleteOptions", 4, Field::Bytes(x)) => {
-                drop(obj.insert("propagationPolicy".into(), json!(string(x))))
-            }
+            ("DeleteOptions", 3, Field::Varint(v)) => drop(obj.insert("orphanDependents".into(), json!(v != 0))),
+            ("DeleteOptions", 4, Field::Bytes(x)) => drop(obj.insert("propagationPolicy".into(), json!(string(x)))),
             ("DeleteOptions", 5, Field::Bytes(x)) => push(&mut obj, "dryRun", json!(string(x))),
             ("DeleteOptions", _, _) => {}
             (_, 1, Field::Bytes(x)) => drop(obj.insert("metadata".into(), object_meta(x)?)),
@@ -214,11 +192,8 @@ fn decode_kind(kind: &str, api_version: &str, raw: &[u8]) -> Result<Value, ApiEr
 
 /// Decodes a protobuf-encoded object (`k8s\0` + runtime.Unknown) into JSON.
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
-    let inner = body
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| bad("missing k8s envelope"))?;
-    let (mut api_version, mut kind, mut raw): (String, String, &[u8]) =
-        (String::new(), String::new(), &[]);
+    let inner = body.strip_prefix(MAGIC).ok_or_else(|| bad("missing k8s envelope"))?;
+    let (mut api_version, mut kind, mut raw): (String, String, &[u8]) = (String::new(), String::new(), &[]);
     for (n, f) in fields(inner)? {
         match (n, f) {
             (1, Field::Bytes(tm)) => {
@@ -250,25 +225,11 @@ mod tests {
     #[test]
     fn decodes_a_secret() {
         let labels = [field_bytes(1, b"owner"), field_bytes(2, b"helm")].concat();
-        let meta = [
-            field_bytes(1, b"sh.helm.release.v1.r1.v1"),
-            field_bytes(11, &labels),
-        ]
-        .concat();
+        let meta = [field_bytes(1, b"sh.helm.release.v1.r1.v1"), field_bytes(11, &labels)].concat();
         let data = [field_bytes(1, b"release"), field_bytes(2, b"foobar")].concat();
-        let secret = [
-            field_bytes(1, &meta),
-            field_bytes(2, &data),
-            field_bytes(3, b"helm.sh/release.v1"),
-        ]
-        .concat();
+        let secret = [field_bytes(1, &meta), field_bytes(2, &data), field_bytes(3, b"helm.sh/release.v1")].concat();
         let type_meta = [field_bytes(1, b"v1"), field_bytes(2, b"Secret")].concat();
-        let body = [
-            MAGIC.to_vec(),
-            field_bytes(1, &type_meta),
-            field_bytes(2, &secret),
-        ]
-        .concat();
+        let body = [MAGIC.to_vec(), field_bytes(1, &type_meta), field_bytes(2, &secret)].concat();
         let v = decode(&body).expect("decodes");
         assert_eq!(
             v,

@@ -17,10 +17,7 @@ pub struct ResKey {
 impl ResKey {
     /// Builds a key.
     pub fn new(group: &str, plural: &str) -> Self {
-        Self {
-            group: group.to_string(),
-            plural: plural.to_string(),
-        }
+        Self { group: group.to_string(), plural: plural.to_string() }
     }
 }
 
@@ -83,11 +80,7 @@ impl ResourceType {
 
     /// `apiVersion` for `version` (`v1` or `apps/v1`).
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() {
-            version.to_string()
-        } else {
-            format!("{}/{version}", self.group)
-        }
+        if self.group.is_empty() { version.to_string() } else { format!("{}/{version}", self.group) }
     }
 
     /// The preferred version.
@@ -107,262 +100,33 @@ impl ResourceType {
 }
 
 /// (group, version, kind, plural, namespaced, short names, status, scale, in "all")
-type Builtin = (
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    bool,
-    &'static [&'static str],
-    bool,
-    bool,
-    bool,
-);
+type Builtin =
+    (&'static str, &'static str, &'static str, &'static str, bool, &'static [&'static str], bool, bool, bool);
 
 const BUILTINS: &[Builtin] = &[
-    (
-        "",
-        "v1",
-        "Namespace",
-        "namespaces",
-        false,
-        &["ns"],
-        true,
-        false,
-        false,
-    ),
-    (
-        "",
-        "v1",
-        "Node",
-        "nodes",
-        false,
-        &["no"],
-        true,
-        false,
-        false,
-    ),
+    ("", "v1", "Namespace", "namespaces", false, &["ns"], true, false, false),
+    ("", "v1", "Node", "nodes", false, &["no"], true, false, false),
     ("", "v1", "Pod", "pods", true, &["po"], true, false, true),
-    (
-        "",
-        "v1",
-        "Service",
-        "services",
-        true,
-        &["svc"],
-        true,
-        false,
-        true,
-    ),
-    (
-        "",
-        "v1",
-        "Endpoints",
-        "endpoints",
-        true,
-        &["ep"],
-        false,
-        false,
-        false,
-    ),
-    (
-        "",
-        "v1",
-        "ConfigMap",
-        "configmaps",
-        true,
-        &["cm"],
-        false,
-        false,
-        false,
-    ),
-    (
-        "",
-        "v1",
-        "Secret",
-        "secrets",
-        true,
-        &[],
-        false,
-        false,
-        false,
-    ),
-    (
-        "",
-        "v1",
-        "ServiceAccount",
-        "serviceaccounts",
-        true,
-        &["sa"],
-        false,
-        false,
-        false,
-    ),
-    (
-        "",
-        "v1",
-        "Event",
-        "events",
-        true,
-        &["ev"],
-        false,
-        false,
-        false,
-    ),
-    (
-        "",
-        "v1",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        true,
-        &["pvc"],
-        true,
-        false,
-        false,
-    ),
-    (
-        "",
-        "v1",
-        "PersistentVolume",
-        "persistentvolumes",
-        false,
-        &["pv"],
-        true,
-        false,
-        false,
-    ),
-    (
-        "apps",
-        "v1",
-        "StatefulSet",
-        "statefulsets",
-        true,
-        &["sts"],
-        true,
-        true,
-        true,
-    ),
-    (
-        "apps",
-        "v1",
-        "Deployment",
-        "deployments",
-        true,
-        &["deploy"],
-        true,
-        true,
-        true,
-    ),
-    (
-        "apps",
-        "v1",
-        "ReplicaSet",
-        "replicasets",
-        true,
-        &["rs"],
-        true,
-        true,
-        true,
-    ),
-    (
-        "apps",
-        "v1",
-        "ControllerRevision",
-        "controllerrevisions",
-        true,
-        &[],
-        false,
-        false,
-        false,
-    ),
-    (
-        "policy",
-        "v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        true,
-        &["pdb"],
-        true,
-        false,
-        false,
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "Role",
-        "roles",
-        true,
-        &[],
-        false,
-        false,
-        false,
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "RoleBinding",
-        "rolebindings",
-        true,
-        &[],
-        false,
-        false,
-        false,
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRole",
-        "clusterroles",
-        false,
-        &[],
-        false,
-        false,
-        false,
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "v1",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        false,
-        &[],
-        false,
-        false,
-        false,
-    ),
-    (
-        "coordination.k8s.io",
-        "v1",
-        "Lease",
-        "leases",
-        true,
-        &[],
-        false,
-        false,
-        false,
-    ),
-    (
-        "events.k8s.io",
-        "v1",
-        "Event",
-        "events",
-        true,
-        &["ev"],
-        false,
-        false,
-        false,
-    ),
-    (
-        "discovery.k8s.io",
-        "v1",
-        "EndpointSlice",
-        "endpointslices",
-        true,
-        &[],
-        false,
-        false,
-        false,
-    ),
+    ("", "v1", "Service", "services", true, &["svc"], true, false, true),
+    ("", "v1", "Endpoints", "endpoints", true, &["ep"], false, false, false),
+    ("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, false, false),
+    ("", "v1", "Secret", "secrets", true, &[], false, false, false),
+    ("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, false, false),
+    ("", "v1", "Event", "events", true, &["ev"], false, false, false),
+    ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true, false, false),
+    ("", "v1", "PersistentVolume", "persistentvolumes", false, &["pv"], true, false, false),
+    ("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, true, true),
+    ("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, true, true),
+    ("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, true, true),
+    ("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[], false, false, false),
+    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true, false, false),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, false, false),
+    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, false, false),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, false, false),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, false, false),
+    ("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, false, false),
+    ("events.k8s.io", "v1", "Event", "events", true, &["ev"], false, false, false),
+    ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, &[], false, false, false),
     (
         "apiextensions.k8s.io",
         "v1",
@@ -387,27 +151,23 @@ impl Registry {
     pub fn with_builtins() -> Self {
         let types = BUILTINS
             .iter()
-            .map(
-                |&(group, version, kind, plural, namespaced, short, status, scale, all)| {
-                    Arc::new(ResourceType {
-                        group: group.into(),
-                        versions: vec![version.into()],
-                        kind: kind.into(),
-                        plural: plural.into(),
-                        singular: kind.to_lowercase(),
-                        namespaced,
-                        short_names: short.iter().map(|s| s.to_string()).collect(),
-                        categories: if all { vec!["all".into()] } else { vec![] },
-                        has_status: status,
-                        has_scale: scale,
-                        custom: None,
-                    })
-                },
-            )
+            .map(|&(group, version, kind, plural, namespaced, short, status, scale, all)| {
+                Arc::new(ResourceType {
+                    group: group.into(),
+                    versions: vec![version.into()],
+                    kind: kind.into(),
+                    plural: plural.into(),
+                    singular: kind.to_lowercase(),
+                    namespaced,
+                    short_names: short.iter().map(|s| s.to_string()).collect(),
+                    categories: if all { vec!["all".into()] } else { vec![] },
+                    has_status: status,
+                    has_scale: scale,
+                    custom: None,
+                })
+            })
             .collect();
-        Self {
-            types: RwLock::new(types),
-        }
+        Self { types: RwLock::new(types) }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<ResourceType>>> {
@@ -418,26 +178,18 @@ impl Registry {
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
         self.read()
             .iter()
-            .find(|t| {
-                t.group == group && t.plural == plural && t.versions.iter().any(|v| v == version)
-            })
+            .find(|t| t.group == group && t.plural == plural && t.versions.iter().any(|v| v == version))
             .cloned()
     }
 
     /// The type stored under `key`.
     pub fn by_key(&self, key: &ResKey) -> Option<Arc<ResourceType>> {
-        self.read()
-            .iter()
-            .find(|t| t.group == key.group && t.plural == key.plural)
-            .cloned()
+        self.read().iter().find(|t| t.group == key.group && t.plural == key.plural).cloned()
     }
 
     /// The type of `kind` in `group`.
     pub fn by_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceType>> {
-        self.read()
-            .iter()
-            .find(|t| t.group == group && t.kind == kind)
-            .cloned()
+        self.read().iter().find(|t| t.group == group && t.kind == kind).cloned()
     }
 
     /// All types, built-ins first.
@@ -455,9 +207,7 @@ impl Registry {
     /// Removes the type defined by CRD `crd_name`; returns it.
     pub fn remove_custom(&self, crd_name: &str) -> Option<Arc<ResourceType>> {
         let mut types = self.types.write().unwrap_or_else(|e| e.into_inner());
-        let pos = types
-            .iter()
-            .position(|t| t.custom.as_ref().is_some_and(|c| c.crd_name == crd_name))?;
+        let pos = types.iter().position(|t| t.custom.as_ref().is_some_and(|c| c.crd_name == crd_name))?;
         Some(types.remove(pos))
     }
 }

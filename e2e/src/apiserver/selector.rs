@@ -52,11 +52,7 @@ fn split_top_level(s: &str) -> Vec<&str> {
         }
     }
     parts.push(&s[start..]);
-    parts
-        .into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect()
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).collect()
 }
 
 fn parse_set(rest: &str, raw: &str) -> Result<Vec<String>, ApiError> {
@@ -65,55 +61,31 @@ fn parse_set(rest: &str, raw: &str) -> Result<Vec<String>, ApiError> {
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: {raw}")))?;
-    Ok(inner
-        .split(',')
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect())
+    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
 }
 
 fn parse_requirement(raw: &str, set_ops: bool) -> Result<Requirement, ApiError> {
     if let Some(key) = raw.strip_prefix('!') {
-        return Ok(Requirement {
-            key: key.trim().into(),
-            op: Op::NotExists,
-        });
+        return Ok(Requirement { key: key.trim().into(), op: Op::NotExists });
     }
     if let Some((k, v)) = raw.split_once("!=") {
-        return Ok(Requirement {
-            key: k.trim().into(),
-            op: Op::NotEq(v.trim().into()),
-        });
+        return Ok(Requirement { key: k.trim().into(), op: Op::NotEq(v.trim().into()) });
     }
     if let Some((k, v)) = raw.split_once("==").or_else(|| raw.split_once('=')) {
-        return Ok(Requirement {
-            key: k.trim().into(),
-            op: Op::Eq(v.trim().into()),
-        });
+        return Ok(Requirement { key: k.trim().into(), op: Op::Eq(v.trim().into()) });
     }
     if set_ops {
         if let Some((k, rest)) = raw.split_once(" notin ") {
-            return Ok(Requirement {
-                key: k.trim().into(),
-                op: Op::NotIn(parse_set(rest, raw)?),
-            });
+            return Ok(Requirement { key: k.trim().into(), op: Op::NotIn(parse_set(rest, raw)?) });
         }
         if let Some((k, rest)) = raw.split_once(" in ") {
-            return Ok(Requirement {
-                key: k.trim().into(),
-                op: Op::In(parse_set(rest, raw)?),
-            });
+            return Ok(Requirement { key: k.trim().into(), op: Op::In(parse_set(rest, raw)?) });
         }
         if !raw.contains(char::is_whitespace) {
-            return Ok(Requirement {
-                key: raw.trim().into(),
-                op: Op::Exists,
-            });
+            return Ok(Requirement { key: raw.trim().into(), op: Op::Exists });
         }
     }
-    Err(ApiError::bad_request(format!(
-        "unable to parse requirement: {raw}"
-    )))
+    Err(ApiError::bad_request(format!("unable to parse requirement: {raw}")))
 }
 
 /// A parsed label selector; the empty selector matches everything.
@@ -123,11 +95,7 @@ pub struct LabelSelector(Vec<Requirement>);
 impl LabelSelector {
     /// Parses the `labelSelector` query syntax.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        split_top_level(s)
-            .into_iter()
-            .map(|r| parse_requirement(r, true))
-            .collect::<Result<_, _>>()
-            .map(Self)
+        split_top_level(s).into_iter().map(|r| parse_requirement(r, true)).collect::<Result<_, _>>().map(Self)
     }
 
     /// Builds a selector from a `LabelSelector` object (`matchLabels`, `matchExpressions`).
@@ -135,32 +103,15 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(Requirement {
-                    key: k.clone(),
-                    op: Op::Eq(v.as_str().unwrap_or("").into()),
-                });
+                reqs.push(Requirement { key: k.clone(), op: Op::Eq(v.as_str().unwrap_or("").into()) });
             }
         }
-        for e in sel
-            .get("matchExpressions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = e
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+        for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("").to_string();
             let values: Vec<String> = e
                 .get("values")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(String::from)
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
                 .unwrap_or_default();
             let op = match e.get("operator").and_then(Value::as_str) {
                 Some("In") => Op::In(values),
@@ -177,9 +128,7 @@ impl LabelSelector {
     /// Whether the object's labels match.
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.get("metadata").and_then(|m| m.get("labels"));
-        self.0
-            .iter()
-            .all(|r| r.matches(labels.and_then(|l| l.get(&r.key)).and_then(Value::as_str)))
+        self.0.iter().all(|r| r.matches(labels.and_then(|l| l.get(&r.key)).and_then(Value::as_str)))
     }
 
     /// True when the selector has no requirements.
@@ -195,11 +144,7 @@ pub struct FieldSelector(Vec<Requirement>);
 impl FieldSelector {
     /// Parses the `fieldSelector` query syntax.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
-        split_top_level(s)
-            .into_iter()
-            .map(|r| parse_requirement(r, false))
-            .collect::<Result<_, _>>()
-            .map(Self)
+        split_top_level(s).into_iter().map(|r| parse_requirement(r, false)).collect::<Result<_, _>>().map(Self)
     }
 
     /// Whether the object's fields match (a missing field compares as `""`).
@@ -241,11 +186,7 @@ mod tests {
             ("missing!=x", true),
             ("", true),
         ] {
-            assert_eq!(
-                LabelSelector::parse(sel).expect(sel).matches(&o),
-                want,
-                "{sel}"
-            );
+            assert_eq!(LabelSelector::parse(sel).expect(sel).matches(&o), want, "{sel}");
         }
         assert!(LabelSelector::parse("a in b").is_err());
     }
@@ -262,20 +203,8 @@ mod tests {
     #[test]
     fn field_selector_paths() {
         let o = obj(json!({}));
-        assert!(
-            FieldSelector::parse("metadata.name=n1,metadata.namespace=ns")
-                .expect("parse")
-                .matches(&o)
-        );
-        assert!(
-            FieldSelector::parse("spec.nodeName!=")
-                .expect("parse")
-                .matches(&o)
-        );
-        assert!(
-            !FieldSelector::parse("spec.nodeName=other")
-                .expect("parse")
-                .matches(&o)
-        );
+        assert!(FieldSelector::parse("metadata.name=n1,metadata.namespace=ns").expect("parse").matches(&o));
+        assert!(FieldSelector::parse("spec.nodeName!=").expect("parse").matches(&o));
+        assert!(!FieldSelector::parse("spec.nodeName=other").expect("parse").matches(&o));
     }
 }

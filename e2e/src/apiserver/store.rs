@@ -71,17 +71,11 @@ impl State {
 
     /// One object (`ns` is `""` for cluster-scoped kinds).
     pub fn get(&self, res: &ResKey, ns: &str, name: &str) -> Option<&Value> {
-        self.objects
-            .get(res)?
-            .get(&(ns.to_string(), name.to_string()))
+        self.objects.get(res)?.get(&(ns.to_string(), name.to_string()))
     }
 
     /// Objects of `res`, in (namespace, name) order, optionally in one namespace.
-    pub fn list<'a>(
-        &'a self,
-        res: &ResKey,
-        ns: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a Value> + 'a {
+    pub fn list<'a>(&'a self, res: &ResKey, ns: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
         self.objects
             .get(res)
             .into_iter()
@@ -92,9 +86,7 @@ impl State {
 
     /// Every stored object with its resource.
     pub fn all(&self) -> impl Iterator<Item = (&ResKey, &Value)> {
-        self.objects
-            .iter()
-            .flat_map(|(r, m)| m.values().map(move |v| (r, v)))
+        self.objects.iter().flat_map(|(r, m)| m.values().map(move |v| (r, v)))
     }
 
     /// Events after `rv` and the head rv they reach, or `Expired`.
@@ -138,34 +130,15 @@ impl Txn<'_> {
         let rv = self.state.rv;
         meta_mut(&mut obj).insert("resourceVersion".into(), Value::String(rv.to_string()));
         let key = obj_key(&obj);
-        let prev = self
-            .state
-            .objects
-            .entry(res.clone())
-            .or_default()
-            .insert(key, obj.clone());
-        let kind = if prev.is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
-        self.record(StoreEvent {
-            rv,
-            res: res.clone(),
-            kind,
-            object: Arc::new(obj.clone()),
-            prev: prev.map(Arc::new),
-        });
+        let prev = self.state.objects.entry(res.clone()).or_default().insert(key, obj.clone());
+        let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
+        self.record(StoreEvent { rv, res: res.clone(), kind, object: Arc::new(obj.clone()), prev: prev.map(Arc::new) });
         obj
     }
 
     /// Removes an object; returns its last state stamped with the delete's resourceVersion.
     pub fn remove(&mut self, res: &ResKey, ns: &str, name: &str) -> Option<Value> {
-        let mut obj = self
-            .state
-            .objects
-            .get_mut(res)?
-            .remove(&(ns.to_string(), name.to_string()))?;
+        let mut obj = self.state.objects.get_mut(res)?.remove(&(ns.to_string(), name.to_string()))?;
         self.state.rv += 1;
         let rv = self.state.rv;
         meta_mut(&mut obj).insert("resourceVersion".into(), Value::String(rv.to_string()));
@@ -182,12 +155,7 @@ impl Txn<'_> {
 
 fn obj_key(obj: &Value) -> ObjKey {
     let m = obj.get("metadata");
-    let s = |f: &str| {
-        m.and_then(|m| m.get(f))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let s = |f: &str| m.and_then(|m| m.get(f)).and_then(Value::as_str).unwrap_or("").to_string();
     (s("namespace"), s("name"))
 }
 
@@ -202,11 +170,7 @@ pub struct Store {
 impl Store {
     /// An empty store keeping the last `history_limit` events for watches.
     pub fn new(history_limit: usize) -> Self {
-        Self {
-            state: Mutex::new(State::default()),
-            changed: watch::channel(0).0,
-            history_limit: history_limit.max(1),
-        }
+        Self { state: Mutex::new(State::default()), changed: watch::channel(0).0, history_limit: history_limit.max(1) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -222,11 +186,7 @@ impl Store {
     pub fn write<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> R) -> R {
         let (out, dirty, rv) = {
             let mut guard = self.lock();
-            let mut txn = Txn {
-                state: &mut guard,
-                history_limit: self.history_limit,
-                dirty: false,
-            };
+            let mut txn = Txn { state: &mut guard, history_limit: self.history_limit, dirty: false };
             let out = f(&mut txn);
             let dirty = txn.dirty;
             (out, dirty, guard.rv)
@@ -253,12 +213,7 @@ mod tests {
         let store = Store::new(2);
         let res = ResKey::new("", "configmaps");
         for i in 0..3 {
-            store.write(|t| {
-                t.put(
-                    &res,
-                    json!({"metadata": {"name": format!("c{i}"), "namespace": "d"}}),
-                )
-            });
+            store.write(|t| t.put(&res, json!({"metadata": {"name": format!("c{i}"), "namespace": "d"}})));
         }
         store.read(|s| {
             assert_eq!(s.rv(), 3);

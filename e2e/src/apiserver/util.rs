@@ -6,10 +6,7 @@ use serde_json::{Map, Value};
 
 /// The current time as an RFC 3339 UTC timestamp with second precision (`2026-01-02T03:04:05Z`).
 pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     format_rfc3339(secs)
 }
 
@@ -27,21 +24,53 @@ pub fn format_rfc3339(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        (rem % 3_600) / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, (rem % 3_600) / 60, rem % 60)
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.frac]Z` into seconds since the Unix epoch.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3_600 + mm * 60 + ss).ok()
+}
+
+/// Seconds since the Unix epoch now.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// kubectl-style short duration (`45s`, `3m12s`, `5h`, `2d3h`).
+pub fn human_duration(secs: u64) -> String {
+    let (m, h, d) = (secs / 60, secs / 3_600, secs / 86_400);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{m}m{}s", s % 60),
+        s if s < 3 * 3_600 => format!("{m}m"),
+        s if s < 8 * 3_600 => format!("{h}h{}m", (s % 3_600) / 60),
+        s if s < 2 * 86_400 => format!("{h}h"),
+        s if s < 8 * 86_400 => format!("{d}d{}h", (s % 86_400) / 3_600),
+        _ => format!("{d}d"),
+    }
 }
 
 /// A random suffix in the alphabet Kubernetes uses for `generateName` (no vowels).
 pub fn random_suffix(len: usize) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = uuid::Uuid::new_v4().into_bytes();
-    (0..len)
-        .map(|i| ALPHABET[bytes[i % 16] as usize % ALPHABET.len()] as char)
-        .collect()
+    (0..len).map(|i| ALPHABET[bytes[i % 16] as usize % ALPHABET.len()] as char).collect()
 }
 
 /// A new random UID.
@@ -95,10 +124,7 @@ impl Query {
 
     /// The first value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Whether `key` is present and true (`true` or `1`).
@@ -112,11 +138,7 @@ pub fn base64_encode(data: &[u8]) -> String {
     const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -156,10 +178,7 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
 /// Returns `obj.metadata`, creating it (as an empty object) when absent.
 pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     let root = ensure_object(obj);
-    ensure_object(
-        root.entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new())),
-    )
+    ensure_object(root.entry("metadata").or_insert_with(|| Value::Object(Map::new())))
 }
 
 /// Makes `v` an object (replacing anything else) and returns its map.
@@ -192,6 +211,18 @@ mod tests {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(format_rfc3339(1_795_305_133), "2026-11-21T23:52:13Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        for secs in [0, 951_782_400, 1_795_305_133] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(parse_rfc3339("2026-01-02T03:04:05.123Z"), parse_rfc3339("2026-01-02T03:04:05Z"));
+        assert_eq!(parse_rfc3339("nope"), None);
+        assert_eq!(human_duration(59), "59s");
+        assert_eq!(human_duration(200), "3m20s");
+        assert_eq!(human_duration(90_000), "25h");
     }
 
     #[test]

@@ -6,11 +6,7 @@ use serde_json::{Map, Value};
 use super::error::FieldCause;
 
 fn child_path(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 fn props(schema: &Value) -> Option<&Map<String, Value>> {
@@ -18,10 +14,7 @@ fn props(schema: &Value) -> Option<&Map<String, Value>> {
 }
 
 fn preserves_unknown(schema: &Value) -> bool {
-    schema
-        .get("x-kubernetes-preserve-unknown-fields")
-        .and_then(Value::as_bool)
-        == Some(true)
+    schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true)
 }
 
 /// Fills in `default` values for absent properties, recursively.
@@ -70,8 +63,8 @@ fn prune_into(v: &mut Value, schema: &Value, path: &str, root: bool, unknown: &m
         Value::Object(m) => {
             let known = props(schema);
             let additional = schema.get("additionalProperties");
-            let keep_all = preserves_unknown(schema)
-                || additional.is_some_and(|a| a.is_object() || a == &Value::Bool(true));
+            let keep_all =
+                preserves_unknown(schema) || additional.is_some_and(|a| a.is_object() || a == &Value::Bool(true));
             let mut drop = Vec::new();
             for (k, child) in m.iter_mut() {
                 if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -125,11 +118,7 @@ fn show(v: &Value) -> String {
 }
 
 fn type_ok(v: &Value, ty: &str, schema: &Value) -> bool {
-    if schema
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+    if schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
         return v.is_i64() || v.is_u64() || v.is_string();
     }
     match ty {
@@ -153,16 +142,12 @@ pub fn validate(v: &Value, schema: &Value, path: &str, root: bool, causes: &mut 
         });
     };
     if v.is_null() {
-        if schema.get("nullable").and_then(Value::as_bool) != Some(true)
-            && schema.get("type").is_some()
-        {
+        if schema.get("nullable").and_then(Value::as_bool) != Some(true) && schema.get("type").is_some() {
             let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
             causes.push(FieldCause {
                 reason: "FieldValueInvalid",
                 field: path.into(),
-                message: format!(
-                    "{path}: Invalid value: \"null\": {path} in body must be of type {ty}: \"null\""
-                ),
+                message: format!("{path}: Invalid value: \"null\": {path} in body must be of type {ty}: \"null\""),
             });
         }
         return;
@@ -188,44 +173,28 @@ pub fn validate(v: &Value, schema: &Value, path: &str, root: bool, causes: &mut 
         causes.push(FieldCause {
             reason: "FieldValueNotSupported",
             field: path.into(),
-            message: format!(
-                "{path}: Unsupported value: {}: supported values: {list}",
-                show(v)
-            ),
+            message: format!("{path}: Unsupported value: {}: supported values: {list}", show(v)),
         });
     }
     match v {
         Value::String(s) => {
             if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
                 match regex::Regex::new(p) {
-                    Ok(re) if !re.is_match(s) => {
-                        invalid(causes, format!("{path} in body should match '{p}'"))
-                    }
+                    Ok(re) if !re.is_match(s) => invalid(causes, format!("{path} in body should match '{p}'")),
                     Ok(_) => {}
                     Err(e) => invalid(causes, format!("invalid pattern {p:?} in schema: {e}")),
                 }
             }
             let len = s.chars().count() as u64;
-            if let Some(max) = schema
-                .get("maxLength")
-                .and_then(Value::as_u64)
-                .filter(|m| len > *m)
-            {
+            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64).filter(|m| len > *m) {
                 causes.push(FieldCause {
                     reason: "FieldValueTooLong",
                     field: path.into(),
                     message: format!("{path}: Too long: may not be more than {max} bytes"),
                 });
             }
-            if let Some(min) = schema
-                .get("minLength")
-                .and_then(Value::as_u64)
-                .filter(|m| len < *m)
-            {
-                invalid(
-                    causes,
-                    format!("{path} in body should be at least {min} chars long"),
-                );
+            if let Some(min) = schema.get("minLength").and_then(Value::as_u64).filter(|m| len < *m) {
+                invalid(causes, format!("{path} in body should be at least {min} chars long"));
             }
         }
         Value::Number(n) => {
@@ -235,54 +204,26 @@ pub fn validate(v: &Value, schema: &Value, path: &str, root: bool, causes: &mut 
             if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
                 && (x < min || (excl_min && x == min))
             {
-                let op = if excl_min {
-                    "greater than"
-                } else {
-                    "greater than or equal to"
-                };
-                invalid(
-                    causes,
-                    format!("{path} in body should be {op} {}", schema["minimum"]),
-                );
+                let op = if excl_min { "greater than" } else { "greater than or equal to" };
+                invalid(causes, format!("{path} in body should be {op} {}", schema["minimum"]));
             }
             if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
                 && (x > max || (excl_max && x == max))
             {
-                let op = if excl_max {
-                    "less than"
-                } else {
-                    "less than or equal to"
-                };
-                invalid(
-                    causes,
-                    format!("{path} in body should be {op} {}", schema["maximum"]),
-                );
+                let op = if excl_max { "less than" } else { "less than or equal to" };
+                invalid(causes, format!("{path} in body should be {op} {}", schema["maximum"]));
             }
         }
         Value::Array(a) => {
-            if let Some(max) = schema
-                .get("maxItems")
-                .and_then(Value::as_u64)
-                .filter(|m| a.len() as u64 > *m)
-            {
+            if let Some(max) = schema.get("maxItems").and_then(Value::as_u64).filter(|m| a.len() as u64 > *m) {
                 causes.push(FieldCause {
                     reason: "FieldValueTooMany",
                     field: path.into(),
-                    message: format!(
-                        "{path}: Too many: {}: must have at most {max} items",
-                        a.len()
-                    ),
+                    message: format!("{path}: Too many: {}: must have at most {max} items", a.len()),
                 });
             }
-            if let Some(min) = schema
-                .get("minItems")
-                .and_then(Value::as_u64)
-                .filter(|m| (a.len() as u64) < *m)
-            {
-                invalid(
-                    causes,
-                    format!("{path} in body should have at least {min} items"),
-                );
+            if let Some(min) = schema.get("minItems").and_then(Value::as_u64).filter(|m| (a.len() as u64) < *m) {
+                invalid(causes, format!("{path} in body should have at least {min} items"));
             }
             if let Some(items) = schema.get("items") {
                 for (i, item) in a.iter().enumerate() {
@@ -291,12 +232,7 @@ pub fn validate(v: &Value, schema: &Value, path: &str, root: bool, causes: &mut 
             }
         }
         Value::Object(m) => {
-            for req in schema
-                .get("required")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
+            for req in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
             {
                 if !m.contains_key(req) {
                     let p = child_path(path, req);
@@ -315,9 +251,7 @@ pub fn validate(v: &Value, schema: &Value, path: &str, root: bool, causes: &mut 
                 match known.and_then(|p| p.get(k)) {
                     Some(s) => validate(child, s, &child_path(path, k), false, causes),
                     None => {
-                        if let Some(a) =
-                            schema.get("additionalProperties").filter(|a| a.is_object())
-                        {
+                        if let Some(a) = schema.get("additionalProperties").filter(|a| a.is_object()) {
                             validate(child, a, &child_path(path, k), false, causes);
                         }
                     }
@@ -352,27 +286,18 @@ mod tests {
     #[test]
     fn reports_each_rule() {
         assert!(messages(&json!({"metadata": {"name": "x"}, "spec": {"size": 3}})).is_empty());
-        assert_eq!(
-            messages(&json!({"spec": {}})),
-            vec!["spec.size: Required value"]
-        );
+        assert_eq!(messages(&json!({"spec": {}})), vec!["spec.size: Required value"]);
         assert_eq!(
             messages(&json!({"spec": {"size": "3"}})),
-            vec![
-                r#"spec.size: Invalid value: "string": spec.size in body must be of type integer: "3""#
-            ]
+            vec![r#"spec.size: Invalid value: "string": spec.size in body must be of type integer: "3""#]
         );
         assert_eq!(
             messages(&json!({"spec": {"size": 9}})),
-            vec![
-                "spec.size: Invalid value: 9: spec.size in body should be less than or equal to 5"
-            ]
+            vec!["spec.size: Invalid value: 9: spec.size in body should be less than or equal to 5"]
         );
         assert_eq!(
             messages(&json!({"spec": {"size": 0}})),
-            vec![
-                "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
-            ]
+            vec!["spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"]
         );
         assert_eq!(
             messages(&json!({"spec": {"size": 1, "mode": "slow"}})),
@@ -382,10 +307,7 @@ mod tests {
             messages(&json!({"spec": {"size": 1, "name": "A1"}})),
             vec![r#"spec.name: Invalid value: "A1": spec.name in body should match '^[a-z]+$'"#]
         );
-        assert_eq!(
-            messages(&json!({"spec": {"size": 1, "tags": [1]}})).len(),
-            1
-        );
+        assert_eq!(messages(&json!({"spec": {"size": 1, "tags": [1]}})).len(), 1);
     }
 
     #[test]

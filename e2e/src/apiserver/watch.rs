@@ -40,14 +40,13 @@ pub struct WatchRequest {
     pub bookmarks: bool,
     /// Stream lifetime (`timeoutSeconds`).
     pub timeout: Duration,
+    /// Send each object as a one-row Table (`kubectl get -w`).
+    pub table: bool,
 }
 
 impl WatchRequest {
     fn matches(&self, obj: &Value) -> bool {
-        let ns_ok = self
-            .ns
-            .as_deref()
-            .is_none_or(|n| meta_str(obj, "namespace") == Some(n));
+        let ns_ok = self.ns.as_deref().is_none_or(|n| meta_str(obj, "namespace") == Some(n));
         ns_ok && self.labels.matches(obj) && self.fields.matches(obj)
     }
 
@@ -78,7 +77,13 @@ impl WatchRequest {
     }
 
     fn event_line(&self, kind: EventType, obj: &Value) -> Bytes {
-        self.line(kind.as_str(), present(obj.clone(), &self.rt, &self.version))
+        let obj = present(obj.clone(), &self.rt, &self.version);
+        if self.table {
+            let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion")});
+            return self
+                .line(kind.as_str(), super::table::render(&self.rt, &self.version, std::slice::from_ref(&obj), meta));
+        }
+        self.line(kind.as_str(), obj)
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -86,7 +91,10 @@ impl WatchRequest {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        self.line("BOOKMARK", json!({"apiVersion": self.rt.api_version(&self.version), "kind": self.rt.kind, "metadata": meta}))
+        self.line(
+            "BOOKMARK",
+            json!({"apiVersion": self.rt.api_version(&self.version), "kind": self.rt.kind, "metadata": meta}),
+        )
     }
 }
 
@@ -98,39 +106,24 @@ pub fn start(
 ) -> impl futures::Stream<Item = Result<Bytes, Infallible>> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::spawn(run(store, req, tx, shutdown));
-    futures::stream::unfold(
-        rx,
-        |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
-    )
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) })
 }
 
-async fn run(
-    store: Arc<Store>,
-    req: WatchRequest,
-    tx: mpsc::Sender<Bytes>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn run(store: Arc<Store>, req: WatchRequest, tx: mpsc::Sender<Bytes>, mut shutdown: watch::Receiver<bool>) {
     let mut changed = store.subscribe();
     changed.borrow_and_update();
     let from_now = matches!(req.resource_version, None | Some(0)) || req.send_initial;
     let (mut cursor, initial) = store.read(|s| {
         if from_now {
-            let objs: Vec<Value> = s
-                .list(&req.rt.key(), req.ns.as_deref())
-                .filter(|o| req.matches(o))
-                .cloned()
-                .collect();
+            let objs: Vec<Value> =
+                s.list(&req.rt.key(), req.ns.as_deref()).filter(|o| req.matches(o)).cloned().collect();
             (s.rv(), objs)
         } else {
             (req.resource_version.unwrap_or(0), Vec::new())
         }
     });
     for obj in &initial {
-        if tx
-            .send(req.event_line(EventType::Added, obj))
-            .await
-            .is_err()
-        {
+        if tx.send(req.event_line(EventType::Added, obj)).await.is_err() {
             return;
         }
     }

@@ -29,10 +29,7 @@ fn answer(line: &str, data_dir: &Path) -> String {
             Ok(()) => "ok".into(),
             Err(e) => format!("error: {e}"),
         },
-        "hostname" => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+        "hostname" => std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string(),
         "resolve" => match (arg, 0).to_socket_addrs() {
             Ok(addrs) => {
                 let mut ips: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
@@ -55,9 +52,7 @@ fn serve(stream: TcpStream, data_dir: &Path) -> Result<()> {
         let trimmed = line.trim_end().to_string();
         line.clear();
         if trimmed.starts_with("GET /") {
-            writer.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            )?;
+            writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")?;
             return Ok(());
         }
         let reply = answer(&trimmed, data_dir);
@@ -68,10 +63,8 @@ fn serve(stream: TcpStream, data_dir: &Path) -> Result<()> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let listener =
-        TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let listener = TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
     eprintln!("e2e-kv listening on {}", listener.local_addr()?);
     for stream in listener.incoming() {
         let stream = stream?;

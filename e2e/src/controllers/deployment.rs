@@ -23,9 +23,7 @@ fn template_hash(template: &Value) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..10)
-        .map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
-        .collect()
+    (0..10).map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char).collect()
 }
 
 fn int(v: Option<&Value>) -> u64 {
@@ -33,31 +31,21 @@ fn int(v: Option<&Value>) -> u64 {
 }
 
 fn revision(rs: &Value) -> u64 {
-    rs.pointer(&format!(
-        "/metadata/annotations/{}",
-        REVISION_ANNOTATION.replace('/', "~1")
-    ))
-    .and_then(Value::as_str)
-    .and_then(|s| s.parse().ok())
-    .unwrap_or(0)
+    rs.pointer(&format!("/metadata/annotations/{}", REVISION_ANNOTATION.replace('/', "~1")))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// One pass over all Deployments.
 pub fn sync_once(api: &Api) {
     let (deployments, sets) = api.store.read(|s| {
         (
-            s.list(&ResKey::new("apps", "deployments"), None)
-                .cloned()
-                .collect::<Vec<_>>(),
-            s.list(&ResKey::new("apps", "replicasets"), None)
-                .cloned()
-                .collect::<Vec<_>>(),
+            s.list(&ResKey::new("apps", "deployments"), None).cloned().collect::<Vec<_>>(),
+            s.list(&ResKey::new("apps", "replicasets"), None).cloned().collect::<Vec<_>>(),
         )
     });
-    for d in deployments
-        .iter()
-        .filter(|d| meta_str(d, "deletionTimestamp").is_none())
-    {
+    for d in deployments.iter().filter(|d| meta_str(d, "deletionTimestamp").is_none()) {
         if let Err(e) = reconcile(api, d, &sets) {
             tracing::debug!(error = %e, deployment = meta_str(d, "name"), "deployment reconcile failed");
         }
@@ -85,35 +73,17 @@ fn set_replicas(api: &Api, rs: &Value, replicas: u64) -> Result<(), crate::apise
 }
 
 fn reconcile(api: &Api, d: &Value, all_sets: &[Value]) -> Result<(), crate::apiserver::ApiError> {
-    let (ns, name, uid) = (
-        meta_str(d, "namespace"),
-        meta_str(d, "name").unwrap_or(""),
-        meta_str(d, "uid").unwrap_or(""),
-    );
-    let replicas = d
-        .pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(1);
-    let template = d
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let (ns, name, uid) =
+        (meta_str(d, "namespace"), meta_str(d, "name").unwrap_or(""), meta_str(d, "uid").unwrap_or(""));
+    let replicas = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+    let template = d.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
     let hash = template_hash(&template);
     let rs_name = format!("{name}-{hash}");
-    let owned: Vec<&Value> = all_sets
-        .iter()
-        .filter(|r| meta_str(r, "namespace") == ns && controlled_by(r, uid))
-        .collect();
+    let owned: Vec<&Value> =
+        all_sets.iter().filter(|r| meta_str(r, "namespace") == ns && controlled_by(r, uid)).collect();
     let max_rev = owned.iter().map(|r| revision(r)).max().unwrap_or(0);
-    let new_rs = owned
-        .iter()
-        .find(|r| meta_str(r, "name") == Some(rs_name.as_str()))
-        .copied();
-    let old: Vec<&Value> = owned
-        .iter()
-        .filter(|r| meta_str(r, "name") != Some(rs_name.as_str()))
-        .copied()
-        .collect();
+    let new_rs = owned.iter().find(|r| meta_str(r, "name") == Some(rs_name.as_str())).copied();
+    let old: Vec<&Value> = owned.iter().filter(|r| meta_str(r, "name") != Some(rs_name.as_str())).copied().collect();
     let recreate = d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
     let rs_rt = api.resource("apps", "replicasets")?;
 
@@ -126,23 +96,13 @@ fn reconcile(api: &Api, d: &Value, all_sets: &[Value]) -> Result<(), crate::apis
             Some(rs.clone())
         }
         None => {
-            let mut labels = template
-                .pointer("/metadata/labels")
-                .cloned()
-                .unwrap_or_else(|| json!({}));
+            let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
             labels[HASH_LABEL] = json!(hash);
-            let mut selector = d
-                .pointer("/spec/selector")
-                .cloned()
-                .unwrap_or_else(|| json!({}));
+            let mut selector = d.pointer("/spec/selector").cloned().unwrap_or_else(|| json!({}));
             selector["matchLabels"][HASH_LABEL] = json!(hash);
             let mut tmpl = template.clone();
             tmpl["metadata"]["labels"] = labels.clone();
-            let start = if recreate && old_pods > 0 {
-                0
-            } else {
-                replicas
-            };
+            let start = if recreate && old_pods > 0 { 0 } else { replicas };
             let rs = json!({
                 "metadata": {"name": rs_name, "labels": labels, "annotations": {REVISION_ANNOTATION: (max_rev + 1).to_string()}, "ownerReferences": [owner_ref(d)]},
                 "spec": {"replicas": start, "selector": selector, "template": tmpl},
@@ -162,35 +122,20 @@ fn reconcile(api: &Api, d: &Value, all_sets: &[Value]) -> Result<(), crate::apis
             set_replicas(api, rs, 0)?;
         }
     }
-    let limit = d
-        .pointer("/spec/revisionHistoryLimit")
-        .and_then(Value::as_u64)
-        .unwrap_or(10) as usize;
+    let limit = d.pointer("/spec/revisionHistoryLimit").and_then(Value::as_u64).unwrap_or(10) as usize;
     let mut idle: Vec<&&Value> = old
         .iter()
-        .filter(|r| {
-            int(r.pointer("/spec/replicas")) == 0 && int(r.pointer("/status/replicas")) == 0
-        })
+        .filter(|r| int(r.pointer("/spec/replicas")) == 0 && int(r.pointer("/status/replicas")) == 0)
         .collect();
     idle.sort_by_key(|r| revision(r));
     if idle.len() > limit {
         for rs in &idle[..idle.len() - limit] {
-            let _ = api.delete(
-                &rs_rt,
-                "v1",
-                ns,
-                meta_str(rs, "name").unwrap_or(""),
-                &DeleteOptions::default(),
-            );
+            let _ = api.delete(&rs_rt, "v1", ns, meta_str(rs, "name").unwrap_or(""), &DeleteOptions::default());
         }
     }
 
     let total = new_count + old_pods;
-    let ready = new_ready
-        + old
-            .iter()
-            .map(|r| int(r.pointer("/status/readyReplicas")))
-            .sum::<u64>();
+    let ready = new_ready + old.iter().map(|r| int(r.pointer("/status/readyReplicas"))).sum::<u64>();
     let prev = d.pointer("/status/conditions");
     let complete = new_count == replicas && new_ready == replicas && old_pods == 0;
     let status = json!({

@@ -24,35 +24,18 @@ fn address(pod: &Value) -> Value {
 
 /// The Endpoints subsets for `svc` given all pods.
 pub fn subsets(svc: &Value, pods: &[Value]) -> Value {
-    let Some(sel) = svc
-        .pointer("/spec/selector")
-        .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()))
-    else {
+    let Some(sel) = svc.pointer("/spec/selector").filter(|s| s.as_object().is_some_and(|m| !m.is_empty())) else {
         return json!([]);
     };
     let selector = LabelSelector::from_object(&json!({"matchLabels": sel}));
     let ns = meta_str(svc, "namespace");
-    let publish_not_ready = svc
-        .pointer("/spec/publishNotReadyAddresses")
-        .and_then(Value::as_bool)
-        == Some(true);
+    let publish_not_ready = svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool) == Some(true);
     let (mut ready, mut not_ready) = (Vec::new(), Vec::new());
-    for pod in pods
-        .iter()
-        .filter(|p| meta_str(p, "namespace") == ns && selector.matches(p))
-    {
-        if pod
-            .pointer("/status/podIP")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+    for pod in pods.iter().filter(|p| meta_str(p, "namespace") == ns && selector.matches(p)) {
+        if pod.pointer("/status/podIP").and_then(Value::as_str).is_none_or(str::is_empty) {
             continue;
         }
-        if publish_not_ready || pod_ready(pod) {
-            ready.push(address(pod))
-        } else {
-            not_ready.push(address(pod))
-        }
+        if publish_not_ready || pod_ready(pod) { ready.push(address(pod)) } else { not_ready.push(address(pod)) }
     }
     if ready.is_empty() && not_ready.is_empty() {
         return json!([]);
@@ -81,33 +64,20 @@ pub fn subsets(svc: &Value, pods: &[Value]) -> Value {
 pub fn sync_once(api: &Api) {
     let (services, pods, existing) = api.store.read(|s| {
         (
-            s.list(&ResKey::new("", "services"), None)
-                .cloned()
-                .collect::<Vec<_>>(),
-            s.list(&ResKey::new("", "pods"), None)
-                .cloned()
-                .collect::<Vec<_>>(),
-            s.list(&ResKey::new("", "endpoints"), None)
-                .cloned()
-                .collect::<Vec<_>>(),
+            s.list(&ResKey::new("", "services"), None).cloned().collect::<Vec<_>>(),
+            s.list(&ResKey::new("", "pods"), None).cloned().collect::<Vec<_>>(),
+            s.list(&ResKey::new("", "endpoints"), None).cloned().collect::<Vec<_>>(),
         )
     });
     let Ok(rt) = api.resource("", "endpoints") else {
         return;
     };
     let opts = WriteOptions::default();
-    for svc in services
-        .iter()
-        .filter(|s| s.pointer("/spec/selector").is_some())
-    {
-        let (ns, name) = (
-            meta_str(svc, "namespace").unwrap_or(""),
-            meta_str(svc, "name").unwrap_or(""),
-        );
+    for svc in services.iter().filter(|s| s.pointer("/spec/selector").is_some()) {
+        let (ns, name) = (meta_str(svc, "namespace").unwrap_or(""), meta_str(svc, "name").unwrap_or(""));
         let desired = subsets(svc, &pods);
-        let current = existing
-            .iter()
-            .find(|e| meta_str(e, "namespace") == Some(ns) && meta_str(e, "name") == Some(name));
+        let current =
+            existing.iter().find(|e| meta_str(e, "namespace") == Some(ns) && meta_str(e, "name") == Some(name));
         let result = match current {
             Some(ep) if ep.get("subsets").unwrap_or(&json!([])) == &desired => continue,
             Some(ep) => {

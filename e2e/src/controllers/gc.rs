@@ -26,10 +26,7 @@ pub async fn run(api: Api, mut shutdown: watch::Receiver<bool>) {
 }
 
 fn ident(obj: &Value) -> (String, String) {
-    (
-        meta_str(obj, "namespace").unwrap_or("").to_string(),
-        meta_str(obj, "name").unwrap_or("").to_string(),
-    )
+    (meta_str(obj, "namespace").unwrap_or("").to_string(), meta_str(obj, "name").unwrap_or("").to_string())
 }
 
 fn delete(api: &Api, t: &mut Txn<'_>, res: &ResKey, ns: &str, name: &str) {
@@ -45,22 +42,14 @@ fn delete(api: &Api, t: &mut Txn<'_>, res: &ResKey, ns: &str, name: &str) {
 /// One pass over all objects.
 pub fn collect_once(api: &Api) {
     api.store.write(|t| {
-        let uids: HashSet<String> = t
-            .all()
-            .filter_map(|(_, o)| meta_str(o, "uid"))
-            .map(String::from)
-            .collect();
-        let owned_by: HashSet<String> = t
-            .all()
-            .flat_map(|(_, o)| owner_uids(o).map(String::from).collect::<Vec<_>>())
-            .collect();
+        let uids: HashSet<String> = t.all().filter_map(|(_, o)| meta_str(o, "uid")).map(String::from).collect();
+        let owned_by: HashSet<String> =
+            t.all().flat_map(|(_, o)| owner_uids(o).map(String::from).collect::<Vec<_>>()).collect();
 
         // Dependents whose every owner is gone, or whose owner is being deleted in the foreground.
         let foreground: HashSet<String> = t
             .all()
-            .filter(|(_, o)| {
-                has_finalizer(o, FOREGROUND_FINALIZER) && meta_str(o, "deletionTimestamp").is_some()
-            })
+            .filter(|(_, o)| has_finalizer(o, FOREGROUND_FINALIZER) && meta_str(o, "deletionTimestamp").is_some())
             .filter_map(|(_, o)| meta_str(o, "uid").map(String::from))
             .collect();
         let orphans: Vec<(ResKey, String, String)> = t
@@ -69,8 +58,7 @@ pub fn collect_once(api: &Api) {
             .filter(|(_, o)| {
                 let owners: Vec<&str> = owner_uids(o).collect();
                 !owners.is_empty()
-                    && (owners.iter().all(|u| !uids.contains(*u))
-                        || owners.iter().any(|u| foreground.contains(*u)))
+                    && (owners.iter().all(|u| !uids.contains(*u)) || owners.iter().any(|u| foreground.contains(*u)))
             })
             .map(|(r, o)| {
                 let (ns, name) = ident(o);
@@ -84,17 +72,12 @@ pub fn collect_once(api: &Api) {
         // Foreground owners whose dependents are all gone lose the finalizer.
         let done: Vec<(ResKey, Value)> = t
             .all()
-            .filter(|(_, o)| {
-                has_finalizer(o, FOREGROUND_FINALIZER) && meta_str(o, "deletionTimestamp").is_some()
-            })
+            .filter(|(_, o)| has_finalizer(o, FOREGROUND_FINALIZER) && meta_str(o, "deletionTimestamp").is_some())
             .filter(|(_, o)| meta_str(o, "uid").is_none_or(|u| !owned_by.contains(u)))
             .map(|(r, o)| (r.clone(), o.clone()))
             .collect();
         for (res, mut obj) in done {
-            if let Some(f) = obj
-                .pointer_mut("/metadata/finalizers")
-                .and_then(Value::as_array_mut)
-            {
+            if let Some(f) = obj.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
                 f.retain(|x| x.as_str() != Some(FOREGROUND_FINALIZER));
             }
             finish_update(api, t, &res, obj);
@@ -111,13 +94,7 @@ pub fn collect_once(api: &Api) {
             let contents: Vec<(ResKey, String, bool)> = t
                 .all()
                 .filter(|(_, o)| meta_str(o, "namespace") == Some(ns.as_str()))
-                .map(|(r, o)| {
-                    (
-                        r.clone(),
-                        ident(o).1,
-                        meta_str(o, "deletionTimestamp").is_some(),
-                    )
-                })
+                .map(|(r, o)| (r.clone(), ident(o).1, meta_str(o, "deletionTimestamp").is_some()))
                 .collect();
             if contents.is_empty() {
                 t.remove(&ns_key, "", &ns);
@@ -147,15 +124,9 @@ fn finish_update(api: &Api, t: &mut Txn<'_>, res: &ResKey, obj: Value) {
         return;
     };
     let version = rt.preferred_version().to_string();
-    if let Err(e) = api.finish(
-        t,
-        &rt,
-        &version,
-        current,
-        obj,
-        crate::apiserver::ops::Subresource::Main,
-        &Default::default(),
-    ) {
+    if let Err(e) =
+        api.finish(t, &rt, &version, current, obj, crate::apiserver::ops::Subresource::Main, &Default::default())
+    {
         tracing::debug!(error = %e, name, "garbage collector update failed");
     }
 }

@@ -39,49 +39,27 @@ pub async fn run_loop(
 }
 
 /// Replaces `.status` of an object (unconditionally; no-op writes are dropped by the API).
-pub fn write_status(
-    api: &Api,
-    group: &str,
-    plural: &str,
-    obj: &Value,
-    status: Value,
-) -> Result<(), ApiError> {
+pub fn write_status(api: &Api, group: &str, plural: &str, obj: &Value, status: Value) -> Result<(), ApiError> {
     let rt = api.resource(group, plural)?;
     let mut body = obj.clone();
     meta_mut(&mut body).remove("resourceVersion");
     body["status"] = status;
     let ns = meta_str(obj, "namespace").filter(|n| !n.is_empty());
     let name = meta_str(obj, "name").unwrap_or("");
-    api.update(
-        &rt,
-        rt.preferred_version(),
-        ns,
-        name,
-        body,
-        Subresource::Status,
-        &WriteOptions::default(),
-    )?;
+    api.update(&rt, rt.preferred_version(), ns, name, body, Subresource::Status, &WriteOptions::default())?;
     Ok(())
 }
 
 /// A condition entry, keeping the previous transition time when the status did not change.
-pub fn condition(
-    previous: Option<&Value>,
-    kind: &str,
-    status: bool,
-    reason: &str,
-    message: &str,
-) -> Value {
+pub fn condition(previous: Option<&Value>, kind: &str, status: bool, reason: &str, message: &str) -> Value {
     let status = if status { "True" } else { "False" };
-    let old = previous.and_then(Value::as_array).and_then(|a| {
-        a.iter()
-            .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-    });
+    let old = previous
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)));
     let since = match old {
-        Some(c) if c.get("status").and_then(Value::as_str) == Some(status) => c
-            .get("lastTransitionTime")
-            .cloned()
-            .unwrap_or_else(|| json!(now_rfc3339())),
+        Some(c) if c.get("status").and_then(Value::as_str) == Some(status) => {
+            c.get("lastTransitionTime").cloned().unwrap_or_else(|| json!(now_rfc3339()))
+        }
         _ => json!(now_rfc3339()),
     };
     let mut c = json!({"type": kind, "status": status, "lastTransitionTime": since});
@@ -96,14 +74,12 @@ pub fn condition(
 
 /// Whether an object's condition `kind` is `True`.
 pub fn condition_true(obj: &Value, kind: &str) -> bool {
-    obj.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|a| {
-            a.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some(kind)
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
+    obj.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|a| {
+        a.iter().any(|c| {
+            c.get("type").and_then(Value::as_str) == Some(kind)
+                && c.get("status").and_then(Value::as_str) == Some("True")
         })
+    })
 }
 
 /// A ready pod: Ready condition true and not being deleted.
@@ -113,14 +89,12 @@ pub fn pod_ready(pod: &Value) -> bool {
 
 /// Whether `obj` has a controller owner reference to `uid`.
 pub fn controlled_by(obj: &Value, uid: &str) -> bool {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .is_some_and(|refs| {
-            refs.iter().any(|r| {
-                r.get("uid").and_then(Value::as_str) == Some(uid)
-                    && r.get("controller").and_then(Value::as_bool) == Some(true)
-            })
+    obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|refs| {
+        refs.iter().any(|r| {
+            r.get("uid").and_then(Value::as_str) == Some(uid)
+                && r.get("controller").and_then(Value::as_bool) == Some(true)
         })
+    })
 }
 
 /// A controller owner reference to `owner`.

@@ -17,56 +17,30 @@ fn terminating(p: &Value) -> bool {
 pub fn sync_once(api: &Api) {
     let (sets, pods) = api.store.read(|s| {
         (
-            s.list(&ResKey::new("apps", "replicasets"), None)
-                .cloned()
-                .collect::<Vec<_>>(),
-            s.list(&ResKey::new("", "pods"), None)
-                .cloned()
-                .collect::<Vec<_>>(),
+            s.list(&ResKey::new("apps", "replicasets"), None).cloned().collect::<Vec<_>>(),
+            s.list(&ResKey::new("", "pods"), None).cloned().collect::<Vec<_>>(),
         )
     });
     let Ok(pods_rt) = api.resource("", "pods") else {
         return;
     };
     for rs in sets.iter().filter(|r| !terminating(r)) {
-        let (ns, name, uid) = (
-            meta_str(rs, "namespace"),
-            meta_str(rs, "name").unwrap_or(""),
-            meta_str(rs, "uid").unwrap_or(""),
-        );
-        let want = rs
-            .pointer("/spec/replicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(1) as usize;
+        let (ns, name, uid) =
+            (meta_str(rs, "namespace"), meta_str(rs, "name").unwrap_or(""), meta_str(rs, "uid").unwrap_or(""));
+        let want = rs.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) as usize;
         let mut owned: Vec<&Value> = pods
             .iter()
             .filter(|p| meta_str(p, "namespace") == ns && controlled_by(p, uid) && !terminating(p))
             .collect();
-        for p in owned.iter().filter(|p| {
-            matches!(
-                p.pointer("/status/phase").and_then(Value::as_str),
-                Some("Succeeded" | "Failed")
-            )
-        }) {
-            let _ = api.delete(
-                &pods_rt,
-                "v1",
-                ns,
-                meta_str(p, "name").unwrap_or(""),
-                &DeleteOptions::default(),
-            );
+        for p in owned
+            .iter()
+            .filter(|p| matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")))
+        {
+            let _ = api.delete(&pods_rt, "v1", ns, meta_str(p, "name").unwrap_or(""), &DeleteOptions::default());
         }
-        owned.retain(|p| {
-            !matches!(
-                p.pointer("/status/phase").and_then(Value::as_str),
-                Some("Succeeded" | "Failed")
-            )
-        });
+        owned.retain(|p| !matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")));
         if owned.len() < want {
-            let template = rs
-                .pointer("/spec/template")
-                .cloned()
-                .unwrap_or_else(|| json!({}));
+            let template = rs.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
             for _ in owned.len()..want {
                 let pod = json!({
                     "metadata": {
@@ -83,19 +57,10 @@ pub fn sync_once(api: &Api) {
             }
         } else if owned.len() > want {
             owned.sort_by_key(|p| {
-                (
-                    pod_ready(p),
-                    std::cmp::Reverse(meta_str(p, "creationTimestamp").unwrap_or("").to_string()),
-                )
+                (pod_ready(p), std::cmp::Reverse(meta_str(p, "creationTimestamp").unwrap_or("").to_string()))
             });
             for p in &owned[..owned.len() - want] {
-                let _ = api.delete(
-                    &pods_rt,
-                    "v1",
-                    ns,
-                    meta_str(p, "name").unwrap_or(""),
-                    &DeleteOptions::default(),
-                );
+                let _ = api.delete(&pods_rt, "v1", ns, meta_str(p, "name").unwrap_or(""), &DeleteOptions::default());
             }
         }
         let ready = owned.iter().filter(|p| pod_ready(p)).count();

@@ -16,8 +16,7 @@ fn selector_matches(pod: &Value, node: &Value) -> bool {
         return true;
     };
     let labels = node.pointer("/metadata/labels");
-    sel.iter()
-        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 /// One scheduling pass.
@@ -27,11 +26,8 @@ pub fn schedule_once(api: &Api) {
         let nodes: Vec<Value> = s.list(&ResKey::new("", "nodes"), None).cloned().collect();
         (pods, nodes)
     });
-    let mut load: BTreeMap<String, usize> = nodes
-        .iter()
-        .filter_map(|n| meta_str(n, "name"))
-        .map(|n| (n.to_string(), 0))
-        .collect();
+    let mut load: BTreeMap<String, usize> =
+        nodes.iter().filter_map(|n| meta_str(n, "name")).map(|n| (n.to_string(), 0)).collect();
     for p in &pods {
         if let Some(n) = p.pointer("/spec/nodeName").and_then(Value::as_str) {
             *load.entry(n.to_string()).or_default() += 1;
@@ -40,11 +36,7 @@ pub fn schedule_once(api: &Api) {
     let Ok(rt) = api.resource("", "pods") else {
         return;
     };
-    for pod in pods.iter().filter(|p| {
-        p.pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-    }) {
+    for pod in pods.iter().filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str).is_none_or(str::is_empty)) {
         if meta_str(pod, "deletionTimestamp").is_some() {
             continue;
         }
@@ -59,25 +51,12 @@ pub fn schedule_once(api: &Api) {
                 let mut bound = pod.clone();
                 meta_mut(&mut bound).remove("resourceVersion");
                 bound["spec"]["nodeName"] = json!(node);
-                let (ns, name) = (
-                    meta_str(pod, "namespace"),
-                    meta_str(pod, "name").unwrap_or(""),
-                );
-                match api.update(
-                    &rt,
-                    "v1",
-                    ns,
-                    name,
-                    bound,
-                    Subresource::Main,
-                    &WriteOptions::default(),
-                ) {
+                let (ns, name) = (meta_str(pod, "namespace"), meta_str(pod, "name").unwrap_or(""));
+                match api.update(&rt, "v1", ns, name, bound, Subresource::Main, &WriteOptions::default()) {
                     Ok(updated) => {
                         *load.entry(node.to_string()).or_default() += 1;
-                        let mut status =
-                            updated.get("status").cloned().unwrap_or_else(|| json!({}));
-                        status["conditions"] =
-                            json!([condition(prev, "PodScheduled", true, "", "")]);
+                        let mut status = updated.get("status").cloned().unwrap_or_else(|| json!({}));
+                        status["conditions"] = json!([condition(prev, "PodScheduled", true, "", "")]);
                         let _ = write_status(api, "", "pods", &updated, status);
                         tracing::debug!(pod = name, node, "scheduled");
                     }

@@ -30,17 +30,11 @@ fn template_hash(template: &Value) -> String {
 }
 
 fn ordinal(sts_name: &str, pod: &Value) -> Option<usize> {
-    meta_str(pod, "name")?
-        .strip_prefix(sts_name)?
-        .strip_prefix('-')?
-        .parse()
-        .ok()
+    meta_str(pod, "name")?.strip_prefix(sts_name)?.strip_prefix('-')?.parse().ok()
 }
 
 fn revision(pod: &Value) -> &str {
-    pod.pointer(&format!("/metadata/labels/{REVISION_LABEL}"))
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    pod.pointer(&format!("/metadata/labels/{REVISION_LABEL}")).and_then(Value::as_str).unwrap_or("")
 }
 
 fn terminating(pod: &Value) -> bool {
@@ -48,22 +42,15 @@ fn terminating(pod: &Value) -> bool {
 }
 
 fn finished(pod: &Value) -> bool {
-    matches!(
-        pod.pointer("/status/phase").and_then(Value::as_str),
-        Some("Succeeded" | "Failed")
-    )
+    matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
 }
 
 /// One pass over all StatefulSets.
 pub fn sync_once(api: &Api) {
     let (sets, pods) = api.store.read(|s| {
         (
-            s.list(&ResKey::new("apps", "statefulsets"), None)
-                .cloned()
-                .collect::<Vec<_>>(),
-            s.list(&ResKey::new("", "pods"), None)
-                .cloned()
-                .collect::<Vec<_>>(),
+            s.list(&ResKey::new("apps", "statefulsets"), None).cloned().collect::<Vec<_>>(),
+            s.list(&ResKey::new("", "pods"), None).cloned().collect::<Vec<_>>(),
         )
     });
     for sts in &sets {
@@ -78,29 +65,17 @@ fn claim_name(template: &Value, sts: &str, i: usize) -> String {
 }
 
 fn ensure_claims(api: &Api, sts: &Value, i: usize) -> Result<(), ApiError> {
-    let (ns, name) = (
-        meta_str(sts, "namespace"),
-        meta_str(sts, "name").unwrap_or(""),
-    );
+    let (ns, name) = (meta_str(sts, "namespace"), meta_str(sts, "name").unwrap_or(""));
     let rt = api.resource("", "persistentvolumeclaims")?;
-    for tmpl in sts
-        .pointer("/spec/volumeClaimTemplates")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for tmpl in sts.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array).into_iter().flatten() {
         let claim = claim_name(tmpl, name, i);
         if api.get(&rt, "v1", ns, &claim).is_ok() {
             continue;
         }
-        let mut labels = sts
-            .pointer("/spec/selector/matchLabels")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        if let (Some(l), Some(extra)) = (
-            labels.as_object_mut(),
-            tmpl.pointer("/metadata/labels").and_then(Value::as_object),
-        ) {
+        let mut labels = sts.pointer("/spec/selector/matchLabels").cloned().unwrap_or_else(|| json!({}));
+        if let (Some(l), Some(extra)) =
+            (labels.as_object_mut(), tmpl.pointer("/metadata/labels").and_then(Value::as_object))
+        {
             l.extend(extra.clone());
         }
         let pvc = json!({"metadata": {"name": claim, "labels": labels}, "spec": tmpl.get("spec").cloned().unwrap_or_else(|| json!({}))});
@@ -116,14 +91,8 @@ fn ensure_claims(api: &Api, sts: &Value, i: usize) -> Result<(), ApiError> {
 fn new_pod(sts: &Value, i: usize, rev: &str) -> Value {
     let name = meta_str(sts, "name").unwrap_or("");
     let pod_name = format!("{name}-{i}");
-    let template = sts
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    let mut labels = template
-        .pointer("/metadata/labels")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let template = sts.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
+    let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
     if let Some(l) = labels.as_object_mut() {
         l.insert(REVISION_LABEL.into(), json!(rev));
         l.insert(POD_NAME_LABEL.into(), json!(pod_name));
@@ -131,24 +100,11 @@ fn new_pod(sts: &Value, i: usize, rev: &str) -> Value {
     }
     let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
     spec["hostname"] = json!(pod_name);
-    if let Some(svc) = sts
-        .pointer("/spec/serviceName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str).filter(|s| !s.is_empty()) {
         spec["subdomain"] = json!(svc);
     }
-    let mut volumes: Vec<Value> = spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for tmpl in sts
-        .pointer("/spec/volumeClaimTemplates")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    let mut volumes: Vec<Value> = spec.get("volumes").and_then(Value::as_array).cloned().unwrap_or_default();
+    for tmpl in sts.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array).into_iter().flatten() {
         let vname = meta_str(tmpl, "name").unwrap_or("data");
         volumes.retain(|v| v.get("name").and_then(Value::as_str) != Some(vname));
         volumes.push(json!({"name": vname, "persistentVolumeClaim": {"claimName": claim_name(tmpl, name, i)}}));
@@ -186,23 +142,11 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
     if terminating(sts) {
         return Ok(());
     }
-    let (ns, name, uid) = (
-        meta_str(sts, "namespace"),
-        meta_str(sts, "name").unwrap_or(""),
-        meta_str(sts, "uid").unwrap_or(""),
-    );
-    let replicas = sts
-        .pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(1) as usize;
-    let parallel = sts
-        .pointer("/spec/podManagementPolicy")
-        .and_then(Value::as_str)
-        == Some("Parallel");
-    let rev = format!(
-        "{name}-{}",
-        template_hash(sts.pointer("/spec/template").unwrap_or(&Value::Null))
-    );
+    let (ns, name, uid) =
+        (meta_str(sts, "namespace"), meta_str(sts, "name").unwrap_or(""), meta_str(sts, "uid").unwrap_or(""));
+    let replicas = sts.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) as usize;
+    let parallel = sts.pointer("/spec/podManagementPolicy").and_then(Value::as_str) == Some("Parallel");
+    let rev = format!("{name}-{}", template_hash(sts.pointer("/spec/template").unwrap_or(&Value::Null)));
     let pods: BTreeMap<usize, &Value> = all_pods
         .iter()
         .filter(|p| meta_str(p, "namespace") == ns && controlled_by(p, uid))
@@ -232,13 +176,7 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
                     break;
                 }
                 ensure_claims(api, sts, i)?;
-                match api.create(
-                    &pods_rt,
-                    "v1",
-                    ns,
-                    new_pod(sts, i, &rev),
-                    &WriteOptions::default(),
-                ) {
+                match api.create(&pods_rt, "v1", ns, new_pod(sts, i, &rev), &WriteOptions::default()) {
                     Ok(_) | Err(ApiError { code: 409, .. }) => {}
                     Err(e) => return Err(e),
                 }
@@ -251,40 +189,24 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
     }
 
     // Scale down: highest ordinal first, one at a time unless parallel.
-    let condemned: Vec<&&Value> = pods
-        .iter()
-        .rev()
-        .filter(|(i, p)| **i >= replicas && !terminating(p))
-        .map(|(_, p)| p)
-        .collect();
+    let condemned: Vec<&&Value> =
+        pods.iter().rev().filter(|(i, p)| **i >= replicas && !terminating(p)).map(|(_, p)| p).collect();
     let all_below_ready = (0..replicas).all(healthy);
     if !condemned.is_empty() && (parallel || (!blocked && !any_terminating && all_below_ready)) {
-        for pod in if parallel {
-            &condemned[..]
-        } else {
-            &condemned[..1]
-        } {
+        for pod in if parallel { &condemned[..] } else { &condemned[..1] } {
             delete_pod(api, pod)?;
         }
     }
 
     // Rolling update: replace the highest outdated ordinal at or above the partition.
-    let rolling = sts
-        .pointer("/spec/updateStrategy/type")
-        .and_then(Value::as_str)
-        != Some("OnDelete");
-    let partition = sts
-        .pointer("/spec/updateStrategy/rollingUpdate/partition")
-        .and_then(Value::as_u64)
-        .unwrap_or(0) as usize;
+    let rolling = sts.pointer("/spec/updateStrategy/type").and_then(Value::as_str) != Some("OnDelete");
+    let partition =
+        sts.pointer("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_u64).unwrap_or(0) as usize;
     if rolling
         && !blocked
         && !any_terminating
         && all_below_ready
-        && let Some(pod) = (partition..replicas)
-            .rev()
-            .filter_map(|i| pods.get(&i))
-            .find(|p| revision(p) != rev)
+        && let Some(pod) = (partition..replicas).rev().filter_map(|i| pods.get(&i)).find(|p| revision(p) != rev)
     {
         delete_pod(api, pod)?;
     }
@@ -299,19 +221,10 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
         .filter(|s| !s.is_empty())
         .unwrap_or(&rev)
         .to_string();
-    let current_rev = if updated == replicas && live.len() == replicas {
-        rev.clone()
-    } else {
-        prev_current
-    };
+    let current_rev = if updated == replicas && live.len() == replicas { rev.clone() } else { prev_current };
     let current = live.iter().filter(|p| revision(p) == current_rev).count();
     let mut status = Map::new();
-    status.insert(
-        "observedGeneration".into(),
-        sts.pointer("/metadata/generation")
-            .cloned()
-            .unwrap_or(json!(1)),
-    );
+    status.insert("observedGeneration".into(), sts.pointer("/metadata/generation").cloned().unwrap_or(json!(1)));
     status.insert("replicas".into(), json!(live.len()));
     status.insert("readyReplicas".into(), json!(ready));
     status.insert("availableReplicas".into(), json!(ready));
@@ -339,10 +252,7 @@ mod tests {
         assert_eq!(pod["metadata"]["name"], "web-2");
         assert_eq!(pod["spec"]["hostname"], "web-2");
         assert_eq!(pod["spec"]["subdomain"], "web");
-        assert_eq!(
-            pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
-            "data-web-2"
-        );
+        assert_eq!(pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "data-web-2");
         assert_eq!(pod["metadata"]["labels"][REVISION_LABEL], "web-abc");
         assert!(controlled_by(&pod, "u1"));
         assert_eq!(ordinal("web", &pod), Some(2));
@@ -350,13 +260,7 @@ mod tests {
 
     #[test]
     fn revision_changes_with_template() {
-        assert_ne!(
-            template_hash(&json!({"a": 1})),
-            template_hash(&json!({"a": 2}))
-        );
-        assert_eq!(
-            template_hash(&json!({"a": 1})),
-            template_hash(&json!({"a": 1}))
-        );
+        assert_ne!(template_hash(&json!({"a": 1})), template_hash(&json!({"a": 2})));
+        assert_eq!(template_hash(&json!({"a": 1})), template_hash(&json!({"a": 1})));
     }
 }

@@ -91,10 +91,7 @@ impl PodShared {
 
     /// A snapshot of all containers.
     pub fn snapshot(&self) -> Vec<ContainerState> {
-        self.containers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.containers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -125,12 +122,7 @@ async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
 }
 
 /// Runs the container until `stop` turns true (or it exits for good).
-pub async fn supervise(
-    c: Supervised,
-    shared: Arc<PodShared>,
-    mut stop: watch::Receiver<bool>,
-    restart: Arc<Notify>,
-) {
+pub async fn supervise(c: Supervised, shared: Arc<PodShared>, mut stop: watch::Receiver<bool>, restart: Arc<Notify>) {
     let i = c.index;
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -141,9 +133,7 @@ pub async fn supervise(
             Ok(s) => s,
             Err(msg) => {
                 let msg = msg.clone();
-                shared.update(i, |s| {
-                    s.state = json!({"waiting": {"reason": "ErrImageNeverPull", "message": msg}})
-                });
+                shared.update(i, |s| s.state = json!({"waiting": {"reason": "ErrImageNeverPull", "message": msg}}));
                 let _ = stop.wait_for(|s| *s).await;
                 return;
             }
@@ -153,9 +143,7 @@ pub async fn supervise(
             Err(e) => {
                 let msg = e.to_string();
                 tracing::warn!(error = %msg, "container failed to start");
-                shared.update(i, |s| {
-                    s.state = json!({"waiting": {"reason": "CreateContainerError", "message": msg}})
-                });
+                shared.update(i, |s| s.state = json!({"waiting": {"reason": "CreateContainerError", "message": msg}}));
                 if pause(backoff, &mut stop).await {
                     return;
                 }
@@ -180,8 +168,7 @@ pub async fn supervise(
         };
         let code = status.and_then(|s| s.code()).unwrap_or(137);
         let terminated = json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }, "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}});
-        let again = !stopping
-            && (c.restart_policy == "Always" || (c.restart_policy == "OnFailure" && code != 0));
+        let again = !stopping && (c.restart_policy == "Always" || (c.restart_policy == "OnFailure" && code != 0));
         shared.update(i, |s| {
             s.ready = false;
             s.exit_code = Some(code);

@@ -16,11 +16,7 @@ pub const NSS_WRAPPER_LIB: &str = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so";
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 
 fn names(base: &str, ns: &str) -> Vec<String> {
-    vec![
-        format!("{base}.{ns}.svc.{CLUSTER_DOMAIN}"),
-        format!("{base}.{ns}.svc"),
-        format!("{base}.{ns}"),
-    ]
+    vec![format!("{base}.{ns}.svc.{CLUSTER_DOMAIN}"), format!("{base}.{ns}.svc"), format!("{base}.{ns}")]
 }
 
 /// Host entries (ip, names) for pods and services. Pods with hostname and subdomain get
@@ -28,16 +24,9 @@ fn names(base: &str, ns: &str) -> Vec<String> {
 /// its ready pods (all pods with `publishNotReadyAddresses`).
 pub fn entries(pods: &[Value], services: &[Value]) -> Vec<(String, Vec<String>)> {
     let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let ip_of = |p: &Value| {
-        p.pointer("/status/podIP")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-    };
-    for pod in pods
-        .iter()
-        .filter(|p| meta_str(p, "deletionTimestamp").is_none())
-    {
+    let ip_of =
+        |p: &Value| p.pointer("/status/podIP").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+    for pod in pods.iter().filter(|p| meta_str(p, "deletionTimestamp").is_none()) {
         let (Some(ip), Some(ns)) = (ip_of(pod), meta_str(pod, "namespace")) else {
             continue;
         };
@@ -46,41 +35,26 @@ pub fn entries(pods: &[Value], services: &[Value]) -> Vec<(String, Vec<String>)>
         if let (Some(h), Some(s)) = (hostname, subdomain) {
             let mut n = names(&format!("{h}.{s}"), ns);
             n.push(format!("{h}.{s}"));
-            out.entry((ip.clone(), format!("pod/{ns}/{h}")))
-                .or_default()
-                .extend(n);
+            out.entry((ip.clone(), format!("pod/{ns}/{h}"))).or_default().extend(n);
         }
     }
     for svc in services {
         let (Some(ns), Some(name)) = (meta_str(svc, "namespace"), meta_str(svc, "name")) else {
             continue;
         };
-        let Some(sel) = svc
-            .pointer("/spec/selector")
-            .and_then(Value::as_object)
-            .filter(|s| !s.is_empty())
-        else {
+        let Some(sel) = svc.pointer("/spec/selector").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
             continue;
         };
-        let all = svc
-            .pointer("/spec/publishNotReadyAddresses")
-            .and_then(Value::as_bool)
-            == Some(true);
-        for pod in pods.iter().filter(|p| {
-            meta_str(p, "namespace") == Some(ns) && meta_str(p, "deletionTimestamp").is_none()
-        }) {
+        let all = svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool) == Some(true);
+        for pod in
+            pods.iter().filter(|p| meta_str(p, "namespace") == Some(ns) && meta_str(p, "deletionTimestamp").is_none())
+        {
             let labels = pod.pointer("/metadata/labels");
-            if !sel
-                .iter()
-                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-                || !(all || pod_ready(pod))
-            {
+            if !sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v)) || !(all || pod_ready(pod)) {
                 continue;
             }
             if let Some(ip) = ip_of(pod) {
-                out.entry((ip, format!("svc/{ns}/{name}")))
-                    .or_default()
-                    .extend(names(name, ns));
+                out.entry((ip, format!("svc/{ns}/{name}"))).or_default().extend(names(name, ns));
             }
         }
     }
@@ -106,10 +80,7 @@ pub struct HostsFile {
 impl HostsFile {
     /// A hosts file at `path` (created empty now).
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        let mut f = Self {
-            path: path.to_path_buf(),
-            last: String::new(),
-        };
+        let mut f = Self { path: path.to_path_buf(), last: String::new() };
         f.write(&render(&[]))?;
         Ok(f)
     }
@@ -144,14 +115,9 @@ mod tests {
         let svc = json!({"metadata": {"name": "web", "namespace": "ns"}, "spec": {"selector": {"app": "web"}, "clusterIP": "None"}});
         let text = render(&entries(&[pod], &[svc]));
         assert!(
-            text.contains(
-                "127.9.9.2 web-0.web.ns.svc.cluster.local web-0.web.ns.svc web-0.web.ns web-0.web\n"
-            ),
+            text.contains("127.9.9.2 web-0.web.ns.svc.cluster.local web-0.web.ns.svc web-0.web.ns web-0.web\n"),
             "{text}"
         );
-        assert!(
-            text.contains("127.9.9.2 web.ns.svc.cluster.local web.ns.svc web.ns\n"),
-            "{text}"
-        );
+        assert!(text.contains("127.9.9.2 web.ns.svc.cluster.local web.ns.svc web.ns\n"), "{text}");
     }
 }

@@ -43,20 +43,15 @@ pub fn expand(s: &str, vars: &[(String, String)]) -> String {
 /// Resolves a downward-API `fieldPath` against the pod.
 pub fn field_ref(pod: &Value, path: &str) -> String {
     let bracket = |prefix: &str, map: &str| {
-        path.strip_prefix(prefix)
-            .and_then(|r| r.strip_prefix("['"))
-            .and_then(|r| r.strip_suffix("']"))
-            .map(|k| {
-                pod.pointer(&format!("/metadata/{map}"))
-                    .and_then(|m| m.get(k))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            })
+        path.strip_prefix(prefix).and_then(|r| r.strip_prefix("['")).and_then(|r| r.strip_suffix("']")).map(|k| {
+            pod.pointer(&format!("/metadata/{map}"))
+                .and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        })
     };
-    if let Some(v) = bracket("metadata.labels", "labels")
-        .or_else(|| bracket("metadata.annotations", "annotations"))
-    {
+    if let Some(v) = bracket("metadata.labels", "labels").or_else(|| bracket("metadata.annotations", "annotations")) {
         return v;
     }
     match lookup_path(pod, path) {
@@ -66,12 +61,7 @@ pub fn field_ref(pod: &Value, path: &str) -> String {
     }
 }
 
-fn object_data(
-    api: &Api,
-    plural: &str,
-    ns: &str,
-    name: &str,
-) -> Option<serde_json::Map<String, Value>> {
+fn object_data(api: &Api, plural: &str, ns: &str, name: &str) -> Option<serde_json::Map<String, Value>> {
     let rt = api.resource("", plural).ok()?;
     let obj = api.get(&rt, "v1", Some(ns), name).ok()?;
     obj.get("data").and_then(Value::as_object).cloned()
@@ -80,34 +70,19 @@ fn object_data(
 fn data_value(v: &Value, secret: bool) -> String {
     let s = v.as_str().unwrap_or("");
     if secret {
-        base64_decode(s)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        base64_decode(s).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     } else {
         s.to_string()
     }
 }
 
 /// The container's variables (after `base`), in definition order.
-pub fn resolve(
-    api: &Api,
-    pod: &Value,
-    container: &Value,
-    base: &[(String, String)],
-) -> Vec<(String, String)> {
+pub fn resolve(api: &Api, pod: &Value, container: &Value, base: &[(String, String)]) -> Vec<(String, String)> {
     let ns = meta_str(pod, "namespace").unwrap_or("default");
     let mut vars: Vec<(String, String)> = base.to_vec();
-    for from in container
-        .get("envFrom")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for from in container.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
         let prefix = from.get("prefix").and_then(Value::as_str).unwrap_or("");
-        let (plural, name, secret) = match (
-            from.pointer("/configMapRef/name"),
-            from.pointer("/secretRef/name"),
-        ) {
+        let (plural, name, secret) = match (from.pointer("/configMapRef/name"), from.pointer("/secretRef/name")) {
             (Some(n), _) => ("configmaps", n.as_str().unwrap_or(""), false),
             (_, Some(n)) => ("secrets", n.as_str().unwrap_or(""), true),
             _ => continue,
@@ -116,21 +91,13 @@ pub fn resolve(
             vars.push((format!("{prefix}{k}"), data_value(&v, secret)));
         }
     }
-    for e in container
-        .get("env")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for e in container.get("env").and_then(Value::as_array).into_iter().flatten() {
         let Some(name) = e.get("name").and_then(Value::as_str) else {
             continue;
         };
         let value = if let Some(v) = e.get("value").and_then(Value::as_str) {
             expand(v, &vars)
-        } else if let Some(path) = e
-            .pointer("/valueFrom/fieldRef/fieldPath")
-            .and_then(Value::as_str)
-        {
+        } else if let Some(path) = e.pointer("/valueFrom/fieldRef/fieldPath").and_then(Value::as_str) {
             field_ref(pod, path)
         } else if let Some(r) = e.pointer("/valueFrom/configMapKeyRef") {
             let (n, k) = (
@@ -145,9 +112,7 @@ pub fn resolve(
                 r.get("name").and_then(Value::as_str).unwrap_or(""),
                 r.get("key").and_then(Value::as_str).unwrap_or(""),
             );
-            object_data(api, "secrets", ns, n)
-                .and_then(|d| d.get(k).map(|v| data_value(v, true)))
-                .unwrap_or_default()
+            object_data(api, "secrets", ns, n).and_then(|d| d.get(k).map(|v| data_value(v, true))).unwrap_or_default()
         } else {
             String::new()
         };

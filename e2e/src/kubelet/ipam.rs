@@ -23,11 +23,7 @@ impl Ipam {
     pub fn random() -> Self {
         let b = uuid::Uuid::new_v4().into_bytes();
         let a = 1 + (b[0] % 254);
-        Self {
-            prefix: format!("127.{a}.{}", b[1]),
-            by_pod: HashMap::new(),
-            used: BTreeSet::new(),
-        }
+        Self { prefix: format!("127.{a}.{}", b[1]), by_pod: HashMap::new(), used: BTreeSet::new() }
     }
 
     /// The address of pod `uid`, allocating one if needed.
@@ -35,9 +31,7 @@ impl Ipam {
         if let Some(x) = self.by_pod.get(uid) {
             return Ok(format!("{}.{x}", self.prefix));
         }
-        let x = (2u8..=254)
-            .find(|x| !self.used.contains(x))
-            .ok_or_else(|| Exhausted(self.prefix.clone()))?;
+        let x = (2u8..=254).find(|x| !self.used.contains(x)).ok_or_else(|| Exhausted(self.prefix.clone()))?;
         self.used.insert(x);
         self.by_pod.insert(uid.to_string(), x);
         Ok(format!("{}.{x}", self.prefix))
@@ -64,10 +58,6 @@ mod tests {
         assert_eq!(ipam.assign("a").expect("free"), a);
         assert!(a.starts_with("127.") && !a.starts_with("127.0."));
         ipam.release("a");
-        assert_eq!(
-            ipam.assign("c").expect("free"),
-            a,
-            "released address is reused"
-        );
+        assert_eq!(ipam.assign("c").expect("free"), a, "released address is reused");
     }
 }

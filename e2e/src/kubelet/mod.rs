@@ -96,10 +96,8 @@ fn grace(pod: &Value) -> Duration {
 impl Kubelet {
     fn new(api: Api, config: KubeletConfig) -> Result<Self, KubeletError> {
         let hosts_path = config.state_dir.join("hosts");
-        let hosts = dns::HostsFile::create(&hosts_path).map_err(|source| KubeletError {
-            path: hosts_path.clone(),
-            source,
-        })?;
+        let hosts =
+            dns::HostsFile::create(&hosts_path).map_err(|source| KubeletError { path: hosts_path.clone(), source })?;
         let nss = PathBuf::from(dns::NSS_WRAPPER_LIB);
         let nss_wrapper = nss.is_file().then_some(nss);
         if nss_wrapper.is_none() {
@@ -129,20 +127,11 @@ impl Kubelet {
 
     fn base_env(&self, pod: &Value, hostname: &str, dir: &Path) -> Vec<(String, String)> {
         let mut env = vec![
-            (
-                "PATH".to_string(),
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-            ),
+            ("PATH".to_string(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
             ("HOME".to_string(), dir.display().to_string()),
             ("HOSTNAME".to_string(), hostname.to_string()),
-            (
-                "KUBECONFIG".to_string(),
-                self.config.kubeconfig.display().to_string(),
-            ),
-            (
-                "NSS_WRAPPER_HOSTS".to_string(),
-                self.hosts.path().display().to_string(),
-            ),
+            ("KUBECONFIG".to_string(), self.config.kubeconfig.display().to_string()),
+            ("NSS_WRAPPER_HOSTS".to_string(), self.hosts.path().display().to_string()),
         ];
         if let Some(lib) = &self.nss_wrapper {
             env.push(("LD_PRELOAD".to_string(), lib.display().to_string()));
@@ -159,34 +148,17 @@ impl Kubelet {
         let uid = meta_str(pod, "uid").unwrap_or("").to_string();
         let dir = pod_dir(&self.config.state_dir, pod);
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let vols = volumes::prepare(&self.api, &self.config.state_dir, pod, &dir)
-            .map_err(|e| e.to_string())?;
-        let ip = self
-            .ipam
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .assign(&uid)
-            .map_err(|e| e.to_string())?;
+        let vols = volumes::prepare(&self.api, &self.config.state_dir, pod, &dir).map_err(|e| e.to_string())?;
+        let ip = self.ipam.lock().unwrap_or_else(|e| e.into_inner()).assign(&uid).map_err(|e| e.to_string())?;
         let mut pod_with_ip = pod.clone();
         pod_with_ip["status"]["podIP"] = json!(ip);
         pod_with_ip["status"]["hostIP"] = json!("127.0.0.1");
         let name = meta_str(pod, "name").unwrap_or("");
-        let hostname = pod
-            .pointer("/spec/hostname")
-            .and_then(Value::as_str)
-            .unwrap_or(name)
-            .to_string();
+        let hostname = pod.pointer("/spec/hostname").and_then(Value::as_str).unwrap_or(name).to_string();
         let base = self.base_env(pod, &hostname, &dir);
-        let restart_policy = pod
-            .pointer("/spec/restartPolicy")
-            .and_then(Value::as_str)
-            .unwrap_or("Always")
-            .to_string();
-        let containers: Vec<Value> = pod
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let restart_policy = pod.pointer("/spec/restartPolicy").and_then(Value::as_str).unwrap_or("Always").to_string();
+        let containers: Vec<Value> =
+            pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
         let shared = Arc::new(PodShared {
             containers: Mutex::new(
                 containers
@@ -209,12 +181,7 @@ impl Kubelet {
             let strings = |k: &str| -> Vec<String> {
                 c.get(k)
                     .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(|s| env::expand(s, &env))
-                            .collect()
-                    })
+                    .map(|a| a.iter().filter_map(Value::as_str).map(|s| env::expand(s, &env)).collect())
                     .unwrap_or_default()
             };
             let (command, args) = (strings("command"), strings("args"));
@@ -230,10 +197,7 @@ impl Kubelet {
                 .map(PathBuf::from)
                 .filter(|p| p.is_dir())
                 .unwrap_or_else(|| dir.clone());
-            let log = dir.join(format!(
-                "{}.log",
-                c.get("name").and_then(Value::as_str).unwrap_or("container")
-            ));
+            let log = dir.join(format!("{}.log", c.get("name").and_then(Value::as_str).unwrap_or("container")));
             let spec = resolve_program(&program, &self.config.bin_dirs)
                 .map(|program| ProcessSpec {
                     program,
@@ -247,23 +211,13 @@ impl Kubelet {
                 })
                 .ok_or_else(|| process::ProcessError::NotFound(program.clone()).to_string());
             let restart = Arc::new(Notify::new());
-            let sup = Supervised {
-                index: i,
-                spec: spec.clone(),
-                restart_policy: restart_policy.clone(),
-                grace: grace(pod),
-            };
-            tasks.push(tokio::spawn(container::supervise(
-                sup,
-                shared.clone(),
-                stop_rx.clone(),
-                restart.clone(),
-            )));
+            let sup =
+                Supervised { index: i, spec: spec.clone(), restart_policy: restart_policy.clone(), grace: grace(pod) };
+            tasks.push(tokio::spawn(container::supervise(sup, shared.clone(), stop_rx.clone(), restart.clone())));
             if let Ok(exec_base) = spec {
-                for (kind, key) in [
-                    (probe::Kind::Readiness, "readinessProbe"),
-                    (probe::Kind::Liveness, "livenessProbe"),
-                ] {
+                for (kind, key) in
+                    [(probe::Kind::Readiness, "readinessProbe"), (probe::Kind::Liveness, "livenessProbe")]
+                {
                     if let Some(p) = c.get(key) {
                         tasks.push(tokio::spawn(probe::run(
                             kind,
@@ -282,36 +236,17 @@ impl Kubelet {
             }
         }
         tracing::info!(pod = name, %ip, "pod started");
-        self.runtimes.insert(
-            uid,
-            PodRuntime {
-                ip,
-                start_time: now_rfc3339(),
-                shared,
-                stop,
-                tasks,
-            },
-        );
+        self.runtimes.insert(uid, PodRuntime { ip, start_time: now_rfc3339(), shared, stop, tasks });
         Ok(())
     }
 
-    fn status(
-        &self,
-        pod: &Value,
-        rt: Option<&PodRuntime>,
-        node_ready: bool,
-        problem: Option<&str>,
-    ) -> Value {
+    fn status(&self, pod: &Value, rt: Option<&PodRuntime>, node_ready: bool, problem: Option<&str>) -> Value {
         let prev = pod.get("status").cloned().unwrap_or_else(|| json!({}));
         let prev_conds = prev.get("conditions");
         let containers: Vec<ContainerState> = rt.map(|r| r.shared.snapshot()).unwrap_or_default();
         let mut statuses: Vec<Value> = containers.iter().map(ContainerState::to_status).collect();
         if rt.is_none() {
-            let reason = if node_ready {
-                "ContainerCreating"
-            } else {
-                "NodeNotReady"
-            };
+            let reason = if node_ready { "ContainerCreating" } else { "NodeNotReady" };
             statuses = pod
                 .pointer("/spec/containers")
                 .and_then(Value::as_array)
@@ -328,18 +263,11 @@ impl Kubelet {
         let ready = containers_ready && node_ready;
         let all_done = !containers.is_empty() && containers.iter().all(|c| c.done);
         let phase = if all_done {
-            if containers.iter().all(|c| c.exit_code == Some(0)) {
-                "Succeeded"
-            } else {
-                "Failed"
-            }
+            if containers.iter().all(|c| c.exit_code == Some(0)) { "Succeeded" } else { "Failed" }
         } else if containers.iter().any(|c| c.started) {
             "Running"
         } else {
-            prev.get("phase")
-                .and_then(Value::as_str)
-                .filter(|p| *p == "Running")
-                .unwrap_or("Pending")
+            prev.get("phase").and_then(Value::as_str).filter(|p| *p == "Running").unwrap_or("Pending")
         };
         let mut status = json!({
             "phase": phase,
@@ -385,27 +313,16 @@ impl Kubelet {
     fn sync(&mut self) {
         let (pods, nodes, services) = self.api.store.read(|s| {
             (
-                s.list(&ResKey::new("", "pods"), None)
-                    .cloned()
-                    .collect::<Vec<_>>(),
-                s.list(&ResKey::new("", "nodes"), None)
-                    .cloned()
-                    .collect::<Vec<_>>(),
-                s.list(&ResKey::new("", "services"), None)
-                    .cloned()
-                    .collect::<Vec<_>>(),
+                s.list(&ResKey::new("", "pods"), None).cloned().collect::<Vec<_>>(),
+                s.list(&ResKey::new("", "nodes"), None).cloned().collect::<Vec<_>>(),
+                s.list(&ResKey::new("", "services"), None).cloned().collect::<Vec<_>>(),
             )
         });
-        let ready: HashMap<&str, bool> = nodes
-            .iter()
-            .filter_map(|n| Some((meta_str(n, "name")?, condition_true(n, "Ready"))))
-            .collect();
+        let ready: HashMap<&str, bool> =
+            nodes.iter().filter_map(|n| Some((meta_str(n, "name")?, condition_true(n, "Ready")))).collect();
         let mut seen = HashSet::new();
         for pod in &pods {
-            let Some(node) = pod
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .filter(|n| ready.contains_key(n))
+            let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| ready.contains_key(n))
             else {
                 continue;
             };
@@ -424,10 +341,7 @@ impl Kubelet {
                             let _ = s.await;
                         }
                         if let Ok(rt) = api.resource("", "pods") {
-                            let opts = DeleteOptions {
-                                grace_period: Some(0),
-                                ..Default::default()
-                            };
+                            let opts = DeleteOptions { grace_period: Some(0), ..Default::default() };
                             if let Err(e) = api.delete(&rt, "v1", Some(&ns), &name, &opts) {
                                 tracing::debug!(error = %e, pod = name, "final pod delete failed");
                             }
@@ -437,18 +351,11 @@ impl Kubelet {
                 continue;
             }
             let node_ready = ready.get(node).copied().unwrap_or(false);
-            let phase = pod
-                .pointer("/status/phase")
-                .and_then(Value::as_str)
-                .unwrap_or("Pending");
+            let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
             let mut problem = None;
             if !node_ready {
                 if self.runtimes.contains_key(&uid) {
-                    tracing::info!(
-                        pod = meta_str(pod, "name"),
-                        node,
-                        "node not ready; stopping pod"
-                    );
+                    tracing::info!(pod = meta_str(pod, "name"), node, "node not ready; stopping pod");
                     self.stop_pod(&uid);
                 }
             } else if !self.runtimes.contains_key(&uid)
@@ -468,20 +375,12 @@ impl Kubelet {
                 tracing::debug!(error = %e, "pod status update failed");
             }
         }
-        let gone: Vec<String> = self
-            .runtimes
-            .keys()
-            .filter(|u| !seen.contains(*u))
-            .cloned()
-            .collect();
+        let gone: Vec<String> = self.runtimes.keys().filter(|u| !seen.contains(*u)).cloned().collect();
         for uid in gone {
             self.stop_pod(&uid);
         }
         self.terminating.retain(|u| seen.contains(u));
-        if let Err(e) = self
-            .hosts
-            .write(&dns::render(&dns::entries(&pods, &services)))
-        {
+        if let Err(e) = self.hosts.write(&dns::render(&dns::entries(&pods, &services))) {
             tracing::warn!(error = %e, "writing hosts file");
         }
     }
@@ -496,11 +395,7 @@ impl Kubelet {
 }
 
 /// Runs the kubelet until `shutdown`; then stops every pod process.
-pub async fn run(
-    api: Api,
-    config: KubeletConfig,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), KubeletError> {
+pub async fn run(api: Api, config: KubeletConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), KubeletError> {
     let mut kubelet = Kubelet::new(api.clone(), config)?;
     let mut changed = api.store.subscribe();
     let kick = kubelet.kick.clone();

@@ -35,15 +35,17 @@ fn port(p: &Value, container: &Value) -> Option<u16> {
 
 async fn http_get(host: &str, port: u16, path: &str) -> std::io::Result<bool> {
     let mut s = TcpStream::connect((host, port)).await?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.32\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    s.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.32\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await?;
     let mut buf = vec![0u8; 64];
     let n = s.read(&mut buf).await?;
     let line = String::from_utf8_lossy(&buf[..n]);
-    let code: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let code: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     Ok((200..400).contains(&code))
 }
 
@@ -73,11 +75,7 @@ pub async fn check(
             return http_get(host, port, path).await.unwrap_or(false);
         }
         if let Some(cmd) = p.pointer("/exec/command").and_then(Value::as_array) {
-            let argv: Vec<String> = cmd
-                .iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect();
+            let argv: Vec<String> = cmd.iter().filter_map(Value::as_str).map(String::from).collect();
             let Some((first, rest)) = argv.split_first() else {
                 return false;
             };
@@ -121,14 +119,8 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let period = secs(&probe, "periodSeconds", 10).max(Duration::from_millis(200));
-    let failure_threshold = probe
-        .get("failureThreshold")
-        .and_then(Value::as_u64)
-        .unwrap_or(3);
-    let success_threshold = probe
-        .get("successThreshold")
-        .and_then(Value::as_u64)
-        .unwrap_or(1);
+    let failure_threshold = probe.get("failureThreshold").and_then(Value::as_u64).unwrap_or(3);
+    let success_threshold = probe.get("successThreshold").and_then(Value::as_u64).unwrap_or(1);
     let initial = secs(&probe, "initialDelaySeconds", 0);
     tokio::select! {
         _ = tokio::time::sleep(initial) => {}
@@ -156,10 +148,7 @@ pub async fn run(
                 }
                 Kind::Liveness => {
                     if fails >= failure_threshold {
-                        tracing::info!(
-                            container = index,
-                            "liveness probe failed; restarting container"
-                        );
+                        tracing::info!(container = index, "liveness probe failed; restarting container");
                         restart.notify_one();
                         fails = 0;
                     }

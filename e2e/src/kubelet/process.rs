@@ -65,14 +65,8 @@ pub fn resolve_program(name: &str, bin_dirs: &[PathBuf]) -> Option<PathBuf> {
     if p.is_absolute() {
         return p.is_file().then(|| p.to_path_buf());
     }
-    let path_dirs = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    bin_dirs
-        .iter()
-        .chain(path_dirs.iter())
-        .map(|d| d.join(name))
-        .find(|c| c.is_file())
+    let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    bin_dirs.iter().chain(path_dirs.iter()).map(|d| d.join(name)).find(|c| c.is_file())
 }
 
 /// The binary name an image stands for: `registry/repo/name:tag` -> `name`.
@@ -92,11 +86,7 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
         let what = what.to_string();
         move |source| ProcessError::Io { what, source }
     };
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log)
-        .map_err(io("opening log"))?;
+    let log = OpenOptions::new().create(true).append(true).open(&spec.log).map_err(io("opening log"))?;
     let log2 = log.try_clone().map_err(io("cloning log handle"))?;
     let mut mounts = Vec::new();
     if spec.isolate {
@@ -114,11 +104,7 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
             mounts.push((cstring(&m.source)?, cstring(&m.target)?, m.read_only));
         }
     }
-    let hostname = spec
-        .hostname
-        .clone()
-        .filter(|_| spec.isolate)
-        .map(|h| h.into_bytes());
+    let hostname = spec.hostname.clone().filter(|_| spec.isolate).map(|h| h.into_bytes());
     let isolate = spec.isolate;
 
     let mut cmd = tokio::process::Command::new(&spec.program);
@@ -184,8 +170,7 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
             Ok(())
         });
     }
-    cmd.spawn()
-        .map_err(io(&format!("starting {}", spec.program.display())))
+    cmd.spawn().map_err(io(&format!("starting {}", spec.program.display())))
 }
 
 /// Sends `signal` to the process group led by `pid`.
@@ -199,10 +184,7 @@ pub fn signal_group(pid: u32, signal: i32) {
 }
 
 /// SIGTERM the group, wait up to `grace`, then SIGKILL it; returns the exit status.
-pub async fn terminate(
-    child: &mut tokio::process::Child,
-    grace: Duration,
-) -> Option<std::process::ExitStatus> {
+pub async fn terminate(child: &mut tokio::process::Child, grace: Duration) -> Option<std::process::ExitStatus> {
     let Some(pid) = child.id() else {
         return child.wait().await.ok();
     };

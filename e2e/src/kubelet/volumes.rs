@@ -44,10 +44,7 @@ pub struct Mount {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError + '_ {
-    move |source| VolumeError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| VolumeError::Io { path: path.to_path_buf(), source }
 }
 
 fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), VolumeError> {
@@ -64,18 +61,10 @@ fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<(), VolumeErro
 
 /// Key/value pairs of a ConfigMap or Secret volume, honouring `items`.
 fn projected(obj: &Value, source: &Value, secret: bool) -> Vec<(String, Vec<u8>)> {
-    let data = obj
-        .get("data")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let data = obj.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
     let decode = |v: &Value| {
         let s = v.as_str().unwrap_or("");
-        if secret {
-            base64_decode(s).unwrap_or_default()
-        } else {
-            s.as_bytes().to_vec()
-        }
+        if secret { base64_decode(s).unwrap_or_default() } else { s.as_bytes().to_vec() }
     };
     match source.get("items").and_then(Value::as_array) {
         Some(items) => items
@@ -99,65 +88,41 @@ pub fn prepare(
 ) -> Result<HashMap<String, PathBuf>, VolumeError> {
     let ns = meta_str(pod, "namespace").unwrap_or("default");
     let mut out = HashMap::new();
-    for vol in pod
-        .pointer("/spec/volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for vol in pod.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten() {
         let Some(name) = vol.get("name").and_then(Value::as_str) else {
             continue;
         };
         let own_dir = pod_dir.join("volumes").join(name);
-        let dir = if let Some(claim) = vol
-            .pointer("/persistentVolumeClaim/claimName")
-            .and_then(Value::as_str)
-        {
-            let rt =
-                api.resource("", "persistentvolumeclaims")
-                    .map_err(|_| VolumeError::Missing {
-                        kind: "persistentvolumeclaim",
-                        name: claim.into(),
-                    })?;
+        let dir = if let Some(claim) = vol.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) {
+            let rt = api
+                .resource("", "persistentvolumeclaims")
+                .map_err(|_| VolumeError::Missing { kind: "persistentvolumeclaim", name: claim.into() })?;
             api.get(&rt, "v1", Some(ns), claim)
-                .map_err(|_| VolumeError::Missing {
-                    kind: "persistentvolumeclaim",
-                    name: claim.into(),
-                })?;
+                .map_err(|_| VolumeError::Missing { kind: "persistentvolumeclaim", name: claim.into() })?;
             let dir = claim_dir(state_dir, ns, claim);
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             dir
         } else if let Some(src) = vol.get("configMap") {
             let cm_name = src.get("name").and_then(Value::as_str).unwrap_or("");
             let optional = src.get("optional").and_then(Value::as_bool) == Some(true);
-            let obj = api
-                .resource("", "configmaps")
-                .and_then(|rt| api.get(&rt, "v1", Some(ns), cm_name));
+            let obj = api.resource("", "configmaps").and_then(|rt| api.get(&rt, "v1", Some(ns), cm_name));
             match obj {
                 Ok(cm) => write_files(&own_dir, &projected(&cm, src, false))?,
                 Err(_) if optional => write_files(&own_dir, &[])?,
                 Err(_) => {
-                    return Err(VolumeError::Missing {
-                        kind: "configmap",
-                        name: cm_name.into(),
-                    });
+                    return Err(VolumeError::Missing { kind: "configmap", name: cm_name.into() });
                 }
             }
             own_dir
         } else if let Some(src) = vol.get("secret") {
             let s_name = src.get("secretName").and_then(Value::as_str).unwrap_or("");
             let optional = src.get("optional").and_then(Value::as_bool) == Some(true);
-            let obj = api
-                .resource("", "secrets")
-                .and_then(|rt| api.get(&rt, "v1", Some(ns), s_name));
+            let obj = api.resource("", "secrets").and_then(|rt| api.get(&rt, "v1", Some(ns), s_name));
             match obj {
                 Ok(secret) => write_files(&own_dir, &projected(&secret, src, true))?,
                 Err(_) if optional => write_files(&own_dir, &[])?,
                 Err(_) => {
-                    return Err(VolumeError::Missing {
-                        kind: "secret",
-                        name: s_name.into(),
-                    });
+                    return Err(VolumeError::Missing { kind: "secret", name: s_name.into() });
                 }
             }
             own_dir
@@ -182,11 +147,7 @@ pub fn mounts(container: &Value, volumes: &HashMap<String, PathBuf>) -> Vec<Moun
         .flatten()
         .filter_map(|m| {
             let source = volumes.get(m.get("name")?.as_str()?)?;
-            let source = match m
-                .get("subPath")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-            {
+            let source = match m.get("subPath").and_then(Value::as_str).filter(|s| !s.is_empty()) {
                 Some(sub) => source.join(sub),
                 None => source.clone(),
             };

@@ -29,9 +29,7 @@ impl TestCluster {
         let dir = tempfile::tempdir().context("creating temp dir")?;
         let mut config = ClusterConfig::new(dir.path().join("state"));
         config.nodes = nodes;
-        let cluster = LocalCluster::start(config)
-            .await
-            .context("starting local cluster")?;
+        let cluster = LocalCluster::start(config).await.context("starting local cluster")?;
         Ok(Self { cluster, dir })
     }
 
@@ -61,17 +59,11 @@ impl TestCluster {
             .arg(self.dir.path().join("kubectl-cache"))
             .args(args)
             .env_remove("KUBECONFIG")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .context("spawning kubectl (is it on the PATH?)")?;
+        let mut child = cmd.spawn().context("spawning kubectl (is it on the PATH?)")?;
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().context("kubectl stdin")?;
             pipe.write_all(input.as_bytes()).await?;
@@ -99,10 +91,7 @@ impl TestCluster {
     pub async fn kubectl_fails(&self, args: &[&str], input: Option<&str>) -> Result<String> {
         let out = self.kubectl_raw(args, input).await?;
         if out.status.success() {
-            bail!(
-                "kubectl {args:?} unexpectedly succeeded: {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
+            bail!("kubectl {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
         }
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
@@ -131,11 +120,7 @@ impl TestCluster {
 
 fn check(args: &[&str], out: Output) -> Result<String> {
     if !out.status.success() {
-        bail!(
-            "kubectl {args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("kubectl {args:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
