@@ -74,13 +74,7 @@ mod tests {
 
     #[test]
     fn run_parses_with_defaults() {
-        let cli = Cli::try_parse_from([
-            "kudu-operator",
-            "run",
-            "--lease-namespace=ops",
-            "--identity=op-0",
-        ])
-        .unwrap();
+        let cli = Cli::try_parse_from(["kudu-operator", "run", "--lease-namespace=ops", "--identity=op-0"]).unwrap();
         let Command::Run(args) = cli.command else {
             panic!("not run");
         };

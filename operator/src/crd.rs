@@ -30,20 +30,14 @@ pub const MAX_MASTER_REPLICAS: i32 = 7;
 pub const LABEL_KEY_PATTERN: &str = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
 
 /// Pattern of a non-negative resource quantity such as `10Gi`, `500M` or `1e9`.
-pub const QUANTITY_PATTERN: &str =
-    r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$";
+pub const QUANTITY_PATTERN: &str = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$";
 
 /// Pattern of an extra process flag: `--name` or `--name=value`.
 pub const FLAG_PATTERN: &str = r"^--[a-z0-9][a-z0-9_-]*(=.*)?$";
 
 /// Process flags the operator sets itself; a user flag may not override them.
-pub const RESERVED_FLAGS: [&str; 5] = [
-    "--data-dir",
-    "--rpc-addr",
-    "--http-addr",
-    "--master-addresses",
-    "--location-mapping-cmd",
-];
+pub const RESERVED_FLAGS: [&str; 5] =
+    ["--data-dir", "--rpc-addr", "--http-addr", "--master-addresses", "--location-mapping-cmd"];
 
 /// Desired state of a Kudu cluster: Raft-replicated masters and tablet servers, with
 /// tablet server locations derived from the topology labels of their nodes.
@@ -83,11 +77,7 @@ pub const RESERVED_FLAGS: [&str; 5] = [
         description = "Ready tablet servers",
         json_path = ".status.readyTServers"
     ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KuduClusterSpec {
@@ -254,10 +244,7 @@ pub struct StorageSpec {
 
 impl Default for StorageSpec {
     fn default() -> Self {
-        Self {
-            size: default_storage_size(),
-            storage_class_name: None,
-        }
+        Self { size: default_storage_size(), storage_class_name: None }
     }
 }
 
@@ -299,9 +286,7 @@ pub struct TopologySpec {
 
 impl Default for TopologySpec {
     fn default() -> Self {
-        Self {
-            location_labels: default_location_labels(),
-        }
+        Self { location_labels: default_location_labels() }
     }
 }
 
@@ -322,10 +307,7 @@ pub struct MasterReplacementSpec {
 
 impl Default for MasterReplacementSpec {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            grace_period_seconds: default_grace_period_seconds(),
-        }
+        Self { enabled: true, grace_period_seconds: default_grace_period_seconds() }
     }
 }
 
@@ -355,11 +337,7 @@ pub struct KuduClusterStatus {
     pub leader: Option<String>,
 
     /// Number of ready tablet server pods.
-    #[serde(
-        default,
-        rename = "readyTServers",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "readyTServers", skip_serializing_if = "Option::is_none")]
     pub ready_tservers: Option<i32>,
 
     /// The last master membership change the operator made.
@@ -423,10 +401,7 @@ fn default_storage_size() -> String {
 
 /// Default topology label keys: region, then zone.
 pub fn default_location_labels() -> Vec<String> {
-    vec![
-        "topology.kubernetes.io/region".to_owned(),
-        "topology.kubernetes.io/zone".to_owned(),
-    ]
+    vec!["topology.kubernetes.io/region".to_owned(), "topology.kubernetes.io/zone".to_owned()]
 }
 
 fn default_true() -> bool {

@@ -38,28 +38,18 @@ pub fn router(registry: Arc<Registry>, readiness: Readiness) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(AppState {
-            registry,
-            readiness,
-        })
+        .with_state(AppState { registry, readiness })
 }
 
 async fn metrics(State(state): State<AppState>) -> (StatusCode, String) {
     match crate::metrics::render(&state.registry) {
         Ok(text) => (StatusCode::OK, text),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot encode metrics".to_owned(),
-        ),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics".to_owned()),
     }
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.readiness.get() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
+    if state.readiness.get() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
 }
 
 /// Serve `router` on `listener` until `shutdown` completes. Bind the listener first
@@ -69,7 +59,5 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }

@@ -38,43 +38,24 @@ pub fn decide_lease(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Lease
         return LeaseDecision::Renew;
     }
     let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)));
-    let renewed = spec
-        .renew_time
-        .as_ref()
-        .or(spec.acquire_time.as_ref())
-        .map(|t| t.0);
+    let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()).map(|t| t.0);
     match renewed {
-        Some(renewed) if renewed + duration > now => LeaseDecision::Follow {
-            holder: holder.to_owned(),
-        },
+        Some(renewed) if renewed + duration > now => LeaseDecision::Follow { holder: holder.to_owned() },
         _ => LeaseDecision::Acquire,
     }
 }
 
 /// The Lease spec `me` writes when acquiring (`previous` is the spec it replaces) or
 /// renewing.
-pub fn next_spec(
-    previous: Option<&LeaseSpec>,
-    me: &str,
-    now: Timestamp,
-    duration: Duration,
-) -> LeaseSpec {
+pub fn next_spec(previous: Option<&LeaseSpec>, me: &str, now: Timestamp, duration: Duration) -> LeaseSpec {
     let renewing = previous.and_then(|p| p.holder_identity.as_deref()) == Some(me);
     let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
     LeaseSpec {
         holder_identity: Some(me.to_owned()),
         lease_duration_seconds: Some(i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)),
-        acquire_time: if renewing {
-            previous.and_then(|p| p.acquire_time.clone())
-        } else {
-            Some(MicroTime(now))
-        },
+        acquire_time: if renewing { previous.and_then(|p| p.acquire_time.clone()) } else { Some(MicroTime(now)) },
         renew_time: Some(MicroTime(now)),
-        lease_transitions: Some(if renewing || previous.is_none() {
-            transitions
-        } else {
-            transitions + 1
-        }),
+        lease_transitions: Some(if renewing || previous.is_none() { transitions } else { transitions + 1 }),
         ..LeaseSpec::default()
     }
 }
@@ -103,19 +84,8 @@ pub struct LeaseLock {
 
 impl LeaseLock {
     /// A lock on Lease `namespace/name` for candidate `identity`.
-    pub fn new(
-        client: Client,
-        namespace: &str,
-        name: &str,
-        identity: &str,
-        duration: Duration,
-    ) -> Self {
-        Self {
-            api: Api::namespaced(client, namespace),
-            name: name.to_owned(),
-            identity: identity.to_owned(),
-            duration,
-        }
+    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, duration: Duration) -> Self {
+        Self { api: Api::namespaced(client, namespace), name: name.to_owned(), identity: identity.to_owned(), duration }
     }
 
     /// How often to call [`LeaseLock::try_lead`]: a third of the Lease duration.
@@ -126,10 +96,7 @@ impl LeaseLock {
     /// Try to acquire or renew the Lease; `Ok(true)` when we lead afterwards. Losing a
     /// race (conflict) is `Ok(false)`, not an error.
     pub async fn try_lead(&self) -> Result<bool, LeaseError> {
-        let kube_err = |source| LeaseError::Kube {
-            name: self.name.clone(),
-            source,
-        };
+        let kube_err = |source| LeaseError::Kube { name: self.name.clone(), source };
         let now = Timestamp::now();
         let current = self.api.get_opt(&self.name).await.map_err(kube_err)?;
         let spec = current.as_ref().and_then(|l| l.spec.as_ref());
@@ -140,19 +107,14 @@ impl LeaseLock {
                 let result = match current {
                     None => {
                         let lease = Lease {
-                            metadata: ObjectMeta {
-                                name: Some(self.name.clone()),
-                                ..ObjectMeta::default()
-                            },
+                            metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
                             spec: Some(spec),
                         };
                         self.api.create(&PostParams::default(), &lease).await
                     }
                     Some(mut lease) => {
                         lease.spec = Some(spec);
-                        self.api
-                            .replace(&self.name, &PostParams::default(), &lease)
-                            .await
+                        self.api.replace(&self.name, &PostParams::default(), &lease).await
                     }
                 };
                 match result {
@@ -168,10 +130,7 @@ impl LeaseLock {
 impl LeaseLock {
     /// Give the Lease up if we hold it, so a successor need not wait for it to expire.
     pub async fn release(&self) -> Result<(), LeaseError> {
-        let kube_err = |source| LeaseError::Kube {
-            name: self.name.clone(),
-            source,
-        };
+        let kube_err = |source| LeaseError::Kube { name: self.name.clone(), source };
         let Some(mut lease) = self.api.get_opt(&self.name).await.map_err(kube_err)? else {
             return Ok(());
         };
@@ -182,11 +141,7 @@ impl LeaseLock {
             return Ok(());
         }
         *spec = released(spec);
-        match self
-            .api
-            .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
+        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
             Ok(_) => Ok(()),
             // Someone else changed it meanwhile: it is not ours to release any more.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
@@ -229,47 +184,27 @@ mod tests {
     #[test]
     fn missing_or_unheld_lease_is_acquired() {
         assert_eq!(decide_lease(None, "a", at(0)), LeaseDecision::Acquire);
-        let empty = LeaseSpec {
-            holder_identity: Some(String::new()),
-            ..LeaseSpec::default()
-        };
-        assert_eq!(
-            decide_lease(Some(&empty), "a", at(0)),
-            LeaseDecision::Acquire
-        );
+        let empty = LeaseSpec { holder_identity: Some(String::new()), ..LeaseSpec::default() };
+        assert_eq!(decide_lease(Some(&empty), "a", at(0)), LeaseDecision::Acquire);
     }
 
     #[test]
     fn own_lease_is_renewed_even_if_expired() {
-        assert_eq!(
-            decide_lease(Some(&held_by("a", 0)), "a", at(100)),
-            LeaseDecision::Renew
-        );
+        assert_eq!(decide_lease(Some(&held_by("a", 0)), "a", at(100)), LeaseDecision::Renew);
     }
 
     #[test]
     fn valid_foreign_lease_is_followed_until_it_expires() {
         let spec = held_by("b", 10);
-        assert_eq!(
-            decide_lease(Some(&spec), "a", at(24)),
-            LeaseDecision::Follow {
-                holder: "b".to_owned()
-            }
-        );
-        assert_eq!(
-            decide_lease(Some(&spec), "a", at(25)),
-            LeaseDecision::Acquire
-        );
+        assert_eq!(decide_lease(Some(&spec), "a", at(24)), LeaseDecision::Follow { holder: "b".to_owned() });
+        assert_eq!(decide_lease(Some(&spec), "a", at(25)), LeaseDecision::Acquire);
     }
 
     #[test]
     fn released_lease_is_acquired_at_once() {
         let spec = released(&held_by("b", 10));
         assert_eq!(spec.lease_transitions, Some(2));
-        assert_eq!(
-            decide_lease(Some(&spec), "a", at(11)),
-            LeaseDecision::Acquire
-        );
+        assert_eq!(decide_lease(Some(&spec), "a", at(11)), LeaseDecision::Acquire);
     }
 
     #[test]

@@ -15,5 +15,6 @@ pub mod lease;
 pub mod location;
 pub mod membership;
 pub mod metrics;
+pub mod pb;
 pub mod runner;
 pub mod validate;

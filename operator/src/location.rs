@@ -76,12 +76,7 @@ pub fn sanitize_component(value: &str) -> Option<String> {
     if value.is_empty() {
         return None;
     }
-    Some(
-        value
-            .chars()
-            .map(|c| if is_component_char(c) { c } else { '_' })
-            .collect(),
-    )
+    Some(value.chars().map(|c| if is_component_char(c) { c } else { '_' }).collect())
 }
 
 /// Build the location of a node from its `labels`, taking the values of `keys` in order:
@@ -97,12 +92,9 @@ pub fn location_from_labels(
     for key in keys {
         let value = labels
             .get(key)
-            .ok_or_else(|| LocationFromLabelsError::MissingLabel {
-                key: key.clone(),
-                configured: keys.join(", "),
-            })?;
-        let component = sanitize_component(value)
-            .ok_or_else(|| LocationFromLabelsError::EmptyValue { key: key.clone() })?;
+            .ok_or_else(|| LocationFromLabelsError::MissingLabel { key: key.clone(), configured: keys.join(", ") })?;
+        let component =
+            sanitize_component(value).ok_or_else(|| LocationFromLabelsError::EmptyValue { key: key.clone() })?;
         location.push('/');
         location.push_str(&component);
     }
@@ -120,10 +112,7 @@ pub fn validate_location(location: &str) -> Result<Location, InvalidLocation> {
             return Err(InvalidLocation::EmptyComponent(location.to_owned()));
         }
         if let Some(character) = component.chars().find(|&c| !is_component_char(c)) {
-            return Err(InvalidLocation::BadCharacter {
-                location: location.to_owned(),
-                character,
-            });
+            return Err(InvalidLocation::BadCharacter { location: location.to_owned(), character });
         }
     }
     Ok(Location(location.to_owned()))
@@ -134,10 +123,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn keys(keys: &[&str]) -> Vec<String> {
@@ -175,10 +161,7 @@ mod tests {
         let err = location_from_labels(&node, &keys(&[REGION, ZONE])).unwrap_err();
         assert_eq!(
             err,
-            LocationFromLabelsError::MissingLabel {
-                key: ZONE.to_owned(),
-                configured: format!("{REGION}, {ZONE}"),
-            }
+            LocationFromLabelsError::MissingLabel { key: ZONE.to_owned(), configured: format!("{REGION}, {ZONE}") }
         );
         assert!(err.to_string().contains(ZONE));
     }
@@ -187,12 +170,7 @@ mod tests {
     fn empty_label_value_is_an_error() {
         let node = labels(&[("rack", "")]);
         let err = location_from_labels(&node, &keys(&["rack"])).unwrap_err();
-        assert_eq!(
-            err,
-            LocationFromLabelsError::EmptyValue {
-                key: "rack".to_owned()
-            }
-        );
+        assert_eq!(err, LocationFromLabelsError::EmptyValue { key: "rack".to_owned() });
     }
 
     #[test]
@@ -210,23 +188,13 @@ mod tests {
 
     #[test]
     fn validator_rejects_invalid_locations() {
-        assert_eq!(
-            validate_location("rack-04"),
-            Err(InvalidLocation::NoLeadingSlash("rack-04".to_owned()))
-        );
+        assert_eq!(validate_location("rack-04"), Err(InvalidLocation::NoLeadingSlash("rack-04".to_owned())));
         assert_eq!(
             validate_location("/rack=1"),
-            Err(InvalidLocation::BadCharacter {
-                location: "/rack=1".to_owned(),
-                character: '=',
-            })
+            Err(InvalidLocation::BadCharacter { location: "/rack=1".to_owned(), character: '=' })
         );
         for empty in ["/", "//a", "/a/", "/a//b"] {
-            assert_eq!(
-                validate_location(empty),
-                Err(InvalidLocation::EmptyComponent(empty.to_owned())),
-                "{empty}"
-            );
+            assert_eq!(validate_location(empty), Err(InvalidLocation::EmptyComponent(empty.to_owned())), "{empty}");
         }
         assert!(validate_location("").is_err());
         assert!(validate_location("/a b").is_err());

@@ -5,16 +5,14 @@ use std::io::Write;
 use anyhow::Context;
 use clap::Parser;
 use kudu_operator::cli::{Cli, Command, LogFormat, RunArgs};
-use kudu_operator::controller::masters::NoMasterAdmin;
+use kudu_operator::controller::grpc::GrpcMasterAdmin;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd => {
             let yaml = kudu_operator::crd::crd_yaml().context("generating the CRD")?;
-            std::io::stdout()
-                .write_all(yaml.as_bytes())
-                .context("writing the CRD to stdout")?;
+            std::io::stdout().write_all(yaml.as_bytes()).context("writing the CRD to stdout")?;
             Ok(())
         }
         Command::Run(args) => run(args),
@@ -32,6 +30,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(kudu_operator::runner::run(args, NoMasterAdmin))
+        .block_on(kudu_operator::runner::run(args, GrpcMasterAdmin::default()))
         .context("kudu-operator run")
 }

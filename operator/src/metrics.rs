@@ -38,11 +38,7 @@ impl Metrics {
     pub fn registered() -> (Self, Registry) {
         let metrics = Self::default();
         let mut registry = Registry::with_prefix("kudu_operator");
-        registry.register(
-            "reconciliations",
-            "Reconciliations started",
-            metrics.reconciliations.clone(),
-        );
+        registry.register("reconciliations", "Reconciliations started", metrics.reconciliations.clone());
         registry.register(
             "reconcile_errors",
             "Reconciliations that failed, by error kind",
@@ -53,11 +49,7 @@ impl Metrics {
             "Master membership actions executed, by kind",
             metrics.membership_actions.clone(),
         );
-        registry.register(
-            "leader",
-            "1 while this replica holds the leader Lease",
-            metrics.leader.clone(),
-        );
+        registry.register("leader", "1 while this replica holds the leader Lease", metrics.leader.clone());
         (metrics, registry)
     }
 }
@@ -77,20 +69,11 @@ mod tests {
     fn renders_registered_metrics() {
         let (metrics, registry) = Metrics::registered();
         metrics.reconciliations.inc();
-        metrics
-            .reconcile_errors
-            .get_or_create(&ErrorLabels { error: "kube" })
-            .inc();
+        metrics.reconcile_errors.get_or_create(&ErrorLabels { error: "kube" }).inc();
         metrics.leader.set(1);
         let text = render(&registry).unwrap();
-        assert!(
-            text.contains("kudu_operator_reconciliations_total 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("kudu_operator_reconcile_errors_total{error=\"kube\"} 1"),
-            "{text}"
-        );
+        assert!(text.contains("kudu_operator_reconciliations_total 1"), "{text}");
+        assert!(text.contains("kudu_operator_reconcile_errors_total{error=\"kube\"} 1"), "{text}");
         assert!(text.contains("kudu_operator_leader 1"), "{text}");
     }
 }

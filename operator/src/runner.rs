@@ -85,21 +85,12 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
     }
     let router = http::router(Arc::new(registry), readiness.clone());
     let http_addr = args.http_addr;
-    let listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .map_err(|source| RunError::Http {
-            addr: http_addr,
-            source,
-        })?;
+    let listener =
+        tokio::net::TcpListener::bind(http_addr).await.map_err(|source| RunError::Http { addr: http_addr, source })?;
     let server = tokio::spawn(http::serve(listener, router, stopped(stop_rx.clone())));
 
-    let lock = LeaseLock::new(
-        client.clone(),
-        &args.lease_namespace,
-        &args.lease_name,
-        &args.identity,
-        args.lease_duration(),
-    );
+    let lock =
+        LeaseLock::new(client.clone(), &args.lease_namespace, &args.lease_name, &args.identity, args.lease_duration());
     // Stand by until we lead or are asked to stop.
     loop {
         match lock.try_lead().await {
@@ -149,10 +140,7 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
         })
     };
 
-    let reporter = Reporter {
-        controller: "kudu-operator".to_owned(),
-        instance: Some(args.identity.clone()),
-    };
+    let reporter = Reporter { controller: "kudu-operator".to_owned(), instance: Some(args.identity.clone()) };
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client, reporter),

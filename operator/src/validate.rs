@@ -6,9 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::crd::{
-    ALLOWED_MASTER_REPLICAS, ImagePullPolicy, KuduCluster, PodOverrides, RESERVED_FLAGS,
-};
+use crate::crd::{ALLOWED_MASTER_REPLICAS, ImagePullPolicy, KuduCluster, PodOverrides, RESERVED_FLAGS};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 
@@ -121,20 +119,11 @@ pub enum ValidationError {
 
 /// Check `cluster` and resolve it into a [`ValidatedSpec`].
 pub fn validate(cluster: &KuduCluster) -> Result<ValidatedSpec, ValidationError> {
-    let name = cluster
-        .metadata
-        .name
-        .clone()
-        .ok_or(ValidationError::MissingName)?;
+    let name = cluster.metadata.name.clone().ok_or(ValidationError::MissingName)?;
     if name.len() > MAX_NAME_LEN {
-        return Err(ValidationError::NameTooLong {
-            len: name.len(),
-            name,
-        });
+        return Err(ValidationError::NameTooLong { len: name.len(), name });
     }
-    let namespace = cluster
-        .namespace()
-        .ok_or(ValidationError::MissingNamespace)?;
+    let namespace = cluster.namespace().ok_or(ValidationError::MissingNamespace)?;
     let uid = cluster.uid().ok_or(ValidationError::MissingUid)?;
     let spec = &cluster.spec;
     if spec.image.trim().is_empty() {
@@ -183,32 +172,13 @@ pub fn validate(cluster: &KuduCluster) -> Result<ValidatedSpec, ValidationError>
 
 /// Parse a quantity like `10Gi` and require it to be greater than zero.
 fn positive_quantity(field: &'static str, value: &str) -> Result<Quantity, ValidationError> {
-    let bad = || ValidationError::StorageSize {
-        field,
-        value: value.to_owned(),
-    };
+    let bad = || ValidationError::StorageSize { field, value: value.to_owned() };
     let body = value.strip_prefix('+').unwrap_or(value);
-    let number_end = body
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(body.len());
+    let number_end = body.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(body.len());
     let (number, suffix) = body.split_at(number_end);
     let suffix_ok = matches!(
         suffix,
-        "" | "Ki"
-            | "Mi"
-            | "Gi"
-            | "Ti"
-            | "Pi"
-            | "Ei"
-            | "n"
-            | "u"
-            | "m"
-            | "k"
-            | "M"
-            | "G"
-            | "T"
-            | "P"
-            | "E"
+        "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" | "n" | "u" | "m" | "k" | "M" | "G" | "T" | "P" | "E"
     ) || is_exponent(suffix);
     let number: f64 = number.parse().map_err(|_| bad())?;
     if !suffix_ok || number <= 0.0 || !number.is_finite() {
@@ -231,8 +201,7 @@ fn check_flags(field: &'static str, flags: &[String]) -> Result<Vec<String>, Val
         let flag_name = flag.split('=').next().unwrap_or(flag);
         let name_ok = flag_name.strip_prefix("--").is_some_and(|n| {
             n.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && n.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+                && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         });
         if !name_ok {
             return Err(ValidationError::Flag {
@@ -242,11 +211,7 @@ fn check_flags(field: &'static str, flags: &[String]) -> Result<Vec<String>, Val
             });
         }
         if RESERVED_FLAGS.contains(&flag_name) {
-            return Err(ValidationError::Flag {
-                field,
-                flag: flag.clone(),
-                why: "the operator sets this flag itself",
-            });
+            return Err(ValidationError::Flag { field, flag: flag.clone(), why: "the operator sets this flag itself" });
         }
     }
     Ok(flags.to_vec())
@@ -280,22 +245,17 @@ pub fn is_label_key(key: &str) -> bool {
         p.len() <= 253
             && p.split('.').all(|part| {
                 !part.is_empty()
-                    && part
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !part.starts_with('-')
                     && !part.ends_with('-')
             })
     });
     let alnum_ends = |s: &str| {
-        s.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+        s.starts_with(|c: char| c.is_ascii_alphanumeric()) && s.ends_with(|c: char| c.is_ascii_alphanumeric())
     };
     let name_ok = (1..=63).contains(&name.len())
         && alnum_ends(name)
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     prefix_ok && name_ok
 }
 
@@ -311,14 +271,7 @@ mod tests {
     #[test]
     fn defaults_resolve() {
         let spec = validate(&cluster("image: kudu:1\n")).unwrap();
-        assert_eq!(
-            (
-                spec.name.as_str(),
-                spec.namespace.as_str(),
-                spec.uid.as_str()
-            ),
-            ("demo", "db", "uid-1")
-        );
+        assert_eq!((spec.name.as_str(), spec.namespace.as_str(), spec.uid.as_str()), ("demo", "db", "uid-1"));
         assert_eq!(spec.masters.replicas, 3);
         assert_eq!(spec.tservers.replicas, 3);
         assert_eq!(spec.masters.storage_size, Quantity("10Gi".to_owned()));
@@ -343,23 +296,15 @@ mod tests {
         for size in ["0", "0Gi", "-1Gi", "ten", "10GB", "", "1e", "Gi"] {
             assert!(
                 matches!(
-                    error_for(&format!(
-                        "image: k\ntservers: {{storage: {{size: '{size}'}}}}\n"
-                    )),
-                    ValidationError::StorageSize {
-                        field: "spec.tservers.storage.size",
-                        ..
-                    }
+                    error_for(&format!("image: k\ntservers: {{storage: {{size: '{size}'}}}}\n")),
+                    ValidationError::StorageSize { field: "spec.tservers.storage.size", .. }
                 ),
                 "{size}"
             );
         }
         for size in ["1", "10Gi", "1.5Ti", "500M", "1e9", "+3Ki", ".5Gi"] {
             assert!(
-                validate(&cluster(&format!(
-                    "image: k\nmasters: {{storage: {{size: '{size}'}}}}\n"
-                )))
-                .is_ok(),
+                validate(&cluster(&format!("image: k\nmasters: {{storage: {{size: '{size}'}}}}\n"))).is_ok(),
                 "{size}"
             );
         }
@@ -370,34 +315,21 @@ mod tests {
         for flag in ["--data-dir=/x", "--master-addresses", "--rpc-addr=a:1"] {
             assert!(matches!(
                 error_for(&format!("image: k\nmasters: {{flags: ['{flag}']}}\n")),
-                ValidationError::Flag {
-                    why: "the operator sets this flag itself",
-                    ..
-                }
+                ValidationError::Flag { why: "the operator sets this flag itself", .. }
             ));
         }
         assert!(matches!(
             error_for("image: k\ntservers: {flags: [verbose]}\n"),
-            ValidationError::Flag {
-                field: "spec.tservers.flags",
-                ..
-            }
+            ValidationError::Flag { field: "spec.tservers.flags", .. }
         ));
-        assert!(
-            validate(&cluster(
-                "image: k\nmasters: {flags: ['--data-dir-extra=1']}\n"
-            ))
-            .is_ok()
-        );
+        assert!(validate(&cluster("image: k\nmasters: {flags: ['--data-dir-extra=1']}\n")).is_ok());
     }
 
     #[test]
     fn rejects_bad_or_duplicate_label_keys() {
         for key in ["bad key", "-a", "a/b/c", "Upper.case/x", "/x", "x/"] {
             assert_eq!(
-                error_for(&format!(
-                    "image: k\ntopology: {{locationLabels: ['{key}']}}\n"
-                )),
+                error_for(&format!("image: k\ntopology: {{locationLabels: ['{key}']}}\n")),
                 ValidationError::LabelKey(key.to_owned()),
             );
         }
@@ -405,10 +337,7 @@ mod tests {
             error_for("image: k\ntopology: {locationLabels: [rack, rack]}\n"),
             ValidationError::DuplicateLabelKey("rack".to_owned())
         );
-        assert_eq!(
-            error_for("image: k\ntopology: {locationLabels: []}\n"),
-            ValidationError::NoLocationLabels
-        );
+        assert_eq!(error_for("image: k\ntopology: {locationLabels: []}\n"), ValidationError::NoLocationLabels);
         let long_prefix = format!("{}/zone", "a".repeat(254));
         assert!(!is_label_key(&long_prefix));
         assert!(is_label_key("example.com/rack_1.b"));
@@ -417,10 +346,7 @@ mod tests {
 
     #[test]
     fn rejects_out_of_range_replicas_and_grace() {
-        assert_eq!(
-            error_for("image: k\ntservers: {replicas: 0}\n"),
-            ValidationError::TServerReplicas(0)
-        );
+        assert_eq!(error_for("image: k\ntservers: {replicas: 0}\n"), ValidationError::TServerReplicas(0));
         assert_eq!(
             error_for("image: k\nmasterReplacement: {gracePeriodSeconds: 5}\n"),
             ValidationError::GracePeriod(5)
@@ -438,9 +364,6 @@ mod tests {
         assert_eq!(validate(&c), Err(ValidationError::MissingNamespace));
         let mut c = cluster("image: k\n");
         c.metadata.name = Some("x".repeat(MAX_NAME_LEN + 1));
-        assert!(matches!(
-            validate(&c),
-            Err(ValidationError::NameTooLong { len: 41, .. })
-        ));
+        assert!(matches!(validate(&c), Err(ValidationError::NameTooLong { len: 41, .. })));
     }
 }

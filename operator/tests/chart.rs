@@ -10,9 +10,7 @@ use kudu_operator::build::{BuildInputs, Object, build_all};
 use serde_json::Value;
 
 fn chart_file(relative: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../charts/kudu-operator")
-        .join(relative);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/kudu-operator").join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -45,10 +43,7 @@ fn chart_metadata() {
 fn default_values_match_the_values_schema() {
     let schema: Value = serde_json::from_str(&chart_file("values.schema.json")).unwrap();
     let values: Value = serde_saphyr::from_str(&chart_file("values.yaml")).unwrap();
-    assert_eq!(
-        support::schema::validate(&schema, &values),
-        Vec::<String>::new()
-    );
+    assert_eq!(support::schema::validate(&schema, &values), Vec::<String>::new());
 
     let mut bad = values.clone();
     bad["image"]["pullPolicy"] = "Sometimes".into();
@@ -62,13 +57,8 @@ fn default_values_match_the_values_schema() {
 fn granted() -> Vec<(String, String, BTreeSet<String>)> {
     let role = template_yaml("templates/clusterrole.yaml");
     assert_eq!(role["kind"], "ClusterRole");
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_owned())
-            .collect()
-    };
+    let strings =
+        |v: &Value| -> Vec<String> { v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect() };
     let mut out = Vec::new();
     for rule in role["rules"].as_array().unwrap() {
         let verbs: BTreeSet<String> = strings(&rule["verbs"]).into_iter().collect();
@@ -82,26 +72,16 @@ fn granted() -> Vec<(String, String, BTreeSet<String>)> {
 }
 
 fn verbs_for(group: &str, resource: &str) -> BTreeSet<String> {
-    granted()
-        .into_iter()
-        .filter(|(g, r, _)| g == group && r == resource)
-        .flat_map(|(_, _, v)| v)
-        .collect()
+    granted().into_iter().filter(|(g, r, _)| g == group && r == resource).flat_map(|(_, _, v)| v).collect()
 }
 
 #[test]
 fn cluster_role_has_no_wildcards() {
     for (group, resource, verbs) in granted() {
-        assert!(
-            !group.contains('*') && !resource.contains('*'),
-            "{group}/{resource}"
-        );
+        assert!(!group.contains('*') && !resource.contains('*'), "{group}/{resource}");
         assert!(!verbs.contains("*"), "{group}/{resource}");
         for dangerous in ["escalate", "bind", "impersonate", "deletecollection"] {
-            assert!(
-                !verbs.contains(dangerous),
-                "{group}/{resource}: {dangerous}"
-            );
+            assert!(!verbs.contains(dangerous), "{group}/{resource}: {dangerous}");
         }
     }
 }
@@ -139,10 +119,7 @@ fn cluster_role_holds_what_it_grants_to_masters() {
     // RBAC lets the operator grant only permissions it holds itself.
     for resource in ["pods", "nodes"] {
         let verbs = verbs_for("", resource);
-        assert!(
-            verbs.contains("get") && verbs.contains("list"),
-            "{resource}"
-        );
+        assert!(verbs.contains("get") && verbs.contains("list"), "{resource}");
     }
     // Replacing a master deletes its pod and claim; nothing else is ever deleted there.
     assert!(verbs_for("", "pods").contains("delete"));
@@ -162,10 +139,7 @@ fn leader_election_role_is_limited_to_leases() {
     let rules = role["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0]["resources"], serde_json::json!(["leases"]));
-    assert_eq!(
-        rules[0]["verbs"],
-        serde_json::json!(["get", "create", "update"])
-    );
+    assert_eq!(rules[0]["verbs"], serde_json::json!(["get", "create", "update"]));
 }
 
 /// Substitute `{{ .Values.a.b }}` with the default values; other actions are left.
@@ -191,30 +165,13 @@ fn deployment_arguments_parse_as_the_operator_cli() {
     use kudu_operator::cli::{Cli, Command};
 
     let values: Value = serde_saphyr::from_str(&chart_file("values.yaml")).unwrap();
-    let deployment = parse_template(&render_values(
-        &chart_file("templates/deployment.yaml"),
-        &values,
-    ));
+    let deployment = parse_template(&render_values(&chart_file("templates/deployment.yaml"), &values));
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let env: Vec<&str> = container["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
+    let env: Vec<&str> = container["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     // The identity and the Lease namespace come from the downward API.
-    assert!(
-        env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE"),
-        "{env:?}"
-    );
+    assert!(env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE"), "{env:?}");
     let mut argv = vec!["kudu-operator".to_owned()];
-    argv.extend(
-        container["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned()),
-    );
+    argv.extend(container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()));
     argv.push("--identity=operator-pod".to_owned());
     let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
     let Command::Run(args) = cli.command else {

@@ -13,19 +13,14 @@ const REGENERATE: &str = "cargo run -p kudu-operator -- crd > crds/kudu.dev_kudu
      && cp crds/kudu.dev_kuduclusters.yaml charts/kudu-operator/crds/";
 
 fn repo_file(relative: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(relative)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
 }
 
 fn assert_no_drift(relative: &str) {
     let generated = kudu_operator::crd::crd_yaml().expect("CRD renders");
     let checked_in = std::fs::read_to_string(repo_file(relative))
         .unwrap_or_else(|e| panic!("reading {relative}: {e}; regenerate with: {REGENERATE}"));
-    assert!(
-        generated == checked_in,
-        "{relative} is out of date with the Rust types; regenerate with: {REGENERATE}"
-    );
+    assert!(generated == checked_in, "{relative} is out of date with the Rust types; regenerate with: {REGENERATE}");
 }
 
 #[test]
@@ -42,10 +37,7 @@ fn helm_chart_crd_matches_generated_crd() {
 fn checked_in_crd_parses_back_to_the_same_object() {
     let text = std::fs::read_to_string(repo_file("crds/kudu.dev_kuduclusters.yaml")).unwrap();
     let parsed: Value = serde_saphyr::from_str(&text).unwrap();
-    assert_eq!(
-        parsed,
-        serde_json::to_value(kudu_operator::crd::crd()).unwrap()
-    );
+    assert_eq!(parsed, serde_json::to_value(kudu_operator::crd::crd()).unwrap());
 }
 
 fn version() -> Value {
@@ -64,10 +56,7 @@ fn errors_for(spec: Value) -> Vec<String> {
 #[track_caller]
 fn assert_rejected(spec: Value, path: &str) {
     let errors = errors_for(spec.clone());
-    assert!(
-        errors.iter().any(|e| e.starts_with(path)),
-        "expected an error at {path} for {spec}, got {errors:?}"
-    );
+    assert!(errors.iter().any(|e| e.starts_with(path)), "expected an error at {path} for {spec}, got {errors:?}");
 }
 
 #[test]
@@ -88,10 +77,7 @@ fn crd_identity_and_subresources() {
     assert_eq!(
         columns,
         [
-            (
-                "Ready",
-                ".status.conditions[?(@.type==\"Available\")].status"
-            ),
+            ("Ready", ".status.conditions[?(@.type==\"Available\")].status"),
             ("Masters", ".status.masterVoters"),
             ("Leader", ".status.leader"),
             ("TServers", ".status.readyTServers"),
@@ -150,10 +136,7 @@ fn good_specs_are_accepted() {
 #[test]
 fn even_zero_or_too_many_masters_are_rejected() {
     for replicas in [0, 2, 4, 6, 8, 9, -1] {
-        assert_rejected(
-            json!({"image": "kudu:1", "masters": {"replicas": replicas}}),
-            ".masters.replicas",
-        );
+        assert_rejected(json!({"image": "kudu:1", "masters": {"replicas": replicas}}), ".masters.replicas");
     }
     for replicas in [1, 3, 5, 7] {
         assert!(errors_for(json!({"image": "k", "masters": {"replicas": replicas}})).is_empty());
@@ -162,24 +145,13 @@ fn even_zero_or_too_many_masters_are_rejected() {
 
 #[test]
 fn bad_label_keys_are_rejected() {
-    for key in [
-        "bad key",
-        "-zone",
-        "zone-",
-        "Example.com/zone",
-        "a/b/c",
-        "",
-        "/zone",
-    ] {
+    for key in ["bad key", "-zone", "zone-", "Example.com/zone", "a/b/c", "", "/zone"] {
         assert_rejected(
             json!({"image": "kudu:1", "topology": {"locationLabels": [key]}}),
             ".topology.locationLabels[0]",
         );
     }
-    assert_rejected(
-        json!({"image": "kudu:1", "topology": {"locationLabels": []}}),
-        ".topology.locationLabels",
-    );
+    assert_rejected(json!({"image": "kudu:1", "topology": {"locationLabels": []}}), ".topology.locationLabels");
     assert_rejected(
         json!({"image": "kudu:1", "topology": {"locationLabels": ["zone", "zone"]}}),
         ".topology.locationLabels",
@@ -189,14 +161,8 @@ fn bad_label_keys_are_rejected() {
 #[test]
 fn negative_or_malformed_sizes_are_rejected() {
     for size in ["-1Gi", "-5", "ten", "10GB", "1Gi ", ""] {
-        assert_rejected(
-            json!({"image": "kudu:1", "masters": {"storage": {"size": size}}}),
-            ".masters.storage.size",
-        );
-        assert_rejected(
-            json!({"image": "kudu:1", "tservers": {"storage": {"size": size}}}),
-            ".tservers.storage.size",
-        );
+        assert_rejected(json!({"image": "kudu:1", "masters": {"storage": {"size": size}}}), ".masters.storage.size");
+        assert_rejected(json!({"image": "kudu:1", "tservers": {"storage": {"size": size}}}), ".tservers.storage.size");
     }
 }
 
@@ -204,22 +170,13 @@ fn negative_or_malformed_sizes_are_rejected() {
 fn other_out_of_range_values_are_rejected() {
     assert_rejected(json!({"image": ""}), ".image");
     assert_rejected(json!({"masters": {}}), ".image");
-    assert_rejected(
-        json!({"image": "k", "imagePullPolicy": "Sometimes"}),
-        ".imagePullPolicy",
-    );
-    assert_rejected(
-        json!({"image": "k", "tservers": {"replicas": 0}}),
-        ".tservers.replicas",
-    );
+    assert_rejected(json!({"image": "k", "imagePullPolicy": "Sometimes"}), ".imagePullPolicy");
+    assert_rejected(json!({"image": "k", "tservers": {"replicas": 0}}), ".tservers.replicas");
     assert_rejected(
         json!({"image": "k", "masterReplacement": {"gracePeriodSeconds": 10}}),
         ".masterReplacement.gracePeriodSeconds",
     );
-    assert_rejected(
-        json!({"image": "k", "masters": {"flags": ["verbose"]}}),
-        ".masters.flags[0]",
-    );
+    assert_rejected(json!({"image": "k", "masters": {"flags": ["verbose"]}}), ".masters.flags[0]");
     assert_rejected(json!({"image": "k", "mastrs": {}}), ".mastrs");
 }
 
@@ -229,16 +186,10 @@ fn cel_rules_cover_what_the_schema_cannot_say() {
     let has = |path: &str, needle: &str| rules.iter().any(|(p, r)| p == path && r.contains(needle));
     // Reserved flags, for both roles.
     for role in ["masters", "tservers"] {
-        assert!(
-            has(&format!(".{role}.flags"), "'--master-addresses'"),
-            "{rules:?}"
-        );
+        assert!(has(&format!(".{role}.flags"), "'--master-addresses'"), "{rules:?}");
         assert!(has(&format!(".{role}.flags"), "'--data-dir'"), "{rules:?}");
         // Zero size: the pattern allows `0`, CEL does not.
-        assert!(has(
-            &format!(".{role}.storage.size"),
-            "isGreaterThan(quantity('0'))"
-        ));
+        assert!(has(&format!(".{role}.storage.size"), "isGreaterThan(quantity('0'))"));
         // Volume claim templates are immutable.
         assert!(has(&format!(".{role}.storage"), "self == oldSelf"));
     }

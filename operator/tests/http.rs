@@ -14,11 +14,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let status = response[9..12].parse().unwrap();
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     (status, body)
 }
 
@@ -30,13 +26,9 @@ async fn health_readiness_and_metrics() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        listener,
-        router(Arc::new(registry), readiness.clone()),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = tokio::spawn(serve(listener, router(Arc::new(registry), readiness.clone()), async {
+        let _ = stop_rx.await;
+    }));
 
     assert_eq!(get(addr, "/healthz").await.0, 200);
     assert_eq!(get(addr, "/readyz").await.0, 503);
@@ -44,10 +36,7 @@ async fn health_readiness_and_metrics() {
     assert_eq!(get(addr, "/readyz").await.0, 200);
     let (status, body) = get(addr, "/metrics").await;
     assert_eq!(status, 200);
-    assert!(
-        body.contains("kudu_operator_reconciliations_total 1"),
-        "{body}"
-    );
+    assert!(body.contains("kudu_operator_reconciliations_total 1"), "{body}");
 
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();

@@ -29,7 +29,8 @@ struct Recorded {
 }
 
 /// A fake API server: GETs answer from `objects` (404 otherwise), lists of pods answer
-/// `pods`, PATCH and POST echo the object sent (a status PATCH echoes the cluster).
+/// `pods`, the cluster's status reads answer `cluster`, PATCH and POST echo the object
+/// sent (a status PATCH answers the cluster with that status).
 #[derive(Clone, Default)]
 struct FakeApi {
     objects: Arc<Mutex<BTreeMap<String, Value>>>,
@@ -66,6 +67,7 @@ impl FakeApi {
                 json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
                        "items": *self.pods.lock().unwrap()}),
             ),
+            Method::GET if path.ends_with("/status") => (StatusCode::OK, self.cluster.lock().unwrap().clone()),
             Method::GET => match self.objects.lock().unwrap().get(&path) {
                 Some(object) => (StatusCode::OK, object.clone()),
                 None => (
@@ -98,10 +100,7 @@ fn context<M: MasterAdmin>(client: Client, masters: M) -> Arc<Context<M>> {
     Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),
-            Reporter {
-                controller: "kudu-operator".to_owned(),
-                instance: Some("test".to_owned()),
-            },
+            Reporter { controller: "kudu-operator".to_owned(), instance: Some("test".to_owned()) },
         ),
         client,
         metrics: Arc::new(Metrics::default()),
@@ -117,12 +116,7 @@ fn cluster(spec_yaml: &str) -> kudu_operator::crd::KuduCluster {
 }
 
 fn status_condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
-    status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap()
+    status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == type_).unwrap()
 }
 
 #[tokio::test]
@@ -133,58 +127,34 @@ async fn new_cluster_applies_every_object_server_side_then_writes_status() {
     let ctx = context(fake.client(), NoMasterAdmin);
 
     let requeue = reconcile(Arc::new(kc), ctx).await.unwrap();
-    assert_eq!(
-        requeue,
-        Requeue::requeue(std::time::Duration::from_secs(10))
-    );
+    assert_eq!(requeue, Requeue::requeue(std::time::Duration::from_secs(10)));
 
     let requests = fake.requests();
-    let applies: Vec<&Recorded> = requests
-        .iter()
-        .filter(|r| r.method == Method::PATCH && !r.path.ends_with("/status"))
-        .collect();
+    let applies: Vec<&Recorded> =
+        requests.iter().filter(|r| r.method == Method::PATCH && !r.path.ends_with("/status")).collect();
     let applied: Vec<(String, String)> = applies
         .iter()
-        .map(|r| {
-            (
-                r.body["kind"].as_str().unwrap().to_owned(),
-                r.body["metadata"]["name"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|r| (r.body["kind"].as_str().unwrap().to_owned(), r.body["metadata"]["name"].as_str().unwrap().to_owned()))
         .collect();
     assert_eq!(applied.len(), 13, "{applied:?}");
-    let position = |name: &str| {
-        applied
-            .iter()
-            .position(|(k, n)| k == "StatefulSet" && n == name)
-    };
+    let position = |name: &str| applied.iter().position(|(k, n)| k == "StatefulSet" && n == name);
     assert!(position("demo-master") < position("demo-tserver"));
     for request in &applies {
-        assert!(
-            request.query.contains("fieldManager=kudu-operator"),
-            "{}",
-            request.query
-        );
+        assert!(request.query.contains("fieldManager=kudu-operator"), "{}", request.query);
         assert!(request.query.contains("force=true"), "{}", request.query);
     }
     // The master StatefulSet did not exist: it starts with all desired masters.
-    let master_sts = applies
-        .iter()
-        .find(|r| r.path.ends_with("/statefulsets/demo-master"))
-        .unwrap();
+    let master_sts = applies.iter().find(|r| r.path.ends_with("/statefulsets/demo-master")).unwrap();
     assert_eq!(master_sts.body["spec"]["replicas"], 3);
 
     let status_patch = requests
         .iter()
-        .find(|r| r.path.ends_with("/kuduclusters/demo/status"))
+        .find(|r| r.method == Method::PATCH && r.path.ends_with("/kuduclusters/demo/status"))
         .expect("status written");
     assert!(status_patch.query.contains("fieldManager=kudu-operator"));
     let status = &status_patch.body["status"];
     assert_eq!(status_condition(status, "Available")["reason"], "NoLeader");
-    assert_eq!(
-        status_condition(status, "Available")["observedGeneration"],
-        3
-    );
+    assert_eq!(status_condition(status, "Available")["observedGeneration"], 3);
     assert_eq!(status["observedGeneration"], 3);
     // No membership action without a leader.
     assert!(!requests.iter().any(|r| r.method == Method::POST));
@@ -202,24 +172,14 @@ async fn invalid_spec_gets_a_condition_and_an_event_but_no_objects() {
 
     let requests = fake.requests();
     assert!(
-        !requests
-            .iter()
-            .any(|r| r.method == Method::PATCH && !r.path.ends_with("/status")),
+        !requests.iter().any(|r| r.method == Method::PATCH && !r.path.ends_with("/status")),
         "no object may be applied for an invalid spec"
     );
-    let status = &requests
-        .iter()
-        .find(|r| r.path.ends_with("/status"))
-        .unwrap()
-        .body["status"];
+    let status =
+        &requests.iter().find(|r| r.method == Method::PATCH && r.path.ends_with("/status")).unwrap().body["status"];
     let degraded = status_condition(status, "Degraded");
     assert_eq!(degraded["reason"], "InvalidSpec");
-    assert!(
-        degraded["message"]
-            .as_str()
-            .unwrap()
-            .contains("1, 3, 5 or 7")
-    );
+    assert!(degraded["message"].as_str().unwrap().contains("1, 3, 5 or 7"));
     let event = requests.iter().find(|r| r.method == Method::POST).unwrap();
     assert!(event.path.ends_with("/events"));
     assert_eq!(event.body["reason"], "InvalidSpec");
@@ -241,22 +201,14 @@ impl MasterAdmin for HealthyMasters {
         Ok(Some(RaftView {
             leader: Some(node_id(0)),
             members: (0..self.n)
-                .map(|o| RaftMember {
-                    node_id: node_id(o),
-                    address: self.addresses[o].clone(),
-                    voter: true,
-                })
+                .map(|o| RaftMember { node_id: node_id(o), address: self.addresses[o].clone(), voter: true })
                 .collect(),
             change_in_flight: false,
         }))
     }
 
     async fn node_id(&self, address: &str) -> Result<Option<NodeId>, MasterAdminError> {
-        Ok(self
-            .addresses
-            .iter()
-            .position(|a| a == address)
-            .map(node_id))
+        Ok(self.addresses.iter().position(|a| a == address).map(node_id))
     }
 
     async fn add_master(&self, _: &[String], _: &str) -> Result<(), MasterAdminError> {
@@ -308,38 +260,25 @@ async fn scaling_masters_up_resizes_the_statefulset_and_records_it() {
                    "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
         );
     }
-    *fake.pods.lock().unwrap() = (0..3)
-        .map(|o| ready_pod(&format!("demo-master-{o}")))
-        .collect();
+    *fake.pods.lock().unwrap() = (0..3).map(|o| ready_pod(&format!("demo-master-{o}"))).collect();
     let spec = validate(&kc).unwrap();
-    let masters = HealthyMasters {
-        addresses: (0..7).map(|o| names::master_address(&spec, o)).collect(),
-        n: 3,
-    };
+    let masters = HealthyMasters { addresses: (0..7).map(|o| names::master_address(&spec, o)).collect(), n: 3 };
     let ctx = context(fake.client(), masters);
 
     reconcile(Arc::new(kc), ctx.clone()).await.unwrap();
 
     let requests = fake.requests();
     // The apply keeps the StatefulSet at its current size; the membership loop resizes.
-    let applied_sts = requests
-        .iter()
-        .find(|r| r.path.ends_with("/statefulsets/demo-master") && r.query.contains("force"))
-        .unwrap();
+    let applied_sts =
+        requests.iter().find(|r| r.path.ends_with("/statefulsets/demo-master") && r.query.contains("force")).unwrap();
     assert_eq!(applied_sts.body["spec"]["replicas"], 3);
     // The masters' StatefulSet has not rolled out (no status yet): the tablet servers'
     // existing StatefulSet is left alone.
-    assert!(
-        !requests
-            .iter()
-            .any(|r| r.path.ends_with("/statefulsets/demo-tserver") && r.method == Method::PATCH)
-    );
+    assert!(!requests.iter().any(|r| r.path.ends_with("/statefulsets/demo-tserver") && r.method == Method::PATCH));
     let resize = requests
         .iter()
         .find(|r| {
-            r.method == Method::PATCH
-                && r.path.ends_with("/statefulsets/demo-master")
-                && !r.query.contains("force")
+            r.method == Method::PATCH && r.path.ends_with("/statefulsets/demo-master") && !r.query.contains("force")
         })
         .expect("resize patch");
     assert_eq!(resize.body, json!({"spec": {"replicas": 5}}));
@@ -348,29 +287,18 @@ async fn scaling_masters_up_resizes_the_statefulset_and_records_it() {
     assert_eq!(event.body["reason"], "ResizeStatefulSet");
     assert_eq!(event.body["type"], "Normal");
 
-    let status = &requests
-        .iter()
-        .find(|r| r.path.ends_with("/status"))
-        .unwrap()
-        .body["status"];
+    let status =
+        &requests.iter().find(|r| r.method == Method::PATCH && r.path.ends_with("/status")).unwrap().body["status"];
     assert_eq!(status["masterVoters"], "3/5");
     assert_eq!(status["leader"], "demo-master-0");
-    assert_eq!(
-        status["lastMembershipChange"]["action"],
-        "ResizeStatefulSet"
-    );
+    assert_eq!(status["lastMembershipChange"]["action"], "ResizeStatefulSet");
     assert_eq!(status["masters"].as_array().unwrap().len(), 3);
     assert_eq!(status_condition(status, "Available")["status"], "True");
-    assert_eq!(
-        status_condition(status, "Progressing")["reason"],
-        "MembershipChange"
-    );
+    assert_eq!(status_condition(status, "Progressing")["reason"], "MembershipChange");
     let resized = ctx
         .metrics
         .membership_actions
-        .get_or_create(&kudu_operator::metrics::ActionLabels {
-            action: "ResizeStatefulSet",
-        })
+        .get_or_create(&kudu_operator::metrics::ActionLabels { action: "ResizeStatefulSet" })
         .get();
     assert_eq!(resized, 1);
 }

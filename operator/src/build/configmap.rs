@@ -17,14 +17,8 @@ pub fn config_map(spec: &ValidatedSpec) -> ConfigMap {
     ConfigMap {
         metadata: owned_meta(spec, names::config_map_name(&spec.name), None),
         data: Some(BTreeMap::from([
-            (
-                CONFIG_MASTER_ADDRESSES.to_owned(),
-                names::master_addresses(spec, spec.masters.replicas),
-            ),
-            (
-                CONFIG_LOCATION_LABELS.to_owned(),
-                spec.location_labels.join(","),
-            ),
+            (CONFIG_MASTER_ADDRESSES.to_owned(), names::master_addresses(spec, spec.masters.replicas)),
+            (CONFIG_LOCATION_LABELS.to_owned(), spec.location_labels.join(",")),
         ])),
         ..ConfigMap::default()
     }
@@ -37,8 +31,7 @@ mod tests {
 
     #[test]
     fn lists_desired_masters_and_location_labels() {
-        let spec =
-            spec("image: kudu:1\nmasters: {replicas: 3}\ntopology: {locationLabels: [rack]}\n");
+        let spec = spec("image: kudu:1\nmasters: {replicas: 3}\ntopology: {locationLabels: [rack]}\n");
         let data = config_map(&spec).data.unwrap();
         assert_eq!(
             data[CONFIG_MASTER_ADDRESSES],
@@ -52,9 +45,6 @@ mod tests {
     #[test]
     fn default_location_labels_are_region_then_zone() {
         let data = config_map(&spec("image: kudu:1\n")).data.unwrap();
-        assert_eq!(
-            data[CONFIG_LOCATION_LABELS],
-            "topology.kubernetes.io/region,topology.kubernetes.io/zone"
-        );
+        assert_eq!(data[CONFIG_LOCATION_LABELS], "topology.kubernetes.io/region,topology.kubernetes.io/zone");
     }
 }

@@ -104,9 +104,7 @@ impl BuildInputs {
     /// Inputs for a cluster whose master StatefulSet does not exist yet: all desired
     /// masters start together and bootstrap one Raft group.
     pub fn initial(spec: &ValidatedSpec) -> Self {
-        Self {
-            master_statefulset_replicas: spec.masters.replicas,
-        }
+        Self { master_statefulset_replicas: spec.masters.replicas }
     }
 }
 
@@ -147,11 +145,7 @@ pub fn owner_reference(spec: &ValidatedSpec) -> OwnerReference {
 }
 
 /// Metadata of a namespaced object owned by the cluster.
-pub(crate) fn owned_meta(
-    spec: &ValidatedSpec,
-    name: String,
-    role: Option<names::Role>,
-) -> ObjectMeta {
+pub(crate) fn owned_meta(spec: &ValidatedSpec, name: String, role: Option<names::Role>) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(spec.namespace.clone()),
@@ -172,8 +166,7 @@ pub(crate) mod test_support {
 
     /// A `KuduCluster` named `demo` in namespace `db` with the given spec YAML.
     pub fn cluster(spec_yaml: &str) -> KuduCluster {
-        let spec: KuduClusterSpec =
-            serde_saphyr::from_str(spec_yaml).expect("test spec YAML parses");
+        let spec: KuduClusterSpec = serde_saphyr::from_str(spec_yaml).expect("test spec YAML parses");
         let mut cluster = KuduCluster::new("demo", spec);
         cluster.metadata = ObjectMeta {
             name: Some("demo".to_owned()),
@@ -199,10 +192,7 @@ mod tests {
     fn builds_every_kind_in_apply_order_with_owner_references() {
         let spec = spec("image: kudu:1\n");
         let objects = build_all(&spec, BuildInputs::initial(&spec)).unwrap();
-        let kinds: Vec<_> = objects
-            .iter()
-            .map(|o| (o.kind(), o.name().to_owned()))
-            .collect();
+        let kinds: Vec<_> = objects.iter().map(|o| (o.kind(), o.name().to_owned())).collect();
         let expected = [
             ("ServiceAccount", "demo-master"),
             ("Role", "demo-master"),
@@ -218,10 +208,7 @@ mod tests {
             ("StatefulSet", "demo-master"),
             ("StatefulSet", "demo-tserver"),
         ];
-        let expected: Vec<_> = expected
-            .iter()
-            .map(|(k, n)| (*k, (*n).to_owned()))
-            .collect();
+        let expected: Vec<_> = expected.iter().map(|(k, n)| (*k, (*n).to_owned())).collect();
         assert_eq!(kinds, expected);
 
         for object in &objects {
@@ -229,10 +216,7 @@ mod tests {
             let labels = meta.labels.as_ref().unwrap();
             assert_eq!(labels[names::LABEL_INSTANCE], "demo", "{}", object.kind());
             assert_eq!(labels[names::LABEL_MANAGED_BY], "kudu-operator");
-            let cluster_scoped = matches!(
-                object,
-                Object::ClusterRole(_) | Object::ClusterRoleBinding(_)
-            );
+            let cluster_scoped = matches!(object, Object::ClusterRole(_) | Object::ClusterRoleBinding(_));
             if cluster_scoped {
                 assert_eq!(meta.namespace, None);
                 assert_eq!(meta.owner_references, None);
@@ -253,13 +237,8 @@ mod tests {
     fn master_replicas_input_must_be_a_master_count() {
         let spec = spec("image: kudu:1\n");
         for bad in [0, 8, -1] {
-            let inputs = BuildInputs {
-                master_statefulset_replicas: bad,
-            };
-            assert_eq!(
-                build_all(&spec, inputs),
-                Err(BuildError::MasterReplicas(bad))
-            );
+            let inputs = BuildInputs { master_statefulset_replicas: bad };
+            assert_eq!(build_all(&spec, inputs), Err(BuildError::MasterReplicas(bad)));
         }
     }
 }

@@ -157,10 +157,7 @@ pub fn master_address(spec: &ValidatedSpec, ordinal: i32) -> String {
 
 /// Addresses of masters `0..replicas`, comma-separated.
 pub fn master_addresses(spec: &ValidatedSpec, replicas: i32) -> String {
-    (0..replicas)
-        .map(|ordinal| master_address(spec, ordinal))
-        .collect::<Vec<_>>()
-        .join(",")
+    (0..replicas).map(|ordinal| master_address(spec, ordinal)).collect::<Vec<_>>().join(",")
 }
 
 /// Labels selecting the pods of one role of one cluster.

@@ -37,9 +37,6 @@ mod tests {
         let s = pdb.spec.unwrap();
         assert_eq!(s.max_unavailable, Some(IntOrString::Int(1)));
         assert_eq!(s.min_available, None);
-        assert_eq!(
-            s.selector.unwrap().match_labels.unwrap()[names::LABEL_COMPONENT],
-            "master"
-        );
+        assert_eq!(s.selector.unwrap().match_labels.unwrap()[names::LABEL_COMPONENT], "master");
     }
 }

@@ -3,9 +3,7 @@
 //! (cluster-scoped). Read only: `get` and `list`, nothing else.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::rbac::v1::{
-    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
-};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::names::{self, LABEL_CLUSTER_NAMESPACE};
@@ -75,11 +73,7 @@ pub fn role_binding(spec: &ValidatedSpec) -> RoleBinding {
 
 /// Nodes: get, list.
 pub fn cluster_role(spec: &ValidatedSpec) -> ClusterRole {
-    ClusterRole {
-        metadata: cluster_scoped_meta(spec),
-        rules: Some(vec![read_rule("nodes")]),
-        ..ClusterRole::default()
-    }
+    ClusterRole { metadata: cluster_scoped_meta(spec), rules: Some(vec![read_rule("nodes")]), ..ClusterRole::default() }
 }
 
 /// Binds [`cluster_role`] to [`service_account`].
@@ -121,10 +115,7 @@ mod tests {
         let cluster_role = cluster_role(&spec);
         assert_eq!(
             rules_of(cluster_role.rules.as_ref().unwrap()),
-            vec![(
-                "nodes".to_owned(),
-                vec!["get".to_owned(), "list".to_owned()]
-            )]
+            vec![("nodes".to_owned(), vec!["get".to_owned(), "list".to_owned()])]
         );
     }
 

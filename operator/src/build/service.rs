@@ -9,30 +9,23 @@ use super::owned_meta;
 use crate::validate::ValidatedSpec;
 
 fn ports(role: Role) -> Vec<ServicePort> {
-    [
-        (RPC_PORT_NAME, role.rpc_port()),
-        (HTTP_PORT_NAME, role.http_port()),
-    ]
-    .into_iter()
-    .map(|(name, port)| ServicePort {
-        name: Some(name.to_owned()),
-        port,
-        target_port: Some(IntOrString::String(name.to_owned())),
-        protocol: Some("TCP".to_owned()),
-        ..ServicePort::default()
-    })
-    .collect()
+    [(RPC_PORT_NAME, role.rpc_port()), (HTTP_PORT_NAME, role.http_port())]
+        .into_iter()
+        .map(|(name, port)| ServicePort {
+            name: Some(name.to_owned()),
+            port,
+            target_port: Some(IntOrString::String(name.to_owned())),
+            protocol: Some("TCP".to_owned()),
+            ..ServicePort::default()
+        })
+        .collect()
 }
 
 /// Headless Service of `role`. The masters' publishes not-ready addresses: a master must
 /// resolve its peers' names before any of them is ready, or the group cannot form.
 pub fn headless_service(spec: &ValidatedSpec, role: Role) -> Service {
     Service {
-        metadata: owned_meta(
-            spec,
-            names::headless_service_name(&spec.name, role),
-            Some(role),
-        ),
+        metadata: owned_meta(spec, names::headless_service_name(&spec.name, role), Some(role)),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
             selector: Some(names::selector_labels(&spec.name, role)),
@@ -48,11 +41,7 @@ pub fn headless_service(spec: &ValidatedSpec, role: Role) -> Service {
 /// (which then find the leader themselves).
 pub fn client_service(spec: &ValidatedSpec) -> Service {
     Service {
-        metadata: owned_meta(
-            spec,
-            names::client_service_name(&spec.name),
-            Some(Role::Master),
-        ),
+        metadata: owned_meta(spec, names::client_service_name(&spec.name), Some(Role::Master)),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
             selector: Some(names::selector_labels(&spec.name, Role::Master)),
@@ -88,14 +77,8 @@ mod tests {
         let s = svc.spec.as_ref().unwrap();
         assert_eq!(s.cluster_ip.as_deref(), Some("None"));
         assert_eq!(s.publish_not_ready_addresses, Some(true));
-        assert_eq!(
-            s.selector.as_ref().unwrap()[names::LABEL_COMPONENT],
-            "master"
-        );
-        assert_eq!(
-            port_numbers(&svc),
-            vec![("rpc".to_owned(), 7051), ("http".to_owned(), 8051)]
-        );
+        assert_eq!(s.selector.as_ref().unwrap()[names::LABEL_COMPONENT], "master");
+        assert_eq!(port_numbers(&svc), vec![("rpc".to_owned(), 7051), ("http".to_owned(), 8051)]);
     }
 
     #[test]
@@ -106,14 +89,8 @@ mod tests {
         assert_eq!(svc.metadata.name.as_deref(), Some("demo-tservers"));
         assert_eq!(s.cluster_ip.as_deref(), Some("None"));
         assert_eq!(s.publish_not_ready_addresses, Some(false));
-        assert_eq!(
-            s.selector.as_ref().unwrap()[names::LABEL_COMPONENT],
-            "tserver"
-        );
-        assert_eq!(
-            port_numbers(&svc),
-            vec![("rpc".to_owned(), 7050), ("http".to_owned(), 8050)]
-        );
+        assert_eq!(s.selector.as_ref().unwrap()[names::LABEL_COMPONENT], "tserver");
+        assert_eq!(port_numbers(&svc), vec![("rpc".to_owned(), 7050), ("http".to_owned(), 8050)]);
     }
 
     #[test]
@@ -123,9 +100,6 @@ mod tests {
         let s = svc.spec.as_ref().unwrap();
         assert_eq!(s.type_.as_deref(), Some("ClusterIP"));
         assert_eq!(s.cluster_ip, None);
-        assert_eq!(
-            s.selector.as_ref(),
-            Some(&names::selector_labels("demo", Role::Master))
-        );
+        assert_eq!(s.selector.as_ref(), Some(&names::selector_labels("demo", Role::Master)));
     }
 }

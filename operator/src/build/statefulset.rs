@@ -7,14 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
-};
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction,
-    HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, TCPSocketAction,
-    TopologySpreadConstraint, VolumeMount, VolumeResourceRequirements,
+    ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
+    LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
+    Probe, TCPSocketAction, TopologySpreadConstraint, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -24,18 +21,13 @@ use super::owned_meta;
 use crate::validate::{RoleSpec, ValidatedSpec};
 
 /// Topology keys the pods of a role are spread over by default.
-pub const SPREAD_TOPOLOGY_KEYS: [&str; 2] =
-    ["topology.kubernetes.io/zone", "kubernetes.io/hostname"];
+pub const SPREAD_TOPOLOGY_KEYS: [&str; 2] = ["topology.kubernetes.io/zone", "kubernetes.io/hostname"];
 /// Seconds a master gets to hand over leadership and stop.
 pub const MASTER_TERMINATION_GRACE_SECONDS: i64 = 60;
 /// The master's preStop hook: hand over leadership if this master leads. A shell expands
 /// the pod's own address (Kubernetes does not expand `$(VAR)` in hooks); the CLI reads the
 /// master addresses from `KUDU_MASTERS`.
-pub const MASTER_PRE_STOP: [&str; 3] = [
-    "sh",
-    "-c",
-    "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\"",
-];
+pub const MASTER_PRE_STOP: [&str; 3] = ["sh", "-c", "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""];
 
 /// The master StatefulSet with `replicas` pods (see [`super::BuildInputs`]).
 pub fn master_statefulset(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
@@ -53,25 +45,15 @@ pub fn master_statefulset(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
     });
     container.lifecycle = Some(Lifecycle {
         pre_stop: Some(LifecycleHandler {
-            exec: Some(ExecAction {
-                command: Some(MASTER_PRE_STOP.iter().map(|s| (*s).to_owned()).collect()),
-            }),
+            exec: Some(ExecAction { command: Some(MASTER_PRE_STOP.iter().map(|s| (*s).to_owned()).collect()) }),
             ..LifecycleHandler::default()
         }),
         ..Lifecycle::default()
     });
     if let Some(env) = container.env.as_mut() {
-        env.push(config_env(
-            spec,
-            names::ENV_CLI_MASTERS,
-            names::CONFIG_MASTER_ADDRESSES,
-        ));
+        env.push(config_env(spec, names::ENV_CLI_MASTERS, names::CONFIG_MASTER_ADDRESSES));
         env.push(field_env(names::ENV_POD_NAMESPACE, "metadata.namespace"));
-        env.push(config_env(
-            spec,
-            names::ENV_LOCATION_LABELS,
-            names::CONFIG_LOCATION_LABELS,
-        ));
+        env.push(config_env(spec, names::ENV_LOCATION_LABELS, names::CONFIG_LOCATION_LABELS));
     }
     let mut pod_spec = base_pod_spec(spec, role, &spec.masters, container);
     pod_spec.service_account_name = Some(names::service_account_name(&spec.name));
@@ -134,10 +116,7 @@ fn statefulset(
             replicas: Some(replicas),
             service_name: Some(names::headless_service_name(&spec.name, role)),
             pod_management_policy: Some("Parallel".to_owned()),
-            selector: LabelSelector {
-                match_labels: Some(selector.clone()),
-                ..LabelSelector::default()
-            },
+            selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
             persistent_volume_claim_retention_policy: Some(retention),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -161,11 +140,7 @@ fn role_spec(spec: &ValidatedSpec, role: Role) -> &RoleSpec {
     }
 }
 
-fn volume_claim_template(
-    spec: &ValidatedSpec,
-    role: Role,
-    labels: BTreeMap<String, String>,
-) -> PersistentVolumeClaim {
+fn volume_claim_template(spec: &ValidatedSpec, role: Role, labels: BTreeMap<String, String>) -> PersistentVolumeClaim {
     let role_spec = role_spec(spec, role);
     PersistentVolumeClaim {
         metadata: ObjectMeta {
@@ -177,10 +152,7 @@ fn volume_claim_template(
             access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
             storage_class_name: role_spec.storage_class_name.clone(),
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_owned(),
-                    role_spec.storage_size.clone(),
-                )])),
+                requests: Some(BTreeMap::from([("storage".to_owned(), role_spec.storage_size.clone())])),
                 ..VolumeResourceRequirements::default()
             }),
             ..PersistentVolumeClaimSpec::default()
@@ -210,15 +182,8 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
         format!("--master-addresses=$({})", names::ENV_MASTER_ADDRESSES),
     ];
     if role == Role::Master {
-        args.push(format!(
-            "--http-addr=$({}):{}",
-            names::ENV_POD_IP,
-            role.http_port()
-        ));
-        args.push(format!(
-            "--location-mapping-cmd={}",
-            names::LOCATION_MAPPING_CMD
-        ));
+        args.push(format!("--http-addr=$({}):{}", names::ENV_POD_IP, role.http_port()));
+        args.push(format!("--location-mapping-cmd={}", names::LOCATION_MAPPING_CMD));
     }
     args.extend(role_spec.flags.iter().cloned());
     Container {
@@ -230,16 +195,8 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
         env: Some(vec![
             field_env(names::ENV_POD_NAME, "metadata.name"),
             field_env(names::ENV_POD_IP, "status.podIP"),
-            EnvVar {
-                name: names::ENV_ADVERTISED_ADDR.to_owned(),
-                value: Some(own_address),
-                ..EnvVar::default()
-            },
-            config_env(
-                spec,
-                names::ENV_MASTER_ADDRESSES,
-                names::CONFIG_MASTER_ADDRESSES,
-            ),
+            EnvVar { name: names::ENV_ADVERTISED_ADDR.to_owned(), value: Some(own_address), ..EnvVar::default() },
+            config_env(spec, names::ENV_MASTER_ADDRESSES, names::CONFIG_MASTER_ADDRESSES),
         ]),
         ports: Some(vec![
             container_port(names::RPC_PORT_NAME, role.rpc_port()),
@@ -255,12 +212,7 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
     }
 }
 
-fn base_pod_spec(
-    spec: &ValidatedSpec,
-    role: Role,
-    role_spec: &RoleSpec,
-    container: Container,
-) -> PodSpec {
+fn base_pod_spec(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec, container: Container) -> PodSpec {
     let overrides = &role_spec.pod_overrides;
     PodSpec {
         containers: vec![container],
@@ -342,12 +294,7 @@ mod tests {
     }
 
     fn env_value<'a>(c: &'a Container, name: &str) -> &'a EnvVar {
-        c.env
-            .as_ref()
-            .unwrap()
-            .iter()
-            .find(|e| e.name == name)
-            .unwrap()
+        c.env.as_ref().unwrap().iter().find(|e| e.name == name).unwrap()
     }
 
     #[test]
@@ -388,13 +335,7 @@ mod tests {
             Some("$(POD_NAME).demo-masters.db.svc.cluster.local:7051")
         );
         // Variables must precede the ones that reference them.
-        let env_names: Vec<_> = c
-            .env
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect();
+        let env_names: Vec<_> = c.env.as_ref().unwrap().iter().map(|e| e.name.as_str()).collect();
         assert_eq!(
             env_names,
             [
@@ -407,48 +348,26 @@ mod tests {
                 "KUDU_LOCATION_LABELS"
             ]
         );
-        let addresses = env_value(c, "KUDU_MASTER_ADDRESSES")
-            .value_from
-            .as_ref()
-            .unwrap();
+        let addresses = env_value(c, "KUDU_MASTER_ADDRESSES").value_from.as_ref().unwrap();
         let key_ref = addresses.config_map_key_ref.as_ref().unwrap();
-        assert_eq!(
-            (key_ref.name.as_str(), key_ref.key.as_str()),
-            ("demo-config", "master-addresses")
-        );
+        assert_eq!((key_ref.name.as_str(), key_ref.key.as_str()), ("demo-config", "master-addresses"));
 
-        let probe = c
-            .readiness_probe
-            .as_ref()
-            .unwrap()
-            .http_get
-            .as_ref()
-            .unwrap();
+        let probe = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
         assert_eq!(probe.path.as_deref(), Some("/healthz"));
         assert_eq!(probe.port, IntOrString::String("http".to_owned()));
         let pre_stop = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
         assert_eq!(
             pre_stop.exec.as_ref().unwrap().command.as_ref().unwrap(),
-            &[
-                "sh",
-                "-c",
-                "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""
-            ]
+            &["sh", "-c", "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""]
         );
-        assert_eq!(
-            pod_spec(&sts).service_account_name.as_deref(),
-            Some("demo-master")
-        );
+        assert_eq!(pod_spec(&sts).service_account_name.as_deref(), Some("demo-master"));
 
         let claims = s.volume_claim_templates.as_ref().unwrap();
         assert_eq!(claims.len(), 1);
         assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
         let claim = claims[0].spec.as_ref().unwrap();
         assert_eq!(claim.storage_class_name.as_deref(), Some("fast"));
-        assert_eq!(
-            claim.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
-            "5Gi"
-        );
+        assert_eq!(claim.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "5Gi");
         assert_eq!(c.volume_mounts.as_ref().unwrap()[0].name, "data");
     }
 
@@ -465,14 +384,7 @@ mod tests {
         for sts in [master_statefulset(&spec, 3), tserver_statefulset(&spec)] {
             let s = sts.spec.as_ref().unwrap();
             let selector = s.selector.match_labels.as_ref().unwrap();
-            let labels = s
-                .template
-                .metadata
-                .as_ref()
-                .unwrap()
-                .labels
-                .as_ref()
-                .unwrap();
+            let labels = s.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
             for (k, v) in selector {
                 assert_eq!(labels.get(k), Some(v), "{k}");
             }
@@ -485,10 +397,7 @@ mod tests {
         let sts = master_statefulset(&spec, 3);
         let spread = pod_spec(&sts).topology_spread_constraints.as_ref().unwrap();
         let keys: Vec<_> = spread.iter().map(|c| c.topology_key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
-        );
+        assert_eq!(keys, ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]);
         for c in spread {
             assert_eq!(c.max_skew, 1);
             assert_eq!(
@@ -507,20 +416,8 @@ mod tests {
         let template = &sts.spec.as_ref().unwrap().template;
         let pod = template.spec.as_ref().unwrap();
         assert_eq!(pod.node_selector.as_ref().unwrap()["disk"], "ssd");
-        assert_eq!(
-            pod.tolerations.as_ref().unwrap()[0].key.as_deref(),
-            Some("dedicated")
-        );
-        assert_eq!(
-            template
-                .metadata
-                .as_ref()
-                .unwrap()
-                .annotations
-                .as_ref()
-                .unwrap()["a"],
-            "b"
-        );
+        assert_eq!(pod.tolerations.as_ref().unwrap()[0].key.as_deref(), Some("dedicated"));
+        assert_eq!(template.metadata.as_ref().unwrap().annotations.as_ref().unwrap()["a"], "b");
         // The masters did not get the tablet servers' overrides.
         let masters = master_statefulset(&spec, 3);
         assert_eq!(pod_spec(&masters).node_selector, None);

@@ -32,11 +32,7 @@ fn params() -> PatchParams {
 
 async fn apply_namespaced<K>(client: &Client, object: &K) -> Result<(), kube::Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let meta = object.meta();
     let namespace = meta.namespace.as_deref().unwrap_or_default();
@@ -48,11 +44,7 @@ where
 
 async fn apply_cluster<K>(client: &Client, object: &K) -> Result<(), kube::Error>
 where
-    K: Resource<Scope = ClusterResourceScope, DynamicType = ()>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Debug,
+    K: Resource<Scope = ClusterResourceScope, DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = object.meta().name.as_deref().unwrap_or_default();
     let api: Api<K> = Api::all(client.clone());
@@ -73,9 +65,5 @@ pub async fn apply(client: &Client, object: &Object) -> Result<(), ApplyError> {
         Object::PodDisruptionBudget(o) => apply_namespaced(client, o).await,
         Object::StatefulSet(o) => apply_namespaced(client, o).await,
     };
-    result.map_err(|source| ApplyError {
-        kind: object.kind(),
-        name: object.name().to_owned(),
-        source,
-    })
+    result.map_err(|source| ApplyError { kind: object.kind(), name: object.name().to_owned(), source })
 }

@@ -43,45 +43,26 @@ pub async fn execute<M: MasterAdmin>(
     addresses: &[String],
     action: &Action,
 ) -> Result<(), ExecuteError> {
-    let master_err = |source| ExecuteError::Master {
-        action: action.to_string(),
-        source,
-    };
-    let kube_err = |source| ExecuteError::Kube {
-        action: action.to_string(),
-        source,
-    };
+    let master_err = |source| ExecuteError::Master { action: action.to_string(), source };
+    let kube_err = |source| ExecuteError::Kube { action: action.to_string(), source };
     match action {
         Action::None | Action::Wait(_) => Ok(()),
-        Action::AddMember { address, .. } => masters
-            .add_master(addresses, address)
-            .await
-            .map_err(master_err),
-        Action::RemoveMember {
-            node_id, is_leader, ..
-        } => {
+        Action::AddMember { address, .. } => masters.add_master(addresses, address).await.map_err(master_err),
+        Action::RemoveMember { node_id, is_leader, .. } => {
             if *is_leader {
-                masters
-                    .step_down(addresses, *node_id)
-                    .await
-                    .map_err(master_err)?;
+                masters.step_down(addresses, *node_id).await.map_err(master_err)?;
                 // The next observation sees the new leader and decides again.
                 return Ok(());
             }
-            masters
-                .remove_master(addresses, *node_id)
-                .await
-                .map_err(master_err)
+            masters.remove_master(addresses, *node_id).await.map_err(master_err)
         }
         Action::DeletePodAndPvc { ordinal, .. } => {
             let pod = names::master_pod_name(&spec.name, *ordinal);
             let claim = format!("{}-{pod}", names::DATA_VOLUME);
             // Claim first: it stays until the pod is gone, then the recreated pod gets a
             // fresh one instead of being pinned to the old volume again.
-            let claims: Api<PersistentVolumeClaim> =
-                Api::namespaced(client.clone(), &spec.namespace);
-            ignore_not_found(claims.delete(&claim, &DeleteParams::default()).await)
-                .map_err(kube_err)?;
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &spec.namespace);
+            ignore_not_found(claims.delete(&claim, &DeleteParams::default()).await).map_err(kube_err)?;
             let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
             ignore_not_found(pods.delete(&pod, &DeleteParams::default()).await).map_err(kube_err)
         }
@@ -89,15 +70,8 @@ pub async fn execute<M: MasterAdmin>(
             let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &spec.namespace);
             let name = names::statefulset_name(&spec.name, Role::Master);
             let patch = json!({"spec": {"replicas": replicas}});
-            let params = PatchParams {
-                field_manager: Some(FIELD_MANAGER.to_owned()),
-                ..PatchParams::default()
-            };
-            statefulsets
-                .patch(&name, &params, &Patch::Merge(&patch))
-                .await
-                .map(|_| ())
-                .map_err(kube_err)
+            let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+            statefulsets.patch(&name, &params, &Patch::Merge(&patch)).await.map(|_| ()).map_err(kube_err)
         }
     }
 }

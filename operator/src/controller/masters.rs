@@ -32,10 +32,7 @@ pub trait MasterAdmin: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<RaftView>, MasterAdminError>> + Send;
 
     /// The node id the master at `address` reports about itself (`ConnectToMaster`).
-    fn node_id(
-        &self,
-        address: &str,
-    ) -> impl Future<Output = Result<Option<NodeId>, MasterAdminError>> + Send;
+    fn node_id(&self, address: &str) -> impl Future<Output = Result<Option<NodeId>, MasterAdminError>> + Send;
 
     /// `AddMaster(address)` on the leader.
     fn add_master(

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod execute;
+pub mod grpc;
 pub mod masters;
 pub mod observe;
 pub mod rollout;
@@ -132,12 +133,7 @@ pub fn error_policy<M: MasterAdmin>(
     ctx: Arc<Context<M>>,
 ) -> controller::Action {
     warn!(cluster = %cluster.name_any(), %error, "reconcile failed");
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&ErrorLabels {
-            error: error.metric_label(),
-        })
-        .inc();
+    ctx.metrics.reconcile_errors.get_or_create(&ErrorLabels { error: error.metric_label() }).inc();
     controller::Action::requeue(Duration::from_secs(15))
 }
 
@@ -147,11 +143,7 @@ async fn publish<M>(ctx: &Context<M>, cluster: &KuduCluster, event: Event) {
     }
 }
 
-async fn patch_status<M>(
-    ctx: &Context<M>,
-    cluster: &KuduCluster,
-    status: KuduClusterStatus,
-) -> Result<(), Error> {
+async fn patch_status<M>(ctx: &Context<M>, cluster: &KuduCluster, status: KuduClusterStatus) -> Result<(), Error> {
     let namespace = cluster.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<KuduCluster> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = json!({
@@ -159,20 +151,13 @@ async fn patch_status<M>(
         "kind": KuduCluster::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &cluster.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(kube_err("writing status"))?;
+    api.patch_status(&cluster.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(kube_err("writing status"))?;
     Ok(())
 }
 
-async fn reconcile_apply<M: MasterAdmin>(
-    cluster: &KuduCluster,
-    ctx: &Context<M>,
-) -> Result<controller::Action, Error> {
+async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>) -> Result<controller::Action, Error> {
     let now = Timestamp::now();
     let spec = match validate(cluster) {
         Ok(spec) => spec,
@@ -192,12 +177,8 @@ async fn reconcile_apply<M: MasterAdmin>(
                 },
             )
             .await;
-            let status = status::invalid_spec_status(
-                message,
-                cluster.metadata.generation,
-                cluster.status.as_ref(),
-                now,
-            );
+            let status =
+                status::invalid_spec_status(message, cluster.metadata.generation, cluster.status.as_ref(), now);
             patch_status(ctx, cluster, status).await?;
             return Ok(controller::Action::await_change());
         }
@@ -205,14 +186,10 @@ async fn reconcile_apply<M: MasterAdmin>(
 
     let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &spec.namespace);
     let master_sts_name = names::statefulset_name(&spec.name, Role::Master);
-    let master_sts = statefulsets
-        .get_opt(&master_sts_name)
-        .await
-        .map_err(kube_err("reading the master StatefulSet"))?;
+    let master_sts =
+        statefulsets.get_opt(&master_sts_name).await.map_err(kube_err("reading the master StatefulSet"))?;
     let inputs = match master_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas) {
-        Some(replicas) => BuildInputs {
-            master_statefulset_replicas: replicas,
-        },
+        Some(replicas) => BuildInputs { master_statefulset_replicas: replicas },
         None => BuildInputs::initial(&spec),
     };
     let tserver_sts_name = names::statefulset_name(&spec.name, Role::TServer);
@@ -225,8 +202,7 @@ async fn reconcile_apply<M: MasterAdmin>(
     // changed only after the masters' rollout finished.
     let masters_rolled_out = master_sts.as_ref().is_some_and(rollout::rolled_out);
     for object in build_all(&spec, inputs)? {
-        let is_tserver_sts =
-            matches!(&object, Object::StatefulSet(_)) && object.name() == tserver_sts_name;
+        let is_tserver_sts = matches!(&object, Object::StatefulSet(_)) && object.name() == tserver_sts_name;
         if is_tserver_sts && tserver_sts_exists && !masters_rolled_out {
             tracing::debug!("tablet server StatefulSet waits for the masters' rollout");
             continue;
@@ -236,25 +212,10 @@ async fn reconcile_apply<M: MasterAdmin>(
 
     let observed = observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
     let decision = membership::decide(&observed);
-    if !matches!(
-        decision,
-        membership::Action::None | membership::Action::Wait(_)
-    ) {
+    if !matches!(decision, membership::Action::None | membership::Action::Wait(_)) {
         info!(action = %decision, "membership action");
-        execute::execute(
-            &ctx.client,
-            &ctx.masters,
-            &spec,
-            &observed.addresses,
-            &decision,
-        )
-        .await?;
-        ctx.metrics
-            .membership_actions
-            .get_or_create(&ActionLabels {
-                action: status::action_name(&decision),
-            })
-            .inc();
+        execute::execute(&ctx.client, &ctx.masters, &spec, &observed.addresses, &decision).await?;
+        ctx.metrics.membership_actions.get_or_create(&ActionLabels { action: status::action_name(&decision) }).inc();
         publish(
             ctx,
             cluster,
@@ -273,9 +234,11 @@ async fn reconcile_apply<M: MasterAdmin>(
         .get_opt(&names::statefulset_name(&spec.name, Role::TServer))
         .await
         .map_err(kube_err("reading the tablet server StatefulSet"))?;
-    let ready_tservers = tserver_sts
-        .and_then(|s| s.status?.ready_replicas)
-        .unwrap_or(0);
+    let ready_tservers = tserver_sts.and_then(|s| s.status?.ready_replicas).unwrap_or(0);
+    // The cached object can predate our own last status write; build on a fresh read so
+    // transition times and the last membership change are not rolled back.
+    let clusters: Api<KuduCluster> = Api::namespaced(ctx.client.clone(), &spec.namespace);
+    let previous = clusters.get_status(&spec.name).await.map_err(kube_err("reading the KuduCluster status"))?.status;
     let pod_name = |ordinal| names::master_pod_name(&spec.name, ordinal);
     let new_status = status::compute_status(&status::StatusInputs {
         generation: cluster.metadata.generation,
@@ -284,7 +247,7 @@ async fn reconcile_apply<M: MasterAdmin>(
         decision: &decision,
         ready_tservers,
         desired_tservers: spec.tservers.replicas,
-        previous: cluster.status.as_ref(),
+        previous: previous.as_ref(),
         now,
     });
     patch_status(ctx, cluster, new_status).await?;
@@ -309,10 +272,8 @@ async fn observe_membership<M: MasterAdmin>(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let pod_list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(kube_err("listing master pods"))?;
+    let pod_list =
+        pods.list(&ListParams::default().labels(&selector)).await.map_err(kube_err("listing master pods"))?;
     let nodes_api: Api<Node> = Api::all(ctx.client.clone());
     let mut nodes: BTreeMap<String, Option<Node>> = BTreeMap::new();
     let sts_name = names::statefulset_name(&spec.name, Role::Master);
@@ -322,55 +283,35 @@ async fn observe_membership<M: MasterAdmin>(
         if let Some(node_name) = node_name.filter(|n| !n.is_empty())
             && !nodes.contains_key(&node_name)
         {
-            let node = nodes_api
-                .get_opt(&node_name)
-                .await
-                .map_err(kube_err("reading a node"))?;
+            let node = nodes_api.get_opt(&node_name).await.map_err(kube_err("reading a node"))?;
             nodes.insert(node_name, node);
         }
-        let node = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_ref())
-            .and_then(|n| nodes.get(n))
-            .and_then(Option::as_ref);
+        let node =
+            pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).and_then(|n| nodes.get(n)).and_then(Option::as_ref);
         let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-        let ordinal = pod
-            .metadata
-            .name
-            .as_deref()
-            .and_then(|n| observe::ordinal_of(n, &sts_name));
+        let ordinal = pod.metadata.name.as_deref().and_then(|n| observe::ordinal_of(n, &sts_name));
         let node_id = match ordinal.and_then(|o| addresses.get(usize::try_from(o).ok()?)) {
-            Some(address) if running => {
-                ctx.masters.node_id(address).await.unwrap_or_else(|error| {
-                    tracing::debug!(%error, %address, "no node id");
-                    None
-                })
-            }
+            Some(address) if running => ctx.masters.node_id(address).await.unwrap_or_else(|error| {
+                tracing::debug!(%error, %address, "no node id");
+                None
+            }),
             _ => None,
         };
         if let Some(master) = observe::master_pod(pod, &sts_name, node, node_id) {
             master_pods.push(master);
         }
     }
-    let raft = ctx
-        .masters
-        .membership(&addresses)
-        .await
-        .unwrap_or_else(|error| {
-            warn!(%error, "cannot read the master membership");
-            None
-        });
+    let raft = ctx.masters.membership(&addresses).await.unwrap_or_else(|error| {
+        warn!(%error, "cannot read the master membership");
+        None
+    });
     Ok(Observed {
         raft,
         pods: master_pods,
         addresses,
         desired_replicas: spec.masters.replicas,
         statefulset_replicas,
-        replacement: ReplacementPolicy {
-            enabled: spec.replacement_enabled,
-            grace: spec.replacement_grace,
-        },
+        replacement: ReplacementPolicy { enabled: spec.replacement_enabled, grace: spec.replacement_grace },
         now,
     })
 }
@@ -404,16 +345,9 @@ fn cluster_of_pod(pod: &Pod) -> Option<ObjectRef<KuduCluster>> {
 }
 
 /// Run the controller until `shutdown` completes.
-pub async fn run<M: MasterAdmin>(
-    ctx: Arc<Context<M>>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
+pub async fn run<M: MasterAdmin>(ctx: Arc<Context<M>>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    let managed = watcher::Config::default().labels(&format!(
-        "{}={}",
-        names::LABEL_MANAGED_BY,
-        names::MANAGED_BY
-    ));
+    let managed = watcher::Config::default().labels(&format!("{}={}", names::LABEL_MANAGED_BY, names::MANAGED_BY));
     let master_pods = watcher::Config::default().labels(&format!(
         "{}={},{}={}",
         names::LABEL_NAME,
@@ -421,27 +355,22 @@ pub async fn run<M: MasterAdmin>(
         names::LABEL_COMPONENT,
         Role::Master.component()
     ));
-    Controller::new(
-        Api::<KuduCluster>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
-    .owns(Api::<Service>::all(client.clone()), managed.clone())
-    .owns(Api::<ConfigMap>::all(client.clone()), managed)
-    .watches(Api::<Pod>::all(client), master_pods, |pod| {
-        cluster_of_pod(&pod)
-    })
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, ctx)
-    .for_each(|result| async move {
-        match result {
-            Ok((object, _)) => tracing::debug!(cluster = %object.name, "reconciled"),
-            // An owned object changed after its cluster was deleted: nothing to do.
-            Err(controller::Error::ObjectNotFound(object)) => {
-                tracing::debug!(%object, "cluster is gone")
+    Controller::new(Api::<KuduCluster>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
+        .owns(Api::<Service>::all(client.clone()), managed.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), managed)
+        .watches(Api::<Pod>::all(client), master_pods, |pod| cluster_of_pod(&pod))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(cluster = %object.name, "reconciled"),
+                // An owned object changed after its cluster was deleted: nothing to do.
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    tracing::debug!(%object, "cluster is gone")
+                }
+                Err(error) => warn!(%error, "reconcile error"),
             }
-            Err(error) => warn!(%error, "reconcile error"),
-        }
-    })
-    .await;
+        })
+        .await;
 }

@@ -8,12 +8,7 @@ use crate::membership::{MasterPod, NodeId, NodeState, PodPhase};
 
 /// Ordinal of a StatefulSet pod named `<statefulset>-<ordinal>`.
 pub fn ordinal_of(pod_name: &str, statefulset: &str) -> Option<i32> {
-    pod_name
-        .strip_prefix(statefulset)?
-        .strip_prefix('-')?
-        .parse()
-        .ok()
-        .filter(|o: &i32| *o >= 0)
+    pod_name.strip_prefix(statefulset)?.strip_prefix('-')?.parse().ok().filter(|o: &i32| *o >= 0)
 }
 
 fn condition_since(pod: &Pod, type_: &str, status: &str) -> Option<Timestamp> {
@@ -29,11 +24,7 @@ fn condition_since(pod: &Pod, type_: &str, status: &str) -> Option<Timestamp> {
 }
 
 fn node_state(pod: &Pod, node: Option<&Node>) -> NodeState {
-    let bound = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .is_some_and(|n| !n.is_empty());
+    let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
     if !bound {
         return NodeState::Unassigned;
     }
@@ -46,11 +37,7 @@ fn node_state(pod: &Pod, node: Option<&Node>) -> NodeState {
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .is_some_and(|c| c.status == "True");
-    if ready {
-        NodeState::Ready
-    } else {
-        NodeState::NotReady
-    }
+    if ready { NodeState::Ready } else { NodeState::NotReady }
 }
 
 fn node_not_ready_since(node: Option<&Node>) -> Option<Timestamp> {
@@ -69,12 +56,7 @@ fn node_not_ready_since(node: Option<&Node>) -> Option<Timestamp> {
 /// The [`MasterPod`] for `pod` of master StatefulSet `statefulset`, given its node (if
 /// the node object exists) and the node id its master reports. `None` for a pod that is
 /// not one of the StatefulSet's.
-pub fn master_pod(
-    pod: &Pod,
-    statefulset: &str,
-    node: Option<&Node>,
-    node_id: Option<NodeId>,
-) -> Option<MasterPod> {
+pub fn master_pod(pod: &Pod, statefulset: &str, node: Option<&Node>, node_id: Option<NodeId>) -> Option<MasterPod> {
     let name = pod.metadata.name.as_deref()?;
     let ordinal = ordinal_of(name, statefulset)?;
     let phase = match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
@@ -91,30 +73,19 @@ pub fn master_pod(
     let node_state = node_state(pod, node);
     let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let unable_to_run_since = match (node_state, phase) {
-        (NodeState::NotReady, _) => node_not_ready_since(node)
-            .or_else(|| condition_since(pod, "Ready", "False"))
-            .or(created),
-        (NodeState::Gone, _) | (_, PodPhase::Unknown) => {
-            condition_since(pod, "Ready", "False").or(created)
+        (NodeState::NotReady, _) => {
+            node_not_ready_since(node).or_else(|| condition_since(pod, "Ready", "False")).or(created)
         }
+        (NodeState::Gone, _) | (_, PodPhase::Unknown) => condition_since(pod, "Ready", "False").or(created),
         (_, PodPhase::Pending) => condition_since(pod, "PodScheduled", "False").or(created),
         _ => None,
     };
-    Some(MasterPod {
-        ordinal,
-        phase,
-        ready,
-        node_id,
-        node: node_state,
-        unable_to_run_since,
-    })
+    Some(MasterPod { ordinal, phase, ready, node_id, node: node_state, unable_to_run_since })
 }
 
 /// Stable addresses of every possible master ordinal of the cluster.
 pub fn all_master_addresses(spec: &crate::validate::ValidatedSpec) -> Vec<String> {
-    (0..crate::crd::MAX_MASTER_REPLICAS)
-        .map(|ordinal| names::master_address(spec, ordinal))
-        .collect()
+    (0..crate::crd::MAX_MASTER_REPLICAS).map(|ordinal| names::master_address(spec, ordinal)).collect()
 }
 
 #[cfg(test)]
@@ -135,10 +106,7 @@ mod tests {
                 creation_timestamp: Some(Time(at(0))),
                 ..ObjectMeta::default()
             },
-            spec: Some(PodSpec {
-                node_name: node.map(str::to_owned),
-                ..PodSpec::default()
-            }),
+            spec: Some(PodSpec { node_name: node.map(str::to_owned), ..PodSpec::default() }),
             status: Some(PodStatus {
                 phase: Some(phase.to_owned()),
                 conditions: Some(vec![PodCondition {
@@ -208,13 +176,7 @@ mod tests {
 
     #[test]
     fn pod_whose_node_vanished_is_stuck() {
-        let p = master_pod(
-            &pod("demo-master-0", "Unknown", Some("gone"), false),
-            "demo-master",
-            None,
-            None,
-        )
-        .unwrap();
+        let p = master_pod(&pod("demo-master-0", "Unknown", Some("gone"), false), "demo-master", None, None).unwrap();
         assert_eq!(p.node, NodeState::Gone);
         assert_eq!(p.unable_to_run_since, Some(at(50)));
     }

@@ -6,11 +6,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 /// Whether `statefulset` finished rolling out its current spec: the controller saw the
 /// latest generation and every replica is updated and ready.
 pub fn rolled_out(statefulset: &StatefulSet) -> bool {
-    let desired = statefulset
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
+    let desired = statefulset.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let Some(status) = statefulset.status.as_ref() else {
         return false;
     };
@@ -38,14 +34,8 @@ mod tests {
 
     fn sts(generation: i64, status: StatefulSetStatus) -> StatefulSet {
         StatefulSet {
-            metadata: ObjectMeta {
-                generation: Some(generation),
-                ..ObjectMeta::default()
-            },
-            spec: Some(StatefulSetSpec {
-                replicas: Some(3),
-                ..StatefulSetSpec::default()
-            }),
+            metadata: ObjectMeta { generation: Some(generation), ..ObjectMeta::default() },
+            spec: Some(StatefulSetSpec { replicas: Some(3), ..StatefulSetSpec::default() }),
             status: Some(status),
         }
     }

@@ -71,10 +71,7 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
         .collect();
     let voters = masters.iter().filter(|m| m.voter).count();
     let healthy_voters = masters.iter().filter(|m| m.voter && m.healthy).count();
-    let leader_pod = masters
-        .iter()
-        .find(|m| m.role == MasterRole::Leader)
-        .and_then(|m| m.pod.clone());
+    let leader_pod = masters.iter().find(|m| m.role == MasterRole::Leader).and_then(|m| m.pod.clone());
 
     let available = match (leader_id, inputs.ready_tservers) {
         (None, _) => Cond {
@@ -110,23 +107,12 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
             type_: PROGRESSING,
             status: true,
             reason: "TabletServersStarting",
-            message: format!(
-                "{}/{} tablet servers ready",
-                inputs.ready_tservers, inputs.desired_tservers
-            ),
+            message: format!("{}/{} tablet servers ready", inputs.ready_tservers, inputs.desired_tservers),
         },
-        Action::Wait(reason) => Cond {
-            type_: PROGRESSING,
-            status: true,
-            reason: "Waiting",
-            message: reason.to_string(),
-        },
-        action => Cond {
-            type_: PROGRESSING,
-            status: true,
-            reason: "MembershipChange",
-            message: action.to_string(),
-        },
+        Action::Wait(reason) => {
+            Cond { type_: PROGRESSING, status: true, reason: "Waiting", message: reason.to_string() }
+        }
+        action => Cond { type_: PROGRESSING, status: true, reason: "MembershipChange", message: action.to_string() },
     };
     let degraded = if leader_id.is_none() {
         Cond {
@@ -147,10 +133,7 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
             type_: DEGRADED,
             status: true,
             reason: "TabletServerDown",
-            message: format!(
-                "{}/{} tablet servers ready",
-                inputs.ready_tservers, inputs.desired_tservers
-            ),
+            message: format!("{}/{} tablet servers ready", inputs.ready_tservers, inputs.desired_tservers),
         }
     } else {
         Cond {
@@ -163,10 +146,8 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
 
     let previous = inputs.previous;
     let last_membership_change = if inputs.decision.is_membership_change()
-        || matches!(
-            inputs.decision,
-            Action::DeletePodAndPvc { .. } | Action::ResizeStatefulSet { .. }
-        ) {
+        || matches!(inputs.decision, Action::DeletePodAndPvc { .. } | Action::ResizeStatefulSet { .. })
+    {
         Some(MembershipChangeStatus {
             time: Time(inputs.now),
             action: action_name(inputs.decision).to_owned(),
@@ -197,22 +178,10 @@ pub fn invalid_spec_status(
     now: Timestamp,
 ) -> KuduClusterStatus {
     let mut status = previous.cloned().unwrap_or_default();
-    let keep_available = previous
-        .and_then(|p| p.conditions.iter().find(|c| c.type_ == AVAILABLE))
-        .cloned();
+    let keep_available = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == AVAILABLE)).cloned();
     status.conditions = [
-        Cond {
-            type_: PROGRESSING,
-            status: false,
-            reason: "InvalidSpec",
-            message: message.clone(),
-        },
-        Cond {
-            type_: DEGRADED,
-            status: true,
-            reason: "InvalidSpec",
-            message,
-        },
+        Cond { type_: PROGRESSING, status: false, reason: "InvalidSpec", message: message.clone() },
+        Cond { type_: DEGRADED, status: true, reason: "InvalidSpec", message },
     ]
     .into_iter()
     .map(|c| condition(c, generation, previous, now))
@@ -235,12 +204,7 @@ pub fn action_name(action: &Action) -> &'static str {
 }
 
 /// A condition, keeping the previous transition time when its status did not change.
-fn condition(
-    c: Cond,
-    generation: Option<i64>,
-    previous: Option<&KuduClusterStatus>,
-    now: Timestamp,
-) -> Condition {
+fn condition(c: Cond, generation: Option<i64>, previous: Option<&KuduClusterStatus>, now: Timestamp) -> Condition {
     let status = if c.status { "True" } else { "False" }.to_owned();
     let last_transition_time = previous
         .and_then(|p| p.conditions.iter().find(|old| old.type_ == c.type_))
@@ -262,9 +226,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::membership::{
-        NodeId, NodeState, PodPhase, RaftMember, RaftView, ReplacementPolicy, WaitReason,
-    };
+    use crate::membership::{NodeId, NodeState, PodPhase, RaftMember, RaftView, ReplacementPolicy, WaitReason};
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + secs).unwrap()
@@ -297,10 +259,7 @@ mod tests {
             addresses: (0..7).map(|o| format!("m{o}")).collect(),
             desired_replicas: n,
             statefulset_replicas: n,
-            replacement: ReplacementPolicy {
-                enabled: true,
-                grace: Duration::from_secs(300),
-            },
+            replacement: ReplacementPolicy { enabled: true, grace: Duration::from_secs(300) },
             now: at(0),
         }
     }
@@ -339,11 +298,7 @@ mod tests {
         assert_eq!(s.leader.as_deref(), Some("demo-master-0"));
         assert_eq!(s.ready_tservers, Some(3));
         assert_eq!(s.observed_generation, Some(4));
-        assert!(
-            s.conditions
-                .iter()
-                .all(|c| c.observed_generation == Some(4))
-        );
+        assert!(s.conditions.iter().all(|c| c.observed_generation == Some(4)));
         assert_eq!(s.masters[0].role, MasterRole::Leader);
         assert_eq!(s.masters[1].role, MasterRole::Follower);
         assert_eq!(s.masters[1].node_id, "11");
@@ -351,19 +306,12 @@ mod tests {
 
     #[test]
     fn a_down_master_degrades_and_waiting_progresses() {
-        let decision = Action::Wait(WaitReason::ReplacementPending {
-            ordinal: 2,
-            remaining: Duration::from_secs(100),
-        });
+        let decision = Action::Wait(WaitReason::ReplacementPending { ordinal: 2, remaining: Duration::from_secs(100) });
         let s = status_of(&observed(&[true, true, false]), &decision, 3, None, 0);
         assert_eq!(cond(&s, DEGRADED).reason, "MasterDown");
         assert_eq!(cond(&s, DEGRADED).message, "2/3 voting masters healthy");
         assert_eq!(cond(&s, PROGRESSING).status, "True");
-        assert!(
-            cond(&s, PROGRESSING)
-                .message
-                .contains("replacing it in 100s")
-        );
+        assert!(cond(&s, PROGRESSING).message.contains("replacing it in 100s"));
         assert!(!s.masters[2].healthy);
     }
 
@@ -387,20 +335,13 @@ mod tests {
         let same = status_of(&o, &Action::None, 3, Some(&first), 60);
         assert_eq!(cond(&same, AVAILABLE).last_transition_time, Time(at(0)));
         let changed = status_of(&o, &Action::None, 0, Some(&same), 120);
-        assert_eq!(
-            cond(&changed, AVAILABLE).last_transition_time,
-            Time(at(120))
-        );
+        assert_eq!(cond(&changed, AVAILABLE).last_transition_time, Time(at(120)));
     }
 
     #[test]
     fn membership_changes_are_recorded_and_kept() {
         let o = observed(&[true, true, true]);
-        let add = Action::AddMember {
-            ordinal: 3,
-            address: "m3".to_owned(),
-            node_id: NodeId(99),
-        };
+        let add = Action::AddMember { ordinal: 3, address: "m3".to_owned(), node_id: NodeId(99) };
         let s = status_of(&o, &add, 3, None, 10);
         let change = s.last_membership_change.clone().unwrap();
         assert_eq!(change.action, "AddMember");
@@ -413,12 +354,7 @@ mod tests {
     fn invalid_spec_keeps_observations_and_says_why() {
         let o = observed(&[true, true, true]);
         let good = status_of(&o, &Action::None, 3, None, 0);
-        let s = invalid_spec_status(
-            "spec.masters.replicas is 2".to_owned(),
-            Some(5),
-            Some(&good),
-            at(30),
-        );
+        let s = invalid_spec_status("spec.masters.replicas is 2".to_owned(), Some(5), Some(&good), at(30));
         assert_eq!(cond(&s, DEGRADED).reason, "InvalidSpec");
         assert_eq!(cond(&s, DEGRADED).status, "True");
         assert_eq!(cond(&s, PROGRESSING).reason, "InvalidSpec");

@@ -162,41 +162,27 @@ impl fmt::Display for WaitReason {
             Self::LearnerCatchingUp { node_id } => {
                 write!(f, "learner {node_id} is catching up")
             }
-            Self::WouldLoseQuorum {
-                change,
-                voters,
-                live,
-            } => write!(
-                f,
-                "refusing to {change}: only {live} of {voters} voters are live and quorum would be lost"
-            ),
+            Self::WouldLoseQuorum { change, voters, live } => {
+                write!(f, "refusing to {change}: only {live} of {voters} voters are live and quorum would be lost")
+            }
             Self::WaitingForNodeId { ordinal } => {
                 write!(f, "master {ordinal} has not reported its node id yet")
             }
-            Self::NodeIdConflict { ordinal, node_id } => write!(
-                f,
-                "master {ordinal} reports node id {node_id}, which is a member under another address"
-            ),
-            Self::ReplacementPending { ordinal, remaining } => write!(
-                f,
-                "master {ordinal} cannot run; replacing it in {}s unless it recovers",
-                remaining.as_secs()
-            ),
-            Self::ReplacementDisabled { ordinal } => write!(
-                f,
-                "master {ordinal} cannot run and automatic replacement is disabled"
-            ),
-            Self::ReplacementBlocked {
-                ordinal,
-                recovering,
-            } => write!(
-                f,
-                "master {ordinal} cannot run; waiting for master {recovering} to recover before replacing it"
-            ),
-            Self::UnmanagedMember { node_id, address } => write!(
-                f,
-                "member {node_id} at {address} is not a pod of this cluster; leaving it alone"
-            ),
+            Self::NodeIdConflict { ordinal, node_id } => {
+                write!(f, "master {ordinal} reports node id {node_id}, which is a member under another address")
+            }
+            Self::ReplacementPending { ordinal, remaining } => {
+                write!(f, "master {ordinal} cannot run; replacing it in {}s unless it recovers", remaining.as_secs())
+            }
+            Self::ReplacementDisabled { ordinal } => {
+                write!(f, "master {ordinal} cannot run and automatic replacement is disabled")
+            }
+            Self::ReplacementBlocked { ordinal, recovering } => {
+                write!(f, "master {ordinal} cannot run; waiting for master {recovering} to recover before replacing it")
+            }
+            Self::UnmanagedMember { node_id, address } => {
+                write!(f, "member {node_id} at {address} is not a pod of this cluster; leaving it alone")
+            }
         }
     }
 }
@@ -206,29 +192,16 @@ impl fmt::Display for Action {
         match self {
             Self::None => write!(f, "membership matches the spec"),
             Self::Wait(reason) => write!(f, "waiting: {reason}"),
-            Self::AddMember {
-                ordinal,
-                address,
-                node_id,
-            } => write!(f, "add master {ordinal} ({address}, node {node_id})"),
-            Self::RemoveMember {
-                node_id,
-                address,
-                is_leader,
-                reason,
-            } => {
+            Self::AddMember { ordinal, address, node_id } => {
+                write!(f, "add master {ordinal} ({address}, node {node_id})")
+            }
+            Self::RemoveMember { node_id, address, is_leader, reason } => {
                 write!(f, "remove node {node_id} ({address})")?;
                 match reason {
-                    RemoveReason::DiskLost {
-                        ordinal,
-                        new_node_id,
-                    } => write!(
-                        f,
-                        ": master {ordinal} came back as node {new_node_id} (disk lost)"
-                    )?,
-                    RemoveReason::ScaleDown { ordinal } => {
-                        write!(f, ": scaling down past master {ordinal}")?
+                    RemoveReason::DiskLost { ordinal, new_node_id } => {
+                        write!(f, ": master {ordinal} came back as node {new_node_id} (disk lost)")?
                     }
+                    RemoveReason::ScaleDown { ordinal } => write!(f, ": scaling down past master {ordinal}")?,
                 }
                 if *is_leader {
                     write!(f, "; it is the leader, so leadership moves first")?;
@@ -268,14 +241,7 @@ pub fn decide(observed: &Observed) -> Action {
     // Rule 2: disk lost.
     for member in &raft.members {
         if let Some((ordinal, new_node_id)) = view.replaced_identity(member) {
-            return view.remove(
-                member,
-                leader,
-                RemoveReason::DiskLost {
-                    ordinal,
-                    new_node_id,
-                },
-            );
+            return view.remove(member, leader, RemoveReason::DiskLost { ordinal, new_node_id });
         }
     }
 
@@ -292,16 +258,12 @@ pub fn decide(observed: &Observed) -> Action {
 
     // Rule 4: a learner is catching up.
     if let Some(learner) = raft.members.iter().find(|m| !m.voter) {
-        return Action::Wait(WaitReason::LearnerCatchingUp {
-            node_id: learner.node_id,
-        });
+        return Action::Wait(WaitReason::LearnerCatchingUp { node_id: learner.node_id });
     }
 
     // Rule 5: resize.
     if observed.statefulset_replicas != observed.desired_replicas {
-        return Action::ResizeStatefulSet {
-            replicas: observed.desired_replicas,
-        };
+        return Action::ResizeStatefulSet { replicas: observed.desired_replicas };
     }
 
     // Rule 6: add pods that report ids not in the group.
@@ -331,15 +293,8 @@ pub fn decide(observed: &Observed) -> Action {
     if let Some(ordinal) = waiting_for_id {
         return Action::Wait(WaitReason::WaitingForNodeId { ordinal });
     }
-    if let Some(member) = raft
-        .members
-        .iter()
-        .find(|m| observed.ordinal_of(&m.address).is_none())
-    {
-        return Action::Wait(WaitReason::UnmanagedMember {
-            node_id: member.node_id,
-            address: member.address.clone(),
-        });
+    if let Some(member) = raft.members.iter().find(|m| observed.ordinal_of(&m.address).is_none()) {
+        return Action::Wait(WaitReason::UnmanagedMember { node_id: member.node_id, address: member.address.clone() });
     }
     Action::None
 }
@@ -417,17 +372,9 @@ impl View<'_> {
         let live = self.live_voters();
         // Once promoted the newcomer votes too; count it as live, it is running.
         if live + 1 < quorum(voters + 1) {
-            return Action::Wait(WaitReason::WouldLoseQuorum {
-                change: format!("add master {ordinal}"),
-                voters,
-                live,
-            });
+            return Action::Wait(WaitReason::WouldLoseQuorum { change: format!("add master {ordinal}"), voters, live });
         }
-        Action::AddMember {
-            ordinal,
-            address: address.to_owned(),
-            node_id,
-        }
+        Action::AddMember { ordinal, address: address.to_owned(), node_id }
     }
 
     /// How long the pod has been stuck, if it is stuck.
@@ -441,8 +388,7 @@ impl View<'_> {
     }
 
     fn beyond_grace(&self, pod: &MasterPod) -> bool {
-        self.stuck_for(pod)
-            .is_some_and(|d| d >= self.observed.replacement.grace)
+        self.stuck_for(pod).is_some_and(|d| d >= self.observed.replacement.grace)
     }
 
     /// Whether the master of `ordinal` is on its way back and not a replacement candidate:
@@ -479,13 +425,8 @@ impl View<'_> {
             if !observed.replacement.enabled {
                 return Some(Action::Wait(WaitReason::ReplacementDisabled { ordinal }));
             }
-            if let Some(recovering) =
-                (0..observed.desired_replicas).find(|&o| o != ordinal && self.recovering(o))
-            {
-                return Some(Action::Wait(WaitReason::ReplacementBlocked {
-                    ordinal,
-                    recovering,
-                }));
+            if let Some(recovering) = (0..observed.desired_replicas).find(|&o| o != ordinal && self.recovering(o)) {
+                return Some(Action::Wait(WaitReason::ReplacementBlocked { ordinal, recovering }));
             }
             let voters = self.voters().count();
             let live = self.live_voters();
@@ -498,8 +439,6 @@ impl View<'_> {
             }
             return Some(Action::DeletePodAndPvc { ordinal, stuck_for });
         }
-        pending.map(|(ordinal, remaining)| {
-            Action::Wait(WaitReason::ReplacementPending { ordinal, remaining })
-        })
+        pending.map(|(ordinal, remaining)| Action::Wait(WaitReason::ReplacementPending { ordinal, remaining }))
     }
 }

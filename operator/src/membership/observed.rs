@@ -131,17 +131,11 @@ impl Observed {
 
     /// Ordinal whose stable address is `address`.
     pub fn ordinal_of(&self, address: &str) -> Option<i32> {
-        self.addresses
-            .iter()
-            .position(|a| a == address)
-            .and_then(|i| i32::try_from(i).ok())
+        self.addresses.iter().position(|a| a == address).and_then(|i| i32::try_from(i).ok())
     }
 
     /// Stable address of `ordinal`.
     pub fn address_of(&self, ordinal: i32) -> Option<&str> {
-        usize::try_from(ordinal)
-            .ok()
-            .and_then(|i| self.addresses.get(i))
-            .map(String::as_str)
+        usize::try_from(ordinal).ok().and_then(|i| self.addresses.get(i)).map(String::as_str)
     }
 }

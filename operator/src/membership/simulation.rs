@@ -21,10 +21,7 @@ struct Rng(u64);
 
 impl Rng {
     fn below(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         usize::try_from((self.0 >> 33) % u64::try_from(n).unwrap()).unwrap()
     }
 
@@ -93,11 +90,7 @@ impl World {
             let id = world.fresh_id();
             world.disks.insert(ordinal, id);
             world.pods.insert(ordinal, world.running_pod(id));
-            world.members.push(RaftMember {
-                node_id: id,
-                address: address(ordinal),
-                voter: true,
-            });
+            world.members.push(RaftMember { node_id: id, address: address(ordinal), voter: true });
         }
         world.leader = Some(world.members[0].node_id);
         world
@@ -132,18 +125,12 @@ impl World {
     }
 
     fn live_voters(&self) -> usize {
-        self.members
-            .iter()
-            .filter(|m| m.voter && self.live(m))
-            .count()
+        self.members.iter().filter(|m| m.voter && self.live(m)).count()
     }
 
     fn observe(&self) -> Observed {
         let has_quorum = self.live_voters() >= quorum(self.voters());
-        let leader_live = self
-            .members
-            .iter()
-            .any(|m| Some(m.node_id) == self.leader && self.live(m));
+        let leader_live = self.members.iter().any(|m| Some(m.node_id) == self.leader && self.live(m));
         let raft = (has_quorum && leader_live).then(|| RaftView {
             leader: self.leader,
             members: self.members.clone(),
@@ -166,10 +153,7 @@ impl World {
             addresses: (0..7).map(address).collect(),
             desired_replicas: self.desired,
             statefulset_replicas: self.statefulset_replicas,
-            replacement: ReplacementPolicy {
-                enabled: true,
-                grace: GRACE,
-            },
+            replacement: ReplacementPolicy { enabled: true, grace: GRACE },
             now: self.now,
         }
     }
@@ -178,13 +162,8 @@ impl World {
     fn execute(&mut self, action: &Action, crash: bool) {
         match action {
             Action::None | Action::Wait(_) => {}
-            Action::AddMember {
-                address, node_id, ..
-            } => {
-                assert!(
-                    self.pending.is_none(),
-                    "second change while one is in flight"
-                );
+            Action::AddMember { address, node_id, .. } => {
+                assert!(self.pending.is_none(), "second change while one is in flight");
                 let ordinal = Self::ordinal_of(address);
                 if let Some(old) = self.lost_ids.get(&ordinal) {
                     assert!(
@@ -193,23 +172,14 @@ impl World {
                     );
                 }
                 // The RPC reaches the leader even if the operator dies before the reply.
-                self.pending = Some(Pending::Add(RaftMember {
-                    node_id: *node_id,
-                    address: address.clone(),
-                    voter: false,
-                }));
+                self.pending =
+                    Some(Pending::Add(RaftMember { node_id: *node_id, address: address.clone(), voter: false }));
             }
-            Action::RemoveMember {
-                node_id, is_leader, ..
-            } => {
-                assert!(
-                    self.pending.is_none(),
-                    "second change while one is in flight"
-                );
+            Action::RemoveMember { node_id, is_leader, .. } => {
+                assert!(self.pending.is_none(), "second change while one is in flight");
                 let voters_after = self.voters() - 1;
                 let member = self.members.iter().find(|m| m.node_id == *node_id).unwrap();
-                let live_after =
-                    self.live_voters() - usize::from(member.voter && self.live(member));
+                let live_after = self.live_voters() - usize::from(member.voter && self.live(member));
                 if member.voter {
                     assert!(
                         live_after >= quorum(voters_after),
@@ -246,11 +216,7 @@ impl World {
     }
 
     fn transfer_leadership_away_from(&mut self, old: NodeId) {
-        let next = self
-            .members
-            .iter()
-            .find(|m| m.voter && m.node_id != old && self.live(m))
-            .map(|m| m.node_id);
+        let next = self.members.iter().find(|m| m.voter && m.node_id != old && self.live(m)).map(|m| m.node_id);
         assert!(next.is_some(), "no live voter to take over leadership");
         self.leader = next;
     }
@@ -287,8 +253,7 @@ impl World {
                 let now = self.now;
                 let ordinals: Vec<i32> = self.pods.keys().copied().collect();
                 for ordinal in ordinals {
-                    let pinned =
-                        self.dead_nodes.contains(&ordinal) && self.disks.contains_key(&ordinal);
+                    let pinned = self.dead_nodes.contains(&ordinal) && self.disks.contains_key(&ordinal);
                     if pinned || self.pods[&ordinal].phase != PodPhase::Pending {
                         continue;
                     }
@@ -308,28 +273,16 @@ impl World {
             // Time passes; a leader is elected when there is none.
             _ => {
                 self.now += SignedDuration::from_secs(60);
-                let leader_live = self
-                    .members
-                    .iter()
-                    .any(|m| Some(m.node_id) == self.leader && self.live(m));
+                let leader_live = self.members.iter().any(|m| Some(m.node_id) == self.leader && self.live(m));
                 if !leader_live {
-                    self.leader = self
-                        .members
-                        .iter()
-                        .find(|m| m.voter && self.live(m))
-                        .map(|m| m.node_id);
+                    self.leader = self.members.iter().find(|m| m.voter && self.live(m)).map(|m| m.node_id);
                 }
             }
         }
     }
 
     fn statefulset_controller(&mut self) {
-        let scaled_away: Vec<i32> = self
-            .pods
-            .keys()
-            .copied()
-            .filter(|o| *o >= self.statefulset_replicas)
-            .collect();
+        let scaled_away: Vec<i32> = self.pods.keys().copied().filter(|o| *o >= self.statefulset_replicas).collect();
         for ordinal in scaled_away {
             self.pods.remove(&ordinal);
             // whenScaled: Delete.
@@ -434,11 +387,7 @@ fn lost_disk_rejoins_under_a_new_id() {
             let old = world.disks[&ordinal];
             world.lose_disk(ordinal);
             let world = run(world, seed);
-            let member = world
-                .members
-                .iter()
-                .find(|m| m.address == address(ordinal))
-                .unwrap();
+            let member = world.members.iter().find(|m| m.address == address(ordinal)).unwrap();
             assert_ne!(member.node_id, old, "seed {seed}");
         }
     }
@@ -452,10 +401,7 @@ fn lost_nodes_are_replaced_one_at_a_time() {
         world.lose_node(1);
         let old: Vec<_> = [1, 3].iter().map(|o| world.disks[o]).collect();
         let world = run(world, seed);
-        assert!(
-            world.members.iter().all(|m| !old.contains(&m.node_id)),
-            "seed {seed}"
-        );
+        assert!(world.members.iter().all(|m| !old.contains(&m.node_id)), "seed {seed}");
     }
 }
 
@@ -485,10 +431,7 @@ fn restarted_operator_repeats_no_membership_change() {
         world.execute(&action, false);
         if action.is_membership_change() {
             changes += 1;
-            assert_eq!(
-                decide(&world.observe()),
-                Action::Wait(WaitReason::ChangeInFlight)
-            );
+            assert_eq!(decide(&world.observe()), Action::Wait(WaitReason::ChangeInFlight));
         }
         world.progress(&mut rng);
         assert!(changes <= 2, "more changes than masters to add");

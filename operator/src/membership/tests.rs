@@ -31,11 +31,7 @@ fn new_id(ordinal: i32) -> NodeId {
 }
 
 fn voter(ordinal: i32) -> RaftMember {
-    RaftMember {
-        node_id: id(ordinal),
-        address: address(ordinal),
-        voter: true,
-    }
+    RaftMember { node_id: id(ordinal), address: address(ordinal), voter: true }
 }
 
 fn healthy_pod(ordinal: i32) -> MasterPod {
@@ -69,19 +65,12 @@ fn not_ready(mut pod: MasterPod) -> MasterPod {
 /// `n` healthy masters, all voters, leader 0, spec and StatefulSet at `n`.
 fn healthy(n: i32) -> Observed {
     Observed {
-        raft: Some(RaftView {
-            leader: Some(id(0)),
-            members: (0..n).map(voter).collect(),
-            change_in_flight: false,
-        }),
+        raft: Some(RaftView { leader: Some(id(0)), members: (0..n).map(voter).collect(), change_in_flight: false }),
         pods: (0..n).map(healthy_pod).collect(),
         addresses: (0..7).map(address).collect(),
         desired_replicas: n,
         statefulset_replicas: n,
-        replacement: ReplacementPolicy {
-            enabled: true,
-            grace: GRACE,
-        },
+        replacement: ReplacementPolicy { enabled: true, grace: GRACE },
         now: now(),
     }
 }
@@ -102,20 +91,11 @@ impl Observed {
 }
 
 fn remove(ordinal: i32, node_id: NodeId, is_leader: bool, reason: RemoveReason) -> Action {
-    Action::RemoveMember {
-        node_id,
-        address: address(ordinal),
-        is_leader,
-        reason,
-    }
+    Action::RemoveMember { node_id, address: address(ordinal), is_leader, reason }
 }
 
 fn add(ordinal: i32, node_id: NodeId) -> Action {
-    Action::AddMember {
-        ordinal,
-        address: address(ordinal),
-        node_id,
-    }
+    Action::AddMember { ordinal, address: address(ordinal), node_id }
 }
 
 fn is_quorum_refusal(action: &Action) -> bool {
@@ -139,10 +119,7 @@ fn healthy_cluster_needs_nothing() {
 #[test]
 fn no_raft_view_or_no_leader_waits() {
     let mut o = healthy(3);
-    o.set_pod(MasterPod {
-        node_id: Some(new_id(2)),
-        ..healthy_pod(2)
-    });
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ..healthy_pod(2) });
     o.raft_mut().leader = None;
     assert_eq!(decide(&o), Action::Wait(WaitReason::NoLeader));
     o.raft = None;
@@ -165,11 +142,7 @@ fn restarted_pod_with_same_id_needs_nothing() {
     o.set_pod(not_ready(healthy_pod(1)));
     assert_eq!(decide(&o), Action::None);
     // While starting it reports no id at all.
-    o.set_pod(MasterPod {
-        node_id: None,
-        phase: PodPhase::Pending,
-        ..not_ready(healthy_pod(1))
-    });
+    o.set_pod(MasterPod { node_id: None, phase: PodPhase::Pending, ..not_ready(healthy_pod(1)) });
     assert_eq!(decide(&o), Action::None);
 }
 
@@ -178,33 +151,14 @@ fn restarted_pod_with_same_id_needs_nothing() {
 #[test]
 fn new_node_id_removes_the_old_member_first() {
     let mut o = healthy(3);
-    o.set_pod(MasterPod {
-        node_id: Some(new_id(2)),
-        ready: false,
-        ..healthy_pod(2)
-    });
-    assert_eq!(
-        decide(&o),
-        remove(
-            2,
-            id(2),
-            false,
-            RemoveReason::DiskLost {
-                ordinal: 2,
-                new_node_id: new_id(2)
-            }
-        )
-    );
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ready: false, ..healthy_pod(2) });
+    assert_eq!(decide(&o), remove(2, id(2), false, RemoveReason::DiskLost { ordinal: 2, new_node_id: new_id(2) }));
 }
 
 #[test]
 fn then_adds_the_new_node_id() {
     let mut o = healthy(3);
-    o.set_pod(MasterPod {
-        node_id: Some(new_id(2)),
-        ready: false,
-        ..healthy_pod(2)
-    });
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ready: false, ..healthy_pod(2) });
     o.remove_member(id(2));
     assert_eq!(decide(&o), add(2, new_id(2)));
 }
@@ -212,35 +166,22 @@ fn then_adds_the_new_node_id() {
 #[test]
 fn disk_lost_on_the_leader_says_so() {
     let mut o = healthy(3);
-    o.set_pod(MasterPod {
-        node_id: Some(new_id(0)),
-        ..healthy_pod(0)
-    });
+    o.set_pod(MasterPod { node_id: Some(new_id(0)), ..healthy_pod(0) });
     let action = decide(&o);
-    assert!(
-        matches!(action, Action::RemoveMember { node_id, is_leader: true, .. } if node_id == id(0)),
-        "{action:?}"
-    );
+    assert!(matches!(action, Action::RemoveMember { node_id, is_leader: true, .. } if node_id == id(0)), "{action:?}");
 }
 
 #[test]
 fn disk_lost_refused_when_quorum_would_be_lost() {
     let mut o = healthy(3);
     o.set_pod(not_ready(healthy_pod(1)));
-    o.set_pod(MasterPod {
-        node_id: Some(new_id(2)),
-        ..healthy_pod(2)
-    });
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ..healthy_pod(2) });
     // Voters 0,1,2; live only 0. Removing 2 leaves 0,1 with one live: no quorum.
     let action = decide(&o);
     assert!(is_quorum_refusal(&action), "{action:?}");
     assert_eq!(
         action,
-        Action::Wait(WaitReason::WouldLoseQuorum {
-            change: format!("remove node {}", id(2)),
-            voters: 3,
-            live: 1,
-        })
+        Action::Wait(WaitReason::WouldLoseQuorum { change: format!("remove node {}", id(2)), voters: 3, live: 1 })
     );
 }
 
@@ -249,22 +190,8 @@ fn stale_learner_is_removed_without_a_quorum_check() {
     let mut o = healthy(3);
     o.raft_mut().members[2].voter = false;
     o.set_pod(not_ready(healthy_pod(1)));
-    o.set_pod(MasterPod {
-        node_id: Some(new_id(2)),
-        ..healthy_pod(2)
-    });
-    assert_eq!(
-        decide(&o),
-        remove(
-            2,
-            id(2),
-            false,
-            RemoveReason::DiskLost {
-                ordinal: 2,
-                new_node_id: new_id(2)
-            }
-        )
-    );
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ..healthy_pod(2) });
+    assert_eq!(decide(&o), remove(2, id(2), false, RemoveReason::DiskLost { ordinal: 2, new_node_id: new_id(2) }));
 }
 
 // Rule 3: scale down.
@@ -273,15 +200,9 @@ fn stale_learner_is_removed_without_a_quorum_check() {
 fn scale_down_removes_the_highest_ordinal_first() {
     let mut o = healthy(5);
     o.desired_replicas = 3;
-    assert_eq!(
-        decide(&o),
-        remove(4, id(4), false, RemoveReason::ScaleDown { ordinal: 4 })
-    );
+    assert_eq!(decide(&o), remove(4, id(4), false, RemoveReason::ScaleDown { ordinal: 4 }));
     o.remove_member(id(4));
-    assert_eq!(
-        decide(&o),
-        remove(3, id(3), false, RemoveReason::ScaleDown { ordinal: 3 })
-    );
+    assert_eq!(decide(&o), remove(3, id(3), false, RemoveReason::ScaleDown { ordinal: 3 }));
 }
 
 #[test]
@@ -289,10 +210,7 @@ fn scale_down_flags_the_leader() {
     let mut o = healthy(5);
     o.desired_replicas = 3;
     o.raft_mut().leader = Some(id(4));
-    assert_eq!(
-        decide(&o),
-        remove(4, id(4), true, RemoveReason::ScaleDown { ordinal: 4 })
-    );
+    assert_eq!(decide(&o), remove(4, id(4), true, RemoveReason::ScaleDown { ordinal: 4 }));
 }
 
 #[test]
@@ -322,10 +240,7 @@ fn scale_down_removes_a_dead_excess_member_even_when_degraded() {
     o.set_pod(not_ready(healthy_pod(4)));
     o.set_pod(not_ready(healthy_pod(3)));
     // Voters 5, live 3. Removing dead 4 leaves 4 voters with 3 live >= 3.
-    assert_eq!(
-        decide(&o),
-        remove(4, id(4), false, RemoveReason::ScaleDown { ordinal: 4 })
-    );
+    assert_eq!(decide(&o), remove(4, id(4), false, RemoveReason::ScaleDown { ordinal: 4 }));
 }
 
 // Rule 4: learners.
@@ -335,10 +250,7 @@ fn learner_catching_up_blocks_everything_else() {
     let mut o = healthy(3);
     o.desired_replicas = 5;
     o.raft_mut().members[2].voter = false;
-    assert_eq!(
-        decide(&o),
-        Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(2) })
-    );
+    assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(2) }));
 }
 
 // Rule 5 and 6: scale up.
@@ -350,28 +262,15 @@ fn scale_up_resizes_then_adds_pods_as_they_report_ids() {
     assert_eq!(decide(&o), Action::ResizeStatefulSet { replicas: 3 });
 
     o.statefulset_replicas = 3;
-    o.set_pod(MasterPod {
-        phase: PodPhase::Pending,
-        node_id: None,
-        ..not_ready(healthy_pod(1))
-    });
-    assert_eq!(
-        decide(&o),
-        Action::Wait(WaitReason::WaitingForNodeId { ordinal: 1 })
-    );
+    o.set_pod(MasterPod { phase: PodPhase::Pending, node_id: None, ..not_ready(healthy_pod(1)) });
+    assert_eq!(decide(&o), Action::Wait(WaitReason::WaitingForNodeId { ordinal: 1 }));
 
     o.set_pod(not_ready(healthy_pod(1)));
     o.set_pod(not_ready(healthy_pod(2)));
     assert_eq!(decide(&o), add(1, id(1)));
 
-    o.raft_mut().members.push(RaftMember {
-        voter: false,
-        ..voter(1)
-    });
-    assert_eq!(
-        decide(&o),
-        Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(1) })
-    );
+    o.raft_mut().members.push(RaftMember { voter: false, ..voter(1) });
+    assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(1) }));
 
     o.raft_mut().members[1].voter = true;
     o.set_pod(healthy_pod(1));
@@ -395,17 +294,8 @@ fn a_node_id_that_is_a_member_elsewhere_is_not_added() {
     let mut o = healthy(3);
     o.desired_replicas = 5;
     o.statefulset_replicas = 5;
-    o.set_pod(MasterPod {
-        node_id: Some(id(1)),
-        ..healthy_pod(3)
-    });
-    assert_eq!(
-        decide(&o),
-        Action::Wait(WaitReason::NodeIdConflict {
-            ordinal: 3,
-            node_id: id(1)
-        })
-    );
+    o.set_pod(MasterPod { node_id: Some(id(1)), ..healthy_pod(3) });
+    assert_eq!(decide(&o), Action::Wait(WaitReason::NodeIdConflict { ordinal: 3, node_id: id(1) }));
 }
 
 // Rule 7: replacement.
@@ -414,13 +304,7 @@ fn a_node_id_that_is_a_member_elsewhere_is_not_added() {
 fn stuck_master_beyond_grace_is_replaced() {
     let mut o = healthy(3);
     o.set_pod(stuck_pod(2, ago(301)));
-    assert_eq!(
-        decide(&o),
-        Action::DeletePodAndPvc {
-            ordinal: 2,
-            stuck_for: Duration::from_secs(301)
-        }
-    );
+    assert_eq!(decide(&o), Action::DeletePodAndPvc { ordinal: 2, stuck_for: Duration::from_secs(301) });
 }
 
 #[test]
@@ -434,10 +318,7 @@ fn pending_pod_pinned_to_a_dead_node_is_replaced() {
         unable_to_run_since: Some(ago(600)),
         ordinal: 1,
     });
-    assert!(matches!(
-        decide(&o),
-        Action::DeletePodAndPvc { ordinal: 1, .. }
-    ));
+    assert!(matches!(decide(&o), Action::DeletePodAndPvc { ordinal: 1, .. }));
 }
 
 #[test]
@@ -446,10 +327,7 @@ fn stuck_master_within_grace_waits() {
     o.set_pod(stuck_pod(2, ago(100)));
     assert_eq!(
         decide(&o),
-        Action::Wait(WaitReason::ReplacementPending {
-            ordinal: 2,
-            remaining: Duration::from_secs(200)
-        })
+        Action::Wait(WaitReason::ReplacementPending { ordinal: 2, remaining: Duration::from_secs(200) })
     );
 }
 
@@ -458,19 +336,13 @@ fn replacement_disabled_waits() {
     let mut o = healthy(3);
     o.replacement.enabled = false;
     o.set_pod(stuck_pod(2, ago(3600)));
-    assert_eq!(
-        decide(&o),
-        Action::Wait(WaitReason::ReplacementDisabled { ordinal: 2 })
-    );
+    assert_eq!(decide(&o), Action::Wait(WaitReason::ReplacementDisabled { ordinal: 2 }));
 }
 
 #[test]
 fn crash_loop_on_a_healthy_node_is_not_replaced() {
     let mut o = healthy(3);
-    o.set_pod(MasterPod {
-        unable_to_run_since: Some(ago(3600)),
-        ..not_ready(healthy_pod(2))
-    });
+    o.set_pod(MasterPod { unable_to_run_since: Some(ago(3600)), ..not_ready(healthy_pod(2)) });
     assert_eq!(decide(&o), Action::None);
 }
 
@@ -479,41 +351,22 @@ fn one_replacement_at_a_time() {
     let mut o = healthy(5);
     o.set_pod(stuck_pod(2, ago(400)));
     o.set_pod(stuck_pod(3, ago(400)));
-    assert!(matches!(
-        decide(&o),
-        Action::DeletePodAndPvc { ordinal: 2, .. }
-    ));
+    assert!(matches!(decide(&o), Action::DeletePodAndPvc { ordinal: 2, .. }));
 
     // Pod 2 deleted, not recreated yet: 3 waits.
     o.pods.retain(|p| p.ordinal != 2);
-    let blocked = Action::Wait(WaitReason::ReplacementBlocked {
-        ordinal: 3,
-        recovering: 2,
-    });
+    let blocked = Action::Wait(WaitReason::ReplacementBlocked { ordinal: 3, recovering: 2 });
     assert_eq!(decide(&o), blocked);
 
     // Recreated and starting, the old member still in the group: 3 still waits.
-    o.set_pod(MasterPod {
-        phase: PodPhase::Running,
-        node_id: None,
-        ..not_ready(healthy_pod(2))
-    });
+    o.set_pod(MasterPod { phase: PodPhase::Running, node_id: None, ..not_ready(healthy_pod(2)) });
     assert_eq!(decide(&o), blocked);
 
     // Back as a voter with its new id: now 3 is replaced.
     o.remove_member(id(2));
-    o.raft_mut().members.push(RaftMember {
-        node_id: new_id(2),
-        ..voter(2)
-    });
-    o.set_pod(MasterPod {
-        node_id: Some(new_id(2)),
-        ..healthy_pod(2)
-    });
-    assert!(matches!(
-        decide(&o),
-        Action::DeletePodAndPvc { ordinal: 3, .. }
-    ));
+    o.raft_mut().members.push(RaftMember { node_id: new_id(2), ..voter(2) });
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ..healthy_pod(2) });
+    assert!(matches!(decide(&o), Action::DeletePodAndPvc { ordinal: 3, .. }));
 }
 
 #[test]
@@ -523,11 +376,7 @@ fn replacement_refused_without_quorum() {
     o.set_pod(stuck_pod(2, ago(400)));
     assert_eq!(
         decide(&o),
-        Action::Wait(WaitReason::WouldLoseQuorum {
-            change: "replace master 1".to_owned(),
-            voters: 3,
-            live: 1
-        })
+        Action::Wait(WaitReason::WouldLoseQuorum { change: "replace master 1".to_owned(), voters: 3, live: 1 })
     );
 }
 
@@ -536,17 +385,10 @@ fn replacement_refused_without_quorum() {
 #[test]
 fn unmanaged_member_is_reported_and_left_alone() {
     let mut o = healthy(3);
-    o.raft_mut().members.push(RaftMember {
-        node_id: NodeId(7),
-        address: "elsewhere:7051".to_owned(),
-        voter: true,
-    });
+    o.raft_mut().members.push(RaftMember { node_id: NodeId(7), address: "elsewhere:7051".to_owned(), voter: true });
     assert_eq!(
         decide(&o),
-        Action::Wait(WaitReason::UnmanagedMember {
-            node_id: NodeId(7),
-            address: "elsewhere:7051".to_owned()
-        })
+        Action::Wait(WaitReason::UnmanagedMember { node_id: NodeId(7), address: "elsewhere:7051".to_owned() })
     );
 }
 
@@ -555,11 +397,7 @@ fn actions_describe_themselves_for_events() {
     let text = remove(4, id(4), true, RemoveReason::ScaleDown { ordinal: 4 }).to_string();
     assert!(text.contains("remove node 104"), "{text}");
     assert!(text.contains("leadership moves first"), "{text}");
-    let text = Action::Wait(WaitReason::WouldLoseQuorum {
-        change: "remove node 1".to_owned(),
-        voters: 3,
-        live: 1,
-    })
-    .to_string();
+    let text = Action::Wait(WaitReason::WouldLoseQuorum { change: "remove node 1".to_owned(), voters: 3, live: 1 })
+        .to_string();
     assert!(text.contains("only 1 of 3 voters are live"), "{text}");
 }

@@ -15,12 +15,7 @@ pub fn validate(schema: &Value, value: &Value) -> Vec<String> {
 }
 
 fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    let mut fail = |msg: String| {
-        errors.push(format!(
-            "{}: {msg}",
-            if path.is_empty() { "<root>" } else { path }
-        ))
-    };
+    let mut fail = |msg: String| errors.push(format!("{}: {msg}", if path.is_empty() { "<root>" } else { path }));
     if value.is_null() {
         if schema.get("nullable") != Some(&Value::Bool(true)) {
             fail("null is not allowed".into());
@@ -49,14 +44,9 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
         }
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        let matches = allowed
-            .iter()
-            .any(|a| a == value || (a.as_f64().is_some() && a.as_f64() == value.as_f64()));
+        let matches = allowed.iter().any(|a| a == value || (a.as_f64().is_some() && a.as_f64() == value.as_f64()));
         if !matches {
-            fail(format!(
-                "{value} is not one of {}",
-                Value::Array(allowed.clone())
-            ));
+            fail(format!("{value} is not one of {}", Value::Array(allowed.clone())));
         }
     }
     if let Some(n) = value.as_f64() {
@@ -129,15 +119,12 @@ fn check(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
                 errors.push(format!("{path}.{key}: unknown field"));
             }
         }
-        let preserve =
-            schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+        let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
         for (key, field) in object {
             let field_path = format!("{path}.{key}");
             match (properties.and_then(|p| p.get(key)), additional) {
                 (Some(field_schema), _) => check(field_schema, field, &field_path, errors),
-                (None, Some(extra)) if extra.is_object() => {
-                    check(extra, field, &field_path, errors)
-                }
+                (None, Some(extra)) if extra.is_object() => check(extra, field, &field_path, errors),
                 _ if preserve || properties.is_none() => {}
                 _ => errors.push(format!("{field_path}: unknown field")),
             }
@@ -153,10 +140,7 @@ pub fn cel_rules(schema: &Value) -> Vec<(String, String)> {
 }
 
 fn collect_rules(schema: &Value, path: &str, rules: &mut Vec<(String, String)>) {
-    if let Some(list) = schema
-        .get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-    {
+    if let Some(list) = schema.get("x-kubernetes-validations").and_then(Value::as_array) {
         for rule in list {
             let text = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
             rules.push((path.to_owned(), text.to_owned()));
