@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Cluster, WAIT, simple_schema, wait_for};
+use common::{Cluster, WAIT, http_get, simple_schema, wait_for};
 use kudu::pb::master as pb;
 use kudu::pb::master::master_service_client::MasterServiceClient;
 use kudu::rpc;
@@ -45,6 +45,54 @@ async fn elects_and_serves(n: usize) {
         })
         .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_endpoints_report_health_metrics_and_pages() {
+    let cluster = Cluster::start(3, 1);
+    let leader = cluster.wait_leader().await;
+    cluster.wait_tservers(1).await;
+    cluster.client().create_table("web", &simple_schema(), 3, 1).await.expect("create");
+    let http = cluster.masters.iter().find(|m| m.addr == leader).and_then(|m| m.http_addr.clone()).expect("http");
+    let get = |path: &'static str| {
+        let http = http.clone();
+        async move { tokio::task::spawn_blocking(move || http_get(&http, path)).await.expect("http task") }
+    };
+    let (status, body) = get("/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("role: LEADER"), "{body}");
+    let (status, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    for line in ["kudu_master_is_leader 1", "kudu_master_catalog_tables 1", "kudu_master_catalog_tablets 3"] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
+    }
+    assert!(metrics.contains("kudu_master_rpc_requests_total{method=\"CreateTable\",code=\"OK\"} 1"), "{metrics}");
+    assert!(metrics.contains("kudu_master_rpc_duration_seconds_bucket"), "{metrics}");
+    let (_, masters) = get("/masters").await;
+    assert!(masters.contains("<table>") && masters.contains(&leader) && masters.contains("LEADER"), "{masters}");
+    let (_, tables) = get("/tables").await;
+    assert!(tables.contains("<td>web</td>"), "{tables}");
+    let (_, tservers) = get("/tablet-servers").await;
+    assert!(tservers.contains("live"), "{tservers}");
+    // A master that has not joined any cluster is not healthy.
+    let lonely_addr = common::free_addr();
+    let mut cluster = cluster;
+    let lonely = cluster.new_master(lonely_addr.clone(), &[leader.clone(), lonely_addr]);
+    let lonely_http = lonely.http_addr.clone().expect("http");
+    let (status, body) = wait_for("the lone master's web server", WAIT, || {
+        let lonely_http = lonely_http.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::net::TcpStream::connect(&lonely_http).ok().map(|_| http_get(&lonely_http, "/healthz"))
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+    })
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("NON_MEMBER"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
