@@ -93,7 +93,7 @@ async fn watcher_sees_changes_in_order() -> Result<()> {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     cms.create(&PostParams::default(), &configmap("before", "0")).await?;
 
-    let stream = watcher(cms.clone(), watcher::Config::default().labels("app=k")).applied_objects();
+    let stream = watcher(cms.clone(), watcher::Config::default().labels("app=k").streaming_lists()).applied_objects();
     let mut stream = Box::pin(stream);
     let first = tokio::time::timeout(Duration::from_secs(30), stream.next()).await?.context("stream ended")??;
     ensure!(first.name_any() == "before", "initial list missed the existing object");
@@ -219,6 +219,34 @@ async fn controller_reconciles_crd_with_finalizer_and_status() -> Result<()> {
     .await?;
     ensure!(echo.finalizers().iter().any(|f| f == FINALIZER), "finalizer not added: {:?}", echo.finalizers());
     ensure!(echo.status.as_ref().and_then(|s| s.observed_generation) == Some(1), "observed generation not 1");
+
+    // Events through kube-runtime's Recorder (events.k8s.io/v1: POST, then PATCH for repeats).
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter { controller: "echo-controller".into(), instance: None },
+    );
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Normal,
+        reason: "Echoed".into(),
+        note: Some("echoed hi".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    recorder.publish(&event, &echo.object_ref(&())).await?;
+    recorder.publish(&event, &echo.object_ref(&())).await?;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
+    let list = events.list(&ListParams::default()).await?;
+    let ours: Vec<_> = list.items.iter().filter(|e| e.reason.as_deref() == Some("Echoed")).collect();
+    ensure!(ours.len() == 1, "expected one deduplicated event, got {}", ours.len());
+    ensure!(
+        ours[0].regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("hello"),
+        "event regards the wrong object"
+    );
+    ensure!(
+        ours[0].series.as_ref().map(|s| s.count) == Some(2),
+        "repeat not recorded as a series: {:?}",
+        ours[0].series
+    );
 
     echoes.patch("hello", &PatchParams::default(), &Patch::Merge(json!({"spec": {"text": "again"}}))).await?;
     eventually(Duration::from_secs(60), "the ConfigMap to follow the spec", || async {

@@ -100,3 +100,72 @@ async fn deployment_rollout_logs_and_cascading_delete() -> Result<()> {
     tc.stop().await;
     Ok(())
 }
+
+const POD: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hi-from-configmap}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {token: s3cret}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: solo}
+spec:
+  initContainers:
+  - name: prep
+    image: busybox
+    command: ["sh", "-c", "printf from-init > /var/lib/e2e-solo/value"]
+    volumeMounts: [{name: scratch, mountPath: /var/lib/e2e-solo}]
+  containers:
+  - name: kv
+    image: e2e-kv
+    args: ["--listen", "$(POD_IP):7000", "--data-dir", "/var/lib/e2e-solo"]
+    env:
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: TOKEN, valueFrom: {secretKeyRef: {name: creds, key: token}}}
+    - {name: GREETING_FILE, value: /etc/e2e-solo/greeting}
+    volumeMounts:
+    - {name: scratch, mountPath: /var/lib/e2e-solo}
+    - {name: settings, mountPath: /etc/e2e-solo, readOnly: true}
+  volumes:
+  - {name: scratch, emptyDir: {}}
+  - {name: settings, configMap: {name: settings}}
+"#;
+
+async fn kv(ip: &str, cmd: &str) -> Result<String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect((ip, 7000)).await?;
+        s.write_all(format!("{cmd}\n").as_bytes()).await?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(s).read_line(&mut line).await?;
+        anyhow::Ok(line.trim_end().to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(10), fut).await.context("kv command timed out")?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_init_containers_volumes_and_env() -> Result<()> {
+    let tc = start_cluster().await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], POD).await?;
+    tc.kubectl(&["wait", "--for=condition=Ready", "pod/solo", "--timeout=60s"]).await?;
+    let pod = tc.get_json(&["pod", "solo"]).await?;
+    ensure!(
+        pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0,
+        "init container status: {}",
+        pod["status"]
+    );
+    let ip = pod["status"]["podIP"].as_str().context("podIP")?;
+    ensure!(kv(ip, "get").await? == "from-init", "init container output not visible to the main container");
+    ensure!(kv(ip, "env TOKEN").await? == "s3cret", "secretKeyRef env not resolved");
+    // The ConfigMap volume is mounted (read-only) at its mountPath inside the pod.
+    let greeting = kv(ip, "cat /etc/e2e-solo/greeting").await?;
+    ensure!(greeting == "hi-from-configmap", "config map volume content: {greeting:?}");
+    tc.stop().await;
+    Ok(())
+}

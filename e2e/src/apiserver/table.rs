@@ -38,6 +38,12 @@ fn pod_status(pod: &Value) -> String {
     if meta_str(pod, "deletionTimestamp").is_some() {
         return "Terminating".into();
     }
+    let inits = pod.pointer("/status/initContainerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+    let done =
+        inits.iter().filter(|c| c.pointer("/state/terminated/exitCode").and_then(Value::as_i64) == Some(0)).count();
+    if done < inits.len() {
+        return format!("Init:{done}/{}", inits.len());
+    }
     let waiting = pod
         .pointer("/status/containerStatuses")
         .and_then(Value::as_array)

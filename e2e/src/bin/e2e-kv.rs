@@ -2,7 +2,7 @@
 //!
 //! `e2e-kv --listen IP:PORT --data-dir DIR` answers, one command per line:
 //! `get` (stored value), `set VALUE`, `hostname`, `resolve NAME` (comma-separated IPs),
-//! `env NAME`; and `GET /…` as HTTP 200 (for httpGet probes).
+//! `env NAME`, `cat PATH`; and `GET /…` as HTTP 200 (for httpGet probes).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -40,6 +40,7 @@ fn answer(line: &str, data_dir: &Path) -> String {
             Err(e) => format!("error: {e}"),
         },
         "env" => std::env::var(arg).unwrap_or_default(),
+        "cat" => std::fs::read_to_string(arg).unwrap_or_else(|e| format!("error: {e}")),
         other => format!("error: unknown command {other:?}"),
     }
 }

@@ -182,10 +182,6 @@ pub async fn supervise(c: Supervised, shared: Arc<PodShared>, mut stop: watch::R
             }
         });
         if !again {
-            if stopping {
-                return;
-            }
-            let _ = stop.wait_for(|s| *s).await;
             return;
         }
         if started.elapsed() > MAX_BACKOFF {

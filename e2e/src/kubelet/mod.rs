@@ -48,6 +48,8 @@ pub struct KubeletError {
 
 struct PodRuntime {
     ip: String,
+    /// The first `init_count` containers in `shared` are init containers.
+    init_count: usize,
     start_time: String,
     shared: Arc<PodShared>,
     stop: watch::Sender<bool>,
@@ -143,6 +145,51 @@ impl Kubelet {
         env
     }
 
+    /// How to run container `c` of `pod` (`Err` says why it cannot run).
+    fn process_spec(
+        &self,
+        pod: &Value,
+        c: &Value,
+        base: &[(String, String)],
+        vols: &HashMap<String, PathBuf>,
+        hostname: &str,
+        dir: &Path,
+    ) -> Result<ProcessSpec, String> {
+        let env = env::resolve(&self.api, pod, c, base);
+        let strings = |k: &str| -> Vec<String> {
+            c.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(|s| env::expand(s, &env)).collect())
+                .unwrap_or_default()
+        };
+        let (command, args) = (strings("command"), strings("args"));
+        let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+        let (program, mut argv) = match command.split_first() {
+            Some((first, rest)) => (first.clone(), rest.to_vec()),
+            None => (image_binary(image).to_string(), Vec::new()),
+        };
+        argv.extend(args);
+        let workdir = c
+            .get("workingDir")
+            .and_then(Value::as_str)
+            .map(PathBuf::from)
+            .filter(|p| p.is_dir())
+            .unwrap_or_else(|| dir.to_path_buf());
+        let log = dir.join(format!("{}.log", c.get("name").and_then(Value::as_str).unwrap_or("container")));
+        let program_path = resolve_program(&program, &self.config.bin_dirs)
+            .ok_or_else(|| process::ProcessError::NotFound(program.clone()).to_string())?;
+        Ok(ProcessSpec {
+            program: program_path,
+            args: argv,
+            env: env.clone(),
+            mounts: volumes::mounts(c, vols),
+            hostname: Some(hostname.to_string()),
+            workdir,
+            log,
+            isolate: self.isolate,
+        })
+    }
+
     /// Starts every container of `pod`.
     fn start(&mut self, pod: &Value) -> Result<(), String> {
         let uid = meta_str(pod, "uid").unwrap_or("").to_string();
@@ -157,12 +204,13 @@ impl Kubelet {
         let hostname = pod.pointer("/spec/hostname").and_then(Value::as_str).unwrap_or(name).to_string();
         let base = self.base_env(pod, &hostname, &dir);
         let restart_policy = pod.pointer("/spec/restartPolicy").and_then(Value::as_str).unwrap_or("Always").to_string();
-        let containers: Vec<Value> =
-            pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let list = |key: &str| pod.pointer(key).and_then(Value::as_array).cloned().unwrap_or_default();
+        let (inits, mains) = (list("/spec/initContainers"), list("/spec/containers"));
         let shared = Arc::new(PodShared {
             containers: Mutex::new(
-                containers
+                inits
                     .iter()
+                    .chain(mains.iter())
                     .map(|c| {
                         ContainerState::new(
                             c.get("name").and_then(Value::as_str).unwrap_or(""),
@@ -174,77 +222,32 @@ impl Kubelet {
             ),
             kick: self.kick.clone(),
         });
-        let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        for (i, c) in containers.iter().enumerate() {
-            let env = env::resolve(&self.api, &pod_with_ip, c, &base);
-            let strings = |k: &str| -> Vec<String> {
-                c.get(k)
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(|s| env::expand(s, &env)).collect())
-                    .unwrap_or_default()
-            };
-            let (command, args) = (strings("command"), strings("args"));
-            let image = c.get("image").and_then(Value::as_str).unwrap_or("");
-            let (program, mut argv) = match command.split_first() {
-                Some((first, rest)) => (first.clone(), rest.to_vec()),
-                None => (image_binary(image).to_string(), Vec::new()),
-            };
-            argv.extend(args);
-            let workdir = c
-                .get("workingDir")
-                .and_then(Value::as_str)
-                .map(PathBuf::from)
-                .filter(|p| p.is_dir())
-                .unwrap_or_else(|| dir.clone());
-            let log = dir.join(format!("{}.log", c.get("name").and_then(Value::as_str).unwrap_or("container")));
-            let spec = resolve_program(&program, &self.config.bin_dirs)
-                .map(|program| ProcessSpec {
-                    program,
-                    args: argv,
-                    env: env.clone(),
-                    mounts: volumes::mounts(c, &vols),
-                    hostname: Some(hostname.clone()),
-                    workdir,
-                    log,
-                    isolate: self.isolate,
-                })
-                .ok_or_else(|| process::ProcessError::NotFound(program.clone()).to_string());
-            let restart = Arc::new(Notify::new());
-            let sup =
-                Supervised { index: i, spec: spec.clone(), restart_policy: restart_policy.clone(), grace: grace(pod) };
-            tasks.push(tokio::spawn(container::supervise(sup, shared.clone(), stop_rx.clone(), restart.clone())));
-            if let Ok(exec_base) = spec {
-                for (kind, key) in
-                    [(probe::Kind::Readiness, "readinessProbe"), (probe::Kind::Liveness, "livenessProbe")]
-                {
-                    if let Some(p) = c.get(key) {
-                        tasks.push(tokio::spawn(probe::run(
-                            kind,
-                            p.clone(),
-                            i,
-                            ip.clone(),
-                            c.clone(),
-                            exec_base.clone(),
-                            self.config.bin_dirs.clone(),
-                            shared.clone(),
-                            restart.clone(),
-                            stop_rx.clone(),
-                        )));
-                    }
-                }
-            }
+        let init_policy = if restart_policy == "Never" { "Never" } else { "OnFailure" };
+        let mut plan = Vec::new();
+        for (i, c) in inits.iter().chain(mains.iter()).enumerate() {
+            let spec = self.process_spec(&pod_with_ip, c, &base, &vols, &hostname, &dir);
+            let policy = if i < inits.len() { init_policy.to_string() } else { restart_policy.clone() };
+            plan.push((Supervised { index: i, spec, restart_policy: policy, grace: grace(pod) }, c.clone()));
         }
+        let mains_plan = plan.split_off(inits.len());
+        let (stop, stop_rx) = watch::channel(false);
+        let runner =
+            run_containers(plan, mains_plan, ip.clone(), self.config.bin_dirs.clone(), shared.clone(), stop_rx);
+        let tasks = vec![tokio::spawn(runner)];
         tracing::info!(pod = name, %ip, "pod started");
-        self.runtimes.insert(uid, PodRuntime { ip, start_time: now_rfc3339(), shared, stop, tasks });
+        self.runtimes
+            .insert(uid, PodRuntime { ip, start_time: now_rfc3339(), shared, stop, tasks, init_count: inits.len() });
         Ok(())
     }
 
     fn status(&self, pod: &Value, rt: Option<&PodRuntime>, node_ready: bool, problem: Option<&str>) -> Value {
         let prev = pod.get("status").cloned().unwrap_or_else(|| json!({}));
         let prev_conds = prev.get("conditions");
-        let containers: Vec<ContainerState> = rt.map(|r| r.shared.snapshot()).unwrap_or_default();
+        let all: Vec<ContainerState> = rt.map(|r| r.shared.snapshot()).unwrap_or_default();
+        let init_count = rt.map_or(0, |r| r.init_count).min(all.len());
+        let (inits, containers) = all.split_at(init_count);
         let mut statuses: Vec<Value> = containers.iter().map(ContainerState::to_status).collect();
+        let init_statuses: Vec<Value> = inits.iter().map(ContainerState::to_status).collect();
         if rt.is_none() {
             let reason = if node_ready { "ContainerCreating" } else { "NodeNotReady" };
             statuses = pod
@@ -259,10 +262,14 @@ impl Kubelet {
                 })
                 .collect();
         }
-        let containers_ready = !containers.is_empty() && containers.iter().all(|c| c.ready);
+        let initialized = inits.iter().all(|c| c.done && c.exit_code == Some(0));
+        let init_failed = inits.iter().any(|c| c.done && c.exit_code != Some(0));
+        let containers_ready = initialized && !containers.is_empty() && containers.iter().all(|c| c.ready);
         let ready = containers_ready && node_ready;
         let all_done = !containers.is_empty() && containers.iter().all(|c| c.done);
-        let phase = if all_done {
+        let phase = if init_failed {
+            "Failed"
+        } else if all_done {
             if containers.iter().all(|c| c.exit_code == Some(0)) { "Succeeded" } else { "Failed" }
         } else if containers.iter().any(|c| c.started) {
             "Running"
@@ -276,13 +283,16 @@ impl Kubelet {
             "qosClass": prev.get("qosClass").cloned().unwrap_or_else(|| json!("BestEffort")),
             "conditions": [
                 condition(prev_conds, "PodReadyToStartContainers", rt.is_some(), "", ""),
-                condition(prev_conds, "Initialized", true, "", ""),
+                condition(prev_conds, "Initialized", initialized || rt.is_none(), if initialized || rt.is_none() { "" } else { "ContainersNotInitialized" }, ""),
                 condition(prev_conds, "Ready", ready, if ready { "" } else if node_ready { "ContainersNotReady" } else { "NodeNotReady" }, ""),
                 condition(prev_conds, "ContainersReady", containers_ready, if containers_ready { "" } else { "ContainersNotReady" }, ""),
                 condition(prev_conds, "PodScheduled", true, "", ""),
             ],
             "containerStatuses": statuses,
         });
+        if !init_statuses.is_empty() {
+            status["initContainerStatuses"] = json!(init_statuses);
+        }
         match rt {
             Some(r) => {
                 status["podIP"] = json!(r.ip);
@@ -391,6 +401,52 @@ impl Kubelet {
         for s in stopping {
             let _ = s.await;
         }
+    }
+}
+
+/// Runs init containers one after another to completion, then the main containers and
+/// their probes, until `stop`.
+async fn run_containers(
+    inits: Vec<(Supervised, Value)>,
+    mains: Vec<(Supervised, Value)>,
+    ip: String,
+    bin_dirs: Vec<PathBuf>,
+    shared: Arc<PodShared>,
+    stop: watch::Receiver<bool>,
+) {
+    for (sup, _) in inits {
+        let i = sup.index;
+        container::supervise(sup, shared.clone(), stop.clone(), Arc::new(Notify::new())).await;
+        if !shared.snapshot().get(i).is_some_and(|c| c.done && c.exit_code == Some(0)) {
+            return;
+        }
+    }
+    let mut tasks = Vec::new();
+    for (sup, c) in mains {
+        let restart = Arc::new(Notify::new());
+        let (i, spec) = (sup.index, sup.spec.clone());
+        tasks.push(tokio::spawn(container::supervise(sup, shared.clone(), stop.clone(), restart.clone())));
+        let Ok(exec_base) = spec else { continue };
+        for (kind, key) in [(probe::Kind::Readiness, "readinessProbe"), (probe::Kind::Liveness, "livenessProbe")] {
+            if let Some(p) = c.get(key) {
+                let probe = probe::run(
+                    kind,
+                    p.clone(),
+                    i,
+                    ip.clone(),
+                    c.clone(),
+                    exec_base.clone(),
+                    bin_dirs.clone(),
+                    shared.clone(),
+                    restart.clone(),
+                    stop.clone(),
+                );
+                tasks.push(tokio::spawn(probe));
+            }
+        }
+    }
+    for t in tasks {
+        let _ = t.await;
     }
 }
 
