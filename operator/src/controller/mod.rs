@@ -214,7 +214,8 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     let decision = membership::decide(&observed);
     if !matches!(decision, membership::Action::None | membership::Action::Wait(_)) {
         info!(action = %decision, "membership action");
-        execute::execute(&ctx.client, &ctx.masters, &spec, &observed.addresses, &decision).await?;
+        let reachable = running_master_addresses(&observed.pods, &observed.addresses);
+        execute::execute(&ctx.client, &ctx.masters, &spec, &reachable, &decision).await?;
         ctx.metrics.membership_actions.get_or_create(&ActionLabels { action: status::action_name(&decision) }).inc();
         publish(
             ctx,
@@ -301,10 +302,11 @@ async fn observe_membership<M: MasterAdmin>(
             master_pods.push(master);
         }
     }
-    let raft = ctx.masters.membership(&addresses).await.unwrap_or_else(|error| {
-        warn!(%error, "cannot read the master membership");
-        None
-    });
+    let raft =
+        ctx.masters.membership(&running_master_addresses(&master_pods, &addresses)).await.unwrap_or_else(|error| {
+            warn!(%error, "cannot read the master membership");
+            None
+        });
     Ok(Observed {
         raft,
         pods: master_pods,
@@ -314,6 +316,15 @@ async fn observe_membership<M: MasterAdmin>(
         replacement: ReplacementPolicy { enabled: spec.replacement_enabled, grace: spec.replacement_grace },
         now,
     })
+}
+
+/// Addresses of the master pods that run, lowest ordinal first: the ones worth asking
+/// (looking up names of pods that do not exist only costs time).
+fn running_master_addresses(pods: &[membership::MasterPod], addresses: &[String]) -> Vec<String> {
+    let mut ordinals: Vec<i32> =
+        pods.iter().filter(|p| p.phase == membership::PodPhase::Running).map(|p| p.ordinal).collect();
+    ordinals.sort_unstable();
+    ordinals.iter().filter_map(|o| addresses.get(usize::try_from(*o).ok()?).cloned()).collect()
 }
 
 /// Delete what owner references cannot: the cluster-scoped RBAC objects.
