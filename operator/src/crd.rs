@@ -360,7 +360,7 @@ pub struct MasterMemberStatus {
     pub role: MasterRole,
     /// Whether the member votes.
     pub voter: bool,
-    /// Whether the member's pod is ready.
+    /// Whether the member's pod is ready and the leader hears from it.
     pub healthy: bool,
 }
 

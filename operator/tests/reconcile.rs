@@ -201,7 +201,12 @@ impl MasterAdmin for HealthyMasters {
         Ok(Some(RaftView {
             leader: Some(node_id(0)),
             members: (0..self.n)
-                .map(|o| RaftMember { node_id: node_id(o), address: self.addresses[o].clone(), voter: true })
+                .map(|o| RaftMember {
+                    node_id: node_id(o),
+                    address: self.addresses[o].clone(),
+                    voter: true,
+                    live: true,
+                })
                 .collect(),
             change_in_flight: false,
         }))

@@ -112,7 +112,12 @@ pub fn raft_view(response: &pb::ListMastersResponse) -> RaftView {
         members: response
             .members
             .iter()
-            .map(|m| RaftMember { node_id: NodeId(m.node_id), address: m.address.clone(), voter: m.voter })
+            .map(|m| RaftMember {
+                node_id: NodeId(m.node_id),
+                address: m.address.clone(),
+                voter: m.voter,
+                live: m.live,
+            })
             .collect(),
         change_in_flight: response.membership_change_in_progress,
     }
@@ -206,7 +211,7 @@ mod tests {
                     role: pb::Role::Learner as i32,
                     voter: false,
                     matched_index: 3,
-                    live: true,
+                    live: false,
                 },
             ],
             term: 2,
@@ -220,8 +225,8 @@ mod tests {
         assert_eq!(
             view.members,
             vec![
-                RaftMember { node_id: NodeId(7), address: "m0:7051".to_owned(), voter: true },
-                RaftMember { node_id: NodeId(9), address: "m1:7051".to_owned(), voter: false },
+                RaftMember { node_id: NodeId(7), address: "m0:7051".to_owned(), voter: true, live: true },
+                RaftMember { node_id: NodeId(9), address: "m1:7051".to_owned(), voter: false, live: false },
             ]
         );
         let leaderless = pb::ListMastersResponse { leader_id: 0, ..response };

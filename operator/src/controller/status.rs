@@ -65,7 +65,7 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
                     MasterRole::Learner
                 },
                 voter: m.voter,
-                healthy: pod.is_some_and(|p| p.ready),
+                healthy: m.live && pod.is_some_and(|p| p.ready),
             }
         })
         .collect();
@@ -242,6 +242,7 @@ mod tests {
                         node_id: NodeId(10 + u64::try_from(o).unwrap()),
                         address: format!("m{o}"),
                         voter: true,
+                        live: true,
                     })
                     .collect(),
                 change_in_flight: false,

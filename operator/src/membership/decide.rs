@@ -319,12 +319,14 @@ impl View<'_> {
         (reported != member.node_id).then_some((ordinal, reported))
     }
 
-    /// Whether `member`'s pod is ready and reports the member's id.
+    /// Whether the leader hears from `member` and its pod is ready and reports its id.
     fn is_live(&self, member: &RaftMember) -> bool {
-        self.observed
-            .ordinal_of(&member.address)
-            .and_then(|ordinal| self.observed.pod(ordinal))
-            .is_some_and(|pod| pod.ready && pod.node_id == Some(member.node_id))
+        member.live
+            && self
+                .observed
+                .ordinal_of(&member.address)
+                .and_then(|ordinal| self.observed.pod(ordinal))
+                .is_some_and(|pod| pod.ready && pod.node_id == Some(member.node_id))
     }
 
     fn voters(&self) -> impl Iterator<Item = &RaftMember> {

@@ -26,6 +26,8 @@ pub struct RaftMember {
     pub address: String,
     /// Voter, or learner catching up.
     pub voter: bool,
+    /// Whether the leader heard from the member recently (always true for the leader).
+    pub live: bool,
 }
 
 /// The Raft membership, from the leader master.

@@ -90,7 +90,7 @@ impl World {
             let id = world.fresh_id();
             world.disks.insert(ordinal, id);
             world.pods.insert(ordinal, world.running_pod(id));
-            world.members.push(RaftMember { node_id: id, address: address(ordinal), voter: true });
+            world.members.push(RaftMember { node_id: id, address: address(ordinal), voter: true, live: true });
         }
         world.leader = Some(world.members[0].node_id);
         world
@@ -133,7 +133,8 @@ impl World {
         let leader_live = self.members.iter().any(|m| Some(m.node_id) == self.leader && self.live(m));
         let raft = (has_quorum && leader_live).then(|| RaftView {
             leader: self.leader,
-            members: self.members.clone(),
+            // The leader hears from the members whose process runs.
+            members: self.members.iter().map(|m| RaftMember { live: self.live(m), ..m.clone() }).collect(),
             change_in_flight: self.pending.is_some(),
         });
         Observed {
@@ -172,8 +173,12 @@ impl World {
                     );
                 }
                 // The RPC reaches the leader even if the operator dies before the reply.
-                self.pending =
-                    Some(Pending::Add(RaftMember { node_id: *node_id, address: address.clone(), voter: false }));
+                self.pending = Some(Pending::Add(RaftMember {
+                    node_id: *node_id,
+                    address: address.clone(),
+                    voter: false,
+                    live: true,
+                }));
             }
             Action::RemoveMember { node_id, is_leader, .. } => {
                 assert!(self.pending.is_none(), "second change while one is in flight");

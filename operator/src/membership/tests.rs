@@ -31,7 +31,7 @@ fn new_id(ordinal: i32) -> NodeId {
 }
 
 fn voter(ordinal: i32) -> RaftMember {
-    RaftMember { node_id: id(ordinal), address: address(ordinal), voter: true }
+    RaftMember { node_id: id(ordinal), address: address(ordinal), voter: true, live: true }
 }
 
 fn healthy_pod(ordinal: i32) -> MasterPod {
@@ -385,7 +385,12 @@ fn replacement_refused_without_quorum() {
 #[test]
 fn unmanaged_member_is_reported_and_left_alone() {
     let mut o = healthy(3);
-    o.raft_mut().members.push(RaftMember { node_id: NodeId(7), address: "elsewhere:7051".to_owned(), voter: true });
+    o.raft_mut().members.push(RaftMember {
+        node_id: NodeId(7),
+        address: "elsewhere:7051".to_owned(),
+        voter: true,
+        live: true,
+    });
     assert_eq!(
         decide(&o),
         Action::Wait(WaitReason::UnmanagedMember { node_id: NodeId(7), address: "elsewhere:7051".to_owned() })
@@ -400,4 +405,23 @@ fn actions_describe_themselves_for_events() {
     let text = Action::Wait(WaitReason::WouldLoseQuorum { change: "remove node 1".to_owned(), voters: 3, live: 1 })
         .to_string();
     assert!(text.contains("only 1 of 3 voters are live"), "{text}");
+}
+
+#[test]
+fn a_member_the_leader_does_not_hear_from_is_not_live() {
+    // Pod 1 looks ready, but the leader does not hear from it (partitioned). Removing
+    // member 2 would leave 0 and 1 with only 0 reachable: refused.
+    let mut o = healthy(3);
+    o.desired_replicas = 1;
+    o.raft_mut().members[1].live = false;
+    assert!(is_quorum_refusal(&decide(&o)));
+    // The same scale-down goes ahead once the leader hears from 1 again.
+    o.raft_mut().members[1].live = true;
+    assert_eq!(decide(&o), remove(2, id(2), false, RemoveReason::ScaleDown { ordinal: 2 }));
+
+    // Disk lost on 2 while 1 is unreachable: removing 2 leaves 0 and 1 with 0 alone live.
+    let mut o = healthy(3);
+    o.raft_mut().members[1].live = false;
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ..healthy_pod(2) });
+    assert!(is_quorum_refusal(&decide(&o)));
 }
