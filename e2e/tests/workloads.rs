@@ -10,6 +10,13 @@ use common::{TestCluster, eventually};
 use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
 
 const DEPLOYMENT: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: kv}]
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -24,6 +31,7 @@ spec:
       - name: kv
         image: e2e-kv
         args: ["--listen", "$(POD_IP):7000", "--data-dir", "$(HOME)/data"]
+        ports: [{name: kv, containerPort: 7000}]
         env:
         - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
         - {name: VERSION, value: "one"}
@@ -66,6 +74,34 @@ async fn deployment_rollout_logs_and_cascading_delete() -> Result<()> {
     })
     .await?;
     ensure!(logs.contains("127."), "log lacks the pod address: {logs}");
+
+    // The Service gets a cluster IP; connections to it reach the pods, from the host and,
+    // by DNS name, from inside a pod.
+    let cluster_ip = eventually(Duration::from_secs(30), "a cluster IP", || async {
+        let ip = tc.kubectl(&["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"]).await?;
+        Ok(ip.starts_with("127.").then_some(ip))
+    })
+    .await?;
+    let pod_ips: Vec<String> = {
+        let pods = tc.get_json(&["pods"]).await?;
+        pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["status"]["podIP"].as_str().map(String::from))
+            .collect()
+    };
+    let mut served_by = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let host = eventually(Duration::from_secs(30), "the service to forward", || async {
+            Ok(kv_port(&cluster_ip, 80, "hostname").await.ok())
+        })
+        .await?;
+        served_by.insert(host);
+    }
+    ensure!(served_by.len() == 2, "round-robin did not reach both pods: {served_by:?}");
+    let resolved = kv_port(&pod_ips[0], 7000, "resolve web.default.svc.cluster.local").await?;
+    ensure!(resolved == cluster_ip, "service name resolves to {resolved:?}, not the cluster IP {cluster_ip}");
 
     // A template change rolls out a new ReplicaSet and scales the old one to zero.
     tc.kubectl(&["set", "env", "deployment/web", "VERSION=two"]).await?;
@@ -138,12 +174,18 @@ spec:
 "#;
 
 async fn kv(ip: &str, cmd: &str) -> Result<String> {
+    kv_port(ip, 7000, cmd).await
+}
+
+async fn kv_port(ip: &str, port: u16, cmd: &str) -> Result<String> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let fut = async {
-        let mut s = tokio::net::TcpStream::connect((ip, 7000)).await?;
+        let mut s = tokio::net::TcpStream::connect((ip, port)).await?;
         s.write_all(format!("{cmd}\n").as_bytes()).await?;
         let mut line = String::new();
-        tokio::io::BufReader::new(s).read_line(&mut line).await?;
+        if tokio::io::BufReader::new(s).read_line(&mut line).await? == 0 {
+            anyhow::bail!("connection closed without a reply");
+        }
         anyhow::Ok(line.trim_end().to_string())
     };
     tokio::time::timeout(Duration::from_secs(10), fut).await.context("kv command timed out")?

@@ -22,6 +22,19 @@ fn address(pod: &Value) -> Value {
     a
 }
 
+/// The container port called `name` in any of `pods`.
+fn named_port(pods: &[&Value], name: &str) -> Option<u64> {
+    pods.iter().find_map(|p| {
+        p.pointer("/spec/containers")?
+            .as_array()?
+            .iter()
+            .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+            .find(|cp| cp.get("name").and_then(Value::as_str) == Some(name))?
+            .get("containerPort")?
+            .as_u64()
+    })
+}
+
 /// The Endpoints subsets for `svc` given all pods.
 pub fn subsets(svc: &Value, pods: &[Value]) -> Value {
     let Some(sel) = svc.pointer("/spec/selector").filter(|s| s.as_object().is_some_and(|m| !m.is_empty())) else {
@@ -31,7 +44,8 @@ pub fn subsets(svc: &Value, pods: &[Value]) -> Value {
     let ns = meta_str(svc, "namespace");
     let publish_not_ready = svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool) == Some(true);
     let (mut ready, mut not_ready) = (Vec::new(), Vec::new());
-    for pod in pods.iter().filter(|p| meta_str(p, "namespace") == ns && selector.matches(p)) {
+    let matching: Vec<&Value> = pods.iter().filter(|p| meta_str(p, "namespace") == ns && selector.matches(p)).collect();
+    for pod in matching.iter().copied() {
         if pod.pointer("/status/podIP").and_then(Value::as_str).is_none_or(str::is_empty) {
             continue;
         }
@@ -46,7 +60,11 @@ pub fn subsets(svc: &Value, pods: &[Value]) -> Value {
         .into_iter()
         .flatten()
         .map(|p| {
-            let target = p.get("targetPort").filter(|t| t.is_number()).or_else(|| p.get("port")).cloned();
+            let target = match p.get("targetPort") {
+                Some(Value::String(named)) => named_port(&matching, named).map(|n| json!(n)),
+                Some(t) if t.is_number() => Some(t.clone()),
+                _ => p.get("port").cloned(),
+            };
             json!({"name": p.get("name"), "port": target, "protocol": p.get("protocol").cloned().unwrap_or_else(|| json!("TCP"))})
         })
         .collect();

@@ -39,9 +39,12 @@ pub fn entries(pods: &[Value], services: &[Value]) -> Vec<(String, Vec<String>)>
         }
     }
     for svc in services {
-        let (Some(ns), Some(name)) = (meta_str(svc, "namespace"), meta_str(svc, "name")) else {
+        let (Some(ns), Some(name)) = (meta_str(svc, "namespace"), meta_str(svc, "name")) else { continue };
+        // A ClusterIP Service served by the proxy resolves to its cluster IP.
+        if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|ip| ip.starts_with("127.")) {
+            out.entry((ip.to_string(), format!("svc/{ns}/{name}"))).or_default().extend(names(name, ns));
             continue;
-        };
+        }
         let Some(sel) = svc.pointer("/spec/selector").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
             continue;
         };

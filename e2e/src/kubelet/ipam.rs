@@ -37,6 +37,22 @@ impl Ipam {
         Ok(format!("{}.{x}", self.prefix))
     }
 
+    /// The address of service `key`, allocated from the top of the range.
+    pub fn assign_service(&mut self, key: &str) -> Result<String, Exhausted> {
+        if let Some(x) = self.by_pod.get(key) {
+            return Ok(format!("{}.{x}", self.prefix));
+        }
+        let x = (2u8..=254).rev().find(|x| !self.used.contains(x)).ok_or_else(|| Exhausted(self.prefix.clone()))?;
+        self.used.insert(x);
+        self.by_pod.insert(key.to_string(), x);
+        Ok(format!("{}.{x}", self.prefix))
+    }
+
+    /// Whether `ip` belongs to this cluster's range.
+    pub fn owns(&self, ip: &str) -> bool {
+        ip.strip_prefix(&self.prefix).is_some_and(|rest| rest.starts_with('.'))
+    }
+
     /// Frees the address of pod `uid`.
     pub fn release(&mut self, uid: &str) {
         if let Some(x) = self.by_pod.remove(uid) {

@@ -8,6 +8,7 @@ pub mod env;
 pub mod ipam;
 pub mod probe;
 pub mod process;
+pub mod proxy;
 pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
@@ -75,6 +76,7 @@ struct Kubelet {
     kick: Arc<Notify>,
     isolate: bool,
     nss_wrapper: Option<PathBuf>,
+    proxy: proxy::ServiceProxy,
 }
 
 /// The kubelet's pods directory under the cluster state directory.
@@ -124,6 +126,7 @@ impl Kubelet {
             kick: Arc::new(Notify::new()),
             isolate,
             nss_wrapper,
+            proxy: proxy::ServiceProxy::default(),
         })
     }
 
@@ -390,12 +393,16 @@ impl Kubelet {
             self.stop_pod(&uid);
         }
         self.terminating.retain(|u| seen.contains(u));
+        let endpoints: Vec<Value> =
+            self.api.store.read(|s| s.list(&ResKey::new("", "endpoints"), None).cloned().collect());
+        self.proxy.sync(&self.api, &self.ipam, &services, &endpoints);
         if let Err(e) = self.hosts.write(&dns::render(&dns::entries(&pods, &services))) {
             tracing::warn!(error = %e, "writing hosts file");
         }
     }
 
     async fn shutdown(mut self) {
+        self.proxy.shutdown();
         let uids: Vec<String> = self.runtimes.keys().cloned().collect();
         let stopping: Vec<JoinHandle<()>> = uids.iter().filter_map(|u| self.stop_pod(u)).collect();
         for s in stopping {
