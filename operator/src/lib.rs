@@ -1,10 +1,13 @@
 //! The Kudu operator: reconciles `KuduCluster` objects into Kubernetes objects and drives
 //! master Raft membership.
 //!
-//! The pure steps live here and are unit-tested without an API server:
-//! [`validate`] (spec -> [`validate::ValidatedSpec`]), [`build`] (validated spec ->
-//! owned objects), [`membership::decide`] (observed Raft + pods -> one action) and
-//! [`location`] (node labels -> location string).
+//! The pure steps are unit-tested without an API server: [`validate`] (spec ->
+//! [`validate::ValidatedSpec`]), [`build`] (validated spec -> owned objects),
+//! [`membership::decide`] (observed Raft + pods -> one action), [`controller::status`]
+//! (observations -> status) and [`location`] (node labels -> location string). The
+//! [`controller`] wires them to the API server and the masters; [`runner`] adds leader
+//! election ([`lease`]) and the HTTP server ([`http`], [`metrics`]).
+#![warn(missing_docs)]
 
 pub mod build;
 pub mod cli;
