@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod client;
 pub mod convert;
 pub mod ids;
+pub mod location;
 pub mod master;
 pub mod pb;
 pub mod placement;

@@ -76,6 +76,13 @@ pub struct RunArgs {
     /// Take a catalog snapshot and purge the log every this many entries.
     #[arg(long, default_value_t = 1_000)]
     snapshot_every: u64,
+    /// Command printing a tablet server's location given its IP or host name (e.g.
+    /// `kudu location`); without it tablet servers get no location.
+    #[arg(long)]
+    location_mapping_cmd: Option<String>,
+    /// How long the location mapping command may run.
+    #[arg(long, default_value_t = 10_000)]
+    location_mapping_timeout_ms: u64,
     /// Check the configuration and exit.
     #[arg(long)]
     config_check: bool,
@@ -97,6 +104,8 @@ impl RunArgs {
             election_timeout: election,
             catch_up_timeout: Duration::from_secs(60),
             snapshot_every: self.snapshot_every,
+            location_mapping_cmd: self.location_mapping_cmd.clone().filter(|c| !c.trim().is_empty()),
+            location_mapping_timeout: Duration::from_millis(self.location_mapping_timeout_ms),
         }
     }
 }

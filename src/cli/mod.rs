@@ -44,7 +44,8 @@ pub enum Format {
 #[derive(Args, Debug, Clone)]
 pub struct ClientArgs {
     /// Comma-separated master RPC addresses (a seed list; the current membership is learned).
-    #[arg(short = 'm', long = "masters", env = "KUDU_MASTERS", value_delimiter = ',', required = true)]
+    /// Defaults to KUDU_MASTERS, then KUDU_MASTER_ADDRESSES (set in master and tserver pods).
+    #[arg(short = 'm', long = "masters", env = "KUDU_MASTERS", value_delimiter = ',')]
     pub masters: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -60,7 +61,16 @@ impl ClientArgs {
             timeout: Duration::from_millis(self.timeout_ms),
             rpc_timeout: Duration::from_millis(self.timeout_ms.clamp(1_000, 10_000)),
         };
-        MasterClient::new(self.masters.clone(), options).context("cannot create the client")
+        let mut masters = self.masters.clone();
+        if masters.is_empty()
+            && let Ok(from_pod) = std::env::var("KUDU_MASTER_ADDRESSES")
+        {
+            masters = from_pod.split(',').map(str::to_string).collect();
+        }
+        if masters.iter().all(|m| m.trim().is_empty()) {
+            anyhow::bail!("no masters given: use -m/--masters or set KUDU_MASTERS");
+        }
+        MasterClient::new(masters, options).context("cannot create the client")
     }
 }
 

@@ -27,6 +27,9 @@ pub struct MasterConfig {
     pub catch_up_timeout: Duration,
     /// Take a snapshot (and purge the log) after this many applied entries.
     pub snapshot_every: u64,
+    /// Command printing a tablet server's location, given its IP or host name.
+    pub location_mapping_cmd: Option<String>,
+    pub location_mapping_timeout: Duration,
 }
 
 impl MasterConfig {

@@ -60,7 +60,7 @@ impl MasterNode {
             if catalog.table_by_name(&spec.name).is_some() {
                 return Err(CatalogError::TableAlreadyExists(spec.name).into());
             }
-            let candidates = self.tservers.placement_candidates(&catalog);
+            let candidates = self.tservers.placement_candidates(&catalog, self.locations.is_some());
             match place_replicas(&candidates, spec.num_partitions as usize, rf as usize) {
                 Ok(placements) => break placements,
                 // A new leader's view of tablet servers is rebuilt from heartbeats: give them

@@ -26,6 +26,8 @@ pub enum MasterError {
     InvalidArgument(String),
     #[error("cannot reach master {address}: {message}")]
     PeerUnreachable { address: String, message: String },
+    #[error("tablet server registration failed: {0}")]
+    LocationMapping(String),
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("internal error: {0}")]
@@ -51,6 +53,7 @@ impl MasterError {
             MasterError::UnknownMember(_) => "UNKNOWN_MEMBER",
             MasterError::InvalidArgument(_) => "INVALID_ARGUMENT",
             MasterError::PeerUnreachable { .. } => "PEER_UNREACHABLE",
+            MasterError::LocationMapping(_) => "LOCATION_MAPPING_FAILED",
             MasterError::Timeout(_) => "TIMED_OUT",
             MasterError::Internal(_) => "INTERNAL",
         }
@@ -64,7 +67,7 @@ impl MasterError {
             MasterError::Catalog(_) | MasterError::InvalidArgument(_) => Code::InvalidArgument,
             MasterError::Placement(_) | MasterError::WouldLoseQuorum(_) => Code::FailedPrecondition,
             MasterError::MembershipChangeInProgress(_) => Code::Aborted,
-            MasterError::PeerUnreachable { .. } => Code::FailedPrecondition,
+            MasterError::PeerUnreachable { .. } | MasterError::LocationMapping(_) => Code::FailedPrecondition,
             MasterError::Timeout(_) => Code::DeadlineExceeded,
             MasterError::Internal(_) => Code::Internal,
         }

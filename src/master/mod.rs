@@ -5,6 +5,7 @@ pub mod config;
 mod ddl;
 pub mod error;
 mod http;
+mod location_mapping;
 pub mod membership;
 mod metrics;
 mod network;

@@ -28,6 +28,8 @@ pub struct MasterNode {
     pub raft: Raft,
     pub catalog: SharedCatalog,
     pub tservers: TServerRegistry,
+    /// The location mapping command, if configured.
+    pub locations: Option<super::location_mapping::LocationMapper>,
     pub pool: ChannelPool,
     pub metrics: Metrics,
     pub config: MasterConfig,

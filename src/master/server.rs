@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use super::config::MasterConfig;
+use super::location_mapping::LocationMapper;
 use super::metrics::Metrics;
 use super::network::Network;
 use super::node::MasterNode;
@@ -71,6 +72,10 @@ impl MasterServer {
             raft,
             catalog,
             tservers: TServerRegistry::new(config.tserver_unresponsive_timeout),
+            locations: config
+                .location_mapping_cmd
+                .as_deref()
+                .and_then(|cmd| LocationMapper::new(cmd, config.location_mapping_timeout)),
             pool,
             metrics: Metrics::new(),
             membership_lock: tokio::sync::Mutex::new(()),

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::ddl::CreateTableSpec;
 use super::error::MasterError;
+use super::location_mapping::host_of;
 use super::membership::MemberRef;
 use super::node::MasterNode;
 use crate::catalog::CatalogError;
@@ -237,9 +238,19 @@ impl MasterService for MasterRpc {
             let reported: BTreeSet<TabletId> = r.replicas.into_iter().map(|rep| TabletId(rep.tablet_id)).collect();
             // Liveness is recorded everywhere so a new leader can place replicas at once;
             // only the leader answers with instructions.
-            let info = node.tservers.heartbeat(ts.clone(), r.rpc_address, reported.clone());
+            let mut info = node.tservers.heartbeat(ts.clone(), r.rpc_address, reported.clone());
             if node.linearizable_read().await.is_err() {
                 return Ok(pb::TsHeartbeatResponse { leader_master: false, ..Default::default() });
+            }
+            if let Some(mapper) = &node.locations
+                && info.location.is_empty()
+            {
+                let location = mapper
+                    .location_of(host_of(&info.rpc_address))
+                    .await
+                    .map_err(|e| MasterError::LocationMapping(e.to_string()))?;
+                info.location = location.to_string();
+                node.tservers.set_location(&ts, info.location.clone());
             }
             let catalog = node.catalog.read().await;
             let mut create_replicas = Vec::new();

@@ -53,6 +53,13 @@ impl TServerRegistry {
         entry.clone()
     }
 
+    /// Records the location assigned to a server.
+    pub fn set_location(&self, id: &TServerId, location: String) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.location = location;
+        }
+    }
+
     pub fn is_live(&self, info: &TServerInfo) -> bool {
         info.last_heartbeat.elapsed() < self.unresponsive_timeout
     }
@@ -72,8 +79,9 @@ impl TServerRegistry {
         self.all().iter().filter(|s| self.is_live(s)).count()
     }
 
-    /// Live servers with their replica counts in `catalog`, for placement.
-    pub fn placement_candidates(&self, catalog: &Catalog) -> Vec<Candidate> {
+    /// Live servers with their replica counts in `catalog`, for placement. With
+    /// `need_location`, servers still without a location are left out.
+    pub fn placement_candidates(&self, catalog: &Catalog, need_location: bool) -> Vec<Candidate> {
         let mut load: HashMap<&TServerId, usize> = HashMap::new();
         for tablet in catalog.tablets() {
             for replica in &tablet.replicas {
@@ -82,7 +90,7 @@ impl TServerRegistry {
         }
         self.all()
             .into_iter()
-            .filter(|s| self.is_live(s))
+            .filter(|s| self.is_live(s) && !(need_location && s.location.is_empty()))
             .map(|s| Candidate { replicas: load.get(&s.id).copied().unwrap_or(0), id: s.id })
             .collect()
     }

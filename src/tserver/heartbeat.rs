@@ -42,12 +42,21 @@ async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::sto
     let calls = masters.iter().map(|address| {
         let request = request.clone();
         let channel = state.pool.get(address);
+        let address = address.clone();
         async move {
             let mut client = MasterServiceClient::new(channel.ok()?);
             let mut req = tonic::Request::new(request);
             let timeout = interval * 3;
             req.set_timeout(timeout);
-            crate::rpc::with_deadline(timeout, client.ts_heartbeat(req)).await.ok().map(|r| r.into_inner())
+            match crate::rpc::with_deadline(timeout, client.ts_heartbeat(req)).await {
+                Ok(response) => Some(response.into_inner()),
+                Err(status) => {
+                    if let Some(code) = crate::rpc::error_code(&status) {
+                        tracing::warn!(master = %address, code, error = %status.message(), "heartbeat refused");
+                    }
+                    None
+                }
+            }
         }
     });
     let answers = join_all(calls).await;

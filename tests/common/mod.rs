@@ -170,6 +170,8 @@ pub struct Cluster {
     pub masters: Vec<Proc>,
     pub tservers: Vec<Proc>,
     pub tserver_timeout_ms: u64,
+    /// Extra arguments for every master started from now on.
+    pub master_flags: Vec<String>,
     next_proc: usize,
 }
 
@@ -177,9 +179,20 @@ impl Cluster {
     /// Starts `masters` masters together (they bootstrap one Raft group) and `tservers`
     /// tablet servers.
     pub fn start(masters: usize, tservers: usize) -> Cluster {
+        Self::start_with_flags(masters, tservers, &[])
+    }
+
+    /// Like [`Cluster::start`], with extra master flags.
+    pub fn start_with_flags(masters: usize, tservers: usize, master_flags: &[String]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cluster =
-            Cluster { dir, masters: Vec::new(), tservers: Vec::new(), tserver_timeout_ms: 3_000, next_proc: 0 };
+        let mut cluster = Cluster {
+            dir,
+            masters: Vec::new(),
+            tservers: Vec::new(),
+            tserver_timeout_ms: 3_000,
+            master_flags: master_flags.to_vec(),
+            next_proc: 0,
+        };
         let addrs: Vec<String> = (0..masters).map(|_| free_addr()).collect();
         for addr in &addrs {
             let m = cluster.new_master(addr.clone(), &addrs);
@@ -217,6 +230,7 @@ impl Cluster {
             "--snapshot-every".into(),
             "200".into(),
         ];
+        let args = args.into_iter().chain(self.master_flags.iter().cloned()).collect();
         let mut p = Proc { name: format!("master-{n}"), addr, http_addr: Some(http), data_dir, args, child: None };
         p.spawn();
         p
