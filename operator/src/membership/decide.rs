@@ -13,7 +13,8 @@
 //!    (the new one is added later by rule 6).
 //! 3. Scale down: remove members of ordinals at or above the desired count, highest
 //!    first (the executor moves leadership away first when the leader is among them).
-//! 4. A learner is catching up: wait for the leader to promote it.
+//! 4. A learner is catching up: wait for the leader to promote it (or remove it if the
+//!    leader does not hear from it and its pod stopped running).
 //! 5. Resize the StatefulSet to the desired count once no member is above it.
 //! 6. Add each pod that reports a node id that is not a member, lowest ordinal first.
 //! 7. Replace a pod stuck (unschedulable, or on a lost node) beyond the grace period by
@@ -89,6 +90,12 @@ pub enum RemoveReason {
     /// The member's ordinal is at or above the desired master count.
     ScaleDown {
         /// Ordinal of the member.
+        ordinal: i32,
+    },
+    /// A learner whose pod stopped running before it caught up; it is added again once
+    /// its pod runs.
+    LearnerLost {
+        /// Ordinal of the learner.
         ordinal: i32,
     },
 }
@@ -202,6 +209,9 @@ impl fmt::Display for Action {
                         write!(f, ": master {ordinal} came back as node {new_node_id} (disk lost)")?
                     }
                     RemoveReason::ScaleDown { ordinal } => write!(f, ": scaling down past master {ordinal}")?,
+                    RemoveReason::LearnerLost { ordinal } => {
+                        write!(f, ": learner master {ordinal} stopped running before it caught up")?
+                    }
                 }
                 if *is_leader {
                     write!(f, "; it is the leader, so leadership moves first")?;
@@ -256,8 +266,15 @@ pub fn decide(observed: &Observed) -> Action {
         return view.remove(member, leader, RemoveReason::ScaleDown { ordinal });
     }
 
-    // Rule 4: a learner is catching up.
+    // Rule 4: a learner is catching up, unless its pod stopped running (removing a
+    // learner never touches the quorum).
     if let Some(learner) = raft.members.iter().find(|m| !m.voter) {
+        if let Some(ordinal) = observed.ordinal_of(&learner.address)
+            && !learner.live
+            && observed.pod(ordinal).is_none_or(|p| p.phase != PodPhase::Running)
+        {
+            return view.remove(learner, leader, RemoveReason::LearnerLost { ordinal });
+        }
         return Action::Wait(WaitReason::LearnerCatchingUp { node_id: learner.node_id });
     }
 

@@ -325,9 +325,13 @@ impl World {
         if let Some(old) = self.disks.get(&ordinal) {
             self.lost_ids.insert(ordinal, *old);
         }
-        self.dead_nodes.push(ordinal);
+        if !self.dead_nodes.contains(&ordinal) {
+            self.dead_nodes.push(ordinal);
+        }
         let now = self.now;
-        let pod = self.pods.get_mut(&ordinal).unwrap();
+        let Some(pod) = self.pods.get_mut(&ordinal) else {
+            return;
+        };
         pod.phase = PodPhase::Unknown;
         pod.node = NodeState::Gone;
         pod.stuck_since = Some(now);
@@ -346,10 +350,21 @@ impl World {
 }
 
 /// Run operator and world in random interleavings until the world converges.
-fn run(mut world: World, seed: u64) -> World {
+fn run(world: World, seed: u64) -> World {
+    run_with_fault(world, seed, None)
+}
+
+/// [`run`], losing the node of master `ordinal` at step `at` if its pod exists then.
+fn run_with_fault(mut world: World, seed: u64, fault: Option<(usize, i32)>) -> World {
     let mut rng = Rng(seed);
-    for _ in 0..2_000 {
-        if world.converged() && decide(&world.observe()) == Action::None {
+    for step in 0..2_000 {
+        if let Some((at, ordinal)) = fault
+            && step == at
+            && world.pods.contains_key(&ordinal)
+        {
+            world.lose_node(ordinal);
+        }
+        if step > fault.map_or(0, |(at, _)| at) && world.converged() && decide(&world.observe()) == Action::None {
             return world;
         }
         if rng.chance(50) {
@@ -443,4 +458,16 @@ fn restarted_operator_repeats_no_membership_change() {
     }
     assert!(world.converged());
     assert_eq!(changes, 2);
+}
+
+#[test]
+fn node_lost_at_any_point_of_a_scale_up() {
+    for seed in 0..100 {
+        for at in [0, 3, 8, 15, 30] {
+            let mut world = World::bootstrapped(3);
+            world.desired = 5;
+            let ordinal = [3, 4, 1][usize::try_from(seed % 3).unwrap()];
+            run_with_fault(world, seed, Some((at, ordinal)));
+        }
+    }
 }

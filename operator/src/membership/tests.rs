@@ -425,3 +425,16 @@ fn a_member_the_leader_does_not_hear_from_is_not_live() {
     o.set_pod(MasterPod { node_id: Some(new_id(2)), ..healthy_pod(2) });
     assert!(is_quorum_refusal(&decide(&o)));
 }
+
+#[test]
+fn learner_whose_pod_stopped_is_removed() {
+    let mut o = healthy(3);
+    o.desired_replicas = 5;
+    o.statefulset_replicas = 5;
+    o.raft_mut().members.push(RaftMember { voter: false, live: false, ..voter(3) });
+    // Its pod is gone (node lost before it caught up).
+    assert_eq!(decide(&o), remove(3, id(3), false, RemoveReason::LearnerLost { ordinal: 3 }));
+    // While its pod runs, even unheard, it is only catching up.
+    o.set_pod(not_ready(healthy_pod(3)));
+    assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(3) }));
+}
