@@ -32,6 +32,11 @@ spec:
     metadata: {labels: {app: kv}}
     spec:
       terminationGracePeriodSeconds: 5
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: kv}}
+            topologyKey: topology.kubernetes.io/zone
       containers:
       - name: kv
         image: e2e-kv:latest
@@ -125,6 +130,24 @@ async fn statefulset_identity_storage_and_scaling() -> Result<()> {
     for ip in [&ip0, &ip1, &ip2] {
         ensure!(all.contains(ip.as_str()), "service name lacks {ip}: {all}");
     }
+    // Zone anti-affinity put each replica in its own zone.
+    let nodes = tc.get_json(&["nodes"]).await?;
+    let zone_of = |node: &str| {
+        nodes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["metadata"]["name"] == node)
+            .and_then(|n| n["metadata"]["labels"]["topology.kubernetes.io/zone"].as_str().map(String::from))
+    };
+    let mut zones = Vec::new();
+    for i in 0..3 {
+        let node = pod_field(&tc, &format!("kv-{i}"), ".spec.nodeName").await?;
+        zones.push(zone_of(&node).context("node zone")?);
+    }
+    zones.sort();
+    zones.dedup();
+    ensure!(zones.len() == 3, "replicas share a zone: {zones:?}");
     let claims = tc.kubectl(&["get", "pvc", "-o", "name"]).await?;
     for i in 0..3 {
         ensure!(claims.contains(&format!("persistentvolumeclaim/data-kv-{i}")), "claim {i} missing: {claims}");
