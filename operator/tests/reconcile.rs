@@ -37,6 +37,8 @@ struct FakeApi {
     pods: Arc<Mutex<Vec<Value>>>,
     cluster: Arc<Mutex<Value>>,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    /// Paths whose next non-forced apply conflicts with another field manager.
+    conflicts: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeApi {
@@ -81,6 +83,12 @@ impl FakeApi {
                 cluster["status"] = body["status"].clone();
                 (StatusCode::OK, cluster)
             }
+            Method::PATCH if !query_has_force(&self.requests) && self.take_conflict(&path) => (
+                StatusCode::CONFLICT,
+                json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 409,
+                       "reason": "Conflict",
+                       "message": "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.location-labels"}),
+            ),
             Method::POST => (StatusCode::CREATED, body),
             _ => (StatusCode::OK, body),
         };
@@ -91,9 +99,21 @@ impl FakeApi {
             .unwrap()
     }
 
+    fn take_conflict(&self, path: &str) -> bool {
+        let mut conflicts = self.conflicts.lock().unwrap();
+        let before = conflicts.len();
+        conflicts.retain(|p| p != path);
+        conflicts.len() != before
+    }
+
     fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
+}
+
+/// Whether the request just recorded asked for force.
+fn query_has_force(requests: &Mutex<Vec<Recorded>>) -> bool {
+    requests.lock().unwrap().last().is_some_and(|r| r.query.contains("force=true"))
 }
 
 fn context<M: MasterAdmin>(client: Client, masters: M) -> Arc<Context<M>> {
@@ -141,7 +161,8 @@ async fn new_cluster_applies_every_object_server_side_then_writes_status() {
     assert!(position("demo-master") < position("demo-tserver"));
     for request in &applies {
         assert!(request.query.contains("fieldManager=kudu-operator"), "{}", request.query);
-        assert!(request.query.contains("force=true"), "{}", request.query);
+        // Nobody else set these fields: no force needed.
+        assert!(!request.query.contains("force"), "{}", request.query);
     }
     // The master StatefulSet did not exist: it starts with all desired masters.
     let master_sts = applies.iter().find(|r| r.path.ends_with("/statefulsets/demo-master")).unwrap();
@@ -274,8 +295,14 @@ async fn scaling_masters_up_resizes_the_statefulset_and_records_it() {
 
     let requests = fake.requests();
     // The apply keeps the StatefulSet at its current size; the membership loop resizes.
-    let applied_sts =
-        requests.iter().find(|r| r.path.ends_with("/statefulsets/demo-master") && r.query.contains("force")).unwrap();
+    let applied_sts = requests
+        .iter()
+        .find(|r| {
+            r.path.ends_with("/statefulsets/demo-master")
+                && r.query.contains("fieldManager")
+                && r.body.get("kind").is_some()
+        })
+        .unwrap();
     assert_eq!(applied_sts.body["spec"]["replicas"], 3);
     // The masters' StatefulSet has not rolled out (no status yet): the tablet servers'
     // existing StatefulSet is left alone.
@@ -283,7 +310,7 @@ async fn scaling_masters_up_resizes_the_statefulset_and_records_it() {
     let resize = requests
         .iter()
         .find(|r| {
-            r.method == Method::PATCH && r.path.ends_with("/statefulsets/demo-master") && !r.query.contains("force")
+            r.method == Method::PATCH && r.path.ends_with("/statefulsets/demo-master") && r.body.get("kind").is_none()
         })
         .expect("resize patch");
     assert_eq!(resize.body, json!({"spec": {"replicas": 5}}));
@@ -306,4 +333,30 @@ async fn scaling_masters_up_resizes_the_statefulset_and_records_it() {
         .get_or_create(&kudu_operator::metrics::ActionLabels { action: "ResizeStatefulSet" })
         .get();
     assert_eq!(resized, 1);
+}
+
+#[tokio::test]
+async fn a_change_someone_else_made_is_overwritten_and_reported() {
+    let fake = FakeApi::default();
+    let kc = cluster("image: kudu:1\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    let config_path = "/api/v1/namespaces/db/configmaps/demo-config".to_owned();
+    fake.conflicts.lock().unwrap().push(config_path.clone());
+    let ctx = context(fake.client(), NoMasterAdmin);
+
+    reconcile(Arc::new(kc), ctx).await.unwrap();
+
+    let requests = fake.requests();
+    let config_patches: Vec<&Recorded> =
+        requests.iter().filter(|r| r.method == Method::PATCH && r.path == config_path).collect();
+    assert_eq!(config_patches.len(), 2, "a conflicting apply is retried with force");
+    assert!(!config_patches[0].query.contains("force"));
+    assert!(config_patches[1].query.contains("force=true"));
+    let warning = requests
+        .iter()
+        .find(|r| r.method == Method::POST && r.body["reason"] == "OverwroteChange")
+        .expect("a Warning event names the overwritten change");
+    assert_eq!(warning.body["type"], "Warning");
+    let note = warning.body["note"].as_str().unwrap();
+    assert!(note.contains("ConfigMap demo-config") && note.contains("kubectl-edit"), "{note}");
 }

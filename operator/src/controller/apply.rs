@@ -24,36 +24,53 @@ pub struct ApplyError {
     pub source: kube::Error,
 }
 
-fn params() -> PatchParams {
-    // Force: the operator owns these fields; a person's change to them is reverted, and
-    // the conflict is logged by the API server in managedFields.
-    PatchParams::apply(FIELD_MANAGER).force()
+/// What applying an object did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied without taking a field from another manager.
+    Clean,
+    /// A field another manager (a person, another controller) had set was taken back;
+    /// the API server's conflict message says which.
+    Overwrote(String),
 }
 
-async fn apply_namespaced<K>(client: &Client, object: &K) -> Result<(), kube::Error>
+/// Apply without force first, so that a change someone else made to our fields is
+/// noticed and reported instead of silently reverted; then force.
+async fn apply_to<K>(api: Api<K>, name: &str, object: &K) -> Result<Applied, kube::Error>
+where
+    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let params = PatchParams::apply(FIELD_MANAGER);
+    match api.patch(name, &params, &Patch::Apply(object)).await {
+        Ok(_) => Ok(Applied::Clean),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            api.patch(name, &params.force(), &Patch::Apply(object)).await?;
+            Ok(Applied::Overwrote(status.message))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn apply_namespaced<K>(client: &Client, object: &K) -> Result<Applied, kube::Error>
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let meta = object.meta();
     let namespace = meta.namespace.as_deref().unwrap_or_default();
     let name = meta.name.as_deref().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(client.clone(), namespace);
-    api.patch(name, &params(), &Patch::Apply(object)).await?;
-    Ok(())
+    apply_to(Api::namespaced(client.clone(), namespace), name, object).await
 }
 
-async fn apply_cluster<K>(client: &Client, object: &K) -> Result<(), kube::Error>
+async fn apply_cluster<K>(client: &Client, object: &K) -> Result<Applied, kube::Error>
 where
     K: Resource<Scope = ClusterResourceScope, DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = object.meta().name.as_deref().unwrap_or_default();
-    let api: Api<K> = Api::all(client.clone());
-    api.patch(name, &params(), &Patch::Apply(object)).await?;
-    Ok(())
+    apply_to(Api::all(client.clone()), name, object).await
 }
 
 /// Server-side apply `object`.
-pub async fn apply(client: &Client, object: &Object) -> Result<(), ApplyError> {
+pub async fn apply(client: &Client, object: &Object) -> Result<Applied, ApplyError> {
     let result = match object {
         Object::ServiceAccount(o) => apply_namespaced(client, o).await,
         Object::Role(o) => apply_namespaced(client, o).await,

@@ -207,7 +207,23 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
             tracing::debug!("tablet server StatefulSet waits for the masters' rollout");
             continue;
         }
-        apply::apply(&ctx.client, &object).await?;
+        if let apply::Applied::Overwrote(conflict) = apply::apply(&ctx.client, &object).await? {
+            // Never overwrite what a person set without saying so.
+            warn!(kind = object.kind(), name = object.name(), %conflict, "overwrote a change made by someone else");
+            let note = format!("{} {}: {conflict}", object.kind(), object.name());
+            publish(
+                ctx,
+                cluster,
+                Event {
+                    type_: EventType::Warning,
+                    reason: "OverwroteChange".to_owned(),
+                    note: Some(note.chars().take(1000).collect()),
+                    action: "Apply".to_owned(),
+                    secondary: None,
+                },
+            )
+            .await;
+        }
     }
 
     let observed = observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
