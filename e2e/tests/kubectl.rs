@@ -116,6 +116,15 @@ async fn server_side_apply_creates_updates_and_prunes() -> Result<()> {
         .filter_map(|m| m["manager"].as_str())
         .collect();
     ensure!(managers.contains(&"kubectl"), "field manager not recorded: {managers:?}");
+
+    // Another applier setting a field to a different value conflicts unless forced.
+    let other = without_b.replace("a: \"3\"", "a: \"4\"");
+    let err = tc.kubectl_fails(&["apply", "--server-side", "--field-manager=other", "-f", "-"], Some(&other)).await?;
+    ensure!(err.contains("conflict with \"kubectl\"") && err.contains(".data.a"), "no apply conflict reported: {err}");
+    tc.kubectl_stdin(&["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", "-"], &other)
+        .await?;
+    let cm = tc.get_json(&["configmap", "demo"]).await?;
+    ensure!(cm["data"]["a"] == "4", "forced apply did not take the field: {cm}");
     tc.stop().await;
     Ok(())
 }

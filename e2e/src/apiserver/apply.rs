@@ -130,16 +130,50 @@ fn entry_fields(entry: &Value) -> BTreeSet<FieldPath> {
     set
 }
 
+/// Fields another applier owns with a different value than the one being applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Apply failed with {} conflict{}: {}", .0.len(), if .0.len() == 1 { "" } else { "s" }, .0.iter().map(|(m, f)| format!("conflict with \"{m}\": {f}")).collect::<Vec<_>>().join(", "))]
+pub struct Conflicts(pub Vec<(String, String)>);
+
+fn get_path<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = v;
+    for tok in path {
+        cur = if let Some(name) = tok.strip_prefix("f:") {
+            cur.get(name)?
+        } else {
+            let key: serde_json::Map<String, Value> = serde_json::from_str(tok.strip_prefix("k:")?).ok()?;
+            cur.as_array()?.iter().find(|i| key.iter().all(|(k, want)| i.get(k) == Some(want)))?
+        };
+    }
+    Some(cur)
+}
+
+/// `.spec.containers[name="c"].image` for a field path.
+fn display_path(path: &[String]) -> String {
+    path.iter()
+        .map(|t| match t.strip_prefix("f:") {
+            Some(name) => format!(".{name}"),
+            None => {
+                let key: serde_json::Map<String, Value> =
+                    serde_json::from_str(t.trim_start_matches("k:")).unwrap_or_default();
+                format!("[{}]", key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+            }
+        })
+        .collect()
+}
+
 /// Applies `applied` for `manager` onto `live` (or creates from it when `live` is `None`),
 /// returning the new object with updated `managedFields`. `subresource` is `Some("status")`
-/// for applies to `/status`.
+/// for applies to `/status`. Without `force`, a field another applier owns with a different
+/// value is a conflict; with `force` the field changes owner.
 pub fn server_side_apply(
     live: Option<&Value>,
     applied: &Value,
     manager: &str,
     api_version: &str,
     subresource: Option<&str>,
-) -> Value {
+    force: bool,
+) -> Result<Value, Conflicts> {
     let new_fields = field_set(applied);
     let mut entries = live.map(managers).unwrap_or_default();
     let is_mine = |e: &Value| {
@@ -148,6 +182,38 @@ pub fn server_side_apply(
             && e.get("subresource").and_then(Value::as_str) == subresource
     };
     let previous = entries.iter().find(|e| is_mine(e)).map(entry_fields).unwrap_or_default();
+
+    // Leaves being applied that another applier owns with a different value.
+    let leaves: Vec<&FieldPath> = new_fields
+        .iter()
+        .filter(|p| !new_fields.iter().any(|q| q.len() > p.len() && q.starts_with(p)))
+        .filter(|p| get_path(applied, p).is_some_and(|v| !v.is_object()))
+        .collect();
+    let mut conflicts = Vec::new();
+    for e in entries.iter().filter(|e| !is_mine(e) && e.get("operation").and_then(Value::as_str) == Some("Apply")) {
+        let owned = entry_fields(e);
+        for leaf in leaves.iter().filter(|l| owned.contains(**l)) {
+            let live_value = live.and_then(|l| get_path(l, leaf));
+            if live_value.is_some() && live_value != get_path(applied, leaf) {
+                conflicts
+                    .push((e.get("manager").and_then(Value::as_str).unwrap_or("").to_string(), display_path(leaf)));
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(Conflicts(conflicts));
+    }
+    if force {
+        // Forced fields change owner.
+        for e in entries.iter_mut().filter(|e| !is_mine(e)) {
+            let mut owned = entry_fields(e);
+            let before = owned.len();
+            owned.retain(|p| !leaves.contains(&p));
+            if owned.len() != before {
+                e["fieldsV1"] = to_fields_v1(&owned);
+            }
+        }
+    }
     let others: BTreeSet<FieldPath> = entries.iter().filter(|e| !is_mine(e)).flat_map(entry_fields).collect();
 
     let mut obj = live.cloned().unwrap_or_else(|| json!({}));
@@ -175,7 +241,7 @@ pub fn server_side_apply(
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("managedFields".into(), Value::Array(entries));
     }
-    obj
+    Ok(obj)
 }
 
 #[cfg(test)]
@@ -185,21 +251,50 @@ mod tests {
     #[test]
     fn reapply_removes_fields_no_longer_applied() {
         let first = json!({"metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
-        let live = server_side_apply(None, &first, "m1", "v1", None);
+        let live = server_side_apply(None, &first, "m1", "v1", None, false).expect("no conflict");
         assert_eq!(live["data"], json!({"a": "1", "b": "2"}));
         let second = json!({"metadata": {"name": "c"}, "data": {"a": "3"}});
-        let live = server_side_apply(Some(&live), &second, "m1", "v1", None);
+        let live = server_side_apply(Some(&live), &second, "m1", "v1", None, false).expect("no conflict");
         assert_eq!(live["data"], json!({"a": "3"}));
         assert_eq!(live["metadata"]["managedFields"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]
     fn fields_owned_by_another_applier_survive() {
-        let live = server_side_apply(None, &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m1", "v1", None);
         let live =
-            server_side_apply(Some(&live), &json!({"metadata": {"name": "c"}, "data": {"b": "2"}}), "m2", "v1", None);
-        let live = server_side_apply(Some(&live), &json!({"metadata": {"name": "c"}}), "m1", "v1", None);
+            server_side_apply(None, &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m1", "v1", None, false)
+                .expect("no conflict");
+        let live = server_side_apply(
+            Some(&live),
+            &json!({"metadata": {"name": "c"}, "data": {"b": "2"}}),
+            "m2",
+            "v1",
+            None,
+            false,
+        )
+        .expect("no conflict");
+        let live = server_side_apply(Some(&live), &json!({"metadata": {"name": "c"}}), "m1", "v1", None, false)
+            .expect("no conflict");
         assert_eq!(live["data"], json!({"b": "2"}));
+    }
+
+    #[test]
+    fn conflicting_appliers_need_force() {
+        let live =
+            server_side_apply(None, &json!({"metadata": {"name": "c"}, "data": {"a": "1"}}), "m1", "v1", None, false)
+                .expect("create");
+        let same = server_side_apply(Some(&live), &json!({"data": {"a": "1"}}), "m2", "v1", None, false);
+        assert!(same.is_ok(), "applying the same value is shared ownership, not a conflict");
+        let err = server_side_apply(Some(&live), &json!({"data": {"a": "2"}}), "m2", "v1", None, false)
+            .expect_err("conflict");
+        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"m1\": .data.a");
+        let forced =
+            server_side_apply(Some(&live), &json!({"data": {"a": "2"}}), "m2", "v1", None, true).expect("forced");
+        assert_eq!(forced["data"]["a"], "2");
+        // m1 no longer owns .data.a, so re-applying without it does not remove it.
+        let again =
+            server_side_apply(Some(&forced), &json!({"metadata": {"name": "c"}}), "m1", "v1", None, false).expect("ok");
+        assert_eq!(again["data"]["a"], "2");
     }
 
     #[test]
@@ -211,7 +306,9 @@ mod tests {
             "m",
             "v1",
             None,
-        );
+            false,
+        )
+        .expect("no conflict");
         assert_eq!(out["spec"]["containers"], json!([{"name": "a", "image": "z"}, {"name": "b", "image": "y"}]));
     }
 }

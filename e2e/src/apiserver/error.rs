@@ -63,6 +63,13 @@ impl ApiError {
             .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
+    /// 409 `Conflict` for server-side apply field-manager conflicts.
+    pub fn apply_conflict(c: super::apply::Conflicts) -> Self {
+        let causes: Vec<Value> =
+            c.0.iter().map(|(m, f)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": f})).collect();
+        Self::new(409, "Conflict", c.to_string()).with_details(json!({"causes": causes}))
+    }
+
     /// 422 `Invalid` with field causes, worded like the real API server.
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<FieldCause>) -> Self {
         let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };

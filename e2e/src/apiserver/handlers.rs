@@ -132,6 +132,7 @@ fn write_options(query: &Query) -> Result<WriteOptions, ApiError> {
         field_manager: query.get("fieldManager").map(String::from),
         field_validation,
         dry_run: query.get("dryRun") == Some("All"),
+        force: query.flag("force"),
     })
 }
 

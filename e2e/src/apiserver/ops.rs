@@ -48,6 +48,8 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// `dryRun=All`.
     pub dry_run: bool,
+    /// `force=true` (server-side apply takes conflicting fields).
+    pub force: bool,
 }
 
 /// PATCH content types.
@@ -324,7 +326,9 @@ impl Api {
                 let sub_name = (sub == Subresource::Status).then_some("status");
                 return match current {
                     None if sub == Subresource::Main => {
-                        let mut obj = server_side_apply(None, body, manager, &rt.api_version(version), None);
+                        let mut obj =
+                            server_side_apply(None, body, manager, &rt.api_version(version), None, opts.force)
+                                .map_err(ApiError::apply_conflict)?;
                         let m = meta_mut(&mut obj);
                         m.insert("name".into(), json!(name));
                         Ok((self.create_in(t, rt, version, ns, obj, opts)?, true))
@@ -332,7 +336,15 @@ impl Api {
                     None => Err(ApiError::not_found(&rt.group, &rt.plural, name)),
                     Some(cur) => {
                         check_rv(rt, name, &cur, body)?;
-                        let new = server_side_apply(Some(&cur), body, manager, &rt.api_version(version), sub_name);
+                        let new = server_side_apply(
+                            Some(&cur),
+                            body,
+                            manager,
+                            &rt.api_version(version),
+                            sub_name,
+                            opts.force,
+                        )
+                        .map_err(ApiError::apply_conflict)?;
                         Ok((self.finish(t, rt, version, cur, new, sub, opts)?, false))
                     }
                 };
