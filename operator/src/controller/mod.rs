@@ -5,23 +5,23 @@
 
 pub mod apply;
 pub mod execute;
+pub mod gather;
 pub mod grpc;
 pub mod masters;
 pub mod observe;
 pub mod rollout;
 pub mod status;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -37,9 +37,9 @@ use self::masters::MasterAdmin;
 use crate::build::names::{self, FIELD_MANAGER, Role};
 use crate::build::{BuildError, BuildInputs, Object, build_all};
 use crate::crd::{KuduCluster, KuduClusterStatus};
-use crate::membership::{self, Observed, ReplacementPolicy};
+use crate::membership;
 use crate::metrics::{ActionLabels, ErrorLabels, Metrics};
-use crate::validate::{ValidatedSpec, validate};
+use crate::validate::validate;
 
 /// Finalizer removing the cluster-scoped RBAC objects, which owner references cannot.
 pub const FINALIZER: &str = "kudu.dev/cleanup";
@@ -226,11 +226,11 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
         }
     }
 
-    let observed = observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
+    let observed = gather::observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
     let decision = membership::decide(&observed);
     if !matches!(decision, membership::Action::None | membership::Action::Wait(_)) {
         info!(action = %decision, "membership action");
-        let reachable = running_master_addresses(&observed.pods, &observed.addresses);
+        let reachable = gather::running_master_addresses(&observed.pods, &observed.addresses);
         execute::execute(&ctx.client, &ctx.masters, &spec, &reachable, &decision).await?;
         ctx.metrics.membership_actions.get_or_create(&ActionLabels { action: status::action_name(&decision) }).inc();
         publish(
@@ -273,74 +273,6 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
         membership::Action::None => SETTLED_REQUEUE,
         _ => BUSY_REQUEUE,
     }))
-}
-
-/// Read the master pods, their nodes and node ids, and the Raft membership.
-async fn observe_membership<M: MasterAdmin>(
-    ctx: &Context<M>,
-    spec: &ValidatedSpec,
-    statefulset_replicas: i32,
-    now: Timestamp,
-) -> Result<Observed, Error> {
-    let addresses = observe::all_master_addresses(spec);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &spec.namespace);
-    let selector = names::selector_labels(&spec.name, Role::Master)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pod_list =
-        pods.list(&ListParams::default().labels(&selector)).await.map_err(kube_err("listing master pods"))?;
-    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
-    let mut nodes: BTreeMap<String, Option<Node>> = BTreeMap::new();
-    let sts_name = names::statefulset_name(&spec.name, Role::Master);
-    let mut master_pods = Vec::new();
-    for pod in &pod_list.items {
-        let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-        if let Some(node_name) = node_name.filter(|n| !n.is_empty())
-            && !nodes.contains_key(&node_name)
-        {
-            let node = nodes_api.get_opt(&node_name).await.map_err(kube_err("reading a node"))?;
-            nodes.insert(node_name, node);
-        }
-        let node =
-            pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).and_then(|n| nodes.get(n)).and_then(Option::as_ref);
-        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-        let ordinal = pod.metadata.name.as_deref().and_then(|n| observe::ordinal_of(n, &sts_name));
-        let node_id = match ordinal.and_then(|o| addresses.get(usize::try_from(o).ok()?)) {
-            Some(address) if running => ctx.masters.node_id(address).await.unwrap_or_else(|error| {
-                tracing::debug!(%error, %address, "no node id");
-                None
-            }),
-            _ => None,
-        };
-        if let Some(master) = observe::master_pod(pod, &sts_name, node, node_id) {
-            master_pods.push(master);
-        }
-    }
-    let raft =
-        ctx.masters.membership(&running_master_addresses(&master_pods, &addresses)).await.unwrap_or_else(|error| {
-            warn!(%error, "cannot read the master membership");
-            None
-        });
-    Ok(Observed {
-        raft,
-        pods: master_pods,
-        addresses,
-        desired_replicas: spec.masters.replicas,
-        statefulset_replicas,
-        replacement: ReplacementPolicy { enabled: spec.replacement_enabled, grace: spec.replacement_grace },
-        now,
-    })
-}
-
-/// Addresses of the master pods that run, lowest ordinal first: the ones worth asking
-/// (looking up names of pods that do not exist only costs time).
-fn running_master_addresses(pods: &[membership::MasterPod], addresses: &[String]) -> Vec<String> {
-    let mut ordinals: Vec<i32> =
-        pods.iter().filter(|p| p.phase == membership::PodPhase::Running).map(|p| p.ordinal).collect();
-    ordinals.sort_unstable();
-    ordinals.iter().filter_map(|o| addresses.get(usize::try_from(*o).ok()?).cloned()).collect()
 }
 
 /// Delete what owner references cannot: the cluster-scoped RBAC objects.
