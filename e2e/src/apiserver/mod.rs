@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod crd;
 pub mod defaults;
+pub mod delete;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
@@ -11,6 +12,7 @@ pub mod ops;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod scale;
 pub mod selector;
 pub mod store;
 pub mod table;

@@ -130,7 +130,7 @@ impl Kubelet {
         })
     }
 
-    fn base_env(&self, pod: &Value, hostname: &str, dir: &Path) -> Vec<(String, String)> {
+    fn base_env(&self, hostname: &str, dir: &Path) -> Vec<(String, String)> {
         let mut env = vec![
             ("PATH".to_string(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
             ("HOME".to_string(), dir.display().to_string()),
@@ -144,7 +144,6 @@ impl Kubelet {
         if let Ok(v) = std::env::var("RUST_LOG") {
             env.push(("RUST_LOG".to_string(), v));
         }
-        let _ = pod;
         env
     }
 
@@ -205,7 +204,7 @@ impl Kubelet {
         pod_with_ip["status"]["hostIP"] = json!("127.0.0.1");
         let name = meta_str(pod, "name").unwrap_or("");
         let hostname = pod.pointer("/spec/hostname").and_then(Value::as_str).unwrap_or(name).to_string();
-        let base = self.base_env(pod, &hostname, &dir);
+        let base = self.base_env(&hostname, &dir);
         let restart_policy = pod.pointer("/spec/restartPolicy").and_then(Value::as_str).unwrap_or("Always").to_string();
         let list = |key: &str| pod.pointer(key).and_then(Value::as_array).cloned().unwrap_or_default();
         let (inits, mains) = (list("/spec/initContainers"), list("/spec/containers"));
