@@ -360,3 +360,56 @@ async fn a_change_someone_else_made_is_overwritten_and_reported() {
     let note = warning.body["note"].as_str().unwrap();
     assert!(note.contains("ConfigMap demo-config") && note.contains("kubectl-edit"), "{note}");
 }
+
+/// Masters that answer like [`HealthyMasters`] but refuse membership changes.
+struct RefusingMasters(HealthyMasters);
+
+impl MasterAdmin for RefusingMasters {
+    async fn membership(&self, a: &[String]) -> Result<Option<RaftView>, MasterAdminError> {
+        self.0.membership(a).await
+    }
+
+    async fn node_id(&self, address: &str) -> Result<Option<NodeId>, MasterAdminError> {
+        self.0.node_id(address).await
+    }
+
+    async fn add_master(&self, _: &[String], _: &str) -> Result<(), MasterAdminError> {
+        Err(MasterAdminError::Refused("MEMBERSHIP_CHANGE_IN_PROGRESS: busy".to_owned()))
+    }
+
+    async fn remove_master(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+        Err(MasterAdminError::Refused("QUORUM: no".to_owned()))
+    }
+
+    async fn step_down(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+        Err(MasterAdminError::Refused("no".to_owned()))
+    }
+}
+
+#[tokio::test]
+async fn a_refused_membership_change_is_an_error_and_a_warning_event() {
+    let fake = FakeApi::default();
+    let kc = cluster("image: kudu:1\nmasters: {replicas: 3}\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    fake.objects.lock().unwrap().insert(
+        "/api/v1/nodes/n1".to_owned(),
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+               "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+    );
+    // Three pods run, but only master 0 is a member: master 1 is to be added.
+    *fake.pods.lock().unwrap() = (0..3).map(|o| ready_pod(&format!("demo-master-{o}"))).collect();
+    let spec = validate(&kc).unwrap();
+    let masters =
+        RefusingMasters(HealthyMasters { addresses: (0..7).map(|o| names::master_address(&spec, o)).collect(), n: 1 });
+    let ctx = context(fake.client(), masters);
+
+    let error = reconcile(Arc::new(kc), ctx).await.unwrap_err();
+    assert!(error.to_string().contains("MEMBERSHIP_CHANGE_IN_PROGRESS"), "{error}");
+
+    let requests = fake.requests();
+    let warning = requests
+        .iter()
+        .find(|r| r.method == Method::POST && r.body["reason"] == "MembershipChangeFailed")
+        .expect("a Warning event");
+    assert!(warning.body["note"].as_str().unwrap().contains("add master 1"));
+}

@@ -24,7 +24,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -84,9 +84,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// Adding or removing the finalizer failed.
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// The apply or cleanup step failed, or adding or removing the finalizer did.
+    #[error("{0}")]
+    Finalizer(#[source] Box<FinalizerError<Error>>),
 }
 
 impl Error {
@@ -98,7 +98,10 @@ impl Error {
             Self::Apply(_) => "apply",
             Self::Execute(_) => "membership",
             Self::Kube { .. } => "kube",
-            Self::Finalizer(_) => "finalizer",
+            Self::Finalizer(error) => match error.as_ref() {
+                FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => inner.metric_label(),
+                _ => "finalizer",
+            },
         }
     }
 }
@@ -231,7 +234,22 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     if !matches!(decision, membership::Action::None | membership::Action::Wait(_)) {
         info!(action = %decision, "membership action");
         let reachable = gather::running_master_addresses(&observed.pods, &observed.addresses);
-        execute::execute(&ctx.client, &ctx.masters, &spec, &reachable, &decision).await?;
+        if let Err(error) = execute::execute(&ctx.client, &ctx.masters, &spec, &reachable, &decision).await {
+            let note = error.to_string();
+            publish(
+                ctx,
+                cluster,
+                Event {
+                    type_: EventType::Warning,
+                    reason: "MembershipChangeFailed".to_owned(),
+                    note: Some(note.chars().take(1000).collect()),
+                    action: "MembershipChange".to_owned(),
+                    secondary: None,
+                },
+            )
+            .await;
+            return Err(error.into());
+        }
         ctx.metrics.membership_actions.get_or_create(&ActionLabels { action: status::action_name(&decision) }).inc();
         publish(
             ctx,
@@ -332,4 +350,20 @@ pub async fn run<M: MasterAdmin>(ctx: Arc<Context<M>>, shutdown: impl Future<Out
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_labels_name_the_failing_step_not_the_finalizer_wrapper() {
+        let inner = Error::NoNamespace;
+        let wrapped =
+            Error::Finalizer(Box::new(FinalizerError::ApplyFailed(Error::Build(BuildError::MasterReplicas(9)))));
+        assert_eq!(inner.metric_label(), "no_namespace");
+        assert_eq!(wrapped.metric_label(), "build");
+        let unnamed = Error::Finalizer(Box::new(FinalizerError::UnnamedObject));
+        assert_eq!(unnamed.metric_label(), "finalizer");
+    }
 }
