@@ -106,6 +106,22 @@ impl Error {
     }
 }
 
+impl Error {
+    /// When to try again: soon for what is likely transient (API and master calls), later
+    /// for what only a spec or operator change fixes.
+    pub fn retry_after(&self) -> Duration {
+        match self.metric_label() {
+            "no_namespace" | "build" => PERMANENT_RETRY,
+            _ => TRANSIENT_RETRY,
+        }
+    }
+}
+
+/// Retry interval after a transient failure.
+pub const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+/// Retry interval after a failure that a spec or operator change must fix.
+pub const PERMANENT_RETRY: Duration = Duration::from_secs(300);
+
 fn kube_err(what: &'static str) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { what, source }
 }
@@ -137,7 +153,7 @@ pub fn error_policy<M: MasterAdmin>(
 ) -> controller::Action {
     warn!(cluster = %cluster.name_any(), %error, "reconcile failed");
     ctx.metrics.reconcile_errors.get_or_create(&ErrorLabels { error: error.metric_label() }).inc();
-    controller::Action::requeue(Duration::from_secs(15))
+    controller::Action::requeue(error.retry_after())
 }
 
 async fn publish<M>(ctx: &Context<M>, cluster: &KuduCluster, event: Event) {
@@ -365,5 +381,7 @@ mod tests {
         assert_eq!(wrapped.metric_label(), "build");
         let unnamed = Error::Finalizer(Box::new(FinalizerError::UnnamedObject));
         assert_eq!(unnamed.metric_label(), "finalizer");
+        assert_eq!(wrapped.retry_after(), PERMANENT_RETRY);
+        assert_eq!(unnamed.retry_after(), TRANSIENT_RETRY);
     }
 }
