@@ -90,28 +90,34 @@ pub enum Error {
 }
 
 impl Error {
+    /// The failure of the reconcile step itself, looking through the finalizer wrapper.
+    fn step(&self) -> &Error {
+        match self {
+            Self::Finalizer(error) => match error.as_ref() {
+                FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => inner.step(),
+                _ => self,
+            },
+            _ => self,
+        }
+    }
+
     /// Stable label for the error metric.
     pub fn metric_label(&self) -> &'static str {
-        match self {
+        match self.step() {
             Self::NoNamespace => "no_namespace",
             Self::Build(_) => "build",
             Self::Apply(_) => "apply",
             Self::Execute(_) => "membership",
             Self::Kube { .. } => "kube",
-            Self::Finalizer(error) => match error.as_ref() {
-                FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => inner.metric_label(),
-                _ => "finalizer",
-            },
+            Self::Finalizer(_) => "finalizer",
         }
     }
-}
 
-impl Error {
     /// When to try again: soon for what is likely transient (API and master calls), later
     /// for what only a spec or operator change fixes.
     pub fn retry_after(&self) -> Duration {
-        match self.metric_label() {
-            "no_namespace" | "build" => PERMANENT_RETRY,
+        match self.step() {
+            Self::NoNamespace | Self::Build(_) => PERMANENT_RETRY,
             _ => TRANSIENT_RETRY,
         }
     }
