@@ -30,7 +30,7 @@ spec:
       containers:
       - name: kv
         image: e2e-kv
-        args: ["--listen", "$(POD_IP):7000", "--data-dir", "$(HOME)/data"]
+        args: ["--listen", "0.0.0.0:7000", "--data-dir", "$(HOME)/data"]
         ports: [{name: kv, containerPort: 7000}]
         env:
         - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
@@ -100,6 +100,10 @@ async fn deployment_rollout_logs_and_cascading_delete() -> Result<()> {
         served_by.insert(host);
     }
     ensure!(served_by.len() == 2, "round-robin did not reach both pods: {served_by:?}");
+    // Both replicas bound the wildcard address (the bind shim gave each its pod IP), and a
+    // connection between pods comes from the client pod's IP.
+    let peer = kv_port(&pod_ips[0], 7000, &format!("relay {}:7000 peer", pod_ips[1])).await?;
+    ensure!(peer == pod_ips[0], "pod-to-pod connection came from {peer:?}, not {}", pod_ips[0]);
     let resolved = kv_port(&pod_ips[0], 7000, "resolve web.default.svc.cluster.local").await?;
     ensure!(resolved == cluster_ip, "service name resolves to {resolved:?}, not the cluster IP {cluster_ip}");
 

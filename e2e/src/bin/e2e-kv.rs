@@ -2,7 +2,8 @@
 //!
 //! `e2e-kv --listen IP:PORT --data-dir DIR` answers, one command per line:
 //! `get` (stored value), `set VALUE`, `hostname`, `resolve NAME` (comma-separated IPs),
-//! `env NAME`, `cat PATH`; and `GET /…` as HTTP 200 (for httpGet probes).
+//! `env NAME`, `cat PATH`, `peer` (the client's IP), `relay ADDR CMD` (ask another
+//! server); and `GET /…` as HTTP 200 (for httpGet probes).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -21,7 +22,16 @@ struct Args {
     data_dir: PathBuf,
 }
 
-fn answer(line: &str, data_dir: &Path) -> String {
+/// Sends `cmd` to another e2e-kv at `addr` and returns its reply.
+fn relay(addr: &str, cmd: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    s.write_all(format!("{cmd}\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    Ok(line.trim_end().to_string())
+}
+
+fn answer(line: &str, data_dir: &Path, peer: &str) -> String {
     let (cmd, arg) = line.split_once(' ').unwrap_or((line, ""));
     match cmd {
         "get" => std::fs::read_to_string(data_dir.join("value")).unwrap_or_default(),
@@ -41,11 +51,17 @@ fn answer(line: &str, data_dir: &Path) -> String {
         },
         "env" => std::env::var(arg).unwrap_or_default(),
         "cat" => std::fs::read_to_string(arg).unwrap_or_else(|e| format!("error: {e}")),
+        "peer" => peer.to_string(),
+        "relay" => {
+            let (addr, cmd) = arg.split_once(' ').unwrap_or((arg, ""));
+            relay(addr, cmd).unwrap_or_else(|e| format!("error: {e}"))
+        }
         other => format!("error: unknown command {other:?}"),
     }
 }
 
 fn serve(stream: TcpStream, data_dir: &Path) -> Result<()> {
+    let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     let mut line = String::new();
@@ -56,7 +72,7 @@ fn serve(stream: TcpStream, data_dir: &Path) -> Result<()> {
             writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")?;
             return Ok(());
         }
-        let reply = answer(&trimmed, data_dir);
+        let reply = answer(&trimmed, data_dir, &peer);
         writer.write_all(format!("{reply}\n").as_bytes())?;
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! processes, each pod on its own loopback address, and reports pod status. Pods on a node
 //! that is not Ready are stopped until it is Ready again.
 
+pub mod bindshim;
 pub mod container;
 pub mod dns;
 pub mod env;
@@ -76,6 +77,7 @@ struct Kubelet {
     kick: Arc<Notify>,
     isolate: bool,
     nss_wrapper: Option<PathBuf>,
+    bind_shim: Option<&'static Path>,
     proxy: proxy::ServiceProxy,
 }
 
@@ -126,20 +128,29 @@ impl Kubelet {
             kick: Arc::new(Notify::new()),
             isolate,
             nss_wrapper,
+            bind_shim: bindshim::library(),
             proxy: proxy::ServiceProxy::default(),
         })
     }
 
-    fn base_env(&self, hostname: &str, dir: &Path) -> Vec<(String, String)> {
+    fn base_env(&self, hostname: &str, dir: &Path, ip: &str) -> Vec<(String, String)> {
         let mut env = vec![
             ("PATH".to_string(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
             ("HOME".to_string(), dir.display().to_string()),
             ("HOSTNAME".to_string(), hostname.to_string()),
             ("KUBECONFIG".to_string(), self.config.kubeconfig.display().to_string()),
             ("NSS_WRAPPER_HOSTS".to_string(), self.hosts.path().display().to_string()),
+            (bindshim::POD_IP_ENV.to_string(), ip.to_string()),
         ];
-        if let Some(lib) = &self.nss_wrapper {
-            env.push(("LD_PRELOAD".to_string(), lib.display().to_string()));
+        let preload: Vec<String> = self
+            .nss_wrapper
+            .iter()
+            .map(|p| p.as_path())
+            .chain(self.bind_shim)
+            .map(|p| p.display().to_string())
+            .collect();
+        if !preload.is_empty() {
+            env.push(("LD_PRELOAD".to_string(), preload.join(":")));
         }
         if let Ok(v) = std::env::var("RUST_LOG") {
             env.push(("RUST_LOG".to_string(), v));
@@ -204,7 +215,7 @@ impl Kubelet {
         pod_with_ip["status"]["hostIP"] = json!("127.0.0.1");
         let name = meta_str(pod, "name").unwrap_or("");
         let hostname = pod.pointer("/spec/hostname").and_then(Value::as_str).unwrap_or(name).to_string();
-        let base = self.base_env(&hostname, &dir);
+        let base = self.base_env(&hostname, &dir, &ip);
         let restart_policy = pod.pointer("/spec/restartPolicy").and_then(Value::as_str).unwrap_or("Always").to_string();
         let list = |key: &str| pod.pointer(key).and_then(Value::as_array).cloned().unwrap_or_default();
         let (inits, mains) = (list("/spec/initContainers"), list("/spec/containers"));
