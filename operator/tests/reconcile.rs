@@ -413,3 +413,35 @@ async fn a_refused_membership_change_is_an_error_and_a_warning_event() {
         .expect("a Warning event");
     assert!(warning.body["note"].as_str().unwrap().contains("add master 1"));
 }
+
+#[tokio::test]
+async fn an_object_that_does_not_deserialize_gets_an_event_not_a_broken_watch() {
+    use kube::core::DeserializeGuard;
+    use kudu_operator::controller::reconcile_guarded;
+
+    let stored = json!({
+        "apiVersion": "kudu.dev/v1alpha1", "kind": "KuduCluster",
+        "metadata": {"name": "old", "namespace": "db", "uid": "u-old"},
+        "spec": {"image": "kudu:1", "masters": {"replicas": "three"}}
+    });
+    let guard: DeserializeGuard<kudu_operator::crd::KuduCluster> = serde_json::from_value(stored).unwrap();
+    assert!(guard.0.is_err());
+
+    let fake = FakeApi::default();
+    let ctx = context(fake.client(), NoMasterAdmin);
+    let requeue = reconcile_guarded(Arc::new(guard), ctx).await.unwrap();
+    assert_eq!(requeue, Requeue::await_change());
+
+    let requests = fake.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "only the event is written: {:?}",
+        requests.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    let event = &requests[0];
+    assert_eq!(event.method, Method::POST);
+    assert_eq!(event.body["reason"], "InvalidObject");
+    assert_eq!(event.body["regarding"]["name"], "old");
+    assert!(event.body["note"].as_str().unwrap().contains("three"), "{}", event.body["note"]);
+}

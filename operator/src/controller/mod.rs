@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Service};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Error as FinalizerError, Event as FinalizerEvent, finalizer};
@@ -153,7 +154,7 @@ pub async fn reconcile<M: MasterAdmin>(
 
 /// Requeue after a failure: count it and retry soon.
 pub fn error_policy<M: MasterAdmin>(
-    cluster: Arc<KuduCluster>,
+    cluster: Arc<DeserializeGuard<KuduCluster>>,
     error: &Error,
     ctx: Arc<Context<M>>,
 ) -> controller::Action {
@@ -163,8 +164,38 @@ pub fn error_policy<M: MasterAdmin>(
 }
 
 async fn publish<M>(ctx: &Context<M>, cluster: &KuduCluster, event: Event) {
-    if let Err(error) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
+    publish_on(ctx, &cluster.object_ref(&()), event).await;
+}
+
+async fn publish_on<M>(ctx: &Context<M>, reference: &ObjectReference, event: Event) {
+    if let Err(error) = ctx.recorder.publish(&event, reference).await {
         warn!(%error, reason = %event.reason, "cannot publish event");
+    }
+}
+
+/// Reconcile one object as the watch delivered it. A `KuduCluster` that does not
+/// deserialize into the current types (stored under an older schema, say) gets a Warning
+/// Event and waits for a change instead of breaking the watch for every cluster.
+pub async fn reconcile_guarded<M: MasterAdmin>(
+    object: Arc<DeserializeGuard<KuduCluster>>,
+    ctx: Arc<Context<M>>,
+) -> Result<controller::Action, Error> {
+    match &object.0 {
+        Ok(cluster) => reconcile(Arc::new(cluster.clone()), ctx).await,
+        Err(invalid) => {
+            warn!(cluster = %object.name_any(), error = %invalid.error, "cannot read the KuduCluster");
+            ctx.metrics.reconcile_errors.get_or_create(&ErrorLabels { error: "invalid_object" }).inc();
+            let reference = object.object_ref(&());
+            let event = Event {
+                type_: EventType::Warning,
+                reason: "InvalidObject".to_owned(),
+                note: Some(invalid.error.chars().take(1000).collect()),
+                action: "Read".to_owned(),
+                secondary: None,
+            };
+            publish_on(&ctx, &reference, event).await;
+            Ok(controller::Action::await_change())
+        }
     }
 }
 
@@ -337,7 +368,7 @@ fn ignore_not_found<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error
 }
 
 /// The `KuduCluster` a master pod belongs to, from its labels.
-fn cluster_of_pod(pod: &Pod) -> Option<ObjectRef<KuduCluster>> {
+fn cluster_of_pod(pod: &Pod) -> Option<ObjectRef<DeserializeGuard<KuduCluster>>> {
     let name = pod.labels().get(names::LABEL_INSTANCE)?;
     let namespace = pod.namespace()?;
     Some(ObjectRef::new(name).within(&namespace))
@@ -354,13 +385,13 @@ pub async fn run<M: MasterAdmin>(ctx: Arc<Context<M>>, shutdown: impl Future<Out
         names::LABEL_COMPONENT,
         Role::Master.component()
     ));
-    Controller::new(Api::<KuduCluster>::all(client.clone()), watcher::Config::default())
+    Controller::new(Api::<DeserializeGuard<KuduCluster>>::all(client.clone()), watcher::Config::default())
         .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
         .owns(Api::<Service>::all(client.clone()), managed.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), managed)
         .watches(Api::<Pod>::all(client), master_pods, |pod| cluster_of_pod(&pod))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile_guarded, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(cluster = %object.name, "reconciled"),
