@@ -37,14 +37,23 @@ pub struct ClusterConfig {
     pub bin_dirs: Vec<PathBuf>,
 }
 
+/// The cargo target directory holding the running executable (`target/debug` also for test
+/// binaries in `target/debug/deps`): where workspace binaries such as `kudu`,
+/// `kudu-operator` and `e2e-kv` are built.
+pub fn workspace_bin_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    Some(if dir.file_name().is_some_and(|n| n == "deps") { dir.parent()?.to_path_buf() } else { dir.to_path_buf() })
+}
+
 impl ClusterConfig {
-    /// Defaults: six nodes, a free port on 127.0.0.1.
+    /// Defaults: six nodes, a free port on 127.0.0.1, binaries from the workspace target dir.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         Self {
             nodes: 6,
             state_dir: state_dir.into(),
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            bin_dirs: Vec::new(),
+            bin_dirs: workspace_bin_dir().into_iter().collect(),
         }
     }
 }

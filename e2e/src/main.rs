@@ -27,7 +27,8 @@ enum Command {
         /// Port to listen on (0 = any free port).
         #[arg(long, default_value_t = 0)]
         port: u16,
-        /// Directories searched before the PATH for the binaries that images name.
+        /// Directories searched (before this binary's own directory, then the PATH) for the
+        /// binaries that images name.
         #[arg(long = "bin-dir")]
         bin_dirs: Vec<PathBuf>,
     },
@@ -44,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
         state_dir.unwrap_or_else(|| std::env::temp_dir().join(format!("local-cluster-{}", std::process::id())));
     let mut config = ClusterConfig::new(&state_dir);
     config.nodes = nodes;
-    config.bin_dirs = bin_dirs;
+    config.bin_dirs.splice(0..0, bin_dirs);
     config.bind.set_port(port);
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use common::{COMMAND_TIMEOUT, TestCluster, eventually};
-use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
 use serde_json::{Value, json};
 
 fn manifest_dir() -> PathBuf {
@@ -30,14 +29,8 @@ fn venv_python() -> Result<PathBuf> {
 }
 
 async fn start_cluster() -> Result<TestCluster> {
-    common::init_tracing();
-    let kv = PathBuf::from(env!("CARGO_BIN_EXE_e2e-kv"));
-    let dir = tempfile::tempdir()?;
-    let mut config = ClusterConfig::new(dir.path().join("state"));
-    config.nodes = 3;
-    config.bin_dirs = vec![kv.parent().context("binary dir")?.to_path_buf()];
-    let cluster = LocalCluster::start(config).await?;
-    Ok(TestCluster { cluster, dir })
+    // Container images name binaries in the workspace target dir (e2e-kv is built with the tests).
+    TestCluster::start_with_nodes(3).await
 }
 
 /// Runs one Helm action through `tests/helm/driver.py`; returns its result.

@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use common::{TestCluster, eventually};
-use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -62,14 +60,8 @@ spec:
 "#;
 
 async fn start_cluster() -> Result<TestCluster> {
-    common::init_tracing();
-    let kv = PathBuf::from(env!("CARGO_BIN_EXE_e2e-kv"));
-    let dir = tempfile::tempdir()?;
-    let mut config = ClusterConfig::new(dir.path().join("state"));
-    config.nodes = 3;
-    config.bin_dirs = vec![kv.parent().context("binary dir")?.to_path_buf()];
-    let cluster = LocalCluster::start(config).await?;
-    Ok(TestCluster { cluster, dir })
+    // Container images name binaries in the workspace target dir (e2e-kv is built with the tests).
+    TestCluster::start_with_nodes(3).await
 }
 
 /// Sends one command to an `e2e-kv` server.

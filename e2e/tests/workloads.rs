@@ -2,12 +2,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use common::{TestCluster, eventually};
-use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
 
 const DEPLOYMENT: &str = r#"
 apiVersion: v1
@@ -41,14 +39,8 @@ spec:
 "#;
 
 async fn start_cluster() -> Result<TestCluster> {
-    common::init_tracing();
-    let kv = PathBuf::from(env!("CARGO_BIN_EXE_e2e-kv"));
-    let dir = tempfile::tempdir()?;
-    let mut config = ClusterConfig::new(dir.path().join("state"));
-    config.nodes = 2;
-    config.bin_dirs = vec![kv.parent().context("binary dir")?.to_path_buf()];
-    let cluster = LocalCluster::start(config).await?;
-    Ok(TestCluster { cluster, dir })
+    // Container images name binaries in the workspace target dir (e2e-kv is built with the tests).
+    TestCluster::start_with_nodes(2).await
 }
 
 async fn names(tc: &TestCluster, kind: &str) -> Result<Vec<String>> {
