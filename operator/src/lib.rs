@@ -3,7 +3,7 @@
 //!
 //! The pure steps are unit-tested without an API server: [`validate`] (spec ->
 //! [`validate::ValidatedSpec`]), [`build`] (validated spec -> owned objects),
-//! [`membership::decide`] (observed Raft + pods -> one action), [`controller::status`]
+//! [`membership::decide()`] (observed Raft + pods -> one action), [`controller::status`]
 //! (observations -> status) and [`location`] (node labels -> location string). The
 //! [`controller`] wires them to the API server and the masters; [`runner`] adds leader
 //! election ([`lease`]) and the HTTP server ([`http`], [`metrics`]).

@@ -1,4 +1,4 @@
-//! Executing the one membership action [`crate::membership::decide`] returned. Every
+//! Executing the one membership action [`crate::membership::decide()`] returned. Every
 //! step is idempotent or guarded by the next observation, so dying half-way is safe.
 
 use k8s_openapi::api::apps::v1::StatefulSet;

@@ -1,5 +1,5 @@
 //! Master Raft membership: compare the membership the leader reports with the master
-//! pods and pick the next safe change. [`decide`] is pure; the reconciler observes,
+//! pods and pick the next safe change. [`decide()`] is pure; the reconciler observes,
 //! calls it, and executes the one action it returns.
 
 pub mod decide;

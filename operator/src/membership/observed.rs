@@ -105,7 +105,7 @@ pub struct ReplacementPolicy {
     pub grace: Duration,
 }
 
-/// Everything [`super::decide`] looks at.
+/// Everything [`super::decide()`] looks at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed {
     /// The membership, from the leader; `None` when no master answered.
