@@ -207,3 +207,34 @@ async fn pod_init_containers_volumes_and_env() -> Result<()> {
     tc.stop().await;
     Ok(())
 }
+
+const FLAKY: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: flaky}
+spec:
+  containers:
+  - name: kv
+    image: e2e-kv
+    args: ["--listen", "0.0.0.0:7000", "--data-dir", "$(HOME)/data"]
+    livenessProbe:
+      exec: {command: ["sh", "-c", "test -e $(HOME)/healthy"]}
+      periodSeconds: 1
+      failureThreshold: 2
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_liveness_probe_restarts_the_container() -> Result<()> {
+    let tc = start_cluster().await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], FLAKY).await?;
+    let restarts = eventually(Duration::from_secs(60), "a liveness restart", || async {
+        let pod = tc.get_json(&["pod", "flaky"]).await?;
+        let n = pod["status"]["containerStatuses"][0]["restartCount"].as_u64().unwrap_or(0);
+        Ok((n >= 1).then_some(pod))
+    })
+    .await?;
+    let last = &restarts["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    ensure!(last.is_object(), "no lastState.terminated after a restart: {}", restarts["status"]);
+    tc.stop().await;
+    Ok(())
+}

@@ -141,7 +141,15 @@ fn strings_message(b: &[u8], field: u64) -> Result<Vec<Value>, ApiError> {
         .collect())
 }
 
+/// Kinds this decoder understands.
+const KINDS: &[&str] = &["ConfigMap", "Secret", "Namespace", "ServiceAccount", "DeleteOptions"];
+
 fn decode_kind(kind: &str, api_version: &str, raw: &[u8]) -> Result<Value, ApiError> {
+    if !KINDS.contains(&kind) {
+        return Err(ApiError::unsupported_media_type(&format!(
+            "application/vnd.kubernetes.protobuf (kind {kind} is not decoded by this emulator; send JSON)"
+        )));
+    }
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(api_version));
     obj.insert("kind".into(), json!(kind));
@@ -179,12 +187,7 @@ fn decode_kind(kind: &str, api_version: &str, raw: &[u8]) -> Result<Value, ApiEr
             ("ServiceAccount", 4, Field::Varint(v)) => {
                 drop(obj.insert("automountServiceAccountToken".into(), json!(v != 0)))
             }
-            ("ConfigMap" | "Secret" | "Namespace" | "ServiceAccount", _, _) => {}
-            (other, _, _) => {
-                return Err(ApiError::unsupported_media_type(&format!(
-                    "application/vnd.kubernetes.protobuf (kind {other} is not decoded by this emulator; send JSON)"
-                )));
-            }
+            _ => {}
         }
     }
     Ok(Value::Object(obj))
@@ -220,6 +223,26 @@ mod tests {
         let mut out = vec![((num << 3) | 2) as u8, data.len() as u8];
         out.extend_from_slice(data);
         out
+    }
+
+    fn envelope(kind: &[u8], raw: &[u8]) -> Vec<u8> {
+        let type_meta = [field_bytes(1, b"v1"), field_bytes(2, kind)].concat();
+        [MAGIC.to_vec(), field_bytes(1, &type_meta), field_bytes(2, raw)].concat()
+    }
+
+    #[test]
+    fn decodes_config_map_and_delete_options() {
+        let data = [field_bytes(1, b"k"), field_bytes(2, b"v")].concat();
+        let cm = [field_bytes(1, &field_bytes(1, b"c1")), field_bytes(2, &data)].concat();
+        assert_eq!(decode(&envelope(b"ConfigMap", &cm)).expect("decodes")["data"], json!({"k": "v"}));
+        let preconditions = field_bytes(1, b"uid-1");
+        let opts = [vec![0x08, 0x00], field_bytes(2, &preconditions), field_bytes(4, b"Foreground")].concat();
+        let v = decode(&envelope(b"DeleteOptions", &opts)).expect("decodes");
+        assert_eq!(v["gracePeriodSeconds"], 0);
+        assert_eq!(v["preconditions"]["uid"], "uid-1");
+        assert_eq!(v["propagationPolicy"], "Foreground");
+        assert_eq!(decode(&envelope(b"Pod", &[])).expect_err("not decoded").code, 415);
+        assert!(decode(b"not protobuf").is_err());
     }
 
     #[test]
