@@ -41,6 +41,7 @@ async fn grow_1_3_5_then_shrink_to_3_while_ddl_runs() {
     cluster.wait_leader().await;
     cluster.wait_tservers(1).await;
     let first = cluster.master_addrs()[0].clone();
+    let started = std::time::Instant::now();
 
     // DDL runs throughout; every acknowledged create must survive.
     let stop = Arc::new(AtomicBool::new(false));
@@ -81,6 +82,7 @@ async fn grow_1_3_5_then_shrink_to_3_while_ddl_runs() {
         assert!(added["node_id"].as_u64().is_some_and(|id| id > 0), "{out}");
         all.push(addr);
         wait_voters(&all, all.len()).await;
+        println!("{} voters after {:?}", all.len(), started.elapsed());
     }
     let members = cli_members(&all);
     assert_eq!(members.iter().filter(|m| m["role"] == "LEADER").count(), 1);
@@ -92,6 +94,7 @@ async fn grow_1_3_5_then_shrink_to_3_while_ddl_runs() {
         all.retain(|a| *a != victim);
         wait_voters(&all, all.len()).await;
         cluster.master_by_addr(&victim).kill();
+        println!("{} voters after {:?}", all.len(), started.elapsed());
     }
     assert_eq!(all.len(), 3);
 

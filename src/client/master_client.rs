@@ -18,6 +18,9 @@ const RETRYABLE_CODES: [&str; 2] = [rpc::NOT_THE_LEADER, "TIMED_OUT"];
 /// Deadline of one leader-discovery probe: a paused master must not stall discovery.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How old the learned membership may get before the client re-reads it.
+const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(5);
+
 /// Deadlines of a client.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -37,6 +40,8 @@ impl Default for ClientOptions {
 struct Known {
     /// Addresses of the current members, as last reported by a master.
     members: Vec<String>,
+    /// When `members` was last taken from a leader.
+    refreshed: Option<Instant>,
     leader: Option<String>,
 }
 
@@ -98,26 +103,56 @@ impl MasterClient {
 
     /// Asks every known master at once and returns the leader's address as soon as one
     /// says it leads; otherwise a leader hint, if any master gave one.
-    async fn find_leader(&self) -> Option<String> {
-        let mut probes: FuturesUnordered<_> = self
-            .addresses()
-            .into_iter()
-            .map(|address| async move { (self.connect_to(&address).await, address) })
-            .collect();
+    /// `hint` (from a NOT_THE_LEADER answer) is probed too: it may be a master this client
+    /// has not heard of yet.
+    async fn find_leader(&self, hint: Option<String>) -> Option<String> {
+        let mut addresses = self.addresses();
+        if let Some(hint) = hint.filter(|h| !addresses.contains(h)) {
+            addresses.push(hint);
+        }
+        let mut probes: FuturesUnordered<_> =
+            addresses.into_iter().map(|address| async move { (self.connect_to(&address).await, address) }).collect();
         let mut hint = None;
+        let mut heard_of: Vec<String> = Vec::new();
         while let Some((answer, address)) = probes.next().await {
             let Ok(answer) = answer else { continue };
             if answer.role == pb::Role::Leader as i32 {
                 let mut known = self.known();
                 known.members = answer.members.iter().map(|m| m.address.clone()).collect();
+                known.refreshed = Some(Instant::now());
                 known.leader = Some(address.clone());
                 return Some(address);
             }
             if !answer.leader_address.is_empty() {
                 hint = Some(answer.leader_address);
             }
+            heard_of.extend(answer.members.into_iter().map(|m| m.address));
+        }
+        // No leader answered: remember every master the others know of (even a removed
+        // master knows the configuration it left), so the next round asks them too.
+        let mut known = self.known();
+        for address in heard_of {
+            if !known.members.contains(&address) {
+                known.members.push(address);
+            }
         }
         hint
+    }
+
+    /// Re-reads the membership from the leader when it is older than [`MEMBERSHIP_REFRESH`],
+    /// so masters added later are known before the ones this client knows disappear.
+    async fn refresh_membership(&self, leader: &str) {
+        let stale = self.known().refreshed.is_none_or(|at| at.elapsed() > MEMBERSHIP_REFRESH);
+        if !stale {
+            return;
+        }
+        if let Ok(answer) = self.connect_to(leader).await
+            && answer.role == pb::Role::Leader as i32
+        {
+            let mut known = self.known();
+            known.members = answer.members.into_iter().map(|m| m.address).collect();
+            known.refreshed = Some(Instant::now());
+        }
     }
 
     /// Runs `call` against the leader, retrying on NOT_THE_LEADER, timeouts and transport
@@ -131,23 +166,34 @@ impl MasterClient {
         let deadline = started + self.options.timeout;
         let mut backoff = Duration::from_millis(20);
         let mut last_error: String;
+        let mut hint: Option<String> = None;
         loop {
             let cached = self.known().leader.clone();
             let leader = match cached {
                 Some(leader) => Some(leader),
-                None => self.find_leader().await,
+                None => self.find_leader(hint.take()).await,
             };
             if let Some(leader) = leader {
                 let service = self.service(&leader)?;
                 match tokio::time::timeout(self.options.rpc_timeout, call(service)).await {
-                    Ok(Ok(response)) => return Ok(response.into_inner()),
+                    Ok(Ok(response)) => {
+                        self.refresh_membership(&leader).await;
+                        return Ok(response.into_inner());
+                    }
                     Ok(Err(status)) => match rpc::error_code(&status) {
                         Some(code) if RETRYABLE_CODES.contains(&code) => {
-                            let hint = status.metadata().get(rpc::LEADER_ADDR_KEY).and_then(|v| v.to_str().ok());
-                            self.known().leader = hint.filter(|h| *h != leader).map(str::to_string);
+                            self.known().leader = None;
                             last_error = format!("{leader}: {}", status.message());
-                            if hint.is_some() {
-                                // Follow the hint at once.
+                            let new_hint = status
+                                .metadata()
+                                .get(rpc::LEADER_ADDR_KEY)
+                                .and_then(|v| v.to_str().ok())
+                                .filter(|h| *h != leader)
+                                .map(str::to_string);
+                            if new_hint.is_some() {
+                                // Follow a hint to another master at once (confirming it leads
+                                // and learning the membership from it).
+                                hint = new_hint;
                                 continue;
                             }
                         }

@@ -98,7 +98,7 @@ impl MasterNode {
     /// gets NOT_THE_LEADER pointing at the new leader, where the retried request completes.
     pub async fn remove_master(&self, member: MemberRef) -> Result<MasterId, MasterError> {
         let guard = self.begin_change()?;
-        let m = self.raft_metrics();
+        let m = self.liveness_view().await?;
         let id = resolve(&m, &member)?;
         let voters: BTreeSet<MasterId> = m.membership_config.membership().voter_ids().collect();
         if !voters.contains(&id) {
@@ -133,7 +133,7 @@ impl MasterNode {
     /// Hands leadership to `target` (or the most caught-up live voter) and waits for it.
     pub async fn step_down(&self, target: Option<MasterId>) -> Result<MasterId, MasterError> {
         self.ensure_leader()?;
-        let m = self.raft_metrics();
+        let m = self.liveness_view().await?;
         let voters: Vec<MasterId> = m.membership_config.membership().voter_ids().filter(|v| *v != self.id).collect();
         let target = match target {
             Some(t) if voters.contains(&t) => t,
@@ -144,6 +144,21 @@ impl MasterNode {
             }
         };
         self.transfer_leadership(target).await
+    }
+
+    /// Raft metrics whose per-member liveness can be trusted: a new leader has heard from
+    /// its followers only once they answered its first heartbeats, so until every voter
+    /// answered or one liveness period passed, silence proves nothing.
+    async fn liveness_view(&self) -> Result<RaftMetrics<TypeConfig>, MasterError> {
+        loop {
+            let m = self.raft_metrics();
+            let all_live = m.membership_config.membership().voter_ids().all(|v| self.is_live(&m, v));
+            if all_live || self.leadership_age() >= self.config.member_liveness_timeout {
+                return Ok(m);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.ensure_leader()?;
+        }
     }
 
     fn best_successor(&self, m: &RaftMetrics<TypeConfig>, candidates: &[MasterId]) -> Result<MasterId, MasterError> {
