@@ -134,6 +134,12 @@ impl LocalCluster {
                 api.clone(),
                 stop_rx.clone(),
                 resync,
+                controllers::disruption::sync_once,
+            )),
+            tokio::spawn(controllers::run_loop(
+                api.clone(),
+                stop_rx.clone(),
+                resync,
                 controllers::replicaset::sync_once,
             )),
             tokio::spawn(controllers::run_loop(

@@ -81,7 +81,11 @@ async fn pod_field(tc: &TestCluster, pod: &str, path: &str) -> Result<String> {
 }
 
 async fn rollout(tc: &TestCluster) -> Result<()> {
-    tc.kubectl(&["rollout", "status", "statefulset/kv", "--timeout=120s"]).await.map(|_| ())
+    rollout_of(tc, "kv").await
+}
+
+async fn rollout_of(tc: &TestCluster, name: &str) -> Result<()> {
+    tc.kubectl(&["rollout", "status", &format!("statefulset/{name}"), "--timeout=120s"]).await.map(|_| ())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,6 +204,57 @@ async fn node_not_ready_stops_its_pods() -> Result<()> {
     tc.kubectl(&["wait", "--for=condition=Ready", "pod/kv-0", "--timeout=60s"]).await?;
     let ip = pod_field(&tc, "kv-0", ".status.podIP").await?;
     ensure!(kv(&ip, "get").await? == "survive", "data lost across node outage");
+    tc.stop().await;
+    Ok(())
+}
+
+const RETAIN_NOTHING: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: tmp}
+spec:
+  serviceName: tmp
+  replicas: 2
+  podManagementPolicy: Parallel
+  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Delete}
+  selector: {matchLabels: {app: tmp}}
+  template:
+    metadata: {labels: {app: tmp}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: kv
+        image: e2e-kv
+        args: ["--listen", "0.0.0.0:7000", "--data-dir", "$(HOME)/data"]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_retention_policy_delete() -> Result<()> {
+    let tc = start_cluster().await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], RETAIN_NOTHING).await?;
+    rollout_of(&tc, "tmp").await?;
+    let claims = || async {
+        Ok::<_, anyhow::Error>(
+            tc.kubectl(&["get", "pvc", "-o", "name"]).await?.lines().map(String::from).collect::<Vec<_>>(),
+        )
+    };
+    ensure!(claims().await?.len() == 2, "two claims expected");
+
+    tc.kubectl(&["scale", "statefulset", "tmp", "--replicas=1"]).await?;
+    eventually(Duration::from_secs(60), "the scaled-down claim to go", || async {
+        Ok((claims().await? == ["persistentvolumeclaim/data-tmp-0"]).then_some(()))
+    })
+    .await?;
+    tc.kubectl(&["delete", "statefulset", "tmp"]).await?;
+    eventually(Duration::from_secs(60), "the remaining claim to be collected with the set", || async {
+        Ok(claims().await?.is_empty().then_some(()))
+    })
+    .await?;
     tc.stop().await;
     Ok(())
 }

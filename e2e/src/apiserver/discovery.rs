@@ -108,10 +108,23 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         if t.has_scale {
             resources.push(json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": SUB_VERBS}));
         }
+        for (sub, group, kind, verbs) in extra_subresources(t) {
+            resources.push(json!({"name": format!("{}/{sub}", t.plural), "singularName": "", "namespaced": t.namespaced, "group": group, "version": "v1", "kind": kind, "verbs": verbs}));
+        }
     }
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(group, version), "resources": resources}),
     )
+}
+
+/// Subresources served by special handlers: pods' `eviction` (kubectl drain looks for it)
+/// and `log`. Entries: (name, group, kind, verbs).
+fn extra_subresources(t: &ResourceType) -> Vec<(&'static str, &'static str, &'static str, &'static [&'static str])> {
+    if t.group.is_empty() && t.plural == "pods" {
+        vec![("eviction", "policy", "Eviction", &["create"]), ("log", "", "Pod", &["get"])]
+    } else {
+        Vec::new()
+    }
 }
 
 fn discovery_resource(t: &ResourceType, version: &str) -> Value {
@@ -121,6 +134,9 @@ fn discovery_resource(t: &ResourceType, version: &str) -> Value {
     }
     if t.has_scale {
         subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": SUB_VERBS}));
+    }
+    for (sub, group, kind, verbs) in extra_subresources(t) {
+        subs.push(json!({"subresource": sub, "responseKind": {"group": group, "version": "v1", "kind": kind}, "verbs": verbs}));
     }
     json!({
         "resource": t.plural,

@@ -120,6 +120,11 @@ impl ApiError {
         Self::new(422, "Invalid", message)
     }
 
+    /// 429 `TooManyRequests` (e.g. an eviction blocked by a disruption budget).
+    pub fn too_many_requests(message: impl Into<String>, details: Value) -> Self {
+        Self::new(429, "TooManyRequests", message).with_details(details)
+    }
+
     /// 500 `InternalError`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)

@@ -201,6 +201,15 @@ fn resource_request(
     if (!rt.namespaced && ns.is_some()) || (rt.namespaced && ns.is_none() && name.is_some()) {
         return Err(ApiError::no_route(&rest.join("/")));
     }
+    if let (Some(name), Some("eviction"), Some(ns)) = (name, sub, ns)
+        && rt.group.is_empty()
+        && rt.plural == "pods"
+    {
+        if *method != Method::POST {
+            return Err(ApiError::method_not_allowed("evictions are created with POST"));
+        }
+        return Ok(json(201, &api.evict(ns, name, &decode_body(headers, body)?)?));
+    }
     if let (Some(name), Some("log")) = (name, sub)
         && rt.group.is_empty()
         && rt.plural == "pods"

@@ -5,6 +5,7 @@ pub mod crd;
 pub mod defaults;
 pub mod delete;
 pub mod discovery;
+pub mod disruption;
 pub mod error;
 pub mod handlers;
 pub mod openapi;

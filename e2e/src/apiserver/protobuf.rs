@@ -174,9 +174,7 @@ fn decode_kind(kind: &str, api_version: &str, raw: &[u8]) -> Result<Value, ApiEr
             (_, 1, Field::Bytes(x)) => drop(obj.insert("metadata".into(), object_meta(x)?)),
             ("ConfigMap", 2, Field::Bytes(x)) => insert_map(&mut obj, "data", x, false)?,
             ("ConfigMap", 3, Field::Bytes(x)) => insert_map(&mut obj, "binaryData", x, true)?,
-            ("ConfigMap" | "Secret", 4, Field::Varint(v)) if kind == "ConfigMap" => {
-                drop(obj.insert("immutable".into(), json!(v != 0)))
-            }
+            ("ConfigMap", 4, Field::Varint(v)) => drop(obj.insert("immutable".into(), json!(v != 0))),
             ("Secret", 2, Field::Bytes(x)) => insert_map(&mut obj, "data", x, true)?,
             ("Secret", 3, Field::Bytes(x)) => drop(obj.insert("type".into(), json!(string(x)))),
             ("Secret", 4, Field::Bytes(x)) => insert_map(&mut obj, "stringData", x, false)?,

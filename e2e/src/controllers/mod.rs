@@ -2,6 +2,7 @@
 //! Each is a level-triggered pass over the store, re-run after every change.
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod gc;
 pub mod pvc;

@@ -1,5 +1,5 @@
 //! Scheduler: binds pending pods to a Ready node. Honours `nodeSelector`, required node
-//! affinity, required pod (anti-)affinity and `DoNotSchedule` topology spread constraints;
+//! affinity, cordoned nodes (`spec.unschedulable`), required pod (anti-)affinity and `DoNotSchedule` topology spread constraints;
 //! among feasible nodes it prefers fewer matching pods for preferred anti-affinity, then
 //! fewer pods of the same owner, then fewer pods overall. Taints and resources are ignored.
 
@@ -134,7 +134,12 @@ fn controller_uid(pod: &Value) -> Option<&str> {
 
 /// Picks a node for `pod`, or `None` when no Ready node is feasible.
 fn choose<'a>(pod: &Value, nodes: &'a [Value], placed: &[Placed<'_>]) -> Option<&'a Value> {
-    let ready: Vec<&Value> = nodes.iter().filter(|n| condition_true(n, "Ready")).collect();
+    let ready: Vec<&Value> = nodes
+        .iter()
+        .filter(|n| {
+            condition_true(n, "Ready") && n.pointer("/spec/unschedulable").and_then(Value::as_bool) != Some(true)
+        })
+        .collect();
     let eligible: Vec<&Value> =
         ready.iter().copied().filter(|n| node_selector_ok(pod, n) && node_affinity_ok(pod, n)).collect();
     let owner = controller_uid(pod);

@@ -78,7 +78,12 @@ fn ensure_claims(api: &Api, sts: &Value, i: usize) -> Result<(), ApiError> {
         {
             l.extend(extra.clone());
         }
-        let pvc = json!({"metadata": {"name": claim, "labels": labels}, "spec": tmpl.get("spec").cloned().unwrap_or_else(|| json!({}))});
+        let mut pvc = json!({"metadata": {"name": claim, "labels": labels}, "spec": tmpl.get("spec").cloned().unwrap_or_else(|| json!({}))});
+        if sts.pointer("/spec/persistentVolumeClaimRetentionPolicy/whenDeleted").and_then(Value::as_str)
+            == Some("Delete")
+        {
+            pvc["metadata"]["ownerReferences"] = json!([owner_ref(sts)]);
+        }
         match api.create(&rt, "v1", ns, pvc, &WriteOptions::default()) {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}
@@ -121,6 +126,37 @@ fn new_pod(sts: &Value, i: usize, rev: &str) -> Value {
         },
         "spec": spec,
     })
+}
+
+fn delete_scaled_down_claims(
+    api: &Api,
+    sts: &Value,
+    replicas: usize,
+    pods: &BTreeMap<usize, &Value>,
+) -> Result<(), ApiError> {
+    let (ns, name) = (meta_str(sts, "namespace"), meta_str(sts, "name").unwrap_or(""));
+    let rt = api.resource("", "persistentvolumeclaims")?;
+    let prefixes: Vec<String> = sts
+        .pointer("/spec/volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|t| format!("{}-{name}-", meta_str(t, "name").unwrap_or("data")))
+        .collect();
+    let claims: Vec<Value> = api.store.read(|s| s.list(&rt.key(), ns).cloned().collect());
+    for claim in &claims {
+        let cname = meta_str(claim, "name").unwrap_or("");
+        let ordinal =
+            prefixes.iter().find_map(|p| cname.strip_prefix(p.as_str())).and_then(|o| o.parse::<usize>().ok());
+        if let Some(i) = ordinal.filter(|i| *i >= replicas && !pods.contains_key(i)) {
+            match api.delete(&rt, "v1", ns, cname, &DeleteOptions::default()) {
+                Ok(_) => tracing::debug!(claim = cname, ordinal = i, "deleted claim of scaled-down ordinal"),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn delete_pod(api: &Api, pod: &Value) -> Result<(), ApiError> {
@@ -196,6 +232,11 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
         for pod in if parallel { &condemned[..] } else { &condemned[..1] } {
             delete_pod(api, pod)?;
         }
+    }
+
+    // whenScaled=Delete: claims of ordinals at or above `replicas` go once their pod is gone.
+    if sts.pointer("/spec/persistentVolumeClaimRetentionPolicy/whenScaled").and_then(Value::as_str) == Some("Delete") {
+        delete_scaled_down_claims(api, sts, replicas, &pods)?;
     }
 
     // Rolling update: replace the highest outdated ordinal at or above the partition.
