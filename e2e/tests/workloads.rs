@@ -201,6 +201,24 @@ async fn pod_init_containers_volumes_and_env() -> Result<()> {
     let ip = pod["status"]["podIP"].as_str().context("podIP")?;
     ensure!(kv(ip, "get").await? == "from-init", "init container output not visible to the main container");
     ensure!(kv(ip, "env TOKEN").await? == "s3cret", "secretKeyRef env not resolved");
+    // `kubectl logs -f` streams output written after it started.
+    let mut follow = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(tc.kubeconfig())
+        .args(["logs", "-f", "solo"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(follow.stdout.take().context("stdout")?));
+    let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await??.context("no log output")?;
+    ensure!(first.contains("e2e-kv listening on"), "unexpected first log line {first:?}");
+    ensure!(kv(ip, "set streamed").await? == "ok", "set failed");
+    let next = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await??.context("log stream ended")?;
+    ensure!(next == "set streamed", "followed log line {next:?}");
+    follow.kill().await?;
+
     // The ConfigMap volume is mounted (read-only) at its mountPath inside the pod.
     let greeting = kv(ip, "cat /etc/e2e-solo/greeting").await?;
     ensure!(greeting == "hi-from-configmap", "config map volume content: {greeting:?}");

@@ -215,7 +215,7 @@ fn resource_request(
         && rt.plural == "pods"
         && *method == Method::GET
     {
-        return pod_log(api, &rt, ns, name, query);
+        return pod_log(state, &rt, ns, name, query);
     }
     let sub = match sub {
         None => Subresource::Main,
@@ -283,7 +283,14 @@ fn resource_request(
 }
 
 /// `GET pods/{name}/log`: the container's output so far (`follow` is not streamed).
-fn pod_log(api: &Api, rt: &ResourceType, ns: Option<&str>, name: &str, query: &Query) -> Result<Response, ApiError> {
+fn pod_log(
+    state: &AppState,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let api = &state.api;
     let pod = api.get(rt, "v1", ns, name)?;
     let containers: Vec<&str> = pod
         .pointer("/spec/containers")
@@ -314,7 +321,69 @@ fn pod_log(api: &Api, rt: &ResourceType, ns: Option<&str>, name: &str, query: &Q
         }
         None => text,
     };
-    Ok(respond(200, "text/plain", text))
+    if !query.flag("follow") {
+        return Ok(respond(200, "text/plain", text));
+    }
+    let uid = pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").to_string();
+    let stream = follow_log(
+        api.clone(),
+        rt.key(),
+        ns.unwrap_or("").to_string(),
+        name.to_string(),
+        uid,
+        path,
+        text,
+        state.shutdown.clone(),
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal(format!("building log response: {e}")))
+}
+
+/// Streams `initial`, then whatever is appended to the log, until the pod is gone.
+#[allow(clippy::too_many_arguments)]
+fn follow_log(
+    api: Api,
+    key: super::registry::ResKey,
+    ns: String,
+    name: String,
+    uid: String,
+    path: std::path::PathBuf,
+    initial: String,
+    mut shutdown: watch::Receiver<bool>,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    tokio::spawn(async move {
+        let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if tx.send(bytes::Bytes::from(initial)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+                _ = tx.closed() => return,
+            }
+            if let Ok(data) = std::fs::read(&path) {
+                let len = data.len() as u64;
+                if len > offset {
+                    let chunk = bytes::Bytes::copy_from_slice(&data[offset as usize..]);
+                    offset = len;
+                    if tx.send(chunk).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let alive =
+                api.store.read(|s| s.get(&key, &ns, &name).and_then(|p| meta_str(p, "uid")).is_some_and(|u| u == uid));
+            if !alive {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) })
 }
 
 fn delete_options(headers: &HeaderMap, body: &[u8], query: &Query) -> Result<DeleteOptions, ApiError> {

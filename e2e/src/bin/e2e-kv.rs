@@ -36,7 +36,10 @@ fn answer(line: &str, data_dir: &Path, peer: &str) -> String {
     match cmd {
         "get" => std::fs::read_to_string(data_dir.join("value")).unwrap_or_default(),
         "set" => match std::fs::write(data_dir.join("value"), arg) {
-            Ok(()) => "ok".into(),
+            Ok(()) => {
+                eprintln!("set {arg}");
+                "ok".into()
+            }
             Err(e) => format!("error: {e}"),
         },
         "hostname" => std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string(),

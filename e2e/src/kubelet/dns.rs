@@ -19,6 +19,14 @@ fn names(base: &str, ns: &str) -> Vec<String> {
     vec![format!("{base}.{ns}.svc.{CLUSTER_DOMAIN}"), format!("{base}.{ns}.svc"), format!("{base}.{ns}")]
 }
 
+/// Names of a Service: the qualified forms plus the bare name (what the search domain of a
+/// pod in the same namespace would give; with several namespaces the first entry wins).
+fn service_names(name: &str, ns: &str) -> Vec<String> {
+    let mut n = names(name, ns);
+    n.push(name.to_string());
+    n
+}
+
 /// Host entries (ip, names) for pods and services. Pods with hostname and subdomain get
 /// `host.sub.ns.svc.cluster.local` (and shorter forms); a Service name maps to the IPs of
 /// its ready pods (all pods with `publishNotReadyAddresses`).
@@ -42,7 +50,7 @@ pub fn entries(pods: &[Value], services: &[Value]) -> Vec<(String, Vec<String>)>
         let (Some(ns), Some(name)) = (meta_str(svc, "namespace"), meta_str(svc, "name")) else { continue };
         // A ClusterIP Service served by the proxy resolves to its cluster IP.
         if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|ip| ip.starts_with("127.")) {
-            out.entry((ip.to_string(), format!("svc/{ns}/{name}"))).or_default().extend(names(name, ns));
+            out.entry((ip.to_string(), format!("svc/{ns}/{name}"))).or_default().extend(service_names(name, ns));
             continue;
         }
         let Some(sel) = svc.pointer("/spec/selector").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
@@ -57,7 +65,7 @@ pub fn entries(pods: &[Value], services: &[Value]) -> Vec<(String, Vec<String>)>
                 continue;
             }
             if let Some(ip) = ip_of(pod) {
-                out.entry((ip, format!("svc/{ns}/{name}"))).or_default().extend(names(name, ns));
+                out.entry((ip, format!("svc/{ns}/{name}"))).or_default().extend(service_names(name, ns));
             }
         }
     }
@@ -121,6 +129,6 @@ mod tests {
             text.contains("127.9.9.2 web-0.web.ns.svc.cluster.local web-0.web.ns.svc web-0.web.ns web-0.web\n"),
             "{text}"
         );
-        assert!(text.contains("127.9.9.2 web.ns.svc.cluster.local web.ns.svc web.ns\n"), "{text}");
+        assert!(text.contains("127.9.9.2 web.ns.svc.cluster.local web.ns.svc web.ns web\n"), "{text}");
     }
 }
