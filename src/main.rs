@@ -19,9 +19,17 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the error and its causes.
-            let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("error: {}", causes.join(": "));
+            // One line: the error and those of its causes its message does not already say.
+            let mut line = String::new();
+            for cause in e.chain().map(|c| c.to_string()) {
+                if !line.contains(&cause) {
+                    if !line.is_empty() {
+                        line.push_str(": ");
+                    }
+                    line.push_str(&cause);
+                }
+            }
+            eprintln!("error: {}", line.replace('\n', " "));
             ExitCode::FAILURE
         }
     }

@@ -4,7 +4,8 @@
 //! The pure steps are unit-tested without an API server: [`validate`] (spec ->
 //! [`validate::ValidatedSpec`]), [`build`] (validated spec -> owned objects),
 //! [`membership::decide()`] (observed Raft + pods -> one action), [`controller::status`]
-//! (observations -> status) and [`location`] (node labels -> location string). The
+//! (observations -> status). (Node labels -> location is `kudu::location`, used by the
+//! `kudu location` command that masters run.) The
 //! [`controller`] wires them to the API server and the masters; [`runner`] adds leader
 //! election ([`lease`]) and the HTTP server ([`http`], [`metrics`]).
 #![warn(missing_docs)]
@@ -15,7 +16,6 @@ pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod lease;
-pub mod location;
 pub mod membership;
 pub mod metrics;
 pub mod pb;

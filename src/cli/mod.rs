@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod location;
 mod master;
 mod output;
 mod table;
@@ -30,6 +31,9 @@ enum Command {
     /// Create, inspect, alter and delete tables.
     #[command(subcommand)]
     Table(table::TableCommand),
+    /// Print the location of a tablet server from its node's topology labels (the built-in
+    /// location mapping command, run inside Kubernetes).
+    Location(location::LocationArgs),
 }
 
 /// Output format of client commands.
@@ -97,5 +101,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Master(cmd) => master::run(cmd).await,
         Command::Tserver(cmd) => tserver::run(cmd).await,
         Command::Table(cmd) => table::run(cmd).await,
+        Command::Location(args) => location::run(args).await,
     }
 }

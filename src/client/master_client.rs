@@ -105,7 +105,7 @@ impl MasterClient {
     /// says it leads; otherwise a leader hint, if any master gave one.
     /// `hint` (from a NOT_THE_LEADER answer) is probed too: it may be a master this client
     /// has not heard of yet.
-    async fn find_leader(&self, hint: Option<String>) -> Option<String> {
+    async fn find_leader(&self, hint: Option<String>) -> Result<String, String> {
         let mut addresses = self.addresses();
         if let Some(hint) = hint.filter(|h| !addresses.contains(h)) {
             addresses.push(hint);
@@ -114,18 +114,27 @@ impl MasterClient {
             addresses.into_iter().map(|address| async move { (self.connect_to(&address).await, address) }).collect();
         let mut hint = None;
         let mut heard_of: Vec<String> = Vec::new();
+        let mut failures: Vec<String> = Vec::new();
         while let Some((answer, address)) = probes.next().await {
-            let Ok(answer) = answer else { continue };
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(status) => {
+                    failures.push(format!("{address}: {}", describe(&status)));
+                    continue;
+                }
+            };
             if answer.role == pb::Role::Leader as i32 {
                 let mut known = self.known();
                 known.members = answer.members.iter().map(|m| m.address.clone()).collect();
                 known.refreshed = Some(Instant::now());
                 known.leader = Some(address.clone());
-                return Some(address);
+                return Ok(address);
             }
             if !answer.leader_address.is_empty() {
                 hint = Some(answer.leader_address);
             }
+            let role = pb::Role::try_from(answer.role).map(|r| r.as_str_name()).unwrap_or("UNKNOWN");
+            failures.push(format!("{address}: {role}"));
             heard_of.extend(answer.members.into_iter().map(|m| m.address));
         }
         // No leader answered: remember every master the others know of (even a removed
@@ -136,7 +145,7 @@ impl MasterClient {
                 known.members.push(address);
             }
         }
-        hint
+        hint.ok_or_else(|| format!("no master is the leader ({})", failures.join("; ")))
     }
 
     /// Re-reads the membership from the leader when it is older than [`MEMBERSHIP_REFRESH`],
@@ -165,56 +174,57 @@ impl MasterClient {
         let started = Instant::now();
         let deadline = started + self.options.timeout;
         let mut backoff = Duration::from_millis(20);
-        let mut last_error: String;
+        let mut last_error;
         let mut hint: Option<String> = None;
         loop {
             let cached = self.known().leader.clone();
             let leader = match cached {
-                Some(leader) => Some(leader),
+                Some(leader) => Ok(leader),
                 None => self.find_leader(hint.take()).await,
             };
-            if let Some(leader) = leader {
-                let service = self.service(&leader)?;
-                match tokio::time::timeout(self.options.rpc_timeout, call(service)).await {
-                    Ok(Ok(response)) => {
-                        self.refresh_membership(&leader).await;
-                        return Ok(response.into_inner());
-                    }
-                    Ok(Err(status)) => match rpc::error_code(&status) {
-                        Some(code) if RETRYABLE_CODES.contains(&code) => {
-                            self.known().leader = None;
-                            last_error = format!("{leader}: {}", status.message());
-                            let new_hint = status
-                                .metadata()
-                                .get(rpc::LEADER_ADDR_KEY)
-                                .and_then(|v| v.to_str().ok())
-                                .filter(|h| *h != leader)
-                                .map(str::to_string);
-                            if new_hint.is_some() {
-                                // Follow a hint to another master at once (confirming it leads
-                                // and learning the membership from it).
-                                hint = new_hint;
-                                continue;
+            match leader {
+                Err(why) => last_error = why,
+                Ok(leader) => {
+                    let service = self.service(&leader)?;
+                    match tokio::time::timeout(self.options.rpc_timeout, call(service)).await {
+                        Ok(Ok(response)) => {
+                            self.refresh_membership(&leader).await;
+                            return Ok(response.into_inner());
+                        }
+                        Ok(Err(status)) => match rpc::error_code(&status) {
+                            Some(code) if RETRYABLE_CODES.contains(&code) => {
+                                self.known().leader = None;
+                                last_error = format!("{leader}: {}", status.message());
+                                let new_hint = status
+                                    .metadata()
+                                    .get(rpc::LEADER_ADDR_KEY)
+                                    .and_then(|v| v.to_str().ok())
+                                    .filter(|h| *h != leader)
+                                    .map(str::to_string);
+                                if new_hint.is_some() {
+                                    // Follow a hint to another master at once (confirming it leads
+                                    // and learning the membership from it).
+                                    hint = new_hint;
+                                    continue;
+                                }
                             }
-                        }
-                        Some(code) => {
-                            return Err(ClientError::Master {
-                                code: code.to_string(),
-                                message: status.message().to_string(),
-                            });
-                        }
-                        None => {
+                            Some(code) => {
+                                return Err(ClientError::Master {
+                                    code: code.to_string(),
+                                    message: status.message().to_string(),
+                                });
+                            }
+                            None => {
+                                self.known().leader = None;
+                                last_error = format!("{leader}: {}", describe(&status));
+                            }
+                        },
+                        Err(_) => {
                             self.known().leader = None;
-                            last_error = format!("{leader}: {} ({:?})", status.message(), status.code());
+                            last_error = format!("{leader}: no answer within {:?}", self.options.rpc_timeout);
                         }
-                    },
-                    Err(_) => {
-                        self.known().leader = None;
-                        last_error = format!("{leader}: no answer within {:?}", self.options.rpc_timeout);
                     }
                 }
-            } else {
-                last_error = "no master reports a leader".to_string();
             }
             let now = Instant::now();
             if now >= deadline {
@@ -376,4 +386,20 @@ impl MasterClient {
         self.known().leader = None;
         Ok(response.new_leader_id)
     }
+}
+
+/// A status as one short phrase: its message and, for transport failures, the root cause
+/// (e.g. "connection refused").
+fn describe(status: &tonic::Status) -> String {
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    let mut root = None;
+    while let Some(e) = source {
+        root = Some(e.to_string());
+        source = e.source();
+    }
+    if let Some(root) = root.filter(|r| !text.contains(r.as_str())) {
+        text = format!("{text} ({root})");
+    }
+    text
 }
