@@ -278,3 +278,26 @@ async fn stale_replace_conflicts_and_namespaces_cascade() -> Result<()> {
     tc.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_kinds_are_validated_like_the_api_server() -> Result<()> {
+    let tc = TestCluster::start().await?;
+    let err = tc.kubectl_fails(&["create", "configmap", "Upper"], None).await?;
+    ensure!(err.contains("metadata.name: Invalid value: \"Upper\""), "uppercase name accepted: {err}");
+
+    let sts = |service: &str, label: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {{name: s}}\nspec:\n  serviceName: {service}\n  replicas: 0\n  selector: {{matchLabels: {{app: s}}}}\n  template:\n    metadata: {{labels: {{app: {label}}}}}\n    spec:\n      containers: [{{name: c, image: e2e-kv}}]\n"
+        )
+    };
+    let err = tc.kubectl_fails(&["apply", "-f", "-"], Some(&sts("s", "other"))).await?;
+    ensure!(err.contains("`selector` does not match template `labels`"), "selector mismatch accepted: {err}");
+    tc.kubectl_stdin(&["apply", "-f", "-"], &sts("s", "s")).await?;
+    let err = tc.kubectl_fails(&["apply", "-f", "-"], Some(&sts("renamed", "s"))).await?;
+    ensure!(
+        err.contains("updates to statefulset spec for fields other than"),
+        "immutable field change accepted: {err}"
+    );
+    tc.stop().await;
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! An in-memory Kubernetes API server speaking HTTP/1.1 + JSON.
 
 pub mod apply;
+pub mod builtin_validation;
 pub mod crd;
 pub mod defaults;
 pub mod delete;

@@ -398,6 +398,11 @@ impl Api {
     ) -> Result<(), ApiError> {
         if rt.custom.is_none() {
             apply_builtin_defaults(&rt.group, &rt.kind, obj, old.is_none());
+            let causes = super::builtin_validation::validate(&rt.group, &rt.kind, obj, old);
+            if !causes.is_empty() {
+                let name = meta_str(obj, "name").unwrap_or("").to_string();
+                return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
+            }
         }
         let name = meta_str(obj, "name").unwrap_or("").to_string();
         if let Some(schema) = rt.schema(version) {
