@@ -70,7 +70,7 @@ pub struct RunArgs {
     /// Raft heartbeat interval.
     #[arg(long, default_value_t = 250)]
     raft_heartbeat_interval_ms: u64,
-    /// Minimum Raft election timeout (the maximum is twice this).
+    /// Minimum Raft election timeout (the maximum is 1.5 times this).
     #[arg(long, default_value_t = 1_500)]
     raft_election_timeout_ms: u64,
     /// Take a catalog snapshot and purge the log every this many entries.

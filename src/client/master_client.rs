@@ -18,6 +18,9 @@ const RETRYABLE_CODES: [&str; 2] = [rpc::NOT_THE_LEADER, "TIMED_OUT"];
 /// Deadline of one leader-discovery probe: a paused master must not stall discovery.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Longest pause between attempts; leader discovery probes are cheap, so retry often.
+const MAX_BACKOFF: Duration = Duration::from_millis(250);
+
 /// How old the learned membership may get before the client re-reads it.
 const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(5);
 
@@ -235,7 +238,7 @@ impl MasterClient {
                 });
             }
             tokio::time::sleep(backoff.min(deadline - now)).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 

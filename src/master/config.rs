@@ -54,7 +54,9 @@ impl MasterConfig {
             cluster_name: "kudu-masters".into(),
             heartbeat_interval: self.heartbeat_interval.as_millis() as u64,
             election_timeout_min: election_ms,
-            election_timeout_max: election_ms * 2,
+            // openraft holds the leader lease for election_timeout_max, so a narrow range
+            // keeps failover short; 50% spread still avoids split votes among 3-7 masters.
+            election_timeout_max: election_ms + election_ms / 2,
             install_snapshot_timeout: 30_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: 100,
