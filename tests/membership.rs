@@ -71,7 +71,7 @@ async fn grow_1_3_5_then_shrink_to_3_while_ddl_runs() {
         seeds.push(addr.clone());
         let m = cluster.new_master(addr.clone(), &seeds);
         cluster.masters.push(m);
-        let probe = client_for(&[addr.clone()]);
+        let probe = client_for(std::slice::from_ref(&addr));
         wait_for("the new master to wait for being added", WAIT, || async {
             let r = probe.connect_to(&addr).await.ok()?;
             (r.role == kudu::pb::master::Role::NonMember as i32).then_some(())

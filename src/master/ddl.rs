@@ -45,7 +45,7 @@ impl MasterNode {
             .into());
         }
         let rf = spec.replication_factor;
-        if rf == 0 || rf > MAX_REPLICATION_FACTOR || rf % 2 == 0 {
+        if rf == 0 || rf > MAX_REPLICATION_FACTOR || rf.is_multiple_of(2) {
             return Err(CatalogError::InvalidArgument(format!(
                 "replication factor must be odd and between 1 and {MAX_REPLICATION_FACTOR}, got {rf}"
             ))

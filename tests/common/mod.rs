@@ -26,10 +26,10 @@ pub fn kudu_bin() -> &'static str {
 pub fn free_addr() -> String {
     loop {
         let ip = format!("127.0.0.{}", 2 + rand_u8() % 250);
-        if let Ok(listener) = TcpListener::bind(format!("{ip}:0")) {
-            if let Ok(addr) = listener.local_addr() {
-                return addr.to_string();
-            }
+        if let Ok(listener) = TcpListener::bind(format!("{ip}:0"))
+            && let Ok(addr) = listener.local_addr()
+        {
+            return addr.to_string();
         }
     }
 }
@@ -275,10 +275,10 @@ impl Cluster {
         let client = self.client();
         wait_for("a leader master", WAIT, || async {
             for m in self.masters.iter().filter(|m| m.is_running()) {
-                if let Ok(r) = client.connect_to(&m.addr).await {
-                    if r.role == pb::Role::Leader as i32 {
-                        return Some(m.addr.clone());
-                    }
+                if let Ok(r) = client.connect_to(&m.addr).await
+                    && r.role == pb::Role::Leader as i32
+                {
+                    return Some(m.addr.clone());
                 }
             }
             None

@@ -80,7 +80,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             None => None,
         };
         let last_purged_log_id: Option<LogId> = self.get_meta(keys::META_LAST_PURGED)?;
-        let last_log_id = last.or_else(|| last_purged_log_id.clone());
+        let last_log_id = last.or(last_purged_log_id);
         Ok(LogState { last_purged_log_id, last_log_id })
     }
 

@@ -170,7 +170,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         response
                     }
                     EntryPayload::Membership(membership) => {
-                        let stored = StoredMembership::new(Some(log_id.clone()), membership.clone());
+                        let stored = StoredMembership::new(Some(log_id), membership.clone());
                         batch.put_cf(meta_cf, keys::SM_MEMBERSHIP, encode(&stored)?);
                         CatalogResponse::default()
                     }
