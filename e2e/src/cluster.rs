@@ -102,6 +102,8 @@ impl LocalCluster {
         let mut api = Api::new();
         api.graceful_pods = true;
         api.pods_dir = Some(kubelet::pods_dir(&config.state_dir));
+        let exec = std::sync::Arc::new(kubelet::exec::ExecRegistry::new(config.bin_dirs.clone()));
+        api.exec = Some(exec.clone());
         let server = ApiServer::start(api.clone(), config.bind).await?;
         register_nodes(&api, config.nodes)?;
         let kubeconfig = config.state_dir.join("kubeconfig");
@@ -159,7 +161,7 @@ impl LocalCluster {
         };
         let kubelet_api = api.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = kubelet::run(kubelet_api, kubelet_config, stop_rx).await {
+            if let Err(e) = kubelet::run(kubelet_api, kubelet_config, exec, stop_rx).await {
                 tracing::error!(error = %e, "kubelet failed");
             }
         }));

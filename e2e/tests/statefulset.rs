@@ -99,6 +99,14 @@ async fn statefulset_identity_storage_and_scaling() -> Result<()> {
     ensure!(kv(&ip0, "env POD_IP").await? == ip0, "downward API POD_IP wrong");
     ensure!(!kv(&ip0, "env MY_NODE").await?.is_empty(), "downward API nodeName empty");
     ensure!(kv(&ip0, "set first").await? == "ok", "set failed");
+    // kubectl exec runs in the pod's view: its volume mount and host name; exit codes and
+    // stdin pass through.
+    let out = tc.kubectl(&["exec", "kv-0", "--", "sh", "-c", "cat /var/lib/e2e-kv/value; hostname"]).await?;
+    ensure!(out == "firstkv-0\n", "exec output {out:?}");
+    let err = tc.kubectl_fails(&["exec", "kv-0", "--", "sh", "-c", "exit 3"], None).await?;
+    ensure!(err.contains("command terminated with exit code 3"), "exit code not reported: {err}");
+    let echoed = tc.kubectl_stdin(&["exec", "-i", "kv-0", "--", "cat"], "via stdin").await?;
+    ensure!(echoed == "via stdin", "stdin not passed through: {echoed:?}");
 
     // Scale 1 -> 3: ordinal pods, each reachable under its stable DNS name from inside a pod.
     tc.kubectl(&["scale", "statefulset", "kv", "--replicas=3"]).await?;

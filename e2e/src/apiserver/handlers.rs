@@ -56,6 +56,12 @@ fn error(e: &ApiError) -> Response {
 /// Entry point for every request.
 pub async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    if let Some((ns, name)) = super::exec::exec_target(parts.uri.path()) {
+        let uri = parts.uri.clone();
+        let resp = super::exec::handle(&state.api, parts, &ns, &name).await.unwrap_or_else(|e| error(&e));
+        tracing::debug!(uri = %uri, status = resp.status().as_u16(), "exec");
+        return resp;
+    }
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return error(&ApiError::bad_request(format!("reading body: {e}"))),

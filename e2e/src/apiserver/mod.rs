@@ -8,6 +8,7 @@ pub mod delete;
 pub mod discovery;
 pub mod disruption;
 pub mod error;
+pub mod exec;
 pub mod handlers;
 pub mod openapi;
 pub mod ops;

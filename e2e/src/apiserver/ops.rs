@@ -79,6 +79,8 @@ pub struct Api {
     pub graceful_pods: bool,
     /// Where the kubelet keeps pod directories (serves `pods/{name}/log`).
     pub pods_dir: Option<std::path::PathBuf>,
+    /// Starts commands in pods (serves `pods/{name}/exec`).
+    pub exec: Option<Arc<dyn super::exec::PodExec>>,
 }
 
 pub(super) fn is_crd(rt: &ResourceType) -> bool {
@@ -132,6 +134,7 @@ impl Api {
             registry: Arc::new(Registry::with_builtins()),
             graceful_pods: false,
             pods_dir: None,
+            exec: None,
         }
     }
 

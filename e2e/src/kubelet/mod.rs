@@ -6,6 +6,7 @@ pub mod bindshim;
 pub mod container;
 pub mod dns;
 pub mod env;
+pub mod exec;
 pub mod ipam;
 pub mod probe;
 pub mod process;
@@ -79,6 +80,7 @@ struct Kubelet {
     nss_wrapper: Option<PathBuf>,
     bind_shim: Option<&'static Path>,
     proxy: proxy::ServiceProxy,
+    exec: Arc<exec::ExecRegistry>,
 }
 
 /// The kubelet's pods directory under the cluster state directory.
@@ -100,7 +102,7 @@ fn grace(pod: &Value) -> Duration {
 }
 
 impl Kubelet {
-    fn new(api: Api, config: KubeletConfig) -> Result<Self, KubeletError> {
+    fn new(api: Api, config: KubeletConfig, exec: Arc<exec::ExecRegistry>) -> Result<Self, KubeletError> {
         let hosts_path = config.state_dir.join("hosts");
         let hosts =
             dns::HostsFile::create(&hosts_path).map_err(|source| KubeletError { path: hosts_path.clone(), source })?;
@@ -130,6 +132,7 @@ impl Kubelet {
             nss_wrapper,
             bind_shim: bindshim::library(),
             proxy: proxy::ServiceProxy::default(),
+            exec,
         })
     }
 
@@ -243,6 +246,11 @@ impl Kubelet {
             plan.push((Supervised { index: i, spec, restart_policy: policy, grace: grace(pod) }, c.clone()));
         }
         let mains_plan = plan.split_off(inits.len());
+        for (sup, c) in &mains_plan {
+            if let (Ok(spec), Some(cname)) = (&sup.spec, c.get("name").and_then(Value::as_str)) {
+                self.exec.register(&uid, cname, spec.clone());
+            }
+        }
         let (stop, stop_rx) = watch::channel(false);
         let runner =
             run_containers(plan, mains_plan, ip.clone(), self.config.bin_dirs.clone(), shared.clone(), stop_rx);
@@ -324,6 +332,7 @@ impl Kubelet {
     }
 
     fn stop_pod(&mut self, uid: &str) -> Option<JoinHandle<()>> {
+        self.exec.forget_pod(uid);
         let rt = self.runtimes.remove(uid)?;
         let ipam = self.ipam.clone();
         let uid = uid.to_string();
@@ -468,8 +477,13 @@ async fn run_containers(
 }
 
 /// Runs the kubelet until `shutdown`; then stops every pod process.
-pub async fn run(api: Api, config: KubeletConfig, mut shutdown: watch::Receiver<bool>) -> Result<(), KubeletError> {
-    let mut kubelet = Kubelet::new(api.clone(), config)?;
+pub async fn run(
+    api: Api,
+    config: KubeletConfig,
+    exec: Arc<exec::ExecRegistry>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), KubeletError> {
+    let mut kubelet = Kubelet::new(api.clone(), config, exec)?;
     let mut changed = api.store.subscribe();
     let kick = kubelet.kick.clone();
     loop {

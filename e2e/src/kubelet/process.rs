@@ -80,14 +80,30 @@ fn cstring(p: &Path) -> Result<CString, ProcessError> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| ProcessError::InvalidPath(p.to_path_buf()))
 }
 
-/// Starts the process.
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> ProcessError + use<> {
+    let what = what.to_string();
+    move |source| ProcessError::Io { what, source }
+}
+
+/// Starts the process with stdout and stderr appended to its log file.
 pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> {
-    let io = |what: &str| {
-        let what = what.to_string();
-        move |source| ProcessError::Io { what, source }
-    };
     let log = OpenOptions::new().create(true).append(true).open(&spec.log).map_err(io("opening log"))?;
     let log2 = log.try_clone().map_err(io("cloning log handle"))?;
+    let mut cmd = command(spec)?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
+    cmd.spawn().map_err(io(&format!("starting {}", spec.program.display())))
+}
+
+/// Starts the process with piped stdin, stdout and stderr (for `kubectl exec`).
+pub fn spawn_piped(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> {
+    let mut cmd = command(spec)?;
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().map_err(io(&format!("starting {}", spec.program.display())))
+}
+
+/// The command for `spec`: environment, working directory, process group, parent-death
+/// signal and (when isolating) mount/UTS namespaces with the volume bind mounts.
+fn command(spec: &ProcessSpec) -> Result<tokio::process::Command, ProcessError> {
     let mut mounts = Vec::new();
     if spec.isolate {
         for m in &spec.mounts {
@@ -112,9 +128,6 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(&spec.workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2))
         .kill_on_drop(true);
     // SAFETY: the closure only calls async-signal-safe syscalls on data prepared before fork.
     unsafe {
@@ -170,7 +183,7 @@ pub fn spawn(spec: &ProcessSpec) -> Result<tokio::process::Child, ProcessError> 
             Ok(())
         });
     }
-    cmd.spawn().map_err(io(&format!("starting {}", spec.program.display())))
+    Ok(cmd)
 }
 
 /// Sends `signal` to the process group led by `pid`.
