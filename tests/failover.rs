@@ -63,13 +63,19 @@ async fn whole_cluster_restart_keeps_every_acknowledged_change() {
     client.delete_table("t3").await.expect("delete");
     let before = client.list_tables().await.expect("list before");
 
-    for m in &mut cluster.masters {
-        m.kill();
+    // Two masters stop gracefully, the last one is killed.
+    for m in &mut cluster.masters[..2] {
+        assert!(m.stop(), "{} did not exit cleanly on SIGTERM:\n{}", m.name, m.log());
     }
+    cluster.masters[2].kill();
+    let ts = &mut cluster.tservers[0];
+    assert!(ts.stop(), "the tablet server did not exit cleanly on SIGTERM:\n{}", ts.log());
     for m in &mut cluster.masters {
         m.restart();
     }
+    cluster.tservers[0].restart();
     cluster.wait_leader().await;
+    cluster.wait_tservers(1).await;
     let client = cluster.client();
     let after = client.list_tables().await.expect("list after");
     assert_eq!(after, before);

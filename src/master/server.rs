@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use super::config::MasterConfig;
 use super::location_mapping::LocationMapper;
@@ -20,8 +19,11 @@ use super::tservers::TServerRegistry;
 use super::{bootstrap, http};
 use crate::pb::master::master_service_server::MasterServiceServer;
 use crate::pb::raft::raft_service_server::RaftServiceServer;
-use crate::rpc::ChannelPool;
+use crate::rpc::{ChannelPool, join_tasks, spawn_grpc_server};
 use crate::shutdown::wait_for_signal;
+
+/// How long in-flight requests may take to finish at shutdown.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Largest gRPC message accepted (snapshots are chunked well below it).
 const MAX_MESSAGE: usize = 64 << 20;
@@ -94,15 +96,7 @@ impl MasterServer {
                 MasterServiceServer::new(MasterRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE),
             )
             .add_service(RaftServiceServer::new(RaftRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE));
-        let mut grpc_stop = stopped.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = grpc_stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = grpc.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await {
-                tracing::error!(error = %e, "gRPC server failed");
-            }
-        }));
+        tasks.push(spawn_grpc_server(grpc, listener, stopped.clone()));
 
         let mut http_addr = None;
         if let Some(addr) = &config.http_bind {
@@ -132,10 +126,7 @@ impl MasterServer {
         if let Err(e) = self.node.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown failed");
         }
-        for task in self.tasks {
-            task.abort();
-            let _ = task.await;
-        }
+        join_tasks(self.tasks, SHUTDOWN_GRACE).await;
     }
 }
 

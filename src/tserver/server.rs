@@ -6,14 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use super::heartbeat;
 use super::service::TServerRpc;
 use super::store::{StoreError, TServerStore};
 use crate::ids::TServerId;
 use crate::pb::tserver::tablet_server_service_server::TabletServerServiceServer;
-use crate::rpc::ChannelPool;
+use crate::rpc::{ChannelPool, join_tasks, spawn_grpc_server};
 use crate::shutdown::wait_for_signal;
 
 /// Settings of a tablet server.
@@ -93,15 +92,7 @@ impl TabletServer {
         let (stop, stopped) = watch::channel(false);
         let grpc = tonic::transport::Server::builder()
             .add_service(TabletServerServiceServer::new(TServerRpc { state: state.clone() }));
-        let mut grpc_stop = stopped.clone();
-        let mut tasks = vec![tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = grpc_stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = grpc.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await {
-                tracing::error!(error = %e, "gRPC server failed");
-            }
-        })];
+        let mut tasks = vec![spawn_grpc_server(grpc, listener, stopped.clone())];
         tasks.push(tokio::spawn(heartbeat::run(state.clone(), config.heartbeat_interval, stopped)));
         tracing::info!(%uuid, %rpc_addr, "tablet server serving");
         Ok(Self { state, rpc_addr, stop, tasks })
@@ -109,9 +100,7 @@ impl TabletServer {
 
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
+        join_tasks(self.tasks, Duration::from_secs(5)).await;
     }
 }
 
