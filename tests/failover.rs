@@ -122,3 +122,45 @@ async fn failover_time_from_leader_kill_to_next_ddl() {
     );
     assert_eq!(client.list_tables().await.expect("list").len(), rounds + 1);
 }
+
+/// A follower that was down while the leader snapshotted and purged its log catches up by
+/// installing the catalog snapshot, and then holds the whole catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_follower_catches_up_from_a_snapshot() {
+    let mut cluster = Cluster::start(3, 1);
+    let leader = cluster.wait_leader().await;
+    cluster.wait_tservers(1).await;
+    let client = cluster.client();
+    let follower = cluster.master_addrs().into_iter().find(|a| *a != leader).expect("follower");
+    cluster.master_by_addr(&follower).kill();
+    // The test masters snapshot every 200 entries and keep 100 entries behind a snapshot.
+    const TABLES: usize = 320;
+    for i in 0..TABLES {
+        client.create_table(&format!("s{i:03}"), &simple_schema(), 1, 1).await.expect("create");
+    }
+    client.delete_table("s000").await.expect("delete");
+    cluster.master_by_addr(&follower).restart();
+    wait_for("the restarted follower to catch up", WAIT, || async {
+        let list = client.list_masters().await.ok()?;
+        let me = list.members.iter().find(|m| m.address == follower)?;
+        (me.live && me.matched_index >= list.commit_index).then_some(())
+    })
+    .await;
+    let leader_log = cluster.master_by_addr(&leader).log();
+    let proc = cluster.master_by_addr(&follower);
+    assert!(
+        proc.log().contains("installed catalog snapshot"),
+        "no snapshot was installed:\n{}\n--- leader ---\n{leader_log}",
+        proc.log()
+    );
+    let http = proc.http_addr.clone().expect("http");
+    let page = wait_for("the follower's catalog page", WAIT, || {
+        let http = http.clone();
+        async move {
+            let (_, page) = tokio::task::spawn_blocking(move || common::http_get(&http, "/tables")).await.ok()?;
+            (page.matches("<td>s").count() == TABLES - 1).then_some(page)
+        }
+    })
+    .await;
+    assert!(!page.contains("<td>s000</td>"), "deleted table still on the follower");
+}
