@@ -169,6 +169,21 @@ async fn statefulset_identity_storage_and_scaling() -> Result<()> {
     tc.kubectl(&["wait", "--for=condition=Ready", "pod/kv-0", "--timeout=60s"]).await?;
     let ip0 = pod_field(&tc, "kv-0", ".status.podIP").await?;
     ensure!(kv(&ip0, "get").await? == "first", "data did not survive pod deletion");
+    let described = tc.kubectl(&["describe", "pod", "kv-0"]).await?;
+    for needle in ["Scheduled", "Successfully assigned default/kv-0", "Started"] {
+        ensure!(described.contains(needle), "describe lacks event {needle:?}: {described}");
+    }
+    let sts_events = tc
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.kind=StatefulSet",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
+        .await?;
+    ensure!(sts_events.contains("SuccessfulCreate"), "no StatefulSet events: {sts_events}");
 
     // Scale 3 -> 1: highest ordinals go, claims stay.
     tc.kubectl(&["scale", "statefulset", "kv", "--replicas=1"]).await?;

@@ -52,10 +52,14 @@ pub fn sync_once(api: &Api) {
     }
 }
 
-fn set_replicas(api: &Api, rs: &Value, replicas: u64) -> Result<(), crate::apiserver::ApiError> {
-    if rs.pointer("/spec/replicas").and_then(Value::as_u64) == Some(replicas) {
+fn set_replicas(api: &Api, d: &Value, rs: &Value, replicas: u64) -> Result<(), crate::apiserver::ApiError> {
+    let from = rs.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(0);
+    if from == replicas {
         return Ok(());
     }
+    let verb = if replicas > from { "up" } else { "down" };
+    let msg = format!("Scaled {verb} replica set {} from {from} to {replicas}", meta_str(rs, "name").unwrap_or(""));
+    super::events::record(api, d, super::events::Kind::Normal, "ScalingReplicaSet", &msg, "deployment-controller");
     let rt = api.resource("apps", "replicasets")?;
     let mut body = rs.clone();
     meta_mut(&mut body).remove("resourceVersion");
@@ -91,7 +95,7 @@ fn reconcile(api: &Api, d: &Value, all_sets: &[Value]) -> Result<(), crate::apis
     let new_rs = match new_rs {
         Some(rs) => {
             if !(recreate && old_pods > 0) {
-                set_replicas(api, rs, replicas)?;
+                set_replicas(api, d, rs, replicas)?;
             }
             Some(rs.clone())
         }
@@ -119,7 +123,7 @@ fn reconcile(api: &Api, d: &Value, all_sets: &[Value]) -> Result<(), crate::apis
     let new_count = int(new_rs.pointer("/status/replicas"));
     if recreate || (new_ready >= replicas && new_count == replicas) {
         for rs in &old {
-            set_replicas(api, rs, 0)?;
+            set_replicas(api, d, rs, 0)?;
         }
     }
     let limit = d.pointer("/spec/revisionHistoryLimit").and_then(Value::as_u64).unwrap_or(10) as usize;

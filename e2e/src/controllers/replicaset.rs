@@ -51,8 +51,19 @@ pub fn sync_once(api: &Api) {
                     },
                     "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
                 });
-                if let Err(e) = api.create(&pods_rt, "v1", ns, pod, &WriteOptions::default()) {
-                    tracing::debug!(error = %e, replicaset = name, "creating pod failed");
+                match api.create(&pods_rt, "v1", ns, pod, &WriteOptions::default()) {
+                    Ok(created) => {
+                        let msg = format!("Created pod: {}", meta_str(&created, "name").unwrap_or(""));
+                        super::events::record(
+                            api,
+                            rs,
+                            super::events::Kind::Normal,
+                            "SuccessfulCreate",
+                            &msg,
+                            "replicaset-controller",
+                        );
+                    }
+                    Err(e) => tracing::debug!(error = %e, replicaset = name, "creating pod failed"),
                 }
             }
         } else if owned.len() > want {

@@ -187,6 +187,19 @@ pub fn schedule_once(api: &Api) {
                 "0/{} nodes are available: no Ready node satisfies the pod's node selector, affinity and spread constraints",
                 nodes.len()
             );
+            let was_unschedulable = prev
+                .and_then(Value::as_array)
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "False"));
+            if !was_unschedulable {
+                super::events::record(
+                    api,
+                    pod,
+                    super::events::Kind::Warning,
+                    "FailedScheduling",
+                    &msg,
+                    "default-scheduler",
+                );
+            }
             status["conditions"] = json!([condition(prev, "PodScheduled", false, "Unschedulable", &msg)]);
             let _ = write_status(api, "", "pods", pod, status);
             continue;
@@ -201,6 +214,15 @@ pub fn schedule_once(api: &Api) {
                 status["conditions"] = json!([condition(prev, "PodScheduled", true, "", "")]);
                 let _ = write_status(api, "", "pods", &updated, status);
                 tracing::debug!(pod = name, node, "scheduled");
+                let msg = format!("Successfully assigned {}/{name} to {node}", ns.unwrap_or("default"));
+                super::events::record(
+                    api,
+                    &updated,
+                    super::events::Kind::Normal,
+                    "Scheduled",
+                    &msg,
+                    "default-scheduler",
+                );
                 bound.push((updated, node));
             }
             Err(e) => tracing::debug!(error = %e, pod = name, "binding failed"),

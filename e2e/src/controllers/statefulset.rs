@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{controlled_by, owner_ref, pod_ready, write_status};
+use super::{controlled_by, events, owner_ref, pod_ready, write_status};
 use crate::apiserver::ops::{DeleteOptions, WriteOptions};
 use crate::apiserver::registry::ResKey;
 use crate::apiserver::util::meta_str;
@@ -159,16 +159,16 @@ fn delete_scaled_down_claims(
     Ok(())
 }
 
-fn delete_pod(api: &Api, pod: &Value) -> Result<(), ApiError> {
+fn delete_pod(api: &Api, sts: &Value, pod: &Value) -> Result<(), ApiError> {
     let rt = api.resource("", "pods")?;
-    match api.delete(
-        &rt,
-        "v1",
-        meta_str(pod, "namespace"),
-        meta_str(pod, "name").unwrap_or(""),
-        &DeleteOptions::default(),
-    ) {
-        Ok(_) => Ok(()),
+    let pod_name = meta_str(pod, "name").unwrap_or("");
+    match api.delete(&rt, "v1", meta_str(pod, "namespace"), pod_name, &DeleteOptions::default()) {
+        Ok(_) => {
+            let msg =
+                format!("delete Pod {pod_name} in StatefulSet {} successful", meta_str(sts, "name").unwrap_or(""));
+            events::record(api, sts, events::Kind::Normal, "SuccessfulDelete", &msg, "statefulset-controller");
+            Ok(())
+        }
         Err(e) if e.code == 404 => Ok(()),
         Err(e) => Err(e),
     }
@@ -192,7 +192,7 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
 
     // Finished pods are replaced.
     for pod in pods.values().filter(|p| finished(p) && !terminating(p)) {
-        delete_pod(api, pod)?;
+        delete_pod(api, sts, pod)?;
     }
     let any_terminating = pods.values().any(|p| terminating(p));
     let healthy = |i: usize| pods.get(&i).is_some_and(|p| pod_ready(p));
@@ -213,7 +213,18 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
                 }
                 ensure_claims(api, sts, i)?;
                 match api.create(&pods_rt, "v1", ns, new_pod(sts, i, &rev), &WriteOptions::default()) {
-                    Ok(_) | Err(ApiError { code: 409, .. }) => {}
+                    Ok(_) => {
+                        let msg = format!("create Pod {name}-{i} in StatefulSet {name} successful");
+                        events::record(
+                            api,
+                            sts,
+                            events::Kind::Normal,
+                            "SuccessfulCreate",
+                            &msg,
+                            "statefulset-controller",
+                        );
+                    }
+                    Err(ApiError { code: 409, .. }) => {}
                     Err(e) => return Err(e),
                 }
                 if !parallel {
@@ -230,7 +241,7 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
     let all_below_ready = (0..replicas).all(healthy);
     if !condemned.is_empty() && (parallel || (!blocked && !any_terminating && all_below_ready)) {
         for pod in if parallel { &condemned[..] } else { &condemned[..1] } {
-            delete_pod(api, pod)?;
+            delete_pod(api, sts, pod)?;
         }
     }
 
@@ -249,7 +260,7 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
         && all_below_ready
         && let Some(pod) = (partition..replicas).rev().filter_map(|i| pods.get(&i)).find(|p| revision(p) != rev)
     {
-        delete_pod(api, pod)?;
+        delete_pod(api, sts, pod)?;
     }
 
     // Status.

@@ -256,6 +256,18 @@ impl Kubelet {
             run_containers(plan, mains_plan, ip.clone(), self.config.bin_dirs.clone(), shared.clone(), stop_rx);
         let tasks = vec![tokio::spawn(runner)];
         tracing::info!(pod = name, %ip, "pod started");
+        let msg = format!(
+            "Started pod with address {ip} on {}",
+            pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("")
+        );
+        crate::controllers::events::record(
+            &self.api,
+            pod,
+            crate::controllers::events::Kind::Normal,
+            "Started",
+            &msg,
+            "kubelet",
+        );
         self.runtimes
             .insert(uid, PodRuntime { ip, start_time: now_rfc3339(), shared, stop, tasks, init_count: inits.len() });
         Ok(())
@@ -362,6 +374,16 @@ impl Kubelet {
             seen.insert(uid.clone());
             if meta_str(pod, "deletionTimestamp").is_some() {
                 if self.terminating.insert(uid.clone()) {
+                    if self.runtimes.contains_key(&uid) {
+                        crate::controllers::events::record(
+                            &self.api,
+                            pod,
+                            crate::controllers::events::Kind::Normal,
+                            "Killing",
+                            "Stopping the pod's containers",
+                            "kubelet",
+                        );
+                    }
                     let stopping = self.stop_pod(&uid);
                     let api = self.api.clone();
                     let (ns, name) = (
