@@ -142,6 +142,22 @@ fn builtin_columns(rt: &ResourceType) -> Vec<Column> {
             age_col,
         ],
         ("", "namespaces") => vec![("Status", "string", 0, |o| json!(s(o, "/status/phase"))), age_col],
+        ("", "events") => {
+            // kubectl shows events as LAST SEEN, TYPE, REASON, OBJECT, MESSAGE (no NAME).
+            cols.clear();
+            vec![
+                ("Last Seen", "string", 0, |o| {
+                    let t = o.pointer("/lastTimestamp").and_then(Value::as_str).and_then(parse_rfc3339);
+                    json!(t.map(|t| human_duration(now_secs().saturating_sub(t))).unwrap_or_else(|| age(o)))
+                }),
+                ("Type", "string", 0, |o| json!(s(o, "/type"))),
+                ("Reason", "string", 0, |o| json!(s(o, "/reason"))),
+                ("Object", "string", 0, |o| {
+                    json!(format!("{}/{}", s(o, "/involvedObject/kind").to_lowercase(), s(o, "/involvedObject/name")))
+                }),
+                ("Message", "string", 0, |o| json!(s(o, "/message"))),
+            ]
+        }
         _ => vec![age_col],
     };
     cols.extend(extra);
