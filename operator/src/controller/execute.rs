@@ -7,6 +7,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
+use super::failpoints;
 use super::masters::{MasterAdmin, MasterAdminError};
 use crate::build::names::{self, FIELD_MANAGER, Role};
 use crate::membership::Action;
@@ -43,6 +44,19 @@ pub async fn execute<M: MasterAdmin>(
     addresses: &[String],
     action: &Action,
 ) -> Result<(), ExecuteError> {
+    fail::fail_point!(failpoints::BEFORE_ACTION);
+    execute_steps(client, masters, spec, addresses, action).await?;
+    fail::fail_point!(failpoints::AFTER_ACTION);
+    Ok(())
+}
+
+async fn execute_steps<M: MasterAdmin>(
+    client: &Client,
+    masters: &M,
+    spec: &ValidatedSpec,
+    addresses: &[String],
+    action: &Action,
+) -> Result<(), ExecuteError> {
     let master_err = |source| ExecuteError::Master { action: action.to_string(), source };
     let kube_err = |source| ExecuteError::Kube { action: action.to_string(), source };
     match action {
@@ -51,6 +65,7 @@ pub async fn execute<M: MasterAdmin>(
         Action::RemoveMember { node_id, is_leader, .. } => {
             if *is_leader {
                 masters.step_down(addresses, *node_id).await.map_err(master_err)?;
+                fail::fail_point!(failpoints::AFTER_STEP_DOWN);
                 // The next observation sees the new leader and decides again.
                 return Ok(());
             }
@@ -63,6 +78,7 @@ pub async fn execute<M: MasterAdmin>(
             // fresh one instead of being pinned to the old volume again.
             let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &spec.namespace);
             ignore_not_found(claims.delete(&claim, &DeleteParams::default()).await).map_err(kube_err)?;
+            fail::fail_point!(failpoints::AFTER_CLAIM_DELETE);
             let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
             ignore_not_found(pods.delete(&pod, &DeleteParams::default()).await).map_err(kube_err)
         }

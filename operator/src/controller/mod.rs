@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod execute;
+pub mod failpoints;
 pub mod gather;
 pub mod grpc;
 pub mod masters;
@@ -282,6 +283,8 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
         }
     }
 
+    fail::fail_point!(failpoints::AFTER_APPLY);
+
     let observed = gather::observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
     let decision = membership::decide(&observed);
     if !matches!(decision, membership::Action::None | membership::Action::Wait(_)) {
@@ -338,6 +341,7 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
         previous: previous.as_ref(),
         now,
     });
+    fail::fail_point!(failpoints::BEFORE_STATUS);
     patch_status(ctx, cluster, new_status).await?;
 
     Ok(controller::Action::requeue(match decision {
