@@ -26,7 +26,12 @@ impl TestCluster {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let dir = tempfile::tempdir().context("creating temp dir")?;
+        let mut dir = tempfile::tempdir().context("creating temp dir")?;
+        // E2E_KEEP_STATE=1 keeps each test's kubeconfig, pod logs and volumes for inspection.
+        if std::env::var_os("E2E_KEEP_STATE").is_some_and(|v| v == "1") {
+            dir.disable_cleanup(true);
+            eprintln!("e2e state kept in {}", dir.path().display());
+        }
         let mut config = ClusterConfig::new(dir.path().join("state"));
         config.nodes = nodes;
         let cluster = LocalCluster::start(config).await.context("starting local cluster")?;
