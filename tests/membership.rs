@@ -191,3 +191,57 @@ async fn removal_that_would_lose_quorum_is_refused() {
     let err = client.remove_master(None, Some(12345)).await.expect_err("unknown member");
     assert_eq!(err.code(), Some("UNKNOWN_MEMBER"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_membership_change_is_refused_while_one_is_in_flight() {
+    let mut cluster = Cluster::start(3, 0);
+    let leader = cluster.wait_leader().await;
+    let addrs = cluster.master_addrs();
+    let new_addr = common::free_addr();
+    let mut seeds = addrs.clone();
+    seeds.push(new_addr.clone());
+    let m = cluster.new_master(new_addr.clone(), &seeds);
+    cluster.masters.push(m);
+    let probe = client_for(std::slice::from_ref(&new_addr));
+    wait_for("the new master to wait for being added", WAIT, || async {
+        let r = probe.connect_to(&new_addr).await.ok()?;
+        (r.role == kudu::pb::master::Role::NonMember as i32).then_some(())
+    })
+    .await;
+
+    // With both followers paused, the leader cannot commit the change: it stays in flight.
+    let followers: Vec<String> = addrs.iter().filter(|a| **a != leader).cloned().collect();
+    for f in &followers {
+        cluster.master_by_addr(f).pause();
+    }
+    let first = {
+        let leader = leader.clone();
+        let new_addr = new_addr.clone();
+        tokio::spawn(async move { client_for(&[leader]).add_master(&new_addr).await })
+    };
+    let client = client_for(std::slice::from_ref(&leader));
+    // The new master shows up as a (not yet committed) learner once the change is in flight.
+    wait_for("the learner entry to be appended", WAIT, || async {
+        let r = client.connect_to(&leader).await.ok()?;
+        r.members.iter().any(|m| m.address == new_addr && !m.voter).then_some(())
+    })
+    .await;
+    let refusal = client.remove_master(Some(&followers[0]), None).await.expect_err("must be refused");
+    assert_eq!(refusal.code(), Some("MEMBERSHIP_CHANGE_IN_PROGRESS"), "{refusal}");
+    assert!(refusal.to_string().contains("in progress"), "{refusal}");
+
+    for f in &followers {
+        cluster.master_by_addr(f).resume();
+    }
+    let added = match first.await.expect("task") {
+        Ok(id) => id,
+        Err(e) => {
+            cluster.dump_logs();
+            panic!("the first change must complete once a majority is back: {e}");
+        }
+    };
+    assert!(added > 0);
+    let list = cluster.client().list_masters().await.expect("list");
+    assert_eq!(list.members.len(), 4, "exactly the first change happened");
+    assert!(list.members.iter().all(|m| m.voter));
+}

@@ -174,6 +174,20 @@ impl MasterClient {
         F: Fn(MasterServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.call_with_attempt_timeout(self.options.rpc_timeout, call).await
+    }
+
+    /// Like [`MasterClient::call`], with `attempt_timeout` for each attempt (for RPCs the
+    /// master itself bounds, such as AddMaster waiting for a new master to catch up).
+    pub async fn call_with_attempt_timeout<T, F, Fut>(
+        &self,
+        attempt_timeout: Duration,
+        call: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(MasterServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         let started = Instant::now();
         let deadline = started + self.options.timeout;
         let mut backoff = Duration::from_millis(20);
@@ -189,7 +203,7 @@ impl MasterClient {
                 Err(why) => last_error = why,
                 Ok(leader) => {
                     let service = self.service(&leader)?;
-                    match tokio::time::timeout(self.options.rpc_timeout, call(service)).await {
+                    match tokio::time::timeout(attempt_timeout, call(service)).await {
                         Ok(Ok(response)) => {
                             self.refresh_membership(&leader).await;
                             return Ok(response.into_inner());
@@ -224,7 +238,7 @@ impl MasterClient {
                         },
                         Err(_) => {
                             self.known().leader = None;
-                            last_error = format!("{leader}: no answer within {:?}", self.options.rpc_timeout);
+                            last_error = format!("{leader}: no answer within {attempt_timeout:?}");
                         }
                     }
                 }
@@ -351,10 +365,10 @@ impl MasterClient {
 
     /// Adds the master at `address` to the Raft group; returns its node id.
     pub async fn add_master(&self, address: &str) -> Result<u64, ClientError> {
-        // Catching up may take longer than an ordinary RPC.
+        // Catching up may take longer than an ordinary RPC; the master bounds the wait.
         let t = self.options.timeout;
         let response = self
-            .call(|mut c| {
+            .call_with_attempt_timeout(t, |mut c| {
                 let r = with_timeout(tonic::Request::new(pb::AddMasterRequest { address: address.to_string() }), t);
                 async move { c.add_master(r).await }
             })
@@ -366,9 +380,10 @@ impl MasterClient {
     pub async fn remove_master(&self, address: Option<&str>, node_id: Option<u64>) -> Result<u64, ClientError> {
         let request =
             pb::RemoveMasterRequest { address: address.unwrap_or_default().to_string(), node_id: node_id.unwrap_or(0) };
-        let t = self.rpc_timeout();
+        // A retry may wait for its own earlier, still uncommitted change; the master bounds it.
+        let t = self.options.timeout;
         let response = self
-            .call(|mut c| {
+            .call_with_attempt_timeout(t, |mut c| {
                 let r = with_timeout(tonic::Request::new(request.clone()), t);
                 async move { c.remove_master(r).await }
             })

@@ -60,6 +60,9 @@ impl MasterConfig {
             install_snapshot_timeout: 30_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: 100,
+            // A master that was paused or cut off must not disrupt a healthy leader when it
+            // comes back with a higher term.
+            enable_pre_vote: Some(true),
             ..Default::default()
         }
         .validate()

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use openraft::{BasicNode, ChangeMembers, RaftMetrics};
+use openraft::{BasicNode, ChangeMembers, Membership, RaftMetrics};
 
 use super::error::MasterError;
 use super::node::MasterNode;
@@ -29,16 +29,29 @@ pub fn majority(n: usize) -> usize {
 }
 
 impl MasterNode {
-    fn begin_change(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, MasterError> {
+    /// Takes the one-change-at-a-time lock. If an earlier change is still uncommitted, waits
+    /// for it when `is_retry` says it already is the change asked for (a retried request),
+    /// and refuses otherwise.
+    async fn begin_change(
+        &self,
+        is_retry: impl Fn(&Membership<MasterId, BasicNode>) -> bool,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, MasterError> {
         self.ensure_leader()?;
         let guard = self
             .membership_lock
             .try_lock()
             .map_err(|_| MasterError::MembershipChangeInProgress("another AddMaster/RemoveMaster is running".into()))?;
-        if Self::membership_change_pending(&self.raft_metrics()) {
-            return Err(MasterError::MembershipChangeInProgress(
-                "the previous membership change is not committed yet".into(),
-            ));
+        let m = self.raft_metrics();
+        if Self::membership_change_pending(&m) {
+            if !is_retry(m.membership_config.membership()) {
+                return Err(MasterError::MembershipChangeInProgress(
+                    "the previous membership change is not committed yet".into(),
+                ));
+            }
+            self.wait_metrics(self.config.catch_up_timeout, "the pending membership change to commit", |m| {
+                !Self::membership_change_pending(m)
+            })
+            .await?;
         }
         Ok(guard)
     }
@@ -59,9 +72,9 @@ impl MasterNode {
 
     /// Adds the master at `address`: learner until caught up, then voter. Idempotent.
     pub async fn add_master(&self, address: &str) -> Result<MasterId, MasterError> {
-        let _guard = self.begin_change()?;
-        let info = self.fetch_node_info(address).await?;
-        let id = info.node_id;
+        self.ensure_leader()?;
+        let id = self.fetch_node_info(address).await?.node_id;
+        let _guard = self.begin_change(|pending| pending.get_node(&id).is_some()).await?;
         let m = self.raft_metrics();
         let membership = m.membership_config.membership();
         if let Some((other, _)) = membership.nodes().find(|(nid, n)| n.addr == address && **nid != id) {
@@ -97,9 +110,14 @@ impl MasterNode {
     /// Removes a member. If it is this leader, leadership is transferred first and the caller
     /// gets NOT_THE_LEADER pointing at the new leader, where the retried request completes.
     pub async fn remove_master(&self, member: MemberRef) -> Result<MasterId, MasterError> {
-        let guard = self.begin_change()?;
+        self.ensure_leader()?;
+        // Resolve against the committed membership: a retried removal may be pending.
+        let id = resolve(self.raft_metrics().committed_membership_config.membership(), &member)?;
+        let guard = self.begin_change(|pending| pending.get_node(&id).is_none()).await?;
         let m = self.liveness_view().await?;
-        let id = resolve(&m, &member)?;
+        if m.membership_config.membership().get_node(&id).is_none() {
+            return Ok(id);
+        }
         let voters: BTreeSet<MasterId> = m.membership_config.membership().voter_ids().collect();
         if !voters.contains(&id) {
             tracing::info!(node = id, "removing learner");
@@ -191,8 +209,7 @@ impl MasterNode {
     }
 }
 
-fn resolve(m: &RaftMetrics<TypeConfig>, member: &MemberRef) -> Result<MasterId, MasterError> {
-    let membership = m.membership_config.membership();
+fn resolve(membership: &Membership<MasterId, BasicNode>, member: &MemberRef) -> Result<MasterId, MasterError> {
     let found = match member {
         MemberRef::Id(id) => membership.get_node(id).map(|_| *id),
         MemberRef::Address(addr) => membership.nodes().find(|(_, n)| &n.addr == addr).map(|(id, _)| *id),
