@@ -317,3 +317,31 @@ async fn paging_and_expired_watch() -> Result<()> {
     server.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_honours_timeout_and_sends_bookmarks() -> Result<()> {
+    let tc = TestCluster::start().await?;
+    let client = tc.kube_client().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let list = cms.list(&ListParams::default()).await?;
+    let rv = list.metadata.resource_version.context("list rv")?;
+
+    // timeoutSeconds ends the stream.
+    let started = std::time::Instant::now();
+    let stream = cms.watch(&kube::api::WatchParams::default().timeout(1), &rv).await?;
+    let events: Vec<_> = tokio::time::timeout(Duration::from_secs(30), stream.collect::<Vec<_>>()).await?;
+    ensure!(events.is_empty(), "unexpected events on an idle watch: {}", events.len());
+    ensure!(started.elapsed() < Duration::from_secs(20), "stream outlived its timeout");
+
+    // An idle watch that allows bookmarks gets one carrying the current resourceVersion.
+    let mut stream =
+        Box::pin(cms.watch(&kube::api::WatchParams { bookmarks: true, ..Default::default() }.timeout(60), &rv).await?);
+    match tokio::time::timeout(Duration::from_secs(30), stream.next()).await?.context("stream ended")?? {
+        kube::api::WatchEvent::Bookmark(b) => {
+            ensure!(b.metadata.resource_version == rv, "bookmark rv {} != {rv}", b.metadata.resource_version)
+        }
+        other => anyhow::bail!("expected a bookmark, got {other:?}"),
+    }
+    tc.stop().await;
+    Ok(())
+}
