@@ -57,11 +57,10 @@ async fn find_pod(client: &kube::Client, target: &Target, namespace: &str) -> an
                 .list(&ListParams::default().fields(&format!("status.podIP={ip}")))
                 .await
                 .with_context(|| format!("cannot list pods in namespace {namespace}"))?;
-            match found.items.len() {
-                0 => bail!("no pod with IP {ip} in namespace {namespace}"),
-                1 => Ok(found.items.into_iter().next().expect("one pod")),
-                n => bail!("{n} pods with IP {ip} in namespace {namespace}"),
+            if found.items.len() > 1 {
+                bail!("{} pods with IP {ip} in namespace {namespace}", found.items.len());
             }
+            found.items.into_iter().next().with_context(|| format!("no pod with IP {ip} in namespace {namespace}"))
         }
         Target::Pod { name, namespace: from_dns } => {
             let ns = from_dns.as_deref().unwrap_or(namespace);
