@@ -11,6 +11,7 @@ pub mod ipam;
 pub mod probe;
 pub mod process;
 pub mod proxy;
+pub mod status;
 pub mod volumes;
 
 use std::collections::{HashMap, HashSet};
@@ -26,7 +27,7 @@ use crate::apiserver::Api;
 use crate::apiserver::ops::DeleteOptions;
 use crate::apiserver::registry::ResKey;
 use crate::apiserver::util::{meta_str, now_rfc3339};
-use crate::controllers::{condition, condition_true, write_status};
+use crate::controllers::{condition_true, write_status};
 use container::{ContainerState, PodShared, Supervised};
 use process::{ProcessSpec, image_binary, resolve_program};
 
@@ -273,76 +274,6 @@ impl Kubelet {
         Ok(())
     }
 
-    fn status(&self, pod: &Value, rt: Option<&PodRuntime>, node_ready: bool, problem: Option<&str>) -> Value {
-        let prev = pod.get("status").cloned().unwrap_or_else(|| json!({}));
-        let prev_conds = prev.get("conditions");
-        let all: Vec<ContainerState> = rt.map(|r| r.shared.snapshot()).unwrap_or_default();
-        let init_count = rt.map_or(0, |r| r.init_count).min(all.len());
-        let (inits, containers) = all.split_at(init_count);
-        let mut statuses: Vec<Value> = containers.iter().map(ContainerState::to_status).collect();
-        let init_statuses: Vec<Value> = inits.iter().map(ContainerState::to_status).collect();
-        if rt.is_none() {
-            let reason = if node_ready { "ContainerCreating" } else { "NodeNotReady" };
-            statuses = pod
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|c| {
-                    let mut s = ContainerState::new(c.get("name").and_then(Value::as_str).unwrap_or(""), c.get("image").and_then(Value::as_str).unwrap_or(""), false);
-                    s.state = json!({"waiting": {"reason": if problem.is_some() { "CreateContainerConfigError" } else { reason }, "message": problem.unwrap_or("")}});
-                    s.to_status()
-                })
-                .collect();
-        }
-        let initialized = inits.iter().all(|c| c.done && c.exit_code == Some(0));
-        let init_failed = inits.iter().any(|c| c.done && c.exit_code != Some(0));
-        let containers_ready = initialized && !containers.is_empty() && containers.iter().all(|c| c.ready);
-        let ready = containers_ready && node_ready;
-        let all_done = !containers.is_empty() && containers.iter().all(|c| c.done);
-        let phase = if init_failed {
-            "Failed"
-        } else if all_done {
-            if containers.iter().all(|c| c.exit_code == Some(0)) { "Succeeded" } else { "Failed" }
-        } else if containers.iter().any(|c| c.started) {
-            "Running"
-        } else {
-            prev.get("phase").and_then(Value::as_str).filter(|p| *p == "Running").unwrap_or("Pending")
-        };
-        let mut status = json!({
-            "phase": phase,
-            "hostIP": "127.0.0.1",
-            "hostIPs": [{"ip": "127.0.0.1"}],
-            "qosClass": prev.get("qosClass").cloned().unwrap_or_else(|| json!("BestEffort")),
-            "conditions": [
-                condition(prev_conds, "PodReadyToStartContainers", rt.is_some(), "", ""),
-                condition(prev_conds, "Initialized", initialized || rt.is_none(), if initialized || rt.is_none() { "" } else { "ContainersNotInitialized" }, ""),
-                condition(prev_conds, "Ready", ready, if ready { "" } else if node_ready { "ContainersNotReady" } else { "NodeNotReady" }, ""),
-                condition(prev_conds, "ContainersReady", containers_ready, if containers_ready { "" } else { "ContainersNotReady" }, ""),
-                condition(prev_conds, "PodScheduled", true, "", ""),
-            ],
-            "containerStatuses": statuses,
-        });
-        if !init_statuses.is_empty() {
-            status["initContainerStatuses"] = json!(init_statuses);
-        }
-        match rt {
-            Some(r) => {
-                status["podIP"] = json!(r.ip);
-                status["podIPs"] = json!([{"ip": r.ip}]);
-                status["startTime"] = json!(r.start_time);
-            }
-            None => {
-                for k in ["podIP", "podIPs", "startTime"] {
-                    if let Some(v) = prev.get(k) {
-                        status[k] = v.clone();
-                    }
-                }
-            }
-        }
-        status
-    }
-
     fn stop_pod(&mut self, uid: &str) -> Option<JoinHandle<()>> {
         self.exec.forget_pod(uid);
         let rt = self.runtimes.remove(uid)?;
@@ -422,7 +353,13 @@ impl Kubelet {
             if matches!(phase, "Succeeded" | "Failed") && !self.runtimes.contains_key(&uid) {
                 continue;
             }
-            let status = self.status(pod, self.runtimes.get(&uid), node_ready, problem.as_deref());
+            let running = self.runtimes.get(&uid).map(|r| status::Running {
+                ip: &r.ip,
+                start_time: &r.start_time,
+                init_count: r.init_count,
+                containers: r.shared.snapshot(),
+            });
+            let status = status::pod_status(pod, running, node_ready, problem.as_deref());
             if pod.get("status") != Some(&status)
                 && let Err(e) = write_status(&self.api, "", "pods", pod, status)
             {
