@@ -3,6 +3,7 @@
 // Each test crate uses a different part of these helpers.
 #![allow(dead_code)]
 
+pub mod loopback;
 pub mod schema;
 
 use kudu_operator::crd::{KuduCluster, KuduClusterSpec};
