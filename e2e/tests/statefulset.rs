@@ -267,12 +267,23 @@ async fn claim_retention_policy_delete() -> Result<()> {
         )
     };
     ensure!(claims().await?.len() == 2, "two claims expected");
+    // Each claim is a directory that outlives pods and goes with the claim.
+    let claim_dir = |i: usize| tc.dir.path().join(format!("state/volumes/default/data-tmp-{i}"));
+    eventually(Duration::from_secs(30), "claim directories", || async {
+        Ok((claim_dir(0).is_dir() && claim_dir(1).is_dir()).then_some(()))
+    })
+    .await?;
 
     tc.kubectl(&["scale", "statefulset", "tmp", "--replicas=1"]).await?;
     eventually(Duration::from_secs(60), "the scaled-down claim to go", || async {
         Ok((claims().await? == ["persistentvolumeclaim/data-tmp-0"]).then_some(()))
     })
     .await?;
+    eventually(Duration::from_secs(30), "the deleted claim's directory to go", || async {
+        Ok((!claim_dir(1).exists()).then_some(()))
+    })
+    .await?;
+    ensure!(claim_dir(0).is_dir(), "the remaining claim lost its directory");
     tc.kubectl(&["delete", "statefulset", "tmp"]).await?;
     eventually(Duration::from_secs(60), "the remaining claim to be collected with the set", || async {
         Ok(claims().await?.is_empty().then_some(()))
