@@ -43,6 +43,9 @@ pub const HEALTHZ_PATH: &str = "/healthz";
 pub const DATA_VOLUME: &str = "data";
 /// Where the data volume is mounted.
 pub const DATA_DIR: &str = "/var/lib/kudu";
+/// Group of the image's non-root `kudu` user (see the root `Dockerfile`): pods set it as
+/// `fsGroup` so the data volume is writable without running as root.
+pub const KUDU_GID: i64 = 10001;
 /// Name of the Kudu container in every pod.
 pub const CONTAINER_NAME: &str = "kudu";
 /// The Kudu binary inside the image.

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
-    LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
-    Probe, TCPSocketAction, TopologySpreadConstraint, VolumeMount, VolumeResourceRequirements,
+    LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, TCPSocketAction, TopologySpreadConstraint, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -219,6 +220,11 @@ fn base_pod_spec(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec, contain
         node_selector: non_empty_map(&overrides.node_selector),
         tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
         affinity: overrides.affinity.clone(),
+        security_context: Some(PodSecurityContext {
+            fs_group: Some(names::KUDU_GID),
+            run_as_non_root: Some(true),
+            ..PodSecurityContext::default()
+        }),
         topology_spread_constraints: Some(
             SPREAD_TOPOLOGY_KEYS
                 .iter()
@@ -361,6 +367,9 @@ mod tests {
             &["sh", "-c", "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""]
         );
         assert_eq!(pod_spec(&sts).service_account_name.as_deref(), Some("demo-master"));
+        // The image runs as non-root user 10001; the volume must be writable for its group.
+        let security = pod_spec(&sts).security_context.as_ref().unwrap();
+        assert_eq!((security.fs_group, security.run_as_non_root), (Some(10001), Some(true)));
 
         let claims = s.volume_claim_templates.as_ref().unwrap();
         assert_eq!(claims.len(), 1);
