@@ -189,8 +189,23 @@ async fn crd_serves_resources_and_rejects_invalid_objects() -> Result<()> {
         "strategic patch on a CR not refused: {err}"
     );
 
-    // Deleting the CRD removes its kind and objects.
-    tc.kubectl(&["delete", "crd", "widgets.example.com"]).await?;
+    // Deleting the CRD first deletes its objects, honouring their finalizers; meanwhile the
+    // CRD is terminating and refuses new objects.
+    tc.kubectl(&["patch", "wd", "w1", "--type=merge", "-p", r#"{"metadata":{"finalizers":["example.com/hold"]}}"#])
+        .await?;
+    tc.kubectl(&["delete", "crd", "widgets.example.com", "--wait=false"]).await?;
+    let w = eventually(Duration::from_secs(30), "w1 to be marked for deletion", || async {
+        let w = tc.get_json(&["wd", "w1"]).await?;
+        Ok(w["metadata"]["deletionTimestamp"].is_string().then_some(w))
+    })
+    .await?;
+    ensure!(w["metadata"]["finalizers"][0] == "example.com/hold", "finalizer lost: {w}");
+    let crd = tc.get_json(&["crd", "widgets.example.com"]).await?;
+    ensure!(crd["metadata"]["deletionTimestamp"].is_string(), "CRD removed before its objects: {crd}");
+    let err = tc.kubectl_fails(&["apply", "-f", "-"], Some(good.replace("w1", "w9").as_str())).await?;
+    ensure!(err.contains("terminating"), "create allowed on a terminating CRD: {err}");
+    tc.kubectl(&["patch", "wd", "w1", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await?;
+    tc.kubectl(&["wait", "--for=delete", "crd/widgets.example.com", "--timeout=30s"]).await?;
     let err = tc.kubectl_fails(&["get", "widgets"], None).await?;
     ensure!(
         err.contains("the server doesn't have a resource type")

@@ -83,6 +83,10 @@ pub struct Api {
     pub exec: Option<Arc<dyn super::exec::PodExec>>,
 }
 
+/// Finalizer on every CRD: its custom resources are deleted (honouring their own
+/// finalizers) before the CRD is removed.
+pub const CRD_CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
 pub(super) fn is_crd(rt: &ResourceType) -> bool {
     rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
 }
@@ -378,6 +382,14 @@ impl Api {
         if t.get(&rt.key(), &url_ns, &name).is_some() {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
+        if let Some(crd_name) = rt.custom.as_ref().map(|c| c.crd_name.as_str()) {
+            let crd = t.get(&ResKey::new("apiextensions.k8s.io", "customresourcedefinitions"), "", crd_name);
+            if crd.is_some_and(|c| meta_str(c, "deletionTimestamp").is_some()) {
+                return Err(ApiError::method_not_allowed(format!(
+                    "create not allowed while custom resource definition {crd_name} is terminating"
+                )));
+            }
+        }
         if rt.has_status {
             ensure_object(&mut obj).remove("status");
         }
@@ -431,6 +443,13 @@ impl Api {
                 None => established_status(obj),
             };
             ensure_object(obj).insert("status".into(), status);
+            if old.is_none() {
+                // Like the API server: instances are cleaned up before the CRD goes.
+                let fins = meta_mut(obj).entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(list) = fins.as_array_mut().filter(|l| !l.iter().any(|f| f == CRD_CLEANUP_FINALIZER)) {
+                    list.push(json!(CRD_CLEANUP_FINALIZER));
+                }
+            }
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! Garbage collector: deletes objects whose owners are gone, completes foreground deletion,
-//! and empties terminating namespaces before removing them.
+//! empties terminating namespaces and CRDs (their custom resources) before removing them.
 
 use std::collections::HashSet;
 
@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::apiserver::Api;
-use crate::apiserver::ops::{DeleteOptions, FOREGROUND_FINALIZER, owner_uids};
+use crate::apiserver::ops::{CRD_CLEANUP_FINALIZER, DeleteOptions, FOREGROUND_FINALIZER, owner_uids};
 use crate::apiserver::registry::ResKey;
 use crate::apiserver::store::Txn;
 use crate::apiserver::util::meta_str;
@@ -81,6 +81,40 @@ pub fn collect_once(api: &Api) {
                 f.retain(|x| x.as_str() != Some(FOREGROUND_FINALIZER));
             }
             finish_update(api, t, &res, obj);
+        }
+
+        // Terminating CRDs: delete their custom resources, then drop the cleanup finalizer.
+        let crd_key = ResKey::new("apiextensions.k8s.io", "customresourcedefinitions");
+        let terminating_crds: Vec<Value> = t
+            .list(&crd_key, None)
+            .filter(|c| meta_str(c, "deletionTimestamp").is_some() && has_finalizer(c, CRD_CLEANUP_FINALIZER))
+            .cloned()
+            .collect();
+        for crd in terminating_crds {
+            let crd_name = meta_str(&crd, "name").unwrap_or("").to_string();
+            let kind =
+                api.registry.all().into_iter().find(|r| r.custom.as_ref().is_some_and(|c| c.crd_name == crd_name));
+            let instances: Vec<(String, String, bool)> = kind
+                .as_ref()
+                .map(|k| {
+                    t.list(&k.key(), None)
+                        .map(|o| (ident(o).0, ident(o).1, meta_str(o, "deletionTimestamp").is_some()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if instances.is_empty() {
+                let mut done = crd.clone();
+                if let Some(f) = done.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+                    f.retain(|x| x.as_str() != Some(CRD_CLEANUP_FINALIZER));
+                }
+                finish_update(api, t, &crd_key, done);
+            } else if let Some(k) = kind {
+                for (ns, name, already) in instances {
+                    if !already {
+                        delete(api, t, &k.key(), &ns, &name);
+                    }
+                }
+            }
         }
 
         // Terminating namespaces: delete contents, then the namespace.
