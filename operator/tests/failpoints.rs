@@ -211,12 +211,15 @@ impl MasterAdmin for Fake {
         Ok(())
     }
 
-    async fn step_down(&self, _: &[String], leader: NodeId) -> Result<(), MasterAdminError> {
+    async fn step_down(&self, _: &[String], leader: NodeId, successor: Option<NodeId>) -> Result<(), MasterAdminError> {
         let mut world = self.world.lock().unwrap();
         if world.leader != leader.0 {
             return Ok(());
         }
-        let next = world.members.iter().find(|m| m.voter && m.node_id != leader.0 && world.live(m)).map(|m| m.node_id);
+        // The leader's own choice: the highest live voter (the worst one when scaling down).
+        let own_choice =
+            world.members.iter().rev().find(|m| m.voter && m.node_id != leader.0 && world.live(m)).map(|m| m.node_id);
+        let next = successor.map(|s| s.0).or(own_choice);
         match next {
             Some(next) => {
                 world.leader = next;

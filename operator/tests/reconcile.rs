@@ -245,7 +245,7 @@ impl MasterAdmin for HealthyMasters {
         panic!("unexpected RemoveMaster")
     }
 
-    async fn step_down(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+    async fn step_down(&self, _: &[String], _: NodeId, _: Option<NodeId>) -> Result<(), MasterAdminError> {
         panic!("unexpected StepDown")
     }
 }
@@ -381,7 +381,7 @@ impl MasterAdmin for RefusingMasters {
         Err(MasterAdminError::Refused("QUORUM: no".to_owned()))
     }
 
-    async fn step_down(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+    async fn step_down(&self, _: &[String], _: NodeId, _: Option<NodeId>) -> Result<(), MasterAdminError> {
         Err(MasterAdminError::Refused("no".to_owned()))
     }
 }

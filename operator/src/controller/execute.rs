@@ -62,9 +62,9 @@ async fn execute_steps<M: MasterAdmin>(
     match action {
         Action::None | Action::Wait(_) => Ok(()),
         Action::AddMember { address, .. } => masters.add_master(addresses, address).await.map_err(master_err),
-        Action::RemoveMember { node_id, is_leader, .. } => {
+        Action::RemoveMember { node_id, is_leader, successor, .. } => {
             if *is_leader {
-                masters.step_down(addresses, *node_id).await.map_err(master_err)?;
+                masters.step_down(addresses, *node_id, *successor).await.map_err(master_err)?;
                 fail::fail_point!(failpoints::AFTER_STEP_DOWN);
                 // The next observation sees the new leader and decides again.
                 return Ok(());

@@ -18,4 +18,5 @@ pub const AFTER_ACTION: &str = "execute::after_action";
 pub const BEFORE_STATUS: &str = "reconcile::before_status";
 
 /// Every failpoint, in the order a reconciliation passes them.
-pub const ALL: &[&str] = &[AFTER_APPLY, BEFORE_ACTION, AFTER_STEP_DOWN, AFTER_CLAIM_DELETE, AFTER_ACTION, BEFORE_STATUS];
+pub const ALL: &[&str] =
+    &[AFTER_APPLY, BEFORE_ACTION, AFTER_STEP_DOWN, AFTER_CLAIM_DELETE, AFTER_ACTION, BEFORE_STATUS];

@@ -170,7 +170,12 @@ impl MasterAdmin for GrpcMasterAdmin {
             .map_err(refused)
     }
 
-    async fn step_down(&self, addresses: &[String], leader: NodeId) -> Result<(), MasterAdminError> {
+    async fn step_down(
+        &self,
+        addresses: &[String],
+        leader: NodeId,
+        successor: Option<NodeId>,
+    ) -> Result<(), MasterAdminError> {
         let mut client = self.leader_client(addresses).await?;
         let current = client
             .connect_to_master(Self::request(pb::ConnectToMasterRequest {}, self.timeouts.read))
@@ -182,7 +187,10 @@ impl MasterAdmin for GrpcMasterAdmin {
             return Ok(());
         }
         client
-            .step_down(Self::request(pb::StepDownRequest { target_node_id: 0 }, self.timeouts.change))
+            .step_down(Self::request(
+                pb::StepDownRequest { target_node_id: successor.map_or(0, |id| id.0) },
+                self.timeouts.change,
+            ))
             .await
             .map(|_| ())
             .map_err(refused)

@@ -48,11 +48,13 @@ pub trait MasterAdmin: Send + Sync + 'static {
         node_id: NodeId,
     ) -> impl Future<Output = Result<(), MasterAdminError>> + Send;
 
-    /// Make the leader `leader` hand leadership to another voter (`StepDown`).
+    /// Make the leader `leader` hand leadership to `successor` (`StepDown`), or to a voter
+    /// of its choice when `None`.
     fn step_down(
         &self,
         addresses: &[String],
         leader: NodeId,
+        successor: Option<NodeId>,
     ) -> impl Future<Output = Result<(), MasterAdminError>> + Send;
 }
 
@@ -79,7 +81,7 @@ impl MasterAdmin for NoMasterAdmin {
         Err(MasterAdminError::Unavailable)
     }
 
-    async fn step_down(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+    async fn step_down(&self, _: &[String], _: NodeId, _: Option<NodeId>) -> Result<(), MasterAdminError> {
         Err(MasterAdminError::Unavailable)
     }
 }

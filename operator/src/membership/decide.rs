@@ -52,6 +52,10 @@ pub enum Action {
         address: String,
         /// Whether it is the leader: the executor transfers leadership first.
         is_leader: bool,
+        /// Where leadership goes when it is the leader: a live voter that stays (lowest
+        /// ordinal first), so it does not move twice while scaling down; `None` lets the
+        /// leader choose.
+        successor: Option<NodeId>,
         /// Why.
         reason: RemoveReason,
     },
@@ -202,7 +206,7 @@ impl fmt::Display for Action {
             Self::AddMember { ordinal, address, node_id } => {
                 write!(f, "add master {ordinal} ({address}, node {node_id})")
             }
-            Self::RemoveMember { node_id, address, is_leader, reason } => {
+            Self::RemoveMember { node_id, address, is_leader, successor, reason } => {
                 write!(f, "remove node {node_id} ({address})")?;
                 match reason {
                     RemoveReason::DiskLost { ordinal, new_node_id } => {
@@ -215,6 +219,9 @@ impl fmt::Display for Action {
                 }
                 if *is_leader {
                     write!(f, "; it is the leader, so leadership moves first")?;
+                    if let Some(successor) = successor {
+                        write!(f, " (to node {successor})")?;
+                    }
                 }
                 Ok(())
             }
@@ -356,10 +363,12 @@ impl View<'_> {
 
     /// Remove `member` unless that leaves fewer live voters than a quorum.
     fn remove(&self, member: &RaftMember, leader: NodeId, reason: RemoveReason) -> Action {
+        let is_leader = member.node_id == leader;
         let action = Action::RemoveMember {
             node_id: member.node_id,
             address: member.address.clone(),
-            is_leader: member.node_id == leader,
+            is_leader,
+            successor: if is_leader { self.successor(member) } else { None },
             reason,
         };
         if member.voter {
@@ -376,6 +385,19 @@ impl View<'_> {
             }
         }
         action
+    }
+
+    /// The live voter to hand leadership to before `leaving` goes: one that stays (an
+    /// ordinal below the desired count), lowest ordinal first; else any other live voter.
+    fn successor(&self, leaving: &RaftMember) -> Option<NodeId> {
+        let candidates = self
+            .voters()
+            .filter(|m| m.node_id != leaving.node_id && self.is_live(m))
+            .filter_map(|m| Some((self.observed.ordinal_of(&m.address)?, m.node_id)));
+        let (staying, leaving_too): (Vec<_>, Vec<_>) =
+            candidates.partition(|(ordinal, _)| *ordinal < self.observed.desired_replicas);
+        let lowest = |c: Vec<(i32, NodeId)>| c.into_iter().min_by_key(|(ordinal, _)| *ordinal).map(|(_, id)| id);
+        lowest(staying).or_else(|| lowest(leaving_too))
     }
 
     /// Add the pod of `ordinal` reporting `node_id`, unless the id is a member elsewhere

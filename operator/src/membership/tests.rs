@@ -91,7 +91,7 @@ impl Observed {
 }
 
 fn remove(ordinal: i32, node_id: NodeId, is_leader: bool, reason: RemoveReason) -> Action {
-    Action::RemoveMember { node_id, address: address(ordinal), is_leader, reason }
+    Action::RemoveMember { node_id, address: address(ordinal), is_leader, successor: None, reason }
 }
 
 fn add(ordinal: i32, node_id: NodeId) -> Action {
@@ -168,7 +168,10 @@ fn disk_lost_on_the_leader_says_so() {
     let mut o = healthy(3);
     o.set_pod(MasterPod { node_id: Some(new_id(0)), ..healthy_pod(0) });
     let action = decide(&o);
-    assert!(matches!(action, Action::RemoveMember { node_id, is_leader: true, .. } if node_id == id(0)), "{action:?}");
+    assert!(
+        matches!(action, Action::RemoveMember { node_id, is_leader: true, successor: Some(s), .. } if node_id == id(0) && s == id(1)),
+        "{action:?}"
+    );
 }
 
 #[test]
@@ -210,7 +213,15 @@ fn scale_down_flags_the_leader() {
     let mut o = healthy(5);
     o.desired_replicas = 3;
     o.raft_mut().leader = Some(id(4));
-    assert_eq!(decide(&o), remove(4, id(4), true, RemoveReason::ScaleDown { ordinal: 4 }));
+    // Leadership goes to a master that stays, not to 3, which leaves next.
+    let expected = Action::RemoveMember {
+        node_id: id(4),
+        address: address(4),
+        is_leader: true,
+        successor: Some(id(0)),
+        reason: RemoveReason::ScaleDown { ordinal: 4 },
+    };
+    assert_eq!(decide(&o), expected);
 }
 
 #[test]
