@@ -37,6 +37,10 @@ pub struct ClusterConfig {
     pub bin_dirs: Vec<PathBuf>,
 }
 
+/// Colon-separated directories searched first for the binaries images name (e.g. another
+/// cargo target dir's `debug/`).
+pub const BIN_DIRS_ENV: &str = "KUDU_E2E_BIN_DIRS";
+
 /// The cargo target directory holding the running executable (`target/debug` also for test
 /// binaries in `target/debug/deps`): where workspace binaries such as `kudu`,
 /// `kudu-operator` and `e2e-kv` are built.
@@ -47,13 +51,19 @@ pub fn workspace_bin_dir() -> Option<PathBuf> {
 }
 
 impl ClusterConfig {
-    /// Defaults: six nodes, a free port on 127.0.0.1, binaries from the workspace target dir.
+    /// Defaults: six nodes, a free port on 127.0.0.1, binaries from `KUDU_E2E_BIN_DIRS`, then
+    /// the workspace target dir.
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         Self {
             nodes: 6,
             state_dir: state_dir.into(),
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            bin_dirs: workspace_bin_dir().into_iter().collect(),
+            bin_dirs: std::env::var_os(BIN_DIRS_ENV)
+                .map(|v| std::env::split_paths(&v).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .chain(workspace_bin_dir())
+                .collect(),
         }
     }
 }

@@ -103,7 +103,8 @@ async fn session(socket: WebSocket, child: Result<Child, String>, want_stdin: bo
     let st = match child.wait().await {
         Ok(s) if s.success() => json!({"metadata": {}, "status": "Success"}),
         Ok(s) => {
-            let code = s.code().unwrap_or(137);
+            use std::os::unix::process::ExitStatusExt;
+            let code = s.code().or_else(|| s.signal().map(|sig| 128 + sig)).unwrap_or(255);
             status_failure(
                 &format!("command terminated with non-zero exit code: exit status {code}"),
                 "NonZeroExitCode",

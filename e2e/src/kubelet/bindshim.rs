@@ -1,7 +1,10 @@
-//! An `LD_PRELOAD` shim (compiled once with the system C compiler) that gives pod processes
-//! their own address without a network namespace: `bind` to the wildcard address binds the
-//! pod IP instead, and unbound TCP sockets get the pod IP as source before `connect`.
-//! The pod IP comes from `KUDU_E2E_POD_IP`.
+//! An `LD_PRELOAD` shim (compiled once with the system C compiler) for pod processes:
+//! - their own address without a network namespace: `bind` to the wildcard address binds
+//!   the pod IP instead, and unbound TCP sockets get the pod IP as source before `connect`
+//!   (the pod IP comes from `KUDU_E2E_POD_IP`);
+//! - name resolution serialised behind one lock, because nss_wrapper (1.1.12) is not safe
+//!   for concurrent `getaddrinfo` calls (multi-threaded clients crashed with heap
+//!   corruption). The shim must come before nss_wrapper in `LD_PRELOAD`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,11 +17,41 @@ const SOURCE: &str = r#"
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+static pthread_mutex_t resolver_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+#define LOCKED(type, name, params, args)                          \
+    type name params {                                            \
+        static type (*real) params = 0;                           \
+        if (!real) real = (type (*) params)dlsym(RTLD_NEXT, #name); \
+        pthread_mutex_lock(&resolver_lock);                        \
+        type rc = real args;                                       \
+        pthread_mutex_unlock(&resolver_lock);                      \
+        return rc;                                                 \
+    }
+
+LOCKED(int, getaddrinfo, (const char *n, const char *s, const struct addrinfo *h, struct addrinfo **r), (n, s, h, r))
+LOCKED(int, getnameinfo, (const struct sockaddr *a, socklen_t l, char *h, socklen_t hl, char *s, socklen_t sl, int f), (a, l, h, hl, s, sl, f))
+LOCKED(struct hostent *, gethostbyname, (const char *n), (n))
+LOCKED(struct hostent *, gethostbyname2, (const char *n, int af), (n, af))
+LOCKED(struct hostent *, gethostbyaddr, (const void *a, socklen_t l, int t), (a, l, t))
+LOCKED(int, gethostbyname_r, (const char *n, struct hostent *h, char *b, size_t bl, struct hostent **r, int *e), (n, h, b, bl, r, e))
+LOCKED(int, gethostbyname2_r, (const char *n, int af, struct hostent *h, char *b, size_t bl, struct hostent **r, int *e), (n, af, h, b, bl, r, e))
+LOCKED(int, gethostbyaddr_r, (const void *a, socklen_t l, int t, struct hostent *h, char *b, size_t bl, struct hostent **r, int *e), (a, l, t, h, b, bl, r, e))
+
+void freeaddrinfo(struct addrinfo *ai) {
+    static void (*real)(struct addrinfo *) = 0;
+    if (!real) real = (void (*)(struct addrinfo *))dlsym(RTLD_NEXT, "freeaddrinfo");
+    pthread_mutex_lock(&resolver_lock);
+    real(ai);
+    pthread_mutex_unlock(&resolver_lock);
+}
 
 typedef int (*bind_fn)(int, const struct sockaddr *, socklen_t);
 typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
@@ -84,7 +117,7 @@ fn compile(dir: &Path) -> Result<PathBuf, String> {
     std::fs::write(&src, SOURCE).map_err(|e| format!("writing {}: {e}", src.display()))?;
     let tmp = dir.join(format!("libkudu_e2e_bindshim-{}.so", std::process::id()));
     let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .args(["-shared", "-fPIC", "-O2", "-pthread", "-o"])
         .arg(&tmp)
         .arg(&src)
         .arg("-ldl")

@@ -166,7 +166,7 @@ pub async fn supervise(c: Supervised, shared: Arc<PodShared>, mut stop: watch::R
             }
             _ = restart.notified() => terminate(&mut child, c.grace).await,
         };
-        let code = status.and_then(|s| s.code()).unwrap_or(137);
+        let code = status.map(super::process::exit_code).unwrap_or(137);
         let terminated = json!({"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }, "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}});
         let again = !stopping && (c.restart_policy == "Always" || (c.restart_policy == "OnFailure" && code != 0));
         shared.update(i, |s| {

@@ -146,11 +146,11 @@ impl Kubelet {
             ("NSS_WRAPPER_HOSTS".to_string(), self.hosts.path().display().to_string()),
             (bindshim::POD_IP_ENV.to_string(), ip.to_string()),
         ];
+        // The shim first: its resolver lock wraps nss_wrapper's functions.
         let preload: Vec<String> = self
-            .nss_wrapper
-            .iter()
-            .map(|p| p.as_path())
-            .chain(self.bind_shim)
+            .bind_shim
+            .into_iter()
+            .chain(self.nss_wrapper.iter().map(|p| p.as_path()))
             .map(|p| p.display().to_string())
             .collect();
         if !preload.is_empty() {

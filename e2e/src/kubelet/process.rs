@@ -186,6 +186,12 @@ fn command(spec: &ProcessSpec) -> Result<tokio::process::Command, ProcessError> 
     Ok(cmd)
 }
 
+/// The exit code a shell would report: the code, or 128 + the signal that ended it.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(255)
+}
+
 /// Sends `signal` to the process group led by `pid`.
 pub fn signal_group(pid: u32, signal: i32) {
     if let Ok(pid) = i32::try_from(pid) {
