@@ -2,12 +2,46 @@
 //! library (`tests/helm/driver.py`, helm-sdkpy), with the image mapped to the workspace's
 //! `kudu-operator` binary.
 
+// Each test binary uses a different part of these helpers.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::common::{COMMAND_TIMEOUT, TestCluster};
+
+/// Run `test`, the only test of its binary, on a fresh runtime, with the workspace target
+/// dir first on the PATH that pods inherit.
+///
+/// In a real image `kudu` is on the PATH, and the masters run `kudu location`
+/// (`--location-mapping-cmd`) and `sh -c 'exec kudu ...'` (preStop) by name; here the binary
+/// is only in the workspace target dir, which the kubelet resolves for container commands
+/// but does not put on the pods' PATH (they get the host's). TODO(e2e): drop this once the
+/// kubelet prepends its bin_dirs to the pods' PATH.
+pub fn run_single_test<F: Future<Output = Result<()>>>(test: impl FnOnce() -> F) -> Result<()> {
+    let bin_dir = kudu_e2e::cluster::workspace_bin_dir().context("the workspace target dir")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(&path)))?;
+    // SAFETY: the only test of its binary, before any runtime thread exists; nothing else
+    // reads the environment concurrently.
+    unsafe { std::env::set_var("PATH", path) };
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(test())
+}
+
+/// Start a 3-node cluster, apply the CRD from `crds/`, install the operator and apply
+/// `cluster` (a KuduCluster manifest).
+pub async fn start_with_operator(cluster: &str) -> Result<TestCluster> {
+    let tc = TestCluster::start_with_nodes(3).await?;
+    let crd = workspace_dir().join("crds/kudu.dev_kuduclusters.yaml");
+    tc.kubectl(&["apply", "-f", crd.to_str().context("CRD path")?]).await?;
+    install_operator(&tc).await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], cluster).await?;
+    Ok(tc)
+}
 
 /// Namespace the operator is installed in.
 pub const OPERATOR_NAMESPACE: &str = "kudu-system";
@@ -86,4 +120,98 @@ pub async fn install_operator(tc: &TestCluster) -> Result<()> {
         bail!("helm install failed: {}", reply["error"]);
     }
     Ok(())
+}
+
+/// The KuduCluster `demo`'s status once it is Available for its current spec with
+/// `masters` healthy voters, one leader and 3 ready tablet servers; `None` before.
+pub async fn available_status(tc: &TestCluster, masters: usize) -> Result<Option<Value>> {
+    let cluster = tc.get_json(&["kuduclusters", "demo"]).await?;
+    let status = &cluster["status"];
+    let available = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Available" && c["status"] == "True");
+    let members = status["masters"].as_array().cloned().unwrap_or_default();
+    let ready = available
+        && members.len() == masters
+        && members.iter().all(|m| m["voter"] == true && m["healthy"] == true)
+        && members.iter().filter(|m| m["role"] == "Leader").count() == 1
+        && status["leader"].as_str().is_some_and(|l| l.starts_with("demo-master-"))
+        && status["readyTServers"] == 3
+        && status["masterVoters"] == format!("{masters}/{masters}")
+        && status["observedGeneration"] == cluster["metadata"]["generation"];
+    Ok(ready.then(|| status.clone()))
+}
+
+/// Pod name -> node id, from the status.
+pub fn node_ids(status: &Value) -> BTreeMap<String, String> {
+    status["masters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| Some((m["pod"].as_str()?.to_owned(), m["nodeId"].as_str()?.to_owned())))
+        .collect()
+}
+
+/// `/region/zone` of the node each tablet server pod runs on, by pod name.
+pub async fn expected_locations(tc: &TestCluster) -> Result<BTreeMap<String, String>> {
+    let pods =
+        tc.get_json(&["pods", "-l", "app.kubernetes.io/instance=demo,app.kubernetes.io/component=tserver"]).await?;
+    let nodes = tc.get_json(&["nodes"]).await?;
+    let mut locations = BTreeMap::new();
+    for pod in pods["items"].as_array().into_iter().flatten() {
+        let name = pod["metadata"]["name"].as_str().context("pod name")?;
+        let node_name = pod["spec"]["nodeName"].as_str().context("tablet server pod not scheduled")?;
+        let node = nodes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["metadata"]["name"] == node_name)
+            .context("the pod's node")?;
+        let labels = &node["metadata"]["labels"];
+        let region = labels["topology.kubernetes.io/region"].as_str().context("region label")?;
+        let zone = labels["topology.kubernetes.io/zone"].as_str().context("zone label")?;
+        locations.insert(name.to_owned(), format!("/{region}/{zone}"));
+    }
+    Ok(locations)
+}
+
+/// `kudu tserver list` inside a master pod (cluster DNS and `KUDU_MASTERS` from the pod):
+/// tablet server pod name -> (live, location).
+pub async fn registered_tservers(tc: &TestCluster) -> Result<BTreeMap<String, (bool, String)>> {
+    let out = tc.kubectl(&["exec", "demo-master-0", "--", "kudu", "tserver", "list", "--format", "json"]).await?;
+    let list: Value = serde_json::from_str(&out).with_context(|| format!("kudu tserver list printed {out}"))?;
+    Ok(list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let pod = t["rpc_address"].as_str()?.split('.').next()?.to_owned();
+            Some((pod, (t["live"] == true, t["location"].as_str()?.to_owned())))
+        })
+        .collect())
+}
+
+/// `kudu master list` inside a master pod: (node id, live) of each voter.
+pub async fn raft_members(tc: &TestCluster) -> Result<Vec<(String, bool)>> {
+    let out = tc.kubectl(&["exec", "demo-master-0", "--", "kudu", "master", "list", "--format", "json"]).await?;
+    let list: Value = serde_json::from_str(&out).with_context(|| format!("kudu master list printed {out}"))?;
+    Ok(list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["voter"] == true)
+        .filter_map(|m| Some((m["node_id"].as_u64()?.to_string(), m["live"] == true)))
+        .collect())
+}
+
+pub async fn pod_ready(tc: &TestCluster, pod: &str) -> Result<bool> {
+    let ready =
+        tc.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"]).await?;
+    Ok(ready.trim() == "True")
+}
+
+pub async fn pod_uid(tc: &TestCluster, pod: &str) -> Result<String> {
+    tc.kubectl(&["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"]).await
 }
