@@ -243,6 +243,8 @@ impl Harness {
                     // The StatefulSet recreates the pod on a healthy node, with a new
                     // (empty) volume if the claim went.
                     let ordinal = ordinal_after("demo-master-").expect("a master pod");
+                    // The pod is on a lost node: only a deletion without grace goes through.
+                    assert_eq!(body["gracePeriodSeconds"], 0, "the stuck pod is deleted without grace");
                     let master = &mut self.masters[ordinal as usize];
                     master.kill();
                     if self.claims_deleted.remove(&ordinal) {

@@ -79,8 +79,12 @@ async fn execute_steps<M: MasterAdmin>(
             let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &spec.namespace);
             ignore_not_found(claims.delete(&claim, &DeleteParams::default()).await).map_err(kube_err)?;
             fail::fail_point!(failpoints::AFTER_CLAIM_DELETE);
+            // Without grace: the pod sits on a lost node (or was never scheduled), whose
+            // kubelet would never confirm a graceful deletion, so the StatefulSet could not
+            // recreate it. Its master is replaced under a new identity anyway.
             let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
-            ignore_not_found(pods.delete(&pod, &DeleteParams::default()).await).map_err(kube_err)
+            let force = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() };
+            ignore_not_found(pods.delete(&pod, &force).await).map_err(kube_err)
         }
         Action::ResizeStatefulSet { replicas } => {
             let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &spec.namespace);
