@@ -15,12 +15,15 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends clang libclang-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Every workspace member's sources: Cargo resolves the whole workspace.
-COPY Cargo.toml Cargo.lock build.rs rustfmt.toml ./
+# Every workspace member's manifest and sources (Cargo resolves the whole workspace); no
+# tests, virtualenvs or local state.
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY src src
-COPY operator operator
-COPY e2e e2e
+COPY operator/Cargo.toml operator/build.rs operator/
+COPY operator/src operator/src
+COPY e2e/Cargo.toml e2e/
+COPY e2e/src e2e/src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p kudu -p kudu-operator \
