@@ -109,3 +109,29 @@ async fn three_masters() {
 async fn five_masters() {
     elects_and_serves(5).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_create_table_returns_the_first_outcome() {
+    let cluster = Cluster::start(3, 1);
+    let leader = cluster.wait_leader().await;
+    cluster.wait_tservers(1).await;
+    let mut raw = MasterServiceClient::connect(format!("http://{leader}")).await.expect("connect");
+    let request = |request_id: &str| pb::CreateTableRequest {
+        name: "once".into(),
+        schema: Some(kudu::convert::schema_to_pb(&simple_schema())),
+        num_partitions: 2,
+        replication_factor: 1,
+        request_id: request_id.into(),
+    };
+    let first = raw.create_table(request("req-1")).await.expect("first").into_inner().table.expect("table");
+    // The same request again (a client retrying after a lost answer) gets the same table.
+    let again = raw.create_table(request("req-1")).await.expect("retry").into_inner().table.expect("table");
+    assert_eq!(first.id, again.id);
+    // A different request for the same name is refused.
+    let err = raw.create_table(request("req-2")).await.expect_err("second create");
+    assert_eq!(rpc::error_code(&err), Some("TABLE_ALREADY_EXISTS"));
+    let tables = cluster.client().list_tables().await.expect("list");
+    assert_eq!(tables.len(), 1);
+    let locations = cluster.client().get_table_locations("once").await.expect("locations");
+    assert_eq!(locations.tablets.len(), 2, "the retry placed no second set of tablets");
+}
