@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what is missing, builds
-# once, then runs unit, storage-suite, multi-process and end-to-end tests.
+# once, then runs unit, storage-suite, multi-process and end-to-end tests, then lints the
+# Helm chart (helm-sdkpy) and the code (clippy, warnings are errors).
 # KUDU_STRESS_SECS sets the stress test's duration (default 45 s).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,3 +19,8 @@ else
     cargo test --workspace --no-fail-fast
 fi
 echo "tests: $(( $(date +%s) - started )) s"
+
+# Lints: the chart through the real Helm library, and clippy on every target.
+e2e/.venv/bin/python scripts/helm-lint.py charts/kudu-operator >/dev/null
+cargo clippy --workspace --all-targets -- -D warnings
+echo "lints passed"
