@@ -223,7 +223,22 @@ async fn node_not_ready_stops_its_pods() -> Result<()> {
     })
     .await?;
 
+    // A graceful delete cannot complete while the node's kubelet is unreachable.
+    let uid = pod_field(&tc, "kv-0", ".metadata.uid").await?;
+    tc.kubectl(&["delete", "pod", "kv-0", "--wait=false"]).await?;
+    let pod = tc.get_json(&["pod", "kv-0"]).await?;
+    ensure!(
+        pod["metadata"]["uid"] == uid.as_str() && pod["metadata"]["deletionTimestamp"].is_string(),
+        "pod on a NotReady node vanished: {pod}"
+    );
+
+    // Back to Ready: the deletion completes and the StatefulSet brings kv-0 back with its data.
     tc.cluster.set_node_ready(&node, true)?;
+    eventually(Duration::from_secs(60), "kv-0 to be replaced", || async {
+        let new_uid = pod_field(&tc, "kv-0", ".metadata.uid").await.unwrap_or_default();
+        Ok((!new_uid.is_empty() && new_uid != uid).then_some(()))
+    })
+    .await?;
     tc.kubectl(&["wait", "--for=condition=Ready", "pod/kv-0", "--timeout=60s"]).await?;
     let ip = pod_field(&tc, "kv-0", ".status.podIP").await?;
     ensure!(kv(&ip, "get").await? == "survive", "data lost across node outage");
@@ -271,6 +286,21 @@ async fn claim_retention_policy_delete() -> Result<()> {
     let claim_dir = |i: usize| tc.dir.path().join(format!("state/volumes/default/data-tmp-{i}"));
     eventually(Duration::from_secs(30), "claim directories", || async {
         Ok((claim_dir(0).is_dir() && claim_dir(1).is_dir()).then_some(()))
+    })
+    .await?;
+
+    // A claim in use is protected: deleting it leaves it Terminating until its pod is gone;
+    // then the StatefulSet recreates the pod with a fresh claim.
+    let old_claim = tc.kubectl(&["get", "pvc", "data-tmp-0", "-o", "jsonpath={.metadata.uid}"]).await?;
+    tc.kubectl(&["delete", "pvc", "data-tmp-0", "--wait=false"]).await?;
+    let pvc = tc.get_json(&["pvc", "data-tmp-0"]).await?;
+    ensure!(pvc["metadata"]["deletionTimestamp"].is_string(), "claim in use was removed at once: {pvc}");
+    tc.kubectl(&["delete", "pod", "tmp-0", "--wait=false"]).await?;
+    eventually(Duration::from_secs(60), "tmp-0 back with a fresh claim", || async {
+        let uid = tc.kubectl(&["get", "pvc", "data-tmp-0", "-o", "jsonpath={.metadata.uid}"]).await.unwrap_or_default();
+        let pod = tc.get_json(&["pod", "tmp-0"]).await.ok();
+        let running = pod.is_some_and(|p| p["status"]["phase"] == "Running");
+        Ok((!uid.is_empty() && uid != old_claim && running).then_some(()))
     })
     .await?;
 

@@ -4,6 +4,9 @@ use serde_json::{Map, Value, json};
 
 use super::util::{base64_encode, ensure_object};
 
+/// Finalizer keeping a PersistentVolumeClaim while a pod uses it.
+pub const PVC_PROTECTION_FINALIZER: &str = "kubernetes.io/pvc-protection";
+
 fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
     m.entry(key.to_string()).or_insert(v);
 }
@@ -83,6 +86,12 @@ pub fn apply_builtin_defaults(group: &str, kind: &str, obj: &mut Value, create: 
             set_default(obj_at(obj, "spec"), "volumeMode", json!("Filesystem"));
             if create {
                 set_default(obj_at(obj, "status"), "phase", json!("Pending"));
+                // The storage-object-in-use protection admission plugin: a claim in use by a
+                // pod stays (Terminating) until no pod uses it.
+                let fins = obj_at(obj, "metadata").entry("finalizers").or_insert_with(|| json!([]));
+                if let Some(list) = fins.as_array_mut().filter(|l| !l.iter().any(|f| f == PVC_PROTECTION_FINALIZER)) {
+                    list.push(json!(PVC_PROTECTION_FINALIZER));
+                }
             }
         }
         ("apps", "StatefulSet") => {

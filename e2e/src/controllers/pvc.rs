@@ -1,5 +1,6 @@
 //! PersistentVolumeClaims: binds new claims at once (a directory per claim stands in for a
-//! volume) and deletes the directory of a claim that no longer exists.
+//! volume), lets a deleted claim go only once no pod uses it (pvc-protection), and deletes
+//! the directory of a claim that no longer exists.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::write_status;
 use crate::apiserver::Api;
+use crate::apiserver::defaults::PVC_PROTECTION_FINALIZER;
+use crate::apiserver::ops::{Subresource, WriteOptions};
 use crate::apiserver::registry::ResKey;
 use crate::apiserver::util::meta_str;
 
@@ -15,10 +18,53 @@ pub fn claim_dir(state_dir: &Path, ns: &str, name: &str) -> PathBuf {
     state_dir.join("volumes").join(ns).join(name)
 }
 
-/// One pass: bind pending claims, remove directories of deleted claims.
+/// Whether a pod (not yet removed and not finished) mounts claim `name` in `ns`.
+fn in_use(pods: &[Value], ns: &str, name: &str) -> bool {
+    pods.iter()
+        .filter(|p| meta_str(p, "namespace") == Some(ns))
+        .filter(|p| !matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")))
+        .any(|p| {
+            p.pointer("/spec/volumes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|v| v.pointer("/persistentVolumeClaim/claimName").and_then(Value::as_str) == Some(name))
+        })
+}
+
+/// Releases terminating claims no pod uses any more (the pvc-protection controller).
+fn release_unused(api: &Api, claims: &[Value], pods: &[Value]) {
+    let Ok(rt) = api.resource("", "persistentvolumeclaims") else { return };
+    for pvc in claims.iter().filter(|c| meta_str(c, "deletionTimestamp").is_some()) {
+        let (ns, name) = (meta_str(pvc, "namespace").unwrap_or(""), meta_str(pvc, "name").unwrap_or(""));
+        let protected = pvc
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| f.iter().any(|x| x == PVC_PROTECTION_FINALIZER));
+        if !protected || in_use(pods, ns, name) {
+            continue;
+        }
+        let mut body = pvc.clone();
+        crate::apiserver::util::meta_mut(&mut body).remove("resourceVersion");
+        if let Some(f) = body.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) {
+            f.retain(|x| x != PVC_PROTECTION_FINALIZER);
+        }
+        if let Err(e) = api.update(&rt, "v1", Some(ns), name, body, Subresource::Main, &WriteOptions::default()) {
+            tracing::debug!(error = %e, claim = name, "releasing claim failed");
+        }
+    }
+}
+
+/// One pass: bind pending claims, release unused terminating ones, remove directories of
+/// deleted claims.
 pub fn sync_once(api: &Api, state_dir: &Path) {
-    let claims: Vec<Value> =
-        api.store.read(|s| s.list(&ResKey::new("", "persistentvolumeclaims"), None).cloned().collect());
+    let (claims, pods) = api.store.read(|s| {
+        (
+            s.list(&ResKey::new("", "persistentvolumeclaims"), None).cloned().collect::<Vec<_>>(),
+            s.list(&ResKey::new("", "pods"), None).cloned().collect::<Vec<_>>(),
+        )
+    });
+    release_unused(api, &claims, &pods);
     for pvc in &claims {
         if pvc.pointer("/status/phase").and_then(Value::as_str) == Some("Bound") {
             continue;

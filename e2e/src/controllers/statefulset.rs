@@ -64,12 +64,17 @@ fn claim_name(template: &Value, sts: &str, i: usize) -> String {
     format!("{}-{sts}-{i}", meta_str(template, "name").unwrap_or("data"))
 }
 
-fn ensure_claims(api: &Api, sts: &Value, i: usize) -> Result<(), ApiError> {
+/// Creates missing claims of ordinal `i`; `false` while one of them is still being deleted
+/// (the pod must wait for a fresh claim, as the real controller does).
+fn ensure_claims(api: &Api, sts: &Value, i: usize) -> Result<bool, ApiError> {
     let (ns, name) = (meta_str(sts, "namespace"), meta_str(sts, "name").unwrap_or(""));
     let rt = api.resource("", "persistentvolumeclaims")?;
     for tmpl in sts.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array).into_iter().flatten() {
         let claim = claim_name(tmpl, name, i);
-        if api.get(&rt, "v1", ns, &claim).is_ok() {
+        if let Ok(existing) = api.get(&rt, "v1", ns, &claim) {
+            if meta_str(&existing, "deletionTimestamp").is_some() {
+                return Ok(false);
+            }
             continue;
         }
         let mut labels = sts.pointer("/spec/selector/matchLabels").cloned().unwrap_or_else(|| json!({}));
@@ -90,7 +95,7 @@ fn ensure_claims(api: &Api, sts: &Value, i: usize) -> Result<(), ApiError> {
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 fn new_pod(sts: &Value, i: usize, rev: &str) -> Value {
@@ -211,7 +216,10 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
                     blocked = true;
                     break;
                 }
-                ensure_claims(api, sts, i)?;
+                if !ensure_claims(api, sts, i)? {
+                    blocked = true;
+                    break;
+                }
                 match api.create(&pods_rt, "v1", ns, new_pod(sts, i, &rev), &WriteOptions::default()) {
                     Ok(_) => {
                         let msg = format!("create Pod {name}-{i} in StatefulSet {name} successful");

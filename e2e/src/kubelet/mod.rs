@@ -303,7 +303,13 @@ impl Kubelet {
             };
             let uid = meta_str(pod, "uid").unwrap_or("").to_string();
             seen.insert(uid.clone());
+            let node_ready = ready.get(node).copied().unwrap_or(false);
             if meta_str(pod, "deletionTimestamp").is_some() {
+                // The kubelet of a NotReady node is unreachable: like a real cluster, a
+                // graceful delete stays pending there until someone force-deletes the pod.
+                if !node_ready {
+                    continue;
+                }
                 if self.terminating.insert(uid.clone()) {
                     if self.runtimes.contains_key(&uid) {
                         crate::controllers::events::record(
@@ -335,7 +341,6 @@ impl Kubelet {
                 }
                 continue;
             }
-            let node_ready = ready.get(node).copied().unwrap_or(false);
             let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
             let mut problem = None;
             if !node_ready {
