@@ -105,6 +105,9 @@ async fn statefulset_identity_storage_and_scaling() -> Result<()> {
     ensure!(out == "firstkv-0\n", "exec output {out:?}");
     let err = tc.kubectl_fails(&["exec", "kv-0", "--", "sh", "-c", "exit 3"], None).await?;
     ensure!(err.contains("command terminated with exit code 3"), "exit code not reported: {err}");
+    // The image's binaries are on the pod's PATH (processes can run them as subcommands).
+    let found = tc.kubectl(&["exec", "kv-0", "--", "sh", "-c", "command -v e2e-kv"]).await?;
+    ensure!(found.trim().ends_with("/e2e-kv"), "e2e-kv not on the pod's PATH: {found:?}");
     let echoed = tc.kubectl_stdin(&["exec", "-i", "kv-0", "--", "cat"], "via stdin").await?;
     ensure!(echoed == "via stdin", "stdin not passed through: {echoed:?}");
 

@@ -137,9 +137,19 @@ impl Kubelet {
         })
     }
 
+    /// `PATH` in pods: the image binaries' directories first (a real image has its binaries
+    /// on its PATH, so processes can run e.g. `kudu location`), then the host's PATH.
+    fn pod_path(&self) -> String {
+        let host = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        let dirs = self.config.bin_dirs.iter().cloned().chain(std::env::split_paths(&host));
+        std::env::join_paths(dirs)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| host.to_string_lossy().into_owned())
+    }
+
     fn base_env(&self, hostname: &str, dir: &Path, ip: &str) -> Vec<(String, String)> {
         let mut env = vec![
-            ("PATH".to_string(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())),
+            ("PATH".to_string(), self.pod_path()),
             ("HOME".to_string(), dir.display().to_string()),
             ("HOSTNAME".to_string(), hostname.to_string()),
             ("KUBECONFIG".to_string(), self.config.kubeconfig.display().to_string()),
