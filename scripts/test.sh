@@ -20,7 +20,8 @@ else
 fi
 echo "tests: $(( $(date +%s) - started )) s"
 
-# Lints: the chart through the real Helm library, and clippy on every target.
+# Lints: the chart through the real Helm library, formatting, and clippy on every target.
 e2e/.venv/bin/python scripts/helm-lint.py charts/kudu-operator >/dev/null
+cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 echo "lints passed"
