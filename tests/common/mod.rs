@@ -205,57 +205,53 @@ impl Cluster {
         cluster
     }
 
-    /// A master process (not yet started) at `addr` with the seed list `seeds`.
-    pub fn new_master(&mut self, addr: String, seeds: &[String]) -> Proc {
-        let n = self.next_proc;
+    /// Starts a `kudu ROLE run` process at `addr` with the seed list `seeds` and `flags`.
+    fn spawn_server(
+        &mut self,
+        role: &str,
+        addr: String,
+        seeds: &[String],
+        http: Option<String>,
+        flags: &[String],
+    ) -> Proc {
+        let name = format!("{role}-{}", self.next_proc);
         self.next_proc += 1;
-        let data_dir = self.dir.path().join(format!("master-{n}"));
-        let http = free_addr();
-        let args = vec![
-            "master".into(),
-            "run".into(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--rpc-addr".into(),
-            addr.clone(),
-            "--master-addresses".into(),
-            seeds.join(","),
-            "--http-addr".into(),
-            http.clone(),
-            "--tserver-unresponsive-timeout-ms".into(),
-            self.tserver_timeout_ms.to_string(),
-            "--raft-heartbeat-interval-ms".into(),
-            "200".into(),
-            "--raft-election-timeout-ms".into(),
-            "1000".into(),
-            "--snapshot-every".into(),
-            "200".into(),
-        ];
-        let args = args.into_iter().chain(self.master_flags.iter().cloned()).collect();
-        let mut p = Proc { name: format!("master-{n}"), addr, http_addr: Some(http), data_dir, args, child: None };
+        let data_dir = self.dir.path().join(&name);
+        let mut args: Vec<String> = [role, "run", "--data-dir"].map(String::from).to_vec();
+        args.push(data_dir.display().to_string());
+        args.extend(["--rpc-addr".to_string(), addr.clone(), "--master-addresses".to_string(), seeds.join(",")]);
+        if let Some(http) = &http {
+            args.extend(["--http-addr".to_string(), http.clone()]);
+        }
+        args.extend(flags.iter().cloned());
+        let mut p = Proc { name, addr, http_addr: http, data_dir, args, child: None };
         p.spawn();
         p
     }
 
+    /// A started master process at `addr` with the seed list `seeds`.
+    pub fn new_master(&mut self, addr: String, seeds: &[String]) -> Proc {
+        let mut flags: Vec<String> = [
+            "--tserver-unresponsive-timeout-ms",
+            &self.tserver_timeout_ms.to_string(),
+            "--raft-heartbeat-interval-ms",
+            "200",
+            "--raft-election-timeout-ms",
+            "1000",
+            "--snapshot-every",
+            "200",
+        ]
+        .map(String::from)
+        .to_vec();
+        flags.extend(self.master_flags.iter().cloned());
+        self.spawn_server("master", addr, seeds, Some(free_addr()), &flags)
+    }
+
+    /// Starts a tablet server with the current masters as its seed list.
     pub fn add_tserver(&mut self) {
-        let n = self.next_proc;
-        self.next_proc += 1;
-        let data_dir = self.dir.path().join(format!("tserver-{n}"));
-        let addr = free_addr();
-        let args = vec![
-            "tserver".into(),
-            "run".into(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--rpc-addr".into(),
-            addr.clone(),
-            "--master-addresses".into(),
-            self.master_addrs().join(","),
-            "--heartbeat-interval-ms".into(),
-            "300".into(),
-        ];
-        let mut p = Proc { name: format!("tserver-{n}"), addr, http_addr: None, data_dir, args, child: None };
-        p.spawn();
+        let seeds = self.master_addrs();
+        let flags = ["--heartbeat-interval-ms".to_string(), "300".to_string()];
+        let p = self.spawn_server("tserver", free_addr(), &seeds, None, &flags);
         self.tservers.push(p);
     }
 
