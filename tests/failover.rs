@@ -139,6 +139,22 @@ async fn lagging_follower_catches_up_from_a_snapshot() {
         client.create_table(&format!("s{i:03}"), &simple_schema(), 1, 1).await.expect("create");
     }
     client.delete_table("s000").await.expect("delete");
+    // Restart the follower only once the leader purged the entries it misses, so that
+    // catching up needs the snapshot.
+    let leader_http = cluster.master_by_addr(&leader).http_addr.clone().expect("http");
+    wait_for("the leader to purge its log", WAIT, || {
+        let leader_http = leader_http.clone();
+        async move {
+            let (_, metrics) =
+                tokio::task::spawn_blocking(move || common::http_get(&leader_http, "/metrics")).await.ok()?;
+            let purged: u64 = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("kudu_master_raft_purged_index "))
+                .and_then(|v| v.trim().parse().ok())?;
+            (purged > 50).then_some(())
+        }
+    })
+    .await;
     cluster.master_by_addr(&follower).restart();
     wait_for("the restarted follower to catch up", WAIT, || async {
         let list = client.list_masters().await.ok()?;

@@ -86,6 +86,8 @@ async fn metrics(State(node): State<Arc<MasterNode>>) -> Response {
     s.term.set(m.current_term as i64);
     s.commit_index.set(m.local_committed.as_ref().map(|l| l.index as i64).unwrap_or(0));
     s.applied_index.set(m.last_applied.as_ref().map(|l| l.index as i64).unwrap_or(0));
+    s.snapshot_index.set(m.snapshot.as_ref().map(|l| l.index as i64).unwrap_or(0));
+    s.purged_index.set(m.purged.as_ref().map(|l| l.index as i64).unwrap_or(0));
     s.members.set(m.membership_config.membership().nodes().count() as i64);
     {
         let catalog = node.catalog.read().await;

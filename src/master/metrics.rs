@@ -27,6 +27,8 @@ pub struct StateGauges {
     pub term: Gauge,
     pub commit_index: Gauge,
     pub applied_index: Gauge,
+    pub snapshot_index: Gauge,
+    pub purged_index: Gauge,
     pub members: Gauge,
     pub tables: Gauge,
     pub tablets: Gauge,
@@ -61,6 +63,8 @@ impl Metrics {
         registry.register("raft_term", "Current Raft term", state.term.clone());
         registry.register("raft_commit_index", "Last committed log index", state.commit_index.clone());
         registry.register("raft_applied_index", "Last applied log index", state.applied_index.clone());
+        registry.register("raft_snapshot_index", "Last log index in the latest snapshot", state.snapshot_index.clone());
+        registry.register("raft_purged_index", "Last log index purged from the log", state.purged_index.clone());
         registry.register("raft_members", "Members of the Raft configuration", state.members.clone());
         registry.register("catalog_tables", "Tables in the catalog", state.tables.clone());
         registry.register("catalog_tablets", "Tablets in the catalog", state.tablets.clone());
