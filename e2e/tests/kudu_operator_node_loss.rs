@@ -14,21 +14,10 @@ use anyhow::{Result, anyhow, ensure};
 use common::{TestCluster, eventually};
 use support::{available_status, node_ids, raft_members, run_single_test, start_with_operator};
 
-const CLUSTER: &str = r#"
-apiVersion: kudu.dev/v1alpha1
-kind: KuduCluster
-metadata: {name: demo, namespace: default}
-spec:
-  image: kudu:dev
-  masters:
-    replicas: 3
-    storage: {size: 1Gi}
-  tservers:
-    replicas: 3
-    storage: {size: 1Gi}
-  masterReplacement:
-    gracePeriodSeconds: 60
-"#;
+/// The 3+3 cluster of the other operator tests, with a 60 s replacement grace period.
+fn cluster_manifest() -> String {
+    format!("{}  masterReplacement:\n    gracePeriodSeconds: 60\n", support::CLUSTER)
+}
 
 /// Deadline for the cluster to become available from scratch on a loaded 2-core machine.
 const AVAILABLE: Duration = Duration::from_secs(150);
@@ -51,7 +40,7 @@ fn operator_replaces_a_master_on_a_lost_node_after_the_grace_period() -> Result<
 
 async fn node_loss() -> Result<()> {
     let started = Instant::now();
-    let tc = start_with_operator(CLUSTER).await?;
+    let tc = start_with_operator(&cluster_manifest()).await?;
     let status = eventually(AVAILABLE, "the KuduCluster to become Available", || available_status(&tc, 3)).await?;
     let before = node_ids(&status);
 
