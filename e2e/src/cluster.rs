@@ -35,6 +35,9 @@ pub struct ClusterConfig {
     pub bind: SocketAddr,
     /// Directories searched (before the PATH) for binaries that container images name.
     pub bin_dirs: Vec<PathBuf>,
+    /// Size of the pods' nss_wrapper host table (see [`kubelet::dns::MAX_HOSTENTS`]); tests
+    /// lower it to see a broken resolver reported.
+    pub nss_max_hostents: usize,
 }
 
 /// Colon-separated directories searched first for the binaries images name (e.g. another
@@ -64,6 +67,7 @@ impl ClusterConfig {
                 .into_iter()
                 .chain(workspace_bin_dir())
                 .collect(),
+            nss_max_hostents: kubelet::dns::MAX_HOSTENTS,
         }
     }
 }
@@ -77,6 +81,9 @@ pub enum ClusterError {
     /// Registering nodes failed.
     #[error("registering nodes: {0}")]
     Api(#[from] ApiError),
+    /// No loopback range for pod addresses was free.
+    #[error(transparent)]
+    Addresses(#[from] kubelet::ipam::IpamError),
     /// Writing the state directory failed.
     #[error("writing {path}: {source}")]
     Io {
@@ -109,6 +116,7 @@ impl LocalCluster {
             move |source| ClusterError::Io { path, source }
         };
         std::fs::create_dir_all(&config.state_dir).map_err(io(&config.state_dir))?;
+        let addresses = kubelet::ipam::Ipam::claim()?;
         let mut api = Api::new();
         api.graceful_pods = true;
         api.pods_dir = Some(kubelet::pods_dir(&config.state_dir));
@@ -168,10 +176,11 @@ impl LocalCluster {
             state_dir: config.state_dir.clone(),
             bin_dirs: config.bin_dirs.clone(),
             kubeconfig: kubeconfig.clone(),
+            nss_max_hostents: config.nss_max_hostents,
         };
         let kubelet_api = api.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = kubelet::run(kubelet_api, kubelet_config, exec, stop_rx).await {
+            if let Err(e) = kubelet::run(kubelet_api, kubelet_config, exec, addresses, stop_rx).await {
                 tracing::error!(error = %e, "kubelet failed");
             }
         }));
@@ -195,15 +204,8 @@ impl LocalCluster {
 
     /// Marks node `name` Ready or NotReady (its pods' processes stop while NotReady).
     pub fn set_node_ready(&self, name: &str, ready: bool) -> Result<(), ApiError> {
-        let api = self.api();
-        let rt = api.resource("", "nodes")?;
-        let node = api.get(&rt, "v1", None, name)?;
-        let mut status = node.get("status").cloned().unwrap_or_else(|| json!({}));
-        let prev = status.get("conditions").cloned();
         let reason = if ready { "KubeletReady" } else { "NodeStatusUnknown" };
-        status["conditions"] =
-            json!([controllers::condition(prev.as_ref(), "Ready", ready, reason, "set by the local cluster")]);
-        controllers::write_status(api, "", "nodes", &node, status)
+        controllers::set_node_condition(self.api(), name, "Ready", ready, reason, "set by the local cluster")
     }
 
     /// Stops controllers, the kubelet (and every pod process) and the API server.

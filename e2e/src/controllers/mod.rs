@@ -74,6 +74,38 @@ pub fn condition(previous: Option<&Value>, kind: &str, status: bool, reason: &st
     c
 }
 
+/// Sets the condition `kind` of node `name`, keeping its other conditions (and the
+/// transition time when the status stays); retries when another writer got in between.
+pub fn set_node_condition(
+    api: &Api,
+    name: &str,
+    kind: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+) -> Result<(), ApiError> {
+    let rt = api.resource("", "nodes")?;
+    let mut attempt = 0;
+    loop {
+        let node = api.get(&rt, "v1", None, name)?;
+        let previous = node.pointer("/status/conditions").cloned();
+        let updated = condition(previous.as_ref(), kind, status, reason, message);
+        let mut conditions: Vec<Value> = previous.and_then(|p| p.as_array().cloned()).unwrap_or_default();
+        match conditions.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)) {
+            Some(c) if *c == updated => return Ok(()),
+            Some(c) => *c = updated,
+            None => conditions.push(updated),
+        }
+        let mut body = node.clone();
+        body["status"]["conditions"] = json!(conditions);
+        match api.update(&rt, "v1", None, name, body, Subresource::Status, &WriteOptions::default()) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == 409 && attempt < 10 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Whether an object's condition `kind` is `True`.
 pub fn condition_true(obj: &Value, kind: &str) -> bool {
     obj.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|a| {

@@ -5,6 +5,7 @@
 pub mod bindshim;
 pub mod container;
 pub mod dns;
+pub mod dns_health;
 pub mod env;
 pub mod exec;
 pub mod ipam;
@@ -40,14 +41,21 @@ pub struct KubeletConfig {
     pub bin_dirs: Vec<PathBuf>,
     /// Kubeconfig handed to pod processes (`KUBECONFIG`).
     pub kubeconfig: PathBuf,
+    /// Size of the pods' nss_wrapper host table (`NSS_WRAPPER_MAX_HOSTENTS`).
+    pub nss_max_hostents: usize,
 }
 
 /// The kubelet could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("preparing {path}: {source}")]
-pub struct KubeletError {
-    path: PathBuf,
-    source: std::io::Error,
+pub enum KubeletError {
+    /// A file or directory of the state directory could not be prepared.
+    #[error("preparing {path}: {source}")]
+    Prepare {
+        /// The file or directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
 }
 
 struct PodRuntime {
@@ -74,6 +82,7 @@ struct Kubelet {
     config: KubeletConfig,
     ipam: Arc<Mutex<ipam::Ipam>>,
     hosts: dns::HostsFile,
+    dns_health: dns_health::DnsHealth,
     runtimes: HashMap<String, PodRuntime>,
     terminating: HashSet<String>,
     kick: Arc<Notify>,
@@ -103,10 +112,16 @@ fn grace(pod: &Value) -> Duration {
 }
 
 impl Kubelet {
-    fn new(api: Api, config: KubeletConfig, exec: Arc<exec::ExecRegistry>) -> Result<Self, KubeletError> {
+    fn new(
+        api: Api,
+        config: KubeletConfig,
+        exec: Arc<exec::ExecRegistry>,
+        ipam: ipam::Ipam,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(Self, Option<JoinHandle<()>>), KubeletError> {
         let hosts_path = config.state_dir.join("hosts");
-        let hosts =
-            dns::HostsFile::create(&hosts_path).map_err(|source| KubeletError { path: hosts_path.clone(), source })?;
+        let hosts = dns::HostsFile::create(&hosts_path)
+            .map_err(|source| KubeletError::Prepare { path: hosts_path.clone(), source })?;
         let nss = PathBuf::from(dns::NSS_WRAPPER_LIB);
         let nss_wrapper = nss.is_file().then_some(nss);
         if nss_wrapper.is_none() {
@@ -115,17 +130,25 @@ impl Kubelet {
                 "libnss_wrapper not found; cluster DNS names will not resolve in pods"
             );
         }
+        let (dns_health, dns_task) = dns_health::DnsHealth::spawn(
+            api.clone(),
+            nss_wrapper.clone(),
+            hosts_path.clone(),
+            config.nss_max_hostents,
+            shutdown,
+        );
         let isolate = process::can_isolate();
         if !isolate {
             tracing::warn!(
                 "not running as root: volumes are not mounted at their mountPath and pods keep the host name"
             );
         }
-        Ok(Self {
+        let kubelet = Self {
             api,
             config,
-            ipam: Arc::new(Mutex::new(ipam::Ipam::random())),
+            ipam: Arc::new(Mutex::new(ipam)),
             hosts,
+            dns_health,
             runtimes: HashMap::new(),
             terminating: HashSet::new(),
             kick: Arc::new(Notify::new()),
@@ -134,7 +157,8 @@ impl Kubelet {
             bind_shim: bindshim::library(),
             proxy: proxy::ServiceProxy::default(),
             exec,
-        })
+        };
+        Ok((kubelet, dns_task))
     }
 
     /// `PATH` in pods: the image binaries' directories first (a real image has its binaries
@@ -154,6 +178,7 @@ impl Kubelet {
             ("HOSTNAME".to_string(), hostname.to_string()),
             ("KUBECONFIG".to_string(), self.config.kubeconfig.display().to_string()),
             ("NSS_WRAPPER_HOSTS".to_string(), self.hosts.path().display().to_string()),
+            (dns::MAX_HOSTENTS_ENV.to_string(), self.config.nss_max_hostents.to_string()),
             (bindshim::POD_IP_ENV.to_string(), ip.to_string()),
         ];
         // The shim first: its resolver lock wraps nss_wrapper's functions.
@@ -389,8 +414,11 @@ impl Kubelet {
         let endpoints: Vec<Value> =
             self.api.store.read(|s| s.list(&ResKey::new("", "endpoints"), None).cloned().collect());
         self.proxy.sync(&self.api, &self.ipam, &services, &endpoints);
-        if let Err(e) = self.hosts.write(&dns::render(&dns::entries(&pods, &services))) {
-            tracing::warn!(error = %e, "writing hosts file");
+        let entries = dns::entries(&pods, &services);
+        match self.hosts.write(&dns::render(&entries)) {
+            Ok(true) => self.dns_health.rewritten(&entries),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "writing the hosts file; pods keep resolving the previous one"),
         }
     }
 
@@ -450,14 +478,16 @@ async fn run_containers(
     }
 }
 
-/// Runs the kubelet until `shutdown`; then stops every pod process.
+/// Runs the kubelet, giving pods addresses from `addresses`, until `shutdown`; then stops
+/// every pod process.
 pub async fn run(
     api: Api,
     config: KubeletConfig,
     exec: Arc<exec::ExecRegistry>,
+    addresses: ipam::Ipam,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), KubeletError> {
-    let mut kubelet = Kubelet::new(api.clone(), config, exec)?;
+    let (mut kubelet, dns_task) = Kubelet::new(api.clone(), config, exec, addresses, shutdown.clone())?;
     let mut changed = api.store.subscribe();
     let kick = kubelet.kick.clone();
     loop {
@@ -471,5 +501,8 @@ pub async fn run(
         }
     }
     kubelet.shutdown().await;
+    if let Some(task) = dns_task {
+        let _ = task.await;
+    }
     Ok(())
 }
