@@ -19,6 +19,7 @@ use super::tservers::TServerRegistry;
 use super::{bootstrap, http};
 use crate::pb::master::master_service_server::MasterServiceServer;
 use crate::pb::raft::raft_service_server::RaftServiceServer;
+use crate::raft::GroupPrefix;
 use crate::rpc::{ChannelPool, join_tasks, spawn_grpc_server};
 use crate::shutdown::wait_for_signal;
 
@@ -60,7 +61,7 @@ impl MasterServer {
         config.validate().map_err(ServerError::Config)?;
         let raft_config = config.raft_config().map_err(|e| ServerError::Config(e.to_string()))?;
         let (db, id) = store::open(&config.data_dir)?;
-        let log_store = LogStore::new(db.clone());
+        let log_store = LogStore::new(db.clone(), GroupPrefix::default());
         let state_machine = StateMachineStore::open(db, &config.data_dir).map_err(StoreError::Io)?;
         let catalog = state_machine.catalog();
         let pool = ChannelPool::default();
