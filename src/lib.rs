@@ -9,6 +9,7 @@ pub mod location;
 pub mod master;
 pub mod pb;
 pub mod placement;
+pub mod raft;
 pub mod rpc;
 pub mod shutdown;
 pub mod tserver;

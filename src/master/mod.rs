@@ -1,4 +1,5 @@
-//! The Kudu master: an openraft group replicating the catalog, served over gRPC.
+//! The Kudu master: an openraft group replicating the catalog, served over gRPC. The Raft
+//! plumbing (log store, network, peer service) is the shared [`crate::raft`] module.
 
 mod bootstrap;
 pub mod config;
@@ -8,10 +9,9 @@ mod http;
 mod location_mapping;
 pub mod membership;
 mod metrics;
-mod network;
 mod node;
-mod raft_service;
 pub mod raft_types;
+mod router;
 mod server;
 mod service;
 pub mod store;

@@ -17,3 +17,6 @@ pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+
+/// Outgoing Raft RPCs of the master group: peers are reached at their `BasicNode` address.
+pub type Network = crate::raft::Network<TypeConfig, crate::raft::BasicNodeAddress>;

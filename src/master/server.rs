@@ -9,24 +9,20 @@ use tokio::sync::watch;
 use super::config::MasterConfig;
 use super::location_mapping::LocationMapper;
 use super::metrics::Metrics;
-use super::network::Network;
 use super::node::MasterNode;
-use super::raft_service::RaftRpc;
-use super::raft_types::Raft;
+use super::raft_types::{Network, Raft};
 use super::service::MasterRpc;
 use super::store::{self, LogStore, StateMachineStore, StoreError};
 use super::tservers::TServerRegistry;
 use super::{bootstrap, http};
 use crate::pb::master::master_service_server::MasterServiceServer;
 use crate::pb::raft::raft_service_server::RaftServiceServer;
+use crate::raft::{DEFAULT_GROUP, GroupPrefix, MAX_MESSAGE, RaftRpc};
 use crate::rpc::{ChannelPool, join_tasks, spawn_grpc_server};
 use crate::shutdown::wait_for_signal;
 
 /// How long in-flight requests may take to finish at shutdown.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Largest gRPC message accepted (snapshots are chunked well below it).
-const MAX_MESSAGE: usize = 64 << 20;
 
 /// A master failed to start.
 #[derive(Debug, thiserror::Error)]
@@ -60,11 +56,11 @@ impl MasterServer {
         config.validate().map_err(ServerError::Config)?;
         let raft_config = config.raft_config().map_err(|e| ServerError::Config(e.to_string()))?;
         let (db, id) = store::open(&config.data_dir)?;
-        let log_store = LogStore::new(db.clone());
+        let log_store = LogStore::new(db.clone(), GroupPrefix::default());
         let state_machine = StateMachineStore::open(db, &config.data_dir).map_err(StoreError::Io)?;
         let catalog = state_machine.catalog();
         let pool = ChannelPool::default();
-        let network = Network { pool: pool.clone() };
+        let network = Network::new(pool.clone(), DEFAULT_GROUP, crate::raft::BasicNodeAddress);
         let raft = Raft::new(id, Arc::new(raft_config), network, log_store, state_machine)
             .await
             .map_err(|e| ServerError::Raft(e.to_string()))?;
@@ -95,7 +91,7 @@ impl MasterServer {
             .add_service(
                 MasterServiceServer::new(MasterRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE),
             )
-            .add_service(RaftServiceServer::new(RaftRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE));
+            .add_service(RaftServiceServer::new(RaftRpc::new(node.clone())).max_decoding_message_size(MAX_MESSAGE));
         tasks.push(spawn_grpc_server(grpc, listener, stopped.clone()));
 
         let mut http_addr = None;

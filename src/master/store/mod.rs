@@ -1,14 +1,15 @@
-//! Durable state of a master: one RocksDB with column families for the Raft log, the vote
-//! and the catalog state machine.
+//! Durable state of a master: one RocksDB with the Raft log and vote of the master group
+//! (see [`crate::raft`]) and the catalog state machine.
 
 mod db;
 pub mod keys;
-mod log_store;
 mod state_machine;
 
 pub use db::{StoreError, open};
-pub use log_store::LogStore;
 pub use state_machine::{SharedCatalog, StateMachineStore};
+
+/// The Raft log store of the master group (the default group: keys without prefix).
+pub type LogStore = crate::raft::LogStore<crate::master::raft_types::TypeConfig>;
 
 #[cfg(test)]
 mod suite_tests;

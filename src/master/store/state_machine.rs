@@ -14,10 +14,10 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use rocksdb::{DB, IteratorMode, WriteBatch};
 
-use super::db::{cf, decode, encode, to_io, write_sync};
 use super::keys;
 use crate::catalog::{Catalog, CatalogRecord, CatalogResponse, Mutation};
 use crate::master::raft_types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::raft::rocks::{cf, decode, encode, to_io, write_sync};
 
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>;
 

@@ -1,0 +1,29 @@
+//! Raft plumbing shared by every openraft group of a process, generic over the type config:
+//! the masters' one group (catalog commands) and, on tablet servers, one group per tablet
+//! replica, many of them in one RocksDB.
+//!
+//! - [`keys`]: column families, group key prefixes and every key encoding of Raft state.
+//! - [`log_store`]: the RocksDB log store of one group, and [`log_store::delete_group`].
+//! - [`network`]: outgoing Raft RPCs, addressed by group id and target node id.
+//! - [`service`]: the incoming Raft gRPC service, routing each request to its group.
+//! - [`rocks`]: opening the shared RocksDB, JSON values and synced writes.
+//!
+//! Groups are named by a string id on the wire; [`DEFAULT_GROUP`] (empty) names a
+//! process's only group, the masters' group, whose keys carry no prefix.
+
+pub mod keys;
+pub mod log_store;
+pub mod network;
+pub mod rocks;
+pub mod service;
+
+pub use keys::{GroupPrefix, KeyError};
+pub use log_store::{LogStore, delete_group};
+pub use network::{BasicNodeAddress, Network, NodeAddress, PeerClient};
+pub use service::{GroupRouter, RaftRpc};
+
+/// Group id of a process's only Raft group (the masters' group); its keys have no prefix.
+pub const DEFAULT_GROUP: &str = "";
+
+/// Largest gRPC message a Raft peer accepts (snapshots are chunked well below it).
+pub const MAX_MESSAGE: usize = 64 << 20;

@@ -1,0 +1,51 @@
+//! RocksDB helpers shared by Raft log stores and state machines: opening a database with
+//! the Raft column families, column family handles, JSON values and synced writes.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch};
+
+use super::keys::RAFT_CFS;
+
+/// Opens (or creates) the database at `path` with the Raft column families and `extra_cfs`.
+pub fn open_db(path: &Path, extra_cfs: &[&str]) -> Result<DB, rocksdb::Error> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    let cfs = RAFT_CFS.iter().chain(extra_cfs).map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+    DB::open_cf_descriptors(&opts, path, cfs)
+}
+
+/// The handle of a column family the database was opened with.
+pub fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily, io::Error> {
+    db.cf_handle(name).ok_or_else(|| io::Error::other(format!("column family {name} missing")))
+}
+
+/// A RocksDB error as the `io::Error` openraft's storage traits return.
+pub fn to_io(e: rocksdb::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// A stored value: JSON.
+pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, io::Error> {
+    serde_json::to_vec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// A value written by [`encode`].
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, io::Error> {
+    serde_json::from_slice(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Writes a batch durably (fsync of the WAL) off the async runtime.
+pub async fn write_sync(db: &Arc<DB>, batch: WriteBatch) -> Result<(), io::Error> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        db.write_opt(batch, &opts).map_err(to_io)
+    })
+    .await
+    .map_err(io::Error::other)?
+}

@@ -1,0 +1,240 @@
+//! Incoming Raft RPCs from peers, for any group: each request is checked to name this
+//! node's id, then handed to the group its `group_id` names through a [`GroupRouter`].
+
+use std::future::Future;
+use std::io::Cursor;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
+use openraft::storage::RaftStateMachine;
+use openraft::{Raft, RaftTypeConfig};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::pb::raft::raft_service_server::RaftService;
+use crate::pb::raft::{GetNodeInfoRequest, NodeInfo, RaftReply, RaftRequest, SnapshotChunk};
+
+/// The Raft groups a process hosts, by group id, and the node id they all run as.
+pub trait GroupRouter<C: RaftTypeConfig<NodeId = u64>>: Send + Sync + 'static {
+    /// The state machine type of the groups.
+    type StateMachine: RaftStateMachine<C, SnapshotData = Cursor<Vec<u8>>>;
+
+    /// The Raft node id of this process; requests for another id are refused.
+    fn node_id(&self) -> u64;
+
+    /// The address peers reach this process at (for error messages).
+    fn address(&self) -> &str;
+
+    /// The running group `group_id`, if this process hosts it.
+    fn raft(&self, group_id: &str) -> Option<Raft<C, Self::StateMachine>>;
+
+    /// Answers `GetNodeInfo`; only masters do (bootstrap and membership ask it).
+    fn node_info(&self) -> impl Future<Output = Result<NodeInfo, Status>> + Send {
+        async { Err(Status::unimplemented("GetNodeInfo is answered by masters only")) }
+    }
+}
+
+/// The peer-facing Raft gRPC service of a process, for all groups its router knows.
+pub struct RaftRpc<C, R> {
+    router: Arc<R>,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C, R> RaftRpc<C, R>
+where
+    C: RaftTypeConfig<NodeId = u64>,
+    R: GroupRouter<C>,
+{
+    /// The service of the groups `router` hosts.
+    pub fn new(router: Arc<R>) -> Self {
+        Self { router, _config: PhantomData }
+    }
+
+    /// The group a request is for, refusing requests meant for another node id (e.g. this
+    /// process's previous identity) and groups this process does not host.
+    fn group(&self, group_id: &str, target: u64) -> Result<Raft<C, R::StateMachine>, Status> {
+        let (own_id, address) = (self.router.node_id(), self.router.address());
+        if target != own_id {
+            return Err(Status::failed_precondition(format!(
+                "request for node {target} reached node {own_id} at {address}"
+            )));
+        }
+        self.router
+            .raft(group_id)
+            .ok_or_else(|| Status::not_found(format!("node {own_id} at {address} hosts no Raft group {group_id:?}")))
+    }
+
+    /// The group a request is for and its decoded openraft message.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        request: Request<RaftRequest>,
+    ) -> Result<(Raft<C, R::StateMachine>, T), Status> {
+        let request = request.into_inner();
+        let raft = self.group(&request.group_id, request.target_node_id)?;
+        let rpc = serde_json::from_slice(&request.payload).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok((raft, rpc))
+    }
+}
+
+fn reply<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Result<Response<RaftReply>, Status> {
+    let value = result.map_err(|e| Status::internal(e.to_string()))?;
+    let payload = serde_json::to_vec(&value).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(RaftReply { payload }))
+}
+
+#[tonic::async_trait]
+impl<C, R> RaftService for RaftRpc<C, R>
+where
+    C: RaftTypeConfig<NodeId = u64>,
+    R: GroupRouter<C>,
+{
+    async fn get_node_info(&self, _: Request<GetNodeInfoRequest>) -> Result<Response<NodeInfo>, Status> {
+        Ok(Response::new(self.router.node_info().await?))
+    }
+
+    async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let (raft, rpc) = self.decode(request)?;
+        reply(raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let (raft, rpc) = self.decode(request)?;
+        reply(raft.vote(rpc).await)
+    }
+
+    async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let (raft, rpc) = self.decode(request)?;
+        reply(raft.pre_vote(rpc).await)
+    }
+
+    async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+        let (raft, rpc) = self.decode(request)?;
+        reply(raft.handle_transfer_leader(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftReply>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
+        let raft = self.group(&first.group_id, first.target_node_id)?;
+        let (vote, meta): (VoteOf<C>, SnapshotMetaOf<C>) =
+            serde_json::from_slice(&first.header).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut data = first.data;
+        while let Some(chunk) = stream.next().await {
+            data.extend_from_slice(&chunk?.data);
+        }
+        let snapshot = SnapshotOf::<C, Cursor<Vec<u8>>> { meta, snapshot: Cursor::new(data) };
+        reply(raft.install_full_snapshot(vote, snapshot).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The service with the master's type config and catalog state machine as a concrete group.
+
+    use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+    use openraft::raft::VoteRequest;
+    use openraft::{BasicNode, Config};
+
+    use super::*;
+    use crate::master::raft_types::{Network, TypeConfig, Vote};
+    use crate::master::store::{LogStore, StateMachineStore, open};
+    use crate::pb::raft::raft_service_server::RaftServiceServer;
+    use crate::raft::{BasicNodeAddress, DEFAULT_GROUP, GroupPrefix};
+    use crate::rpc::ChannelPool;
+
+    const NODE_ID: u64 = 7;
+
+    /// One process hosting the default group as node 7.
+    struct OneGroup {
+        raft: Raft<TypeConfig, StateMachineStore>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl GroupRouter<TypeConfig> for OneGroup {
+        type StateMachine = StateMachineStore;
+
+        fn node_id(&self) -> u64 {
+            NODE_ID
+        }
+
+        fn address(&self) -> &str {
+            "test:1"
+        }
+
+        fn raft(&self, group_id: &str) -> Option<Raft<TypeConfig, StateMachineStore>> {
+            (group_id == DEFAULT_GROUP).then(|| self.raft.clone())
+        }
+    }
+
+    async fn one_group() -> Arc<OneGroup> {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(dir.path()).unwrap();
+        let sm = StateMachineStore::open(db.clone(), dir.path()).unwrap();
+        let log_store = LogStore::new(db, GroupPrefix::default());
+        let network = Network::new(ChannelPool::default(), DEFAULT_GROUP, BasicNodeAddress);
+        let config = Arc::new(Config::default().validate().unwrap());
+        let raft = Raft::new(NODE_ID, config, network, log_store, sm).await.unwrap();
+        Arc::new(OneGroup { raft, _dir: dir })
+    }
+
+    fn vote_request(group_id: &str, target_node_id: u64) -> Request<RaftRequest> {
+        let vote = VoteRequest::<TypeConfig>::new(Vote::new(1, 2), None);
+        Request::new(RaftRequest {
+            target_node_id,
+            payload: serde_json::to_vec(&vote).unwrap(),
+            group_id: group_id.into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn requests_are_checked_then_routed_by_group() {
+        let service = RaftRpc::new(one_group().await);
+        let status = service.vote(vote_request("tablet-9", NODE_ID)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+        assert!(status.message().contains("hosts no Raft group \"tablet-9\""), "{status:?}");
+
+        let status = service.append_entries(vote_request(DEFAULT_GROUP, NODE_ID + 1)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+
+        let status = service.get_node_info(Request::new(GetNodeInfoRequest {})).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+
+        let reply = service.vote(vote_request(DEFAULT_GROUP, NODE_ID)).await.unwrap().into_inner();
+        let vote: openraft::raft::VoteResponse<TypeConfig> = serde_json::from_slice(&reply.payload).unwrap();
+        assert!(vote.is_granted_to(&Vote::new(1, 2)), "{vote:?}");
+    }
+
+    #[tokio::test]
+    async fn the_network_names_the_group_over_grpc() {
+        let group = one_group().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let router =
+            tonic::transport::Server::builder().add_service(RaftServiceServer::new(RaftRpc::new(group.clone())));
+        let server = crate::rpc::spawn_grpc_server(router, listener, stopped);
+
+        let pool = ChannelPool::default();
+        let option = RPCOption::new(std::time::Duration::from_secs(5));
+        let vote = || VoteRequest::<TypeConfig>::new(Vote::new(1, 2), None);
+        let node = BasicNode::new(&addr);
+
+        let mut known = Network::new(pool.clone(), DEFAULT_GROUP, BasicNodeAddress);
+        let reply = known.new_client(NODE_ID, &node).await.vote(vote(), option.clone()).await.unwrap();
+        assert!(reply.is_granted_to(&Vote::new(1, 2)), "{reply:?}");
+
+        let mut unknown = Network::new(pool, "tablet-9", BasicNodeAddress);
+        let error = unknown.new_client(NODE_ID, &node).await.vote(vote(), option).await.unwrap_err();
+        assert!(error.to_string().contains("hosts no Raft group"), "{error}");
+
+        let _ = stop.send(true);
+        server.await.unwrap();
+        group.raft.shutdown().await.unwrap();
+    }
+}
