@@ -11,4 +11,5 @@ pub mod pb;
 pub mod placement;
 pub mod rpc;
 pub mod shutdown;
+pub mod tablet;
 pub mod tserver;
