@@ -8,8 +8,9 @@
 //! Schema versions: a write carries the schema version the leader encoded it with. Each row
 //! is checked against the tablet's schema at apply time: a cell whose column id is not in
 //! it (dropped since, or added in a version the tablet has not applied yet) fails that row
-//! with `SCHEMA_MISMATCH`; renamed columns keep their id and apply normally. Rows of a
-//! current stored row whose columns were dropped lose those cells when next rewritten.
+//! with `SCHEMA_MISMATCH`; renamed columns keep their id and apply normally. A stored row
+//! keeps the cells of dropped columns (reads ignore them) until an update or upsert
+//! rewrites it, which leaves them out.
 
 use std::collections::BTreeMap;
 
