@@ -166,6 +166,16 @@ pub enum TabletOutcome {
     Written { row_errors: Vec<RowError> },
     /// The schema is now at `version` (already was, if the command was older or a replay).
     Schema { version: u64 },
+    /// A Raft-internal entry (blank or membership change) was applied; it carried no
+    /// tablet command.
+    RaftInternal,
+}
+
+impl TabletResponse {
+    /// The answer to a Raft-internal entry (blank or membership change).
+    pub fn raft_internal() -> TabletResponse {
+        TabletResponse(Ok(TabletOutcome::RaftInternal))
+    }
 }
 
 /// What applying a command answered; replicated, so the same on every replica, and
