@@ -13,3 +13,6 @@ pub use db::{StoreError, open_db};
 pub use rows::StoredRow;
 pub use server_meta::{ReplicaMeta, TServerStore};
 pub use state_machine::{TabletStateMachine, TabletStoreError};
+
+#[cfg(test)]
+mod suite_tests;
