@@ -42,7 +42,8 @@ pub fn column_to_pb(c: &Column) -> pb::ColumnSchema {
 }
 
 pub fn column_from_pb(c: pb::ColumnSchema) -> Result<Column, CatalogError> {
-    Ok(Column { data_type: column_type_from_pb(c.data_type)?, name: c.name, nullable: c.nullable })
+    // The wire format carries no column id yet: the leader master assigns ids.
+    Ok(Column::new(c.name, column_type_from_pb(c.data_type)?, c.nullable))
 }
 
 pub fn schema_to_pb(s: &Schema) -> pb::Schema {

@@ -12,4 +12,5 @@ pub mod placement;
 pub mod raft;
 pub mod rpc;
 pub mod shutdown;
+pub mod tablet;
 pub mod tserver;

@@ -24,10 +24,7 @@ async fn bad_requests_get_clear_errors_and_masters_keep_serving() {
         assert_eq!(err.code(), Some("INVALID_TABLE_NAME"), "{bad_name:?}: {err}");
     }
     let dup_columns = Schema {
-        columns: vec![
-            Column { name: "id".into(), data_type: ColumnType::Int64, nullable: false },
-            Column { name: "id".into(), data_type: ColumnType::String, nullable: true },
-        ],
+        columns: vec![Column::new("id", ColumnType::Int64, false), Column::new("id", ColumnType::String, true)],
         primary_key: vec!["id".into()],
     };
     let err = client.create_table("dups", &dup_columns, 1, 1).await.expect_err("duplicate columns");

@@ -57,7 +57,7 @@ async fn whole_cluster_restart_keeps_every_acknowledged_change() {
     for i in 0..5 {
         client.create_table(&format!("t{i}"), &simple_schema(), 2, 1).await.expect("create");
     }
-    let extra = Column { name: "extra".into(), data_type: ColumnType::Double, nullable: true };
+    let extra = Column::new("extra", ColumnType::Double, true);
     client.alter_table("t1", &[AlterStep::AddColumn(extra)]).await.expect("add column");
     client.alter_table("t2", &[AlterStep::RenameTable("t2-renamed".into())]).await.expect("rename");
     client.delete_table("t3").await.expect("delete");

@@ -59,7 +59,7 @@ async fn run_op(client: &MasterClient, key: &str, choice: u32, column: String) -
             (Call::Create, outcome_of(client.create_table(key, &simple_schema(), 1, 1).await, "TABLE_ALREADY_EXISTS"))
         }
         3..=5 => {
-            let col = Column { name: column.clone(), data_type: ColumnType::Int32, nullable: true };
+            let col = Column::new(column.clone(), ColumnType::Int32, true);
             (
                 Call::AddColumn(column),
                 outcome_of(client.alter_table(key, &[AlterStep::AddColumn(col)]).await, "TABLE_NOT_FOUND"),

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::error::CatalogError;
 use super::schema::Schema;
 use crate::ids::{TServerId, TableId, TabletId};
 
@@ -29,6 +30,34 @@ pub struct Table {
     pub state: TableState,
     /// Incremented by every alteration.
     pub version: u64,
+    /// Id the next added column gets; ids are never reused. `0` only in records written
+    /// before column ids existed (see [`Table::assign_legacy_column_ids`]).
+    #[serde(default)]
+    pub next_column_id: u32,
+}
+
+impl Table {
+    /// Gives a table without column ids (`next_column_id == 0`: an old record or a command
+    /// proposed by an older leader) ids `0..n` in column order. Deterministic, so every
+    /// master renumbers the same way; a no-op for tables that already have ids.
+    pub fn assign_legacy_column_ids(&mut self) {
+        if self.next_column_id == 0 && !self.schema.columns.is_empty() {
+            self.schema = self.schema.clone().with_fresh_ids();
+            self.next_column_id = u32::try_from(self.schema.columns.len()).unwrap_or(u32::MAX);
+        }
+    }
+
+    /// Checks that every column id is below `next_column_id` (ids are unique by
+    /// [`Schema::validate`]).
+    pub fn validate_column_ids(&self) -> Result<(), CatalogError> {
+        match self.schema.columns.iter().find(|c| c.id >= self.next_column_id) {
+            Some(c) => Err(CatalogError::InvalidSchema(format!(
+                "column '{}' has id {} but the table's next column id is {}",
+                c.name, c.id, self.next_column_id
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// One partition of a table and the tablet servers holding its replicas.

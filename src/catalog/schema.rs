@@ -89,9 +89,21 @@ impl FromStr for ColumnType {
 /// One column of a table.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
+    /// Stable id: kept by renames, never reused after a drop. Tablets store values under it.
+    /// Chosen by the leader master (see [`Schema::with_fresh_ids`] and `Table::next_column_id`);
+    /// `0` in records written before ids existed (the catalog renumbers those on load).
+    #[serde(default)]
+    pub id: u32,
     pub name: String,
     pub data_type: ColumnType,
     pub nullable: bool,
+}
+
+impl Column {
+    /// A column with id 0; the leader master assigns the real id.
+    pub fn new(name: impl Into<String>, data_type: ColumnType, nullable: bool) -> Column {
+        Column { id: 0, name: name.into(), data_type, nullable }
+    }
 }
 
 /// Columns and primary key of a table.
@@ -107,7 +119,21 @@ impl Schema {
         self.columns.iter().find(|c| c.name == name)
     }
 
-    /// Checks names, duplicates and the primary key.
+    /// The same schema with column ids `0..n` in column order: what the leader master does
+    /// before proposing a new table (the table's `next_column_id` is then `n`).
+    pub fn with_fresh_ids(mut self) -> Schema {
+        for (id, column) in (0u32..).zip(self.columns.iter_mut()) {
+            column.id = id;
+        }
+        self
+    }
+
+    /// The column with this id, if any.
+    pub fn column_by_id(&self, id: u32) -> Option<&Column> {
+        self.columns.iter().find(|c| c.id == id)
+    }
+
+    /// Checks names, duplicates (names and ids) and the primary key.
     pub fn validate(&self) -> Result<(), CatalogError> {
         if self.columns.is_empty() {
             return Err(CatalogError::InvalidSchema("a table needs at least one column".into()));
@@ -123,6 +149,15 @@ impl Schema {
             validate_name("column", &column.name)?;
             if !seen.insert(column.name.as_str()) {
                 return Err(CatalogError::InvalidSchema(format!("duplicate column '{}'", column.name)));
+            }
+        }
+        let mut ids = HashSet::new();
+        for column in &self.columns {
+            if !ids.insert(column.id) {
+                return Err(CatalogError::InvalidSchema(format!(
+                    "column id {} is used by more than one column (second: '{}')",
+                    column.id, column.name
+                )));
             }
         }
         if self.primary_key.is_empty() {
@@ -171,7 +206,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, t: ColumnType, nullable: bool) -> Column {
-        Column { name: name.into(), data_type: t, nullable }
+        Column::new(name, t, nullable)
     }
 
     #[test]
@@ -197,6 +232,26 @@ mod tests {
         assert!(missing_key.validate().is_err());
         let nullable_key = Schema { columns: vec![col("id", ColumnType::Int64, true)], primary_key: vec!["id".into()] };
         assert!(nullable_key.validate().is_err());
+    }
+
+    #[test]
+    fn fresh_ids_are_positional_and_duplicate_ids_are_rejected() {
+        let schema = Schema {
+            columns: vec![col("id", ColumnType::Int64, false), col("v", ColumnType::String, true)],
+            primary_key: vec!["id".into()],
+        };
+        let err = schema.validate().unwrap_err().to_string();
+        assert!(err.contains("column id 0 is used by more than one column (second: 'v')"), "{err}");
+        let fresh = schema.with_fresh_ids();
+        assert_eq!(fresh.columns.iter().map(|c| c.id).collect::<Vec<_>>(), vec![0, 1]);
+        fresh.validate().expect("valid");
+        assert_eq!(fresh.column_by_id(1).map(|c| c.name.as_str()), Some("v"));
+    }
+
+    #[test]
+    fn column_id_defaults_when_absent_from_json() {
+        let c: Column = serde_json::from_str(r#"{"name":"x","data_type":"int32","nullable":true}"#).expect("parse");
+        assert_eq!(c, Column::new("x", ColumnType::Int32, true));
     }
 
     #[test]

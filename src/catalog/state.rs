@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::command::{AlterStep, CatalogCommand, CatalogOutcome, CatalogResponse};
 use super::error::CatalogError;
 use super::model::{Table, Tablet};
-use super::schema::validate_name;
+use super::schema::{Column, validate_name};
 use crate::ids::{TableId, TabletId};
 
 /// How many recent request outcomes are remembered for idempotent retries.
@@ -59,7 +59,8 @@ impl Catalog {
 
     fn insert_record(&mut self, record: CatalogRecord) {
         match record {
-            CatalogRecord::Table(table) => {
+            CatalogRecord::Table(mut table) => {
+                table.assign_legacy_column_ids();
                 self.names.insert(table.name.clone(), table.id.clone());
                 self.tables.insert(table.id.clone(), table);
             }
@@ -168,7 +169,10 @@ impl Catalog {
         out: &mut Vec<Mutation>,
     ) -> Result<CatalogOutcome, CatalogError> {
         validate_name("table", &table.name)?;
+        let mut table = table.clone();
+        table.assign_legacy_column_ids();
         table.schema.validate()?;
+        table.validate_column_ids()?;
         if self.names.contains_key(&table.name) {
             return Err(CatalogError::TableAlreadyExists(table.name.clone()));
         }
@@ -182,7 +186,7 @@ impl Catalog {
             self.tablets.insert(tablet.id.clone(), tablet.clone());
             out.push(Mutation::Put(CatalogRecord::Tablet(tablet.clone())));
         }
-        Ok(CatalogOutcome::Table(table.clone()))
+        Ok(CatalogOutcome::Table(table))
     }
 
     fn delete_table(&mut self, name: &str, out: &mut Vec<Mutation>) -> Result<CatalogOutcome, CatalogError> {
@@ -237,7 +241,19 @@ fn apply_step(table: &mut Table, step: &AlterStep) -> Result<(), CatalogError> {
             if schema.column(&column.name).is_some() {
                 return Err(CatalogError::InvalidAlter(format!("column '{}' already exists", column.name)));
             }
-            schema.columns.push(column.clone());
+            if !column.nullable {
+                return Err(CatalogError::InvalidAlter(format!(
+                    "column '{}' added to an existing table must be nullable",
+                    column.name
+                )));
+            }
+            // The id comes from the table, not the command: ids are never reused, so a
+            // dropped and re-added name never sees the old column's values.
+            let id = table.next_column_id;
+            table.next_column_id = id
+                .checked_add(1)
+                .ok_or_else(|| CatalogError::InvalidAlter("the table has used up its column ids".into()))?;
+            schema.columns.push(Column { id, ..column.clone() });
         }
         AlterStep::DropColumn(name) => {
             if schema.primary_key.iter().any(|k| k == name) {
@@ -281,16 +297,15 @@ mod tests {
             id: id.clone(),
             name: name.into(),
             schema: Schema {
-                columns: vec![
-                    Column { name: "id".into(), data_type: ColumnType::Int64, nullable: false },
-                    Column { name: "v".into(), data_type: ColumnType::String, nullable: true },
-                ],
+                columns: vec![Column::new("id", ColumnType::Int64, false), Column::new("v", ColumnType::String, true)],
                 primary_key: vec!["id".into()],
-            },
+            }
+            .with_fresh_ids(),
             num_partitions: 2,
             replication_factor: 1,
             state: TableState::Running,
             version: 0,
+            next_column_id: 2,
         };
         let tablets = (0..2)
             .map(|p| Tablet {
@@ -321,7 +336,7 @@ mod tests {
             request_id: "r2".into(),
             name: "t1".into(),
             steps: vec![
-                AlterStep::AddColumn(Column { name: "w".into(), data_type: ColumnType::Int32, nullable: true }),
+                AlterStep::AddColumn(Column::new("w", ColumnType::Int32, true)),
                 AlterStep::RenameTable("t2".into()),
             ],
         };
@@ -377,6 +392,104 @@ mod tests {
         let rebuilt = Catalog::from_records(c.records());
         assert_eq!(rebuilt.records().collect::<Vec<_>>(), c.records().collect::<Vec<_>>());
         assert!(rebuilt.request_outcome("r2").is_some());
+    }
+
+    fn alter(c: &mut Catalog, request_id: &str, log_index: u64, steps: Vec<AlterStep>) -> Result<Table, CatalogError> {
+        let cmd = CatalogCommand::AlterTable { request_id: request_id.into(), name: "t".into(), steps };
+        match c.apply(&cmd, log_index).0.0? {
+            CatalogOutcome::Table(t) => Ok(t),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+
+    fn ids(t: &Table) -> Vec<(String, u32)> {
+        t.schema.columns.iter().map(|c| (c.name.clone(), c.id)).collect()
+    }
+
+    #[test]
+    fn column_ids_survive_renames_and_are_never_reused() {
+        let mut c = Catalog::default();
+        c.apply(&create("t", "r1"), 1);
+        let t =
+            alter(&mut c, "r2", 2, vec![AlterStep::AddColumn(Column::new("w", ColumnType::Int32, true))]).expect("add");
+        assert_eq!(ids(&t), vec![("id".into(), 0), ("v".into(), 1), ("w".into(), 2)]);
+        assert_eq!(t.next_column_id, 3);
+        let t = alter(
+            &mut c,
+            "r3",
+            3,
+            vec![
+                AlterStep::RenameColumn { old_name: "v".into(), new_name: "v2".into() },
+                AlterStep::DropColumn("w".into()),
+                AlterStep::AddColumn(Column::new("w", ColumnType::Int32, true)),
+            ],
+        )
+        .expect("rename, drop, re-add");
+        assert_eq!(ids(&t), vec![("id".into(), 0), ("v2".into(), 1), ("w".into(), 3)]);
+        assert_eq!(t.next_column_id, 4);
+        // The id in the command is ignored: the table decides.
+        let mut sneaky = Column::new("x", ColumnType::Int8, true);
+        sneaky.id = 1;
+        let t = alter(&mut c, "r4", 4, vec![AlterStep::AddColumn(sneaky)]).expect("add x");
+        assert_eq!(t.schema.column("x").map(|col| col.id), Some(4));
+    }
+
+    #[test]
+    fn added_columns_must_be_nullable() {
+        let mut c = Catalog::default();
+        c.apply(&create("t", "r1"), 1);
+        let err = alter(&mut c, "r2", 2, vec![AlterStep::AddColumn(Column::new("x", ColumnType::Int32, false))])
+            .expect_err("non-nullable add accepted");
+        assert_eq!(err, CatalogError::InvalidAlter("column 'x' added to an existing table must be nullable".into()));
+        assert_eq!(c.table_by_name("t").map(|t| (t.version, t.next_column_id)), Some((0, 2)));
+    }
+
+    #[test]
+    fn create_rejects_bad_ids_and_numbers_legacy_tables() {
+        let mut c = Catalog::default();
+        let (mut t, tablets) = table("dup");
+        t.schema.columns[1].id = 0;
+        let cmd = CatalogCommand::CreateTable { request_id: "r1".into(), table: t, tablets };
+        let resp = c.apply(&cmd, 1).0;
+        assert!(matches!(resp.0, Err(CatalogError::InvalidSchema(ref m)) if m.contains("column id 0")), "{resp:?}");
+
+        let (mut t, tablets) = table("high");
+        t.schema.columns[1].id = 7;
+        let cmd = CatalogCommand::CreateTable { request_id: "r2".into(), table: t, tablets };
+        let resp = c.apply(&cmd, 2).0;
+        assert!(
+            matches!(resp.0, Err(CatalogError::InvalidSchema(ref m)) if m.contains("next column id is 2")),
+            "{resp:?}"
+        );
+
+        // A command from before column ids existed: all ids 0, no next id.
+        let (mut t, tablets) = table("legacy");
+        t.next_column_id = 0;
+        t.schema.columns.iter_mut().for_each(|col| col.id = 0);
+        let cmd = CatalogCommand::CreateTable { request_id: "r3".into(), table: t, tablets };
+        let Ok(CatalogOutcome::Table(created)) = c.apply(&cmd, 3).0.0 else { panic!("legacy create failed") };
+        assert_eq!((ids(&created), created.next_column_id), (vec![("id".into(), 0), ("v".into(), 1)], 2));
+    }
+
+    #[test]
+    fn legacy_records_get_ids_on_load() {
+        let (mut t, _) = table("old");
+        t.next_column_id = 0;
+        t.schema.columns.iter_mut().for_each(|col| col.id = 0);
+        let mut json = serde_json::to_value(CatalogRecord::Table(t)).expect("json");
+        // Records written before ids existed have neither field.
+        if let Some(table) = json["Table"].as_object_mut() {
+            table.remove("next_column_id");
+        }
+        for column in json["Table"]["schema"]["columns"].as_array_mut().into_iter().flatten() {
+            if let Some(column) = column.as_object_mut() {
+                column.remove("id");
+            }
+        }
+        let record: CatalogRecord = serde_json::from_value(json).expect("old record parses");
+        let c = Catalog::from_records([record]);
+        let loaded = c.table_by_name("old").expect("loaded");
+        assert_eq!((ids(loaded), loaded.next_column_id), (vec![("id".into(), 0), ("v".into(), 1)], 2));
     }
 
     #[test]

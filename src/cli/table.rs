@@ -75,7 +75,7 @@ fn parse_column(spec: &str, key: &[String]) -> anyhow::Result<Column> {
     };
     let data_type: ColumnType = type_name.parse()?;
     let nullable = !(not_null || key.iter().any(|k| k == name));
-    Ok(Column { name: name.to_string(), data_type, nullable })
+    Ok(Column::new(name, data_type, nullable))
 }
 
 #[derive(Serialize)]

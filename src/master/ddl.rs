@@ -34,8 +34,10 @@ fn table_of(outcome: CatalogOutcome) -> Result<Table, MasterError> {
 
 impl MasterNode {
     /// Creates a table; a retry with the same request id returns the first outcome.
-    pub async fn create_table(&self, spec: CreateTableSpec) -> Result<Table, MasterError> {
+    pub async fn create_table(&self, mut spec: CreateTableSpec) -> Result<Table, MasterError> {
         validate_name("table", &spec.name)?;
+        // Column ids are the leader's choice (clients do not send them): 0..n in order.
+        spec.schema = spec.schema.with_fresh_ids();
         spec.schema.validate()?;
         if spec.num_partitions == 0 || spec.num_partitions > MAX_PARTITIONS {
             return Err(CatalogError::InvalidArgument(format!(
@@ -85,9 +87,12 @@ impl MasterNode {
                 leader: None,
             })
             .collect();
+        let next_column_id = u32::try_from(spec.schema.columns.len())
+            .map_err(|_| CatalogError::InvalidSchema("too many columns".into()))?;
         let table = Table {
             id: table_id,
             name: spec.name,
+            next_column_id,
             schema: spec.schema,
             num_partitions: spec.num_partitions,
             replication_factor: rf,

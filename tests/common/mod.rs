@@ -312,10 +312,7 @@ pub fn client_for(addrs: &[String]) -> MasterClient {
 /// `id:int64, v:string` keyed on id.
 pub fn simple_schema() -> Schema {
     Schema {
-        columns: vec![
-            Column { name: "id".into(), data_type: ColumnType::Int64, nullable: false },
-            Column { name: "v".into(), data_type: ColumnType::String, nullable: true },
-        ],
+        columns: vec![Column::new("id", ColumnType::Int64, false), Column::new("v", ColumnType::String, true)],
         primary_key: vec!["id".into()],
     }
 }
