@@ -38,7 +38,12 @@ pub fn column_type_from_pb(value: i32) -> Result<ColumnType, CatalogError> {
 }
 
 pub fn column_to_pb(c: &Column) -> pb::ColumnSchema {
-    pb::ColumnSchema { name: c.name.clone(), data_type: column_type_to_pb(c.data_type) as i32, nullable: c.nullable }
+    pb::ColumnSchema {
+        name: c.name.clone(),
+        data_type: column_type_to_pb(c.data_type) as i32,
+        nullable: c.nullable,
+        id: c.id,
+    }
 }
 
 pub fn column_from_pb(c: pb::ColumnSchema) -> Result<Column, CatalogError> {

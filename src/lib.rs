@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod client;
 pub mod convert;
+pub mod error_code;
 pub mod ids;
 pub mod location;
 pub mod master;

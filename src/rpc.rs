@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
+use crate::error_code::ErrorCode;
+
 /// Metadata key of the machine-readable error code (e.g. `NOT_THE_LEADER`).
 pub const ERROR_CODE_KEY: &str = "kudu-error-code";
 /// Metadata key of the leader's node id on `NOT_THE_LEADER`.
 pub const LEADER_ID_KEY: &str = "kudu-leader-id";
 /// Metadata key of the leader's RPC address on `NOT_THE_LEADER`.
 pub const LEADER_ADDR_KEY: &str = "kudu-leader-addr";
-
-/// The error code of a follower refusing a leader-only request.
-pub const NOT_THE_LEADER: &str = "NOT_THE_LEADER";
 
 /// How long establishing a TCP connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -49,15 +48,21 @@ impl ChannelPool {
     }
 }
 
-/// The Kudu error code a status carries, if any.
+/// The Kudu error code a status carries, as sent (also codes this build does not know).
 pub fn error_code(status: &tonic::Status) -> Option<&str> {
     status.metadata().get(ERROR_CODE_KEY).and_then(|v| v.to_str().ok())
 }
 
-/// Builds a status carrying a Kudu error code.
-pub fn status_with_code(code: tonic::Code, error_code: &str, message: impl Into<String>) -> tonic::Status {
-    let mut status = tonic::Status::new(code, message);
-    if let Ok(value) = error_code.parse() {
+/// The Kudu error code a status carries, if it is one this build knows.
+pub fn known_error_code(status: &tonic::Status) -> Option<ErrorCode> {
+    error_code(status).and_then(|c| c.parse().ok())
+}
+
+/// The one conversion of an error to the wire: a status with the code's gRPC status and
+/// the code in the metadata.
+pub fn status(code: ErrorCode, message: impl Into<String>) -> tonic::Status {
+    let mut status = tonic::Status::new(code.grpc_code(), message);
+    if let Ok(value) = code.as_str().parse() {
         status.metadata_mut().insert(ERROR_CODE_KEY, value);
     }
     status

@@ -57,7 +57,7 @@ async fn bad_requests_get_clear_errors_and_masters_keep_serving() {
         .create_table(pb::CreateTableRequest {
             name: "wire".into(),
             schema: Some(pb::Schema {
-                columns: vec![pb::ColumnSchema { name: "id".into(), data_type: 99, nullable: false }],
+                columns: vec![pb::ColumnSchema { name: "id".into(), data_type: 99, nullable: false, id: 0 }],
                 primary_key: vec!["id".into()],
             }),
             num_partitions: 1,

@@ -38,7 +38,7 @@ async fn elects_and_serves(n: usize) {
             let leader = leader.clone();
             async move {
                 let err = service.list_tables(pb::ListTablesRequest {}).await.expect_err("a follower must refuse");
-                assert_eq!(rpc::error_code(&err), Some(rpc::NOT_THE_LEADER), "{err:?}");
+                assert_eq!(rpc::known_error_code(&err), Some(kudu::error_code::ErrorCode::NotTheLeader), "{err:?}");
                 let hint = err.metadata().get(rpc::LEADER_ADDR_KEY).and_then(|v| v.to_str().ok());
                 (hint == Some(leader.as_str())).then_some(())
             }

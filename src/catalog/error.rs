@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::error_code::ErrorCode;
+
 /// Why a catalog operation was refused. Part of the replicated state machine's output, so
 /// it is serializable and deterministic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -20,14 +22,14 @@ pub enum CatalogError {
 
 impl CatalogError {
     /// Stable machine-readable code, sent to clients with the error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            CatalogError::TableNotFound(_) => "TABLE_NOT_FOUND",
-            CatalogError::TableAlreadyExists(_) => "TABLE_ALREADY_EXISTS",
-            CatalogError::InvalidTableName(_) => "INVALID_TABLE_NAME",
-            CatalogError::InvalidSchema(_) => "INVALID_SCHEMA",
-            CatalogError::InvalidAlter(_) => "INVALID_ALTER",
-            CatalogError::InvalidArgument(_) => "INVALID_ARGUMENT",
+            CatalogError::TableNotFound(_) => ErrorCode::TableNotFound,
+            CatalogError::TableAlreadyExists(_) => ErrorCode::TableAlreadyExists,
+            CatalogError::InvalidTableName(_) => ErrorCode::InvalidTableName,
+            CatalogError::InvalidSchema(_) => ErrorCode::InvalidSchema,
+            CatalogError::InvalidAlter(_) => ErrorCode::InvalidAlter,
+            CatalogError::InvalidArgument(_) => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -8,12 +8,10 @@ use tonic::transport::Channel;
 use super::error::ClientError;
 use crate::catalog::{AlterStep, Schema};
 use crate::convert::{alter_step_to_pb, schema_to_pb};
+use crate::error_code::ErrorCode;
 use crate::pb::master as pb;
 use crate::pb::master::master_service_client::MasterServiceClient;
 use crate::rpc::{self, ChannelPool};
-
-/// Error codes after which the same request is retried (with the same request id).
-const RETRYABLE_CODES: [&str; 2] = [rpc::NOT_THE_LEADER, "TIMED_OUT"];
 
 /// Deadline of one leader-discovery probe: a paused master must not stall discovery.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -209,7 +207,7 @@ impl MasterClient {
                             return Ok(response.into_inner());
                         }
                         Ok(Err(status)) => match rpc::error_code(&status) {
-                            Some(code) if RETRYABLE_CODES.contains(&code) => {
+                            Some(code) if code.parse().is_ok_and(ErrorCode::is_retryable) => {
                                 self.known().leader = None;
                                 last_error = format!("{leader}: {}", status.message());
                                 let new_hint = status

@@ -1,11 +1,10 @@
 //! Errors of master operations and their one mapping to gRPC statuses.
 
-use tonic::Code;
-
 use crate::catalog::CatalogError;
+use crate::error_code::ErrorCode;
 use crate::ids::MasterId;
 use crate::placement::PlacementError;
-use crate::rpc::{self, status_with_code};
+use crate::rpc;
 
 /// Why a master refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -42,41 +41,27 @@ fn leader_hint(addr: &Option<String>) -> String {
 }
 
 impl MasterError {
-    /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    /// Stable machine-readable code (it also decides the gRPC status).
+    pub fn code(&self) -> ErrorCode {
         match self {
-            MasterError::NotTheLeader { .. } => rpc::NOT_THE_LEADER,
+            MasterError::NotTheLeader { .. } => ErrorCode::NotTheLeader,
             MasterError::Catalog(e) => e.code(),
-            MasterError::Placement(PlacementError::NotEnoughTabletServers { .. }) => "NOT_ENOUGH_TABLET_SERVERS",
-            MasterError::MembershipChangeInProgress(_) => "MEMBERSHIP_CHANGE_IN_PROGRESS",
-            MasterError::WouldLoseQuorum(_) => "WOULD_LOSE_QUORUM",
-            MasterError::UnknownMember(_) => "UNKNOWN_MEMBER",
-            MasterError::InvalidArgument(_) => "INVALID_ARGUMENT",
-            MasterError::PeerUnreachable { .. } => "PEER_UNREACHABLE",
-            MasterError::LocationMapping(_) => "LOCATION_MAPPING_FAILED",
-            MasterError::Timeout(_) => "TIMED_OUT",
-            MasterError::Internal(_) => "INTERNAL",
-        }
-    }
-
-    fn grpc_code(&self) -> Code {
-        match self {
-            MasterError::NotTheLeader { .. } => Code::FailedPrecondition,
-            MasterError::Catalog(CatalogError::TableNotFound(_)) | MasterError::UnknownMember(_) => Code::NotFound,
-            MasterError::Catalog(CatalogError::TableAlreadyExists(_)) => Code::AlreadyExists,
-            MasterError::Catalog(_) | MasterError::InvalidArgument(_) => Code::InvalidArgument,
-            MasterError::Placement(_) | MasterError::WouldLoseQuorum(_) => Code::FailedPrecondition,
-            MasterError::MembershipChangeInProgress(_) => Code::Aborted,
-            MasterError::PeerUnreachable { .. } | MasterError::LocationMapping(_) => Code::FailedPrecondition,
-            MasterError::Timeout(_) => Code::DeadlineExceeded,
-            MasterError::Internal(_) => Code::Internal,
+            MasterError::Placement(PlacementError::NotEnoughTabletServers { .. }) => ErrorCode::NotEnoughTabletServers,
+            MasterError::MembershipChangeInProgress(_) => ErrorCode::MembershipChangeInProgress,
+            MasterError::WouldLoseQuorum(_) => ErrorCode::WouldLoseQuorum,
+            MasterError::UnknownMember(_) => ErrorCode::UnknownMember,
+            MasterError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            MasterError::PeerUnreachable { .. } => ErrorCode::PeerUnreachable,
+            MasterError::LocationMapping(_) => ErrorCode::LocationMappingFailed,
+            MasterError::Timeout(_) => ErrorCode::TimedOut,
+            MasterError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
 
 impl From<MasterError> for tonic::Status {
     fn from(err: MasterError) -> Self {
-        let mut status = status_with_code(err.grpc_code(), err.code(), err.to_string());
+        let mut status = rpc::status(err.code(), err.to_string());
         if let MasterError::NotTheLeader { leader_id, leader_addr } = &err {
             let meta = status.metadata_mut();
             if let Some(value) = leader_id.and_then(|id| id.to_string().parse().ok()) {

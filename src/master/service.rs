@@ -34,7 +34,7 @@ impl MasterRpc {
         let result = fut.await;
         let code = match &result {
             Ok(_) => "OK",
-            Err(e) => e.code(),
+            Err(e) => e.code().as_str(),
         };
         self.node.metrics.observe(method, code, started);
         match result {
@@ -192,6 +192,7 @@ impl MasterService for MasterRpc {
                         })
                         .collect(),
                     leader_ts_uuid: tablet.leader.as_ref().map(|l| l.to_string()).unwrap_or_default(),
+                    term: 0,
                 })
                 .collect();
             Ok(pb::GetTableLocationsResponse { table: Some(table_to_pb(table)), tablets })
@@ -262,6 +263,7 @@ impl MasterService for MasterRpc {
                     table_name: table.map(|t| t.name.clone()).unwrap_or_default(),
                     partition: tablet.partition,
                     peer_uuids: tablet.replicas.iter().map(|p| p.to_string()).collect(),
+                    ..Default::default()
                 });
             }
             let assigned: BTreeSet<&TabletId> =
@@ -274,6 +276,7 @@ impl MasterService for MasterRpc {
                 create_replicas,
                 delete_replicas,
                 location: info.location,
+                ..Default::default()
             })
         })
         .await

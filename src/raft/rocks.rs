@@ -38,14 +38,15 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, io::Err
     serde_json::from_slice(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// Writes a batch durably (fsync of the WAL) on the calling thread.
+pub fn write_sync_blocking(db: &DB, batch: WriteBatch) -> Result<(), io::Error> {
+    let mut opts = rocksdb::WriteOptions::default();
+    opts.set_sync(true);
+    db.write_opt(batch, &opts).map_err(to_io)
+}
+
 /// Writes a batch durably (fsync of the WAL) off the async runtime.
 pub async fn write_sync(db: &Arc<DB>, batch: WriteBatch) -> Result<(), io::Error> {
     let db = db.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(true);
-        db.write_opt(batch, &opts).map_err(to_io)
-    })
-    .await
-    .map_err(io::Error::other)?
+    tokio::task::spawn_blocking(move || write_sync_blocking(&db, batch)).await.map_err(io::Error::other)?
 }

@@ -33,9 +33,15 @@ async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::sto
     let request = pb::TsHeartbeatRequest {
         ts_uuid: state.uuid.to_string(),
         rpc_address: state.advertised_addr.clone(),
+        cluster_id: String::new(),
         replicas: replicas
             .iter()
-            .map(|r| pb::ReportedReplica { tablet_id: r.tablet_id.to_string(), table_id: r.table_id.to_string() })
+            .map(|r| pb::ReportedReplica {
+                tablet_id: r.tablet_id.to_string(),
+                table_id: r.table_id.to_string(),
+                state: pb::ReplicaState::ReplicaRunning as i32,
+                ..Default::default()
+            })
             .collect(),
     };
     let masters = state.masters();

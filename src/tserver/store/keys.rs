@@ -15,10 +15,12 @@
 //! | `tablet_records` | prefix + `s` | the schema record (JSON `TabletRecord`) |
 //! | `tablet_records` | prefix + `c` + client id | a result-tracker record (JSON `TabletRecord`) |
 
+use crate::raft::GroupPrefix;
 use crate::tablet::{Mutation, TabletRecord};
 
-/// Column family of the server's own records (its uuid).
-pub const CF_META: &str = "meta";
+/// Column family of the server's own records (its uuid), shared with the Raft groups' meta
+/// records: `uuid` is shorter than 118 bytes, so no group prefix (length byte `u`) starts it.
+pub const CF_META: &str = crate::raft::keys::CF_META;
 /// Column family of the replicas the server hosts, keyed by tablet id.
 pub const CF_REPLICAS: &str = "replicas";
 /// Column family of each tablet's state machine metadata: last applied log id, membership.
@@ -31,8 +33,9 @@ pub const CF_TABLET_RECORDS: &str = "tablet_records";
 /// The column families holding a tablet's state machine; all keyed by [`group_prefix`].
 pub const TABLET_SM_CFS: [&str; 3] = [CF_TABLET_SM_META, CF_TABLET_ROWS, CF_TABLET_RECORDS];
 
-/// Every column family the database is opened with.
-pub const ALL_CFS: [&str; 5] = [CF_META, CF_REPLICAS, CF_TABLET_SM_META, CF_TABLET_ROWS, CF_TABLET_RECORDS];
+/// The column families the database is opened with besides the Raft ones
+/// ([`crate::raft::keys::RAFT_CFS`], whose `meta` also holds the server's uuid).
+pub const SERVER_CFS: [&str; 4] = [CF_REPLICAS, CF_TABLET_SM_META, CF_TABLET_ROWS, CF_TABLET_RECORDS];
 
 /// Key of the server's uuid in [`CF_META`].
 pub const META_UUID: &[u8] = b"uuid";
@@ -45,27 +48,23 @@ pub const SM_MEMBERSHIP: &[u8] = b"membership";
 const RECORD_SCHEMA: &[u8] = b"s";
 const RECORD_CLIENT: u8 = b'c';
 
-/// Longest tablet id a group prefix can hold (its length is one byte).
-pub const MAX_TABLET_ID_LEN: usize = u8::MAX as usize;
-
 /// A tablet id cannot be turned into a key prefix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    #[error("tablet id '{tablet_id}' is {len} bytes, a key prefix holds at most {MAX_TABLET_ID_LEN}")]
-    TabletIdTooLong { tablet_id: String, len: usize },
+    #[error(transparent)]
+    TooLong(#[from] crate::raft::KeyError),
+    #[error("a tablet id cannot be empty")]
+    EmptyTabletId,
 }
 
 /// The prefix of every key of one tablet Raft group, in every per-group column family (the
-/// state machine's here, the Raft log store's too): one length byte, then the tablet id's
-/// bytes. Because the length comes first, no tablet's prefix is a prefix of another's, so a
-/// prefix range holds exactly one tablet's keys.
+/// state machine's here and the Raft log store's): the tablet's [`GroupPrefix`], one length
+/// byte and the id's bytes, so no tablet's prefix is a prefix of another's.
 pub fn group_prefix(tablet_id: &str) -> Result<Vec<u8>, KeyError> {
-    let len = u8::try_from(tablet_id.len())
-        .map_err(|_| KeyError::TabletIdTooLong { tablet_id: tablet_id.to_string(), len: tablet_id.len() })?;
-    let mut prefix = Vec::with_capacity(1 + tablet_id.len());
-    prefix.push(len);
-    prefix.extend_from_slice(tablet_id.as_bytes());
-    Ok(prefix)
+    if tablet_id.is_empty() {
+        return Err(KeyError::EmptyTabletId);
+    }
+    Ok(GroupPrefix::new(tablet_id)?.as_bytes().to_vec())
 }
 
 /// The smallest key above every key that starts with `prefix` (exclusive end of the
@@ -129,7 +128,8 @@ mod tests {
 
     #[test]
     fn group_prefixes_never_prefix_each_other() {
-        let ids = ["", "a", "ab", "b", "abc", "a\u{1}"];
+        assert_eq!(group_prefix(""), Err(KeyError::EmptyTabletId));
+        let ids = ["a", "ab", "b", "abc", "a\u{1}"];
         for x in ids {
             for y in ids {
                 let (px, py) = (group_prefix(x).expect("short"), group_prefix(y).expect("short"));
@@ -140,7 +140,7 @@ mod tests {
         }
         assert_eq!(group_prefix("ab").expect("short"), b"\x02ab");
         let long = "x".repeat(256);
-        assert_eq!(group_prefix(&long), Err(KeyError::TabletIdTooLong { tablet_id: long.clone(), len: 256 }));
+        assert!(matches!(group_prefix(&long), Err(KeyError::TooLong(_))));
         assert!(group_prefix(&long[..255]).is_ok());
     }
 

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::db::{decode, encode};
+use crate::raft::rocks::{decode, encode};
 use crate::tablet::TabletRecord;
 use crate::tserver::raft_types::SnapshotMeta;
 

@@ -18,11 +18,11 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use rocksdb::{ColumnFamily, DB, IteratorMode, ReadOptions, WriteBatch};
 use tokio::sync::{RwLock, RwLockReadGuard};
 
-use super::db::{cf, decode, encode, to_io, write_sync, write_sync_blocking};
 use super::keys::{self, KeyError};
 use super::rows::{Overlay, OverlayRows, StoredRow, iter_range, range_read_options};
 use super::snapshot::{SnapshotFile, SnapshotWriter, decode_snapshot, snapshot_dir};
 use crate::ids::TabletId;
+use crate::raft::rocks::{cf, decode, encode, to_io, write_sync, write_sync_blocking};
 use crate::tablet::{
     self, KeyRange, Mutation, Projection, ScanError, ScanRow, SchemaError, TabletCommand, TabletRecord, TabletResponse,
     TabletState,
