@@ -47,8 +47,10 @@ pub fn column_to_pb(c: &Column) -> pb::ColumnSchema {
 }
 
 pub fn column_from_pb(c: pb::ColumnSchema) -> Result<Column, CatalogError> {
-    // The wire format carries no column id yet: the leader master assigns ids.
-    Ok(Column::new(c.name, column_type_from_pb(c.data_type)?, c.nullable))
+    // Ids in requests are ignored: the leader master assigns them.
+    let mut column = Column::new(c.name, column_type_from_pb(c.data_type)?, c.nullable);
+    column.id = c.id;
+    Ok(column)
 }
 
 pub fn schema_to_pb(s: &Schema) -> pb::Schema {

@@ -3,6 +3,7 @@
 mod location;
 mod master;
 mod output;
+mod row;
 mod table;
 mod tserver;
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kudu::client::{ClientOptions, MasterClient};
+use kudu::client::{ClientOptions, KuduClient, MasterClient};
 
 /// Kudu-style masters replicated with Raft, tablet servers, and their command-line client.
 #[derive(Parser, Debug)]
@@ -31,6 +32,9 @@ enum Command {
     /// Create, inspect, alter and delete tables.
     #[command(subcommand)]
     Table(table::TableCommand),
+    /// Write rows (JSON lines on stdin, or --json) and scan them.
+    #[command(subcommand)]
+    Row(row::RowCommand),
     /// Print the location of a tablet server from its node's topology labels (the built-in
     /// location mapping command, run inside Kubernetes).
     Location(location::LocationArgs),
@@ -60,11 +64,29 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
-    pub fn client(&self) -> anyhow::Result<MasterClient> {
-        let options = ClientOptions {
-            timeout: Duration::from_millis(self.timeout_ms),
+    /// The operation's overall deadline.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    fn options(&self) -> ClientOptions {
+        ClientOptions {
+            timeout: self.timeout(),
             rpc_timeout: Duration::from_millis(self.timeout_ms.clamp(1_000, 10_000)),
-        };
+        }
+    }
+
+    /// A client of the masters only.
+    pub fn client(&self) -> anyhow::Result<MasterClient> {
+        MasterClient::new(self.master_addresses()?, self.options()).context("cannot create the client")
+    }
+
+    /// A client of the whole cluster (rows too).
+    pub fn kudu_client(&self) -> anyhow::Result<KuduClient> {
+        KuduClient::new(self.master_addresses()?, self.options()).context("cannot create the client")
+    }
+
+    fn master_addresses(&self) -> anyhow::Result<Vec<String>> {
         let mut masters = self.masters.clone();
         if masters.is_empty()
             && let Ok(from_pod) = std::env::var("KUDU_MASTER_ADDRESSES")
@@ -74,7 +96,7 @@ impl ClientArgs {
         if masters.iter().all(|m| m.trim().is_empty()) {
             anyhow::bail!("no masters given: use -m/--masters or set KUDU_MASTERS");
         }
-        MasterClient::new(masters, options).context("cannot create the client")
+        Ok(masters)
     }
 }
 
@@ -104,6 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Master(cmd) => master::run(cmd).await,
         Command::Tserver(cmd) => tserver::run(cmd).await,
         Command::Table(cmd) => table::run(cmd).await,
+        Command::Row(cmd) => row::run(cmd).await,
         Command::Location(args) => location::run(args).await,
     }
 }

@@ -28,6 +28,9 @@ pub enum TableCommand {
         /// Replication factor (odd).
         #[arg(long, default_value_t = 1)]
         replicas: u32,
+        /// Return only once every tablet has elected a leader (rows can be written at once).
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -103,7 +106,11 @@ struct TableOut {
 struct TabletOut {
     id: String,
     partition: u32,
+    /// Current voters of the tablet's Raft group (tablet server uuids).
     replicas: Vec<String>,
+    /// Leader's tablet server uuid, if one is known, and the Raft term it was reported in.
+    leader: Option<String>,
+    term: u64,
 }
 
 fn table_out(t: pb::TableInfo) -> TableOut {
@@ -154,10 +161,14 @@ const SUMMARY_HEADERS: [&str; 7] = ["NAME", "ID", "COLUMNS", "PRIMARY KEY", "PAR
 
 pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
     match cmd {
-        TableCommand::Create { name, columns, primary_key, partitions, replicas, client } => {
+        TableCommand::Create { name, columns, primary_key, partitions, replicas, wait, client } => {
             let columns = columns.iter().map(|c| parse_column(c, &primary_key)).collect::<anyhow::Result<Vec<_>>>()?;
             let schema = Schema { columns, primary_key };
-            let created = client.client()?.create_table(&name, &schema, partitions, replicas).await?;
+            let kudu = client.kudu_client()?;
+            let created = kudu.masters().create_table(&name, &schema, partitions, replicas).await?;
+            if wait {
+                kudu.wait_for_leaders(&name, client.timeout()).await?;
+            }
             let out = vec![table_out(created)];
             print(client.format, &out[0], &SUMMARY_HEADERS, summary_rows(&out))?;
         }
@@ -176,6 +187,8 @@ pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
                         id: t.tablet_id,
                         partition: t.partition,
                         replicas: t.replicas.into_iter().map(|r| r.ts_uuid).collect(),
+                        leader: Some(t.leader_ts_uuid).filter(|l| !l.is_empty()),
+                        term: t.term,
                     })
                     .collect(),
             );
@@ -201,9 +214,12 @@ pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
                 .tablets
                 .iter()
                 .flatten()
-                .map(|t| vec![t.partition.to_string(), t.id.clone(), t.replicas.join(",")])
+                .map(|t| {
+                    let leader = t.leader.clone().unwrap_or_else(|| "-".into());
+                    vec![t.partition.to_string(), t.id.clone(), leader, t.term.to_string(), t.replicas.join(",")]
+                })
                 .collect();
-            print_table(&["PARTITION", "TABLET", "REPLICAS (TSERVER UUIDS)"], &tablets);
+            print_table(&["PARTITION", "TABLET", "LEADER", "TERM", "REPLICAS (TSERVER UUIDS)"], &tablets);
         }
         TableCommand::Alter { name, rename, add_column, drop_column, rename_column, client } => {
             let mut steps = Vec::new();
