@@ -154,7 +154,13 @@ fn op(kind: tpb::OpType, json: &str) -> tpb::RowOperation {
 }
 
 fn write(seq_no: u64, ops: Vec<tpb::RowOperation>) -> tpb::WriteRequest {
-    tpb::WriteRequest { tablet_id: TABLET.into(), client_id: "client-1".into(), seq_no, first_incomplete_seq_no: seq_no, ops }
+    tpb::WriteRequest {
+        tablet_id: TABLET.into(),
+        client_id: "client-1".into(),
+        seq_no,
+        first_incomplete_seq_no: seq_no,
+        ops,
+    }
 }
 
 async fn scan(node: &Node) -> Result<Vec<serde_json::Value>, tonic::Status> {
@@ -200,18 +206,19 @@ async fn one_group_forms_serves_leaders_only_and_survives_one_of_three_down() {
     // A write to the leader is visible in a scan; bad rows are refused, nothing applied.
     let mut client = refs[leader].client().await;
     let ok = client
-        .write(write(1, vec![op(tpb::OpType::Insert, r#"{"id": 1, "name": "a"}"#), op(tpb::OpType::Insert, r#"{"id": 2}"#)]))
+        .write(write(
+            1,
+            vec![op(tpb::OpType::Insert, r#"{"id": 1, "name": "a"}"#), op(tpb::OpType::Insert, r#"{"id": 2}"#)],
+        ))
         .await
         .expect("write");
     assert!(ok.get_ref().row_errors.is_empty(), "{ok:?}");
     assert_eq!(ok.get_ref().schema_version, 1);
     let rows = scan(refs[leader]).await.expect("scan");
     assert_eq!(rows, vec![serde_json::json!({"id": 1, "name": "a"}), serde_json::json!({"id": 2, "name": null})]);
-    for (bad, code) in [
-        (r#"{"id": 3, "nope": 1}"#, "INVALID_ROW"),
-        (r#"{"id": "x"}"#, "INVALID_ROW"),
-        ("not json", "INVALID_ROW"),
-    ] {
+    for (bad, code) in
+        [(r#"{"id": 3, "nope": 1}"#, "INVALID_ROW"), (r#"{"id": "x"}"#, "INVALID_ROW"), ("not json", "INVALID_ROW")]
+    {
         let err = client.write(write(2, vec![op(tpb::OpType::Insert, bad)])).await.expect_err(bad);
         assert_eq!(error_code(&err), Some(code), "{bad}: {err:?}");
         assert!(!err.message().contains('\n'), "{err:?}");
@@ -270,10 +277,8 @@ async fn tombstoning_deletes_data_for_good_and_foreign_clusters_are_ignored() {
     assert_eq!(listing.cluster_id, CLUSTER);
 
     // A master of another cluster deletes nothing and creates nothing.
-    let foreign = mpb::TsHeartbeatResponse {
-        delete_replicas: vec![TABLET.into()],
-        ..create("cluster-b", &refs, "tablet-2")
-    };
+    let foreign =
+        mpb::TsHeartbeatResponse { delete_replicas: vec![TABLET.into()], ..create("cluster-b", &refs, "tablet-2") };
     assert!(!refs[0].server().apply_master_answer(foreign).await, "a foreign answer was obeyed");
     assert_eq!(refs[0].replica(TABLET).await.map(|r| r.state).as_deref(), Some("RUNNING"));
     assert!(refs[0].replica("tablet-2").await.is_none(), "a foreign master created a replica");
@@ -290,7 +295,10 @@ async fn tombstoning_deletes_data_for_good_and_foreign_clusters_are_ignored() {
     let page: serde_json::Value = serde_json::from_str(&page).expect("JSON");
     assert_eq!(page[0]["tombstoned"], serde_json::json!(true), "{page}");
     let metrics = reqwest_free_get(refs[1].server().http_addr.expect("http"), "/metrics").await;
-    assert!(metrics.contains("kudu_tserver_replicas{role=") && metrics.contains("kudu_tserver_raft_max_term"), "{metrics}");
+    assert!(
+        metrics.contains("kudu_tserver_replicas{role=") && metrics.contains("kudu_tserver_raft_max_term"),
+        "{metrics}"
+    );
 
     // A repeated create does not bring it back, not even after a restart.
     assert!(refs[0].server().apply_master_answer(create(CLUSTER, &refs, TABLET)).await);
@@ -304,10 +312,9 @@ async fn tombstoning_deletes_data_for_good_and_foreign_clusters_are_ignored() {
 
     // Its rows and Raft state are gone from the database.
     nodes[0].stop().await;
-    let store = wait_for("the data directory to be released", WAIT, || async {
-        TServerStore::open(nodes[0].dir.path()).ok()
-    })
-    .await;
+    let store =
+        wait_for("the data directory to be released", WAIT, || async { TServerStore::open(nodes[0].dir.path()).ok() })
+            .await;
     let sm = kudu::tserver::TabletStateMachine::open(store.db(), nodes[0].dir.path(), TabletId::from(TABLET))
         .expect("open state");
     assert_eq!(sm.rows(&Default::default()).expect("rows").count(), 0, "rows left behind");

@@ -34,7 +34,9 @@ impl Default for TabletRaftTimings {
 /// Invalid tablet Raft settings.
 #[derive(Debug, thiserror::Error)]
 pub enum TimingsError {
-    #[error("the tablet election timeout ({election:?}) must exceed twice the tablet heartbeat interval ({heartbeat:?})")]
+    #[error(
+        "the tablet election timeout ({election:?}) must exceed twice the tablet heartbeat interval ({heartbeat:?})"
+    )]
     ElectionTooShort { election: Duration, heartbeat: Duration },
     #[error("tablet Raft configuration: {0}")]
     Raft(#[from] openraft::ConfigError),
@@ -73,7 +75,10 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_short_elections_refused() {
         let config = TabletRaftTimings::default().raft_config().unwrap();
-        assert_eq!((config.heartbeat_interval, config.election_timeout_min, config.election_timeout_max), (500, 1500, 3000));
+        assert_eq!(
+            (config.heartbeat_interval, config.election_timeout_min, config.election_timeout_max),
+            (500, 1500, 3000)
+        );
         let bad = TabletRaftTimings { election_timeout: Duration::from_millis(1000), ..Default::default() };
         assert!(bad.raft_config().unwrap_err().to_string().contains("must exceed twice"));
     }

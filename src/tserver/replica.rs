@@ -66,7 +66,15 @@ pub struct ReplicaStatus {
 impl ReplicaStatus {
     /// The status of a replica that does not run (tombstoned or failed).
     pub fn stopped(meta: ReplicaMeta) -> Self {
-        Self { meta, role: None, term: 0, leader_uuid: None, voters: Vec::new(), learners: Vec::new(), schema_version: None }
+        Self {
+            meta,
+            role: None,
+            term: 0,
+            leader_uuid: None,
+            voters: Vec::new(),
+            learners: Vec::new(),
+            schema_version: None,
+        }
     }
 
     /// The replica as the heartbeat reports it to the master.
@@ -185,7 +193,11 @@ impl Replica {
     }
 
     /// Replicates `command` through the group and returns its applied outcome.
-    pub async fn propose(&self, command: TabletCommand, what: &'static str) -> Result<TabletOutcome, TabletServiceError> {
+    pub async fn propose(
+        &self,
+        command: TabletCommand,
+        what: &'static str,
+    ) -> Result<TabletOutcome, TabletServiceError> {
         self.ensure_leader()?;
         let response = match tokio::time::timeout(self.request_timeout, self.raft.client_write(command)).await {
             Ok(result) => result.map_err(|e| self.write_error(e))?,
@@ -210,7 +222,9 @@ impl Replica {
                 let leader_addr = leader_uuid.as_deref().and_then(|uuid| self.book.get(uuid));
                 TabletServiceError::NotTheLeader { tablet_id: self.tablet_id.to_string(), leader_uuid, leader_addr }
             }
-            RaftError::Fatal(f) => TabletServiceError::Unavailable(format!("tablet {}: Raft stopped: {f}", self.tablet_id)),
+            RaftError::Fatal(f) => {
+                TabletServiceError::Unavailable(format!("tablet {}: Raft stopped: {f}", self.tablet_id))
+            }
             other => TabletServiceError::Internal(format!("tablet {}: {other}", self.tablet_id)),
         }
     }

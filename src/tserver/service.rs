@@ -12,7 +12,9 @@ use super::store::TabletStoreError;
 use super::wire;
 use crate::pb::tserver as pb;
 use crate::pb::tserver::tablet_server_service_server::TabletServerService;
-use crate::tablet::{KeyRange, Projection, TabletCommand, TabletOutcome, TabletSchema, encode_json_batch, key_bound, row_to_json};
+use crate::tablet::{
+    KeyRange, Projection, TabletCommand, TabletOutcome, TabletSchema, encode_json_batch, key_bound, row_to_json,
+};
 
 /// The service of one tablet server.
 pub struct TServerRpc {
@@ -80,11 +82,14 @@ impl TServerRpc {
         let invalid = |e: &dyn std::fmt::Display| TabletServiceError::InvalidArgument(e.to_string());
         let bound = |which, json: &str| -> Result<Option<Vec<u8>>> {
             match wire::bound(which, json).map_err(|e| invalid(&e))? {
-                Some(values) => Ok(Some(key_bound(&schema, &values).map_err(|e| invalid(&format!("{which} bound: {e}")))?)),
+                Some(values) => {
+                    Ok(Some(key_bound(&schema, &values).map_err(|e| invalid(&format!("{which} bound: {e}")))?))
+                }
                 None => Ok(None),
             }
         };
-        let range = KeyRange { lower: bound("lower", &r.lower_bound_json)?, upper: bound("upper", &r.upper_bound_json)? };
+        let range =
+            KeyRange { lower: bound("lower", &r.lower_bound_json)?, upper: bound("upper", &r.upper_bound_json)? };
         let columns = (!r.columns.is_empty()).then_some(r.columns);
         Projection::new(&schema, columns.as_deref()).map_err(|e| invalid(&e))?;
         let names = columns.clone().unwrap_or_else(|| schema.columns().iter().map(|c| c.name.clone()).collect());
@@ -126,7 +131,10 @@ impl TServerRpc {
 #[tonic::async_trait]
 impl TabletServerService for TServerRpc {
     #[tracing::instrument(skip_all, fields(tablet = %request.get_ref().tablet_id, client = %request.get_ref().client_id, seq_no = request.get_ref().seq_no))]
-    async fn write(&self, request: Request<pb::WriteRequest>) -> std::result::Result<Response<pb::WriteResponse>, Status> {
+    async fn write(
+        &self,
+        request: Request<pb::WriteRequest>,
+    ) -> std::result::Result<Response<pb::WriteResponse>, Status> {
         let r = request.into_inner();
         let rows = r.ops.len();
         let result = self.do_write(r).await;
@@ -154,8 +162,12 @@ impl TabletServerService for TServerRpc {
         &self,
         _: Request<pb::ListTabletsRequest>,
     ) -> std::result::Result<Response<pb::ListTabletsResponse>, Status> {
-        let statuses =
-            self.state.tablets.statuses().await.map_err(|e| Status::from(TabletServiceError::Internal(e.to_string())))?;
+        let statuses = self
+            .state
+            .tablets
+            .statuses()
+            .await
+            .map_err(|e| Status::from(TabletServiceError::Internal(e.to_string())))?;
         Ok(Response::new(pb::ListTabletsResponse {
             uuid: self.state.uuid.to_string(),
             cluster_id: self.state.cluster.id().unwrap_or_default(),

@@ -410,7 +410,8 @@ async fn is_pristine(log: &mut LogStore<TabletTypeConfig>) -> Result<bool, std::
 
 /// The record of a new replica.
 fn meta_of(a: &mpb::ReplicaAssignment) -> Result<ReplicaMeta, ManagerError> {
-    let invalid = |reason: &str| ManagerError::InvalidAssignment { tablet_id: a.tablet_id.clone(), reason: reason.into() };
+    let invalid =
+        |reason: &str| ManagerError::InvalidAssignment { tablet_id: a.tablet_id.clone(), reason: reason.into() };
     if a.tablet_id.is_empty() {
         return Err(invalid("no tablet id"));
     }

@@ -97,7 +97,8 @@ mod tests {
     #[test]
     fn garbage_rows_and_bounds_are_refused_in_one_line() {
         let op = |t: tpb::OpType, json: &str| tpb::RowOperation { r#type: t as i32, row_json: json.into() };
-        let rows = write_rows(&[op(tpb::OpType::Insert, r#"{"k": 1}"#), op(tpb::OpType::Delete, r#"{"k": 2}"#)]).unwrap();
+        let rows =
+            write_rows(&[op(tpb::OpType::Insert, r#"{"k": 1}"#), op(tpb::OpType::Delete, r#"{"k": 2}"#)]).unwrap();
         assert_eq!(rows.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [OpKind::Insert, OpKind::Delete]);
         let err = write_rows(&[op(tpb::OpType::Insert, "{}"), op(tpb::OpType::Upsert, "[1,")]).unwrap_err();
         assert!(err.to_string().starts_with("row 1: not a JSON object"), "{err}");

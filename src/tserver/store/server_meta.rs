@@ -146,7 +146,6 @@ impl TServerStore {
         batch.put_cf(self.cf(CF_REPLICAS)?, replica.tablet_id.as_str(), serde_json::to_vec(replica)?);
         self.sync_write(batch)
     }
-
 }
 
 #[cfg(test)]
