@@ -15,3 +15,4 @@ pub mod rpc;
 pub mod shutdown;
 pub mod tablet;
 pub mod tserver;
+pub mod web;

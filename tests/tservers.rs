@@ -11,7 +11,8 @@ use kudu::pb::tserver::tablet_server_service_client::TabletServerServiceClient;
 async fn hosted(addr: &str) -> Option<BTreeSet<String>> {
     let mut client = TabletServerServiceClient::connect(format!("http://{addr}")).await.ok()?;
     let replicas = client.list_tablets(tpb::ListTabletsRequest {}).await.ok()?.into_inner().replicas;
-    Some(replicas.into_iter().map(|r| r.tablet_id).collect())
+    // Tombstoned replicas stay listed (so they are never recreated); only running ones count.
+    Some(replicas.into_iter().filter(|r| r.state == "RUNNING").map(|r| r.tablet_id).collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

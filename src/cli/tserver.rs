@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use kudu::tserver::TServerConfig;
+use kudu::tserver::{TServerConfig, TabletRaftTimings};
 use serde::Serialize;
 
 use super::ClientArgs;
@@ -35,6 +35,22 @@ pub struct RunArgs {
     /// Interval between heartbeats to the masters.
     #[arg(long, default_value_t = 1_000)]
     heartbeat_interval_ms: u64,
+    /// Address of the web server (/healthz, /metrics, /tablets); none if not given.
+    #[arg(long)]
+    http_addr: Option<String>,
+    /// Interval of a tablet leader's Raft heartbeats to each follower.
+    #[arg(long, default_value_t = 500)]
+    tablet_raft_heartbeat_ms: u64,
+    /// Least time a tablet follower waits for its leader before calling an election (the
+    /// most is twice this); must exceed twice --tablet-raft-heartbeat-ms.
+    #[arg(long, default_value_t = 1_500)]
+    tablet_election_timeout_ms: u64,
+    /// Snapshot a tablet replica (and purge its log) after this many applied entries.
+    #[arg(long, default_value_t = 10_000)]
+    tablet_snapshot_every: u64,
+    /// Deadline of a replicated write or schema change, or of a scan's leadership check.
+    #[arg(long, default_value_t = 10_000)]
+    tablet_request_timeout_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -56,6 +72,13 @@ pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
                 rpc_bind: args.rpc_addr,
                 master_addresses: args.master_addresses.iter().map(|a| a.trim().to_string()).collect(),
                 heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms.max(10)),
+                http_bind: args.http_addr,
+                tablet_raft: TabletRaftTimings {
+                    heartbeat_interval: Duration::from_millis(args.tablet_raft_heartbeat_ms.max(10)),
+                    election_timeout: Duration::from_millis(args.tablet_election_timeout_ms),
+                    snapshot_every: args.tablet_snapshot_every.max(1),
+                    request_timeout: Duration::from_millis(args.tablet_request_timeout_ms.max(100)),
+                },
             };
             kudu::tserver::run(config).await?;
         }

@@ -1,6 +1,6 @@
-//! Heartbeats to every master; applies the leader's instructions and follows membership.
+//! Heartbeats to every master: reports every replica with its state, obeys the leader's
+//! instructions when the leader belongs to this server's cluster, and follows membership.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,8 +8,7 @@ use futures::future::join_all;
 use tokio::sync::watch;
 
 use super::server::TServerState;
-use super::store::ReplicaMeta;
-use crate::ids::{TServerId, TableId, TabletId};
+use crate::error_code::ErrorCode;
 use crate::pb::master as pb;
 use crate::pb::master::master_service_client::MasterServiceClient;
 
@@ -28,23 +27,18 @@ pub async fn run(state: Arc<TServerState>, interval: Duration, mut stop: watch::
     }
 }
 
-async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::store::StoreError> {
-    let replicas = state.store.replicas()?;
+async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::tablets::ManagerError> {
+    let masters = state.masters();
+    if masters.is_empty() {
+        return Ok(());
+    }
+    let statuses = state.tablets.statuses().await?;
     let request = pb::TsHeartbeatRequest {
         ts_uuid: state.uuid.to_string(),
         rpc_address: state.advertised_addr.clone(),
-        cluster_id: String::new(),
-        replicas: replicas
-            .iter()
-            .map(|r| pb::ReportedReplica {
-                tablet_id: r.tablet_id.to_string(),
-                table_id: r.table_id.to_string(),
-                state: pb::ReplicaState::ReplicaRunning as i32,
-                ..Default::default()
-            })
-            .collect(),
+        cluster_id: state.cluster.id().unwrap_or_default(),
+        replicas: statuses.iter().map(|s| s.to_report()).collect(),
     };
-    let masters = state.masters();
     let calls = masters.iter().map(|address| {
         let request = request.clone();
         let channel = state.pool.get(address);
@@ -55,41 +49,55 @@ async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::sto
             let timeout = interval * 3;
             req.set_timeout(timeout);
             match crate::rpc::with_deadline(timeout, client.ts_heartbeat(req)).await {
-                Ok(response) => Some(response.into_inner()),
+                Ok(response) => Some((address, response.into_inner())),
                 Err(status) => {
-                    if let Some(code) = crate::rpc::error_code(&status) {
-                        tracing::warn!(master = %address, code, error = %status.message(), "heartbeat refused");
-                    }
+                    log_refusal(&address, &status);
                     None
                 }
             }
         }
     });
     let answers = join_all(calls).await;
-    let Some(leader) = answers.into_iter().flatten().find(|a| a.leader_master) else {
+    let Some((master, leader)) = answers.into_iter().flatten().find(|(_, a)| a.leader_master) else {
         tracing::debug!(?masters, "no leader master answered the heartbeat");
         return Ok(());
     };
-    if !leader.master_addresses.is_empty() {
-        state.set_masters(leader.master_addresses);
-    }
-    let hosted: BTreeSet<&str> = replicas.iter().map(|r| r.tablet_id.as_str()).collect();
-    for assignment in leader.create_replicas {
-        if hosted.contains(assignment.tablet_id.as_str()) {
-            continue;
-        }
-        tracing::info!(tablet = %assignment.tablet_id, table = %assignment.table_name, "creating replica");
-        state.store.put_replica(&ReplicaMeta {
-            tablet_id: TabletId(assignment.tablet_id),
-            table_id: TableId(assignment.table_id),
-            table_name: assignment.table_name,
-            partition: assignment.partition,
-            peers: assignment.peer_uuids.into_iter().map(TServerId).collect(),
-        })?;
-    }
-    for tablet_id in leader.delete_replicas {
-        tracing::info!(tablet = %tablet_id, "deleting replica");
-        state.store.delete_replica(&tablet_id)?;
-    }
+    apply_answer(state, leader, &master).await;
     Ok(())
+}
+
+fn log_refusal(master: &str, status: &tonic::Status) {
+    match crate::rpc::known_error_code(status) {
+        Some(ErrorCode::WrongCluster) => tracing::error!(
+            %master,
+            error = %status.message(),
+            "the master refused this tablet server: it belongs to another cluster"
+        ),
+        Some(code) => tracing::warn!(%master, %code, error = %status.message(), "heartbeat refused"),
+        None => tracing::debug!(%master, error = %status.message(), "heartbeat failed"),
+    }
+}
+
+/// Obeys a leader master's answer if it comes from this server's cluster (joining the
+/// cluster first if this server has none); otherwise ignores all of it. Returns whether it
+/// was obeyed.
+pub(super) async fn apply_answer(state: &TServerState, answer: pb::TsHeartbeatResponse, master: &str) -> bool {
+    match state.cluster.admit(&answer.cluster_id, master) {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot persist the cluster id; ignoring the master's answer");
+            return false;
+        }
+    }
+    if !answer.master_addresses.is_empty() {
+        state.set_masters(answer.master_addresses);
+    }
+    for peer in &answer.peer_addresses {
+        state.book.set(&peer.uuid, &peer.rpc_address);
+    }
+    state.tablets.create_replicas(&answer.create_replicas).await;
+    state.tablets.delete_replicas(&answer.delete_replicas).await;
+    state.tablets.apply_schema_updates(answer.schema_updates).await;
+    true
 }

@@ -2,16 +2,25 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::address_book::AddressBook;
+use super::cluster::ClusterGuard;
+use super::config::{TabletRaftTimings, TimingsError};
 use super::heartbeat;
+use super::metrics::TServerMetrics;
 use super::service::TServerRpc;
 use super::store::{StoreError, TServerStore};
+use super::tablets::{ManagerError, ManagerParams, TabletManager};
 use crate::ids::TServerId;
+use crate::pb::master as mpb;
+use crate::pb::raft::raft_service_server::RaftServiceServer;
 use crate::pb::tserver::tablet_server_service_server::TabletServerServiceServer;
+use crate::raft::{MAX_MESSAGE, RaftRpc};
 use crate::rpc::{ChannelPool, join_tasks, spawn_grpc_server};
 use crate::shutdown::wait_for_signal;
 
@@ -20,10 +29,17 @@ use crate::shutdown::wait_for_signal;
 pub struct TServerConfig {
     pub data_dir: PathBuf,
     pub rpc_bind: String,
+    /// Address masters, peers and clients reach this server at; empty or port 0 means the
+    /// bound address.
     pub advertised_addr: String,
-    /// Seed list of masters; the current membership is learned from the leader.
+    /// Seed list of masters; the current membership is learned from the leader. Empty only
+    /// in tests, which give instructions directly.
     pub master_addresses: Vec<String>,
     pub heartbeat_interval: Duration,
+    /// Address of the web server (`/healthz`, `/metrics`, `/tablets`), if any.
+    pub http_bind: Option<String>,
+    /// Timings of the tablet Raft groups.
+    pub tablet_raft: TabletRaftTimings,
 }
 
 /// A tablet server failed to start.
@@ -32,7 +48,11 @@ pub enum TServerError {
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(transparent)]
+    Timings(#[from] TimingsError),
+    #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Replicas(#[from] ManagerError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
 }
@@ -43,6 +63,15 @@ pub struct TServerState {
     pub advertised_addr: String,
     pub store: TServerStore,
     pub pool: ChannelPool,
+    /// Every replica this server hosts.
+    pub tablets: Arc<TabletManager>,
+    /// Addresses of the tablet servers hosting peers of this server's replicas.
+    pub book: AddressBook,
+    /// The cluster this server joined.
+    pub cluster: ClusterGuard,
+    pub metrics: TServerMetrics,
+    /// True while RPCs are served.
+    pub serving: AtomicBool,
     masters: Mutex<Vec<String>>,
 }
 
@@ -66,46 +95,106 @@ impl TServerState {
 pub struct TabletServer {
     pub state: Arc<TServerState>,
     pub rpc_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), TServerError> {
+    let bind_error = |source| TServerError::Bind { addr: addr.to_string(), source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
+}
+
+/// The advertised address: as configured, or the bound one when empty or on port 0.
+fn advertised(configured: &str, bound: SocketAddr) -> String {
+    if configured.is_empty() || configured.ends_with(":0") { bound.to_string() } else { configured.to_string() }
+}
+
 impl TabletServer {
+    /// Opens the data directory, reopens every running replica and serves.
     pub async fn start(config: TServerConfig) -> Result<Self, TServerError> {
-        if config.master_addresses.is_empty() {
-            return Err(TServerError::Config("--master-addresses must list at least one master".into()));
-        }
+        let raft_config = Arc::new(config.tablet_raft.raft_config()?);
+        let (listener, rpc_addr) = bind(&config.rpc_bind).await?;
+        let advertised_addr = advertised(&config.advertised_addr, rpc_addr);
         let store = TServerStore::open(&config.data_dir)?;
         let uuid = store.uuid()?;
+        let pool = ChannelPool::default();
+        let book = AddressBook::new(uuid.as_str(), &advertised_addr);
+        let tablets = TabletManager::open(ManagerParams {
+            uuid: uuid.clone(),
+            address: advertised_addr.clone(),
+            data_dir: config.data_dir.clone(),
+            store: store.clone(),
+            pool: pool.clone(),
+            book: book.clone(),
+            raft_config,
+            request_timeout: config.tablet_raft.request_timeout,
+        })
+        .await?;
         let state = Arc::new(TServerState {
             uuid: uuid.clone(),
-            advertised_addr: config.advertised_addr.clone(),
+            advertised_addr,
+            cluster: ClusterGuard::open(store.clone())?,
             store,
-            pool: ChannelPool::default(),
+            pool,
+            tablets: tablets.clone(),
+            book,
+            metrics: TServerMetrics::new(),
+            serving: AtomicBool::new(false),
             masters: Mutex::new(config.master_addresses.clone()),
         });
-        let listener = tokio::net::TcpListener::bind(&config.rpc_bind)
-            .await
-            .map_err(|source| TServerError::Bind { addr: config.rpc_bind.clone(), source })?;
-        let rpc_addr =
-            listener.local_addr().map_err(|source| TServerError::Bind { addr: config.rpc_bind.clone(), source })?;
         let (stop, stopped) = watch::channel(false);
         let grpc = tonic::transport::Server::builder()
-            .add_service(TabletServerServiceServer::new(TServerRpc { state: state.clone() }));
+            .add_service(
+                TabletServerServiceServer::new(TServerRpc { state: state.clone() })
+                    .max_decoding_message_size(MAX_MESSAGE),
+            )
+            .add_service(RaftServiceServer::new(RaftRpc::new(tablets.clone())).max_decoding_message_size(MAX_MESSAGE));
         let mut tasks = vec![spawn_grpc_server(grpc, listener, stopped.clone())];
-        tasks.push(tokio::spawn(heartbeat::run(state.clone(), config.heartbeat_interval, stopped)));
-        tracing::info!(%uuid, %rpc_addr, "tablet server serving");
-        Ok(Self { state, rpc_addr, stop, tasks })
+        tasks.push(tokio::spawn(heartbeat::run(state.clone(), config.heartbeat_interval, stopped.clone())));
+        tasks.push(tokio::spawn(tablets.run_duties(config.tablet_raft.heartbeat_interval, stopped.clone())));
+        let mut http_addr = None;
+        if let Some(addr) = &config.http_bind {
+            let (listener, local) = bind(addr).await?;
+            http_addr = Some(local);
+            let app = super::http::router(state.clone());
+            let mut http_stop = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = http_stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            }));
+        }
+        state.serving.store(true, Ordering::SeqCst);
+        tracing::info!(%uuid, %rpc_addr, ?http_addr, cluster_id = ?state.cluster.id(), "tablet server serving");
+        Ok(Self { state, rpc_addr, http_addr, stop, tasks })
     }
 
+    /// Applies a leader master's heartbeat answer as the heartbeat does (tests give
+    /// instructions this way without masters). Returns whether it was obeyed.
+    pub async fn apply_master_answer(&self, answer: mpb::TsHeartbeatResponse) -> bool {
+        heartbeat::apply_answer(&self.state, answer, "test").await
+    }
+
+    /// Stops serving, stops every replica's Raft group and releases the data directory.
     pub async fn shutdown(self) {
+        self.state.serving.store(false, Ordering::SeqCst);
         let _ = self.stop.send(true);
         join_tasks(self.tasks, Duration::from_secs(5)).await;
+        self.state.tablets.shutdown().await;
     }
 }
 
 /// Runs a tablet server until SIGINT or SIGTERM.
 pub async fn run(config: TServerConfig) -> Result<(), TServerError> {
+    if config.master_addresses.is_empty() {
+        return Err(TServerError::Config("--master-addresses must list at least one master".into()));
+    }
     let server = TabletServer::start(config).await?;
     wait_for_signal().await;
     tracing::info!("tablet server shutting down");

@@ -8,6 +8,7 @@
 //! | column family | key | value |
 //! |---|---|---|
 //! | `meta` | `uuid` | the server's uuid (UTF-8) |
+//! | `meta` | `cluster_id` | the id of the cluster the server joined (UTF-8) |
 //! | `replicas` | tablet id | `ReplicaMeta` (JSON) |
 //! | `tablet_sm_meta` | prefix + `last_applied` | applied `LogId` (JSON) |
 //! | `tablet_sm_meta` | prefix + `membership` | applied `StoredMembership` (JSON) |
@@ -39,6 +40,9 @@ pub const SERVER_CFS: [&str; 4] = [CF_REPLICAS, CF_TABLET_SM_META, CF_TABLET_ROW
 
 /// Key of the server's uuid in [`CF_META`].
 pub const META_UUID: &[u8] = b"uuid";
+/// Key of the id of the cluster the server joined in [`CF_META`] (shorter than 100 bytes, so
+/// no group prefix, whose length byte would be `c`, starts it).
+pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
 
 /// Suffix of the last applied log id in [`CF_TABLET_SM_META`].
 pub const SM_LAST_APPLIED: &[u8] = b"last_applied";

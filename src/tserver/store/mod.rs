@@ -11,7 +11,7 @@ mod state_machine;
 
 pub use db::{StoreError, open_db};
 pub use rows::StoredRow;
-pub use server_meta::{ReplicaMeta, TServerStore};
+pub use server_meta::{ReplicaMeta, ReplicaState, TServerStore};
 pub use state_machine::{TabletStateMachine, TabletStoreError};
 
 #[cfg(test)]

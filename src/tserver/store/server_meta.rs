@@ -1,4 +1,5 @@
-//! The tablet server's own records: its uuid and the replicas it hosts.
+//! The tablet server's own records: its uuid, the cluster it joined and the replicas it
+//! hosts (running, tombstoned or failed).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,17 +8,71 @@ use rocksdb::{DB, IteratorMode};
 use serde::{Deserialize, Serialize};
 
 use super::db::{StoreError, open_db};
-use super::keys::{CF_META, CF_REPLICAS, META_UUID};
+use super::keys::{CF_META, CF_REPLICAS, META_CLUSTER_ID, META_UUID};
+use crate::catalog::Schema;
 use crate::ids::{TServerId, TableId, TabletId};
 
-/// A replica this server hosts.
+/// What became of a replica this server was told to host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaState {
+    /// Its Raft group runs (or is opened at start-up).
+    #[default]
+    Running,
+    /// Deleted on the master's instruction; the record stays so it is never created again.
+    Tombstoned,
+    /// Its stored state could not be opened; kept untouched for an operator to inspect.
+    Failed,
+}
+
+impl ReplicaState {
+    /// The name ListTablets and the web pages show.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplicaState::Running => "RUNNING",
+            ReplicaState::Tombstoned => "TOMBSTONED",
+            ReplicaState::Failed => "FAILED",
+        }
+    }
+}
+
+/// A replica this server hosts or hosted. Fields added after the first release have serde
+/// defaults, so older records still load (as running replicas without a desired schema).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaMeta {
     pub tablet_id: TabletId,
     pub table_id: TableId,
     pub table_name: String,
     pub partition: u32,
+    /// The initial Raft voters the master assigned; the group is initialized with exactly
+    /// these (later configuration changes live in the Raft log, not here).
     pub peers: Vec<TServerId>,
+    /// Number of partitions of the table.
+    #[serde(default)]
+    pub num_partitions: u32,
+    /// The newest table schema the master asked for, with its version; the replica's leader
+    /// proposes it until the replica applied it.
+    #[serde(default)]
+    pub desired_schema: Option<Schema>,
+    #[serde(default)]
+    pub desired_schema_version: u64,
+    #[serde(default)]
+    pub state: ReplicaState,
+    /// Why the replica failed to open (state [`ReplicaState::Failed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+impl ReplicaMeta {
+    /// Records `schema` at `version` as the desired schema if it is newer than the one
+    /// recorded; returns whether it was.
+    pub fn want_schema(&mut self, schema: Schema, version: u64) -> bool {
+        if self.desired_schema.is_some() && version <= self.desired_schema_version {
+            return false;
+        }
+        self.desired_schema = Some(schema);
+        self.desired_schema_version = version;
+        true
+    }
 }
 
 /// The tablet server's database.
@@ -60,7 +115,26 @@ impl TServerStore {
         Ok(id)
     }
 
-    /// The replicas this server hosts.
+    /// The id of the cluster this server joined, if it joined one.
+    pub fn cluster_id(&self) -> Result<Option<String>, StoreError> {
+        let cf = self.cf(CF_META)?;
+        Ok(self.db.get_cf(cf, META_CLUSTER_ID)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Durably records the cluster this server joined.
+    pub fn set_cluster_id(&self, cluster_id: &str) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, META_CLUSTER_ID, cluster_id.as_bytes());
+        self.sync_write(batch)
+    }
+
+    /// The record of one replica, in any state.
+    pub fn replica(&self, tablet_id: &str) -> Result<Option<ReplicaMeta>, StoreError> {
+        let cf = self.cf(CF_REPLICAS)?;
+        Ok(self.db.get_cf(cf, tablet_id)?.map(|bytes| serde_json::from_slice(&bytes)).transpose()?)
+    }
+
+    /// Every replica record (running, tombstoned and failed).
     pub fn replicas(&self) -> Result<Vec<ReplicaMeta>, StoreError> {
         let cf = self.cf(CF_REPLICAS)?;
         self.db.iterator_cf(cf, IteratorMode::Start).map(|item| Ok(serde_json::from_slice(&item?.1)?)).collect()
@@ -72,11 +146,43 @@ impl TServerStore {
         batch.put_cf(self.cf(CF_REPLICAS)?, replica.tablet_id.as_str(), serde_json::to_vec(replica)?);
         self.sync_write(batch)
     }
+}
 
-    /// Forgets a hosted replica.
-    pub fn delete_replica(&self, tablet_id: &str) -> Result<(), StoreError> {
-        let mut batch = rocksdb::WriteBatch::default();
-        batch.delete_cf(self.cf(CF_REPLICAS)?, tablet_id);
-        self.sync_write(batch)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_records_load_as_running_and_cluster_id_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TServerStore::open(dir.path()).unwrap();
+        let old = r#"{"tablet_id":"t","table_id":"x","table_name":"n","partition":1,"peers":["a"]}"#;
+        let meta: ReplicaMeta = serde_json::from_str(old).unwrap();
+        assert_eq!(meta.state, ReplicaState::Running);
+        assert_eq!((&meta.desired_schema, meta.num_partitions), (&None, 0));
+        store.put_replica(&ReplicaMeta { state: ReplicaState::Tombstoned, ..meta.clone() }).unwrap();
+        assert_eq!(store.replica("t").unwrap().map(|m| m.state), Some(ReplicaState::Tombstoned));
+        assert_eq!(store.replica("nope").unwrap(), None);
+        assert_eq!(store.cluster_id().unwrap(), None);
+        store.set_cluster_id("c-1").unwrap();
+        let uuid = store.uuid().unwrap();
+        drop(store);
+        let store = TServerStore::open(dir.path()).unwrap();
+        assert_eq!(store.cluster_id().unwrap().as_deref(), Some("c-1"));
+        assert_eq!(store.uuid().unwrap(), uuid);
+    }
+
+    #[test]
+    fn only_newer_schemas_are_wanted() {
+        let meta: ReplicaMeta =
+            serde_json::from_str(r#"{"tablet_id":"t","table_id":"x","table_name":"n","partition":1,"peers":[]}"#)
+                .unwrap();
+        let mut meta = meta;
+        let schema = Schema { columns: vec![], primary_key: vec![] };
+        assert!(meta.want_schema(schema.clone(), 0), "a first schema, even version 0");
+        assert!(!meta.want_schema(schema.clone(), 0));
+        assert!(meta.want_schema(schema.clone(), 2));
+        assert!(!meta.want_schema(schema, 1));
+        assert_eq!(meta.desired_schema_version, 2);
     }
 }
