@@ -6,7 +6,9 @@ use std::time::Duration;
 use super::error::MasterError;
 use super::node::MasterNode;
 use crate::catalog::schema::validate_name;
-use crate::catalog::{AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, TableState, Tablet};
+use crate::catalog::{
+    AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, TableState, Tablet, TabletState,
+};
 use crate::ids::{TableId, TabletId};
 use crate::placement::place_replicas;
 
@@ -85,6 +87,8 @@ impl MasterNode {
                 partition: partition as u32,
                 replicas,
                 leader: None,
+                term: 0,
+                state: TabletState::Running,
             })
             .collect();
         let next_column_id = u32::try_from(spec.schema.columns.len())
