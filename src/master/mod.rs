@@ -5,6 +5,7 @@ mod bootstrap;
 pub mod config;
 mod ddl;
 pub mod error;
+pub mod heartbeat;
 mod http;
 mod location_mapping;
 pub mod membership;
