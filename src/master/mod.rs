@@ -2,6 +2,7 @@
 //! plumbing (log store, network, peer service) is the shared [`crate::raft`] module.
 
 mod bootstrap;
+mod cluster_id;
 pub mod config;
 mod ddl;
 pub mod error;

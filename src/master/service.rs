@@ -90,6 +90,7 @@ impl MasterService for MasterRpc {
                 leader_id,
                 leader_address: MasterNode::member_address(&m, leader_id).unwrap_or_default(),
                 members: node.members(&m),
+                cluster_id: node.catalog.read().await.cluster_id().unwrap_or_default().to_string(),
             })
         })
         .await
