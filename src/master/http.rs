@@ -138,8 +138,8 @@ async fn tables(State(node): State<Arc<MasterNode>>) -> Html<String> {
         ]
     });
     let note = "<p>Served from this master's applied catalog (may lag on a follower).</p>";
-    let mut body = note.to_string()
-        + &table(&["name", "id", "columns", "primary key", "partitions", "replicas", "version"], rows);
+    let mut body =
+        note.to_string() + &table(&["name", "id", "columns", "primary key", "partitions", "replicas", "version"], rows);
     for t in catalog.tables() {
         let tablets = catalog.tablets_of(&t.id).into_iter().map(|tablet| {
             let leader = tablet.leader.as_ref().map(|l| l.to_string()).unwrap_or_else(|| "unknown".into());
