@@ -653,8 +653,8 @@ mod tests {
             batched.apply(&CatalogCommand::UpdateTabletConfigs(order.iter().map(|&r| reports[r].clone()).collect()), 2);
             assert_eq!(view(&batched, &id), view(&c, &id));
         }
-        // The term-7 leader wins whatever the order, except that the leaderless term-7
-        // report applied first leaves the leader to be filled in: both orders fill it.
+        // The term-7 leader wins whatever the order (a leaderless term-7 report applied
+        // first is completed by the term-7 report naming the leader).
         assert_eq!(
             outcomes.into_iter().collect::<Vec<_>>(),
             vec![(7, vec!["b".into(), "c".into(), "d".into()], Some("d".into()))]

@@ -75,6 +75,7 @@ fn request_id(id: String) -> String {
 
 #[tonic::async_trait]
 impl MasterService for MasterRpc {
+    #[instrument(skip_all)]
     async fn connect_to_master(
         &self,
         _: Request<pb::ConnectToMasterRequest>,
@@ -135,6 +136,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
+    #[instrument(skip_all, fields(table = %request.get_ref().name))]
     async fn delete_table(
         &self,
         request: Request<pb::DeleteTableRequest>,
@@ -147,6 +149,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
+    #[instrument(skip_all, fields(table = %request.get_ref().name, steps = request.get_ref().steps.len()))]
     async fn alter_table(
         &self,
         request: Request<pb::AlterTableRequest>,
@@ -183,6 +186,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
+    #[instrument(skip_all, fields(table = %request.get_ref().name))]
     async fn get_table_locations(
         &self,
         request: Request<pb::GetTableLocationsRequest>,
