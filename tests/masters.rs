@@ -70,8 +70,17 @@ async fn web_endpoints_report_health_metrics_and_pages() {
     assert!(metrics.contains("kudu_master_rpc_duration_seconds_bucket"), "{metrics}");
     let (_, masters) = get("/masters").await;
     assert!(masters.contains("<table>") && masters.contains(&leader) && masters.contains("LEADER"), "{masters}");
+    // The cluster id the first leader chose: reported by ConnectToMaster and shown.
+    let cluster_id = cluster.client().connect_to(&leader).await.expect("connect").cluster_id;
+    assert!(cluster_id.len() == 32 && cluster_id.chars().all(|c| c.is_ascii_hexdigit()), "{cluster_id:?}");
+    assert!(masters.contains(&format!("Cluster id: {cluster_id}")), "{masters}");
     let (_, tables) = get("/tables").await;
     assert!(tables.contains("<td>web</td>"), "{tables}");
+    let locations = cluster.client().get_table_locations("web").await.expect("locations");
+    assert!(tables.contains("Tablets of web"), "{tables}");
+    for tablet in &locations.tablets {
+        assert!(tables.contains(&format!("<td>{}</td>", tablet.tablet_id)), "{tables}");
+    }
     let (_, tservers) = get("/tablet-servers").await;
     assert!(tservers.contains("live"), "{tservers}");
     // A master that has not joined any cluster is not healthy.

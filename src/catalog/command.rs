@@ -1,9 +1,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::CatalogError;
-use super::model::{Table, Tablet};
+use super::model::{Table, Tablet, TabletConfigUpdate};
 use super::schema::Column;
-use crate::ids::{TServerId, TableId, TabletId};
+use crate::ids::TableId;
 
 /// One catalog mutation: the payload of one Raft log entry. Everything that is not
 /// deterministic (ids, placement) is decided by the leader before proposing.
@@ -23,11 +23,14 @@ pub enum CatalogCommand {
         name: String,
         steps: Vec<AlterStep>,
     },
-    /// A tablet's Raft configuration as reported by a tablet server.
-    UpdateTabletConfig {
-        tablet_id: TabletId,
-        replicas: Vec<TServerId>,
-        leader: Option<TServerId>,
+    /// Tablets' Raft configurations as reported in one heartbeat. Each update applies only
+    /// if it supersedes what is recorded ([`TabletConfigUpdate::supersedes`]), so a stale
+    /// report never overwrites a newer one, whatever the log order.
+    UpdateTabletConfigs(Vec<TabletConfigUpdate>),
+    /// The cluster's id, chosen by the leader. Applies only while the catalog has none:
+    /// the first one committed wins.
+    SetClusterId {
+        cluster_id: String,
     },
 }
 
@@ -38,7 +41,7 @@ impl CatalogCommand {
             CatalogCommand::CreateTable { request_id, .. }
             | CatalogCommand::DeleteTable { request_id, .. }
             | CatalogCommand::AlterTable { request_id, .. } => Some(request_id.as_str()).filter(|id| !id.is_empty()),
-            CatalogCommand::UpdateTabletConfig { .. } => None,
+            CatalogCommand::UpdateTabletConfigs(_) | CatalogCommand::SetClusterId { .. } => None,
         }
     }
 }
@@ -58,6 +61,8 @@ pub enum CatalogOutcome {
     /// The table as it is after the command.
     Table(Table),
     Deleted(TableId),
+    /// The cluster id in effect after the command (the first one set).
+    ClusterId(String),
     Done,
 }
 
@@ -79,7 +84,8 @@ impl std::fmt::Display for CatalogCommand {
             }
             CatalogCommand::DeleteTable { name, .. } => write!(f, "DeleteTable({name})"),
             CatalogCommand::AlterTable { name, steps, .. } => write!(f, "AlterTable({name}, {} steps)", steps.len()),
-            CatalogCommand::UpdateTabletConfig { tablet_id, .. } => write!(f, "UpdateTabletConfig({tablet_id})"),
+            CatalogCommand::UpdateTabletConfigs(updates) => write!(f, "UpdateTabletConfigs({} tablets)", updates.len()),
+            CatalogCommand::SetClusterId { cluster_id } => write!(f, "SetClusterId({cluster_id})"),
         }
     }
 }

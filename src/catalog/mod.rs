@@ -1,4 +1,4 @@
-//! The replicated catalog: tables and tablets. Pure domain code: it knows neither Raft,
+//! The replicated catalog: the cluster id, tables and tablets (with tombstones). Pure domain code: it knows neither Raft,
 //! gRPC nor RocksDB. The master's state machine applies [`CatalogCommand`]s to a
 //! [`Catalog`] and persists the [`Mutation`]s each application returns.
 
@@ -10,6 +10,6 @@ mod state;
 
 pub use command::{AlterStep, CatalogCommand, CatalogOutcome, CatalogResponse};
 pub use error::CatalogError;
-pub use model::{Table, TableState, Tablet};
+pub use model::{Table, TableState, Tablet, TabletConfigUpdate, TabletState};
 pub use schema::{Column, ColumnType, Schema};
-pub use state::{Catalog, CatalogRecord, Mutation, REQUEST_HISTORY};
+pub use state::{Catalog, CatalogRecord, MAX_TOMBSTONES, Mutation, REQUEST_HISTORY};

@@ -60,13 +60,73 @@ impl Table {
     }
 }
 
+/// Lifecycle state of a tablet. A deleted tablet stays in the catalog as a tombstone: it is
+/// what tells tablet servers to delete their replicas ("a replica is deleted only when the
+/// catalog tombstones it").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TabletState {
+    #[default]
+    Running,
+    /// Deleted with its table by the command at this log index (orders tombstones for
+    /// eviction, see [`crate::catalog::MAX_TOMBSTONES`]).
+    Deleted { log_index: u64 },
+}
+
+impl TabletState {
+    /// The name shown on web pages and in the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            TabletState::Running => "RUNNING",
+            TabletState::Deleted { .. } => "DELETED",
+        }
+    }
+}
+
 /// One partition of a table and the tablet servers holding its replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tablet {
     pub id: TabletId,
     pub table_id: TableId,
     pub partition: u32,
+    /// The voters of the tablet's Raft group: as placed at creation, then as last reported
+    /// by a tablet server (in the newest term seen).
     pub replicas: Vec<TServerId>,
     /// Leader last reported by a tablet server, if any.
     pub leader: Option<TServerId>,
+    /// Raft term of the last recorded report (0: none yet). Reports of older terms are
+    /// ignored.
+    #[serde(default)]
+    pub term: u64,
+    #[serde(default)]
+    pub state: TabletState,
+}
+
+impl Tablet {
+    /// Whether the tablet is a tombstone.
+    pub fn is_deleted(&self) -> bool {
+        matches!(self.state, TabletState::Deleted { .. })
+    }
+}
+
+/// A tablet's Raft configuration as a tablet server reported it; one element of
+/// [`crate::catalog::CatalogCommand::UpdateTabletConfigs`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TabletConfigUpdate {
+    pub tablet_id: TabletId,
+    pub term: u64,
+    /// Voters of the reported configuration.
+    pub replicas: Vec<TServerId>,
+    pub leader: Option<TServerId>,
+}
+
+impl TabletConfigUpdate {
+    /// Whether this report should replace what the catalog records for `tablet`: a newer
+    /// term, or the same term naming a leader where none is recorded. Reports without
+    /// voters carry no configuration and never apply.
+    pub fn supersedes(&self, tablet: &Tablet) -> bool {
+        if self.replicas.is_empty() || tablet.is_deleted() {
+            return false;
+        }
+        self.term > tablet.term || (self.term == tablet.term && tablet.leader.is_none() && self.leader.is_some())
+    }
 }

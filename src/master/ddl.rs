@@ -6,7 +6,9 @@ use std::time::Duration;
 use super::error::MasterError;
 use super::node::MasterNode;
 use crate::catalog::schema::validate_name;
-use crate::catalog::{AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, TableState, Tablet};
+use crate::catalog::{
+    AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, TableState, Tablet, TabletState,
+};
 use crate::ids::{TableId, TabletId};
 use crate::placement::place_replicas;
 
@@ -85,6 +87,8 @@ impl MasterNode {
                 partition: partition as u32,
                 replicas,
                 leader: None,
+                term: 0,
+                state: TabletState::Running,
             })
             .collect();
         let next_column_id = u32::try_from(spec.schema.columns.len())
@@ -103,7 +107,8 @@ impl MasterNode {
         table_of(outcome)
     }
 
-    /// Deletes a table and its tablets.
+    /// Deletes a table; its tablets become tombstones, which tell the tablet servers to
+    /// delete their replicas.
     pub async fn delete_table(&self, name: String, request_id: String) -> Result<TableId, MasterError> {
         match self.propose(CatalogCommand::DeleteTable { request_id, name }).await? {
             CatalogOutcome::Deleted(id) => Ok(id),
@@ -111,16 +116,23 @@ impl MasterNode {
         }
     }
 
-    /// Applies alteration steps atomically.
+    /// Applies alteration steps atomically, then pushes the new schema to the tablets'
+    /// leaders. Succeeds once every tablet acknowledged the new version; otherwise fails with
+    /// TIMED_OUT after the RPC timeout (counted from the request), saying the change is
+    /// committed and which tablets have not applied it yet. A retry with the same request id
+    /// does not alter again but pushes and waits again.
     pub async fn alter_table(
         &self,
         name: String,
         steps: Vec<AlterStep>,
         request_id: String,
     ) -> Result<Table, MasterError> {
+        let deadline = tokio::time::Instant::now() + self.config.rpc_timeout;
         if steps.is_empty() {
             return Err(CatalogError::InvalidAlter("no alteration steps given".into()).into());
         }
-        table_of(self.propose(CatalogCommand::AlterTable { request_id, name, steps }).await?)
+        let table = table_of(self.propose(CatalogCommand::AlterTable { request_id, name, steps }).await?)?;
+        self.push_schema(&table, deadline).await?;
+        Ok(table)
     }
 }

@@ -1,5 +1,6 @@
 //! Errors of master operations and their one mapping to gRPC statuses.
 
+use super::heartbeat::HeartbeatError;
 use crate::catalog::CatalogError;
 use crate::error_code::ErrorCode;
 use crate::ids::MasterId;
@@ -25,6 +26,8 @@ pub enum MasterError {
     InvalidArgument(String),
     #[error("cannot reach master {address}: {message}")]
     PeerUnreachable { address: String, message: String },
+    #[error(transparent)]
+    Heartbeat(#[from] HeartbeatError),
     #[error("tablet server registration failed: {0}")]
     LocationMapping(String),
     #[error("timed out: {0}")]
@@ -52,6 +55,7 @@ impl MasterError {
             MasterError::UnknownMember(_) => ErrorCode::UnknownMember,
             MasterError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             MasterError::PeerUnreachable { .. } => ErrorCode::PeerUnreachable,
+            MasterError::Heartbeat(HeartbeatError::WrongCluster { .. }) => ErrorCode::WrongCluster,
             MasterError::LocationMapping(_) => ErrorCode::LocationMappingFailed,
             MasterError::Timeout(_) => ErrorCode::TimedOut,
             MasterError::Internal(_) => ErrorCode::Internal,

@@ -100,8 +100,10 @@ async fn metrics(State(node): State<Arc<MasterNode>>) -> Response {
 
 async fn masters(State(node): State<Arc<MasterNode>>) -> Html<String> {
     let m = node.raft_metrics();
+    let cluster_id = node.catalog.read().await.cluster_id().map(str::to_string);
     let summary = format!(
-        "<p>This master: node id {} at {}, role {}, term {}, committed index {}.</p>",
+        "<p>Cluster id: {}.</p><p>This master: node id {} at {}, role {}, term {}, committed index {}.</p>",
+        escape(cluster_id.as_deref().unwrap_or("not set yet")),
         node.id,
         escape(&node.address),
         node.role(&m).as_str_name(),
@@ -123,7 +125,8 @@ async fn masters(State(node): State<Arc<MasterNode>>) -> Html<String> {
 async fn tables(State(node): State<Arc<MasterNode>>) -> Html<String> {
     let catalog = node.catalog.read().await;
     let rows = catalog.tables().map(|t| {
-        let columns: Vec<String> = t.schema.columns.iter().map(|c| format!("{}:{}", c.name, c.data_type)).collect();
+        let columns: Vec<String> =
+            t.schema.columns.iter().map(|c| format!("{}:{} (#{})", c.name, c.data_type, c.id)).collect();
         vec![
             t.name.clone(),
             t.id.to_string(),
@@ -135,11 +138,24 @@ async fn tables(State(node): State<Arc<MasterNode>>) -> Html<String> {
         ]
     });
     let note = "<p>Served from this master's applied catalog (may lag on a follower).</p>";
-    page(
-        "Tables",
-        &(note.to_string()
-            + &table(&["name", "id", "columns", "primary key", "partitions", "replicas", "version"], rows)),
-    )
+    let mut body =
+        note.to_string() + &table(&["name", "id", "columns", "primary key", "partitions", "replicas", "version"], rows);
+    for t in catalog.tables() {
+        let tablets = catalog.tablets_of(&t.id).into_iter().map(|tablet| {
+            let leader = tablet.leader.as_ref().map(|l| l.to_string()).unwrap_or_else(|| "unknown".into());
+            vec![
+                tablet.partition.to_string(),
+                tablet.id.to_string(),
+                tablet.replicas.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
+                leader,
+                tablet.term.to_string(),
+            ]
+        });
+        let _ = write!(body, "<h2>Tablets of {}</h2>", escape(&t.name));
+        body += &table(&["partition", "tablet id", "replicas (voters)", "leader", "term"], tablets);
+    }
+    let _ = write!(body, "<p>Deleted tablets remembered as tombstones: {}.</p>", catalog.num_tombstones());
+    page("Tables", &body)
 }
 
 async fn tablet_servers(State(node): State<Arc<MasterNode>>) -> Html<String> {

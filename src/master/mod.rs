@@ -2,9 +2,11 @@
 //! plumbing (log store, network, peer service) is the shared [`crate::raft`] module.
 
 mod bootstrap;
+mod cluster_id;
 pub mod config;
 mod ddl;
 pub mod error;
+pub mod heartbeat;
 mod http;
 mod location_mapping;
 pub mod membership;
@@ -12,6 +14,7 @@ mod metrics;
 mod node;
 pub mod raft_types;
 mod router;
+mod schema_push;
 mod server;
 mod service;
 pub mod store;

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tonic::{Request, Response, Status};
+use tracing::instrument;
 
 use super::ddl::CreateTableSpec;
 use super::error::MasterError;
+use super::heartbeat;
 use super::location_mapping::host_of;
 use super::membership::MemberRef;
 use super::node::MasterNode;
-use crate::catalog::CatalogError;
+use crate::catalog::{CatalogCommand, CatalogError};
 use crate::convert::{alter_step_from_pb, schema_from_pb, table_to_pb};
 use crate::ids::{TServerId, TabletId};
 use crate::pb::master as pb;
@@ -51,12 +53,29 @@ impl MasterRpc {
     }
 }
 
+impl MasterRpc {
+    /// Proposes the configurations a heartbeat reported, in the background so the answer
+    /// does not wait for the commit; at most one proposal per tablet server is in flight
+    /// (a later heartbeat recomputes what is still missing).
+    fn propose_reported_configs(&self, ts: TServerId, command: CatalogCommand) {
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            let Some(_in_flight) = node.tservers.begin_update(&ts) else { return };
+            tracing::debug!(ts = %ts, %command, "recording reported tablet configurations");
+            if let Err(e) = node.propose(command).await {
+                tracing::warn!(ts = %ts, error = %e, "could not record reported tablet configurations");
+            }
+        });
+    }
+}
+
 fn request_id(id: String) -> String {
     if id.is_empty() { uuid::Uuid::new_v4().to_string() } else { id }
 }
 
 #[tonic::async_trait]
 impl MasterService for MasterRpc {
+    #[instrument(skip_all)]
     async fn connect_to_master(
         &self,
         _: Request<pb::ConnectToMasterRequest>,
@@ -72,6 +91,7 @@ impl MasterService for MasterRpc {
                 leader_id,
                 leader_address: MasterNode::member_address(&m, leader_id).unwrap_or_default(),
                 members: node.members(&m),
+                cluster_id: node.catalog.read().await.cluster_id().unwrap_or_default().to_string(),
             })
         })
         .await
@@ -116,6 +136,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
+    #[instrument(skip_all, fields(table = %request.get_ref().name))]
     async fn delete_table(
         &self,
         request: Request<pb::DeleteTableRequest>,
@@ -128,6 +149,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
+    #[instrument(skip_all, fields(table = %request.get_ref().name, steps = request.get_ref().steps.len()))]
     async fn alter_table(
         &self,
         request: Request<pb::AlterTableRequest>,
@@ -164,6 +186,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
+    #[instrument(skip_all, fields(table = %request.get_ref().name))]
     async fn get_table_locations(
         &self,
         request: Request<pb::GetTableLocationsRequest>,
@@ -192,7 +215,7 @@ impl MasterService for MasterRpc {
                         })
                         .collect(),
                     leader_ts_uuid: tablet.leader.as_ref().map(|l| l.to_string()).unwrap_or_default(),
-                    term: 0,
+                    term: tablet.term,
                 })
                 .collect();
             Ok(pb::GetTableLocationsResponse { table: Some(table_to_pb(table)), tablets })
@@ -225,6 +248,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
+    #[instrument(skip_all, fields(ts = %request.get_ref().ts_uuid, replicas = request.get_ref().replicas.len()))]
     async fn ts_heartbeat(
         &self,
         request: Request<pb::TsHeartbeatRequest>,
@@ -235,11 +259,14 @@ impl MasterService for MasterRpc {
                 return Err(MasterError::InvalidArgument("heartbeat without a tablet server uuid".into()));
             }
             let node = &self.node;
-            let ts = TServerId(r.ts_uuid);
-            let reported: BTreeSet<TabletId> = r.replicas.into_iter().map(|rep| TabletId(rep.tablet_id)).collect();
+            // A server of another cluster is refused before anything is recorded for it
+            // (the id never changes once set, so a follower's applied catalog can tell).
+            heartbeat::check_cluster(&*node.catalog.read().await, &r)?;
+            let ts = TServerId(r.ts_uuid.clone());
+            let reported: BTreeSet<TabletId> = r.replicas.iter().map(|rep| TabletId(rep.tablet_id.clone())).collect();
             // Liveness is recorded everywhere so a new leader can place replicas at once;
             // only the leader answers with instructions.
-            let mut info = node.tservers.heartbeat(ts.clone(), r.rpc_address, reported.clone());
+            let mut info = node.tservers.heartbeat(ts.clone(), r.rpc_address.clone(), reported);
             if node.linearizable_read().await.is_err() {
                 return Ok(pb::TsHeartbeatResponse { leader_master: false, ..Default::default() });
             }
@@ -253,31 +280,24 @@ impl MasterService for MasterRpc {
                 info.location = location.to_string();
                 node.tservers.set_location(&ts, info.location.clone());
             }
-            let catalog = node.catalog.read().await;
-            let mut create_replicas = Vec::new();
-            for tablet in catalog.tablets().filter(|t| t.replicas.contains(&ts) && !reported.contains(&t.id)) {
-                let table = catalog.table(&tablet.table_id);
-                create_replicas.push(pb::ReplicaAssignment {
-                    tablet_id: tablet.id.to_string(),
-                    table_id: tablet.table_id.to_string(),
-                    table_name: table.map(|t| t.name.clone()).unwrap_or_default(),
-                    partition: tablet.partition,
-                    peer_uuids: tablet.replicas.iter().map(|p| p.to_string()).collect(),
-                    ..Default::default()
-                });
+            let decision = {
+                let catalog = node.catalog.read().await;
+                heartbeat::decide(&catalog, &node.tservers.addresses(), &r)?
+            };
+            for tablet in &decision.unknown_tablets {
+                if node.tservers.first_warning(tablet) {
+                    tracing::warn!(%tablet, ts = %ts, "tablet server reports a tablet the catalog does not know; keeping it");
+                }
             }
-            let assigned: BTreeSet<&TabletId> =
-                catalog.tablets().filter(|t| t.replicas.contains(&ts)).map(|t| &t.id).collect();
-            let delete_replicas =
-                reported.iter().filter(|id| !assigned.contains(id)).map(|id| id.to_string()).collect();
-            Ok(pb::TsHeartbeatResponse {
-                leader_master: true,
-                master_addresses: node.member_addresses(),
-                create_replicas,
-                delete_replicas,
-                location: info.location,
-                ..Default::default()
-            })
+            if let Some(command) = decision.command {
+                self.propose_reported_configs(ts, command);
+            }
+            let mut response = decision.response;
+            if response.leader_master {
+                response.master_addresses = node.member_addresses();
+                response.location = info.location;
+            }
+            Ok(response)
         })
         .await
     }

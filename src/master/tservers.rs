@@ -1,7 +1,7 @@
 //! Soft state about tablet servers: registrations and liveness, rebuilt from heartbeats
 //! (never replicated).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,15 +19,61 @@ pub struct TServerInfo {
     pub reported: BTreeSet<TabletId>,
 }
 
+/// How many unknown reported tablets are remembered as already warned about.
+const MAX_WARNED_UNKNOWN: usize = 10_000;
+
 /// Registered tablet servers by uuid.
 pub struct TServerRegistry {
     servers: Mutex<HashMap<TServerId, TServerInfo>>,
     unresponsive_timeout: Duration,
+    /// Reported tablets unknown to the catalog that were already logged.
+    warned_unknown: Mutex<HashSet<TabletId>>,
+    /// Servers whose reported tablet configurations are being proposed.
+    updating: Mutex<HashSet<TServerId>>,
+}
+
+/// Marks a server's config update as in flight until dropped.
+pub struct UpdateInFlight<'a> {
+    registry: &'a TServerRegistry,
+    id: TServerId,
+}
+
+impl Drop for UpdateInFlight<'_> {
+    fn drop(&mut self) {
+        self.registry.updating.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
 }
 
 impl TServerRegistry {
     pub fn new(unresponsive_timeout: Duration) -> Self {
-        Self { servers: Mutex::new(HashMap::new()), unresponsive_timeout }
+        Self {
+            servers: Mutex::new(HashMap::new()),
+            unresponsive_timeout,
+            warned_unknown: Mutex::new(HashSet::new()),
+            updating: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The RPC address of every known server.
+    pub fn addresses(&self) -> HashMap<TServerId, String> {
+        self.lock().iter().map(|(id, info)| (id.clone(), info.rpc_address.clone())).collect()
+    }
+
+    /// True the first time `tablet` is passed (the set is reset once it holds
+    /// [`MAX_WARNED_UNKNOWN`] tablets, so memory stays bounded).
+    pub fn first_warning(&self, tablet: &TabletId) -> bool {
+        let mut warned = self.warned_unknown.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.len() >= MAX_WARNED_UNKNOWN {
+            warned.clear();
+        }
+        warned.insert(tablet.clone())
+    }
+
+    /// Marks a config update for `id` as in flight, unless one already is: one proposal
+    /// per server at a time (the next heartbeat recomputes what is still missing).
+    pub fn begin_update(&self, id: &TServerId) -> Option<UpdateInFlight<'_>> {
+        let mut updating = self.updating.lock().unwrap_or_else(|p| p.into_inner());
+        updating.insert(id.clone()).then(|| UpdateInFlight { registry: self, id: id.clone() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TServerId, TServerInfo>> {

@@ -15,6 +15,9 @@ pub const META_NODE_ID: &[u8] = b"node_id";
 pub const SM_LAST_APPLIED: &[u8] = b"last_applied";
 pub const SM_MEMBERSHIP: &[u8] = b"membership";
 
+/// Key of the cluster id record.
+pub const CLUSTER_ID_KEY: &[u8] = b"c/cluster_id";
+
 pub fn table_key(table_id: &str) -> Vec<u8> {
     [b"t/".as_slice(), table_id.as_bytes()].concat()
 }

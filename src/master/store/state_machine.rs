@@ -93,6 +93,7 @@ impl StateMachineStore {
 
 fn record_key(record: &CatalogRecord) -> Vec<u8> {
     match record {
+        CatalogRecord::ClusterId(_) => keys::CLUSTER_ID_KEY.to_vec(),
         CatalogRecord::Table(t) => keys::table_key(t.id.as_str()),
         CatalogRecord::Tablet(t) => keys::tablet_key(t.id.as_str()),
         CatalogRecord::Request(r) => keys::request_key(&r.request_id),
@@ -201,7 +202,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data_cf = cf(&self.db, keys::CF_SM_DATA)?;
         let meta_cf = cf(&self.db, keys::CF_SM_META)?;
         let mut batch = WriteBatch::default();
-        // Records use the prefixes t/, b/ and r/; 0x00..0xff spans them all.
+        // Records use the prefixes c/, t/, b/ and r/; 0x00..0xff spans them all.
         batch.delete_range_cf(data_cf, [0u8].as_slice(), [0xffu8; 8].as_slice());
         for record in &records {
             batch.put_cf(data_cf, record_key(record), encode(record)?);

@@ -1,0 +1,187 @@
+//! After an AlterTable commits, the leader master pushes the table's schema to the leader
+//! of each of its tablets (`TabletServerService.AlterSchema`), all tablets in parallel,
+//! until every one acknowledged the new version or the deadline passed. Tablets that have
+//! not applied it by then catch up through the heartbeats' `schema_updates`.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use tokio::time::Instant;
+
+use super::error::MasterError;
+use super::node::MasterNode;
+use crate::catalog::{Table, Tablet};
+use crate::convert::schema_to_pb;
+use crate::error_code::ErrorCode;
+use crate::ids::{TServerId, TabletId};
+use crate::pb::tserver as tpb;
+use crate::pb::tserver::tablet_server_service_client::TabletServerServiceClient;
+use crate::raft::MAX_MESSAGE;
+use crate::rpc;
+
+/// Pause before another round over a tablet's replicas.
+const ROUND_PAUSE: Duration = Duration::from_millis(100);
+/// Longest a single AlterSchema call may take, so one stuck server does not hold a tablet's
+/// whole deadline.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether AlterTable waits for `tablet`. A tablet no replica has reported a Raft group for
+/// yet (term 0, no leader) is not waited for: its replicas get the current schema with their
+/// creation instruction, or through `schema_updates` once they report.
+fn awaits_push(tablet: &Tablet) -> bool {
+    tablet.term > 0 || tablet.leader.is_some()
+}
+
+/// What one AlterSchema attempt learned.
+enum Attempt {
+    Applied,
+    /// Not the leader; the address of the leader it named, if any.
+    Redirect(Option<String>),
+    Failed,
+}
+
+impl MasterNode {
+    /// Pushes `altered`'s schema (or a newer one) to every tablet's leader until each
+    /// acknowledged at least `altered.version`, or `deadline`. Fails with TIMED_OUT naming
+    /// the tablets that have not applied it.
+    pub(super) async fn push_schema(&self, altered: &Table, deadline: Instant) -> Result<(), MasterError> {
+        let tablets: Vec<TabletId> = {
+            let catalog = self.catalog.read().await;
+            catalog.tablets_of(&altered.id).into_iter().filter(|t| awaits_push(t)).map(|t| t.id.clone()).collect()
+        };
+        let results = join_all(tablets.iter().map(|id| self.push_tablet(altered, id, deadline))).await;
+        let pending: Vec<String> =
+            tablets.iter().zip(results).filter(|(_, applied)| !applied).map(|(id, _)| id.to_string()).collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        Err(MasterError::Timeout(format!(
+            "table '{}' is altered to schema version {} (the change is committed), but tablets {} have not \
+             applied it yet; they catch up through heartbeats",
+            altered.name,
+            altered.version,
+            pending.join(", ")
+        )))
+    }
+
+    /// Pushes to one tablet: the recorded leader first, then the other replicas, following
+    /// NOT_THE_LEADER hints; rounds repeat (re-reading the catalog) until `deadline`.
+    async fn push_tablet(&self, altered: &Table, tablet_id: &TabletId, deadline: Instant) -> bool {
+        let mut hint: Option<String> = None;
+        loop {
+            let Some((request, candidates)) = self.push_plan(altered, tablet_id).await else {
+                // Deleted meanwhile: nothing left to alter.
+                return true;
+            };
+            let hinted = hint.take();
+            let mut targets: Vec<String> = candidates.into_iter().filter(|a| Some(a) != hinted.as_ref()).collect();
+            targets.splice(0..0, hinted);
+            for address in targets {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                match self.alter_schema_on(&address, request.clone(), altered.version, deadline).await {
+                    Attempt::Applied => return true,
+                    Attempt::Redirect(Some(leader)) if leader != address => {
+                        hint = Some(leader);
+                        break;
+                    }
+                    Attempt::Redirect(_) | Attempt::Failed => {}
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            if hint.is_none() {
+                tokio::time::sleep(ROUND_PAUSE.min(deadline - now)).await;
+            }
+        }
+    }
+
+    /// The request for the tablet's current schema and the addresses to try (recorded
+    /// leader first); `None` if the tablet or its table is gone.
+    async fn push_plan(&self, altered: &Table, tablet_id: &TabletId) -> Option<(tpb::AlterSchemaRequest, Vec<String>)> {
+        let catalog = self.catalog.read().await;
+        let tablet = catalog.tablet(tablet_id).filter(|t| !t.is_deleted())?;
+        let table = catalog.table(&altered.id)?;
+        let request = tpb::AlterSchemaRequest {
+            tablet_id: tablet_id.to_string(),
+            schema: Some(schema_to_pb(&table.schema)),
+            schema_version: table.version,
+        };
+        let mut order: Vec<&TServerId> = tablet.leader.iter().collect();
+        order.extend(tablet.replicas.iter().filter(|r| Some(*r) != tablet.leader.as_ref()));
+        let addresses = order.into_iter().filter_map(|ts| self.tservers.get(ts).map(|info| info.rpc_address)).collect();
+        Some((request, addresses))
+    }
+
+    /// One AlterSchema call.
+    async fn alter_schema_on(
+        &self,
+        address: &str,
+        request: tpb::AlterSchemaRequest,
+        min_version: u64,
+        deadline: Instant,
+    ) -> Attempt {
+        let Ok(channel) = self.pool.get(address) else { return Attempt::Failed };
+        let mut client = TabletServerServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
+        let timeout = CALL_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        let mut call = tonic::Request::new(request);
+        call.set_timeout(timeout);
+        match rpc::with_deadline(timeout, client.alter_schema(call)).await {
+            Ok(response) if response.get_ref().schema_version >= min_version => Attempt::Applied,
+            Ok(response) => {
+                tracing::warn!(
+                    tserver = address,
+                    version = response.get_ref().schema_version,
+                    min_version,
+                    "AlterSchema acknowledged an older schema version"
+                );
+                Attempt::Failed
+            }
+            Err(status) if rpc::known_error_code(&status) == Some(ErrorCode::NotTheLeader) => {
+                Attempt::Redirect(self.leader_hint(&status))
+            }
+            Err(status) => {
+                tracing::debug!(tserver = address, error = %status.message(), "AlterSchema failed");
+                Attempt::Failed
+            }
+        }
+    }
+
+    /// The address of the leader a NOT_THE_LEADER status names: its address, or its tablet
+    /// server uuid looked up in the registry.
+    fn leader_hint(&self, status: &tonic::Status) -> Option<String> {
+        let meta = status.metadata();
+        let text = |key| meta.get(key).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+        text(rpc::LEADER_ADDR_KEY).map(str::to_string).or_else(|| {
+            text(rpc::LEADER_ID_KEY).and_then(|uuid| self.tservers.get(&TServerId::from(uuid))).map(|i| i.rpc_address)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::TabletState;
+
+    #[test]
+    fn only_tablets_that_reported_a_group_are_waited_for() {
+        let mut tablet = Tablet {
+            id: "t".into(),
+            table_id: "x".into(),
+            partition: 0,
+            replicas: vec!["a".into()],
+            leader: None,
+            term: 0,
+            state: TabletState::Running,
+        };
+        assert!(!awaits_push(&tablet));
+        tablet.term = 1;
+        assert!(awaits_push(&tablet));
+        tablet.term = 0;
+        tablet.leader = Some("a".into());
+        assert!(awaits_push(&tablet));
+    }
+}
