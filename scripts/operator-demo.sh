@@ -2,9 +2,10 @@
 # The operator on the local Kubernetes control plane (e2e/): builds the workspace, starts
 # `local-cluster up`, installs the CRD and the operator's Helm chart (the real Helm library
 # through helm-sdkpy, as the e2e tests do), applies a KuduCluster of 3 masters and 3 tablet
-# servers, waits until it is Available, and prints how to use kubectl against it. Runs
+# servers, waits until it is Available, writes rows to a replicated table and scans them
+# back, and prints how to use kubectl against it. Runs
 # until Ctrl-C, then stops every process it started. With --smoke it exits 0 once the
-# cluster is Available.
+# cluster is Available and the rows came back.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/env.sh
@@ -86,6 +87,18 @@ if ! kubectl wait --for=condition=Available kuduclusters/demo --timeout=180s; th
 fi
 kubectl get kuduclusters,pods,statefulsets
 
+# Rows: a table replicated 3 ways over the tablet servers, written and scanned back with the
+# CLI inside a master pod (it finds the masters through the pod's environment).
+kubectl exec demo-master-0 -- kudu table create demo_rows --columns id:int64,name:string \
+    --primary-key id --partitions 3 --replicas 3 --wait
+printf '{"id": %d, "name": "row %d"}\n' 1 1 2 2 3 3 4 4 5 5 | kubectl exec -i demo-master-0 -- kudu row insert demo_rows
+scanned=$(kubectl exec demo-master-0 -- kudu row scan demo_rows)
+echo "$scanned"
+if [ "$(echo "$scanned" | wc -l)" -ne 5 ]; then
+    echo "expected 5 rows back from demo_rows; state and logs are in $state" >&2
+    exit 1
+fi
+
 cat <<MSG
 
 The operator runs a KuduCluster on the local control plane (state and pod logs: $state).
@@ -95,6 +108,8 @@ The operator runs a KuduCluster on the local control plane (state and pod logs: 
   kubectl get events --field-selector involvedObject.name=demo
   kubectl exec demo-master-0 -- kudu master list            # the Raft group
   kubectl exec demo-master-0 -- kudu tserver list           # tablet servers and locations
+  kubectl exec demo-master-0 -- kudu table describe demo_rows  # tablets, leaders, replicas
+  kubectl exec demo-master-0 -- kudu row scan demo_rows --from 2 --limit 2
   kubectl patch kuduclusters demo --type merge -p '{"spec":{"masters":{"replicas":5}}}'
   kubectl delete pod demo-master-1                          # restarts with the same node id
   kubectl logs -n kudu-system -l app.kubernetes.io/name=kudu-operator

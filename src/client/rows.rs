@@ -24,6 +24,9 @@ use crate::tablet::{JsonRow, OpKind, encode_json_op, key_bound};
 /// Longest pause between attempts against a tablet.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
+/// Least time between two location refreshes from the master within one operation.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
 /// One row operation of a write.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowWrite {
@@ -364,7 +367,7 @@ impl KuduClient {
         let deadline = Instant::now() + self.options.timeout;
         let mut backoff = Duration::from_millis(20);
         let mut target = tablet.leader().or_else(|| tablet.next_after(None));
-        let mut tried_refresh = false;
+        let mut last_refresh: Option<Instant> = None;
         let mut current: Option<Arc<TabletRoute>> = None;
         loop {
             let route: &TabletRoute = current.as_deref().unwrap_or(tablet);
@@ -398,14 +401,32 @@ impl KuduClient {
                         target = Some(hint);
                         continue;
                     }
-                    if refresh && !tried_refresh {
+                    if refresh && last_refresh.is_none_or(|at| at.elapsed() >= REFRESH_EVERY) {
                         // The master knows the current replicas (and a newer leader) better.
-                        tried_refresh = true;
+                        last_refresh = Some(Instant::now());
                         self.routes.invalidate(routes);
-                        if let Ok(fresh) = self.routes(&routes.name).await
-                            && let Some(t) = fresh.tablets.iter().find(|t| t.tablet_id == tablet.tablet_id)
-                        {
-                            current = Some(t.clone());
+                        match self.routes(&routes.name).await {
+                            Ok(fresh) => match fresh.tablets.iter().find(|t| t.tablet_id == tablet.tablet_id) {
+                                Some(t) => current = Some(t.clone()),
+                                None => {
+                                    return Err(ClientError::Refused {
+                                        code: ErrorCode::TabletNotFound.to_string(),
+                                        message: format!(
+                                            "tablet {} is no longer part of table '{}'",
+                                            tablet.tablet_id, routes.name
+                                        ),
+                                    });
+                                }
+                            },
+                            // The master's definite answer (e.g. the table was deleted) ends it.
+                            Err(e)
+                                if e.code()
+                                    .and_then(|c| c.parse::<ErrorCode>().ok())
+                                    .is_some_and(|c| !c.is_retryable()) =>
+                            {
+                                return Err(e);
+                            }
+                            Err(_) => {}
                         }
                     }
                     let route: &TabletRoute = current.as_deref().unwrap_or(tablet);

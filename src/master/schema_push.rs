@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::error::MasterError;
 use super::node::MasterNode;
-use crate::catalog::{Table, Tablet};
+use crate::catalog::Table;
 use crate::convert::schema_to_pb;
 use crate::error_code::ErrorCode;
 use crate::ids::{TServerId, TabletId};
@@ -24,13 +24,6 @@ const ROUND_PAUSE: Duration = Duration::from_millis(100);
 /// Longest a single AlterSchema call may take, so one stuck server does not hold a tablet's
 /// whole deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Whether AlterTable waits for `tablet`. A tablet no replica has reported a Raft group for
-/// yet (term 0, no leader) is not waited for: its replicas get the current schema with their
-/// creation instruction, or through `schema_updates` once they report.
-fn awaits_push(tablet: &Tablet) -> bool {
-    tablet.term > 0 || tablet.leader.is_some()
-}
 
 /// What one AlterSchema attempt learned.
 enum Attempt {
@@ -47,7 +40,7 @@ impl MasterNode {
     pub(super) async fn push_schema(&self, altered: &Table, deadline: Instant) -> Result<(), MasterError> {
         let tablets: Vec<TabletId> = {
             let catalog = self.catalog.read().await;
-            catalog.tablets_of(&altered.id).into_iter().filter(|t| awaits_push(t)).map(|t| t.id.clone()).collect()
+            catalog.tablets_of(&altered.id).into_iter().map(|t| t.id.clone()).collect()
         };
         let results = join_all(tablets.iter().map(|id| self.push_tablet(altered, id, deadline))).await;
         let pending: Vec<String> =
@@ -158,30 +151,5 @@ impl MasterNode {
         text(rpc::LEADER_ADDR_KEY).map(str::to_string).or_else(|| {
             text(rpc::LEADER_ID_KEY).and_then(|uuid| self.tservers.get(&TServerId::from(uuid))).map(|i| i.rpc_address)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::catalog::TabletState;
-
-    #[test]
-    fn only_tablets_that_reported_a_group_are_waited_for() {
-        let mut tablet = Tablet {
-            id: "t".into(),
-            table_id: "x".into(),
-            partition: 0,
-            replicas: vec!["a".into()],
-            leader: None,
-            term: 0,
-            state: TabletState::Running,
-        };
-        assert!(!awaits_push(&tablet));
-        tablet.term = 1;
-        assert!(awaits_push(&tablet));
-        tablet.term = 0;
-        tablet.leader = Some("a".into());
-        assert!(awaits_push(&tablet));
     }
 }

@@ -160,7 +160,18 @@ impl TabletManager {
                 return Ok(CreateOutcome::Tombstoned);
             }
             Some(meta) if meta.state == ReplicaState::Failed => return Ok(CreateOutcome::Failed),
-            Some(meta) => {
+            Some(mut meta) => {
+                // A repeated instruction may carry a schema the record lacks (a record written
+                // before a crash, or an alter since): the leader must be able to apply it.
+                let assigned = meta_of(assignment)?;
+                if let Some(schema) = assigned.desired_schema
+                    && meta.want_schema(schema, assigned.desired_schema_version)
+                {
+                    self.params.store.put_replica(&meta)?;
+                    if let Some(replica) = self.replica(tablet_id) {
+                        *replica.meta.lock().unwrap_or_else(|p| p.into_inner()) = meta.clone();
+                    }
+                }
                 if self.replica(tablet_id).is_some() {
                     return Ok(CreateOutcome::AlreadyRunning);
                 }

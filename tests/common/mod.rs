@@ -251,7 +251,7 @@ impl Cluster {
     pub fn add_tserver(&mut self) {
         let seeds = self.master_addrs();
         let flags = ["--heartbeat-interval-ms".to_string(), "300".to_string()];
-        let p = self.spawn_server("tserver", free_addr(), &seeds, None, &flags);
+        let p = self.spawn_server("tserver", free_addr(), &seeds, Some(free_addr()), &flags);
         self.tservers.push(p);
     }
 

@@ -11,8 +11,7 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRe
 use k8s_openapi::api::core::v1::{
     ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
     LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, TCPSocketAction, TopologySpreadConstraint, VolumeMount,
-    VolumeResourceRequirements,
+    PodSpec, PodTemplateSpec, Probe, TopologySpreadConstraint, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -76,10 +75,12 @@ pub fn master_statefulset(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
 pub fn tserver_statefulset(spec: &ValidatedSpec) -> StatefulSet {
     let role = Role::TServer;
     let mut container = base_container(spec, role, &spec.tservers);
+    // `/healthz` answers once the server serves and has opened its replicas.
     container.readiness_probe = Some(Probe {
-        tcp_socket: Some(TCPSocketAction {
-            port: IntOrString::String(names::RPC_PORT_NAME.to_owned()),
-            ..TCPSocketAction::default()
+        http_get: Some(HTTPGetAction {
+            path: Some(names::HEALTHZ_PATH.to_owned()),
+            port: IntOrString::String(names::HTTP_PORT_NAME.to_owned()),
+            ..HTTPGetAction::default()
         }),
         period_seconds: Some(5),
         failure_threshold: Some(3),
@@ -182,8 +183,8 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
         format!("--advertised-addr=$({})", names::ENV_ADVERTISED_ADDR),
         format!("--master-addresses=$({})", names::ENV_MASTER_ADDRESSES),
     ];
+    args.push(format!("--http-addr=$({}):{}", names::ENV_POD_IP, role.http_port()));
     if role == Role::Master {
-        args.push(format!("--http-addr=$({}):{}", names::ENV_POD_IP, role.http_port()));
         args.push(format!("--location-mapping-cmd={}", names::LOCATION_MAPPING_CMD));
     }
     args.extend(role_spec.flags.iter().cloned());

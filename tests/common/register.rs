@@ -1,0 +1,187 @@
+//! A linearizability checker for rows used as registers: per primary key, upserts of unique
+//! values, deletes and reads. Keys are independent objects (P-compositionality), each
+//! checked with a Wing–Gong search memoized on (linearized set, state). Operations whose
+//! outcome is unknown never return: they may take effect at any point after their
+//! invocation, or not at all.
+
+use std::collections::{BTreeMap, HashSet};
+
+/// What a client asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    Upsert(String),
+    Delete,
+    Read,
+}
+
+/// What came back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A write succeeded.
+    Written,
+    /// A read found this value (`None`: no row).
+    Read(Option<String>),
+    /// A delete found no row.
+    NotFound,
+    /// The operation may or may not have happened.
+    Unknown,
+}
+
+/// One operation on one key; times are logical (`u64::MAX`: never returned).
+#[derive(Clone, Debug)]
+pub struct Op {
+    pub key: i64,
+    pub call: Call,
+    pub outcome: Outcome,
+    pub invoked: u64,
+    pub returned: u64,
+}
+
+type State = Option<String>;
+
+fn step(state: &State, op: &Op) -> Vec<State> {
+    match (&op.call, &op.outcome) {
+        (Call::Upsert(v), Outcome::Written) => vec![Some(v.clone())],
+        (Call::Upsert(v), Outcome::Unknown) => vec![Some(v.clone()), state.clone()],
+        (Call::Delete, Outcome::Written) if state.is_some() => vec![None],
+        (Call::Delete, Outcome::NotFound) if state.is_none() => vec![None],
+        (Call::Delete, Outcome::Unknown) => vec![None, state.clone()],
+        (Call::Read, Outcome::Read(seen)) if seen == state => vec![state.clone()],
+        (Call::Read, Outcome::Unknown) => vec![state.clone()],
+        _ => Vec::new(),
+    }
+}
+
+struct Search<'a> {
+    ops: &'a [Op],
+    seen: HashSet<(Vec<u64>, State)>,
+    deepest: (usize, State, Vec<u64>),
+}
+
+impl Search<'_> {
+    fn run(&mut self, done: &mut Vec<u64>, remaining: usize, state: State) -> bool {
+        if remaining == 0 {
+            return true;
+        }
+        if !self.seen.insert((done.clone(), state.clone())) {
+            return false;
+        }
+        let depth = self.ops.len() - remaining;
+        if depth >= self.deepest.0 {
+            self.deepest = (depth, state.clone(), done.clone());
+        }
+        let is_done = |done: &Vec<u64>, i: usize| done[i / 64] & (1 << (i % 64)) != 0;
+        let horizon = (0..self.ops.len()).filter(|&i| !is_done(done, i)).map(|i| self.ops[i].returned).min();
+        let Some(horizon) = horizon else { return true };
+        for i in 0..self.ops.len() {
+            if is_done(done, i) || self.ops[i].invoked > horizon {
+                continue;
+            }
+            for next in step(&state, &self.ops[i]) {
+                done[i / 64] |= 1 << (i % 64);
+                if self.run(done, remaining - 1, next) {
+                    return true;
+                }
+                done[i / 64] &= !(1 << (i % 64));
+            }
+        }
+        false
+    }
+}
+
+fn check_key(ops: &[Op]) -> Option<String> {
+    let mut search = Search { ops, seen: HashSet::new(), deepest: (0, None, Vec::new()) };
+    let mut done = vec![0u64; ops.len().div_ceil(64)];
+    if search.run(&mut done, ops.len(), None) {
+        return None;
+    }
+    let (depth, state, done) = search.deepest;
+    let pending: Vec<String> = (0..ops.len())
+        .filter(|&i| done.get(i / 64).is_none_or(|w| w & (1 << (i % 64)) == 0))
+        .take(8)
+        .map(|i| format!("[{}..{}] {:?} -> {:?}", ops[i].invoked, ops[i].returned, ops[i].call, ops[i].outcome))
+        .collect();
+    Some(format!(
+        "stuck after {depth} of {} operations in state {state:?}; next pending: {}",
+        ops.len(),
+        pending.join("; ")
+    ))
+}
+
+/// Checks the whole history; returns a report per key whose history is not linearizable.
+pub fn check(ops: &[Op]) -> Vec<String> {
+    let mut by_key: BTreeMap<i64, Vec<Op>> = BTreeMap::new();
+    for op in ops {
+        by_key.entry(op.key).or_default().push(op.clone());
+    }
+    by_key
+        .into_iter()
+        .filter_map(|(key, mut key_ops)| {
+            key_ops.sort_by_key(|o| o.invoked);
+            check_key(&key_ops).map(|r| format!("key {key}: {r}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(call: Call, outcome: Outcome, invoked: u64, returned: u64) -> Op {
+        Op { key: 1, call, outcome, invoked, returned }
+    }
+
+    fn up(v: &str) -> Call {
+        Call::Upsert(v.into())
+    }
+
+    fn read(v: Option<&str>) -> Outcome {
+        Outcome::Read(v.map(str::to_string))
+    }
+
+    #[test]
+    fn sequential_and_concurrent_histories() {
+        let ok = vec![
+            op(up("a"), Outcome::Written, 1, 2),
+            op(Call::Read, read(Some("a")), 3, 4),
+            op(Call::Delete, Outcome::Written, 5, 6),
+            op(Call::Read, read(None), 7, 8),
+            op(Call::Delete, Outcome::NotFound, 9, 10),
+        ];
+        assert!(check(&ok).is_empty());
+        // A read overlapping a write may see either value.
+        let overlap = vec![
+            op(up("a"), Outcome::Written, 1, 2),
+            op(up("b"), Outcome::Written, 3, 6),
+            op(Call::Read, read(Some("a")), 4, 5),
+        ];
+        assert!(check(&overlap).is_empty());
+    }
+
+    #[test]
+    fn stale_reads_and_lost_writes_are_caught() {
+        let stale = vec![
+            op(up("a"), Outcome::Written, 1, 2),
+            op(up("b"), Outcome::Written, 3, 4),
+            op(Call::Read, read(Some("a")), 5, 6),
+        ];
+        assert_eq!(check(&stale).len(), 1);
+        let lost = vec![op(up("a"), Outcome::Written, 1, 2), op(Call::Read, read(None), 3, 4)];
+        assert_eq!(check(&lost).len(), 1);
+    }
+
+    #[test]
+    fn unknown_writes_may_or_may_not_apply() {
+        let applied = vec![op(up("a"), Outcome::Unknown, 1, u64::MAX), op(Call::Read, read(Some("a")), 5, 6)];
+        assert!(check(&applied).is_empty());
+        let not = vec![op(up("a"), Outcome::Unknown, 1, u64::MAX), op(Call::Read, read(None), 5, 6)];
+        assert!(check(&not).is_empty());
+        // But once read, an unknown write cannot un-happen.
+        let flicker = vec![
+            op(up("a"), Outcome::Unknown, 1, u64::MAX),
+            op(Call::Read, read(Some("a")), 5, 6),
+            op(Call::Read, read(None), 7, 8),
+        ];
+        assert_eq!(check(&flicker).len(), 1);
+    }
+}
