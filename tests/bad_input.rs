@@ -102,3 +102,67 @@ async fn cli_reports_unreachable_masters_in_one_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no leader master reachable"), "{stderr}");
 }
+
+/// Bad rows and garbage on a tablet server's port: clear errors, nothing applied, and the
+/// tablet keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_and_garbage_leave_tablets_intact() {
+    use kudu::client::{ClientOptions, KuduClient, RowWrite, ScanSpec};
+    use kudu::tablet::{JsonRow, MAX_BATCH_OPS, OpKind};
+    use serde_json::json;
+
+    let cluster = Cluster::start(1, 1);
+    let leader = cluster.wait_leader().await;
+    cluster.wait_tservers(1).await;
+    let client = KuduClient::new(vec![leader.clone()], ClientOptions::default()).expect("client");
+    client.masters().create_table("t", &simple_schema(), 2, 1).await.expect("create");
+    client.wait_for_leaders("t", common::WAIT).await.expect("leaders");
+    let row = |id: serde_json::Value, v: serde_json::Value| -> JsonRow {
+        [("id".to_string(), id), ("v".to_string(), v)].into_iter().collect()
+    };
+    client.write("t", &[RowWrite { kind: OpKind::Insert, row: row(json!(1), json!("one")) }]).await.expect("insert");
+
+    // Wrong types, a missing or null key, an unknown column: INVALID_ROW, nothing applied.
+    for (bad, why) in [
+        (row(json!("x"), json!("a")), "expected int64"),
+        (row(json!(2), json!(5)), "expected string"),
+        (row(json!(null), json!("a")), "key column 'id'"),
+        ([("v".to_string(), json!("a"))].into_iter().collect(), "key column 'id'"),
+        ([("id".to_string(), json!(3)), ("zzz".to_string(), json!(1))].into_iter().collect(), "unknown column 'zzz'"),
+        (row(json!(i64::MAX as f64 * 4.0), json!("a")), "int64"),
+    ] {
+        let writes = [
+            RowWrite { kind: OpKind::Insert, row: row(json!(10), json!("ok")) },
+            RowWrite { kind: OpKind::Insert, row: bad },
+        ];
+        let err = client.write("t", &writes).await.expect_err("bad row accepted");
+        assert_eq!(err.code(), Some("INVALID_ROW"), "{err}");
+        assert!(err.to_string().contains(why) && err.to_string().contains("row 1"), "{why}: {err}");
+    }
+    // Over the documented limits: a row over 64 KiB, a batch over 10 000 rows.
+    let big = [RowWrite { kind: OpKind::Insert, row: row(json!(4), json!("x".repeat(70 * 1024))) }];
+    let err = client.write("t", &big).await.expect_err("oversized row");
+    assert!(err.to_string().contains("over the limit"), "{err}");
+    let many: Vec<RowWrite> = (0..(MAX_BATCH_OPS as i64 * 3))
+        .map(|i| RowWrite { kind: OpKind::Insert, row: row(json!(100 + i), json!("m")) })
+        .collect();
+    let err = client.write("t", &many).await.expect_err("oversized batch");
+    assert!(err.to_string().contains("limit"), "{err}");
+
+    // Garbage bytes on the tablet server's port: the connection is dropped, it keeps serving.
+    let tserver = cluster.tservers[0].addr.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(&tserver).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\xff\x09garbage frames \xde\xad\xbe\xef")
+            .expect("write");
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf);
+    })
+    .await
+    .expect("garbage task");
+    let rows = client.scan("t", &ScanSpec::default()).await.expect("scan after garbage");
+    assert_eq!(rows.len(), 1, "only the one good row exists: {rows:?}");
+    assert_eq!(rows[0]["v"], json!("one"));
+}

@@ -19,7 +19,7 @@ use crate::error_code::ErrorCode;
 use crate::pb::tserver as pb;
 use crate::pb::tserver::tablet_server_service_client::TabletServerServiceClient;
 use crate::rpc::{self, ChannelPool};
-use crate::tablet::{JsonRow, OpKind, encode_json_op, key_bound};
+use crate::tablet::{JsonRow, MAX_BATCH_BYTES, MAX_BATCH_OPS, OpKind, WriteError, encode_json_op, key_bound};
 
 /// Longest pause between attempts against a tablet.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
@@ -229,15 +229,36 @@ impl KuduClient {
     /// Row indexes by partition, after checking every row against the schema.
     fn split(&self, routes: &TableRoutes, rows: &[RowWrite]) -> Result<BTreeMap<u32, Vec<usize>>, ClientError> {
         let mut batches: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        let mut bytes: BTreeMap<u32, usize> = BTreeMap::new();
         for (i, write) in rows.iter().enumerate() {
-            let op = encode_json_op(&routes.schema, write.kind, i, &write.row).map_err(|e| ClientError::Refused {
-                code: ErrorCode::InvalidRow.to_string(),
-                message: e.to_string(),
+            let op = encode_json_op(&routes.schema, write.kind, i, &write.row).map_err(|e| {
+                let code = match e {
+                    WriteError::KeyTooLarge { .. } | WriteError::RowTooLarge { .. } => ErrorCode::TooLarge,
+                    _ => ErrorCode::InvalidRow,
+                };
+                ClientError::Refused { code: code.to_string(), message: e.to_string() }
             })?;
             let tablet = routes.tablet_for_key(op.key()).ok_or_else(|| {
                 ClientError::InvalidArgument(format!("table '{}' has no tablet for row {i}", routes.name))
             })?;
             batches.entry(tablet.partition).or_default().push(i);
+            *bytes.entry(tablet.partition).or_default() += op.encoded_len();
+        }
+        // One batch per tablet: refuse before sending anything rather than apply part of it.
+        for (partition, indexes) in &batches {
+            let size = bytes.get(partition).copied().unwrap_or(0);
+            if indexes.len() > MAX_BATCH_OPS || size > MAX_BATCH_BYTES {
+                let tablet = routes.tablets.get(*partition as usize).map(|t| t.tablet_id.as_str()).unwrap_or("?");
+                return Err(ClientError::Refused {
+                    code: ErrorCode::TooLarge.to_string(),
+                    message: format!(
+                        "{} rows ({size} bytes encoded) go to tablet {tablet} of table '{}', over the limit of \
+                         {MAX_BATCH_OPS} rows or {MAX_BATCH_BYTES} bytes per batch: split the write",
+                        indexes.len(),
+                        routes.name
+                    ),
+                });
+            }
         }
         Ok(batches)
     }
