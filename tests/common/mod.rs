@@ -1,167 +1,78 @@
-//! Test harness: real `kudu` master and tablet server processes on loopback addresses
-//! (127.0.0.x, ports chosen free), with fault injection (kill -9, SIGSTOP/SIGCONT, wiping a
-//! data directory) and polling waits with deadlines, never fixed sleeps.
+//! Test harness: clusters of real `kudu` master and tablet server processes on loopback
+//! addresses, built on the workspace's one test kit (`kudu-testkit`: processes with fault
+//! injection, free addresses, polling with deadlines, never fixed sleeps).
 #![allow(dead_code)]
 
-use std::fs::File;
-use std::future::Future;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use kudu::catalog::{Column, ColumnType, Schema};
 use kudu::client::{ClientOptions, MasterClient};
 use kudu::pb::master as pb;
 
-/// Generous deadline for anything cluster-wide on a slow, noisy 2-core machine.
-pub const WAIT: Duration = Duration::from_secs(90);
+pub use kudu_testkit::{Process, WAIT, free_addr, wait_for};
 
 pub fn kudu_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kudu")
 }
 
-/// A free `127.0.0.x:port` address; a random loopback IP keeps parallel tests apart.
-pub fn free_addr() -> String {
-    loop {
-        let ip = format!("127.0.0.{}", 2 + rand_u8() % 250);
-        if let Ok(listener) = TcpListener::bind(format!("{ip}:0"))
-            && let Ok(addr) = listener.local_addr()
-        {
-            return addr.to_string();
-        }
-    }
-}
-
-fn rand_u8() -> u8 {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let pid = std::process::id();
-    ((nanos ^ (pid.wrapping_mul(2654435761))) % 251) as u8
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One server process.
+/// One server process: a [`Process`] with its addresses.
 pub struct Proc {
     pub name: String,
     pub addr: String,
     pub http_addr: Option<String>,
     pub data_dir: PathBuf,
-    args: Vec<String>,
-    child: Option<Child>,
+    process: Process,
 }
 
 impl Proc {
-    fn spawn(&mut self) {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.data_dir.with_extension("log"))
-            .expect("open process log");
-        let mut cmd = Command::new(kudu_bin());
-        cmd.args(&self.args)
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log"))
-            .stderr(log);
-        // The child dies with the test process, even on panic or kill.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        self.child = Some(cmd.spawn().expect("spawn kudu"));
-    }
-
     pub fn pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|c| c.id() as i32)
+        self.process.pid()
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_running()
     }
 
     /// kill -9.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     /// SIGTERM and wait for the process to exit; true if it exited cleanly (status 0) in
     /// time, false if it had to be killed or failed.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
+        self.process.stop()
     }
 
     pub fn pause(&self) {
-        if let Some(pid) = self.pid() {
-            unsafe { libc::kill(pid, libc::SIGSTOP) };
-        }
+        self.process.pause();
     }
 
     pub fn resume(&self) {
-        if let Some(pid) = self.pid() {
-            unsafe { libc::kill(pid, libc::SIGCONT) };
-        }
+        self.process.resume();
     }
 
     pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        self.process.restart();
     }
 
     /// Deletes the data directory (the process must be stopped).
     pub fn wipe(&mut self) {
-        assert!(self.child.is_none(), "wipe a running process");
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        self.process.wipe();
     }
 
     /// Replaces the seed list (e.g. when a master joins an existing cluster).
     pub fn set_master_addresses(&mut self, addresses: &[String]) {
-        if let Some(i) = self.args.iter().position(|a| a == "--master-addresses") {
-            self.args[i + 1] = addresses.join(",");
+        let args = self.process.args_mut();
+        if let Some(i) = args.iter().position(|a| a == "--master-addresses") {
+            args[i + 1] = addresses.join(",");
         }
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.resume();
-        self.kill();
+        self.process.log()
     }
 }
 
@@ -224,9 +135,9 @@ impl Cluster {
             args.extend(["--http-addr".to_string(), http.clone()]);
         }
         args.extend(flags.iter().cloned());
-        let mut p = Proc { name, addr, http_addr: http, data_dir, args, child: None };
-        p.spawn();
-        p
+        let mut process = Process::new(kudu_bin(), args, &data_dir).env("RUST_LOG", "info,openraft=warn");
+        process.start();
+        Proc { name, addr, http_addr: http, data_dir, process }
     }
 
     /// A started master process at `addr` with the seed list `seeds`.

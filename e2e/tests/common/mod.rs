@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
@@ -138,23 +138,12 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Polls `f` until it returns `Some`, or fails after `timeout` with `what`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> Result<T>
+/// Polls `f` until it returns `Some`, or fails after `timeout` with `what` and the last
+/// error (the workspace test kit's polling).
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,
 {
-    let deadline = Instant::now() + timeout;
-    let mut last_err = None;
-    loop {
-        match f().await {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(e) => last_err = Some(e),
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what} (last error: {last_err:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    kudu_testkit::eventually(timeout, what, f).await.map_err(anyhow::Error::msg)
 }
