@@ -1,5 +1,7 @@
 //! gRPC plumbing shared by masters, tablet servers and clients: one lazily connected channel
-//! per peer address, and the error metadata every Kudu RPC error carries.
+//! per peer address, client-side deadlines, and the error metadata every Kudu RPC error
+//! carries. (Serving helpers live in the `kudu` package's `rpc` module, which re-exports
+//! this one.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -77,33 +79,5 @@ pub async fn with_deadline<T>(
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result,
         Err(_) => Err(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}"))),
-    }
-}
-
-/// Serves `router` on `listener` until `stop` turns true, letting in-flight RPCs finish.
-pub fn spawn_grpc_server(
-    router: tonic::transport::server::Router,
-    listener: tokio::net::TcpListener,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        };
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
-            tracing::error!(error = %e, "gRPC server failed");
-        }
-    })
-}
-
-/// Waits up to `grace` in all for `tasks` to finish (after their stop signal was sent),
-/// then aborts the rest.
-pub async fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>, grace: Duration) {
-    let deadline = tokio::time::Instant::now() + grace;
-    for mut task in tasks {
-        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-            task.abort();
-        }
     }
 }
