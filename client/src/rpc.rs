@@ -18,16 +18,28 @@ pub const LEADER_ID_KEY: &str = "kudu-leader-id";
 /// Metadata key of the leader's RPC address on `NOT_THE_LEADER`.
 pub const LEADER_ADDR_KEY: &str = "kudu-leader-addr";
 
-/// How long establishing a TCP connection may take.
+/// How long establishing a TCP connection may take (unless the pool says otherwise).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Channels by address, created lazily and reused for every RPC to that peer.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ChannelPool {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    connect_timeout: Duration,
+}
+
+impl Default for ChannelPool {
+    fn default() -> Self {
+        Self::with_connect_timeout(CONNECT_TIMEOUT)
+    }
 }
 
 impl ChannelPool {
+    /// An empty pool whose channels give up connecting after `connect_timeout`.
+    pub fn with_connect_timeout(connect_timeout: Duration) -> Self {
+        Self { channels: Arc::default(), connect_timeout }
+    }
+
     /// The channel to `address` (`host:port`); connects on first use and reconnects as needed.
     pub fn get(&self, address: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
@@ -35,7 +47,7 @@ impl ChannelPool {
             return Ok(channel.clone());
         }
         let channel = Endpoint::from_shared(format!("http://{address}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
