@@ -20,7 +20,9 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY src src
-COPY operator/Cargo.toml operator/build.rs operator/
+COPY client/Cargo.toml client/build.rs client/
+COPY client/src client/src
+COPY operator/Cargo.toml operator/
 COPY operator/src operator/src
 COPY e2e/Cargo.toml e2e/
 COPY e2e/src e2e/src

@@ -12,6 +12,16 @@ started=$(date +%s)
 cargo build --workspace --all-targets
 echo "build: $(( $(date +%s) - started )) s"
 
+# The operator gets the client from the kudu-client crate and must never compile the
+# servers' storage or Raft.
+operator_tree=$(cargo tree -p kudu-operator -e normal)
+if grep -E "rocksdb|openraft" <<<"$operator_tree" >&2; then
+    echo "error: kudu-operator depends on RocksDB or openraft (lines above); it must reach the" \
+        "masters through the kudu-client crate only, never the kudu package" >&2
+    exit 1
+fi
+echo "operator dependencies: no RocksDB, no openraft"
+
 started=$(date +%s)
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast --success-output never --failure-output final

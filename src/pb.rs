@@ -1,14 +1,10 @@
-//! Generated protobuf and gRPC code (see `proto/`).
+//! Generated protobuf and gRPC code (see `proto/`). The master and tablet-server APIs are
+//! generated in the `kudu-client` crate and re-exported here; the masters' Raft RPCs are
+//! server-only and generated in this package.
 #![allow(clippy::all, missing_docs)]
 
-pub mod master {
-    tonic::include_proto!("kudu.master");
-}
+pub use kudu_client::pb::{master, tserver};
 
 pub mod raft {
     tonic::include_proto!("kudu.raft");
-}
-
-pub mod tserver {
-    tonic::include_proto!("kudu.tserver");
 }

@@ -18,6 +18,5 @@ pub mod http;
 pub mod lease;
 pub mod membership;
 pub mod metrics;
-pub mod pb;
 pub mod runner;
 pub mod validate;

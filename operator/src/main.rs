@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::Parser;
 use kudu_operator::cli::{Cli, Command, LogFormat, RunArgs};
-use kudu_operator::controller::grpc::GrpcMasterAdmin;
+use kudu_operator::controller::kudu_admin::KuduMasterAdmin;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +33,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(kudu_operator::runner::run(args, GrpcMasterAdmin::default()))
+        .block_on(kudu_operator::runner::run(args, KuduMasterAdmin::default()))
         .context("kudu-operator run")
 }

@@ -17,14 +17,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
 use kudu_operator::controller::execute::execute;
-use kudu_operator::controller::grpc::{GrpcMasterAdmin, Timeouts};
+use kudu_operator::controller::kudu_admin::{KuduMasterAdmin, Timeouts};
 use kudu_operator::controller::masters::MasterAdmin;
 use kudu_operator::membership::{
     Action, MasterPod, NodeId, NodeState, Observed, PodPhase, RaftView, RemoveReason, ReplacementPolicy, WaitReason,
     decide,
 };
-use kudu_operator::pb;
-use kudu_operator::pb::master_service_client::MasterServiceClient;
 use kudu_operator::validate::{ValidatedSpec, validate};
 use serde_json::{Value, json};
 use support::loopback::{Master, WAIT, free_addr, wait_for};
@@ -85,7 +83,7 @@ struct Harness {
     /// Ordinals whose claim was deleted: their next pod starts with an empty volume.
     claims_deleted: BTreeSet<i32>,
     grace: Duration,
-    admin: GrpcMasterAdmin,
+    admin: KuduMasterAdmin,
     kube: FakeKube,
     client: Client,
     spec: ValidatedSpec,
@@ -111,7 +109,7 @@ impl Harness {
             stuck: BTreeMap::new(),
             claims_deleted: BTreeSet::new(),
             grace: Duration::from_secs(3),
-            admin: GrpcMasterAdmin::new(Timeouts {
+            admin: KuduMasterAdmin::new(Timeouts {
                 connect: Duration::from_secs(1),
                 read: Duration::from_secs(3),
                 change: Duration::from_secs(60),
@@ -406,9 +404,7 @@ async fn the_loop_scales_masters_one_to_three_to_five_to_three() {
     let view = h.membership().await.expect("a leader");
     let leader = view.leader.expect("a leader");
     if leader != four {
-        let address = &view.members.iter().find(|m| m.node_id == leader).expect("the leader is a member").address;
-        let mut client = MasterServiceClient::connect(format!("http://{address}")).await.expect("connect");
-        client.step_down(pb::StepDownRequest { target_node_id: four.0 }).await.expect("step down to master 4");
+        h.admin.step_down(&h.running_addresses(), leader, Some(four)).await.expect("step down to master 4");
         wait_for("master 4 to lead", WAIT, || async { (h.membership().await?.leader == Some(four)).then_some(()) })
             .await;
     }

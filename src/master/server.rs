@@ -18,7 +18,8 @@ use super::{bootstrap, cluster_id, http};
 use crate::pb::master::master_service_server::MasterServiceServer;
 use crate::pb::raft::raft_service_server::RaftServiceServer;
 use crate::raft::{DEFAULT_GROUP, GroupPrefix, MAX_MESSAGE, RaftRpc};
-use crate::rpc::{ChannelPool, join_tasks, spawn_grpc_server};
+use crate::rpc::ChannelPool;
+use crate::serve::{join_tasks, spawn_grpc_server};
 use crate::shutdown::wait_for_signal;
 
 /// How long in-flight requests may take to finish at shutdown.

@@ -218,7 +218,7 @@ mod tests {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let router =
             tonic::transport::Server::builder().add_service(RaftServiceServer::new(RaftRpc::new(group.clone())));
-        let server = crate::rpc::spawn_grpc_server(router, listener, stopped);
+        let server = crate::serve::spawn_grpc_server(router, listener, stopped);
 
         let pool = ChannelPool::default();
         let option = RPCOption::new(std::time::Duration::from_secs(5));

@@ -21,7 +21,8 @@ use crate::pb::master as mpb;
 use crate::pb::raft::raft_service_server::RaftServiceServer;
 use crate::pb::tserver::tablet_server_service_server::TabletServerServiceServer;
 use crate::raft::{MAX_MESSAGE, RaftRpc};
-use crate::rpc::{ChannelPool, join_tasks, spawn_grpc_server};
+use crate::rpc::ChannelPool;
+use crate::serve::{join_tasks, spawn_grpc_server};
 use crate::shutdown::wait_for_signal;
 
 /// Settings of a tablet server.

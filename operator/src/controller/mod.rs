@@ -7,7 +7,7 @@ pub mod apply;
 pub mod execute;
 pub mod failpoints;
 pub mod gather;
-pub mod grpc;
+pub mod kudu_admin;
 pub mod masters;
 pub mod observe;
 pub mod rollout;

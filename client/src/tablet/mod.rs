@@ -13,8 +13,9 @@ pub mod scan;
 mod schema;
 mod state;
 mod store;
-#[cfg(test)]
-pub(crate) mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+pub mod test_support;
 mod tracker;
 pub mod value;
 pub mod write;

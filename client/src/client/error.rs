@@ -10,11 +10,17 @@ pub enum ClientError {
     Refused { code: String, message: String },
     /// No leader master answered before the deadline.
     #[error("no leader master reachable within {timeout_ms} ms (tried {addresses}): {last_error}")]
-    NoLeader { timeout_ms: u128, addresses: String, last_error: String },
+    /// `reached` tells a group without a leader (some master answered) from masters none
+    /// of which could be reached.
+    NoLeader { timeout_ms: u128, addresses: String, last_error: String, reached: bool },
     /// No answer before the deadline: a write may or may not have been applied (a retry
     /// with the same sequence number would tell).
     #[error("timed out after {timeout_ms} ms waiting for {what}: {last_error}")]
     Timeout { what: String, timeout_ms: u128, last_error: String },
+    /// One call to one master failed without an answer (connection refused, reset, or no
+    /// answer in time): it may or may not have taken effect.
+    #[error("no answer from {address}: {message}")]
+    NoAnswer { address: String, message: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }
@@ -30,6 +36,6 @@ impl ClientError {
 
     /// Whether the request may have taken effect although it failed.
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, ClientError::Timeout { .. } | ClientError::NoLeader { .. })
+        matches!(self, ClientError::Timeout { .. } | ClientError::NoLeader { .. } | ClientError::NoAnswer { .. })
     }
 }

@@ -1,5 +1,7 @@
 //! gRPC plumbing shared by masters, tablet servers and clients: one lazily connected channel
-//! per peer address, and the error metadata every Kudu RPC error carries.
+//! per peer address, client-side deadlines, and the error metadata every Kudu RPC error
+//! carries. (Serving helpers live in the `kudu` package's `rpc` module, which re-exports
+//! this one.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,16 +18,28 @@ pub const LEADER_ID_KEY: &str = "kudu-leader-id";
 /// Metadata key of the leader's RPC address on `NOT_THE_LEADER`.
 pub const LEADER_ADDR_KEY: &str = "kudu-leader-addr";
 
-/// How long establishing a TCP connection may take.
+/// How long establishing a TCP connection may take (unless the pool says otherwise).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Channels by address, created lazily and reused for every RPC to that peer.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ChannelPool {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    connect_timeout: Duration,
+}
+
+impl Default for ChannelPool {
+    fn default() -> Self {
+        Self::with_connect_timeout(CONNECT_TIMEOUT)
+    }
 }
 
 impl ChannelPool {
+    /// An empty pool whose channels give up connecting after `connect_timeout`.
+    pub fn with_connect_timeout(connect_timeout: Duration) -> Self {
+        Self { channels: Arc::default(), connect_timeout }
+    }
+
     /// The channel to `address` (`host:port`); connects on first use and reconnects as needed.
     pub fn get(&self, address: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
@@ -33,7 +47,7 @@ impl ChannelPool {
             return Ok(channel.clone());
         }
         let channel = Endpoint::from_shared(format!("http://{address}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
@@ -77,33 +91,5 @@ pub async fn with_deadline<T>(
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result,
         Err(_) => Err(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}"))),
-    }
-}
-
-/// Serves `router` on `listener` until `stop` turns true, letting in-flight RPCs finish.
-pub fn spawn_grpc_server(
-    router: tonic::transport::server::Router,
-    listener: tokio::net::TcpListener,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        };
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
-            tracing::error!(error = %e, "gRPC server failed");
-        }
-    })
-}
-
-/// Waits up to `grace` in all for `tasks` to finish (after their stop signal was sent),
-/// then aborts the rest.
-pub async fn join_tasks(tasks: Vec<tokio::task::JoinHandle<()>>, grace: Duration) {
-    let deadline = tokio::time::Instant::now() + grace;
-    for mut task in tasks {
-        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-            task.abort();
-        }
     }
 }

@@ -59,15 +59,36 @@ fn with_timeout<T>(mut request: tonic::Request<T>, timeout: Duration) -> tonic::
     request
 }
 
+/// What one round of leader discovery found.
+enum Found {
+    /// A master that says it leads, and its answer.
+    Leader(String, pb::ConnectToMasterResponse),
+    /// No master said it leads, but one named the leader.
+    Hint(String),
+}
+
+/// One round of leader discovery found neither a leader nor a hint.
+struct NotFound {
+    why: String,
+    /// Whether any master answered.
+    reached: bool,
+}
+
 impl MasterClient {
     /// A client of the masters at `addresses` (`host:port` each; a seed list).
     pub fn new(addresses: Vec<String>, options: ClientOptions) -> Result<Self, ClientError> {
+        Self::with_pool(addresses, options, ChannelPool::default())
+    }
+
+    /// Like [`MasterClient::new`], with channels from `pool` (shared with other clients,
+    /// e.g. one per cluster in a process that talks to many).
+    pub fn with_pool(addresses: Vec<String>, options: ClientOptions, pool: ChannelPool) -> Result<Self, ClientError> {
         let seeds: Vec<String> =
             addresses.into_iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
         if seeds.is_empty() {
             return Err(ClientError::InvalidArgument("no master addresses given".into()));
         }
-        Ok(Self { seeds, known: Mutex::new(Known::default()), pool: ChannelPool::default(), options })
+        Ok(Self { seeds, known: Mutex::new(Known::default()), pool, options })
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, Known> {
@@ -94,10 +115,20 @@ impl MasterClient {
         Ok(MasterServiceClient::new(channel))
     }
 
-    /// Asks one master who it is and whom it follows.
+    /// Asks one master who it is and whom it follows, within the discovery probe's
+    /// deadline.
     pub async fn connect_to(&self, address: &str) -> Result<pb::ConnectToMasterResponse, tonic::Status> {
+        self.connect_to_within(address, self.options.rpc_timeout.min(PROBE_TIMEOUT)).await
+    }
+
+    /// Asks the master at `address` (a member or not) who it is and whom it follows: one
+    /// attempt, answered within `timeout` or failed.
+    pub async fn connect_to_within(
+        &self,
+        address: &str,
+        timeout: Duration,
+    ) -> Result<pb::ConnectToMasterResponse, tonic::Status> {
         let mut service = self.service(address).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        let timeout = self.options.rpc_timeout.min(PROBE_TIMEOUT);
         let request = with_timeout(tonic::Request::new(pb::ConnectToMasterRequest {}), timeout);
         Ok(rpc::with_deadline(timeout, service.connect_to_master(request)).await?.into_inner())
     }
@@ -106,7 +137,7 @@ impl MasterClient {
     /// says it leads; otherwise a leader hint, if any master gave one.
     /// `hint` (from a NOT_THE_LEADER answer) is probed too: it may be a master this client
     /// has not heard of yet.
-    async fn find_leader(&self, hint: Option<String>) -> Result<String, String> {
+    async fn find_leader(&self, hint: Option<String>) -> Result<Found, NotFound> {
         let mut addresses = self.addresses();
         if let Some(hint) = hint.filter(|h| !addresses.contains(h)) {
             addresses.push(hint);
@@ -116,9 +147,13 @@ impl MasterClient {
         let mut hint = None;
         let mut heard_of: Vec<String> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
+        let mut reached = false;
         while let Some((answer, address)) = probes.next().await {
             let answer = match answer {
-                Ok(answer) => answer,
+                Ok(answer) => {
+                    reached = true;
+                    answer
+                }
                 Err(status) => {
                     failures.push(format!("{address}: {}", describe(&status)));
                     continue;
@@ -129,7 +164,7 @@ impl MasterClient {
                 known.members = answer.members.iter().map(|m| m.address.clone()).collect();
                 known.refreshed = Some(Instant::now());
                 known.leader = Some(address.clone());
-                return Ok(address);
+                return Ok(Found::Leader(address, answer));
             }
             if !answer.leader_address.is_empty() {
                 hint = Some(answer.leader_address);
@@ -146,7 +181,10 @@ impl MasterClient {
                 known.members.push(address);
             }
         }
-        hint.ok_or_else(|| format!("no master is the leader ({})", failures.join("; ")))
+        match hint {
+            Some(hint) => Ok(Found::Hint(hint)),
+            None => Err(NotFound { why: format!("no master is the leader ({})", failures.join("; ")), reached }),
+        }
     }
 
     /// Re-reads the membership from the leader when it is older than [`MEMBERSHIP_REFRESH`],
@@ -191,14 +229,24 @@ impl MasterClient {
         let mut backoff = Duration::from_millis(20);
         let mut last_error;
         let mut hint: Option<String> = None;
+        let mut reached = false;
         loop {
             let cached = self.known().leader.clone();
             let leader = match cached {
                 Some(leader) => Ok(leader),
-                None => self.find_leader(hint.take()).await,
+                None => match self.find_leader(hint.take()).await {
+                    Ok(Found::Leader(address, _) | Found::Hint(address)) => {
+                        reached = true;
+                        Ok(address)
+                    }
+                    Err(not_found) => Err(not_found),
+                },
             };
             match leader {
-                Err(why) => last_error = why,
+                Err(not_found) => {
+                    reached |= not_found.reached;
+                    last_error = not_found.why;
+                }
                 Ok(leader) => {
                     let service = self.service(&leader)?;
                     match tokio::time::timeout(attempt_timeout, call(service)).await {
@@ -208,6 +256,7 @@ impl MasterClient {
                         }
                         Ok(Err(status)) => match rpc::error_code(&status) {
                             Some(code) if code.parse().is_ok_and(ErrorCode::is_retryable) => {
+                                reached = true;
                                 self.known().leader = None;
                                 last_error = format!("{leader}: {}", status.message());
                                 let new_hint = status
@@ -247,6 +296,48 @@ impl MasterClient {
                     timeout_ms: self.options.timeout.as_millis(),
                     addresses: self.addresses().join(","),
                     last_error,
+                    reached,
+                });
+            }
+            tokio::time::sleep(backoff.min(deadline - now)).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The current leader: its address and its own `ConnectToMaster` answer (node id, term,
+    /// members), confirmed by asking it, found within the client's deadline.
+    pub async fn leader(&self) -> Result<(String, pb::ConnectToMasterResponse), ClientError> {
+        let deadline = Instant::now() + self.options.timeout;
+        let mut backoff = Duration::from_millis(20);
+        let mut hint: Option<String> = None;
+        let mut reached = false;
+        let mut last_error;
+        loop {
+            match self.find_leader(hint.take()).await {
+                Ok(Found::Leader(address, answer)) => return Ok((address, answer)),
+                Ok(Found::Hint(address)) => {
+                    reached = true;
+                    match self.connect_to(&address).await {
+                        Ok(answer) if answer.role == pb::Role::Leader as i32 => {
+                            self.known().leader = Some(address.clone());
+                            return Ok((address, answer));
+                        }
+                        Ok(_) => last_error = format!("{address}: named the leader but does not lead"),
+                        Err(status) => last_error = format!("{address}: {}", describe(&status)),
+                    }
+                }
+                Err(not_found) => {
+                    reached |= not_found.reached;
+                    last_error = not_found.why;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClientError::NoLeader {
+                    timeout_ms: self.options.timeout.as_millis(),
+                    addresses: self.addresses().join(","),
+                    last_error,
+                    reached,
                 });
             }
             tokio::time::sleep(backoff.min(deadline - now)).await;
@@ -402,6 +493,25 @@ impl MasterClient {
         self.known().leader = None;
         Ok(response.new_leader_id)
     }
+
+    /// Asks the master at `address` (typically the leader [`MasterClient::leader`] found)
+    /// to hand leadership over; returns the new leader's node id. Unlike
+    /// [`MasterClient::step_down`] it never follows leadership elsewhere, so it cannot make
+    /// a master elected in the meantime step down: a master that no longer leads refuses
+    /// (NOT_THE_LEADER). One attempt within the client's overall deadline.
+    pub async fn step_down_at(&self, address: &str, target: Option<u64>) -> Result<u64, ClientError> {
+        let t = self.options.timeout;
+        let mut service = self.service(address)?;
+        let request = with_timeout(tonic::Request::new(pb::StepDownRequest { target_node_id: target.unwrap_or(0) }), t);
+        self.known().leader = None;
+        match rpc::with_deadline(t, service.step_down(request)).await {
+            Ok(response) => Ok(response.into_inner().new_leader_id),
+            Err(status) => Err(match rpc::error_code(&status) {
+                Some(code) => ClientError::Master { code: code.to_string(), message: status.message().to_string() },
+                None => ClientError::NoAnswer { address: address.to_string(), message: describe(&status) },
+            }),
+        }
+    }
 }
 
 /// A status as one short phrase: its message and, for transport failures, the root cause
@@ -418,4 +528,42 @@ fn describe(status: &tonic::Status) -> String {
         text = format!("{text} ({root})");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreachable_client() -> MasterClient {
+        let options = ClientOptions { timeout: Duration::from_millis(300), rpc_timeout: Duration::from_millis(100) };
+        // Port 1 on loopback refuses connections.
+        MasterClient::with_pool(
+            vec!["127.0.0.1:1".into()],
+            options,
+            ChannelPool::with_connect_timeout(Duration::from_millis(100)),
+        )
+        .expect("a seed")
+    }
+
+    #[tokio::test]
+    async fn masters_none_of_which_answer_are_not_a_leaderless_group() {
+        let client = unreachable_client();
+        let err = client.leader().await.expect_err("no master runs");
+        assert!(matches!(err, ClientError::NoLeader { reached: false, .. }), "{err}");
+        let err = client.list_masters().await.expect_err("no master runs");
+        assert!(matches!(err, ClientError::NoLeader { reached: false, .. }), "{err}");
+        assert!(client.connect_to_within("127.0.0.1:1", Duration::from_millis(100)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_step_down_without_an_answer_has_an_unknown_outcome() {
+        let err = unreachable_client().step_down_at("127.0.0.1:1", None).await.expect_err("no master runs");
+        assert!(matches!(err, ClientError::NoAnswer { .. }) && err.outcome_unknown(), "{err}");
+    }
+
+    #[test]
+    fn no_seeds_is_an_invalid_argument() {
+        let err = MasterClient::new(vec![" ".into()], ClientOptions::default()).err().expect("no seeds");
+        assert!(matches!(err, ClientError::InvalidArgument(_)), "{err}");
+    }
 }

@@ -1,0 +1,16 @@
+//! Generates the gRPC code of the master and tablet-server APIs from `proto/` (clients and
+//! services; the servers in the `kudu` package implement the services). Uses a vendored
+//! `protoc` unless `PROTOC` is set, so a fresh machine needs no system package.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("PROTOC").is_none() {
+        let protoc = protoc_bin_vendored::protoc_bin_path()?;
+        // SAFETY: build scripts are single-threaded at this point.
+        unsafe { std::env::set_var("PROTOC", protoc) };
+    }
+    println!("cargo:rerun-if-changed=../proto/master.proto");
+    println!("cargo:rerun-if-changed=../proto/tserver.proto");
+    tonic_prost_build::configure()
+        .compile_protos(&["../proto/master.proto", "../proto/tserver.proto"], &["../proto"])?;
+    Ok(())
+}

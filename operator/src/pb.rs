@@ -1,4 +1,0 @@
-//! Generated master gRPC client and messages (see `proto/master.proto`).
-#![allow(clippy::all, missing_docs)]
-
-tonic::include_proto!("kudu.master");
