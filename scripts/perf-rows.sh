@@ -11,7 +11,10 @@
 # over --idle-windows consecutive windows; every run is printed. Ends with a summary table.
 #
 # Usage: bash scripts/perf-rows.sh [--release] [--seconds 10] [--idle-seconds 60]
-#            [--idle-windows 2] [--repeat 2] [--partitions 1000] [--skip-rows] [--skip-idle]
+#            [--idle-windows 2] [--repeat 2] [--partitions 1000] [--settle-seconds 600]
+#            [--skip-rows] [--skip-idle]
+# If the 1 000 tablets do not all have a leader within --settle-seconds, the idle CPU is
+# measured anyway and the replicas' roles (from each tablet server's /metrics) say so.
 # Extra tablet server flags (e.g. Raft timings) go in KUDU_PERF_TSERVER_FLAGS; KUDU_PERF_BIN
 # names a prebuilt `kudu` binary to measure instead of building (e.g. to compare two builds).
 # A debug build by default (the warm CI target directory); --release builds into its own
@@ -19,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-release=false seconds=10 idle_seconds=60 idle_windows=2 repeat=2 partitions=1000
+release=false seconds=10 idle_seconds=60 idle_windows=2 repeat=2 partitions=1000 settle_seconds=600
 skip_rows=false skip_idle=false
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -29,6 +32,7 @@ while [ $# -gt 0 ]; do
         --idle-windows) idle_windows="$2"; shift ;;
         --repeat) repeat="$2"; shift ;;
         --partitions) partitions="$2"; shift ;;
+        --settle-seconds) settle_seconds="$2"; shift ;;
         --skip-rows) skip_rows=true ;;
         --skip-idle) skip_idle=true ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
@@ -65,6 +69,14 @@ ts_pids=()
 cleanup() {
     trap - EXIT INT TERM
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    # A tablet server stopping 1 000 groups can take long; give it 30 s, then SIGKILL.
+    for _ in $(seq 60); do
+        alive=false
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=true; done
+        $alive || break
+        sleep 0.5
+    done
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -114,9 +126,12 @@ idle_lines=()
 if ! $skip_idle; then
     echo "creating a table of $partitions partitions, RF 3 (every tablet server hosts $partitions replicas)"
     created=$(date +%s)
-    "$kudu" table create idle_1000 --columns id:int64,payload:string --primary-key id \
-        --partitions "$partitions" --replicas 3 --wait --timeout-ms 1800000 >/dev/null
-    echo "every tablet has a leader after $(( $(date +%s) - created )) s; letting leaders settle for 30 s"
+    if "$kudu" table create idle_1000 --columns id:int64,payload:string --primary-key id \
+        --partitions "$partitions" --replicas 3 --wait --timeout-ms "$(( settle_seconds * 1000 ))" >/dev/null; then
+        echo "every tablet has a leader after $(( $(date +%s) - created )) s; letting leaders settle for 30 s"
+    else
+        echo "NOT SETTLED: some tablets have no leader after $(( $(date +%s) - created )) s; measuring anyway"
+    fi
     sleep 30
     for window in $(seq 1 "$idle_windows"); do
         declare -A before=()
@@ -129,7 +144,9 @@ if ! $skip_idle; then
             used=$(( $(cpu_ticks "$pid") - before[$pid] ))
             pct=$(awk -v t="$used" -v hz="$clk_tck" -v ns="$(( end_ns - start_ns ))" \
                 'BEGIN { printf "%.1f", 100 * t / hz / (ns / 1e9) }')
-            line="{\"workload\":\"idle\",\"window\":$window,\"tserver\":$(( i + 1 )),\"replicas\":$partitions,\"seconds\":$idle_seconds,\"cpu_percent_of_core\":$pct,\"rss_mib\":$(rss_mib "$pid")}"
+            roles=$(curl -s "http://127.0.0.4$(( i + 1 )):8150/metrics" | awk -F'[="]' \
+                '/^kudu_tserver_replicas\{role=/ { n = $NF; gsub(/[^0-9]/, "", n); printf "%s%s=%s", sep, $3, n; sep="," }' | tr -d ' ')
+            line="{\"workload\":\"idle\",\"window\":$window,\"tserver\":$(( i + 1 )),\"replicas\":$partitions,\"seconds\":$idle_seconds,\"cpu_percent_of_core\":$pct,\"rss_mib\":$(rss_mib "$pid"),\"roles\":\"$roles\"}"
             echo "$line" | tee -a "$results"
         done
         unset before
@@ -152,5 +169,5 @@ for r in rows:
               f"{r['operations']} full scans of ~{r['rows'] // max(r['operations'], 1)} rows, p50 {r['latency']['p50_ms']} ms")
     elif r["workload"] == "idle":
         print(f"{'idle tserver %d, window %d' % (r['tserver'], r['window']):<34} {r['cpu_percent_of_core']:>10.1f}%   "
-              f"of one core over {r['seconds']} s, {r['replicas']} replicas, RSS {r['rss_mib']} MiB")
+              f"of one core over {r['seconds']} s, {r['replicas']} replicas, RSS {r['rss_mib']} MiB, {r.get('roles', '')}")
 PY

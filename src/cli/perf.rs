@@ -28,8 +28,10 @@ const KEY_COLUMN: &str = "id";
 const PAYLOAD_COLUMN: &str = "payload";
 /// Bytes of a row besides its payload string (the int64 key).
 const KEY_BYTES: usize = 8;
-/// Each client writes keys `client << CLIENT_SHIFT | n`, so clients never collide.
-const CLIENT_SHIFT: u32 = 40;
+/// Keys are `run << RUN_SHIFT | client << CLIENT_SHIFT | n`: runs (a random id each) and
+/// clients never collide, so a table can take several runs.
+const RUN_SHIFT: u32 = 48;
+const CLIENT_SHIFT: u32 = 32;
 
 #[derive(Subcommand, Debug)]
 pub enum PerfCommand {
@@ -143,7 +145,13 @@ fn latency_of(mut latencies: Vec<Duration>) -> Latency {
 }
 
 /// Sums the clients' tallies into a report.
-fn report(workload: &'static str, load: &LoadArgs, batch: usize, elapsed: Duration, tallies: Vec<ClientTally>) -> Report {
+fn report(
+    workload: &'static str,
+    load: &LoadArgs,
+    batch: usize,
+    elapsed: Duration,
+    tallies: Vec<ClientTally>,
+) -> Report {
     let (mut rows, mut operations, mut errors, mut latencies) = (0, 0, 0, Vec::new());
     for t in tallies {
         rows += t.rows;
@@ -168,11 +176,13 @@ fn report(workload: &'static str, load: &LoadArgs, batch: usize, elapsed: Durati
     }
 }
 
-/// A batch of `batch` inserts for client `client`, starting at its row number `first`.
-fn batch_rows(client: usize, first: u64, batch: usize, payload: &str) -> Vec<RowWrite> {
+/// A batch of `batch` inserts for client `client` of run `run` (15 bits), starting at its
+/// row number `first`.
+fn batch_rows(run: u16, client: usize, first: u64, batch: usize, payload: &str) -> Vec<RowWrite> {
+    let base = (i64::from(run & 0x7fff) << RUN_SHIFT) | (((client as i64) & 0xffff) << CLIENT_SHIFT);
     (0..batch as u64)
         .map(|i| {
-            let key = ((client as i64) << CLIENT_SHIFT) | (first + i) as i64;
+            let key = base | ((first + i) as i64 & 0xffff_ffff);
             let row: JsonRow = [
                 (KEY_COLUMN.to_string(), serde_json::Value::from(key)),
                 (PAYLOAD_COLUMN.to_string(), serde_json::Value::from(payload)),
@@ -230,6 +240,7 @@ async fn run_write(args: WriteArgs) -> anyhow::Result<Report> {
     }
     let payload = "x".repeat(args.row_bytes.saturating_sub(KEY_BYTES).max(1));
     let clients = clients(load).await?;
+    let run: u16 = rand::random();
     let start = Instant::now();
     let deadline = start + duration;
     let tasks = clients.into_iter().enumerate().map(|(index, client)| {
@@ -240,7 +251,7 @@ async fn run_write(args: WriteArgs) -> anyhow::Result<Report> {
             let mut tally = ClientTally::default();
             let mut next = 0u64;
             while Instant::now() < deadline {
-                let rows = batch_rows(index, next, batch, &payload);
+                let rows = batch_rows(run, index, next, batch, &payload);
                 next += batch as u64;
                 let began = Instant::now();
                 match client.write(&table, &rows).await {
@@ -360,13 +371,17 @@ mod tests {
 
     #[test]
     fn clients_write_disjoint_keys_of_the_requested_size() {
-        let a = batch_rows(0, 0, 3, "xx");
-        let b = batch_rows(1, 0, 3, "xx");
-        let keys = |rows: &[RowWrite]| -> Vec<i64> { rows.iter().map(|r| r.row[KEY_COLUMN].as_i64().unwrap()).collect() };
+        let a = batch_rows(0, 0, 0, 3, "xx");
+        let b = batch_rows(0, 1, 0, 3, "xx");
+        let c = batch_rows(3, 1, 0, 1, "xx");
+        let keys =
+            |rows: &[RowWrite]| -> Vec<i64> { rows.iter().map(|r| r.row[KEY_COLUMN].as_i64().unwrap()).collect() };
         assert_eq!(keys(&a), [0, 1, 2]);
-        assert_eq!(keys(&b), [1 << 40, (1 << 40) + 1, (1 << 40) + 2]);
+        assert_eq!(keys(&b), [1 << 32, (1 << 32) + 1, (1 << 32) + 2]);
+        assert_eq!(keys(&c), [(3 << 48) | (1 << 32)]);
+        assert!(batch_rows(u16::MAX, 1, 0, 1, "x").iter().all(|r| r.row[KEY_COLUMN].as_i64().unwrap() > 0));
         assert!(a.iter().all(|r| r.kind == OpKind::Insert && r.row[PAYLOAD_COLUMN] == "xx"));
-        assert!(perf_schema().validate().is_ok());
+        assert_eq!(perf_schema().primary_key, [KEY_COLUMN]);
     }
 
     #[test]
