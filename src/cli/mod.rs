@@ -3,6 +3,7 @@
 mod location;
 mod master;
 mod output;
+mod perf;
 mod row;
 mod table;
 mod tserver;
@@ -38,6 +39,9 @@ enum Command {
     /// Print the location of a tablet server from its node's topology labels (the built-in
     /// location mapping command, run inside Kubernetes).
     Location(location::LocationArgs),
+    /// Measure write and scan throughput and latency against a running cluster.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 /// Output format of client commands.
@@ -128,5 +132,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Table(cmd) => table::run(cmd).await,
         Command::Row(cmd) => row::run(cmd).await,
         Command::Location(args) => location::run(args).await,
+        Command::Perf(cmd) => perf::run(cmd).await,
     }
 }

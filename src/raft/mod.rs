@@ -5,18 +5,21 @@
 //! - [`keys`]: column families, group key prefixes and every key encoding of Raft state.
 //! - [`log_store`]: the RocksDB log store of one group, and [`log_store::delete_group`].
 //! - [`network`]: outgoing Raft RPCs, addressed by group id and target node id.
+//! - [`batch`]: coalesced heartbeats, many groups' AppendEntries to one server in one call.
 //! - [`service`]: the incoming Raft gRPC service, routing each request to its group.
 //! - [`rocks`]: opening the shared RocksDB, JSON values and synced writes.
 //!
 //! Groups are named by a string id on the wire; [`DEFAULT_GROUP`] (empty) names a
 //! process's only group, the masters' group, whose keys carry no prefix.
 
+pub mod batch;
 pub mod keys;
 pub mod log_store;
 pub mod network;
 pub mod rocks;
 pub mod service;
 
+pub use batch::Coalescer;
 pub use keys::{GroupPrefix, KeyError};
 pub use log_store::{LogStore, delete_group};
 pub use network::{BasicNodeAddress, Network, NodeAddress, PeerClient};

@@ -1,5 +1,7 @@
 //! Outgoing Raft RPCs over gRPC, for any group: each request names its group and the node
-//! id it is meant for; how a node id maps to an address is a [`NodeAddress`].
+//! id it is meant for; how a node id maps to an address is a [`NodeAddress`]. With a
+//! [`Coalescer`], heartbeats (AppendEntries without entries) of many groups to the same
+//! server share one call; everything else goes out alone.
 
 use std::future::Future;
 use std::io::Cursor;
@@ -19,6 +21,7 @@ use serde::de::DeserializeOwned;
 use tonic::transport::Channel;
 
 use super::MAX_MESSAGE;
+use super::batch::Coalescer;
 use crate::pb::raft as pb;
 use crate::pb::raft::raft_service_client::RaftServiceClient;
 use crate::rpc::{ChannelPool, with_deadline};
@@ -52,6 +55,7 @@ pub struct Network<C, A> {
     pool: ChannelPool,
     group_id: String,
     addresses: A,
+    coalescer: Option<Coalescer>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -61,6 +65,7 @@ impl<C, A: Clone> Clone for Network<C, A> {
             pool: self.pool.clone(),
             group_id: self.group_id.clone(),
             addresses: self.addresses.clone(),
+            coalescer: self.coalescer.clone(),
             _config: PhantomData,
         }
     }
@@ -69,7 +74,13 @@ impl<C, A: Clone> Clone for Network<C, A> {
 impl<C, A> Network<C, A> {
     /// The network of group `group_id`, reaching peers at the addresses `addresses` gives.
     pub fn new(pool: ChannelPool, group_id: impl Into<String>, addresses: A) -> Self {
-        Self { pool, group_id: group_id.into(), addresses, _config: PhantomData }
+        Self { pool, group_id: group_id.into(), addresses, coalescer: None, _config: PhantomData }
+    }
+
+    /// Sends this group's heartbeats through `coalescer`, shared with the process's other groups.
+    pub fn coalesced(mut self, coalescer: Coalescer) -> Self {
+        self.coalescer = Some(coalescer);
+        self
     }
 }
 
@@ -87,6 +98,7 @@ where
             group_id: self.group_id.clone(),
             addresses: self.addresses.clone(),
             pool: self.pool.clone(),
+            coalescer: self.coalescer.clone(),
         }
     }
 }
@@ -98,6 +110,7 @@ pub struct PeerClient<C: RaftTypeConfig, A> {
     group_id: String,
     addresses: A,
     pool: ChannelPool,
+    coalescer: Option<Coalescer>,
 }
 
 type RpcResult<C, T> = Result<T, RPCError<C>>;
@@ -132,13 +145,20 @@ where
     C: RaftTypeConfig<NodeId = u64>,
     A: NodeAddress<C>,
 {
-    fn client(&self) -> RpcResult<C, RaftServiceClient<Channel>> {
-        let address = self
-            .addresses
+    fn address(&self) -> RpcResult<C, String> {
+        self.addresses
             .address(&self.target, &self.node)
-            .ok_or_else(|| unreachable(&UnknownAddress { target: self.target, group_id: self.group_id.clone() }))?;
-        let channel = self.pool.get(&address).map_err(|e| unreachable(&e))?;
+            .ok_or_else(|| unreachable(&UnknownAddress { target: self.target, group_id: self.group_id.clone() }))
+    }
+
+    fn client(&self) -> RpcResult<C, RaftServiceClient<Channel>> {
+        let channel = self.pool.get(&self.address()?).map_err(|e| unreachable(&e))?;
         Ok(RaftServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
+    }
+
+    fn request<Req: Serialize>(&self, rpc: &Req) -> RpcResult<C, pb::RaftRequest> {
+        let payload = serde_json::to_vec(rpc).map_err(invalid_data)?;
+        Ok(pb::RaftRequest { target_node_id: self.target, payload, group_id: self.group_id.clone() })
     }
 
     async fn unary<Req, Resp, F, Fut>(&self, rpc: Req, timeout: Duration, call: F) -> RpcResult<C, Resp>
@@ -148,15 +168,22 @@ where
         F: FnOnce(RaftServiceClient<Channel>, tonic::Request<pb::RaftRequest>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<pb::RaftReply>, tonic::Status>>,
     {
-        let payload = serde_json::to_vec(&rpc).map_err(invalid_data)?;
-        let mut request = tonic::Request::new(pb::RaftRequest {
-            target_node_id: self.target,
-            payload,
-            group_id: self.group_id.clone(),
-        });
+        let mut request = tonic::Request::new(self.request(&rpc)?);
         request.set_timeout(timeout);
         let reply = with_deadline(timeout, call(self.client()?, request)).await.map_err(status_error)?;
         serde_json::from_slice(&reply.into_inner().payload).map_err(invalid_data)
+    }
+
+    /// A heartbeat through the coalescer: the same request and answer as a lone call.
+    async fn coalesced(
+        &self,
+        coalescer: &Coalescer,
+        rpc: AppendEntriesRequest<C>,
+        timeout: Duration,
+    ) -> RpcResult<C, AppendEntriesResponse<C>> {
+        let request = self.request(&rpc)?;
+        let payload = coalescer.append_entries(&self.address()?, request, timeout).await.map_err(status_error)?;
+        serde_json::from_slice(&payload).map_err(invalid_data)
     }
 
     /// The chunks of a snapshot: the header (vote and metadata) first, then the data.
@@ -185,6 +212,11 @@ where
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> RpcResult<C, AppendEntriesResponse<C>> {
+        if rpc.entries.is_empty()
+            && let Some(coalescer) = &self.coalescer
+        {
+            return self.coalesced(coalescer, rpc, option.hard_ttl()).await;
+        }
         self.unary(rpc, option.hard_ttl(), |mut c, r| async move { c.append_entries(r).await }).await
     }
 

@@ -15,7 +15,9 @@ use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::pb::raft::raft_service_server::RaftService;
-use crate::pb::raft::{GetNodeInfoRequest, NodeInfo, RaftReply, RaftRequest, SnapshotChunk};
+use crate::pb::raft::{
+    GetNodeInfoRequest, NodeInfo, RaftBatchReply, RaftBatchRequest, RaftReply, RaftRequest, SnapshotChunk,
+};
 
 /// The Raft groups a process hosts, by group id, and the node id they all run as.
 pub trait GroupRouter<C: RaftTypeConfig<NodeId = u64>>: Send + Sync + 'static {
@@ -68,21 +70,20 @@ where
     }
 
     /// The group a request is for and its decoded openraft message.
-    fn decode<T: DeserializeOwned>(
-        &self,
-        request: Request<RaftRequest>,
-    ) -> Result<(Raft<C, R::StateMachine>, T), Status> {
-        let request = request.into_inner();
+    fn decode<T: DeserializeOwned>(&self, request: RaftRequest) -> Result<(Raft<C, R::StateMachine>, T), Status> {
         let raft = self.group(&request.group_id, request.target_node_id)?;
         let rpc = serde_json::from_slice(&request.payload).map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok((raft, rpc))
     }
 }
 
-fn reply<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Result<Response<RaftReply>, Status> {
+fn payload<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Result<Vec<u8>, Status> {
     let value = result.map_err(|e| Status::internal(e.to_string()))?;
-    let payload = serde_json::to_vec(&value).map_err(|e| Status::internal(e.to_string()))?;
-    Ok(Response::new(RaftReply { payload }))
+    serde_json::to_vec(&value).map_err(|e| Status::internal(e.to_string()))
+}
+
+fn reply<T: Serialize, E: std::fmt::Display>(result: Result<T, E>) -> Result<Response<RaftReply>, Status> {
+    Ok(Response::new(RaftReply { payload: payload(result)? }))
 }
 
 #[tonic::async_trait]
@@ -96,23 +97,36 @@ where
     }
 
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(request)?;
+        let (raft, rpc) = self.decode(request.into_inner())?;
         reply(raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(request)?;
+        let (raft, rpc) = self.decode(request.into_inner())?;
         reply(raft.vote(rpc).await)
     }
 
     async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(request)?;
+        let (raft, rpc) = self.decode(request.into_inner())?;
         reply(raft.pre_vote(rpc).await)
     }
 
     async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(request)?;
+        let (raft, rpc) = self.decode(request.into_inner())?;
         reply(raft.handle_transfer_leader(rpc).await)
+    }
+
+    /// Every request handled as a lone AppendEntries, concurrently; answers in request order.
+    async fn batch_append_entries(
+        &self,
+        request: Request<RaftBatchRequest>,
+    ) -> Result<Response<RaftBatchReply>, Status> {
+        let answers = request.into_inner().requests.into_iter().map(|request| async move {
+            let (raft, rpc) = self.decode(request)?;
+            payload(raft.append_entries(rpc).await)
+        });
+        let replies = futures::future::join_all(answers).await.into_iter().map(super::batch::item_of).collect();
+        Ok(Response::new(RaftBatchReply { replies }))
     }
 
     async fn install_snapshot(

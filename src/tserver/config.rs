@@ -43,6 +43,13 @@ pub enum TimingsError {
 }
 
 impl TabletRaftTimings {
+    /// How long heartbeats to one tablet server wait for other groups' heartbeats to share
+    /// their call: a fiftieth of the heartbeat interval, at most 10 ms (10 ms with the
+    /// defaults), so a heartbeat is late by at most 2% of its interval.
+    pub fn heartbeat_batch_window(&self) -> Duration {
+        (self.heartbeat_interval / 50).min(Duration::from_millis(10))
+    }
+
     /// The openraft configuration of every tablet group.
     pub fn raft_config(&self) -> Result<openraft::Config, TimingsError> {
         if self.election_timeout <= self.heartbeat_interval * 2 {
@@ -79,6 +86,9 @@ mod tests {
             (config.heartbeat_interval, config.election_timeout_min, config.election_timeout_max),
             (500, 1500, 3000)
         );
+        assert_eq!(TabletRaftTimings::default().heartbeat_batch_window(), Duration::from_millis(10));
+        let fast = TabletRaftTimings { heartbeat_interval: Duration::from_millis(100), ..Default::default() };
+        assert_eq!(fast.heartbeat_batch_window(), Duration::from_millis(2));
         let bad = TabletRaftTimings { election_timeout: Duration::from_millis(1000), ..Default::default() };
         assert!(bad.raft_config().unwrap_err().to_string().contains("must exceed twice"));
     }

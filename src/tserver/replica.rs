@@ -153,6 +153,22 @@ impl Replica {
         self.sm.state().await.schema().cloned()
     }
 
+    /// The version of the schema the replica applied, if any (without copying the schema).
+    async fn schema_version(&self) -> Option<u64> {
+        self.sm.state().await.schema().map(|s| s.version())
+    }
+
+    /// The desired schema version when it is newer than the applied one: the cheap check
+    /// the leader-duty loop makes for every replica before anything else.
+    async fn schema_behind(&self) -> Option<u64> {
+        let desired = {
+            let meta = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+            meta.desired_schema.as_ref().map(|_| meta.desired_schema_version)
+        }?;
+        let applied = self.schema_version().await;
+        applied.is_none_or(|v| v < desired).then_some(desired)
+    }
+
     /// The replica's current status.
     pub async fn status(&self) -> ReplicaStatus {
         let m = self.metrics();
@@ -169,7 +185,7 @@ impl Replica {
             leader_uuid: m.current_leader.and_then(|id| Self::uuid_of(&m, id)),
             voters,
             learners,
-            schema_version: self.schema().await.map(|s| s.version()),
+            schema_version: self.schema_version().await,
         }
     }
 
@@ -253,7 +269,8 @@ impl Replica {
     /// Proposes the desired schema if this replica leads and applied an older one; returns
     /// the version then applied, `None` if there was nothing to do.
     pub async fn drive_schema(&self) -> Result<Option<u64>, TabletServiceError> {
-        if !self.is_leader() {
+        // Most replicas, most of the time, have nothing to do: find out without Raft metrics.
+        if self.schema_behind().await.is_none() || !self.is_leader() {
             return Ok(None);
         }
         let meta = self.meta();

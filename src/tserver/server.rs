@@ -132,6 +132,7 @@ impl TabletServer {
             book: book.clone(),
             raft_config,
             request_timeout: config.tablet_raft.request_timeout,
+            heartbeat_batch_window: config.tablet_raft.heartbeat_batch_window(),
         })
         .await?;
         let state = Arc::new(TServerState {

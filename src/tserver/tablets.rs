@@ -34,7 +34,7 @@ use super::store::{ReplicaMeta, ReplicaState, StoreError, TServerStore, TabletSt
 use crate::catalog::Schema;
 use crate::ids::{TServerId, TableId, TabletId};
 use crate::pb::master as mpb;
-use crate::raft::{GroupPrefix, GroupRouter, LogStore, Network, delete_group};
+use crate::raft::{Coalescer, GroupPrefix, GroupRouter, LogStore, Network, delete_group};
 use crate::rpc::ChannelPool;
 
 /// Managing replicas failed.
@@ -83,12 +83,16 @@ pub struct ManagerParams {
     pub raft_config: Arc<openraft::Config>,
     /// Deadline of one replicated write, schema change or leadership confirmation.
     pub request_timeout: Duration,
+    /// How long heartbeats to one server wait to share a call with other groups' heartbeats.
+    pub heartbeat_batch_window: Duration,
 }
 
 /// Every replica of a tablet server. Shared by the service, the heartbeat and the Raft router.
 pub struct TabletManager {
     params: ManagerParams,
     node_id: u64,
+    /// Every group's heartbeats to one server share calls (coalesced heartbeats).
+    coalescer: Coalescer,
     running: RwLock<HashMap<String, Arc<Replica>>>,
     /// Serializes creations and deletions (and the schema record updates beside them).
     changes: tokio::sync::Mutex<()>,
@@ -101,9 +105,11 @@ impl TabletManager {
     /// open are recorded as Failed. Leftovers of interrupted tombstoning are deleted.
     pub async fn open(params: ManagerParams) -> Result<Arc<Self>, ManagerError> {
         let node_id = params.uuid.raft_node_id();
+        let coalescer = Coalescer::new(params.pool.clone(), params.heartbeat_batch_window);
         let manager = Arc::new(Self {
             params,
             node_id,
+            coalescer,
             running: RwLock::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             failures_logged: Mutex::new(Default::default()),
@@ -223,7 +229,7 @@ impl TabletManager {
         let prefix = GroupPrefix::new(tablet_id).map_err(|e| err("key prefix", e.to_string()))?;
         let mut log = LogStore::<TabletTypeConfig>::new(db, prefix);
         let pristine = is_pristine(&mut log).await.map_err(|e| err("reading the Raft log", e.to_string()))?;
-        let network = Network::new(p.pool.clone(), tablet_id, p.book.clone());
+        let network = Network::new(p.pool.clone(), tablet_id, p.book.clone()).coalesced(self.coalescer.clone());
         let raft = TabletRaft::new(self.node_id, p.raft_config.clone(), network, log, sm.clone())
             .await
             .map_err(|e| err("starting Raft", e.to_string()))?;
