@@ -225,7 +225,7 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let router = tonic::transport::Server::builder().add_service(RaftServiceServer::new(fake.clone()));
-        crate::rpc::spawn_grpc_server(router, listener, stopped);
+        crate::serve::spawn_grpc_server(router, listener, stopped);
         (fake, addr, stop)
     }
 
