@@ -11,6 +11,7 @@ use axum::routing::get;
 
 use super::node::MasterNode;
 use crate::pb::master::Role;
+use crate::web::{escape, table};
 
 /// Routes of the web server.
 pub fn router(node: Arc<MasterNode>) -> Router {
@@ -24,36 +25,12 @@ pub fn router(node: Arc<MasterNode>) -> Router {
         .with_state(node)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+/// Links above every page.
+const NAV: [(&str, &str); 4] =
+    [("/masters", "masters"), ("/tables", "tables"), ("/tablet-servers", "tablet servers"), ("/metrics", "metrics")];
 
 fn page(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <style>body{{font-family:sans-serif}}td,th{{padding:2px 10px;text-align:left}}</style></head>\
-         <body><p><a href=\"/masters\">masters</a> | <a href=\"/tables\">tables</a> | \
-         <a href=\"/tablet-servers\">tablet servers</a> | <a href=\"/metrics\">metrics</a></p>\
-         <h1>{t}</h1>{body}</body></html>",
-        t = escape(title)
-    ))
-}
-
-fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let mut out = String::from("<table><tr>");
-    for h in headers {
-        let _ = write!(out, "<th>{}</th>", escape(h));
-    }
-    out.push_str("</tr>");
-    for row in rows {
-        out.push_str("<tr>");
-        for cell in row {
-            let _ = write!(out, "<td>{}</td>", escape(&cell));
-        }
-        out.push_str("</tr>");
-    }
-    out.push_str("</table>");
-    out
+    crate::web::page(title, &NAV, body)
 }
 
 async fn index(State(node): State<Arc<MasterNode>>) -> Html<String> {
