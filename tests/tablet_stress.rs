@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, WAIT, simple_schema, wait_for};
-use kudu::client::{ClientError, ClientOptions, KuduClient, RowWrite, ScanSpec, WriteOutcome};
-use kudu::tablet::{JsonRow, OpKind};
+use common::{Cluster, WAIT, simple_row as row, simple_schema, wait_for};
+use kudu::client::{ClientError, KuduClient, RowWrite, ScanSpec, WriteOutcome};
+use kudu::tablet::OpKind;
 use register::{Call, Op, Outcome};
 use serde_json::json;
 
@@ -30,20 +30,7 @@ fn tick() -> u64 {
 }
 
 fn client(addrs: &[String]) -> KuduClient {
-    KuduClient::new(
-        addrs.to_vec(),
-        ClientOptions { timeout: Duration::from_secs(15), rpc_timeout: Duration::from_secs(3) },
-    )
-    .expect("client")
-}
-
-fn row(id: i64, v: Option<&str>) -> JsonRow {
-    let mut r = JsonRow::new();
-    r.insert("id".into(), json!(id));
-    if let Some(v) = v {
-        r.insert("v".into(), json!(v));
-    }
-    r
+    common::kudu_client_for(addrs, Duration::from_secs(15), Duration::from_secs(3))
 }
 
 /// What the workers saw besides the register history.

@@ -8,26 +8,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Cluster, WAIT, cli, simple_schema, wait_for};
+use common::{Cluster, WAIT, cli, simple_row as row, simple_schema, wait_for};
 use kudu::client::{ClientError, ClientOptions, KuduClient, RowWrite, ScanSpec};
 use kudu::tablet::{JsonRow, OpKind};
 use serde_json::{Value, json};
 
 fn kudu_client(cluster: &Cluster) -> KuduClient {
-    KuduClient::new(
-        cluster.master_addrs(),
-        ClientOptions { timeout: Duration::from_secs(60), rpc_timeout: Duration::from_secs(10) },
-    )
-    .expect("client")
-}
-
-fn row(id: i64, v: Option<&str>) -> JsonRow {
-    let mut r = JsonRow::new();
-    r.insert("id".into(), json!(id));
-    if let Some(v) = v {
-        r.insert("v".into(), json!(v));
-    }
-    r
+    common::kudu_client_for(&cluster.master_addrs(), Duration::from_secs(60), Duration::from_secs(10))
 }
 
 fn writes(kind: OpKind, rows: impl IntoIterator<Item = JsonRow>) -> Vec<RowWrite> {

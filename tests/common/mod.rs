@@ -228,6 +228,21 @@ pub fn simple_schema() -> Schema {
     }
 }
 
+/// A row of [`simple_schema`]: `id`, and `v` when given.
+pub fn simple_row(id: i64, v: Option<&str>) -> kudu::tablet::JsonRow {
+    let mut r = kudu::tablet::JsonRow::new();
+    r.insert("id".into(), serde_json::json!(id));
+    if let Some(v) = v {
+        r.insert("v".into(), serde_json::json!(v));
+    }
+    r
+}
+
+/// A client of the whole cluster (rows too) with an overall deadline of `timeout`.
+pub fn kudu_client_for(addrs: &[String], timeout: Duration, rpc_timeout: Duration) -> kudu::client::KuduClient {
+    kudu::client::KuduClient::new(addrs.to_vec(), ClientOptions { timeout, rpc_timeout }).expect("client")
+}
+
 /// Runs the `kudu` CLI and returns (success, stdout, stderr).
 pub fn cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(kudu_bin()).args(args).env_remove("KUDU_MASTERS").output().expect("run kudu cli");
