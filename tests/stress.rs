@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/history.rs"]
 mod history;
+#[path = "common/wing_gong.rs"]
+mod wing_gong;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -7,6 +7,8 @@
 mod common;
 #[path = "common/register.rs"]
 mod register;
+#[path = "common/wing_gong.rs"]
+mod wing_gong;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

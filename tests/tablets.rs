@@ -278,9 +278,13 @@ async fn masters_reinitialized_on_empty_disks_cannot_make_tablet_servers_delete_
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let replicas = list_tablets(&tserver).await.expect("tablets");
-    assert_eq!(replicas.iter().filter(|r| r.state == "RUNNING").count(), 2, "{replicas:?}");
+    // Over ten heartbeat rounds (300 ms each) after the refusal, every replica stays.
+    let watch_until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < watch_until {
+        let replicas = list_tablets(&tserver).await.expect("tablets");
+        assert_eq!(replicas.iter().filter(|r| r.state == "RUNNING").count(), 2, "{replicas:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let servers = kudu_client(&cluster).masters().list_tablet_servers().await.expect("list");
     assert!(servers.iter().all(|s| !s.live), "the new cluster must not register the old tablet servers: {servers:?}");
 }

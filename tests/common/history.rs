@@ -1,11 +1,13 @@
 //! A linearizability checker for catalog histories.
 //!
 //! Each table name is an independent object (operations on different names commute), so the
-//! history is checked per name (P-compositionality) with a Wing–Gong style search memoized on
-//! (linearized set, state). Operations whose outcome is unknown (the client gave up) never
+//! history is checked per name (P-compositionality) with the shared Wing–Gong search
+//! (`wing_gong.rs`). Operations whose outcome is unknown (the client gave up) never
 //! return: they may take effect at any point after their invocation, or not at all.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::wing_gong::{Timed, check_object};
 
 /// What a client asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -109,67 +111,19 @@ fn step(state: &State, op: &Op, base_columns: &BTreeSet<String>) -> Vec<State> {
     next
 }
 
-struct Search<'a> {
-    ops: &'a [Op],
-    base: &'a BTreeSet<String>,
-    seen: HashSet<(Vec<u64>, State)>,
-    /// Deepest point reached: how many operations were linearized, in which state, which.
-    deepest: (usize, State, Vec<u64>),
-}
+impl Timed for Op {
+    fn invoked(&self) -> u64 {
+        self.invoked
+    }
 
-impl Search<'_> {
-    fn run(&mut self, done: &mut Vec<u64>, remaining: usize, state: State) -> bool {
-        if remaining == 0 {
-            return true;
-        }
-        if !self.seen.insert((done.clone(), state.clone())) {
-            return false;
-        }
-        let depth = self.ops.len() - remaining;
-        if depth >= self.deepest.0 {
-            self.deepest = (depth, state.clone(), done.clone());
-        }
-        let is_done = |done: &Vec<u64>, i: usize| done[i / 64] & (1 << (i % 64)) != 0;
-        // Only operations invoked before every pending operation returned can go next.
-        let horizon = (0..self.ops.len()).filter(|&i| !is_done(done, i)).map(|i| self.ops[i].returned).min();
-        let Some(horizon) = horizon else { return true };
-        for i in 0..self.ops.len() {
-            if is_done(done, i) || self.ops[i].invoked > horizon {
-                continue;
-            }
-            for next in step(&state, &self.ops[i], self.base) {
-                done[i / 64] |= 1 << (i % 64);
-                if self.run(done, remaining - 1, next) {
-                    return true;
-                }
-                done[i / 64] &= !(1 << (i % 64));
-            }
-        }
-        false
+    fn returned(&self) -> u64 {
+        self.returned
     }
 }
 
 /// Checks one name's operations; on failure, describes where the search got stuck.
 fn check_key(key_ops: &[Op], base: &BTreeSet<String>) -> Option<String> {
-    let mut search = Search { ops: key_ops, base, seen: HashSet::new(), deepest: (0, State::Absent, Vec::new()) };
-    let mut done = vec![0u64; key_ops.len().div_ceil(64)];
-    if search.run(&mut done, key_ops.len(), State::Absent) {
-        return None;
-    }
-    let (depth, state, done) = search.deepest;
-    let pending: Vec<String> = (0..key_ops.len())
-        .filter(|&i| done.get(i / 64).is_none_or(|w| w & (1 << (i % 64)) == 0))
-        .take(8)
-        .map(|i| {
-            let o = &key_ops[i];
-            format!("[{}..{}] {:?} -> {:?}", o.invoked, o.returned, o.call, o.outcome)
-        })
-        .collect();
-    Some(format!(
-        "stuck after {depth} of {} operations in state {state:?}; next pending: {}",
-        key_ops.len(),
-        pending.join("; ")
-    ))
+    check_object(key_ops, State::Absent, |state, op| step(state, op, base))
 }
 
 /// Checks the whole history; returns a report per name whose history is not linearizable.

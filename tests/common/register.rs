@@ -1,10 +1,12 @@
 //! A linearizability checker for rows used as registers: per primary key, upserts of unique
 //! values, deletes and reads. Keys are independent objects (P-compositionality), each
-//! checked with a Wing–Gong search memoized on (linearized set, state). Operations whose
+//! checked with the shared Wing–Gong search (`wing_gong.rs`). Operations whose
 //! outcome is unknown never return: they may take effect at any point after their
 //! invocation, or not at all.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use crate::wing_gong::{Timed, check_object};
 
 /// What a client asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,60 +54,14 @@ fn step(state: &State, op: &Op) -> Vec<State> {
     }
 }
 
-struct Search<'a> {
-    ops: &'a [Op],
-    seen: HashSet<(Vec<u64>, State)>,
-    deepest: (usize, State, Vec<u64>),
-}
-
-impl Search<'_> {
-    fn run(&mut self, done: &mut Vec<u64>, remaining: usize, state: State) -> bool {
-        if remaining == 0 {
-            return true;
-        }
-        if !self.seen.insert((done.clone(), state.clone())) {
-            return false;
-        }
-        let depth = self.ops.len() - remaining;
-        if depth >= self.deepest.0 {
-            self.deepest = (depth, state.clone(), done.clone());
-        }
-        let is_done = |done: &Vec<u64>, i: usize| done[i / 64] & (1 << (i % 64)) != 0;
-        let horizon = (0..self.ops.len()).filter(|&i| !is_done(done, i)).map(|i| self.ops[i].returned).min();
-        let Some(horizon) = horizon else { return true };
-        for i in 0..self.ops.len() {
-            if is_done(done, i) || self.ops[i].invoked > horizon {
-                continue;
-            }
-            for next in step(&state, &self.ops[i]) {
-                done[i / 64] |= 1 << (i % 64);
-                if self.run(done, remaining - 1, next) {
-                    return true;
-                }
-                done[i / 64] &= !(1 << (i % 64));
-            }
-        }
-        false
+impl Timed for Op {
+    fn invoked(&self) -> u64 {
+        self.invoked
     }
-}
 
-fn check_key(ops: &[Op]) -> Option<String> {
-    let mut search = Search { ops, seen: HashSet::new(), deepest: (0, None, Vec::new()) };
-    let mut done = vec![0u64; ops.len().div_ceil(64)];
-    if search.run(&mut done, ops.len(), None) {
-        return None;
+    fn returned(&self) -> u64 {
+        self.returned
     }
-    let (depth, state, done) = search.deepest;
-    let pending: Vec<String> = (0..ops.len())
-        .filter(|&i| done.get(i / 64).is_none_or(|w| w & (1 << (i % 64)) == 0))
-        .take(8)
-        .map(|i| format!("[{}..{}] {:?} -> {:?}", ops[i].invoked, ops[i].returned, ops[i].call, ops[i].outcome))
-        .collect();
-    Some(format!(
-        "stuck after {depth} of {} operations in state {state:?}; next pending: {}",
-        ops.len(),
-        pending.join("; ")
-    ))
 }
 
 /// Checks the whole history; returns a report per key whose history is not linearizable.
@@ -118,7 +74,7 @@ pub fn check(ops: &[Op]) -> Vec<String> {
         .into_iter()
         .filter_map(|(key, mut key_ops)| {
             key_ops.sort_by_key(|o| o.invoked);
-            check_key(&key_ops).map(|r| format!("key {key}: {r}"))
+            check_object(&key_ops, None, step).map(|r| format!("key {key}: {r}"))
         })
         .collect()
 }
