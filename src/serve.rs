@@ -4,6 +4,18 @@
 
 use std::time::Duration;
 
+/// How many streams a client may reset before the server accepted them, per connection,
+/// before the server closes the connection. h2's default is 20 (a guard against "rapid
+/// reset" floods). Our clients reset a stream whenever a call times out; a tablet server whose
+/// peers time out a few dozen of its thousand groups' calls at once would otherwise lose the
+/// whole connection (`GOAWAY(ENHANCE_YOUR_CALM)`), failing every other group's call on it.
+const MAX_PENDING_ACCEPT_RESETS: usize = 1024;
+
+/// A gRPC server builder with the HTTP/2 settings every server of the cluster uses.
+pub fn grpc_server() -> tonic::transport::Server {
+    tonic::transport::Server::builder().http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
+}
+
 /// Serves `router` on `listener` until `stop` turns true, letting in-flight RPCs finish.
 pub fn spawn_grpc_server(
     router: tonic::transport::server::Router,

@@ -88,7 +88,7 @@ impl MasterServer {
         let listener = bind(&config.rpc_bind).await?;
         let rpc_addr =
             listener.local_addr().map_err(|source| ServerError::Bind { addr: config.rpc_bind.clone(), source })?;
-        let grpc = tonic::transport::Server::builder()
+        let grpc = crate::serve::grpc_server()
             .add_service(
                 MasterServiceServer::new(MasterRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE),
             )

@@ -1,7 +1,8 @@
-//! Coalesced heartbeats: the AppendEntries requests many Raft groups of a process send to one
-//! server within a short window travel as one `BatchAppendEntries` call (CockroachDB's
-//! coalesced heartbeats). A tablet server hosting 1 000 replicas otherwise makes one gRPC
-//! call per group, follower and heartbeat interval.
+//! Coalesced heartbeats and votes: the small requests (heartbeats, PreVotes, Votes) many Raft
+//! groups of a process send to one server within a short window travel as one `Batch` call
+//! (CockroachDB's coalesced heartbeats). A tablet server hosting 1 000 replicas otherwise
+//! makes one gRPC call per group, follower and heartbeat interval, and 1 000 groups electing
+//! at once (all of a new table's tablets) would open thousands of HTTP/2 streams at once.
 //!
 //! One [`Coalescer`] per process, shared by every group's network. Per destination address it
 //! runs one sender task: the first queued request opens a window; every request queued before
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::MAX_MESSAGE;
@@ -24,6 +25,19 @@ use crate::rpc::{ChannelPool, with_deadline};
 /// Most requests in one batch call.
 pub const MAX_BATCH: usize = 512;
 
+/// Most PreVotes this process has in flight to one server. A PreVote beyond it fails at once,
+/// unsent, as if the server had not answered; its group calls another election later.
+///
+/// This is what ends election storms: when a server is too slow to answer (1 000 leaderless
+/// groups, a loaded machine), every unanswered PreVote times out and its group soon sends
+/// another, so the load that made the server slow never goes away. Bounding what is in flight
+/// bounds that load; the PreVotes that are sent get answered in time, groups elect leaders,
+/// and leaders' heartbeats stop the elections. A healthy server answers in milliseconds, so
+/// the bound costs nothing when elections are few (a server's failure makes at most its
+/// leaders' groups elect). Votes and heartbeats are never held back: a PreVote has no effect
+/// on the receiver, a Vote raises terms and must not be lost after a granted PreVote.
+pub const MAX_PRE_VOTES_IN_FLIGHT: usize = 64;
+
 /// A request waiting for its batch, and where its answer goes.
 struct Pending {
     request: pb::RaftRequest,
@@ -31,7 +45,7 @@ struct Pending {
     answer: oneshot::Sender<Result<Vec<u8>, tonic::Status>>,
 }
 
-/// Gathers AppendEntries requests to the same server into batch calls. Cheap to clone.
+/// Gathers heartbeats and votes to the same server into batch calls. Cheap to clone.
 #[derive(Clone)]
 pub struct Coalescer {
     inner: Arc<Inner>,
@@ -40,7 +54,13 @@ pub struct Coalescer {
 struct Inner {
     pool: ChannelPool,
     window: Duration,
-    senders: Mutex<HashMap<String, mpsc::UnboundedSender<Pending>>>,
+    destinations: Mutex<HashMap<String, Destination>>,
+}
+
+/// One server's queue and its bound on PreVotes in flight.
+struct Destination {
+    queue: mpsc::UnboundedSender<Pending>,
+    pre_votes: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Coalescer {
@@ -52,7 +72,7 @@ impl std::fmt::Debug for Coalescer {
 impl Coalescer {
     /// A coalescer sending through `pool`, holding a batch open for at most `window`.
     pub fn new(pool: ChannelPool, window: Duration) -> Self {
-        Self { inner: Arc::new(Inner { pool, window, senders: Mutex::new(HashMap::new()) }) }
+        Self { inner: Arc::new(Inner { pool, window, destinations: Mutex::new(HashMap::new()) }) }
     }
 
     /// How long a batch stays open for more requests.
@@ -60,17 +80,28 @@ impl Coalescer {
         self.inner.window
     }
 
-    /// Sends `request` (an AppendEntries) to `address` in the next batch and returns its reply
-    /// payload, or the status this request got; gives up after `timeout`.
-    pub async fn append_entries(
+    /// Sends `request` (a heartbeat, PreVote or Vote, as its `call` says) to `address` in the
+    /// next batch and returns its reply payload, or the status this request got; gives up
+    /// after `timeout`. A PreVote over [`MAX_PRE_VOTES_IN_FLIGHT`] fails at once, unsent.
+    pub async fn send(
         &self,
         address: &str,
         request: pb::RaftRequest,
         timeout: Duration,
     ) -> Result<Vec<u8>, tonic::Status> {
         let deadline = Instant::now() + timeout;
+        let (queue, pre_votes) = self.destination(address);
+        let _permit = if request.call == pb::RaftCall::PreVote as i32 {
+            Some(pre_votes.try_acquire_owned().map_err(|_| {
+                tonic::Status::unavailable(format!(
+                    "{MAX_PRE_VOTES_IN_FLIGHT} PreVotes to {address} are unanswered; not sending more"
+                ))
+            })?)
+        } else {
+            None
+        };
         let (answer, answered) = oneshot::channel();
-        self.sender(address).send(Pending { request, deadline, answer }).map_err(|_| stopped())?;
+        queue.send(Pending { request, deadline, answer }).map_err(|_| stopped())?;
         match tokio::time::timeout_at(deadline, answered).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(stopped()),
@@ -78,16 +109,17 @@ impl Coalescer {
         }
     }
 
-    /// The queue of `address`'s sender task, started on first use.
-    fn sender(&self, address: &str) -> mpsc::UnboundedSender<Pending> {
-        let mut senders = self.inner.senders.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sender) = senders.get(address).filter(|s| !s.is_closed()) {
-            return sender.clone();
+    /// The queue of `address`'s sender task (started on first use) and its PreVote bound.
+    fn destination(&self, address: &str) -> (mpsc::UnboundedSender<Pending>, Arc<Semaphore>) {
+        let mut destinations = self.inner.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = destinations.get(address).filter(|d| !d.queue.is_closed()) {
+            return (d.queue.clone(), d.pre_votes.clone());
         }
-        let (sender, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run_sender(self.inner.pool.clone(), address.to_string(), self.inner.window, queue));
-        senders.insert(address.to_string(), sender.clone());
-        sender
+        let (queue, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run_sender(self.inner.pool.clone(), address.to_string(), self.inner.window, receiver));
+        let pre_votes = Arc::new(Semaphore::new(MAX_PRE_VOTES_IN_FLIGHT));
+        destinations.insert(address.to_string(), Destination { queue: queue.clone(), pre_votes: pre_votes.clone() });
+        (queue, pre_votes)
     }
 }
 
@@ -113,8 +145,13 @@ async fn run_sender(pool: ChannelPool, address: String, window: Duration, mut qu
 /// Sends one batch and hands every caller its answer.
 async fn send_batch(pool: ChannelPool, address: String, batch: Vec<Pending>) {
     let now = Instant::now();
-    // Callers that gave up are not sent.
-    let batch: Vec<Pending> = batch.into_iter().filter(|p| p.deadline > now && !p.answer.is_closed()).collect();
+    // Requests whose callers gave up, or whose deadline passed while queued, are not sent.
+    let (batch, late): (Vec<Pending>, Vec<Pending>) =
+        batch.into_iter().filter(|p| !p.answer.is_closed()).partition(|p| p.deadline > now);
+    for pending in late {
+        let _ =
+            pending.answer.send(Err(tonic::Status::deadline_exceeded("the deadline passed before the batch was sent")));
+    }
     let Some(timeout) = batch.iter().map(|p| p.deadline - now).max() else { return };
     let (requests, waiting): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.request, p.answer)).unzip();
     let count = requests.len();
@@ -123,7 +160,7 @@ async fn send_batch(pool: ChannelPool, address: String, batch: Vec<Pending>) {
             let mut client = RaftServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
             let mut call = tonic::Request::new(pb::RaftBatchRequest { requests });
             call.set_timeout(timeout);
-            with_deadline(timeout, client.batch_append_entries(call)).await.map(|r| r.into_inner().replies)
+            with_deadline(timeout, client.batch(call)).await.map(|r| r.into_inner().replies)
         }
         Err(e) => Err(tonic::Status::unavailable(format!("bad address {address}: {e}"))),
     };
@@ -201,13 +238,14 @@ mod tests {
         ) -> Result<Response<pb::RaftReply>, Status> {
             Err(Status::unimplemented("fake"))
         }
-        async fn batch_append_entries(
-            &self,
-            request: Request<pb::RaftBatchRequest>,
-        ) -> Result<Response<pb::RaftBatchReply>, Status> {
+        async fn batch(&self, request: Request<pb::RaftBatchRequest>) -> Result<Response<pb::RaftBatchReply>, Status> {
             self.batch_calls.fetch_add(1, Ordering::SeqCst);
             let requests = request.into_inner().requests;
             self.requests.fetch_add(requests.len(), Ordering::SeqCst);
+            // A server too slow to answer PreVotes (the group "slow" stands for it).
+            if requests.iter().any(|r| r.group_id == "slow") {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
             let replies = requests
                 .into_iter()
                 .map(|r| match r.group_id.as_str() {
@@ -230,7 +268,16 @@ mod tests {
     }
 
     fn request(group: &str, target: u64) -> pb::RaftRequest {
-        pb::RaftRequest { target_node_id: target, payload: Vec::new(), group_id: group.to_string() }
+        pb::RaftRequest {
+            target_node_id: target,
+            payload: Vec::new(),
+            group_id: group.to_string(),
+            call: pb::RaftCall::AppendEntries as i32,
+        }
+    }
+
+    fn pre_vote(group: &str, target: u64) -> pb::RaftRequest {
+        pb::RaftRequest { call: pb::RaftCall::PreVote as i32, ..request(group, target) }
     }
 
     #[tokio::test]
@@ -241,7 +288,7 @@ mod tests {
             let (coalescer, addr) = (coalescer.clone(), addr.clone());
             async move {
                 let group = if i == 7 { "missing".to_string() } else { format!("tablet-{i}") };
-                (i, coalescer.append_entries(&addr, request(&group, i), Duration::from_secs(10)).await)
+                (i, coalescer.send(&addr, request(&group, i), Duration::from_secs(10)).await)
             }
         });
         for (i, answer) in join_all(calls).await {
@@ -260,10 +307,51 @@ mod tests {
     async fn a_server_that_does_not_answer_fails_every_caller_of_its_batch() {
         let coalescer = Coalescer::new(ChannelPool::default(), Duration::from_millis(5));
         // Nothing listens on port 1.
-        let calls = (0..3).map(|i| coalescer.append_entries("127.0.0.1:1", request("g", i), Duration::from_secs(5)));
+        let calls = (0..3).map(|i| coalescer.send("127.0.0.1:1", request("g", i), Duration::from_secs(5)));
         for answer in join_all(calls).await {
             let status = answer.unwrap_err();
             assert!(matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown), "{status:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pre_votes_to_a_server_that_does_not_answer_are_bounded_and_other_calls_still_go() {
+        let (fake, addr, _stop) = serve().await;
+        let coalescer = Coalescer::new(ChannelPool::default(), Duration::from_millis(5));
+        let hanging: Vec<_> = (0..MAX_PRE_VOTES_IN_FLIGHT as u64)
+            .map(|i| {
+                let (coalescer, addr) = (coalescer.clone(), addr.clone());
+                tokio::spawn(async move { coalescer.send(&addr, pre_vote("slow", i), Duration::from_secs(3600)).await })
+            })
+            .collect();
+        // Every permit is taken once all of them are queued.
+        let permits = coalescer.destination(&addr).1;
+        wait_until(|| permits.available_permits() == 0).await;
+        let sent_before = fake.requests.load(Ordering::SeqCst);
+
+        let refused = coalescer.send(&addr, pre_vote("tablet-1", 1), Duration::from_secs(3600)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(refused.message().contains("PreVotes to"), "{refused:?}");
+        assert_eq!(fake.requests.load(Ordering::SeqCst), sent_before, "the refused PreVote was not sent");
+
+        let mut vote = request("tablet-2", 2);
+        vote.call = pb::RaftCall::Vote as i32;
+        for call in [request("tablet-3", 3), vote] {
+            let group = call.group_id.clone();
+            let answer = coalescer.send(&addr, call, Duration::from_secs(30)).await.unwrap();
+            assert_eq!(String::from_utf8(answer).unwrap(), format!("{group}@{}", &group[7..]));
+        }
+
+        // A PreVote whose caller gives up gives its place back.
+        hanging[0].abort();
+        wait_until(|| permits.available_permits() == 1).await;
+    }
+
+    async fn wait_until(condition: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !condition() {
+            assert!(Instant::now() < deadline, "condition not met within 60 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

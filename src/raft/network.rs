@@ -156,33 +156,44 @@ where
         Ok(RaftServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
     }
 
-    fn request<Req: Serialize>(&self, rpc: &Req) -> RpcResult<C, pb::RaftRequest> {
+    fn request<Req: Serialize>(&self, call: pb::RaftCall, rpc: &Req) -> RpcResult<C, pb::RaftRequest> {
         let payload = serde_json::to_vec(rpc).map_err(invalid_data)?;
-        Ok(pb::RaftRequest { target_node_id: self.target, payload, group_id: self.group_id.clone() })
+        Ok(pb::RaftRequest { target_node_id: self.target, payload, group_id: self.group_id.clone(), call: call as i32 })
     }
 
-    async fn unary<Req, Resp, F, Fut>(&self, rpc: Req, timeout: Duration, call: F) -> RpcResult<C, Resp>
+    async fn unary<Req, Resp, F, Fut>(
+        &self,
+        kind: pb::RaftCall,
+        rpc: Req,
+        timeout: Duration,
+        call: F,
+    ) -> RpcResult<C, Resp>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
         F: FnOnce(RaftServiceClient<Channel>, tonic::Request<pb::RaftRequest>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<pb::RaftReply>, tonic::Status>>,
     {
-        let mut request = tonic::Request::new(self.request(&rpc)?);
+        let mut request = tonic::Request::new(self.request(kind, &rpc)?);
         request.set_timeout(timeout);
         let reply = with_deadline(timeout, call(self.client()?, request)).await.map_err(status_error)?;
         serde_json::from_slice(&reply.into_inner().payload).map_err(invalid_data)
     }
 
-    /// A heartbeat through the coalescer: the same request and answer as a lone call.
-    async fn coalesced(
+    /// A heartbeat or vote through the coalescer: the same request and answer as a lone call.
+    async fn coalesced<Req, Resp>(
         &self,
         coalescer: &Coalescer,
-        rpc: AppendEntriesRequest<C>,
+        call: pb::RaftCall,
+        rpc: Req,
         timeout: Duration,
-    ) -> RpcResult<C, AppendEntriesResponse<C>> {
-        let request = self.request(&rpc)?;
-        let payload = coalescer.append_entries(&self.address()?, request, timeout).await.map_err(status_error)?;
+    ) -> RpcResult<C, Resp>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+    {
+        let request = self.request(call, &rpc)?;
+        let payload = coalescer.send(&self.address()?, request, timeout).await.map_err(status_error)?;
         serde_json::from_slice(&payload).map_err(invalid_data)
     }
 
@@ -215,17 +226,24 @@ where
         if rpc.entries.is_empty()
             && let Some(coalescer) = &self.coalescer
         {
-            return self.coalesced(coalescer, rpc, option.hard_ttl()).await;
+            return self.coalesced(coalescer, pb::RaftCall::AppendEntries, rpc, option.hard_ttl()).await;
         }
-        self.unary(rpc, option.hard_ttl(), |mut c, r| async move { c.append_entries(r).await }).await
+        let call = pb::RaftCall::AppendEntries;
+        self.unary(call, rpc, option.hard_ttl(), |mut c, r| async move { c.append_entries(r).await }).await
     }
 
     async fn vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> RpcResult<C, VoteResponse<C>> {
-        self.unary(rpc, option.hard_ttl(), |mut c, r| async move { c.vote(r).await }).await
+        if let Some(coalescer) = &self.coalescer {
+            return self.coalesced(coalescer, pb::RaftCall::Vote, rpc, option.hard_ttl()).await;
+        }
+        self.unary(pb::RaftCall::Vote, rpc, option.hard_ttl(), |mut c, r| async move { c.vote(r).await }).await
     }
 
     async fn pre_vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> RpcResult<C, VoteResponse<C>> {
-        self.unary(rpc, option.hard_ttl(), |mut c, r| async move { c.pre_vote(r).await }).await
+        if let Some(coalescer) = &self.coalescer {
+            return self.coalesced(coalescer, pb::RaftCall::PreVote, rpc, option.hard_ttl()).await;
+        }
+        self.unary(pb::RaftCall::PreVote, rpc, option.hard_ttl(), |mut c, r| async move { c.pre_vote(r).await }).await
     }
 
     async fn transfer_leader(
@@ -233,7 +251,8 @@ where
         rpc: TransferLeaderRequest<C>,
         option: RPCOption,
     ) -> RpcResult<C, TransferLeaderResponse<C>> {
-        self.unary(rpc, option.hard_ttl(), |mut c, r| async move { c.transfer_leader(r).await }).await
+        let call = pb::RaftCall::AppendEntries;
+        self.unary(call, rpc, option.hard_ttl(), |mut c, r| async move { c.transfer_leader(r).await }).await
     }
 
     async fn full_snapshot(

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::pb::raft::raft_service_server::RaftService;
 use crate::pb::raft::{
-    GetNodeInfoRequest, NodeInfo, RaftBatchReply, RaftBatchRequest, RaftReply, RaftRequest, SnapshotChunk,
+    GetNodeInfoRequest, NodeInfo, RaftBatchReply, RaftBatchRequest, RaftCall, RaftReply, RaftRequest, SnapshotChunk,
 };
 
 /// The Raft groups a process hosts, by group id, and the node id they all run as.
@@ -116,14 +116,24 @@ where
         reply(raft.handle_transfer_leader(rpc).await)
     }
 
-    /// Every request handled as a lone AppendEntries, concurrently; answers in request order.
-    async fn batch_append_entries(
-        &self,
-        request: Request<RaftBatchRequest>,
-    ) -> Result<Response<RaftBatchReply>, Status> {
+    /// Every request handled as the lone call of its kind, concurrently; answers in request order.
+    async fn batch(&self, request: Request<RaftBatchRequest>) -> Result<Response<RaftBatchReply>, Status> {
         let answers = request.into_inner().requests.into_iter().map(|request| async move {
-            let (raft, rpc) = self.decode(request)?;
-            payload(raft.append_entries(rpc).await)
+            match RaftCall::try_from(request.call) {
+                Ok(RaftCall::AppendEntries) => {
+                    let (raft, rpc) = self.decode(request)?;
+                    payload(raft.append_entries(rpc).await)
+                }
+                Ok(RaftCall::Vote) => {
+                    let (raft, rpc) = self.decode(request)?;
+                    payload(raft.vote(rpc).await)
+                }
+                Ok(RaftCall::PreVote) => {
+                    let (raft, rpc) = self.decode(request)?;
+                    payload(raft.pre_vote(rpc).await)
+                }
+                Err(_) => Err(Status::invalid_argument(format!("unknown Raft call {} in a batch", request.call))),
+            }
         });
         let replies = futures::future::join_all(answers).await.into_iter().map(super::batch::item_of).collect();
         Ok(Response::new(RaftBatchReply { replies }))
@@ -203,6 +213,7 @@ mod tests {
             target_node_id,
             payload: serde_json::to_vec(&vote).unwrap(),
             group_id: group_id.into(),
+            call: RaftCall::Vote as i32,
         })
     }
 
@@ -222,6 +233,35 @@ mod tests {
         let reply = service.vote(vote_request(DEFAULT_GROUP, NODE_ID)).await.unwrap().into_inner();
         let vote: openraft::raft::VoteResponse<TypeConfig> = serde_json::from_slice(&reply.payload).unwrap();
         assert!(vote.is_granted_to(&Vote::new(1, 2)), "{vote:?}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_routes_each_request_by_its_call() {
+        let service = RaftRpc::new(one_group().await);
+        let item = |call: i32| {
+            let mut request = vote_request(DEFAULT_GROUP, NODE_ID).into_inner();
+            request.call = call;
+            request
+        };
+        let requests = vec![
+            item(RaftCall::PreVote as i32),
+            item(RaftCall::Vote as i32),
+            item(9),
+            item(RaftCall::AppendEntries as i32),
+        ];
+        let replies = service.batch(Request::new(RaftBatchRequest { requests })).await.unwrap().into_inner().replies;
+        assert_eq!(replies.len(), 4);
+        for reply in &replies[..2] {
+            assert_eq!(reply.code, 0, "{reply:?}");
+            let vote: openraft::raft::VoteResponse<TypeConfig> = serde_json::from_slice(&reply.payload).unwrap();
+            assert!(vote.vote_granted, "{vote:?}");
+        }
+        let vote: openraft::raft::VoteResponse<TypeConfig> = serde_json::from_slice(&replies[1].payload).unwrap();
+        assert!(vote.is_granted_to(&Vote::new(1, 2)), "the Vote was a real vote: {vote:?}");
+        assert_eq!(replies[2].code, tonic::Code::InvalidArgument as i32, "{:?}", replies[2]);
+        assert!(replies[2].message.contains("unknown Raft call 9"), "{:?}", replies[2]);
+        // A vote's payload is not an AppendEntries: decoded as one, it is refused.
+        assert_eq!(replies[3].code, tonic::Code::InvalidArgument as i32, "{:?}", replies[3]);
     }
 
     #[tokio::test]

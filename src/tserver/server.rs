@@ -148,7 +148,7 @@ impl TabletServer {
             masters: Mutex::new(config.master_addresses.clone()),
         });
         let (stop, stopped) = watch::channel(false);
-        let grpc = tonic::transport::Server::builder()
+        let grpc = crate::serve::grpc_server()
             .add_service(
                 TabletServerServiceServer::new(TServerRpc { state: state.clone() })
                     .max_decoding_message_size(MAX_MESSAGE),

@@ -244,6 +244,15 @@ impl TabletManager {
         });
         if pristine && meta.peers.contains(&p.uuid) {
             self.initialize(&replica, &meta.peers).await?;
+            // The first assigned replica campaigns at once; the others wait for their election
+            // timeout, by which time it normally leads. All of a new table's tablets would
+            // otherwise time out together and compete (split votes, repeated elections).
+            if meta.peers.first() == Some(&p.uuid)
+                && meta.peers.len() > 1
+                && let Err(e) = replica.raft.trigger().elect(true).await
+            {
+                tracing::warn!(tablet = %meta.tablet_id, error = %e, "starting the first election failed");
+            }
         }
         Ok(replica)
     }
