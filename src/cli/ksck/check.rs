@@ -438,7 +438,21 @@ mod tests {
 
     #[test]
     fn kind_names_match_json() {
-        for kind in [ProblemKind::MasterUnreachable, ProblemKind::ReplicaUnavailable, ProblemKind::PlacementViolation] {
+        let all = [
+            ProblemKind::MasterUnreachable,
+            ProblemKind::NoLeaderMaster,
+            ProblemKind::MastersDisagree,
+            ProblemKind::TabletServerUnresponsive,
+            ProblemKind::TabletServerUnreachable,
+            ProblemKind::RegistrationFailed,
+            ProblemKind::WrongReplicaCount,
+            ProblemKind::NoTabletLeader,
+            ProblemKind::ReplicaUnavailable,
+            ProblemKind::ReplicaMissing,
+            ProblemKind::ConfigMismatch,
+            ProblemKind::PlacementViolation,
+        ];
+        for kind in all {
             assert_eq!(serde_json::to_value(kind).expect("json"), kind.as_str());
         }
     }
