@@ -1,8 +1,8 @@
 //! `kudu cluster ksck`: checks that the masters agree on leader, term and membership,
-//! that tablet servers are live and registered (no failed location mapping), and that every tablet has
-//! its replicas, a leader, a Raft configuration (as the tablet servers report it) matching
-//! the catalog, and a placement complying with the location policy. Exits non-zero when
-//! anything is wrong.
+//! that tablet servers are live and registered (no failed location mapping), and that
+//! every tablet has its replicas, a leader, a Raft configuration (as the tablet servers
+//! report it) matching the catalog, and a placement complying with the location policy.
+//! Exits non-zero when anything is wrong.
 
 mod check;
 mod gather;
