@@ -11,10 +11,29 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Location(String);
 
+/// The location placement gives tablet servers that have none (no mapping command is
+/// configured): they all share it, so the placement policy treats them as one location.
+pub const DEFAULT_LOCATION: &str = "/default";
+
 impl Location {
     /// The location text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The one location shared by every tablet server without an assigned location
+    /// ([`DEFAULT_LOCATION`]).
+    pub fn default_location() -> Location {
+        Location(DEFAULT_LOCATION.to_owned())
+    }
+}
+
+impl std::str::FromStr for Location {
+    type Err = InvalidLocation;
+
+    /// Parses and validates a location (see [`validate_location`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        validate_location(s)
     }
 }
 
@@ -184,6 +203,14 @@ mod tests {
         for ok in ["/dc-0/rack-09", "/a", "/eu-west-1/eu-west-1a", "/A_b.c-D/0"] {
             assert_eq!(validate_location(ok).unwrap().as_str(), ok, "{ok}");
         }
+    }
+
+    #[test]
+    fn default_location_is_valid_and_parses_back() {
+        let default = Location::default_location();
+        assert_eq!(validate_location(default.as_str()), Ok(default.clone()));
+        assert_eq!("/default".parse::<Location>(), Ok(default));
+        assert!("default".parse::<Location>().is_err());
     }
 
     #[test]

@@ -127,6 +127,7 @@ async fn beat(
         rpc_address: fake.addr.clone(),
         replicas,
         cluster_id: cluster_id.to_string(),
+        instance_id: format!("{}-instance", fake.uuid),
     };
     master.ts_heartbeat(request).await.map(Response::into_inner)
 }

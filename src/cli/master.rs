@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use kudu::master::MasterConfig;
+use kudu::master::{LocationMappingConfig, MasterConfig};
 use kudu::pb::master::Role;
 use serde::Serialize;
 
@@ -83,6 +83,16 @@ pub struct RunArgs {
     /// How long the location mapping command may run.
     #[arg(long, default_value_t = 10_000)]
     location_mapping_timeout_ms: u64,
+    /// How long a host's location is reused; a tablet server registering again after this
+    /// (restarted, moved, or back after being unresponsive) gets it recomputed.
+    #[arg(long, default_value_t = 300_000)]
+    location_mapping_cache_ttl_ms: u64,
+    /// How long a failed location lookup is remembered before the command is run again.
+    #[arg(long, default_value_t = 10_000)]
+    location_mapping_failure_ttl_ms: u64,
+    /// Most location mapping commands running at once.
+    #[arg(long, default_value_t = 4)]
+    location_mapping_max_concurrent: usize,
     /// Check the configuration and exit.
     #[arg(long)]
     config_check: bool,
@@ -104,8 +114,15 @@ impl RunArgs {
             election_timeout: election,
             catch_up_timeout: Duration::from_secs(60),
             snapshot_every: self.snapshot_every,
-            location_mapping_cmd: self.location_mapping_cmd.clone().filter(|c| !c.trim().is_empty()),
-            location_mapping_timeout: Duration::from_millis(self.location_mapping_timeout_ms),
+            location_mapping: self.location_mapping_cmd.as_ref().filter(|c| !c.trim().is_empty()).map(|command| {
+                LocationMappingConfig {
+                    command: command.clone(),
+                    timeout: Duration::from_millis(self.location_mapping_timeout_ms),
+                    cache_ttl: Duration::from_millis(self.location_mapping_cache_ttl_ms),
+                    failure_ttl: Duration::from_millis(self.location_mapping_failure_ttl_ms),
+                    max_concurrent: self.location_mapping_max_concurrent,
+                }
+            }),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Command-line parsing and dispatch.
 
+mod cluster;
+mod ksck;
 mod location;
 mod master;
 mod output;
@@ -33,6 +35,9 @@ enum Command {
     /// Create, inspect, alter and delete tables.
     #[command(subcommand)]
     Table(table::TableCommand),
+    /// Check the whole cluster.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Write rows (JSON lines on stdin, or --json) and scan them.
     #[command(subcommand)]
     Row(row::RowCommand),
@@ -131,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tserver(cmd) => tserver::run(cmd).await,
         Command::Table(cmd) => table::run(cmd).await,
         Command::Row(cmd) => row::run(cmd).await,
+        Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Location(args) => location::run(args).await,
         Command::Perf(cmd) => perf::run(cmd).await,
     }

@@ -57,10 +57,35 @@ pub struct RunArgs {
 struct TServerOut {
     uuid: String,
     rpc_address: String,
+    /// Empty when the server has none.
     location: String,
     live: bool,
+    /// `live`, or `unresponsive` once no heartbeat arrived within the master's timeout.
+    state: &'static str,
     millis_since_heartbeat: u64,
     replicas: u32,
+    /// Why the server's registration failed (no replicas are placed on it); empty if not.
+    registration_error: String,
+}
+
+impl From<kudu::pb::master::TabletServerEntry> for TServerOut {
+    fn from(s: kudu::pb::master::TabletServerEntry) -> Self {
+        TServerOut {
+            uuid: s.uuid,
+            rpc_address: s.rpc_address,
+            location: s.location,
+            live: s.live,
+            state: if s.live { "live" } else { "unresponsive" },
+            millis_since_heartbeat: s.millis_since_heartbeat,
+            replicas: s.num_replicas,
+            registration_error: s.registration_error,
+        }
+    }
+}
+
+/// `1.2s ago` from milliseconds.
+fn heartbeat_age(millis: u64) -> String {
+    format!("{:.1}s ago", millis as f64 / 1000.0)
 }
 
 pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
@@ -84,30 +109,27 @@ pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
         }
         TServerCommand::List(client_args) => {
             let servers = client_args.client()?.list_tablet_servers().await?;
-            let out: Vec<TServerOut> = servers
-                .into_iter()
-                .map(|s| TServerOut {
-                    uuid: s.uuid,
-                    rpc_address: s.rpc_address,
-                    location: s.location,
-                    live: s.live,
-                    millis_since_heartbeat: s.millis_since_heartbeat,
-                    replicas: s.num_replicas,
-                })
-                .collect();
+            let out: Vec<TServerOut> = servers.into_iter().map(TServerOut::from).collect();
             let rows = out
                 .iter()
                 .map(|s| {
                     vec![
                         s.uuid.clone(),
                         s.rpc_address.clone(),
-                        if s.live { "LIVE" } else { "DEAD" }.to_string(),
+                        if s.location.is_empty() { "-".to_string() } else { s.location.clone() },
+                        s.state.to_uppercase(),
+                        heartbeat_age(s.millis_since_heartbeat),
                         s.replicas.to_string(),
-                        s.location.clone(),
                     ]
                 })
                 .collect();
-            print(client_args.format, &out, &["UUID", "RPC ADDRESS", "STATE", "REPLICAS", "LOCATION"], rows)?;
+            let headers = ["UUID", "RPC ADDRESS", "LOCATION", "STATE", "LAST HEARTBEAT", "REPLICAS"];
+            print(client_args.format, &out, &headers, rows)?;
+            if client_args.format == super::Format::Text {
+                for s in out.iter().filter(|s| !s.registration_error.is_empty()) {
+                    println!("{}: registration failed: {}", s.uuid, s.registration_error);
+                }
+            }
         }
     }
     Ok(())

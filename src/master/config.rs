@@ -27,9 +27,52 @@ pub struct MasterConfig {
     pub catch_up_timeout: Duration,
     /// Take a snapshot (and purge the log) after this many applied entries.
     pub snapshot_every: u64,
-    /// Command printing a tablet server's location, given its IP or host name.
-    pub location_mapping_cmd: Option<String>,
-    pub location_mapping_timeout: Duration,
+    /// How tablet servers get their locations; none: every server shares the default one.
+    pub location_mapping: Option<LocationMappingConfig>,
+}
+
+/// The location mapping command and how its answers are cached.
+#[derive(Clone, Debug)]
+pub struct LocationMappingConfig {
+    /// Program and leading arguments, split on whitespace (e.g. `kudu location`); the
+    /// tablet server's IP or host name is appended.
+    pub command: String,
+    /// How long one run may take before it is killed (a registration error).
+    pub timeout: Duration,
+    /// How long a host's location is reused: a tablet server that registers again after
+    /// this gets its location recomputed.
+    pub cache_ttl: Duration,
+    /// How long a failed lookup is remembered, so a broken command is not run on every
+    /// heartbeat but a fixed one is picked up soon.
+    pub failure_ttl: Duration,
+    /// Most mapping commands running at once.
+    pub max_concurrent: usize,
+}
+
+impl LocationMappingConfig {
+    /// Defaults for `command`: 10 s timeout, 5 min cache, 10 s for failures, 4 at once.
+    pub fn new(command: impl Into<String>) -> Self {
+        Self {
+            command: command.into(),
+            timeout: Duration::from_secs(10),
+            cache_ttl: Duration::from_secs(300),
+            failure_ttl: Duration::from_secs(10),
+            max_concurrent: 4,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.command.trim().is_empty() {
+            return Err("the location mapping command is empty".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("the location mapping timeout must be positive".into());
+        }
+        if self.max_concurrent == 0 {
+            return Err("at least one location mapping command must be allowed to run".into());
+        }
+        Ok(())
+    }
 }
 
 impl MasterConfig {
@@ -43,6 +86,9 @@ impl MasterConfig {
         }
         if self.election_timeout <= self.heartbeat_interval * 2 {
             return Err("the election timeout must exceed twice the heartbeat interval".into());
+        }
+        if let Some(mapping) = &self.location_mapping {
+            mapping.validate()?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use crate::catalog::{
     AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, TableState, Tablet, TabletState,
 };
 use crate::ids::{TableId, TabletId};
-use crate::placement::place_replicas;
+use crate::placement::Placer;
 
 /// Most hash partitions a table may have.
 pub const MAX_PARTITIONS: u32 = 1024;
@@ -64,9 +64,13 @@ impl MasterNode {
             if catalog.table_by_name(&spec.name).is_some() {
                 return Err(CatalogError::TableAlreadyExists(spec.name).into());
             }
-            let candidates = self.tservers.placement_candidates(&catalog, self.locations.is_some());
-            match place_replicas(&candidates, spec.num_partitions as usize, rf as usize) {
-                Ok(placements) => break placements,
+            let servers = self.tservers.placement_servers(&catalog, self.locations.is_some());
+            let placed = {
+                let mut rng = self.placement_rng.lock().unwrap_or_else(|p| p.into_inner());
+                Placer::new(servers, &mut *rng).place_table(spec.num_partitions as usize, rf as usize)
+            };
+            match placed {
+                Ok(placement) => break placement,
                 // A new leader's view of tablet servers is rebuilt from heartbeats: give them
                 // one liveness period to arrive before refusing.
                 Err(e) if self.leadership_age() >= self.config.tserver_unresponsive_timeout => return Err(e.into()),
@@ -77,8 +81,18 @@ impl MasterNode {
                 }
             }
         };
+        if placements.violations > 0 {
+            tracing::warn!(
+                table = %spec.name,
+                tablets = placements.violations,
+                "no placement complying with the location policy exists: a majority of some tablets' \
+                 replicas is in one location"
+            );
+        }
+        let violations = placements.violations;
         let table_id = TableId::random();
         let tablets = placements
+            .tablets
             .into_iter()
             .enumerate()
             .map(|(partition, replicas)| Tablet {
@@ -104,6 +118,8 @@ impl MasterNode {
             version: 0,
         };
         let outcome = self.propose(CatalogCommand::CreateTable { request_id: spec.request_id, table, tablets }).await?;
+        // Counted once the placement is committed (a failed proposal placed nothing).
+        self.metrics.placement_violations.inc_by(violations as u64);
         table_of(outcome)
     }
 

@@ -1,6 +1,7 @@
 //! Errors of master operations and their one mapping to gRPC statuses.
 
 use super::heartbeat::HeartbeatError;
+use super::location_mapping::MappingError;
 use crate::catalog::CatalogError;
 use crate::error_code::ErrorCode;
 use crate::ids::MasterId;
@@ -29,7 +30,7 @@ pub enum MasterError {
     #[error(transparent)]
     Heartbeat(#[from] HeartbeatError),
     #[error("tablet server registration failed: {0}")]
-    LocationMapping(String),
+    LocationMapping(#[from] MappingError),
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("internal error: {0}")]
@@ -49,7 +50,9 @@ impl MasterError {
         match self {
             MasterError::NotTheLeader { .. } => ErrorCode::NotTheLeader,
             MasterError::Catalog(e) => e.code(),
-            MasterError::Placement(PlacementError::NotEnoughTabletServers { .. }) => ErrorCode::NotEnoughTabletServers,
+            MasterError::Placement(
+                PlacementError::NotEnoughTabletServers { .. } | PlacementError::NoEligibleServer { .. },
+            ) => ErrorCode::NotEnoughTabletServers,
             MasterError::MembershipChangeInProgress(_) => ErrorCode::MembershipChangeInProgress,
             MasterError::WouldLoseQuorum(_) => ErrorCode::WouldLoseQuorum,
             MasterError::UnknownMember(_) => ErrorCode::UnknownMember,

@@ -248,6 +248,7 @@ mod tests {
             rpc_address: format!("{ts}:7050"),
             replicas,
             cluster_id: cluster_id.into(),
+            instance_id: format!("{ts}-instance"),
         }
     }
 

@@ -141,8 +141,12 @@ async fn tablet_servers(State(node): State<Arc<MasterNode>>) -> Html<String> {
         vec![
             s.id.to_string(),
             s.rpc_address.clone(),
-            s.location.clone(),
-            if registry.is_live(&s) { "live" } else { "dead" }.to_string(),
+            match (s.location.location(), s.location.error()) {
+                (Some(location), _) => location.to_string(),
+                (None, Some(error)) => format!("registration failed: {error}"),
+                (None, None) => String::new(),
+            },
+            if registry.is_live(&s) { "live" } else { "unresponsive" }.to_string(),
             format!("{} ms", s.last_heartbeat.elapsed().as_millis()),
         ]
     });

@@ -40,6 +40,8 @@ pub struct Metrics {
     registry: Registry,
     rpcs: Family<RpcLabels, Counter>,
     latency: Family<MethodLabels, Histogram>,
+    /// Replicas placed against the placement policy because no compliant placement existed.
+    pub placement_violations: Counter,
     pub state: StateGauges,
 }
 
@@ -69,7 +71,14 @@ impl Metrics {
         registry.register("catalog_tables", "Tables in the catalog", state.tables.clone());
         registry.register("catalog_tablets", "Tablets in the catalog", state.tablets.clone());
         registry.register("live_tablet_servers", "Tablet servers heard from recently", state.live_tservers.clone());
-        Self { registry, rpcs, latency, state }
+        let placement_violations = Counter::default();
+        registry.register(
+            "placement_policy_violations",
+            "Tablets placed (or replicas re-placed) with a majority of replicas in one location, \
+             because no placement complying with the policy existed",
+            placement_violations.clone(),
+        );
+        Self { registry, rpcs, latency, placement_violations, state }
     }
 
     /// Records one finished RPC.

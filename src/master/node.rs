@@ -30,6 +30,8 @@ pub struct MasterNode {
     pub tservers: TServerRegistry,
     /// The location mapping command, if configured.
     pub locations: Option<super::location_mapping::LocationMapper>,
+    /// Randomness of placement's power-of-two-choices.
+    pub(super) placement_rng: std::sync::Mutex<rand::rngs::StdRng>,
     pub pool: ChannelPool,
     pub metrics: Metrics,
     pub config: MasterConfig,

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use rand::SeedableRng;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -71,10 +72,8 @@ impl MasterServer {
             raft,
             catalog,
             tservers: TServerRegistry::new(config.tserver_unresponsive_timeout),
-            locations: config
-                .location_mapping_cmd
-                .as_deref()
-                .and_then(|cmd| LocationMapper::new(cmd, config.location_mapping_timeout)),
+            locations: config.location_mapping.clone().and_then(LocationMapper::new),
+            placement_rng: std::sync::Mutex::new(rand::rngs::StdRng::from_os_rng()),
             pool,
             metrics: Metrics::new(),
             membership_lock: tokio::sync::Mutex::new(()),

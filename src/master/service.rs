@@ -11,9 +11,9 @@ use tracing::instrument;
 use super::ddl::CreateTableSpec;
 use super::error::MasterError;
 use super::heartbeat;
-use super::location_mapping::host_of;
 use super::membership::MemberRef;
 use super::node::MasterNode;
+use super::tservers::Beat;
 use crate::catalog::{CatalogCommand, CatalogError};
 use crate::convert::{alter_step_from_pb, schema_from_pb, table_to_pb};
 use crate::ids::{TServerId, TabletId};
@@ -210,7 +210,9 @@ impl MasterService for MasterRpc {
                             pb::ReplicaLocation {
                                 ts_uuid: ts.to_string(),
                                 rpc_address: info.as_ref().map(|i| i.rpc_address.clone()).unwrap_or_default(),
-                                location: info.map(|i| i.location).unwrap_or_default(),
+                                location: info
+                                    .and_then(|i| i.location.location().map(ToString::to_string))
+                                    .unwrap_or_default(),
                             }
                         })
                         .collect(),
@@ -239,8 +241,9 @@ impl MasterService for MasterRpc {
                     live: registry.is_live(&s),
                     millis_since_heartbeat: s.last_heartbeat.elapsed().as_millis() as u64,
                     uuid: s.id.to_string(),
+                    location: s.location.location().map(ToString::to_string).unwrap_or_default(),
+                    registration_error: s.location.error().map(ToString::to_string).unwrap_or_default(),
                     rpc_address: s.rpc_address,
-                    location: s.location,
                 })
                 .collect();
             Ok(pb::ListTabletServersResponse { servers })
@@ -266,20 +269,17 @@ impl MasterService for MasterRpc {
             let reported: BTreeSet<TabletId> = r.replicas.iter().map(|rep| TabletId(rep.tablet_id.clone())).collect();
             // Liveness is recorded everywhere so a new leader can place replicas at once;
             // only the leader answers with instructions.
-            let mut info = node.tservers.heartbeat(ts.clone(), r.rpc_address.clone(), reported);
+            let beat = Beat {
+                id: ts.clone(),
+                rpc_address: r.rpc_address.clone(),
+                instance_id: r.instance_id.clone(),
+                reported,
+            };
+            let (info, _registration) = node.tservers.heartbeat(beat);
             if node.linearizable_read().await.is_err() {
                 return Ok(pb::TsHeartbeatResponse { leader_master: false, ..Default::default() });
             }
-            if let Some(mapper) = &node.locations
-                && info.location.is_empty()
-            {
-                let location = mapper
-                    .location_of(host_of(&info.rpc_address))
-                    .await
-                    .map_err(|e| MasterError::LocationMapping(e.to_string()))?;
-                info.location = location.to_string();
-                node.tservers.set_location(&ts, info.location.clone());
-            }
+            let location = node.ensure_location(&info).await?;
             let decision = {
                 let catalog = node.catalog.read().await;
                 heartbeat::decide(&catalog, &node.tservers.addresses(), &r)?
@@ -295,7 +295,7 @@ impl MasterService for MasterRpc {
             let mut response = decision.response;
             if response.leader_master {
                 response.master_addresses = node.member_addresses();
-                response.location = info.location;
+                response.location = location.location().map(ToString::to_string).unwrap_or_default();
             }
             Ok(response)
         })

@@ -1,21 +1,83 @@
-//! Soft state about tablet servers: registrations and liveness, rebuilt from heartbeats
-//! (never replicated).
+//! Soft state about tablet servers: registrations, locations and liveness, rebuilt from
+//! heartbeats (never replicated).
+//!
+//! A server (re-)registers when its first heartbeat arrives, when it restarted (a new
+//! instance id), when its address changed (e.g. its pod moved to another node), and when
+//! it returns after being unresponsive. A registration leaves its location to be
+//! (re)assigned by the leader before replicas are placed on it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::location_mapping::{MappingError, host_of};
 use crate::catalog::Catalog;
 use crate::ids::{TServerId, TabletId};
-use crate::placement::Candidate;
+use crate::location::Location;
+use crate::placement::Server;
+
+/// Where a registered tablet server is, as far as this master knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerLocation {
+    /// Not (yet) assigned by this master: no replicas are placed on it while a mapping
+    /// command is configured.
+    Unassigned,
+    /// Assigned by the mapping command for this host.
+    Assigned { location: Location, host: String },
+    /// The mapping command failed: the registration error the server is told.
+    Failed(MappingError),
+}
+
+impl ServerLocation {
+    /// The assigned location, if any.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ServerLocation::Assigned { location, .. } => Some(location),
+            _ => None,
+        }
+    }
+
+    /// Why registration failed, if it did.
+    pub fn error(&self) -> Option<&MappingError> {
+        match self {
+            ServerLocation::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why a heartbeat counts as a (re-)registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// First heartbeat this master has seen from the server.
+    New,
+    /// The server process restarted (its instance id changed).
+    Restarted,
+    /// Its RPC address changed.
+    Moved { from: String },
+    /// It was unresponsive for longer than the unresponsive timeout.
+    Returned { after: Duration },
+}
 
 /// What a master knows about one tablet server.
 #[derive(Clone, Debug)]
 pub struct TServerInfo {
     pub id: TServerId,
     pub rpc_address: String,
-    pub location: String,
+    /// Random per process start of the tablet server (empty if it sends none).
+    pub instance_id: String,
+    pub location: ServerLocation,
+    pub registered_at: Instant,
     pub last_heartbeat: Instant,
+    pub reported: BTreeSet<TabletId>,
+}
+
+/// One heartbeat as the registry records it.
+#[derive(Clone, Debug)]
+pub struct Beat {
+    pub id: TServerId,
+    pub rpc_address: String,
+    pub instance_id: String,
     pub reported: BTreeSet<TabletId>,
 }
 
@@ -80,30 +142,56 @@ impl TServerRegistry {
         self.servers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a heartbeat; registers the server on first contact.
-    pub fn heartbeat(&self, id: TServerId, rpc_address: String, reported: BTreeSet<TabletId>) -> TServerInfo {
+    /// Records a heartbeat; on a (re-)registration the server's location is reset to
+    /// [`ServerLocation::Unassigned`] and the reason is returned.
+    pub fn heartbeat(&self, beat: Beat) -> (TServerInfo, Option<Registration>) {
+        let now = Instant::now();
         let mut servers = self.lock();
-        let entry = servers.entry(id.clone()).or_insert_with(|| {
-            tracing::info!(ts = %id, %rpc_address, "registered tablet server");
-            TServerInfo {
-                id: id.clone(),
-                rpc_address: rpc_address.clone(),
-                location: String::new(),
-                last_heartbeat: Instant::now(),
-                reported: BTreeSet::new(),
+        let registration = match servers.get(&beat.id) {
+            None => Some(Registration::New),
+            Some(known) if known.instance_id != beat.instance_id => Some(Registration::Restarted),
+            Some(known) if known.rpc_address != beat.rpc_address => {
+                Some(Registration::Moved { from: known.rpc_address.clone() })
             }
+            Some(known) if now.duration_since(known.last_heartbeat) >= self.unresponsive_timeout => {
+                Some(Registration::Returned { after: now.duration_since(known.last_heartbeat) })
+            }
+            Some(_) => None,
+        };
+        let entry = servers.entry(beat.id.clone()).or_insert_with(|| TServerInfo {
+            id: beat.id.clone(),
+            rpc_address: beat.rpc_address.clone(),
+            instance_id: beat.instance_id.clone(),
+            location: ServerLocation::Unassigned,
+            registered_at: now,
+            last_heartbeat: now,
+            reported: BTreeSet::new(),
         });
-        entry.rpc_address = rpc_address;
-        entry.last_heartbeat = Instant::now();
-        entry.reported = reported;
-        entry.clone()
+        if let Some(registration) = &registration {
+            tracing::info!(ts = %beat.id, rpc_address = %beat.rpc_address, ?registration, "tablet server registered");
+            entry.location = ServerLocation::Unassigned;
+            entry.registered_at = now;
+        }
+        entry.rpc_address = beat.rpc_address;
+        entry.instance_id = beat.instance_id;
+        entry.last_heartbeat = now;
+        entry.reported = beat.reported;
+        (entry.clone(), registration)
     }
 
-    /// Records the location assigned to a server.
-    pub fn set_location(&self, id: &TServerId, location: String) {
-        if let Some(entry) = self.lock().get_mut(id) {
-            entry.location = location;
-        }
+    /// Records the outcome of mapping `host` for server `id`, unless the server has moved
+    /// to another host meanwhile (that answer would be stale). Returns whether it was
+    /// recorded.
+    pub fn set_location(&self, id: &TServerId, host: &str, outcome: Result<Location, MappingError>) -> bool {
+        let mut servers = self.lock();
+        let Some(entry) = servers.get_mut(id).filter(|e| host_of(&e.rpc_address) == host) else {
+            return false;
+        };
+        entry.location = match outcome {
+            Ok(location) => ServerLocation::Assigned { location, host: host.to_string() },
+            Err(e) => ServerLocation::Failed(e),
+        };
+        true
     }
 
     pub fn is_live(&self, info: &TServerInfo) -> bool {
@@ -125,9 +213,11 @@ impl TServerRegistry {
         self.all().iter().filter(|s| self.is_live(s)).count()
     }
 
-    /// Live servers with their replica counts in `catalog`, for placement. With
-    /// `need_location`, servers still without a location are left out.
-    pub fn placement_candidates(&self, catalog: &Catalog, need_location: bool) -> Vec<Candidate> {
+    /// Every server placement may consider, live or not, with its replica count in
+    /// `catalog`. With `need_location` (a mapping command is configured) servers without
+    /// an assigned location are left out; without, every server is in
+    /// [`Location::default_location`].
+    pub fn placement_servers(&self, catalog: &Catalog, need_location: bool) -> Vec<Server> {
         let mut load: HashMap<&TServerId, usize> = HashMap::new();
         for tablet in catalog.tablets() {
             for replica in &tablet.replicas {
@@ -136,8 +226,88 @@ impl TServerRegistry {
         }
         self.all()
             .into_iter()
-            .filter(|s| self.is_live(s) && !(need_location && s.location.is_empty()))
-            .map(|s| Candidate { replicas: load.get(&s.id).copied().unwrap_or(0), id: s.id })
+            .filter_map(|s| {
+                let location = match s.location.location() {
+                    Some(location) => location.clone(),
+                    None if need_location => return None,
+                    None => Location::default_location(),
+                };
+                Some(Server {
+                    replicas: load.get(&s.id).copied().unwrap_or(0),
+                    live: self.is_live(&s),
+                    location,
+                    id: s.id,
+                })
+            })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::CatalogCommand;
+
+    fn beat(id: &str, address: &str, instance: &str) -> Beat {
+        Beat { id: id.into(), rpc_address: address.into(), instance_id: instance.into(), reported: BTreeSet::new() }
+    }
+
+    fn loc(s: &str) -> Location {
+        s.parse().expect("location")
+    }
+
+    #[test]
+    fn registrations_reset_the_location() {
+        let registry = TServerRegistry::new(Duration::from_secs(3600));
+        let (info, reg) = registry.heartbeat(beat("ts1", "10.0.0.1:7050", "i1"));
+        assert_eq!((reg, info.location), (Some(Registration::New), ServerLocation::Unassigned));
+        assert!(registry.set_location(&"ts1".into(), "10.0.0.1", Ok(loc("/L0"))));
+        // Steady heartbeats keep it.
+        let (info, reg) = registry.heartbeat(beat("ts1", "10.0.0.1:7050", "i1"));
+        assert_eq!(reg, None);
+        assert_eq!(info.location.location(), Some(&loc("/L0")));
+        // A restart, and a move to another address, are registrations.
+        let (info, reg) = registry.heartbeat(beat("ts1", "10.0.0.1:7050", "i2"));
+        assert_eq!((reg, info.location), (Some(Registration::Restarted), ServerLocation::Unassigned));
+        assert!(registry.set_location(&"ts1".into(), "10.0.0.1", Ok(loc("/L0"))));
+        let (info, reg) = registry.heartbeat(beat("ts1", "10.0.0.9:7050", "i2"));
+        assert_eq!(reg, Some(Registration::Moved { from: "10.0.0.1:7050".into() }));
+        assert_eq!(info.location, ServerLocation::Unassigned);
+        // An answer for the old host is stale and not recorded.
+        assert!(!registry.set_location(&"ts1".into(), "10.0.0.1", Ok(loc("/L0"))));
+        assert!(registry.set_location(&"ts1".into(), "10.0.0.9", Ok(loc("/L1"))));
+        assert_eq!(registry.get(&"ts1".into()).map(|i| i.location.location().cloned()), Some(Some(loc("/L1"))));
+    }
+
+    #[test]
+    fn returning_after_being_unresponsive_is_a_registration() {
+        let registry = TServerRegistry::new(Duration::ZERO);
+        registry.heartbeat(beat("ts1", "h:1", "i1"));
+        assert!(registry.set_location(&"ts1".into(), "h", Ok(loc("/L0"))));
+        let (info, reg) = registry.heartbeat(beat("ts1", "h:1", "i1"));
+        assert!(matches!(reg, Some(Registration::Returned { .. })), "{reg:?}");
+        assert_eq!(info.location, ServerLocation::Unassigned);
+    }
+
+    #[test]
+    fn placement_sees_locations_liveness_and_loads() {
+        let registry = TServerRegistry::new(Duration::from_secs(3600));
+        for (id, host) in [("ts1", "h1"), ("ts2", "h2"), ("ts3", "h3")] {
+            registry.heartbeat(beat(id, &format!("{host}:7050"), "i"));
+        }
+        registry.set_location(&"ts1".into(), "h1", Ok(loc("/L0")));
+        let failure = MappingError::Empty { command: "map".into(), host: "h2".into() };
+        registry.set_location(&"ts2".into(), "h2", Err(failure.clone()));
+        assert_eq!(registry.get(&"ts2".into()).and_then(|i| i.location.error().cloned()), Some(failure));
+        let mut catalog = Catalog::default();
+        catalog.apply(&CatalogCommand::SetClusterId { cluster_id: "c".into() }, 1);
+        // With a mapping command only located servers count...
+        let located = registry.placement_servers(&catalog, true);
+        assert_eq!(located, vec![Server::live("ts1", loc("/L0"), 0)]);
+        // ... without one, all share the default location.
+        let all = registry.placement_servers(&catalog, false);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[1], Server::live("ts2", Location::default_location(), 0));
+        assert_eq!(all[0].location, loc("/L0"));
     }
 }

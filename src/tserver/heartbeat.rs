@@ -38,6 +38,7 @@ async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::tab
         rpc_address: state.advertised_addr.clone(),
         cluster_id: state.cluster.id().unwrap_or_default(),
         replicas: statuses.iter().map(|s| s.to_report()).collect(),
+        instance_id: state.instance_id.clone(),
     };
     let calls = masters.iter().map(|address| {
         let request = request.clone();
@@ -73,6 +74,13 @@ fn log_refusal(master: &str, status: &tonic::Status) {
             error = %status.message(),
             "the master refused this tablet server: it belongs to another cluster"
         ),
+        Some(ErrorCode::LocationMappingFailed) => tracing::error!(
+            %master,
+            code = %ErrorCode::LocationMappingFailed,
+            error = %status.message(),
+            "registration failed: the master could not assign this tablet server a location, \
+             so it places no replicas here until the mapping succeeds"
+        ),
         Some(code) => tracing::warn!(%master, %code, error = %status.message(), "heartbeat refused"),
         None => tracing::debug!(%master, error = %status.message(), "heartbeat failed"),
     }
@@ -93,6 +101,7 @@ pub(super) async fn apply_answer(state: &TServerState, answer: pb::TsHeartbeatRe
     if !answer.master_addresses.is_empty() {
         state.set_masters(answer.master_addresses);
     }
+    state.set_location(&answer.location);
     for peer in &answer.peer_addresses {
         state.book.set(&peer.uuid, &peer.rpc_address);
     }

@@ -73,6 +73,11 @@ pub struct TServerState {
     pub metrics: TServerMetrics,
     /// True while RPCs are served.
     pub serving: AtomicBool,
+    /// Random per process start, sent in heartbeats: masters treat a new one as a new
+    /// registration.
+    pub instance_id: String,
+    /// The location the leader master last assigned (empty: none).
+    pub location: Mutex<String>,
     masters: Mutex<Vec<String>>,
 }
 
@@ -80,6 +85,15 @@ impl TServerState {
     /// Masters to heartbeat to.
     pub fn masters(&self) -> Vec<String> {
         self.masters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records the location the leader assigned, logging a change.
+    pub fn set_location(&self, location: &str) {
+        let mut current = self.location.lock().unwrap_or_else(|p| p.into_inner());
+        if *current != location {
+            tracing::info!(%location, previous = %current, "the leader master assigned this tablet server's location");
+            *current = location.to_string();
+        }
     }
 
     /// Follows the current membership reported by the leader.
@@ -145,6 +159,8 @@ impl TabletServer {
             book,
             metrics: TServerMetrics::new(),
             serving: AtomicBool::new(false),
+            instance_id: uuid::Uuid::new_v4().to_string(),
+            location: Mutex::new(String::new()),
             masters: Mutex::new(config.master_addresses.clone()),
         });
         let (stop, stopped) = watch::channel(false);

@@ -65,10 +65,23 @@ impl Proc {
 
     /// Replaces the seed list (e.g. when a master joins an existing cluster).
     pub fn set_master_addresses(&mut self, addresses: &[String]) {
+        self.set_flag("--master-addresses", &addresses.join(","));
+    }
+
+    /// Replaces the value of `flag` for the next (re)start.
+    pub fn set_flag(&mut self, flag: &str, value: &str) {
         let args = self.process.args_mut();
-        if let Some(i) = args.iter().position(|a| a == "--master-addresses") {
-            args[i + 1] = addresses.join(",");
+        if let Some(i) = args.iter().position(|a| a == flag) {
+            args[i + 1] = value.to_string();
         }
+    }
+
+    /// Restarts the process listening on `addr` instead (same data directory).
+    pub fn move_to(&mut self, addr: String) {
+        self.process.stop();
+        self.set_flag("--rpc-addr", &addr);
+        self.addr = addr;
+        self.process.start();
     }
 
     pub fn log(&self) -> String {
@@ -160,9 +173,14 @@ impl Cluster {
 
     /// Starts a tablet server with the current masters as its seed list.
     pub fn add_tserver(&mut self) {
+        self.add_tserver_at(free_addr());
+    }
+
+    /// Starts a tablet server listening on `addr`.
+    pub fn add_tserver_at(&mut self, addr: String) {
         let seeds = self.master_addrs();
         let flags = ["--heartbeat-interval-ms".to_string(), "300".to_string()];
-        let p = self.spawn_server("tserver", free_addr(), &seeds, Some(free_addr()), &flags);
+        let p = self.spawn_server("tserver", addr, &seeds, Some(free_addr()), &flags);
         self.tservers.push(p);
     }
 
@@ -210,6 +228,35 @@ impl Cluster {
             eprintln!("===== {} ({}) =====\n{}", p.name, p.addr, p.log());
         }
     }
+}
+
+/// `n` free addresses on `n` distinct loopback IPs (location mapping commands see only the
+/// host), none of them on an IP in `avoid`.
+pub fn addrs_on_distinct_ips(n: usize, avoid: &[String]) -> Vec<String> {
+    let ip = |addr: &str| addr.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or_default();
+    let mut taken: std::collections::BTreeSet<String> = avoid.iter().map(|a| ip(a)).collect();
+    let mut addrs = Vec::with_capacity(n);
+    while addrs.len() < n {
+        let addr = free_addr();
+        if taken.insert(ip(&addr)) {
+            addrs.push(addr);
+        }
+    }
+    addrs
+}
+
+/// The IP of a `ip:port` address.
+pub fn ip_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(ip, _)| ip)
+}
+
+/// Writes an executable location mapping script and returns the master flags that use it.
+pub fn mapping_flags(dir: &std::path::Path, body: &str) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("map-location");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    vec!["--location-mapping-cmd".into(), path.display().to_string()]
 }
 
 pub fn client_for(addrs: &[String]) -> MasterClient {

@@ -169,6 +169,19 @@ impl KuduClient {
         Ok(TabletServerServiceClient::new(channel).max_decoding_message_size(64 << 20))
     }
 
+    /// The replicas the tablet server at `address` hosts, with their Raft state: one
+    /// attempt within the RPC timeout (`kudu cluster ksck` asks every tablet server).
+    pub async fn list_tablets(&self, address: &str) -> Result<pb::ListTabletsResponse, ClientError> {
+        let mut service = self.service(address)?;
+        let timeout = self.options.rpc_timeout;
+        let mut request = tonic::Request::new(pb::ListTabletsRequest {});
+        request.set_timeout(timeout);
+        rpc::with_deadline(timeout, service.list_tablets(request))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| ClientError::NoAnswer { address: address.to_string(), message: status.message().into() })
+    }
+
     /// Applies `rows` to `table`: one batch per tablet, in parallel. Rows are checked
     /// against the table's schema first; a malformed row refuses the whole write (nothing
     /// is sent). Rows a tablet refuses (e.g. an insert of an existing key) are listed in the
