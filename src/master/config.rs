@@ -60,6 +60,8 @@ impl MasterConfig {
             install_snapshot_timeout: 30_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: 100,
+            // A full batch of the largest commands fits one Raft message (see `limits`).
+            max_payload_entries: super::limits::MAX_PAYLOAD_ENTRIES,
             // A master that was paused or cut off must not disrupt a healthy leader when it
             // comes back with a higher term.
             enable_pre_vote: Some(true),

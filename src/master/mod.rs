@@ -8,6 +8,7 @@ mod ddl;
 pub mod error;
 pub mod heartbeat;
 mod http;
+pub mod limits;
 mod location_mapping;
 pub mod membership;
 mod metrics;

@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::config::MasterConfig;
+use super::limits::MAX_REQUEST_BYTES;
 use super::location_mapping::LocationMapper;
 use super::metrics::Metrics;
 use super::node::MasterNode;
@@ -88,11 +89,19 @@ impl MasterServer {
         let listener = bind(&config.rpc_bind).await?;
         let rpc_addr =
             listener.local_addr().map_err(|source| ServerError::Bind { addr: config.rpc_bind.clone(), source })?;
+        // Clients and tablet servers: requests up to MAX_REQUEST_BYTES (larger ones are refused
+        // before they are read); peers: Raft messages up to MAX_MESSAGE both ways.
         let grpc = tonic::transport::Server::builder()
             .add_service(
-                MasterServiceServer::new(MasterRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE),
+                MasterServiceServer::new(MasterRpc { node: node.clone() })
+                    .max_decoding_message_size(MAX_REQUEST_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE),
             )
-            .add_service(RaftServiceServer::new(RaftRpc::new(node.clone())).max_decoding_message_size(MAX_MESSAGE));
+            .add_service(
+                RaftServiceServer::new(RaftRpc::new(node.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            );
         tasks.push(spawn_grpc_server(grpc, listener, stopped.clone()));
 
         let mut http_addr = None;

@@ -31,5 +31,7 @@ pub use snapshot_file::SnapshotFile;
 /// Group id of a process's only Raft group (the masters' group); its keys have no prefix.
 pub const DEFAULT_GROUP: &str = "";
 
-/// Largest gRPC message a Raft peer accepts (snapshots are chunked well below it).
+/// Largest gRPC message a Raft peer sends or accepts, both ways on both sides. Snapshots
+/// are chunked well below it; a group's entries must be capped so that a full AppendEntries
+/// batch fits (the masters' cap: `crate::master::limits`).
 pub const MAX_MESSAGE: usize = 64 << 20;

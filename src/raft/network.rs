@@ -153,7 +153,9 @@ where
 
     fn client(&self) -> RpcResult<C, RaftServiceClient<Channel>> {
         let channel = self.pool.get(&self.address()?).map_err(|e| unreachable(&e))?;
-        Ok(RaftServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
+        Ok(RaftServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
     }
 
     fn request<Req: Serialize>(&self, rpc: &Req) -> RpcResult<C, pb::RaftRequest> {
