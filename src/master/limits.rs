@@ -67,6 +67,11 @@ pub const UPDATE_BATCH_BYTES: usize = MAX_COMMAND_BYTES / 4;
 /// any valid request; a heartbeat of 50 000 replicas takes about 10 MiB.
 pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 
+/// Largest catalog snapshot a master accepts from its leader (a snapshot is held in memory
+/// whole). The request history takes at most 64 MiB, the tombstones about 50 MB, a
+/// thousand tables of the widest schema about 100 MB: real catalogs stay far below.
+pub const MAX_CATALOG_SNAPSHOT_BYTES: usize = 1 << 30;
+
 /// An input over a documented limit. Nothing was proposed or recorded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {

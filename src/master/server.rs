@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::config::MasterConfig;
-use super::limits::MAX_REQUEST_BYTES;
+use super::limits::{MAX_CATALOG_SNAPSHOT_BYTES, MAX_REQUEST_BYTES};
 use super::location_mapping::LocationMapper;
 use super::metrics::Metrics;
 use super::node::MasterNode;
@@ -98,7 +98,7 @@ impl MasterServer {
                     .max_encoding_message_size(MAX_MESSAGE),
             )
             .add_service(
-                RaftServiceServer::new(RaftRpc::new(node.clone()))
+                RaftServiceServer::new(RaftRpc::new(node.clone()).with_max_snapshot_bytes(MAX_CATALOG_SNAPSHOT_BYTES))
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
             );
