@@ -60,6 +60,11 @@ impl ChannelPool {
     pub fn evict(&self, address: &str) {
         self.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(address);
     }
+
+    /// Whether the pool holds a channel to `address`.
+    pub fn contains(&self, address: &str) -> bool {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).contains_key(address)
+    }
 }
 
 /// The Kudu error code a status carries, as sent (also codes this build does not know).

@@ -19,6 +19,8 @@ pub struct MasterConfig {
     pub rpc_timeout: Duration,
     /// A tserver not heard from for this long is dead.
     pub tserver_unresponsive_timeout: Duration,
+    /// A dead tserver hosting no replica is forgotten after this long without a heartbeat.
+    pub tserver_forget_after: Duration,
     /// A master not heard from by the leader for this long counts as down for quorum checks.
     pub member_liveness_timeout: Duration,
     pub heartbeat_interval: Duration,
@@ -43,6 +45,9 @@ impl MasterConfig {
         }
         if self.election_timeout <= self.heartbeat_interval * 2 {
             return Err("the election timeout must exceed twice the heartbeat interval".into());
+        }
+        if self.tserver_forget_after < self.tserver_unresponsive_timeout {
+            return Err("tablet servers must be forgotten no sooner than they are considered dead".into());
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod config;
 mod ddl;
 pub mod error;
 pub mod heartbeat;
+mod housekeeping;
 mod http;
 pub mod limits;
 mod location_mapping;

@@ -15,7 +15,7 @@ use super::raft_types::{Network, Raft};
 use super::service::MasterRpc;
 use super::store::{self, LogStore, StateMachineStore, StoreError};
 use super::tservers::TServerRegistry;
-use super::{bootstrap, cluster_id, http};
+use super::{bootstrap, cluster_id, housekeeping, http};
 use crate::pb::master::master_service_server::MasterServiceServer;
 use crate::pb::raft::raft_service_server::RaftServiceServer;
 use crate::raft::{DEFAULT_GROUP, GroupPrefix, MAX_MESSAGE, RaftRpc};
@@ -121,6 +121,7 @@ impl MasterServer {
         }
         tasks.push(tokio::spawn(bootstrap::run(node.clone())));
         tasks.push(tokio::spawn(cluster_id::run(node.clone())));
+        tasks.push(tokio::spawn(housekeeping::run(node.clone())));
         let tracker = node.clone();
         tasks.push(tokio::spawn(async move { tracker.track_leadership().await }));
         tracing::info!(%rpc_addr, ?http_addr, "master serving");
