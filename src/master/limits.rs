@@ -10,15 +10,12 @@
 //! recorded; the configurations they report are proposed in commands of at most
 //! [`UPDATE_BATCH_BYTES`] ([`split_updates`]).
 
-use std::io;
-
-use serde::Serialize;
-
 use super::ddl::{MAX_PARTITIONS, MAX_REPLICATION_FACTOR};
 use crate::catalog::schema::{shown, validate_name};
 use crate::catalog::{AlterStep, CatalogCommand, CatalogError, TabletConfigUpdate};
 use crate::error_code::ErrorCode;
 use crate::pb::master as pb;
+use crate::raft::rocks::encoded_len as encoded_size;
 
 /// Largest catalog command accepted, in bytes of its JSON encoding (what the Raft log
 /// stores and replicates). The widest valid command (a 1024-tablet table of 300 columns
@@ -249,24 +246,6 @@ pub fn split_updates(updates: Vec<TabletConfigUpdate>) -> Vec<CatalogCommand> {
         commands.push(CatalogCommand::UpdateTabletConfigs(batch));
     }
     commands
-}
-
-/// Bytes of `value`'s JSON encoding, counted without building it.
-fn encoded_size(value: &impl Serialize) -> usize {
-    struct Count(usize);
-    impl io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // A counter never fails; on a serializer error the bytes so far count.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 #[cfg(test)]

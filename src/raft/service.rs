@@ -279,6 +279,70 @@ mod tests {
         group.raft.shutdown().await.unwrap();
     }
 
+    /// Entries that do not fit one message go out in several: each call carries the prefix
+    /// that fits, and openraft is told of a partial success up to it.
+    #[tokio::test]
+    async fn entries_over_the_message_limit_go_in_several_calls() {
+        use openraft::alias::LogIdOf;
+        use openraft::entry::RaftEntry;
+        use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
+
+        use crate::catalog::CatalogCommand;
+        use crate::master::raft_types::Entry;
+
+        const LIMIT: usize = 250 << 10;
+        let group = one_group().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // A peer accepting messages of LIMIT bytes only.
+        let service = RaftServiceServer::new(RaftRpc::new(group.clone())).max_decoding_message_size(LIMIT);
+        let server = crate::serve::spawn_grpc_server(
+            tonic::transport::Server::builder().add_service(service),
+            listener,
+            stopped,
+        );
+
+        let mut network = Network::new(ChannelPool::default(), DEFAULT_GROUP, BasicNodeAddress).with_max_message(LIMIT);
+        let mut client = network.new_client(NODE_ID, &BasicNode::new(&addr)).await;
+        let log_id = |index| openraft::testing::log_id::<TypeConfig>(1, 2, index);
+        // Ten entries (indexes 0 to 9) of 50 KB each: 500 KB in all, 3 fit in a message.
+        let entries: Vec<Entry> = (0..10)
+            .map(|i| Entry::new_normal(log_id(i), CatalogCommand::SetClusterId { cluster_id: "c".repeat(50_000) }))
+            .collect();
+        let option = RPCOption::new(std::time::Duration::from_secs(10));
+        let mut prev = None;
+        let mut calls = 0;
+        loop {
+            let rest: Vec<Entry> = entries
+                .iter()
+                .filter(|e| Some(e.log_id().index) > prev.as_ref().map(|p: &LogIdOf<TypeConfig>| p.index))
+                .cloned()
+                .collect();
+            let request = AppendEntriesRequest {
+                vote: Vote::new_committed(1, 2),
+                prev_log_id: prev.clone(),
+                leader_commit: None,
+                entries: rest,
+            };
+            calls += 1;
+            match client.append_entries(request, option.clone()).await.expect("append") {
+                AppendEntriesResponse::PartialSuccess(Some(last)) => {
+                    assert!(Some(last.index) > prev.as_ref().map(|p| p.index), "progress");
+                    prev = Some(last);
+                }
+                AppendEntriesResponse::Success => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(calls, 4, "3 + 3 + 3 + 1 entries");
+        group.raft.wait(None).log_index_at_least(Some(9), "all ten entries appended").await.expect("appended");
+
+        let _ = stop.send(true);
+        server.await.unwrap();
+        group.raft.shutdown().await.unwrap();
+    }
+
     /// A snapshot over the receiver's limit is refused once its chunks pass it, instead of
     /// being buffered whole; one within the limit installs.
     #[tokio::test]
