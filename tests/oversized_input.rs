@@ -73,7 +73,8 @@ async fn refuse_huge_names_and_ids(raw: &mut MasterServiceClient<Channel>) {
 
 async fn refuse_huge_requests(raw: &mut MasterServiceClient<Channel>) {
     let drop = alter_step_to_pb(&AlterStep::DropColumn("v".into()));
-    let request = pb::AlterTableRequest { name: "before".into(), steps: vec![drop; 1_000_000], request_id: String::new() };
+    let request =
+        pb::AlterTableRequest { name: "before".into(), steps: vec![drop; 1_000_000], request_id: String::new() };
     let status = raw.alter_table(request).await.expect_err("a million steps");
     assert_refused(&status, "TOO_LARGE", "1000000 alteration steps exceed the limit of 1000");
 
@@ -107,7 +108,10 @@ async fn oversized_inputs_are_refused_and_masters_keep_replicating() {
     let tables = raw.list_tables(pb::ListTablesRequest {}).await.expect("list").into_inner().tables;
     assert_eq!(tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["before"], "nothing else was created");
     client.create_table("after", &simple_schema(), 2, 1).await.expect("create after");
-    client.alter_table("after", &[AlterStep::AddColumn(Column::new("w", ColumnType::Int32, true))]).await.expect("alter");
+    client
+        .alter_table("after", &[AlterStep::AddColumn(Column::new("w", ColumnType::Int32, true))])
+        .await
+        .expect("alter");
     let agreed = wait_for("the three masters' catalogs to agree", WAIT, || async {
         let pages = catalogs(&cluster).await;
         (pages.iter().all(|p| p == &pages[0]) && pages[0].contains("<td>after</td>")).then_some(pages)

@@ -321,7 +321,7 @@ mod tests {
                 .collect();
             let request = AppendEntriesRequest {
                 vote: Vote::new_committed(1, 2),
-                prev_log_id: prev.clone(),
+                prev_log_id: prev,
                 leader_commit: None,
                 entries: rest,
             };

@@ -26,6 +26,9 @@ use super::rocks::{decode, encode};
 /// Name of the current snapshot file inside a group's snapshot directory.
 const CURRENT: &str = "current";
 
+/// A snapshot's meta and data as read back from its file.
+pub type Stored<C> = (SnapshotMetaOf<C>, Vec<u8>);
+
 /// Makes temporary names unique within the process (the pid makes them unique across).
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -88,7 +91,7 @@ impl<C: RaftTypeConfig> SnapshotFile<C> {
     }
 
     /// The current snapshot's meta and data, if one was saved.
-    pub fn load(&self) -> Result<Option<(SnapshotMetaOf<C>, Vec<u8>)>, io::Error> {
+    pub fn load(&self) -> Result<Option<Stored<C>>, io::Error> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut bytes = match fs::read(self.current()) {
             Ok(bytes) => bytes,

@@ -138,8 +138,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         // The catalog and its position are read under one lock: they describe one state.
         let (meta, data) = {
             let applied = self.catalog.read_applied().await;
-            let meta =
-                SnapshotMeta { last_log_id: applied.last_applied.clone(), last_membership: applied.membership.clone() };
+            let meta = SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership.clone() };
             (meta, encode_records(applied.catalog.records())?)
         };
         let saved = self.save_snapshot(&meta, data.clone()).await?;
@@ -154,7 +153,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
         let applied = self.catalog.read_applied().await;
-        Ok((applied.last_applied.clone(), applied.membership.clone()))
+        Ok((applied.last_applied, applied.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -231,7 +230,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             write_sync(&self.db, batch).await?;
             *applied = Applied {
                 catalog: Catalog::from_records(records),
-                last_applied: meta.last_log_id.clone(),
+                last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),
             };
         }
