@@ -213,9 +213,8 @@ pub fn check_heartbeat(request: &pb::TsHeartbeatRequest) -> Result<(), LimitErro
     for replica in &request.replicas {
         check_id("tablet id", &replica.tablet_id)?;
         check_len("table id", &replica.table_id, MAX_ID_LEN)?;
-        check_count("voters and learners of a replica", replica.voter_uuids.len() + replica.learner_uuids.len(), {
-            MAX_REPORTED_PEERS
-        })?;
+        let peers = replica.voter_uuids.len() + replica.learner_uuids.len();
+        check_count("voters and learners of a replica", peers, MAX_REPORTED_PEERS)?;
         for ts in replica.voter_uuids.iter().chain(&replica.learner_uuids) {
             check_id("tablet server uuid", ts)?;
         }
