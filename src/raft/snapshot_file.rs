@@ -69,11 +69,17 @@ impl<C: RaftTypeConfig> SnapshotFile<C> {
     pub fn save(&self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> Result<bool, io::Error> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let new_index = last_index::<C>(meta);
-        if let Some(current) = self.read_meta()?
-            && last_index::<C>(&current) > new_index
-        {
-            tracing::debug!(?new_index, current = ?last_index::<C>(&current), "kept the newer snapshot");
-            return Ok(false);
+        match self.read_meta() {
+            Ok(Some(current)) if last_index::<C>(&current) > new_index => {
+                tracing::debug!(?new_index, current = ?last_index::<C>(&current), "kept the newer snapshot");
+                return Ok(false);
+            }
+            Ok(_) => {}
+            // An unreadable file (damaged by hand: renames are atomic) holds nothing to keep.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "replacing an unreadable snapshot file");
+            }
+            Err(e) => return Err(e),
         }
         self.ensure_dir()?;
         let tmp = self.dir.join(format!(
@@ -179,6 +185,10 @@ mod tests {
         assert!(file.save(&meta(6), b"six\nwith lines").expect("writes"));
         assert_eq!(file.load().expect("reads"), Some((meta(6), b"six\nwith lines".to_vec())));
         assert_eq!(names(file.dir()), vec![CURRENT.to_string()], "no temporary files left");
+        // A damaged file does not block new snapshots.
+        fs::write(file.dir().join(CURRENT), b"not a snapshot").expect("damage");
+        assert!(file.save(&meta(2), b"two").expect("writes"));
+        assert_eq!(file.load().expect("reads"), Some((meta(2), b"two".to_vec())));
     }
 
     /// Many threads save snapshots of shuffled indexes at once: none fails (no two write
