@@ -92,6 +92,31 @@ async fn refuse_huge_requests(raw: &mut MasterServiceClient<Channel>) {
     assert_refused(&status, "TOO_LARGE", "tablet server uuid of 1048576 bytes");
 }
 
+/// A write with a huge client id, to the leader of one of the table's tablets.
+async fn refuse_huge_client_id(raw: &mut MasterServiceClient<Channel>) {
+    use kudu::pb::tserver as ts;
+    use kudu::pb::tserver::tablet_server_service_client::TabletServerServiceClient;
+
+    let locations = raw
+        .get_table_locations(pb::GetTableLocationsRequest { name: "before".into() })
+        .await
+        .expect("locations")
+        .into_inner();
+    let tablet = &locations.tablets[0];
+    let mut tserver = TabletServerServiceClient::connect(format!("http://{}", tablet.replicas[0].rpc_address))
+        .await
+        .expect("connect tablet server");
+    let write = ts::WriteRequest {
+        tablet_id: tablet.tablet_id.clone(),
+        client_id: "c".repeat(MIB),
+        seq_no: 1,
+        first_incomplete_seq_no: 1,
+        ops: vec![ts::RowOperation { r#type: ts::OpType::Insert as i32, row_json: r#"{"id": 1}"#.into() }],
+    };
+    let status = tserver.write(write).await.expect_err("a huge client id");
+    assert_refused(&status, "TOO_LARGE", "client id of 1048576 bytes is longer than the limit of 128");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_inputs_are_refused_and_masters_keep_replicating() {
     let cluster = Cluster::start(3, 1);
@@ -103,6 +128,7 @@ async fn oversized_inputs_are_refused_and_masters_keep_replicating() {
     let mut raw = MasterServiceClient::connect(format!("http://{leader}")).await.expect("connect");
     refuse_huge_names_and_ids(&mut raw).await;
     refuse_huge_requests(&mut raw).await;
+    refuse_huge_client_id(&mut raw).await;
 
     // The masters keep serving: the same connection, a normal DDL, and every master agrees.
     let tables = raw.list_tables(pb::ListTablesRequest {}).await.expect("list").into_inner().tables;
