@@ -60,6 +60,11 @@ impl ChannelPool {
     pub fn evict(&self, address: &str) {
         self.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(address);
     }
+
+    /// Whether the pool holds a channel to `address`.
+    pub fn contains(&self, address: &str) -> bool {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).contains_key(address)
+    }
 }
 
 /// The Kudu error code a status carries, as sent (also codes this build does not know).
@@ -72,10 +77,27 @@ pub fn known_error_code(status: &tonic::Status) -> Option<ErrorCode> {
     error_code(status).and_then(|c| c.parse().ok())
 }
 
+/// Longest error message sent: the message travels in an HTTP/2 header, which peers limit
+/// (16 KiB by default), so a longer one would turn a clear error into a protocol error.
+pub const MAX_STATUS_MESSAGE: usize = 4096;
+
+/// `message` cut to at most [`MAX_STATUS_MESSAGE`] bytes (at a character boundary), saying
+/// how long it was.
+fn bounded(message: String) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_STATUS_MESSAGE - 64;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... (message of {} bytes cut)", &message[..end], message.len())
+}
+
 /// The one conversion of an error to the wire: a status with the code's gRPC status and
-/// the code in the metadata.
+/// the code in the metadata, its message at most [`MAX_STATUS_MESSAGE`] bytes.
 pub fn status(code: ErrorCode, message: impl Into<String>) -> tonic::Status {
-    let mut status = tonic::Status::new(code.grpc_code(), message);
+    let mut status = tonic::Status::new(code.grpc_code(), bounded(message.into()));
     if let Ok(value) = code.as_str().parse() {
         status.metadata_mut().insert(ERROR_CODE_KEY, value);
     }
@@ -91,5 +113,22 @@ pub async fn with_deadline<T>(
     match tokio::time::timeout(timeout, call).await {
         Ok(result) => result,
         Err(_) => Err(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_to_fit_a_header() {
+        let short = status(ErrorCode::TableNotFound, "table 't' not found");
+        assert_eq!(short.message(), "table 't' not found");
+        let message = format!("table '{}' not found", "é".repeat(1 << 20));
+        let long = status(ErrorCode::TableNotFound, message.clone());
+        assert!(long.message().len() <= MAX_STATUS_MESSAGE, "{}", long.message().len());
+        let suffix = format!("(message of {} bytes cut)", message.len());
+        assert!(long.message().starts_with("table 'éé") && long.message().ends_with(&suffix));
+        assert_eq!(error_code(&long), Some("TABLE_NOT_FOUND"));
     }
 }

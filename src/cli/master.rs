@@ -67,6 +67,11 @@ pub struct RunArgs {
     /// A tablet server silent for this long is considered dead.
     #[arg(long, default_value_t = 10_000)]
     tserver_unresponsive_timeout_ms: u64,
+    /// A dead tablet server that hosts no replica is forgotten (no longer listed) after
+    /// this long without a heartbeat; one that hosts replicas stays listed. It registers
+    /// again with its next heartbeat.
+    #[arg(long, default_value_t = 3_600_000)]
+    tserver_forget_after_ms: u64,
     /// Raft heartbeat interval.
     #[arg(long, default_value_t = 250)]
     raft_heartbeat_interval_ms: u64,
@@ -109,6 +114,7 @@ impl RunArgs {
             http_bind: self.http_addr.clone(),
             rpc_timeout: Duration::from_secs(10),
             tserver_unresponsive_timeout: Duration::from_millis(self.tserver_unresponsive_timeout_ms),
+            tserver_forget_after: Duration::from_millis(self.tserver_forget_after_ms),
             member_liveness_timeout: (election * 2).max(Duration::from_secs(2)),
             heartbeat_interval: Duration::from_millis(self.raft_heartbeat_interval_ms),
             election_timeout: election,

@@ -19,6 +19,8 @@ pub struct MasterConfig {
     pub rpc_timeout: Duration,
     /// A tserver not heard from for this long is dead.
     pub tserver_unresponsive_timeout: Duration,
+    /// A dead tserver hosting no replica is forgotten after this long without a heartbeat.
+    pub tserver_forget_after: Duration,
     /// A master not heard from by the leader for this long counts as down for quorum checks.
     pub member_liveness_timeout: Duration,
     pub heartbeat_interval: Duration,
@@ -90,6 +92,9 @@ impl MasterConfig {
         if let Some(mapping) = &self.location_mapping {
             mapping.validate()?;
         }
+        if self.tserver_forget_after < self.tserver_unresponsive_timeout {
+            return Err("tablet servers must be forgotten no sooner than they are considered dead".into());
+        }
         Ok(())
     }
 
@@ -106,6 +111,8 @@ impl MasterConfig {
             install_snapshot_timeout: 30_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: 100,
+            // A full batch of the largest commands fits one Raft message (see `limits`).
+            max_payload_entries: super::limits::MAX_PAYLOAD_ENTRIES,
             // A master that was paused or cut off must not disrupt a healthy leader when it
             // comes back with a higher term.
             enable_pre_vote: Some(true),

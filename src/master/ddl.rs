@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::error::MasterError;
+use super::limits;
 use super::node::MasterNode;
 use crate::catalog::schema::validate_name;
 use crate::catalog::{
@@ -37,6 +38,7 @@ fn table_of(outcome: CatalogOutcome) -> Result<Table, MasterError> {
 impl MasterNode {
     /// Creates a table; a retry with the same request id returns the first outcome.
     pub async fn create_table(&self, mut spec: CreateTableSpec) -> Result<Table, MasterError> {
+        limits::check_request_id(&spec.request_id)?;
         validate_name("table", &spec.name)?;
         // Column ids are the leader's choice (clients do not send them): 0..n in order.
         spec.schema = spec.schema.with_fresh_ids();
@@ -144,9 +146,7 @@ impl MasterNode {
         request_id: String,
     ) -> Result<Table, MasterError> {
         let deadline = tokio::time::Instant::now() + self.config.rpc_timeout;
-        if steps.is_empty() {
-            return Err(CatalogError::InvalidAlter("no alteration steps given".into()).into());
-        }
+        limits::check_alter_steps(&steps)?;
         let table = table_of(self.propose(CatalogCommand::AlterTable { request_id, name, steps }).await?)?;
         self.push_schema(&table, deadline).await?;
         Ok(table)

@@ -1,6 +1,7 @@
 //! Errors of master operations and their one mapping to gRPC statuses.
 
 use super::heartbeat::HeartbeatError;
+use super::limits::LimitError;
 use super::location_mapping::MappingError;
 use crate::catalog::CatalogError;
 use crate::error_code::ErrorCode;
@@ -17,6 +18,9 @@ pub enum MasterError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Placement(#[from] PlacementError),
+    /// An input over a documented limit (see [`super::limits`]); nothing was proposed.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     #[error("a membership change is already in progress: {0}")]
     MembershipChangeInProgress(String),
     #[error("refused: {0}")]
@@ -50,6 +54,7 @@ impl MasterError {
         match self {
             MasterError::NotTheLeader { .. } => ErrorCode::NotTheLeader,
             MasterError::Catalog(e) => e.code(),
+            MasterError::Limit(e) => e.code(),
             MasterError::Placement(
                 PlacementError::NotEnoughTabletServers { .. } | PlacementError::NoEligibleServer { .. },
             ) => ErrorCode::NotEnoughTabletServers,

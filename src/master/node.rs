@@ -11,6 +11,7 @@ use openraft::{RaftMetrics, ReadPolicy, ServerState};
 
 use super::config::MasterConfig;
 use super::error::MasterError;
+use super::limits;
 use super::metrics::Metrics;
 use super::raft_types::{Raft, TypeConfig};
 use super::store::SharedCatalog;
@@ -98,8 +99,11 @@ impl MasterNode {
         }
     }
 
-    /// Replicates one catalog command and returns its applied outcome.
+    /// Replicates one catalog command and returns its applied outcome. The command is
+    /// checked against every input limit first ([`limits::check_command`]): what fails never
+    /// enters the log.
     pub async fn propose(&self, command: CatalogCommand) -> Result<CatalogOutcome, MasterError> {
+        limits::check_command(&command)?;
         self.ensure_leader()?;
         let write = self.raft.client_write(command);
         let response = match tokio::time::timeout(self.config.rpc_timeout, write).await {

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::config::MasterConfig;
+use super::limits::{MAX_CATALOG_SNAPSHOT_BYTES, MAX_REQUEST_BYTES};
 use super::location_mapping::LocationMapper;
 use super::metrics::Metrics;
 use super::node::MasterNode;
@@ -15,7 +16,7 @@ use super::raft_types::{Network, Raft};
 use super::service::MasterRpc;
 use super::store::{self, LogStore, StateMachineStore, StoreError};
 use super::tservers::TServerRegistry;
-use super::{bootstrap, cluster_id, http};
+use super::{bootstrap, cluster_id, housekeeping, http};
 use crate::pb::master::master_service_server::MasterServiceServer;
 use crate::pb::raft::raft_service_server::RaftServiceServer;
 use crate::raft::{DEFAULT_GROUP, GroupPrefix, MAX_MESSAGE, RaftRpc};
@@ -87,11 +88,19 @@ impl MasterServer {
         let listener = bind(&config.rpc_bind).await?;
         let rpc_addr =
             listener.local_addr().map_err(|source| ServerError::Bind { addr: config.rpc_bind.clone(), source })?;
+        // Clients and tablet servers: requests up to MAX_REQUEST_BYTES (larger ones are refused
+        // before they are read); peers: Raft messages up to MAX_MESSAGE both ways.
         let grpc = crate::serve::grpc_server()
             .add_service(
-                MasterServiceServer::new(MasterRpc { node: node.clone() }).max_decoding_message_size(MAX_MESSAGE),
+                MasterServiceServer::new(MasterRpc { node: node.clone() })
+                    .max_decoding_message_size(MAX_REQUEST_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE),
             )
-            .add_service(RaftServiceServer::new(RaftRpc::new(node.clone())).max_decoding_message_size(MAX_MESSAGE));
+            .add_service(
+                RaftServiceServer::new(RaftRpc::new(node.clone()).with_max_snapshot_bytes(MAX_CATALOG_SNAPSHOT_BYTES))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            );
         tasks.push(spawn_grpc_server(grpc, listener, stopped.clone()));
 
         let mut http_addr = None;
@@ -111,6 +120,7 @@ impl MasterServer {
         }
         tasks.push(tokio::spawn(bootstrap::run(node.clone())));
         tasks.push(tokio::spawn(cluster_id::run(node.clone())));
+        tasks.push(tokio::spawn(housekeeping::run(node.clone())));
         let tracker = node.clone();
         tasks.push(tokio::spawn(async move { tracker.track_leadership().await }));
         tracing::info!(%rpc_addr, ?http_addr, "master serving");

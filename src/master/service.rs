@@ -11,9 +11,11 @@ use tracing::instrument;
 use super::ddl::CreateTableSpec;
 use super::error::MasterError;
 use super::heartbeat;
+use super::limits;
 use super::membership::MemberRef;
 use super::node::MasterNode;
 use super::tservers::Beat;
+use crate::catalog::schema::shown;
 use crate::catalog::{CatalogCommand, CatalogError};
 use crate::convert::{alter_step_from_pb, schema_from_pb, table_to_pb};
 use crate::ids::{TServerId, TabletId};
@@ -56,14 +58,22 @@ impl MasterRpc {
 impl MasterRpc {
     /// Proposes the configurations a heartbeat reported, in the background so the answer
     /// does not wait for the commit; at most one proposal per tablet server is in flight
-    /// (a later heartbeat recomputes what is still missing).
+    /// (a later heartbeat recomputes what is still missing). Large reports are split into
+    /// commands within the size limits ([`limits::split_updates`]), proposed in order.
     fn propose_reported_configs(&self, ts: TServerId, command: CatalogCommand) {
+        let commands = match command {
+            CatalogCommand::UpdateTabletConfigs(updates) => limits::split_updates(updates),
+            other => vec![other],
+        };
         let node = self.node.clone();
         tokio::spawn(async move {
             let Some(_in_flight) = node.tservers.begin_update(&ts) else { return };
-            tracing::debug!(ts = %ts, %command, "recording reported tablet configurations");
-            if let Err(e) = node.propose(command).await {
-                tracing::warn!(ts = %ts, error = %e, "could not record reported tablet configurations");
+            for command in commands {
+                tracing::debug!(ts = %ts, %command, "recording reported tablet configurations");
+                if let Err(e) = node.propose(command).await {
+                    tracing::warn!(ts = %ts, error = %e, "could not record reported tablet configurations");
+                    return;
+                }
             }
         });
     }
@@ -136,7 +146,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
-    #[instrument(skip_all, fields(table = %request.get_ref().name))]
+    #[instrument(skip_all, fields(table = %shown(&request.get_ref().name)))]
     async fn delete_table(
         &self,
         request: Request<pb::DeleteTableRequest>,
@@ -149,7 +159,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
-    #[instrument(skip_all, fields(table = %request.get_ref().name, steps = request.get_ref().steps.len()))]
+    #[instrument(skip_all, fields(table = %shown(&request.get_ref().name), steps = request.get_ref().steps.len()))]
     async fn alter_table(
         &self,
         request: Request<pb::AlterTableRequest>,
@@ -186,7 +196,7 @@ impl MasterService for MasterRpc {
         .await
     }
 
-    #[instrument(skip_all, fields(table = %request.get_ref().name))]
+    #[instrument(skip_all, fields(table = %shown(&request.get_ref().name)))]
     async fn get_table_locations(
         &self,
         request: Request<pb::GetTableLocationsRequest>,
@@ -251,16 +261,15 @@ impl MasterService for MasterRpc {
         .await
     }
 
-    #[instrument(skip_all, fields(ts = %request.get_ref().ts_uuid, replicas = request.get_ref().replicas.len()))]
+    #[instrument(skip_all, fields(ts = %shown(&request.get_ref().ts_uuid), replicas = request.get_ref().replicas.len()))]
     async fn ts_heartbeat(
         &self,
         request: Request<pb::TsHeartbeatRequest>,
     ) -> Result<Response<pb::TsHeartbeatResponse>, Status> {
         let r = request.into_inner();
         self.handle("TSHeartbeat", async {
-            if r.ts_uuid.is_empty() {
-                return Err(MasterError::InvalidArgument("heartbeat without a tablet server uuid".into()));
-            }
+            // Over-long ids or addresses are refused before anything is recorded.
+            limits::check_heartbeat(&r)?;
             let node = &self.node;
             // A server of another cluster is refused before anything is recorded for it
             // (the id never changes once set, so a follower's applied catalog can tell).

@@ -213,6 +213,24 @@ impl TServerRegistry {
         self.all().iter().filter(|s| self.is_live(s)).count()
     }
 
+    /// Forgets the servers not heard from for `after` that host no running replica in
+    /// `catalog`, and returns their ids. A server that still hosts replicas stays listed
+    /// (dead): clients, peers and `ksck` keep its address. A forgotten server registers
+    /// again with its next heartbeat.
+    pub fn forget_silent(&self, catalog: &Catalog, after: Duration) -> Vec<TServerId> {
+        let hosting: HashSet<&TServerId> = catalog.tablets().flat_map(|t| &t.replicas).collect();
+        let mut servers = self.lock();
+        let silent: Vec<TServerId> = servers
+            .values()
+            .filter(|s| s.last_heartbeat.elapsed() >= after && !hosting.contains(&s.id))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &silent {
+            servers.remove(id);
+        }
+        silent
+    }
+
     /// Every server placement may consider, live or not, with its replica count in
     /// `catalog`. With `need_location` (a mapping command is configured) servers without
     /// an assigned location are left out; without, every server is in

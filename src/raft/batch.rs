@@ -157,7 +157,9 @@ async fn send_batch(pool: ChannelPool, address: String, batch: Vec<Pending>) {
     let count = requests.len();
     let result = match pool.get(&address) {
         Ok(channel) => {
-            let mut client = RaftServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
+            let mut client = RaftServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE);
             let mut call = tonic::Request::new(pb::RaftBatchRequest { requests });
             call.set_timeout(timeout);
             with_deadline(timeout, client.batch(call)).await.map(|r| r.into_inner().replies)

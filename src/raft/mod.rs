@@ -8,6 +8,7 @@
 //! - [`batch`]: coalesced heartbeats, many groups' AppendEntries to one server in one call.
 //! - [`service`]: the incoming Raft gRPC service, routing each request to its group.
 //! - [`rocks`]: opening the shared RocksDB, JSON values and synced writes.
+//! - [`snapshot_file`]: a group's current snapshot on disk, replaced safely.
 //!
 //! Groups are named by a string id on the wire; [`DEFAULT_GROUP`] (empty) names a
 //! process's only group, the masters' group, whose keys carry no prefix.
@@ -18,15 +19,19 @@ pub mod log_store;
 pub mod network;
 pub mod rocks;
 pub mod service;
+pub mod snapshot_file;
 
 pub use batch::Coalescer;
 pub use keys::{GroupPrefix, KeyError};
 pub use log_store::{LogStore, delete_group};
 pub use network::{BasicNodeAddress, Network, NodeAddress, PeerClient};
 pub use service::{GroupRouter, RaftRpc};
+pub use snapshot_file::SnapshotFile;
 
 /// Group id of a process's only Raft group (the masters' group); its keys have no prefix.
 pub const DEFAULT_GROUP: &str = "";
 
-/// Largest gRPC message a Raft peer accepts (snapshots are chunked well below it).
+/// Largest gRPC message a Raft peer sends or accepts, both ways on both sides. Snapshots
+/// are chunked well below it; a group's entries must be capped so that a full AppendEntries
+/// batch fits (the masters' cap: `crate::master::limits`).
 pub const MAX_MESSAGE: usize = 64 << 20;

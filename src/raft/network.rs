@@ -2,13 +2,20 @@
 //! id it is meant for; how a node id maps to an address is a [`NodeAddress`]. With a
 //! [`Coalescer`], heartbeats (AppendEntries without entries) of many groups to the same
 //! server share one call; everything else goes out alone.
+//!
+//! An AppendEntries whose entries do not fit one message ([`MAX_MESSAGE`]) carries the
+//! longest prefix that does and answers openraft with a partial success up to it; openraft
+//! sends the rest next. So however many large entries openraft batches, replication never
+//! stalls on a message the peer would refuse (a single entry must fit on its own: each
+//! group caps its entries, e.g. `crate::master::limits`).
 
 use std::future::Future;
 use std::io::Cursor;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::alias::{LogIdOf, SnapshotOf, VoteOf};
+use openraft::entry::RaftEntry;
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::RPCOption;
 use openraft::raft::{
@@ -22,6 +29,7 @@ use tonic::transport::Channel;
 
 use super::MAX_MESSAGE;
 use super::batch::Coalescer;
+use super::rocks::encoded_len;
 use crate::pb::raft as pb;
 use crate::pb::raft::raft_service_client::RaftServiceClient;
 use crate::rpc::{ChannelPool, with_deadline};
@@ -31,6 +39,11 @@ const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// Snapshots may take at least this long to send, whatever openraft's RPC deadline.
 const MIN_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Room kept in a message for the protobuf and gRPC framing around a request's JSON.
+const FRAMING_BYTES: usize = 64 << 10;
+
+const _: () = assert!(SNAPSHOT_CHUNK + FRAMING_BYTES <= MAX_MESSAGE, "snapshot chunks must fit a message");
 
 /// Where a Raft node is reached: `host:port` of a node id, asked again before every RPC so
 /// address changes take effect at once.
@@ -56,6 +69,7 @@ pub struct Network<C, A> {
     group_id: String,
     addresses: A,
     coalescer: Option<Coalescer>,
+    max_message: usize,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -66,6 +80,7 @@ impl<C, A: Clone> Clone for Network<C, A> {
             group_id: self.group_id.clone(),
             addresses: self.addresses.clone(),
             coalescer: self.coalescer.clone(),
+            max_message: self.max_message,
             _config: PhantomData,
         }
     }
@@ -74,7 +89,21 @@ impl<C, A: Clone> Clone for Network<C, A> {
 impl<C, A> Network<C, A> {
     /// The network of group `group_id`, reaching peers at the addresses `addresses` gives.
     pub fn new(pool: ChannelPool, group_id: impl Into<String>, addresses: A) -> Self {
-        Self { pool, group_id: group_id.into(), addresses, coalescer: None, _config: PhantomData }
+        Self {
+            pool,
+            group_id: group_id.into(),
+            addresses,
+            coalescer: None,
+            max_message: MAX_MESSAGE,
+            _config: PhantomData,
+        }
+    }
+
+    /// Fits AppendEntries into messages of `max_message` bytes instead of [`MAX_MESSAGE`]
+    /// (for peers that accept less).
+    pub fn with_max_message(mut self, max_message: usize) -> Self {
+        self.max_message = max_message;
+        self
     }
 
     /// Sends this group's heartbeats through `coalescer`, shared with the process's other groups.
@@ -99,6 +128,7 @@ where
             addresses: self.addresses.clone(),
             pool: self.pool.clone(),
             coalescer: self.coalescer.clone(),
+            max_message: self.max_message,
         }
     }
 }
@@ -111,6 +141,7 @@ pub struct PeerClient<C: RaftTypeConfig, A> {
     addresses: A,
     pool: ChannelPool,
     coalescer: Option<Coalescer>,
+    max_message: usize,
 }
 
 type RpcResult<C, T> = Result<T, RPCError<C>>;
@@ -153,7 +184,9 @@ where
 
     fn client(&self) -> RpcResult<C, RaftServiceClient<Channel>> {
         let channel = self.pool.get(&self.address()?).map_err(|e| unreachable(&e))?;
-        Ok(RaftServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
+        Ok(RaftServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE))
     }
 
     fn request<Req: Serialize>(&self, call: pb::RaftCall, rpc: &Req) -> RpcResult<C, pb::RaftRequest> {
@@ -174,10 +207,48 @@ where
         F: FnOnce(RaftServiceClient<Channel>, tonic::Request<pb::RaftRequest>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<pb::RaftReply>, tonic::Status>>,
     {
-        let mut request = tonic::Request::new(self.request(kind, &rpc)?);
+        self.unary_encoded(self.request(kind, &rpc)?, timeout, call).await
+    }
+
+    /// A unary call of an encoded request.
+    async fn unary_encoded<Resp, F, Fut>(
+        &self,
+        request: pb::RaftRequest,
+        timeout: Duration,
+        call: F,
+    ) -> RpcResult<C, Resp>
+    where
+        Resp: DeserializeOwned,
+        F: FnOnce(RaftServiceClient<Channel>, tonic::Request<pb::RaftRequest>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<pb::RaftReply>, tonic::Status>>,
+    {
+        let mut request = tonic::Request::new(request);
         request.set_timeout(timeout);
         let reply = with_deadline(timeout, call(self.client()?, request)).await.map_err(status_error)?;
         serde_json::from_slice(&reply.into_inner().payload).map_err(invalid_data)
+    }
+
+    /// The encoded AppendEntries, with as many of its entries as fit in one message, and the
+    /// log id of the last entry sent when some were left for the next call.
+    fn fitted(&self, mut rpc: AppendEntriesRequest<C>) -> RpcResult<C, (pb::RaftRequest, Option<LogIdOf<C>>)> {
+        let request = self.request(pb::RaftCall::AppendEntries, &rpc)?;
+        let limit = self.max_message.saturating_sub(FRAMING_BYTES);
+        if request.payload.len() <= limit || rpc.entries.len() <= 1 {
+            return Ok((request, None));
+        }
+        let sizes: Vec<usize> = rpc.entries.iter().map(|e| encoded_len(e) + 1).collect();
+        let keep = entries_that_fit(request.payload.len(), &sizes, limit);
+        tracing::debug!(
+            group = %self.group_id,
+            target = self.target,
+            entries = sizes.len(),
+            keep,
+            bytes = request.payload.len(),
+            "AppendEntries over the message limit: sending the entries that fit"
+        );
+        rpc.entries.truncate(keep);
+        let last = rpc.entries.last().map(|e| e.log_id());
+        Ok((self.request(pb::RaftCall::AppendEntries, &rpc)?, last))
     }
 
     /// A heartbeat or vote through the coalescer: the same request and answer as a lone call.
@@ -211,6 +282,21 @@ where
     }
 }
 
+/// How many entries, of the encoded `sizes`, fit in `limit` bytes when the whole request
+/// (all entries) takes `total`: the longest prefix that fits, and at least one entry.
+fn entries_that_fit(total: usize, sizes: &[usize], limit: usize) -> usize {
+    let mut bytes = total.saturating_sub(sizes.iter().sum());
+    let mut keep = 0;
+    for &size in sizes {
+        if keep > 0 && bytes + size > limit {
+            break;
+        }
+        bytes += size;
+        keep += 1;
+    }
+    keep
+}
+
 impl<C, A> RaftNetworkV2<C> for PeerClient<C, A>
 where
     C: RaftTypeConfig<NodeId = u64>,
@@ -228,8 +314,14 @@ where
         {
             return self.coalesced(coalescer, pb::RaftCall::AppendEntries, rpc, option.hard_ttl()).await;
         }
-        let call = pb::RaftCall::AppendEntries;
-        self.unary(call, rpc, option.hard_ttl(), |mut c, r| async move { c.append_entries(r).await }).await
+        let (request, partial) = self.fitted(rpc)?;
+        let response =
+            self.unary_encoded(request, option.hard_ttl(), |mut c, r| async move { c.append_entries(r).await }).await?;
+        // The peer took what was sent: openraft sends the rest from there.
+        Ok(match (response, partial) {
+            (AppendEntriesResponse::Success, Some(last)) => AppendEntriesResponse::PartialSuccess(Some(last)),
+            (response, _) => response,
+        })
     }
 
     async fn vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> RpcResult<C, VoteResponse<C>> {
@@ -278,5 +370,20 @@ where
             reply = send => reply.map_err(|s| to_streaming(status_error(s)))?,
         };
         serde_json::from_slice(&reply.into_inner().payload).map_err(|e| to_streaming(invalid_data(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entries_that_fit;
+
+    #[test]
+    fn the_longest_prefix_that_fits_is_kept() {
+        // 100 bytes around entries of 40, 30, 50 and 20 bytes.
+        let sizes = [40, 30, 50, 20];
+        assert_eq!(entries_that_fit(240, &sizes, 1000), 4);
+        assert_eq!(entries_that_fit(240, &sizes, 170), 2);
+        assert_eq!(entries_that_fit(240, &sizes, 169), 1);
+        assert_eq!(entries_that_fit(240, &sizes, 10), 1, "one entry goes out even alone over the limit");
     }
 }

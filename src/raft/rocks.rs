@@ -33,6 +33,24 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, io::Error> {
     serde_json::to_vec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// Bytes of `value`'s JSON encoding ([`encode`]'s length), counted without building it.
+pub fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // A counter never fails; on a serializer error the bytes so far count.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 /// A value written by [`encode`].
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, io::Error> {
     serde_json::from_slice(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))

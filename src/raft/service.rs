@@ -39,9 +39,15 @@ pub trait GroupRouter<C: RaftTypeConfig<NodeId = u64>>: Send + Sync + 'static {
     }
 }
 
+/// Largest snapshot an install buffers by default. A snapshot is held in memory whole on
+/// both sides, so this bounds the memory one install stream can take; a larger one is
+/// refused (RESOURCE_EXHAUSTED) as soon as its chunks pass the limit.
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = 4 << 30;
+
 /// The peer-facing Raft gRPC service of a process, for all groups its router knows.
 pub struct RaftRpc<C, R> {
     router: Arc<R>,
+    max_snapshot_bytes: usize,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -52,7 +58,13 @@ where
 {
     /// The service of the groups `router` hosts.
     pub fn new(router: Arc<R>) -> Self {
-        Self { router, _config: PhantomData }
+        Self { router, max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES, _config: PhantomData }
+    }
+
+    /// Refuses snapshots larger than `max` bytes instead of [`DEFAULT_MAX_SNAPSHOT_BYTES`].
+    pub fn with_max_snapshot_bytes(mut self, max: usize) -> Self {
+        self.max_snapshot_bytes = max;
+        self
     }
 
     /// The group a request is for, refusing requests meant for another node id (e.g. this
@@ -148,9 +160,24 @@ where
         let raft = self.group(&first.group_id, first.target_node_id)?;
         let (vote, meta): (VoteOf<C>, SnapshotMetaOf<C>) =
             serde_json::from_slice(&first.header).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let mut data = first.data;
+        let too_large = |len: usize| {
+            tracing::warn!(group = %first.group_id, len, max = self.max_snapshot_bytes, "refused an oversized snapshot");
+            Status::resource_exhausted(format!(
+                "snapshot for Raft group {:?} is larger than the limit of {} bytes; refused",
+                first.group_id, self.max_snapshot_bytes
+            ))
+        };
+        let mut data = first.data.clone();
+        if data.len() > self.max_snapshot_bytes {
+            return Err(too_large(data.len()));
+        }
         while let Some(chunk) = stream.next().await {
-            data.extend_from_slice(&chunk?.data);
+            let chunk = chunk?;
+            let len = data.len().saturating_add(chunk.data.len());
+            if len > self.max_snapshot_bytes {
+                return Err(too_large(len));
+            }
+            data.extend_from_slice(&chunk.data);
         }
         let snapshot = SnapshotOf::<C, Cursor<Vec<u8>>> { meta, snapshot: Cursor::new(data) };
         reply(raft.install_full_snapshot(vote, snapshot).await)
@@ -286,6 +313,117 @@ mod tests {
         let mut unknown = Network::new(pool, "tablet-9", BasicNodeAddress);
         let error = unknown.new_client(NODE_ID, &node).await.vote(vote(), option).await.unwrap_err();
         assert!(error.to_string().contains("hosts no Raft group"), "{error}");
+
+        let _ = stop.send(true);
+        server.await.unwrap();
+        group.raft.shutdown().await.unwrap();
+    }
+
+    /// Entries that do not fit one message go out in several: each call carries the prefix
+    /// that fits, and openraft is told of a partial success up to it.
+    #[tokio::test]
+    async fn entries_over_the_message_limit_go_in_several_calls() {
+        use openraft::alias::LogIdOf;
+        use openraft::entry::RaftEntry;
+        use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
+
+        use crate::catalog::CatalogCommand;
+        use crate::master::raft_types::Entry;
+
+        const LIMIT: usize = 250 << 10;
+        let group = one_group().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // A peer accepting messages of LIMIT bytes only.
+        let service = RaftServiceServer::new(RaftRpc::new(group.clone())).max_decoding_message_size(LIMIT);
+        let server = crate::serve::spawn_grpc_server(
+            tonic::transport::Server::builder().add_service(service),
+            listener,
+            stopped,
+        );
+
+        let mut network = Network::new(ChannelPool::default(), DEFAULT_GROUP, BasicNodeAddress).with_max_message(LIMIT);
+        let mut client = network.new_client(NODE_ID, &BasicNode::new(&addr)).await;
+        let log_id = |index| openraft::testing::log_id::<TypeConfig>(1, 2, index);
+        // Ten entries (indexes 0 to 9) of 50 KB each: 500 KB in all, 3 fit in a message.
+        let entries: Vec<Entry> = (0..10)
+            .map(|i| Entry::new_normal(log_id(i), CatalogCommand::SetClusterId { cluster_id: "c".repeat(50_000) }))
+            .collect();
+        let option = RPCOption::new(std::time::Duration::from_secs(10));
+        let mut prev = None;
+        let mut calls = 0;
+        loop {
+            let rest: Vec<Entry> = entries
+                .iter()
+                .filter(|e| Some(e.log_id().index) > prev.as_ref().map(|p: &LogIdOf<TypeConfig>| p.index))
+                .cloned()
+                .collect();
+            let request = AppendEntriesRequest {
+                vote: Vote::new_committed(1, 2),
+                prev_log_id: prev,
+                leader_commit: None,
+                entries: rest,
+            };
+            calls += 1;
+            match client.append_entries(request, option.clone()).await.expect("append") {
+                AppendEntriesResponse::PartialSuccess(Some(last)) => {
+                    assert!(Some(last.index) > prev.as_ref().map(|p| p.index), "progress");
+                    prev = Some(last);
+                }
+                AppendEntriesResponse::Success => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(calls, 4, "3 + 3 + 3 + 1 entries");
+        group.raft.wait(None).log_index_at_least(Some(9), "all ten entries appended").await.expect("appended");
+
+        let _ = stop.send(true);
+        server.await.unwrap();
+        group.raft.shutdown().await.unwrap();
+    }
+
+    /// A snapshot over the receiver's limit is refused once its chunks pass it, instead of
+    /// being buffered whole; one within the limit installs.
+    #[tokio::test]
+    async fn snapshots_over_the_limit_are_refused() {
+        use openraft::error::{ReplicationClosed, StreamingError};
+
+        let group = one_group().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let service = RaftRpc::new(group.clone()).with_max_snapshot_bytes(3 << 20);
+        let router = tonic::transport::Server::builder().add_service(RaftServiceServer::new(service));
+        let server = crate::serve::spawn_grpc_server(router, listener, stopped);
+
+        let mut network = Network::new(ChannelPool::default(), DEFAULT_GROUP, BasicNodeAddress);
+        let mut client = network.new_client(NODE_ID, &BasicNode::new(&addr)).await;
+        // Catalog snapshot data: JSON lines; empty lines hold no records.
+        let send = |bytes: usize, index: u64| {
+            let meta = crate::master::raft_types::SnapshotMeta {
+                last_log_id: Some(openraft::testing::log_id::<TypeConfig>(1, 2, index)),
+                last_membership: Default::default(),
+            };
+            let snapshot =
+                SnapshotOf::<TypeConfig, Cursor<Vec<u8>>> { meta, snapshot: Cursor::new(vec![b'\n'; bytes]) };
+            (Vote::new_committed(1, 2), snapshot)
+        };
+        let option = RPCOption::new(std::time::Duration::from_secs(10));
+
+        let (vote, snapshot) = send(5 << 20, 10);
+        let cancel = std::future::pending::<ReplicationClosed>();
+        let err = client.full_snapshot(vote, snapshot, cancel, option.clone()).await.expect_err("accepted");
+        assert!(matches!(err, StreamingError::Network(_)), "{err:?}");
+        assert!(err.to_string().contains("larger than the limit of 3145728 bytes"), "{err}");
+        {
+            use openraft::rt::watch::WatchReceiver;
+            assert_eq!(group.raft.metrics().borrow_watched().snapshot, None, "nothing installed");
+        }
+
+        let (vote, snapshot) = send(1 << 20, 10);
+        let cancel = std::future::pending::<ReplicationClosed>();
+        client.full_snapshot(vote, snapshot, cancel, option).await.expect("installs");
 
         let _ = stop.send(true);
         server.await.unwrap();

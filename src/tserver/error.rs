@@ -69,6 +69,7 @@ impl TabletServiceError {
             WriteError::Empty => TabletServiceError::InvalidArgument(e.to_string()),
             WriteError::TooManyOps { .. }
             | WriteError::BatchTooLarge { .. }
+            | WriteError::ClientIdTooLong { .. }
             | WriteError::KeyTooLarge { .. }
             | WriteError::RowTooLarge { .. } => TabletServiceError::TooLarge(e.to_string()),
             _ => TabletServiceError::InvalidRow(e.to_string()),
@@ -144,6 +145,7 @@ mod tests {
                 ErrorCode::InvalidRow,
             ),
             (TabletServiceError::from_write(WriteError::TooManyOps { ops: 9, limit: 1 }), ErrorCode::TooLarge),
+            (TabletServiceError::from_write(WriteError::ClientIdTooLong { bytes: 9, limit: 1 }), ErrorCode::TooLarge),
             (
                 TabletServiceError::from_write(WriteError::RowTooLarge { row: 0, bytes: 9, limit: 1 }),
                 ErrorCode::TooLarge,

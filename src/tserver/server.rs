@@ -169,7 +169,11 @@ impl TabletServer {
                 TabletServerServiceServer::new(TServerRpc { state: state.clone() })
                     .max_decoding_message_size(MAX_MESSAGE),
             )
-            .add_service(RaftServiceServer::new(RaftRpc::new(tablets.clone())).max_decoding_message_size(MAX_MESSAGE));
+            .add_service(
+                RaftServiceServer::new(RaftRpc::new(tablets.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE),
+            );
         let mut tasks = vec![spawn_grpc_server(grpc, listener, stopped.clone())];
         tasks.push(tokio::spawn(heartbeat::run(state.clone(), config.heartbeat_interval, stopped.clone())));
         tasks.push(tokio::spawn(tablets.run_duties(config.tablet_raft.heartbeat_interval, stopped.clone())));

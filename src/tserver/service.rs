@@ -10,10 +10,12 @@ use super::replica::Replica;
 use super::server::TServerState;
 use super::store::TabletStoreError;
 use super::wire;
+use crate::catalog::schema::shown;
 use crate::pb::tserver as pb;
 use crate::pb::tserver::tablet_server_service_server::TabletServerService;
 use crate::tablet::{
-    KeyRange, Projection, TabletCommand, TabletOutcome, TabletSchema, encode_json_batch, key_bound, row_to_json,
+    KeyRange, Projection, TabletCommand, TabletOutcome, TabletSchema, check_client_id, encode_json_batch, key_bound,
+    row_to_json,
 };
 
 /// The service of one tablet server.
@@ -47,6 +49,8 @@ impl TServerRpc {
     }
 
     async fn do_write(&self, r: pb::WriteRequest) -> Result<pb::WriteResponse> {
+        // The client id is remembered with the write's outcome: bounded before anything else.
+        check_client_id(&r.client_id).map_err(TabletServiceError::from_write)?;
         let replica = self.replica(&r.tablet_id)?;
         replica.ensure_leader()?;
         let schema = Self::schema(&replica).await?;
@@ -130,7 +134,7 @@ impl TServerRpc {
 
 #[tonic::async_trait]
 impl TabletServerService for TServerRpc {
-    #[tracing::instrument(skip_all, fields(tablet = %request.get_ref().tablet_id, client = %request.get_ref().client_id, seq_no = request.get_ref().seq_no))]
+    #[tracing::instrument(skip_all, fields(tablet = %shown(&request.get_ref().tablet_id), client = %shown(&request.get_ref().client_id), seq_no = request.get_ref().seq_no))]
     async fn write(
         &self,
         request: Request<pb::WriteRequest>,

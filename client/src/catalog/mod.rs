@@ -2,6 +2,7 @@
 //! gRPC nor RocksDB. The master's state machine applies [`CatalogCommand`]s to a
 //! [`Catalog`] and persists the [`Mutation`]s each application returns.
 
+mod alter;
 mod command;
 mod error;
 mod model;
@@ -12,4 +13,4 @@ pub use command::{AlterStep, CatalogCommand, CatalogOutcome, CatalogResponse};
 pub use error::CatalogError;
 pub use model::{Table, TableState, Tablet, TabletConfigUpdate, TabletState};
 pub use schema::{Column, ColumnType, Schema};
-pub use state::{Catalog, CatalogRecord, MAX_TOMBSTONES, Mutation, REQUEST_HISTORY};
+pub use state::{Catalog, CatalogRecord, MAX_TOMBSTONES, Mutation, REQUEST_HISTORY, REQUEST_HISTORY_BYTES};

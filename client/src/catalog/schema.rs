@@ -1,5 +1,6 @@
 //! Table schemas: typed columns and a primary key, with validation.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
@@ -12,6 +13,17 @@ use super::CatalogError;
 pub const MAX_NAME_LEN: usize = 256;
 /// Most columns a table may have.
 pub const MAX_COLUMNS: usize = 300;
+/// How much of a name or other user input an error message repeats.
+pub const SHOWN_INPUT_CHARS: usize = 64;
+
+/// `input` as error messages show it: whole when short, else its first
+/// [`SHOWN_INPUT_CHARS`] characters and its size (a megabyte name is not echoed back).
+pub fn shown(input: &str) -> Cow<'_, str> {
+    match input.char_indices().nth(SHOWN_INPUT_CHARS) {
+        None => Cow::Borrowed(input),
+        Some((end, _)) => Cow::Owned(format!("{}... ({} bytes)", &input[..end], input.len())),
+    }
+}
 
 /// Column data types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +91,8 @@ impl FromStr for ColumnType {
         };
         ColumnType::ALL.into_iter().find(|t| t.name() == alias).ok_or_else(|| {
             CatalogError::InvalidSchema(format!(
-                "unknown column type '{s}' (known: {})",
+                "unknown column type '{}' (known: {})",
+                shown(s),
                 ColumnType::ALL.map(ColumnType::name).join(", ")
             ))
         })
@@ -148,7 +161,7 @@ impl Schema {
         for column in &self.columns {
             validate_name("column", &column.name)?;
             if !seen.insert(column.name.as_str()) {
-                return Err(CatalogError::InvalidSchema(format!("duplicate column '{}'", column.name)));
+                return Err(CatalogError::InvalidSchema(format!("duplicate column '{}'", shown(&column.name))));
             }
         }
         let mut ids = HashSet::new();
@@ -156,7 +169,8 @@ impl Schema {
             if !ids.insert(column.id) {
                 return Err(CatalogError::InvalidSchema(format!(
                     "column id {} is used by more than one column (second: '{}')",
-                    column.id, column.name
+                    column.id,
+                    shown(&column.name)
                 )));
             }
         }
@@ -166,13 +180,16 @@ impl Schema {
         let mut key_seen = HashSet::new();
         for key in &self.primary_key {
             let column = self.column(key).ok_or_else(|| {
-                CatalogError::InvalidSchema(format!("primary key column '{key}' is not a column of the table"))
+                CatalogError::InvalidSchema(format!("primary key column '{}' is not a column of the table", shown(key)))
             })?;
             if column.nullable {
-                return Err(CatalogError::InvalidSchema(format!("primary key column '{key}' cannot be nullable")));
+                return Err(CatalogError::InvalidSchema(format!(
+                    "primary key column '{}' cannot be nullable",
+                    shown(key)
+                )));
             }
             if !key_seen.insert(key.as_str()) {
-                return Err(CatalogError::InvalidSchema(format!("primary key names column '{key}' twice")));
+                return Err(CatalogError::InvalidSchema(format!("primary key names column '{}' twice", shown(key))));
             }
         }
         Ok(())
@@ -183,7 +200,7 @@ impl Schema {
 /// with `.` or `-`.
 pub fn validate_name(kind: &str, name: &str) -> Result<(), CatalogError> {
     let invalid = |why: &str| {
-        let err = format!("invalid {kind} name '{name}': {why}");
+        let err = format!("invalid {kind} name '{}': {why}", shown(name));
         if kind == "table" { CatalogError::InvalidTableName(err) } else { CatalogError::InvalidSchema(err) }
     };
     if name.is_empty() {
@@ -252,6 +269,15 @@ mod tests {
     fn column_id_defaults_when_absent_from_json() {
         let c: Column = serde_json::from_str(r#"{"name":"x","data_type":"int32","nullable":true}"#).expect("parse");
         assert_eq!(c, Column::new("x", ColumnType::Int32, true));
+    }
+
+    #[test]
+    fn long_inputs_are_shown_shortened() {
+        assert_eq!(shown("short"), "short");
+        let long = "é".repeat(100_000);
+        let message = validate_name("table", &long).expect_err("too long").to_string();
+        assert!(message.len() < 300, "{message}");
+        assert!(message.contains("(200000 bytes)") && message.contains("longer than 256 characters"), "{message}");
     }
 
     #[test]

@@ -2,14 +2,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::alter::apply_steps;
 use super::command::{AlterStep, CatalogCommand, CatalogOutcome, CatalogResponse};
 use super::error::CatalogError;
 use super::model::{Table, Tablet, TabletConfigUpdate, TabletState};
-use super::schema::{Column, validate_name};
+use super::schema::validate_name;
 use crate::ids::{TableId, TabletId};
 
 /// How many recent request outcomes are remembered for idempotent retries.
 pub const REQUEST_HISTORY: usize = 10_000;
+
+/// How many bytes of remembered request outcomes (their stored JSON) are kept at most. Beyond
+/// it, or beyond [`REQUEST_HISTORY`] outcomes, the oldest (lowest log index) are forgotten
+/// first; the newest is always kept. A retry arriving after its outcome was forgotten runs
+/// again (a CreateTable then finds its table exists). With tables of the widest schema
+/// (about 100 KB an outcome) this still remembers several hundred requests.
+pub const REQUEST_HISTORY_BYTES: usize = 64 << 20;
 
 /// How many deleted tablets the catalog remembers as tombstones; the oldest deletions are
 /// forgotten beyond it. Consequence: a tablet server that comes back after more than this
@@ -54,7 +62,10 @@ pub struct Catalog {
     names: BTreeMap<String, TableId>,
     tablets: BTreeMap<TabletId, Tablet>,
     requests: BTreeMap<String, RequestRecord>,
-    request_order: BTreeMap<u64, String>,
+    /// Remembered requests by log index, oldest first, with their stored sizes.
+    request_order: BTreeMap<u64, (String, usize)>,
+    /// Sum of the stored sizes of the remembered requests.
+    request_bytes: usize,
     /// Deleted tablets by deletion log index, oldest first.
     tombstones: BTreeSet<(u64, TabletId)>,
 }
@@ -84,8 +95,7 @@ impl Catalog {
                 self.tablets.insert(tablet.id.clone(), tablet);
             }
             CatalogRecord::Request(request) => {
-                self.request_order.insert(request.log_index, request.request_id.clone());
-                self.requests.insert(request.request_id.clone(), request);
+                self.add_request(request);
             }
         }
     }
@@ -184,14 +194,32 @@ impl Catalog {
 
     fn remember(&mut self, request_id: &str, log_index: u64, response: &CatalogResponse, out: &mut Vec<Mutation>) {
         let record = RequestRecord { request_id: request_id.to_string(), log_index, response: response.clone() };
-        self.requests.insert(request_id.to_string(), record.clone());
-        self.request_order.insert(log_index, request_id.to_string());
+        self.add_request(record.clone());
         out.push(Mutation::Put(CatalogRecord::Request(record)));
-        while self.request_order.len() > REQUEST_HISTORY {
-            let Some((_, oldest)) = self.request_order.pop_first() else { break };
+        while self.request_order.len() > 1
+            && (self.request_order.len() > REQUEST_HISTORY || self.request_bytes > REQUEST_HISTORY_BYTES)
+        {
+            let Some((_, (oldest, size))) = self.request_order.pop_first() else { break };
+            self.request_bytes = self.request_bytes.saturating_sub(size);
             self.requests.remove(&oldest);
             out.push(Mutation::DeleteRequest(oldest));
         }
+    }
+
+    fn add_request(&mut self, record: RequestRecord) {
+        let size = stored_size(&record);
+        self.request_bytes += size;
+        self.request_order.insert(record.log_index, (record.request_id.clone(), size));
+        if let Some(replaced) = self.requests.insert(record.request_id.clone(), record)
+            && let Some((_, size)) = self.request_order.remove(&replaced.log_index)
+        {
+            self.request_bytes = self.request_bytes.saturating_sub(size);
+        }
+    }
+
+    /// How many request outcomes are remembered, and their stored bytes.
+    pub fn request_history(&self) -> (usize, usize) {
+        (self.requests.len(), self.request_bytes)
     }
 
     fn create_table(
@@ -284,10 +312,7 @@ impl Catalog {
         if steps.is_empty() {
             return Err(CatalogError::InvalidAlter("no alteration steps given".into()));
         }
-        let mut altered = current.clone();
-        for step in steps {
-            apply_step(&mut altered, step)?;
-        }
+        let mut altered = apply_steps(current, steps)?;
         altered.schema.validate()?;
         if altered.name != current.name && self.names.contains_key(&altered.name) {
             return Err(CatalogError::TableAlreadyExists(altered.name.clone()));
@@ -301,59 +326,22 @@ impl Catalog {
     }
 }
 
-fn apply_step(table: &mut Table, step: &AlterStep) -> Result<(), CatalogError> {
-    let schema = &mut table.schema;
-    match step {
-        AlterStep::RenameTable(new_name) => {
-            validate_name("table", new_name)?;
-            table.name = new_name.clone();
+/// The size of a request record as stored (its JSON), deterministic on every master.
+fn stored_size(record: &RequestRecord) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
         }
-        AlterStep::AddColumn(column) => {
-            validate_name("column", &column.name)?;
-            if schema.column(&column.name).is_some() {
-                return Err(CatalogError::InvalidAlter(format!("column '{}' already exists", column.name)));
-            }
-            if !column.nullable {
-                return Err(CatalogError::InvalidAlter(format!(
-                    "column '{}' added to an existing table must be nullable",
-                    column.name
-                )));
-            }
-            // The id comes from the table, not the command: ids are never reused, so a
-            // dropped and re-added name never sees the old column's values.
-            let id = table.next_column_id;
-            table.next_column_id = id
-                .checked_add(1)
-                .ok_or_else(|| CatalogError::InvalidAlter("the table has used up its column ids".into()))?;
-            schema.columns.push(Column { id, ..column.clone() });
-        }
-        AlterStep::DropColumn(name) => {
-            if schema.primary_key.iter().any(|k| k == name) {
-                return Err(CatalogError::InvalidAlter(format!("cannot drop primary key column '{name}'")));
-            }
-            let before = schema.columns.len();
-            schema.columns.retain(|c| &c.name != name);
-            if schema.columns.len() == before {
-                return Err(CatalogError::InvalidAlter(format!("column '{name}' does not exist")));
-            }
-        }
-        AlterStep::RenameColumn { old_name, new_name } => {
-            validate_name("column", new_name)?;
-            if schema.column(new_name).is_some() {
-                return Err(CatalogError::InvalidAlter(format!("column '{new_name}' already exists")));
-            }
-            let column = schema
-                .columns
-                .iter_mut()
-                .find(|c| &c.name == old_name)
-                .ok_or_else(|| CatalogError::InvalidAlter(format!("column '{old_name}' does not exist")))?;
-            column.name = new_name.clone();
-            for key in schema.primary_key.iter_mut().filter(|k| *k == old_name) {
-                *key = new_name.clone();
-            }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
-    Ok(())
+    let mut count = Count(0);
+    // Writing to a counter cannot fail; on a serializer error the bytes so far count.
+    let _ = serde_json::to_writer(&mut count, record);
+    count.0
 }
 
 #[cfg(test)]
@@ -578,6 +566,41 @@ mod tests {
         assert_eq!(evicted, 5);
         assert!(c.request_outcome("r0").is_none());
         assert!(c.request_outcome(&format!("r{}", REQUEST_HISTORY + 4)).is_some());
+    }
+
+    /// Outcomes are bounded by bytes too, oldest first, and a catalog rebuilt from its
+    /// records counts the same bytes (so every master forgets the same requests).
+    #[test]
+    fn request_history_is_bounded_by_bytes_oldest_first() {
+        let mut c = Catalog::default();
+        let name = "n".repeat(1 << 20);
+        let mut forgotten = Vec::new();
+        let delete = |c: &mut Catalog, i: u64, forgotten: &mut Vec<String>| {
+            let cmd = CatalogCommand::DeleteTable { request_id: format!("r{i}"), name: name.clone() };
+            let (resp, muts) = c.apply(&cmd, i + 1);
+            assert!(matches!(resp.0, Err(CatalogError::TableNotFound(_))));
+            forgotten.extend(muts.into_iter().filter_map(|m| match m {
+                Mutation::DeleteRequest(id) => Some(id),
+                _ => None,
+            }));
+        };
+        for i in 0..80 {
+            delete(&mut c, i, &mut forgotten);
+        }
+        let (count, bytes) = c.request_history();
+        assert!(bytes <= REQUEST_HISTORY_BYTES, "{bytes} bytes remembered");
+        assert!((60..80).contains(&count), "{count} outcomes remembered");
+        let expected: Vec<String> = (0..80 - count).map(|i| format!("r{i}")).collect();
+        assert_eq!(forgotten, expected, "the oldest are forgotten first");
+        assert!(c.request_outcome("r0").is_none() && c.request_outcome("r79").is_some());
+
+        let mut rebuilt = Catalog::from_records(c.records());
+        assert_eq!(rebuilt.request_history(), (count, bytes));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        delete(&mut c, 80, &mut a);
+        delete(&mut rebuilt, 80, &mut b);
+        assert_eq!((a.clone(), c.request_history()), (b, rebuilt.request_history()));
+        assert_eq!(a, vec![format!("r{}", 80 - count)]);
     }
 
     fn update(tablet: &TabletId, term: u64, replicas: &[&str], leader: Option<&str>) -> TabletConfigUpdate {

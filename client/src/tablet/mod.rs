@@ -31,6 +31,6 @@ pub use store::{RowStore, StoreError};
 pub use tracker::{ClientRecord, MAX_RESPONSES_PER_CLIENT, MAX_TRACKED_CLIENTS, ResultTracker, Seen};
 pub use value::{Value, ValueError};
 pub use write::{
-    JsonRow, MAX_BATCH_BYTES, MAX_BATCH_OPS, MAX_KEY_BYTES, MAX_ROW_BYTES, OpKind, TypedRow, WriteError, encode_batch,
-    encode_json_batch, encode_json_op, encode_op,
+    JsonRow, MAX_BATCH_BYTES, MAX_BATCH_OPS, MAX_CLIENT_ID_BYTES, MAX_KEY_BYTES, MAX_ROW_BYTES, OpKind, TypedRow,
+    WriteError, check_client_id, encode_batch, encode_json_batch, encode_json_op, encode_op,
 };

@@ -27,6 +27,9 @@ pub const MAX_ROW_BYTES: usize = 64 * 1024;
 pub const MAX_BATCH_OPS: usize = 10_000;
 /// Largest encoded write (sum of its rows).
 pub const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// Longest client id of a write (clients send UUIDs); the tablet remembers it with every
+/// remembered outcome.
+pub const MAX_CLIENT_ID_BYTES: usize = 128;
 
 /// The kind of a row operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +50,8 @@ pub enum WriteError {
     TooManyOps { ops: usize, limit: usize },
     #[error("the write's rows take {bytes} bytes encoded, over the limit of {limit}")]
     BatchTooLarge { bytes: usize, limit: usize },
+    #[error("the write's client id of {bytes} bytes is longer than the limit of {limit}")]
+    ClientIdTooLong { bytes: usize, limit: usize },
     #[error("row {row}: unknown column '{column}'")]
     UnknownColumn { row: usize, column: String },
     #[error("row {row}: key column '{column}' is missing or null")]
@@ -69,7 +74,10 @@ impl WriteError {
     /// Stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            WriteError::Empty | WriteError::TooManyOps { .. } | WriteError::BatchTooLarge { .. } => "INVALID_WRITE",
+            WriteError::Empty
+            | WriteError::TooManyOps { .. }
+            | WriteError::BatchTooLarge { .. }
+            | WriteError::ClientIdTooLong { .. } => "INVALID_WRITE",
             _ => "INVALID_ROW",
         }
     }
@@ -171,6 +179,14 @@ pub fn encode_batch(schema: &TabletSchema, rows: &[(OpKind, TypedRow)]) -> Resul
     Ok(ops)
 }
 
+/// Checks a write's client id against [`MAX_CLIENT_ID_BYTES`].
+pub fn check_client_id(client_id: &str) -> Result<(), WriteError> {
+    match client_id.len() {
+        bytes if bytes > MAX_CLIENT_ID_BYTES => Err(WriteError::ClientIdTooLong { bytes, limit: MAX_CLIENT_ID_BYTES }),
+        _ => Ok(()),
+    }
+}
+
 fn check_count(ops: usize) -> Result<(), WriteError> {
     match ops {
         0 => Err(WriteError::Empty),
@@ -268,6 +284,11 @@ mod tests {
 
     #[test]
     fn size_limits() {
+        check_client_id(&"c".repeat(MAX_CLIENT_ID_BYTES)).expect("longest client id");
+        assert_eq!(
+            check_client_id(&"c".repeat(1 << 20)),
+            Err(WriteError::ClientIdTooLong { bytes: 1 << 20, limit: MAX_CLIENT_ID_BYTES })
+        );
         let s = strings_schema();
         let key = |n: usize| row(json!({"k": "x".repeat(n)}));
         assert!(encode_json_op(&s, OpKind::Delete, 0, &key(MAX_KEY_BYTES)).is_ok());

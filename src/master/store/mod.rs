@@ -12,4 +12,6 @@ pub use state_machine::{SharedCatalog, StateMachineStore};
 pub type LogStore = crate::raft::LogStore<crate::master::raft_types::TypeConfig>;
 
 #[cfg(test)]
+mod snapshot_tests;
+#[cfg(test)]
 mod suite_tests;

@@ -1,9 +1,14 @@
 //! The catalog state machine: applies committed entries to the in-memory [`Catalog`] and
 //! persists each change as individual records in RocksDB. A snapshot is a stream of records
 //! (one JSON line each), never the whole catalog in one value.
+//!
+//! Consistency: the catalog, the last applied log id and the membership live together under
+//! one lock and change together, so a snapshot (taken under that lock) never holds state
+//! ahead or behind the log id it is labelled with. The snapshot file is the shared
+//! [`SnapshotFile`]: unique temporary names, newest wins, fsync'd file and directory.
 
-use std::io::{self, BufRead, Cursor, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufRead, Cursor};
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -17,20 +22,34 @@ use rocksdb::{DB, IteratorMode, WriteBatch};
 use super::keys;
 use crate::catalog::{Catalog, CatalogRecord, CatalogResponse, Mutation};
 use crate::master::raft_types::{LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::raft::SnapshotFile;
 use crate::raft::rocks::{cf, decode, encode, to_io, write_sync};
 
 type Snapshot = openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>;
 
+/// What the state machine has applied: the catalog and the Raft position it reflects,
+/// always changed together.
+#[derive(Default)]
+struct Applied {
+    catalog: Catalog,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
 /// The applied catalog, shared with the RPC service for reads.
 #[derive(Clone, Default)]
-pub struct SharedCatalog(Arc<RwLock<Catalog>>);
+pub struct SharedCatalog(Arc<RwLock<Applied>>);
 
 impl SharedCatalog {
     pub async fn read(&self) -> RwLockReadGuard<'_, Catalog> {
+        RwLockReadGuard::map(self.0.read().await, |applied| &applied.catalog)
+    }
+
+    async fn read_applied(&self) -> RwLockReadGuard<'_, Applied> {
         self.0.read().await
     }
 
-    async fn write(&self) -> RwLockWriteGuard<'_, Catalog> {
+    async fn write(&self) -> RwLockWriteGuard<'_, Applied> {
         self.0.write().await
     }
 }
@@ -40,21 +59,22 @@ impl SharedCatalog {
 pub struct StateMachineStore {
     db: Arc<DB>,
     catalog: SharedCatalog,
-    snapshot_dir: PathBuf,
+    snapshot_file: Arc<SnapshotFile<TypeConfig>>,
 }
 
 impl StateMachineStore {
-    /// Loads the applied catalog from the database.
+    /// Loads the applied catalog and position from the database.
     pub fn open(db: Arc<DB>, data_dir: &Path) -> Result<Self, io::Error> {
-        let snapshot_dir = data_dir.join("snapshots");
-        std::fs::create_dir_all(&snapshot_dir)?;
         let mut records = Vec::new();
         for item in db.iterator_cf(cf(&db, keys::CF_SM_DATA)?, IteratorMode::Start) {
             let (_, value) = item.map_err(to_io)?;
             records.push(decode::<CatalogRecord>(&value)?);
         }
-        let catalog = SharedCatalog(Arc::new(RwLock::new(Catalog::from_records(records))));
-        Ok(Self { db, catalog, snapshot_dir })
+        let (last_applied, membership) = read_applied(&db)?;
+        let applied = Applied { catalog: Catalog::from_records(records), last_applied, membership };
+        let catalog = SharedCatalog(Arc::new(RwLock::new(applied)));
+        let snapshot_file = Arc::new(SnapshotFile::new(data_dir.join("snapshots")));
+        Ok(Self { db, catalog, snapshot_file })
     }
 
     /// The applied catalog.
@@ -62,33 +82,20 @@ impl StateMachineStore {
         self.catalog.clone()
     }
 
-    fn read_applied(&self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        let cf = cf(&self.db, keys::CF_SM_META)?;
-        let last_applied = self.db.get_cf(cf, keys::SM_LAST_APPLIED).map_err(to_io)?.map(|b| decode(&b)).transpose()?;
-        let membership = self
-            .db
-            .get_cf(cf, keys::SM_MEMBERSHIP)
-            .map_err(to_io)?
-            .map(|b| decode(&b))
-            .transpose()?
-            .unwrap_or_default();
-        Ok((last_applied, membership))
+    /// Makes a snapshot the current one on disk (unless a newer one is), off the runtime.
+    async fn save_snapshot(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<bool, io::Error> {
+        let (file, meta) = (self.snapshot_file.clone(), meta.clone());
+        tokio::task::spawn_blocking(move || file.save(&meta, &data)).await.map_err(io::Error::other)?
     }
+}
 
-    fn snapshot_path(&self) -> PathBuf {
-        self.snapshot_dir.join("current")
-    }
-
-    /// Writes a snapshot file atomically: the metadata line, then one line per record.
-    fn write_snapshot_file(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), io::Error> {
-        let tmp = self.snapshot_dir.join("current.tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&encode(meta)?)?;
-        file.write_all(b"\n")?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, self.snapshot_path())
-    }
+/// The last applied log id and membership as stored.
+fn read_applied(db: &DB) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+    let cf = cf(db, keys::CF_SM_META)?;
+    let last_applied = db.get_cf(cf, keys::SM_LAST_APPLIED).map_err(to_io)?.map(|b| decode(&b)).transpose()?;
+    let membership =
+        db.get_cf(cf, keys::SM_MEMBERSHIP).map_err(to_io)?.map(|b| decode(&b)).transpose()?.unwrap_or_default();
+    Ok((last_applied, membership))
 }
 
 fn record_key(record: &CatalogRecord) -> Vec<u8> {
@@ -128,14 +135,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = Cursor<Vec<u8>>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        // Hold the catalog lock while reading the applied position so both describe one state.
+        // The catalog and its position are read under one lock: they describe one state.
         let (meta, data) = {
-            let catalog = self.catalog.read().await;
-            let (last_log_id, last_membership) = self.read_applied()?;
-            (SnapshotMeta { last_log_id, last_membership }, encode_records(catalog.records())?)
+            let applied = self.catalog.read_applied().await;
+            let meta = SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership.clone() };
+            (meta, encode_records(applied.catalog.records())?)
         };
-        self.write_snapshot_file(&meta, &data)?;
-        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "built catalog snapshot");
+        let saved = self.save_snapshot(&meta, data.clone()).await?;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), saved, "built catalog snapshot");
         Ok(Snapshot { meta, snapshot: Cursor::new(data) })
     }
 }
@@ -145,7 +152,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        self.read_applied()
+        let applied = self.catalog.read_applied().await;
+        Ok((applied.last_applied, applied.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -156,15 +164,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let meta_cf = cf(&self.db, keys::CF_SM_META)?;
         let mut batch = WriteBatch::default();
         let mut responses = Vec::new();
-        let mut last_applied = None;
         {
-            let mut catalog = self.catalog.write().await;
+            // Catalog, position and membership change together under the lock; the batch is
+            // written after it is released (readers do not wait for the fsync; a snapshot
+            // taken in between is labelled with the position its contents reflect).
+            let mut applied = self.catalog.write().await;
+            let mut last_applied = None;
             while let Some((entry, responder)) = entries.try_next().await? {
                 let log_id = entry.log_id();
                 let response = match &entry.payload {
                     EntryPayload::Blank => CatalogResponse::default(),
                     EntryPayload::Normal(command) => {
-                        let (response, mutations) = catalog.apply(command, log_id.index());
+                        let (response, mutations) = applied.catalog.apply(command, log_id.index());
                         for mutation in mutations {
                             add_mutation(&mut batch, data_cf, mutation)?;
                         }
@@ -173,6 +184,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Membership(membership) => {
                         let stored = StoredMembership::new(Some(log_id), membership.clone());
                         batch.put_cf(meta_cf, keys::SM_MEMBERSHIP, encode(&stored)?);
+                        applied.membership = stored;
                         CatalogResponse::default()
                     }
                 };
@@ -181,9 +193,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     responses.push((responder, response));
                 }
             }
-        }
-        if let Some(log_id) = &last_applied {
-            batch.put_cf(meta_cf, keys::SM_LAST_APPLIED, encode(log_id)?);
+            if let Some(log_id) = last_applied {
+                batch.put_cf(meta_cf, keys::SM_LAST_APPLIED, encode(&log_id)?);
+                applied.last_applied = Some(log_id);
+            }
         }
         write_sync(&self.db, batch).await?;
         for (responder, response) in responses {
@@ -213,24 +226,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         batch.put_cf(meta_cf, keys::SM_MEMBERSHIP, encode(&meta.last_membership)?);
         {
-            let mut catalog = self.catalog.write().await;
+            let mut applied = self.catalog.write().await;
             write_sync(&self.db, batch).await?;
-            *catalog = Catalog::from_records(records);
+            *applied = Applied {
+                catalog: Catalog::from_records(records),
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            };
         }
-        self.write_snapshot_file(meta, &data)?;
-        tracing::info!(last_log_id = ?meta.last_log_id, "installed catalog snapshot");
+        let saved = self.save_snapshot(meta, data).await?;
+        tracing::info!(last_log_id = ?meta.last_log_id, saved, "installed catalog snapshot");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        let bytes = match std::fs::read(self.snapshot_path()) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let split = bytes.iter().position(|&b| b == b'\n').unwrap_or(bytes.len());
-        let meta: SnapshotMeta = decode(&bytes[..split])?;
-        let data = bytes.get(split + 1..).unwrap_or_default().to_vec();
-        Ok(Some(Snapshot { meta, snapshot: Cursor::new(data) }))
+        let file = self.snapshot_file.clone();
+        let loaded = tokio::task::spawn_blocking(move || file.load()).await.map_err(io::Error::other)??;
+        Ok(loaded.map(|(meta, data)| Snapshot { meta, snapshot: Cursor::new(data) }))
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! # Data format (version 1)
 //!
-//! What openraft ships to a follower as the snapshot's data (the [`SnapshotMeta`] travels
+//! What openraft ships to a follower as the snapshot's data (the snapshot meta travels
 //! beside it):
 //!
 //! 1. A header line: JSON `{"format":"kudu-tablet-snapshot","version":1,"tablet_id":"…"}`
@@ -16,22 +16,16 @@
 //!
 //! # File
 //!
-//! The current snapshot of tablet `T` is `<data dir>/snapshots/T/current`: the meta as one
-//! JSON line, then the data. It is written to a unique temporary name, fsync'd, renamed
-//! over `current`, and the directory fsync'd; a snapshot never replaces one with a higher
-//! last log index.
+//! The current snapshot of tablet `T` is `<data dir>/snapshots/T/current`, kept by the shared
+//! [`crate::raft::SnapshotFile`] (unique temporary names, newest wins, fsync'd).
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use crate::raft::rocks::{decode, encode};
 use crate::tablet::TabletRecord;
-use crate::tserver::raft_types::SnapshotMeta;
 
 const FORMAT: &str = "kudu-tablet-snapshot";
 const VERSION: u32 = 1;
@@ -183,78 +177,6 @@ pub(super) fn decode_snapshot(tablet_id: &str, data: &[u8]) -> Result<SnapshotCo
     }
 }
 
-/// The current snapshot file of one tablet.
-pub(super) struct SnapshotFile {
-    dir: PathBuf,
-    /// Serializes replacing `current`, so the newer-wins check and the rename are one step.
-    lock: Mutex<()>,
-}
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-impl SnapshotFile {
-    /// The snapshot file of `tablet_id` under `data_dir`; creates nothing yet.
-    pub(super) fn new(data_dir: &Path, tablet_id: &str) -> SnapshotFile {
-        SnapshotFile { dir: snapshot_dir(data_dir, tablet_id), lock: Mutex::new(()) }
-    }
-
-    fn current(&self) -> PathBuf {
-        self.dir.join("current")
-    }
-
-    /// Makes `meta` + `data` the current snapshot unless the current one is at a higher last
-    /// log index. Returns whether it was written.
-    pub(super) fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<bool, io::Error> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let new_index = meta.last_log_id.as_ref().map(|id| id.index());
-        if let Some((current, _)) = self.load_unlocked()?
-            && current.last_log_id.as_ref().map(|id| id.index()) > new_index
-        {
-            tracing::debug!(?new_index, current = ?current.last_log_id, "kept the newer snapshot");
-            return Ok(false);
-        }
-        fs::create_dir_all(&self.dir)?;
-        let tmp = self.dir.join(format!(
-            "current.tmp.{}.{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = write_file(&tmp, meta, data).and_then(|()| fs::rename(&tmp, self.current()));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        File::open(&self.dir)?.sync_all()?;
-        Ok(true)
-    }
-
-    /// The current snapshot's meta and data, if one was saved.
-    pub(super) fn load(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, io::Error> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.load_unlocked()
-    }
-
-    fn load_unlocked(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, io::Error> {
-        let mut bytes = match fs::read(self.current()) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let split = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| invalid("snapshot file has no meta line"))?;
-        let meta = decode(&bytes[..split])?;
-        let data = bytes.split_off(split + 1);
-        Ok(Some((meta, data)))
-    }
-}
-
-fn write_file(path: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<(), io::Error> {
-    let mut file = File::create(path)?;
-    file.write_all(&encode(meta)?)?;
-    file.write_all(b"\n")?;
-    file.write_all(data)?;
-    file.sync_all()
-}
-
 /// The directory of a tablet's snapshots.
 pub(super) fn snapshot_dir(data_dir: &Path, tablet_id: &str) -> PathBuf {
     data_dir.join("snapshots").join(tablet_id)
@@ -265,7 +187,6 @@ mod tests {
     use super::*;
     use crate::tablet::SchemaRecord;
     use crate::tablet::test_support::catalog_schema;
-    use crate::tserver::raft_types::{StoredMembership, TabletTypeConfig};
 
     fn sample() -> Vec<u8> {
         let mut w = SnapshotWriter::new("t1").expect("header");
@@ -294,32 +215,5 @@ mod tests {
         let n = miscount.len();
         miscount[n - 9] = 9; // rows count 2 -> 9
         assert!(decode_snapshot("t1", &miscount).unwrap_err().to_string().contains("trailer counts 9 rows"));
-    }
-
-    fn meta(index: u64) -> SnapshotMeta {
-        SnapshotMeta {
-            last_log_id: Some(openraft::testing::log_id::<TabletTypeConfig>(1, 7, index)),
-            last_membership: StoredMembership::default(),
-        }
-    }
-
-    #[test]
-    fn files_keep_the_newest_snapshot() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = SnapshotFile::new(dir.path(), "t1");
-        assert!(file.load().expect("reads").is_none());
-        assert!(file.save(&meta(5), b"five").expect("writes"));
-        assert!(!file.save(&meta(4), b"four").expect("writes"), "an older snapshot is not kept");
-        assert_eq!(file.load().expect("reads"), Some((meta(5), b"five".to_vec())));
-        assert!(file.save(&meta(6), b"six").expect("writes"));
-        assert_eq!(
-            file.load().expect("reads").map(|(m, d)| (m.last_log_id, d)),
-            Some((meta(6).last_log_id, b"six".to_vec()))
-        );
-        let names: Vec<_> = fs::read_dir(snapshot_dir(dir.path(), "t1"))
-            .expect("dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, vec!["current".to_string()], "no temporary files left");
     }
 }

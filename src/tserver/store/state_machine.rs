@@ -20,8 +20,9 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 
 use super::keys::{self, KeyError};
 use super::rows::{Overlay, OverlayRows, StoredRow, iter_range, range_read_options};
-use super::snapshot::{SnapshotFile, SnapshotWriter, decode_snapshot, snapshot_dir};
+use super::snapshot::{SnapshotWriter, decode_snapshot, snapshot_dir};
 use crate::ids::TabletId;
+use crate::raft::SnapshotFile;
 use crate::raft::rocks::{cf, decode, encode, to_io, write_sync, write_sync_blocking};
 use crate::tablet::{
     self, KeyRange, Mutation, Projection, ScanError, ScanRow, SchemaError, TabletCommand, TabletRecord, TabletResponse,
@@ -57,7 +58,7 @@ struct Inner {
     prefix: Vec<u8>,
     db: Arc<DB>,
     state: RwLock<TabletState>,
-    snapshot_file: SnapshotFile,
+    snapshot_file: SnapshotFile<TabletTypeConfig>,
 }
 
 /// What one apply call produced, before it is written.
@@ -79,7 +80,7 @@ impl TabletStateMachine {
         })?;
         let state = TabletState::from_records(records)
             .map_err(|source| TabletStoreError::Schema { tablet_id: tablet_id.to_string(), source })?;
-        let snapshot_file = SnapshotFile::new(data_dir, tablet_id.as_str());
+        let snapshot_file = SnapshotFile::new(snapshot_dir(data_dir, tablet_id.as_str()));
         Ok(Self { inner: Arc::new(Inner { tablet_id, prefix, db, state: RwLock::new(state), snapshot_file }) })
     }
 
