@@ -326,9 +326,11 @@ mod tests {
                 tokio::spawn(async move { coalescer.send(&addr, pre_vote("slow", i), Duration::from_secs(3600)).await })
             })
             .collect();
-        // Every permit is taken once all of them are queued.
+        // Every permit is taken, and every hanging PreVote reached the server (so no later call
+        // shares a batch with them).
         let permits = coalescer.destination(&addr).1;
         wait_until(|| permits.available_permits() == 0).await;
+        wait_until(|| fake.requests.load(Ordering::SeqCst) == MAX_PRE_VOTES_IN_FLIGHT).await;
         let sent_before = fake.requests.load(Ordering::SeqCst);
 
         let refused = coalescer.send(&addr, pre_vote("tablet-1", 1), Duration::from_secs(3600)).await.unwrap_err();
