@@ -195,6 +195,8 @@ mod tests {
                     leader: None,
                     term: 0,
                     state: TabletState::Running,
+                    config_index: None,
+                    pending_move: None,
                 })
                 .collect();
             c.apply(&CatalogCommand::CreateTable { request_id: format!("create-{name}"), table, tablets }, index);
@@ -215,6 +217,7 @@ mod tests {
             term: 3,
             replicas: ["ts1", "ts2", "ts3"].map(TServerId::from).to_vec(),
             leader: Some("ts1".into()),
+            config_index: None,
         };
         c.apply(&CatalogCommand::UpdateTabletConfigs(vec![update]), 20);
         c
@@ -458,6 +461,7 @@ mod tests {
                     term,
                     replicas: voters.into_iter().map(TServerId::from).collect(),
                     leader: leader.map(TServerId::from),
+                    config_index: None,
                 })
                 .collect();
             assert_eq!(updates(&d), expected, "{}", case.name);
