@@ -190,6 +190,7 @@ async fn one_group_forms_serves_leaders_only_and_survives_one_of_three_down() {
                 desired_schema_version: 0,
                 state: ReplicaState::Running,
                 failure: None,
+                joining: false,
             })
             .expect("record");
     }

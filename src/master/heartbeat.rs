@@ -7,14 +7,22 @@
 //! - RUNNING replicas whose report supersedes the catalog (newer term, or the same term
 //!   naming a leader where none is recorded) become ONE `UpdateTabletConfigs` command;
 //!   nothing is proposed when nothing changed.
+//!   Only replicas the catalog wants on the server (a voter, or the destination of the
+//!   tablet's move) are heard: a replaced replica that comes back reports an old group.
 //! - `create_replicas`: running tablets that list the server as a replica and that it did
-//!   not report in any state.
+//!   not report in any state. Once the tablet's group has reported a configuration (it
+//!   exists), a missing replica joins it instead of initializing a group (`joining`).
+//! - The destination of a tablet's move is told to create a joining replica (empty, never
+//!   initializing the group) unless it reports one RUNNING; a tombstone of the tablet on it
+//!   is reused.
 //! - `delete_replicas`: reported tablets the catalog tombstoned (unless already reported
-//!   tombstoned). A tablet the catalog does not know is never deleted, only reported back
-//!   in [`Decision::unknown_tablets`].
+//!   tombstoned), and RUNNING replicas of running tablets the catalog no longer wants on the
+//!   server (it was replaced: the catalog's configuration, newer than the replica's, left
+//!   it out, and it is not the destination of the move in progress). A tablet the catalog
+//!   does not know is never deleted, only reported back in [`Decision::unknown_tablets`].
 //! - `schema_updates`: RUNNING replicas reporting a schema version below the table's.
 //! - `peer_addresses`: the registry's address of every other server that is a peer of a
-//!   tablet the server hosts or is assigned.
+//!   tablet the server hosts or is assigned, including the destinations of moves.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -92,8 +100,14 @@ pub fn decide(
         if report.state != pb::ReplicaState::ReplicaRunning as i32 {
             continue;
         }
+        if !tablet.wants_replica_on(&ts) {
+            if replaced(tablet, report) {
+                decision.response.delete_replicas.push(id.to_string());
+            }
+            continue;
+        }
         peers.extend(report.voter_uuids.iter().chain(&report.learner_uuids).map(String::as_str));
-        peers.extend(tablet.replicas.iter().map(TServerId::as_str));
+        peers.extend(tablet_peers(tablet));
         if let Some(update) = reported_config(tablet, report) {
             updates.push(update);
         }
@@ -108,9 +122,15 @@ pub fn decide(
             });
         }
     }
-    for tablet in catalog.tablets().filter(|t| t.replicas.contains(&ts)) {
-        peers.extend(tablet.replicas.iter().map(TServerId::as_str));
-        if reported.contains_key(&tablet.id) {
+    for tablet in catalog.tablets().filter(|t| t.wants_replica_on(&ts)) {
+        peers.extend(tablet_peers(tablet));
+        let voter = tablet.replicas.contains(&ts);
+        let create = match reported.get(&tablet.id) {
+            None => true,
+            // A tombstone is reused by the destination of a move, never by a voter.
+            Some(r) => !voter && r.state == pb::ReplicaState::ReplicaTombstoned as i32,
+        };
+        if !create {
             continue;
         }
         let Some(table) = catalog.table(&tablet.table_id) else { continue };
@@ -123,6 +143,8 @@ pub fn decide(
             schema: Some(schema_to_pb(&table.schema)),
             schema_version: table.version,
             num_partitions: table.num_partitions,
+            // Only a tablet whose group never reported a configuration is initialized.
+            joining: !voter || tablet.config_index.is_some(),
         });
     }
     peers.remove(ts.as_str());
@@ -139,13 +161,31 @@ pub fn decide(
     Ok(decision)
 }
 
+/// The servers of a tablet's group as the catalog has it: its voters and the destination
+/// of its move.
+fn tablet_peers(tablet: &Tablet) -> impl Iterator<Item = &str> {
+    tablet.replicas.iter().chain(tablet.pending_move.as_ref().map(|m| &m.to)).map(TServerId::as_str)
+}
+
+/// Whether a RUNNING replica the catalog does not want was replaced: the catalog records an
+/// indexed configuration newer than the one the replica last committed (or it committed
+/// none: it never joined).
+fn replaced(tablet: &Tablet, report: &pb::ReportedReplica) -> bool {
+    match (tablet.config_index, report.config_index) {
+        (Some(recorded), Some(reported)) => reported < recorded,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 /// The update a RUNNING replica's report asks for, if it supersedes the catalog's record.
-fn reported_config(tablet: &Tablet, report: &pb::ReportedReplica) -> Option<TabletConfigUpdate> {
+pub fn reported_config(tablet: &Tablet, report: &pb::ReportedReplica) -> Option<TabletConfigUpdate> {
     let update = TabletConfigUpdate {
         tablet_id: tablet.id.clone(),
         term: report.term,
         replicas: report.voter_uuids.iter().map(|v| TServerId(v.clone())).collect(),
         leader: Some(&report.leader_uuid).filter(|l| !l.is_empty()).map(|l| TServerId(l.clone())),
+        config_index: report.config_index,
     };
     update.supersedes(tablet).then_some(update)
 }
@@ -237,6 +277,7 @@ mod tests {
             voter_uuids: voters.iter().map(|v| v.to_string()).collect(),
             learner_uuids: Vec::new(),
             schema_version,
+            config_index: None,
         }
     }
 

@@ -213,14 +213,19 @@ impl TServerRegistry {
         self.all().iter().filter(|s| self.is_live(s)).count()
     }
 
+    /// Whether each known server is live (heard from within the unresponsive timeout).
+    pub fn liveness(&self) -> std::collections::BTreeMap<TServerId, bool> {
+        self.lock().values().map(|s| (s.id.clone(), self.is_live(s))).collect()
+    }
+
     /// Every server placement may consider, live or not, with its replica count in
-    /// `catalog`. With `need_location` (a mapping command is configured) servers without
+    /// `catalog` (the destinations of moves in progress included). With `need_location` (a mapping command is configured) servers without
     /// an assigned location are left out; without, every server is in
     /// [`Location::default_location`].
     pub fn placement_servers(&self, catalog: &Catalog, need_location: bool) -> Vec<Server> {
         let mut load: HashMap<&TServerId, usize> = HashMap::new();
         for tablet in catalog.tablets() {
-            for replica in &tablet.replicas {
+            for replica in tablet.replicas.iter().chain(tablet.pending_move.as_ref().map(|m| &m.to)) {
                 *load.entry(replica).or_default() += 1;
             }
         }
