@@ -105,6 +105,7 @@ fn assignment(tablet_id: &str, peers: &[String]) -> mpb::ReplicaAssignment {
         schema: Some(schema()),
         schema_version: 1,
         num_partitions: 1,
+        joining: false,
     }
 }
 

@@ -557,6 +557,110 @@ mod tests {
         assert!(d.response.schema_updates.is_empty(), "{d:?}");
     }
 
+    fn indexed(mut r: pb::ReportedReplica, index: u64) -> pb::ReportedReplica {
+        r.config_index = Some(index);
+        r
+    }
+
+    /// The test catalog after t0's group reported configuration index 5 (voters ts1, ts2,
+    /// ts3) and a move of t0 from ts3 to ts4 started.
+    fn moving() -> Catalog {
+        let mut c = catalog();
+        let update = TabletConfigUpdate {
+            tablet_id: "t0".into(),
+            term: 3,
+            replicas: ["ts1", "ts2", "ts3"].map(TServerId::from).to_vec(),
+            leader: Some("ts1".into()),
+            config_index: Some(5),
+        };
+        c.apply(&CatalogCommand::UpdateTabletConfigs(vec![update]), 21);
+        let start = crate::catalog::TabletMove {
+            tablet_id: "t0".into(),
+            replica_move: crate::catalog::ReplicaMove { from: Some("ts3".into()), to: "ts4".into() },
+        };
+        c.apply(&CatalogCommand::StartReplicaMoves(vec![start]), 22);
+        c
+    }
+
+    #[test]
+    fn the_destination_of_a_move_creates_a_joining_replica_and_peers_learn_it() {
+        let c = moving();
+        // ts4 hosts t1 already; it is told to create t0 as a joining replica (peers: the
+        // current voters, without itself).
+        let d = ok(&c, &request("ts4", CLUSTER, vec![running("t1", 1, "ts2", &["ts2", "ts3", "ts4"], 2)]));
+        let [a] = d.response.create_replicas.as_slice() else { panic!("one assignment: {d:?}") };
+        assert_eq!((a.tablet_id.as_str(), a.joining), ("t0", true));
+        assert_eq!(a.peer_uuids, vec!["ts1", "ts2", "ts3"]);
+        let peers: Vec<&str> = d.response.peer_addresses.iter().map(|p| p.uuid.as_str()).collect();
+        assert_eq!(peers, vec!["ts1", "ts2", "ts3"]);
+        // Its tombstone of t0 (moved away earlier) is reused; a running replica is not
+        // created again.
+        let tombstone = with_state(running("t0", 0, "", &[], 0), pb::ReplicaState::ReplicaTombstoned);
+        let d = ok(&c, &request("ts4", CLUSTER, vec![tombstone]));
+        assert_eq!(created(&d), vec!["t0", "t1"]);
+        let joining: Vec<bool> = d.response.create_replicas.iter().map(|a| a.joining).collect();
+        assert_eq!(joining, vec![true, false], "t1 is a voter of a group that never reported: it initializes");
+        let d = ok(&c, &request("ts4", CLUSTER, vec![indexed(running("t0", 3, "ts1", &[], 0), 0)]));
+        assert_eq!(created(&d), vec!["t1"]);
+        assert!(d.response.delete_replicas.is_empty(), "the joining replica is wanted: {d:?}");
+        // The leader's server learns the destination's address.
+        let d = ok(&c, &request("ts1", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts3"], 2), 5)]));
+        let peers: Vec<&str> = d.response.peer_addresses.iter().map(|p| p.uuid.as_str()).collect();
+        assert_eq!(peers, vec!["ts2", "ts3", "ts4"]);
+        // A voter of the initial placement still initializes (never reported: t1).
+        let d = ok(&c, &request("ts2", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts3"], 2), 5)]));
+        let [a] = d.response.create_replicas.as_slice() else { panic!("one assignment: {d:?}") };
+        assert_eq!((a.tablet_id.as_str(), a.joining), ("t1", false));
+    }
+
+    #[test]
+    fn a_replaced_replica_that_comes_back_is_tombstoned_and_not_heard() {
+        let mut c = moving();
+        // The move completed: ts3 left at configuration index 9.
+        let done = TabletConfigUpdate {
+            tablet_id: "t0".into(),
+            term: 3,
+            replicas: ["ts1", "ts2", "ts4"].map(TServerId::from).to_vec(),
+            leader: Some("ts1".into()),
+            config_index: Some(9),
+        };
+        c.apply(&CatalogCommand::UpdateTabletConfigs(vec![done]), 23);
+        assert_eq!(c.tablet(&"t0".into()).and_then(|t| t.pending_move.clone()), None);
+        // ts3 comes back, still believing in the old configuration, in a newer term.
+        let stale = indexed(running("t0", 7, "", &["ts1", "ts2", "ts3"], 2), 5);
+        let d = ok(&c, &request("ts3", CLUSTER, vec![stale.clone()]));
+        assert_eq!(d.response.delete_replicas, vec!["t0"]);
+        assert_eq!(d.command, None, "its report is not recorded");
+        assert!(created(&d).contains(&"t1"), "its other replicas are untouched");
+        // Not tombstoned: a replica the catalog still wants, or one whose configuration is
+        // not older than the catalog's (the catalog would be behind), or any replica of a
+        // tablet whose configuration was never reported with an index.
+        let d = ok(&c, &request("ts4", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts4"], 2), 9)]));
+        assert!(d.response.delete_replicas.is_empty());
+        let d = ok(&c, &request("ts3", CLUSTER, vec![indexed(running("t0", 7, "", &["ts1", "ts3"], 2), 9)]));
+        assert!(d.response.delete_replicas.is_empty());
+        let d = ok(&catalog(), &request("ts4", CLUSTER, vec![running("t0", 3, "ts1", &["ts1", "ts2", "ts3"], 2)]));
+        assert!(d.response.delete_replicas.is_empty());
+        // A joining replica whose move was given up (never joined: no configuration).
+        let d = ok(&c, &request("ts9", CLUSTER, vec![running("t0", 3, "ts1", &[], 0)]));
+        assert_eq!(d.response.delete_replicas, vec!["t0"]);
+    }
+
+    #[test]
+    fn configurations_are_recorded_by_log_index() {
+        let c = moving();
+        // The leader reports the promotion (index 7): recorded, the move goes on.
+        let d = ok(&c, &request("ts1", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts3", "ts4"], 2), 7)]));
+        let [u] = updates(&d).try_into().expect("one update");
+        assert_eq!((u.config_index, u.replicas.len()), (Some(7), 4));
+        // A lagging follower in a newer term with an older configuration: only the term.
+        let d = ok(&c, &request("ts2", CLUSTER, vec![indexed(running("t0", 4, "ts2", &["ts1", "ts2"], 2), 3)]));
+        let mut applied = c.clone();
+        applied.apply(&d.command.expect("newer term"), 30);
+        let t0 = applied.tablet(&"t0".into()).expect("t0");
+        assert_eq!((t0.term, t0.leader.clone(), t0.replicas.len(), t0.config_index), (4, Some("ts2".into()), 3, Some(5)));
+    }
+
     #[test]
     fn peer_addresses_cover_hosted_and_assigned_tablets() {
         let c = catalog();
