@@ -140,10 +140,15 @@ impl MasterNode {
         while Instant::now() < until && self.ensure_leader().is_ok() {
             let targets = {
                 let catalog = self.catalog.read().await;
-                let Some(tablet) = catalog.tablet(tablet_id).filter(|t| t.pending_move.as_ref() == Some(replica_move))
-                else {
+                let Some(tablet) = catalog.tablet(tablet_id) else { return };
+                if tablet.pending_move.as_ref() != Some(replica_move) {
+                    // Ended: completed when the recorded configuration shows its outcome.
+                    if action == Action::Advance && replica_move.is_complete_in(&tablet.replicas) {
+                        tracing::info!(voters = ?tablet.replicas, "replica move complete");
+                        self.metrics.replica_moves_completed.inc();
+                    }
                     return;
-                };
+                }
                 self.leader_candidates(tablet)
             };
             let response = match self.ask_leader(hint.take(), targets, &request).await {
@@ -158,10 +163,13 @@ impl MasterNode {
                 self.record_leader_view(tablet_id, config).await;
             }
             match tpb::ConfigChangeStep::try_from(response.step) {
-                Ok(tpb::ConfigChangeStep::Complete) => {
-                    self.finish_move(tablet_id, replica_move, &action).await;
+                Ok(tpb::ConfigChangeStep::Complete) if action == Action::GiveUp => {
+                    self.cancel_move(tablet_id, replica_move).await;
                     return;
                 }
+                // The outcome is committed (or about to be); the catalog records it from the
+                // answer or a heartbeat, which ends the move.
+                Ok(tpb::ConfigChangeStep::Complete) => tokio::time::sleep(STEP_PAUSE).await,
                 Ok(tpb::ConfigChangeStep::CatchingUp) => {
                     tracing::debug!(lag = response.lag, "the new replica is catching up");
                     tokio::time::sleep(STEP_PAUSE).await;
@@ -265,30 +273,15 @@ impl MasterNode {
         }
     }
 
-    /// The leader has nothing left to do for the move: a given-up move is cancelled; an
-    /// advanced one ended when its outcome was recorded.
-    async fn finish_move(&self, tablet_id: &TabletId, replica_move: &ReplicaMove, action: &Action) {
-        match action {
-            Action::GiveUp => {
-                let cancel = TabletMove { tablet_id: tablet_id.clone(), replica_move: replica_move.clone() };
-                match self.propose(CatalogCommand::CancelReplicaMoves(vec![cancel])).await {
-                    Ok(_) => {
-                        tracing::warn!("replica move given up: its destination died before its promotion");
-                        self.metrics.replica_moves_cancelled.inc();
-                    }
-                    Err(e) => tracing::debug!(error = %e, "could not cancel the replica move"),
-                }
+    /// Cancels a given-up move once its destination left the group.
+    async fn cancel_move(&self, tablet_id: &TabletId, replica_move: &ReplicaMove) {
+        let cancel = TabletMove { tablet_id: tablet_id.clone(), replica_move: replica_move.clone() };
+        match self.propose(CatalogCommand::CancelReplicaMoves(vec![cancel])).await {
+            Ok(_) => {
+                tracing::warn!("replica move given up: its destination died before its promotion");
+                self.metrics.replica_moves_cancelled.inc();
             }
-            Action::Advance => {
-                let ended = {
-                    let catalog = self.catalog.read().await;
-                    catalog.tablet(tablet_id).is_none_or(|t| t.pending_move.as_ref() != Some(replica_move))
-                };
-                if ended {
-                    tracing::info!("replica move complete");
-                    self.metrics.replica_moves_completed.inc();
-                }
-            }
+            Err(e) => tracing::debug!(error = %e, "could not cancel the replica move"),
         }
     }
 }

@@ -124,7 +124,7 @@ pub fn plan_moves<R: Rng>(
 }
 
 /// What to do next for a move in progress.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Ask the tablet's leader to take the next step (add, promote, remove).
     Advance,
