@@ -122,12 +122,8 @@ async fn wait_fully_replicated(
 async fn wait_tombstoned(client: &KuduClient, addr: &str, tablets: &BTreeSet<String>) -> Vec<String> {
     wait_for(&format!("{addr}'s replaced replicas to be tombstoned"), WAIT, || async {
         let listing = client.list_tablets(addr).await.ok()?;
-        let states: Vec<String> = listing
-            .replicas
-            .iter()
-            .filter(|r| tablets.contains(&r.tablet_id))
-            .map(|r| r.state.clone())
-            .collect();
+        let states: Vec<String> =
+            listing.replicas.iter().filter(|r| tablets.contains(&r.tablet_id)).map(|r| r.state.clone()).collect();
         states.iter().all(|s| s != "RUNNING").then_some(states)
     })
     .await
@@ -227,8 +223,7 @@ async fn dead_tablet_servers_replicas_are_replaced_and_tombstoned_when_they_retu
 async fn seed_example_replacement_of_c_lands_on_d() {
     let scripts = tempfile::tempdir().expect("tempdir");
     let addrs = addrs_on_distinct_ips(5, &[]);
-    let location_of: BTreeMap<String, &str> =
-        addrs.iter().cloned().zip(["/L0", "/L0", "/L1", "/L1", "/L2"]).collect();
+    let location_of: BTreeMap<String, &str> = addrs.iter().cloned().zip(["/L0", "/L0", "/L1", "/L1", "/L2"]).collect();
     let cases: String = location_of.iter().map(|(a, l)| format!("{} ) echo {l} ;;\n", ip_of(a))).collect();
     let flags = mapping_flags(scripts.path(), &format!("case \"$1\" in\n{cases}esac"));
     let mut cluster = Cluster::start_with_flags(1, 0, &flags);
@@ -286,8 +281,7 @@ async fn a_move_interrupted_by_a_master_leader_failure_completes_under_the_next_
     let voters: BTreeSet<String> = locations.tablets[0].replicas.iter().map(|r| r.rpc_address.clone()).collect();
     // Kill a voter that does not lead the tablet (the tablet keeps its leader).
     let leader_uuid = locations.tablets[0].leader_ts_uuid.clone();
-    let victim =
-        locations.tablets[0].replicas.iter().find(|r| r.ts_uuid != leader_uuid).expect("a follower").clone();
+    let victim = locations.tablets[0].replicas.iter().find(|r| r.ts_uuid != leader_uuid).expect("a follower").clone();
     let destination = cluster.tservers.iter().position(|t| !voters.contains(&t.addr)).expect("the fourth server");
     let killed = Instant::now();
     cluster.tservers.iter_mut().find(|t| t.addr == victim.rpc_address).expect("victim").kill();

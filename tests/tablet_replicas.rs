@@ -338,7 +338,10 @@ async fn tombstoning_deletes_data_for_good_and_foreign_clusters_are_ignored() {
 
 /// Calls ChangeConfig on `node` until it answers COMPLETE; returns the steps it answered
 /// (repeated CATCHING_UP answers once) and the last answer.
-async fn drive_move(node: &Node, request: tpb::ChangeConfigRequest) -> (Vec<tpb::ConfigChangeStep>, tpb::ChangeConfigResponse) {
+async fn drive_move(
+    node: &Node,
+    request: tpb::ChangeConfigRequest,
+) -> (Vec<tpb::ConfigChangeStep>, tpb::ChangeConfigResponse) {
     let mut steps = Vec::new();
     let deadline = std::time::Instant::now() + WAIT;
     loop {
@@ -404,8 +407,11 @@ async fn a_joining_replica_catches_up_is_promoted_and_replaces_a_voter() {
     let (steps, last) = drive_move(refs[leader], request.clone()).await;
     let without_catch_up: Vec<_> = steps.iter().copied().filter(|s| *s != CatchingUp).collect();
     assert_eq!(without_catch_up, vec![LearnerAdded, Promoted, Removed, Complete], "{steps:?}");
-    let mut expected: Vec<String> =
-        [leader, 3].iter().chain((0..3).filter(|i| *i != leader && *i != leaving).collect::<Vec<_>>().iter()).map(|i| refs[*i].uuid.clone()).collect();
+    let mut expected: Vec<String> = [leader, 3]
+        .iter()
+        .chain((0..3).filter(|i| *i != leader && *i != leaving).collect::<Vec<_>>().iter())
+        .map(|i| refs[*i].uuid.clone())
+        .collect();
     expected.sort();
     let mut reported = last.config.clone().expect("config").voter_uuids;
     reported.sort();
@@ -435,9 +441,14 @@ async fn a_joining_replica_catches_up_is_promoted_and_replaces_a_voter() {
     let delete = mpb::TsHeartbeatResponse { delete_replicas: vec![TABLET.into()], ..answer(CLUSTER, &running) };
     assert!(refs[leaving].server().apply_master_answer(delete).await);
     assert_eq!(refs[leaving].replica(TABLET).await.map(|r| r.state).as_deref(), Some("TOMBSTONED"));
-    let plain = mpb::TsHeartbeatResponse { create_replicas: vec![assignment(TABLET, &voters)], ..answer(CLUSTER, &running) };
+    let plain =
+        mpb::TsHeartbeatResponse { create_replicas: vec![assignment(TABLET, &voters)], ..answer(CLUSTER, &running) };
     assert!(refs[leaving].server().apply_master_answer(plain).await);
-    assert_eq!(refs[leaving].replica(TABLET).await.map(|r| r.state).as_deref(), Some("TOMBSTONED"), "only a joining create reuses it");
+    assert_eq!(
+        refs[leaving].replica(TABLET).await.map(|r| r.state).as_deref(),
+        Some("TOMBSTONED"),
+        "only a joining create reuses it"
+    );
     let rejoin = mpb::TsHeartbeatResponse { create_replicas: vec![joining], ..answer(CLUSTER, &running) };
     assert!(refs[leaving].server().apply_master_answer(rejoin).await);
     assert_eq!(refs[leaving].replica(TABLET).await.map(|r| r.state).as_deref(), Some("RUNNING"));

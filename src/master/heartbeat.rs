@@ -650,7 +650,10 @@ mod tests {
     fn configurations_are_recorded_by_log_index() {
         let c = moving();
         // The leader reports the promotion (index 7): recorded, the move goes on.
-        let d = ok(&c, &request("ts1", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts3", "ts4"], 2), 7)]));
+        let d = ok(
+            &c,
+            &request("ts1", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts3", "ts4"], 2), 7)]),
+        );
         let [u] = updates(&d).try_into().expect("one update");
         assert_eq!((u.config_index, u.replicas.len()), (Some(7), 4));
         // A lagging follower in a newer term with an older configuration: only the term.
@@ -658,7 +661,10 @@ mod tests {
         let mut applied = c.clone();
         applied.apply(&d.command.expect("newer term"), 30);
         let t0 = applied.tablet(&"t0".into()).expect("t0");
-        assert_eq!((t0.term, t0.leader.clone(), t0.replicas.len(), t0.config_index), (4, Some("ts2".into()), 3, Some(5)));
+        assert_eq!(
+            (t0.term, t0.leader.clone(), t0.replicas.len(), t0.config_index),
+            (4, Some("ts2".into()), 3, Some(5))
+        );
     }
 
     #[test]

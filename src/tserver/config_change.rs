@@ -45,14 +45,18 @@ pub struct ConfigView {
 pub enum Step {
     AddLearner(u64),
     /// The non-voter lacks this many entries (`u64::MAX`: it has received nothing yet).
-    WaitCatchUp { lag: u64 },
+    WaitCatchUp {
+        lag: u64,
+    },
     Promote(u64),
     /// Remove a voter (the joining one is a voter by now).
     RemoveVoter(u64),
     /// Remove a non-voter (a move given up before promotion).
     RemoveLearner(u64),
     /// The leaving node is this leader: hand leadership to another voter first.
-    TransferLeadership { to: u64 },
+    TransferLeadership {
+        to: u64,
+    },
     /// The previous change is still being committed; try again shortly.
     Wait,
     Complete,
@@ -134,7 +138,8 @@ impl Replica {
             add: add.as_ref().map(|(uuid, _)| uuid.raft_node_id()),
             remove: remove.as_ref().map(TServerId::raft_node_id),
         };
-        let step = plan(&self.config_view(), request).map_err(|e| TabletServiceError::InvalidArgument(e.to_string()))?;
+        let step =
+            plan(&self.config_view(), request).map_err(|e| TabletServiceError::InvalidArgument(e.to_string()))?;
         tracing::debug!(tablet = %self.tablet_id, ?step, "replica move step");
         let node = |uuid: &TServerId| ReplicaNode { uuid: uuid.to_string() };
         let done = match step {
@@ -166,7 +171,10 @@ impl Replica {
             Step::TransferLeadership { to } => {
                 tracing::info!(tablet = %self.tablet_id, to, "the leader leaves its group: handing leadership over");
                 if let Err(e) = self.raft.trigger().transfer_leader(to).await {
-                    return Err(TabletServiceError::Unavailable(format!("tablet {}: Raft stopped: {e}", self.tablet_id)));
+                    return Err(TabletServiceError::Unavailable(format!(
+                        "tablet {}: Raft stopped: {e}",
+                        self.tablet_id
+                    )));
                 }
                 return Err(self.not_leader());
             }
@@ -236,9 +244,11 @@ mod tests {
         let cases = [
             ("not yet a member", view(&[1, 2, 3], &[], false), Ok(Step::AddLearner(4))),
             ("nothing replicated yet", view(&[1, 2, 3], &[(4, None)], false), Ok(Step::WaitCatchUp { lag: u64::MAX })),
-            ("far behind", view(&[1, 2, 3], &[(4, Some(MAX_PROMOTION_LAG + 1))], false), Ok(Step::WaitCatchUp {
-                lag: MAX_PROMOTION_LAG + 1,
-            })),
+            (
+                "far behind",
+                view(&[1, 2, 3], &[(4, Some(MAX_PROMOTION_LAG + 1))], false),
+                Ok(Step::WaitCatchUp { lag: MAX_PROMOTION_LAG + 1 }),
+            ),
             ("caught up", view(&[1, 2, 3], &[(4, Some(MAX_PROMOTION_LAG))], false), Ok(Step::Promote(4))),
             ("promoted", view(&[1, 2, 3, 4], &[], false), Ok(Step::RemoveVoter(3))),
             ("removed", view(&[1, 2, 4], &[], false), Ok(Step::Complete)),
@@ -261,9 +271,10 @@ mod tests {
         assert_eq!(plan(&view(&[1, 2, 3], &[(4, Some(500))], true), replace), Ok(Step::WaitCatchUp { lag: 500 }));
         assert_eq!(plan(&view(&[1, 2, 4], &[], true), replace), Ok(Step::Complete));
         // Replacing the leader itself: leadership goes to the new voter first.
-        assert_eq!(plan(&view(&[1, 2, 4], &[], false), mv(Some(4), Some(LEADER))), Ok(Step::TransferLeadership {
-            to: 4
-        }));
+        assert_eq!(
+            plan(&view(&[1, 2, 4], &[], false), mv(Some(4), Some(LEADER))),
+            Ok(Step::TransferLeadership { to: 4 })
+        );
     }
 
     #[test]

@@ -236,7 +236,10 @@ impl Replica {
         response.data.0.map_err(|e| TabletServiceError::from_tablet(self.tablet_id.as_str(), e))
     }
 
-    pub(super) fn write_error(&self, e: RaftError<TabletTypeConfig, ClientWriteError<TabletTypeConfig>>) -> TabletServiceError {
+    pub(super) fn write_error(
+        &self,
+        e: RaftError<TabletTypeConfig, ClientWriteError<TabletTypeConfig>>,
+    ) -> TabletServiceError {
         match e {
             // A discarded entry may still commit elsewhere; a retry with the same seq_no is
             // deduplicated by the tablet's result tracker.

@@ -134,11 +134,7 @@ impl TServerRpc {
         let add = (!r.add_uuid.is_empty()).then(|| (TServerId(r.add_uuid.clone()), r.add_address.clone()));
         let remove = (!r.remove_uuid.is_empty()).then(|| TServerId(r.remove_uuid.clone()));
         let (step, lag) = replica.change_config(add, remove).await?;
-        Ok(pb::ChangeConfigResponse {
-            step: step as i32,
-            config: Some(replica.status().await.to_report()),
-            lag,
-        })
+        Ok(pb::ChangeConfigResponse { step: step as i32, config: Some(replica.status().await.to_report()), lag })
     }
 }
 

@@ -720,7 +720,13 @@ mod tests {
         );
     }
 
-    fn indexed(tablet: &TabletId, term: u64, index: u64, replicas: &[&str], leader: Option<&str>) -> TabletConfigUpdate {
+    fn indexed(
+        tablet: &TabletId,
+        term: u64,
+        index: u64,
+        replicas: &[&str],
+        leader: Option<&str>,
+    ) -> TabletConfigUpdate {
         TabletConfigUpdate { config_index: Some(index), ..update(tablet, term, replicas, leader) }
     }
 
@@ -740,7 +746,8 @@ mod tests {
         let mut c = Catalog::default();
         c.apply(&create("t", "r1"), 1);
         let id = first_tablet(&c);
-        let apply = |c: &mut Catalog, u: TabletConfigUpdate, i| c.apply(&CatalogCommand::UpdateTabletConfigs(vec![u]), i).1;
+        let apply =
+            |c: &mut Catalog, u: TabletConfigUpdate, i| c.apply(&CatalogCommand::UpdateTabletConfigs(vec![u]), i).1;
         // The first indexed report replaces the placed configuration.
         assert_eq!(apply(&mut c, indexed(&id, 2, 5, &["a", "b", "c"], Some("a")), 2).len(), 1);
         // A newer term from a replica that has not seen the newest configuration moves the

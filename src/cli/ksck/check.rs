@@ -145,8 +145,7 @@ pub fn check(snapshot: &Snapshot) -> Report {
     let (tables, tablet_problems, placement_violations) = check_tables(snapshot);
     problems.extend(tablet_problems);
     let tablets_with = |kind| {
-        let subjects: BTreeSet<&str> =
-            problems.iter().filter(|p| p.kind == kind).map(|p| p.subject.as_str()).collect();
+        let subjects: BTreeSet<&str> = problems.iter().filter(|p| p.kind == kind).map(|p| p.subject.as_str()).collect();
         subjects.len()
     };
     let under_replicated_tablets = tablets_with(ProblemKind::UnderReplicated);
@@ -316,9 +315,10 @@ fn check_tables(snapshot: &Snapshot) -> (Vec<TableRow>, Vec<Problem>, usize) {
                     format!("replacing the replica on {} with one on {}", m.from_uuid, m.to_uuid),
                 ),
                 // A move holds one more voter for a while; otherwise the count must match.
-                None if voters.len() > rf as usize => {
-                    problem(ProblemKind::WrongReplicaCount, format!("{} replicas, replication factor {rf}", voters.len()))
-                }
+                None if voters.len() > rf as usize => problem(
+                    ProblemKind::WrongReplicaCount,
+                    format!("{} replicas, replication factor {rf}", voters.len()),
+                ),
                 None => {}
             }
             if tablet.leader_ts_uuid.is_empty() {
@@ -542,7 +542,11 @@ mod tests {
                     s.tservers[1].live = false;
                     s.replicas.remove("b");
                 },
-                vec![ProblemKind::TabletServerUnresponsive, ProblemKind::UnderReplicated, ProblemKind::ReplicaUnavailable],
+                vec![
+                    ProblemKind::TabletServerUnresponsive,
+                    ProblemKind::UnderReplicated,
+                    ProblemKind::ReplicaUnavailable,
+                ],
             ),
             (
                 "a live tablet server does not answer",

@@ -54,8 +54,6 @@ impl MovesInFlight {
     /// Marks `tablet` as driven, unless it already is.
     pub fn begin(&self, tablet: &TabletId) -> Option<Driving> {
         let mut tablets = self.tablets.lock().unwrap_or_else(|p| p.into_inner());
-        tablets
-            .insert(tablet.clone())
-            .then(|| Driving { tablets: self.tablets.clone(), tablet: tablet.clone() })
+        tablets.insert(tablet.clone()).then(|| Driving { tablets: self.tablets.clone(), tablet: tablet.clone() })
     }
 }

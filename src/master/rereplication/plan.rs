@@ -149,7 +149,9 @@ mod tests {
     use rand::rngs::StdRng;
 
     use super::*;
-    use crate::catalog::{CatalogCommand, Column, ColumnType, Schema, Table, TableState, TabletConfigUpdate, TabletState};
+    use crate::catalog::{
+        CatalogCommand, Column, ColumnType, Schema, Table, TableState, TabletConfigUpdate, TabletState,
+    };
     use crate::ids::TableId;
     use crate::location::Location;
     use crate::placement::Server;
@@ -268,10 +270,7 @@ mod tests {
             // t0 -> d (the only live server without a replica); t1 -> a.
             assert_eq!(
                 moves(&p),
-                vec![
-                    ("t0".into(), Some("c".into()), "d".into()),
-                    ("t1".into(), Some("c".into()), "a".into()),
-                ],
+                vec![("t0".into(), Some("c".into()), "d".into()), ("t1".into(), Some("c".into()), "a".into()),],
                 "seed {seed}"
             );
             assert_eq!((p.violations, p.skipped.len()), (0, 0));
@@ -324,7 +323,10 @@ mod tests {
     fn the_most_endangered_tablets_go_first_and_short_tablets_gain_a_replica() {
         // Failed: d, and x (not even registered). t0 can lose one more voter, t1 none; u0
         // has two voters for replication factor 3 and cannot lose any either.
-        let c = catalog_of(&[("t", 5, &[&["a", "b", "c", "d", "e"], &["a", "b", "c", "d", "x"]]), ("u", 3, &[&["f", "g"]])]);
+        let c = catalog_of(&[
+            ("t", 5, &[&["a", "b", "c", "d", "e"], &["a", "b", "c", "d", "x"]]),
+            ("u", 3, &[&["f", "g"]]),
+        ]);
         let rows: Vec<(&str, &str, bool)> =
             ["a", "b", "c", "d", "e", "f", "g", "h"].iter().map(|id| (*id, "/L", *id != "d")).collect();
         let dead = failed(&["d", "x"]);
@@ -346,9 +348,8 @@ mod tests {
         // Replicas on A, C, E in /L0, /L1, /L2 of A..E (/L0, /L0, /L1, /L1, /L2).
         let c = catalog(3, &[&["A", "C", "E"]]);
         let cluster = [("A", "/L0"), ("B", "/L0"), ("C", "/L1"), ("D", "/L1"), ("E", "/L2")];
-        let rows = |dead: &str| -> Vec<(&str, &str, bool)> {
-            cluster.iter().map(|&(id, l)| (id, l, id != dead)).collect()
-        };
+        let rows =
+            |dead: &str| -> Vec<(&str, &str, bool)> { cluster.iter().map(|&(id, l)| (id, l, id != dead)).collect() };
         for seed in 0..50 {
             let p = plan(&c, &rows("C"), 10, seed);
             assert_eq!(moves(&p), vec![("t0".into(), Some("C".into()), "D".into())], "seed {seed}");
