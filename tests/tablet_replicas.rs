@@ -18,6 +18,10 @@ const TABLET: &str = "tablet-1";
 const CLUSTER: &str = "cluster-a";
 
 fn config(dir: &Path) -> TServerConfig {
+    config_snapshotting_every(dir, 1_000)
+}
+
+fn config_snapshotting_every(dir: &Path, snapshot_every: u64) -> TServerConfig {
     TServerConfig {
         data_dir: dir.to_path_buf(),
         rpc_bind: "127.0.0.1:0".into(),
@@ -28,7 +32,7 @@ fn config(dir: &Path) -> TServerConfig {
         tablet_raft: TabletRaftTimings {
             heartbeat_interval: Duration::from_millis(100),
             election_timeout: Duration::from_millis(500),
-            snapshot_every: 1_000,
+            snapshot_every,
             request_timeout: Duration::from_secs(5),
         },
     }
@@ -42,8 +46,14 @@ struct Node {
 
 impl Node {
     async fn start() -> Node {
+        Self::start_snapshotting_every(1_000).await
+    }
+
+    /// A node whose replicas snapshot (and purge their logs) every `snapshot_every` entries.
+    async fn start_snapshotting_every(snapshot_every: u64) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = TabletServer::start(config(dir.path())).await.expect("start");
+        let server =
+            TabletServer::start(config_snapshotting_every(dir.path(), snapshot_every)).await.expect("start");
         let uuid = server.state.uuid.to_string();
         Node { dir, server: Some(server), uuid }
     }
@@ -368,13 +378,18 @@ async fn drive_move(
 }
 
 /// Re-replication from the tablet servers' side: a joining replica (empty, never
-/// initializing) is added as a non-voter, catches up, is promoted and replaces a voter,
-/// one ChangeConfig step at a time, and serves as a voter with every row. A tombstoned
-/// replica joins again the same way.
+/// initializing) is added as a non-voter, catches up (from a snapshot: the replicas
+/// snapshot every 5 entries and keep no more log than that), is promoted and replaces a
+/// voter, one ChangeConfig step at a time, and serves as a voter with every row. A
+/// tombstoned replica joins again the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joining_replica_catches_up_is_promoted_and_replaces_a_voter() {
+    use openraft::rt::watch::WatchReceiver;
     use tpb::ConfigChangeStep::{CatchingUp, Complete, LearnerAdded, Promoted, Removed};
-    let mut nodes = vec![Node::start().await, Node::start().await, Node::start().await, Node::start().await];
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(Node::start_snapshotting_every(5).await);
+    }
     let refs: Vec<&Node> = nodes.iter().collect();
     let voters: Vec<String> = refs[..3].iter().map(|n| n.uuid.clone()).collect();
     for node in &refs {
@@ -388,6 +403,15 @@ async fn a_joining_replica_catches_up_is_promoted_and_replaces_a_voter() {
     for id in 1..=20u64 {
         client.write(write(id, vec![op(tpb::OpType::Insert, &format!(r#"{{"id": {id}}}"#))])).await.expect("write");
     }
+
+    // The leader purged its log: a new replica can only start from a snapshot.
+    let group = refs[leader].server().state.tablets.replica(TABLET).expect("the leader's replica").raft().clone();
+    wait_for("the leader to purge its log", WAIT, || async {
+        let purged = group.metrics().borrow_watched().purged.as_ref().map(|l| l.index);
+        purged.filter(|i| *i >= 10)
+    })
+    .await;
+    drop(group);
 
     // The joining replica exists, empty, and never started a group of its own.
     let joining = mpb::ReplicaAssignment { joining: true, ..assignment(TABLET, &voters) };
