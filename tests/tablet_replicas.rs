@@ -52,8 +52,7 @@ impl Node {
     /// A node whose replicas snapshot (and purge their logs) every `snapshot_every` entries.
     async fn start_snapshotting_every(snapshot_every: u64) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server =
-            TabletServer::start(config_snapshotting_every(dir.path(), snapshot_every)).await.expect("start");
+        let server = TabletServer::start(config_snapshotting_every(dir.path(), snapshot_every)).await.expect("start");
         let uuid = server.state.uuid.to_string();
         Node { dir, server: Some(server), uuid }
     }
