@@ -4,9 +4,9 @@
 //! The rules:
 //! - No cluster id in the catalog yet: answer as a non-leader (no instructions at all).
 //! - A report naming another cluster id is refused with WRONG_CLUSTER ([`check_cluster`]).
-//! - RUNNING replicas whose report supersedes the catalog (newer term, or the same term
-//!   naming a leader where none is recorded) become ONE `UpdateTabletConfigs` command;
-//!   nothing is proposed when nothing changed.
+//! - RUNNING replicas whose report supersedes the catalog (a configuration of a higher Raft
+//!   log index; a newer term, or the same term naming a leader where none is recorded)
+//!   become ONE `UpdateTabletConfigs` command; nothing is proposed when nothing changed.
 //!   Only replicas the catalog wants on the server (a voter, or the destination of the
 //!   tablet's move) are heard: a replaced replica that comes back reports an old group.
 //! - `create_replicas`: running tablets that list the server as a replica and that it did
