@@ -70,8 +70,10 @@ async fn replicas_spread_over_locations_and_violations_are_counted() {
     let table: String = location_of.iter().map(|(a, l)| format!("{} {l}\n", ip_of(a))).collect();
     std::fs::write(scripts.path().join("hosts"), table).expect("write hosts");
     let hosts = scripts.path().join("hosts");
-    let flags =
+    let mut flags =
         mapping_flags(scripts.path(), &format!(r#"awk -v h="$1" '$1 == h {{ print $2 }}' {}"#, hosts.display()));
+    // Re-replication would move the dead location's replicas (and count violations too).
+    flags.extend(["--max-concurrent-rereplications".to_string(), "0".to_string()]);
     let mut cluster = Cluster::start_with_flags(1, 0, &flags);
     for addr in &addrs {
         cluster.add_tserver_at(addr.clone());

@@ -96,6 +96,13 @@ impl TabletServerService for Fake {
         }
     }
 
+    async fn change_config(
+        &self,
+        _: Request<tpb::ChangeConfigRequest>,
+    ) -> Result<Response<tpb::ChangeConfigResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn list_tablets(
         &self,
         _: Request<tpb::ListTabletsRequest>,

@@ -18,6 +18,10 @@ const TABLET: &str = "tablet-1";
 const CLUSTER: &str = "cluster-a";
 
 fn config(dir: &Path) -> TServerConfig {
+    config_snapshotting_every(dir, 1_000)
+}
+
+fn config_snapshotting_every(dir: &Path, snapshot_every: u64) -> TServerConfig {
     TServerConfig {
         data_dir: dir.to_path_buf(),
         rpc_bind: "127.0.0.1:0".into(),
@@ -28,7 +32,7 @@ fn config(dir: &Path) -> TServerConfig {
         tablet_raft: TabletRaftTimings {
             heartbeat_interval: Duration::from_millis(100),
             election_timeout: Duration::from_millis(500),
-            snapshot_every: 1_000,
+            snapshot_every,
             request_timeout: Duration::from_secs(5),
         },
     }
@@ -42,8 +46,13 @@ struct Node {
 
 impl Node {
     async fn start() -> Node {
+        Self::start_snapshotting_every(1_000).await
+    }
+
+    /// A node whose replicas snapshot (and purge their logs) every `snapshot_every` entries.
+    async fn start_snapshotting_every(snapshot_every: u64) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = TabletServer::start(config(dir.path())).await.expect("start");
+        let server = TabletServer::start(config_snapshotting_every(dir.path(), snapshot_every)).await.expect("start");
         let uuid = server.state.uuid.to_string();
         Node { dir, server: Some(server), uuid }
     }
@@ -105,6 +114,7 @@ fn assignment(tablet_id: &str, peers: &[String]) -> mpb::ReplicaAssignment {
         schema: Some(schema()),
         schema_version: 1,
         num_partitions: 1,
+        joining: false,
     }
 }
 
@@ -190,6 +200,7 @@ async fn one_group_forms_serves_leaders_only_and_survives_one_of_three_down() {
                 desired_schema_version: 0,
                 state: ReplicaState::Running,
                 failure: None,
+                joining: false,
             })
             .expect("record");
     }
@@ -325,9 +336,161 @@ async fn tombstoning_deletes_data_for_good_and_foreign_clusters_are_ignored() {
     );
     use openraft::storage::{RaftLogReader, RaftLogStorage};
     assert_eq!(log.get_log_state().await.expect("log").last_log_id, None, "log left behind");
-    assert_eq!(log.read_vote().await.expect("vote"), None, "vote left behind");
+    // The vote stays: a replica that joins the group again never votes twice in a term.
+    assert!(log.read_vote().await.expect("vote").is_some(), "the vote is kept");
     drop((sm, log, store));
 
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
+/// Calls ChangeConfig on `node` until it answers COMPLETE; returns the steps it answered
+/// (repeated CATCHING_UP answers once) and the last answer.
+async fn drive_move(
+    node: &Node,
+    request: tpb::ChangeConfigRequest,
+) -> (Vec<tpb::ConfigChangeStep>, tpb::ChangeConfigResponse) {
+    let mut steps = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the move never completed: {steps:?}");
+        let response = match node.client().await.change_config(request.clone()).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                assert_eq!(error_code(&status), Some("SERVICE_UNAVAILABLE"), "{status:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let step = tpb::ConfigChangeStep::try_from(response.step).expect("a known step");
+        if steps.last() != Some(&step) {
+            steps.push(step);
+        }
+        if step == tpb::ConfigChangeStep::Complete {
+            return (steps, response);
+        }
+        if step == tpb::ConfigChangeStep::CatchingUp {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Re-replication from the tablet servers' side: a joining replica (empty, never
+/// initializing) is added as a non-voter, catches up (from a snapshot: the replicas
+/// snapshot every 5 entries and keep no more log than that), is promoted and replaces a
+/// voter, one ChangeConfig step at a time, and serves as a voter with every row. A
+/// tombstoned replica joins again the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_replica_catches_up_is_promoted_and_replaces_a_voter() {
+    use openraft::rt::watch::WatchReceiver;
+    use tpb::ConfigChangeStep::{CatchingUp, Complete, LearnerAdded, Promoted, Removed};
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(Node::start_snapshotting_every(5).await);
+    }
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let voters: Vec<String> = refs[..3].iter().map(|n| n.uuid.clone()).collect();
+    for node in &refs {
+        assert!(node.server().apply_master_answer(answer(CLUSTER, &refs)).await);
+    }
+    for node in &refs[..3] {
+        assert!(node.server().apply_master_answer(create(CLUSTER, &refs[..3], TABLET)).await);
+    }
+    let leader = wait_leader(&refs[..3], &voters).await;
+    let mut client = refs[leader].client().await;
+    for id in 1..=20u64 {
+        client.write(write(id, vec![op(tpb::OpType::Insert, &format!(r#"{{"id": {id}}}"#))])).await.expect("write");
+    }
+
+    // The leader purged its log: a new replica can only start from a snapshot.
+    let group = refs[leader].server().state.tablets.replica(TABLET).expect("the leader's replica").raft().clone();
+    wait_for("the leader to purge its log", WAIT, || async {
+        let purged = group.metrics().borrow_watched().purged.as_ref().map(|l| l.index);
+        purged.filter(|i| *i >= 10)
+    })
+    .await;
+    drop(group);
+
+    // The joining replica exists, empty, and never started a group of its own.
+    let joining = mpb::ReplicaAssignment { joining: true, ..assignment(TABLET, &voters) };
+    let instruction = mpb::TsHeartbeatResponse { create_replicas: vec![joining.clone()], ..answer(CLUSTER, &refs) };
+    assert!(refs[3].server().apply_master_answer(instruction).await);
+    let r = refs[3].replica(TABLET).await.expect("created");
+    assert_eq!((r.state.as_str(), r.role.as_str(), r.term), ("RUNNING", "LEARNER", 0), "{r:?}");
+
+    // Replace a voter that does not lead.
+    let leaving = (0..3).find(|i| *i != leader).expect("a follower");
+    let request = tpb::ChangeConfigRequest {
+        tablet_id: TABLET.into(),
+        add_uuid: refs[3].uuid.clone(),
+        add_address: refs[3].addr(),
+        remove_uuid: refs[leaving].uuid.clone(),
+    };
+    let (steps, last) = drive_move(refs[leader], request.clone()).await;
+    let without_catch_up: Vec<_> = steps.iter().copied().filter(|s| *s != CatchingUp).collect();
+    assert_eq!(without_catch_up, vec![LearnerAdded, Promoted, Removed, Complete], "{steps:?}");
+    let mut expected: Vec<String> = [leader, 3]
+        .iter()
+        .chain((0..3).filter(|i| *i != leader && *i != leaving).collect::<Vec<_>>().iter())
+        .map(|i| refs[*i].uuid.clone())
+        .collect();
+    expected.sort();
+    let mut reported = last.config.clone().expect("config").voter_uuids;
+    reported.sort();
+    assert_eq!(reported, expected);
+    assert!(last.config.and_then(|c| c.config_index).is_some(), "the configuration's index is reported");
+    // Repeating any step is harmless; a follower refuses with the leader's name.
+    let (steps, _) = drive_move(refs[leader], request.clone()).await;
+    assert_eq!(steps, vec![Complete]);
+    let other = (0..3).find(|i| *i != leader && *i != leaving).expect("the other voter");
+    let err = refs[other].client().await.change_config(request.clone()).await.expect_err("a follower");
+    assert_eq!(error_code(&err), Some("NOT_THE_LEADER"));
+
+    // The new voter has everything: with the old leader gone, it and the other voter form
+    // the majority, elect a leader, and every row is there.
+    let old_leader = leader;
+    drop(refs);
+    nodes[old_leader].stop().await;
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let survivors: Vec<&Node> = vec![refs[other], refs[3]];
+    let running: Vec<&Node> = nodes.iter().filter(|n| n.server.is_some()).collect();
+    let new_leader = wait_leader(&survivors, &expected).await;
+    let rows = wait_for("a scan on the new leader", WAIT, || async { scan(survivors[new_leader]).await.ok() }).await;
+    assert_eq!(rows.len(), 20, "{rows:?}");
+
+    // The replaced replica is tombstoned, then joins again (a tombstone is reused, its vote
+    // kept) as a fourth voter.
+    let delete = mpb::TsHeartbeatResponse { delete_replicas: vec![TABLET.into()], ..answer(CLUSTER, &running) };
+    assert!(refs[leaving].server().apply_master_answer(delete).await);
+    assert_eq!(refs[leaving].replica(TABLET).await.map(|r| r.state).as_deref(), Some("TOMBSTONED"));
+    let plain =
+        mpb::TsHeartbeatResponse { create_replicas: vec![assignment(TABLET, &voters)], ..answer(CLUSTER, &running) };
+    assert!(refs[leaving].server().apply_master_answer(plain).await);
+    assert_eq!(
+        refs[leaving].replica(TABLET).await.map(|r| r.state).as_deref(),
+        Some("TOMBSTONED"),
+        "only a joining create reuses it"
+    );
+    let rejoin = mpb::TsHeartbeatResponse { create_replicas: vec![joining], ..answer(CLUSTER, &running) };
+    assert!(refs[leaving].server().apply_master_answer(rejoin).await);
+    assert_eq!(refs[leaving].replica(TABLET).await.map(|r| r.state).as_deref(), Some("RUNNING"));
+    let add_back = tpb::ChangeConfigRequest {
+        tablet_id: TABLET.into(),
+        add_uuid: refs[leaving].uuid.clone(),
+        add_address: refs[leaving].addr(),
+        remove_uuid: String::new(),
+    };
+    let (steps, last) = drive_move(survivors[new_leader], add_back).await;
+    assert_eq!(steps.first(), Some(&LearnerAdded), "{steps:?}");
+    assert_eq!(last.config.map(|c| c.voter_uuids.len()), Some(4), "a fourth voter (the stopped old leader is one)");
+    let back = wait_for("the returning replica to catch up", WAIT, || async {
+        let r = refs[leaving].replica(TABLET).await?;
+        (r.role == "FOLLOWER" && r.schema_version >= 1).then_some(r)
+    })
+    .await;
+    assert_eq!(back.peer_uuids.len(), 4, "{back:?}");
+    drop((survivors, refs, running));
     for node in &mut nodes {
         node.stop().await;
     }

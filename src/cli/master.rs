@@ -64,14 +64,19 @@ pub struct RunArgs {
     /// Address of the web server (/healthz, /metrics, /masters, /tables, /tablet-servers).
     #[arg(long)]
     http_addr: Option<String>,
-    /// A tablet server silent for this long is considered dead.
-    #[arg(long, default_value_t = 10_000)]
+    /// A tablet server silent for this long is considered dead: it gets no new replicas
+    /// and its replicas are re-replicated onto live servers (Kudu's default is 60 s).
+    #[arg(long, default_value_t = 60_000)]
     tserver_unresponsive_timeout_ms: u64,
     /// A dead tablet server that hosts no replica is forgotten (no longer listed) after
     /// this long without a heartbeat; one that hosts replicas stays listed. It registers
     /// again with its next heartbeat.
     #[arg(long, default_value_t = 3_600_000)]
     tserver_forget_after_ms: u64,
+    /// Most replica moves (re-replication of dead servers' replicas) in progress at once
+    /// across the cluster; 0 turns re-replication off.
+    #[arg(long, default_value_t = 10)]
+    max_concurrent_rereplications: usize,
     /// Raft heartbeat interval.
     #[arg(long, default_value_t = 250)]
     raft_heartbeat_interval_ms: u64,
@@ -115,6 +120,8 @@ impl RunArgs {
             rpc_timeout: Duration::from_secs(10),
             tserver_unresponsive_timeout: Duration::from_millis(self.tserver_unresponsive_timeout_ms),
             tserver_forget_after: Duration::from_millis(self.tserver_forget_after_ms),
+            max_concurrent_rereplications: self.max_concurrent_rereplications,
+            rereplication_interval: Duration::from_secs(1),
             member_liveness_timeout: (election * 2).max(Duration::from_secs(2)),
             heartbeat_interval: Duration::from_millis(self.raft_heartbeat_interval_ms),
             election_timeout: election,

@@ -17,10 +17,16 @@ pub struct MasterConfig {
     pub http_bind: Option<String>,
     /// Deadline of one replicated write or linearizable read.
     pub rpc_timeout: Duration,
-    /// A tserver not heard from for this long is dead.
+    /// A tserver not heard from for this long is dead: it gets no new replicas and its
+    /// replicas are replaced (re-replication).
     pub tserver_unresponsive_timeout: Duration,
     /// A dead tserver hosting no replica is forgotten after this long without a heartbeat.
     pub tserver_forget_after: Duration,
+    /// Most replica moves (re-replication) in progress at once across the cluster; 0 turns
+    /// re-replication off (moves already recorded still complete).
+    pub max_concurrent_rereplications: usize,
+    /// How often the leader looks for tablets to re-replicate and drives moves in progress.
+    pub rereplication_interval: Duration,
     /// A master not heard from by the leader for this long counts as down for quorum checks.
     pub member_liveness_timeout: Duration,
     pub heartbeat_interval: Duration,
@@ -85,6 +91,9 @@ impl MasterConfig {
         }
         if self.advertised_addr.is_empty() {
             return Err("the advertised address is empty".into());
+        }
+        if self.rereplication_interval.is_zero() {
+            return Err("the re-replication interval must be positive".into());
         }
         if self.election_timeout <= self.heartbeat_interval * 2 {
             return Err("the election timeout must exceed twice the heartbeat interval".into());

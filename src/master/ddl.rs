@@ -105,6 +105,8 @@ impl MasterNode {
                 leader: None,
                 term: 0,
                 state: TabletState::Running,
+                config_index: None,
+                pending_move: None,
             })
             .collect();
         let next_column_id = u32::try_from(spec.schema.columns.len())

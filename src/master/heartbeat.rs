@@ -4,17 +4,25 @@
 //! The rules:
 //! - No cluster id in the catalog yet: answer as a non-leader (no instructions at all).
 //! - A report naming another cluster id is refused with WRONG_CLUSTER ([`check_cluster`]).
-//! - RUNNING replicas whose report supersedes the catalog (newer term, or the same term
-//!   naming a leader where none is recorded) become ONE `UpdateTabletConfigs` command;
-//!   nothing is proposed when nothing changed.
+//! - RUNNING replicas whose report supersedes the catalog (a configuration of a higher Raft
+//!   log index; a newer term, or the same term naming a leader where none is recorded)
+//!   become ONE `UpdateTabletConfigs` command; nothing is proposed when nothing changed.
+//!   Only replicas the catalog wants on the server (a voter, or the destination of the
+//!   tablet's move) are heard: a replaced replica that comes back reports an old group.
 //! - `create_replicas`: running tablets that list the server as a replica and that it did
-//!   not report in any state.
+//!   not report in any state. Once the tablet's group has reported a configuration (it
+//!   exists), a missing replica joins it instead of initializing a group (`joining`).
+//! - The destination of a tablet's move is told to create a joining replica (empty, never
+//!   initializing the group) unless it reports one RUNNING; a tombstone of the tablet on it
+//!   is reused.
 //! - `delete_replicas`: reported tablets the catalog tombstoned (unless already reported
-//!   tombstoned). A tablet the catalog does not know is never deleted, only reported back
-//!   in [`Decision::unknown_tablets`].
+//!   tombstoned), and RUNNING replicas of running tablets the catalog no longer wants on the
+//!   server (it was replaced: the catalog's configuration, newer than the replica's, left
+//!   it out, and it is not the destination of the move in progress). A tablet the catalog
+//!   does not know is never deleted, only reported back in [`Decision::unknown_tablets`].
 //! - `schema_updates`: RUNNING replicas reporting a schema version below the table's.
 //! - `peer_addresses`: the registry's address of every other server that is a peer of a
-//!   tablet the server hosts or is assigned.
+//!   tablet the server hosts or is assigned, including the destinations of moves.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -92,8 +100,14 @@ pub fn decide(
         if report.state != pb::ReplicaState::ReplicaRunning as i32 {
             continue;
         }
+        if !tablet.wants_replica_on(&ts) {
+            if replaced(tablet, report) {
+                decision.response.delete_replicas.push(id.to_string());
+            }
+            continue;
+        }
         peers.extend(report.voter_uuids.iter().chain(&report.learner_uuids).map(String::as_str));
-        peers.extend(tablet.replicas.iter().map(TServerId::as_str));
+        peers.extend(tablet_peers(tablet));
         if let Some(update) = reported_config(tablet, report) {
             updates.push(update);
         }
@@ -108,9 +122,15 @@ pub fn decide(
             });
         }
     }
-    for tablet in catalog.tablets().filter(|t| t.replicas.contains(&ts)) {
-        peers.extend(tablet.replicas.iter().map(TServerId::as_str));
-        if reported.contains_key(&tablet.id) {
+    for tablet in catalog.tablets().filter(|t| t.wants_replica_on(&ts)) {
+        peers.extend(tablet_peers(tablet));
+        let voter = tablet.replicas.contains(&ts);
+        let create = match reported.get(&tablet.id) {
+            None => true,
+            // A tombstone is reused by the destination of a move, never by a voter.
+            Some(r) => !voter && r.state == pb::ReplicaState::ReplicaTombstoned as i32,
+        };
+        if !create {
             continue;
         }
         let Some(table) = catalog.table(&tablet.table_id) else { continue };
@@ -123,6 +143,8 @@ pub fn decide(
             schema: Some(schema_to_pb(&table.schema)),
             schema_version: table.version,
             num_partitions: table.num_partitions,
+            // Only a tablet whose group never reported a configuration is initialized.
+            joining: !voter || tablet.config_index.is_some(),
         });
     }
     peers.remove(ts.as_str());
@@ -139,13 +161,31 @@ pub fn decide(
     Ok(decision)
 }
 
+/// The servers of a tablet's group as the catalog has it: its voters and the destination
+/// of its move.
+fn tablet_peers(tablet: &Tablet) -> impl Iterator<Item = &str> {
+    tablet.replicas.iter().chain(tablet.pending_move.as_ref().map(|m| &m.to)).map(TServerId::as_str)
+}
+
+/// Whether a RUNNING replica the catalog does not want was replaced: the catalog records an
+/// indexed configuration newer than the one the replica last committed (or it committed
+/// none: it never joined).
+fn replaced(tablet: &Tablet, report: &pb::ReportedReplica) -> bool {
+    match (tablet.config_index, report.config_index) {
+        (Some(recorded), Some(reported)) => reported < recorded,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 /// The update a RUNNING replica's report asks for, if it supersedes the catalog's record.
-fn reported_config(tablet: &Tablet, report: &pb::ReportedReplica) -> Option<TabletConfigUpdate> {
+pub fn reported_config(tablet: &Tablet, report: &pb::ReportedReplica) -> Option<TabletConfigUpdate> {
     let update = TabletConfigUpdate {
         tablet_id: tablet.id.clone(),
         term: report.term,
         replicas: report.voter_uuids.iter().map(|v| TServerId(v.clone())).collect(),
         leader: Some(&report.leader_uuid).filter(|l| !l.is_empty()).map(|l| TServerId(l.clone())),
+        config_index: report.config_index,
     };
     update.supersedes(tablet).then_some(update)
 }
@@ -195,6 +235,8 @@ mod tests {
                     leader: None,
                     term: 0,
                     state: TabletState::Running,
+                    config_index: None,
+                    pending_move: None,
                 })
                 .collect();
             c.apply(&CatalogCommand::CreateTable { request_id: format!("create-{name}"), table, tablets }, index);
@@ -215,6 +257,7 @@ mod tests {
             term: 3,
             replicas: ["ts1", "ts2", "ts3"].map(TServerId::from).to_vec(),
             leader: Some("ts1".into()),
+            config_index: None,
         };
         c.apply(&CatalogCommand::UpdateTabletConfigs(vec![update]), 20);
         c
@@ -234,6 +277,7 @@ mod tests {
             voter_uuids: voters.iter().map(|v| v.to_string()).collect(),
             learner_uuids: Vec::new(),
             schema_version,
+            config_index: None,
         }
     }
 
@@ -458,6 +502,7 @@ mod tests {
                     term,
                     replicas: voters.into_iter().map(TServerId::from).collect(),
                     leader: leader.map(TServerId::from),
+                    config_index: None,
                 })
                 .collect();
             assert_eq!(updates(&d), expected, "{}", case.name);
@@ -510,6 +555,116 @@ mod tests {
             ),
         );
         assert!(d.response.schema_updates.is_empty(), "{d:?}");
+    }
+
+    fn indexed(mut r: pb::ReportedReplica, index: u64) -> pb::ReportedReplica {
+        r.config_index = Some(index);
+        r
+    }
+
+    /// The test catalog after t0's group reported configuration index 5 (voters ts1, ts2,
+    /// ts3) and a move of t0 from ts3 to ts4 started.
+    fn moving() -> Catalog {
+        let mut c = catalog();
+        let update = TabletConfigUpdate {
+            tablet_id: "t0".into(),
+            term: 3,
+            replicas: ["ts1", "ts2", "ts3"].map(TServerId::from).to_vec(),
+            leader: Some("ts1".into()),
+            config_index: Some(5),
+        };
+        c.apply(&CatalogCommand::UpdateTabletConfigs(vec![update]), 21);
+        let start = crate::catalog::TabletMove {
+            tablet_id: "t0".into(),
+            replica_move: crate::catalog::ReplicaMove { from: Some("ts3".into()), to: "ts4".into() },
+        };
+        c.apply(&CatalogCommand::StartReplicaMoves(vec![start]), 22);
+        c
+    }
+
+    #[test]
+    fn the_destination_of_a_move_creates_a_joining_replica_and_peers_learn_it() {
+        let c = moving();
+        // ts4 hosts t1 already; it is told to create t0 as a joining replica (peers: the
+        // current voters, without itself).
+        let d = ok(&c, &request("ts4", CLUSTER, vec![running("t1", 1, "ts2", &["ts2", "ts3", "ts4"], 2)]));
+        let [a] = d.response.create_replicas.as_slice() else { panic!("one assignment: {d:?}") };
+        assert_eq!((a.tablet_id.as_str(), a.joining), ("t0", true));
+        assert_eq!(a.peer_uuids, vec!["ts1", "ts2", "ts3"]);
+        let peers: Vec<&str> = d.response.peer_addresses.iter().map(|p| p.uuid.as_str()).collect();
+        assert_eq!(peers, vec!["ts1", "ts2", "ts3"]);
+        // Its tombstone of t0 (moved away earlier) is reused; a running replica is not
+        // created again.
+        let tombstone = with_state(running("t0", 0, "", &[], 0), pb::ReplicaState::ReplicaTombstoned);
+        let d = ok(&c, &request("ts4", CLUSTER, vec![tombstone]));
+        assert_eq!(created(&d), vec!["t0", "t1"]);
+        let joining: Vec<bool> = d.response.create_replicas.iter().map(|a| a.joining).collect();
+        assert_eq!(joining, vec![true, false], "t1 is a voter of a group that never reported: it initializes");
+        let d = ok(&c, &request("ts4", CLUSTER, vec![indexed(running("t0", 3, "ts1", &[], 0), 0)]));
+        assert_eq!(created(&d), vec!["t1"]);
+        assert!(d.response.delete_replicas.is_empty(), "the joining replica is wanted: {d:?}");
+        // The leader's server learns the destination's address.
+        let d = ok(&c, &request("ts1", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts3"], 2), 5)]));
+        let peers: Vec<&str> = d.response.peer_addresses.iter().map(|p| p.uuid.as_str()).collect();
+        assert_eq!(peers, vec!["ts2", "ts3", "ts4"]);
+        // A voter of the initial placement still initializes (never reported: t1).
+        let d = ok(&c, &request("ts2", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts3"], 2), 5)]));
+        let [a] = d.response.create_replicas.as_slice() else { panic!("one assignment: {d:?}") };
+        assert_eq!((a.tablet_id.as_str(), a.joining), ("t1", false));
+    }
+
+    #[test]
+    fn a_replaced_replica_that_comes_back_is_tombstoned_and_not_heard() {
+        let mut c = moving();
+        // The move completed: ts3 left at configuration index 9.
+        let done = TabletConfigUpdate {
+            tablet_id: "t0".into(),
+            term: 3,
+            replicas: ["ts1", "ts2", "ts4"].map(TServerId::from).to_vec(),
+            leader: Some("ts1".into()),
+            config_index: Some(9),
+        };
+        c.apply(&CatalogCommand::UpdateTabletConfigs(vec![done]), 23);
+        assert_eq!(c.tablet(&"t0".into()).and_then(|t| t.pending_move.clone()), None);
+        // ts3 comes back, still believing in the old configuration, in a newer term.
+        let stale = indexed(running("t0", 7, "", &["ts1", "ts2", "ts3"], 2), 5);
+        let d = ok(&c, &request("ts3", CLUSTER, vec![stale.clone()]));
+        assert_eq!(d.response.delete_replicas, vec!["t0"]);
+        assert_eq!(d.command, None, "its report is not recorded");
+        assert!(created(&d).contains(&"t1"), "its other replicas are untouched");
+        // Not tombstoned: a replica the catalog still wants, or one whose configuration is
+        // not older than the catalog's (the catalog would be behind), or any replica of a
+        // tablet whose configuration was never reported with an index.
+        let d = ok(&c, &request("ts4", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts4"], 2), 9)]));
+        assert!(d.response.delete_replicas.is_empty());
+        let d = ok(&c, &request("ts3", CLUSTER, vec![indexed(running("t0", 7, "", &["ts1", "ts3"], 2), 9)]));
+        assert!(d.response.delete_replicas.is_empty());
+        let d = ok(&catalog(), &request("ts4", CLUSTER, vec![running("t0", 3, "ts1", &["ts1", "ts2", "ts3"], 2)]));
+        assert!(d.response.delete_replicas.is_empty());
+        // A joining replica whose move was given up (never joined: no configuration).
+        let d = ok(&c, &request("ts9", CLUSTER, vec![running("t0", 3, "ts1", &[], 0)]));
+        assert_eq!(d.response.delete_replicas, vec!["t0"]);
+    }
+
+    #[test]
+    fn configurations_are_recorded_by_log_index() {
+        let c = moving();
+        // The leader reports the promotion (index 7): recorded, the move goes on.
+        let d = ok(
+            &c,
+            &request("ts1", CLUSTER, vec![indexed(running("t0", 3, "ts1", &["ts1", "ts2", "ts3", "ts4"], 2), 7)]),
+        );
+        let [u] = updates(&d).try_into().expect("one update");
+        assert_eq!((u.config_index, u.replicas.len()), (Some(7), 4));
+        // A lagging follower in a newer term with an older configuration: only the term.
+        let d = ok(&c, &request("ts2", CLUSTER, vec![indexed(running("t0", 4, "ts2", &["ts1", "ts2"], 2), 3)]));
+        let mut applied = c.clone();
+        applied.apply(&d.command.expect("newer term"), 30);
+        let t0 = applied.tablet(&"t0".into()).expect("t0");
+        assert_eq!(
+            (t0.term, t0.leader.clone(), t0.replicas.len(), t0.config_index),
+            (4, Some("ts2".into()), 3, Some(5))
+        );
     }
 
     #[test]

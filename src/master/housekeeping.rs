@@ -118,6 +118,8 @@ mod tests {
             leader: None,
             term: 0,
             state: TabletState::Running,
+            config_index: None,
+            pending_move: None,
         }];
         catalog.apply(&CatalogCommand::CreateTable { request_id: "r".into(), table, tablets }, 1);
         catalog

@@ -70,6 +70,7 @@ async fn metrics(State(node): State<Arc<MasterNode>>) -> Response {
         let catalog = node.catalog.read().await;
         s.tables.set(catalog.num_tables() as i64);
         s.tablets.set(catalog.num_tablets() as i64);
+        s.replica_moves.set(catalog.num_pending_moves() as i64);
     }
     s.live_tservers.set(node.tservers.num_live() as i64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], node.metrics.encode()).into_response()
@@ -120,16 +121,21 @@ async fn tables(State(node): State<Arc<MasterNode>>) -> Html<String> {
     for t in catalog.tables() {
         let tablets = catalog.tablets_of(&t.id).into_iter().map(|tablet| {
             let leader = tablet.leader.as_ref().map(|l| l.to_string()).unwrap_or_else(|| "unknown".into());
+            let moving = match &tablet.pending_move {
+                Some(m) => format!("{} -> {}", m.from.as_ref().map_or("(none)", |f| f.as_str()), m.to),
+                None => String::new(),
+            };
             vec![
                 tablet.partition.to_string(),
                 tablet.id.to_string(),
                 tablet.replicas.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
                 leader,
                 tablet.term.to_string(),
+                moving,
             ]
         });
         let _ = write!(body, "<h2>Tablets of {}</h2>", escape(&t.name));
-        body += &table(&["partition", "tablet id", "replicas (voters)", "leader", "term"], tablets);
+        body += &table(&["partition", "tablet id", "replicas (voters)", "leader", "term", "replica move"], tablets);
     }
     let _ = write!(body, "<p>Deleted tablets remembered as tombstones: {}.</p>", catalog.num_tombstones());
     page("Tables", &body)

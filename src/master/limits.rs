@@ -194,6 +194,15 @@ pub fn check_command(command: &CatalogCommand) -> Result<(), LimitError> {
             check_alter_steps(steps)?;
         }
         CatalogCommand::UpdateTabletConfigs(updates) => check_updates(updates)?,
+        CatalogCommand::StartReplicaMoves(moves) | CatalogCommand::CancelReplicaMoves(moves) => {
+            check_count("replica moves", moves.len(), MAX_UPDATES_PER_COMMAND)?;
+            for tablet_move in moves {
+                check_id("tablet id", tablet_move.tablet_id.as_str())?;
+                for ts in tablet_move.replica_move.from.iter().chain([&tablet_move.replica_move.to]) {
+                    check_id("tablet server uuid", ts.as_str())?;
+                }
+            }
+        }
         CatalogCommand::SetClusterId { cluster_id } => check_id("cluster id", cluster_id)?,
     }
     let bytes = encoded_size(command);

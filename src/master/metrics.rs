@@ -33,6 +33,7 @@ pub struct StateGauges {
     pub tables: Gauge,
     pub tablets: Gauge,
     pub live_tservers: Gauge,
+    pub replica_moves: Gauge,
 }
 
 /// Every metric a master exports.
@@ -42,6 +43,10 @@ pub struct Metrics {
     latency: Family<MethodLabels, Histogram>,
     /// Replicas placed against the placement policy because no compliant placement existed.
     pub placement_violations: Counter,
+    /// Replica moves (re-replication) started, completed and given up by this master.
+    pub replica_moves_started: Counter,
+    pub replica_moves_completed: Counter,
+    pub replica_moves_cancelled: Counter,
     pub state: StateGauges,
 }
 
@@ -78,7 +83,39 @@ impl Metrics {
              because no placement complying with the policy existed",
             placement_violations.clone(),
         );
-        Self { registry, rpcs, latency, placement_violations, state }
+        registry.register(
+            "replica_moves_in_progress",
+            "Tablets with a replica move (re-replication) in progress, per the catalog",
+            state.replica_moves.clone(),
+        );
+        let replica_moves_started = Counter::default();
+        registry.register(
+            "replica_moves_started",
+            "Replica moves (re-replication of replicas on dead tablet servers) started by this master",
+            replica_moves_started.clone(),
+        );
+        let replica_moves_completed = Counter::default();
+        registry.register(
+            "replica_moves_completed",
+            "Replica moves this master drove to completion",
+            replica_moves_completed.clone(),
+        );
+        let replica_moves_cancelled = Counter::default();
+        registry.register(
+            "replica_moves_cancelled",
+            "Replica moves given up because their destination died before its promotion",
+            replica_moves_cancelled.clone(),
+        );
+        Self {
+            registry,
+            rpcs,
+            latency,
+            placement_violations,
+            replica_moves_started,
+            replica_moves_completed,
+            replica_moves_cancelled,
+            state,
+        }
     }
 
     /// Records one finished RPC.

@@ -16,6 +16,7 @@ mod metrics;
 mod node;
 pub mod raft_types;
 mod registration;
+mod rereplication;
 mod router;
 mod schema_push;
 mod server;

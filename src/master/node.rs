@@ -40,6 +40,8 @@ pub struct MasterNode {
     pub(super) membership_lock: tokio::sync::Mutex<()>,
     /// Term and time at which this master last became leader.
     pub(super) leader_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
+    /// Tablets whose replica move this master is driving.
+    pub(super) moves_in_flight: super::rereplication::MovesInFlight,
 }
 
 impl MasterNode {

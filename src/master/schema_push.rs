@@ -145,7 +145,7 @@ impl MasterNode {
 
     /// The address of the leader a NOT_THE_LEADER status names: its address, or its tablet
     /// server uuid looked up in the registry.
-    fn leader_hint(&self, status: &tonic::Status) -> Option<String> {
+    pub(super) fn leader_hint(&self, status: &tonic::Status) -> Option<String> {
         let meta = status.metadata();
         let text = |key| meta.get(key).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
         text(rpc::LEADER_ADDR_KEY).map(str::to_string).or_else(|| {

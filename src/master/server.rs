@@ -16,7 +16,7 @@ use super::raft_types::{Network, Raft};
 use super::service::MasterRpc;
 use super::store::{self, LogStore, StateMachineStore, StoreError};
 use super::tservers::TServerRegistry;
-use super::{bootstrap, cluster_id, housekeeping, http};
+use super::{bootstrap, cluster_id, housekeeping, http, rereplication};
 use crate::pb::master::master_service_server::MasterServiceServer;
 use crate::pb::raft::raft_service_server::RaftServiceServer;
 use crate::raft::{DEFAULT_GROUP, GroupPrefix, MAX_MESSAGE, RaftRpc};
@@ -79,6 +79,7 @@ impl MasterServer {
             metrics: Metrics::new(),
             membership_lock: tokio::sync::Mutex::new(()),
             leader_since: std::sync::Mutex::new(None),
+            moves_in_flight: Default::default(),
             config: config.clone(),
         });
         tracing::info!(node_id = id, address = %node.address, data_dir = %config.data_dir.display(), "master starting");
@@ -121,6 +122,7 @@ impl MasterServer {
         tasks.push(tokio::spawn(bootstrap::run(node.clone())));
         tasks.push(tokio::spawn(cluster_id::run(node.clone())));
         tasks.push(tokio::spawn(housekeeping::run(node.clone())));
+        tasks.push(tokio::spawn(rereplication::run(node.clone(), stopped.clone())));
         let tracker = node.clone();
         tasks.push(tokio::spawn(async move { tracker.track_leadership().await }));
         tracing::info!(%rpc_addr, ?http_addr, "master serving");

@@ -228,6 +228,10 @@ impl MasterService for MasterRpc {
                         .collect(),
                     leader_ts_uuid: tablet.leader.as_ref().map(|l| l.to_string()).unwrap_or_default(),
                     term: tablet.term,
+                    pending_move: tablet.pending_move.as_ref().map(|m| pb::ReplicaMove {
+                        from_uuid: m.from.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        to_uuid: m.to.to_string(),
+                    }),
                 })
                 .collect();
             Ok(pb::GetTableLocationsResponse { table: Some(table_to_pb(table)), tablets })

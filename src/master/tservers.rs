@@ -218,7 +218,8 @@ impl TServerRegistry {
     /// (dead): clients, peers and `ksck` keep its address. A forgotten server registers
     /// again with its next heartbeat.
     pub fn forget_silent(&self, catalog: &Catalog, after: Duration) -> Vec<TServerId> {
-        let hosting: HashSet<&TServerId> = catalog.tablets().flat_map(|t| &t.replicas).collect();
+        let hosting: HashSet<&TServerId> =
+            catalog.tablets().flat_map(|t| t.replicas.iter().chain(t.pending_move.as_ref().map(|m| &m.to))).collect();
         let mut servers = self.lock();
         let silent: Vec<TServerId> = servers
             .values()
@@ -231,14 +232,19 @@ impl TServerRegistry {
         silent
     }
 
+    /// Whether each known server is live (heard from within the unresponsive timeout).
+    pub fn liveness(&self) -> std::collections::BTreeMap<TServerId, bool> {
+        self.lock().values().map(|s| (s.id.clone(), self.is_live(s))).collect()
+    }
+
     /// Every server placement may consider, live or not, with its replica count in
-    /// `catalog`. With `need_location` (a mapping command is configured) servers without
+    /// `catalog` (the destinations of moves in progress included). With `need_location` (a mapping command is configured) servers without
     /// an assigned location are left out; without, every server is in
     /// [`Location::default_location`].
     pub fn placement_servers(&self, catalog: &Catalog, need_location: bool) -> Vec<Server> {
         let mut load: HashMap<&TServerId, usize> = HashMap::new();
         for tablet in catalog.tablets() {
-            for replica in &tablet.replicas {
+            for replica in tablet.replicas.iter().chain(tablet.pending_move.as_ref().map(|m| &m.to)) {
                 *load.entry(replica).or_default() += 1;
             }
         }

@@ -162,11 +162,22 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
 /// Durably removes every Raft key of the group with `prefix` (log entries, vote, committed
 /// and purge marks), e.g. when a tablet replica is deleted. The group must not be running.
 pub async fn delete_group(db: &Arc<DB>, prefix: &GroupPrefix) -> Result<(), io::Error> {
+    delete_keys(db, prefix, &keys::GROUP_META_NAMES).await
+}
+
+/// Durably removes the group's log entries and its committed and purge marks but keeps its
+/// vote: a tombstoned tablet replica that later joins its group again (re-replication onto
+/// the same server) then never votes twice in one term. The group must not be running.
+pub async fn delete_group_keep_vote(db: &Arc<DB>, prefix: &GroupPrefix) -> Result<(), io::Error> {
+    delete_keys(db, prefix, &[keys::META_LAST_PURGED, keys::META_COMMITTED]).await
+}
+
+async fn delete_keys(db: &Arc<DB>, prefix: &GroupPrefix, meta_names: &[&[u8]]) -> Result<(), io::Error> {
     let mut batch = WriteBatch::default();
     let logs = prefix.log_keys_from(0);
     batch.delete_range_cf(cf(db, keys::CF_LOGS)?, logs.start, logs.end);
     let meta = cf(db, keys::CF_META)?;
-    for name in keys::GROUP_META_NAMES {
+    for name in meta_names {
         batch.delete_cf(meta, prefix.meta_key(name));
     }
     write_sync(db, batch).await
@@ -249,6 +260,22 @@ mod tests {
         assert_eq!(b.get_log_state().await.unwrap(), b_state(20));
         assert_eq!(b.read_vote().await.unwrap(), Some(VoteOf::<C>::new(5, 1)));
         assert_eq!(b.read_committed().await.unwrap(), Some(log_id::<C>(1, 1, 2)));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_group_but_its_vote_keeps_only_the_vote() {
+        let db = db();
+        let (mut a, mut b) = (group(&db, "a"), group(&db, "b"));
+        fill(&mut a, 1..=10, 3).await;
+        fill(&mut b, 1..=4, 2).await;
+        a.purge(log_id::<C>(1, 1, 2)).await.unwrap();
+        delete_group_keep_vote(&db.db, &GroupPrefix::new("a").unwrap()).await.unwrap();
+        let mut a = group(&db, "a");
+        assert_eq!(indexes(&mut a).await, Vec::<u64>::new());
+        assert_eq!(a.get_log_state().await.unwrap(), LogState::<C> { last_purged_log_id: None, last_log_id: None });
+        assert_eq!(a.read_committed().await.unwrap(), None);
+        assert_eq!(a.read_vote().await.unwrap(), Some(VoteOf::<C>::new(3, 1)));
+        assert_eq!(indexes(&mut b).await, (1..=4).collect::<Vec<_>>());
     }
 
     #[tokio::test]

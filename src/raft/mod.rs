@@ -23,7 +23,7 @@ pub mod snapshot_file;
 
 pub use batch::Coalescer;
 pub use keys::{GroupPrefix, KeyError};
-pub use log_store::{LogStore, delete_group};
+pub use log_store::{LogStore, delete_group, delete_group_keep_vote};
 pub use network::{BasicNodeAddress, Network, NodeAddress, PeerClient};
 pub use service::{GroupRouter, RaftRpc};
 pub use snapshot_file::SnapshotFile;

@@ -66,7 +66,8 @@ impl TabletRaftTimings {
             election_timeout_max: election_ms.saturating_mul(2),
             install_snapshot_timeout: 30_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
-            max_in_snapshot_log_to_keep: 1_000,
+            // A new or lagging replica further behind than this gets the snapshot instead.
+            max_in_snapshot_log_to_keep: self.snapshot_every.min(1_000),
             // A replica that was paused or cut off must not depose a healthy leader.
             enable_pre_vote: Some(true),
             ..Default::default()
@@ -87,6 +88,9 @@ mod tests {
             (500, 1500, 3000)
         );
         assert_eq!(TabletRaftTimings::default().heartbeat_batch_window(), Duration::from_millis(10));
+        assert_eq!(config.max_in_snapshot_log_to_keep, 1_000);
+        let often = TabletRaftTimings { snapshot_every: 10, ..Default::default() };
+        assert_eq!(often.raft_config().unwrap().max_in_snapshot_log_to_keep, 10, "never more than a snapshot's worth");
         let fast = TabletRaftTimings { heartbeat_interval: Duration::from_millis(100), ..Default::default() };
         assert_eq!(fast.heartbeat_batch_window(), Duration::from_millis(2));
         let bad = TabletRaftTimings { election_timeout: Duration::from_millis(1000), ..Default::default() };

@@ -4,7 +4,8 @@
 //!
 //! - [`tablets`]: the replica manager (creation exactly once, tombstoning, reports, leader
 //!   duties) and the router of incoming Raft RPCs.
-//! - [`replica`]: one running replica and its status.
+//! - [`replica`]: one running replica and its status; [`config_change`]: its leader's
+//!   steps of a replica move (re-replication).
 //! - `service`, `wire`, [`error`]: the gRPC service, reading its requests, its errors.
 //! - `heartbeat`, [`cluster`]: heartbeats and the cluster id guard.
 //! - `http`, `metrics`: web endpoints.
@@ -12,6 +13,7 @@
 pub mod address_book;
 pub mod cluster;
 pub mod config;
+pub mod config_change;
 pub mod error;
 mod heartbeat;
 mod http;

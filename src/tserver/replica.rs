@@ -57,8 +57,11 @@ pub struct ReplicaStatus {
     pub role: Option<ReplicaRole>,
     pub term: u64,
     pub leader_uuid: Option<String>,
+    /// Voters and learners of the replica's last committed configuration.
     pub voters: Vec<String>,
     pub learners: Vec<String>,
+    /// Raft log index of that configuration (`None`: none committed yet).
+    pub config_index: Option<u64>,
     /// Version of the schema the replica applied (`None`: none yet).
     pub schema_version: Option<u64>,
 }
@@ -73,6 +76,7 @@ impl ReplicaStatus {
             leader_uuid: None,
             voters: Vec::new(),
             learners: Vec::new(),
+            config_index: None,
             schema_version: None,
         }
     }
@@ -93,6 +97,7 @@ impl ReplicaStatus {
             voter_uuids: self.voters.clone(),
             learner_uuids: self.learners.clone(),
             schema_version: self.schema_version.unwrap_or(0),
+            config_index: self.config_index,
         }
     }
 
@@ -139,7 +144,7 @@ impl Replica {
         self.meta.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn metrics(&self) -> RaftMetrics<TabletTypeConfig> {
+    pub(super) fn metrics(&self) -> RaftMetrics<TabletTypeConfig> {
         self.raft.metrics().borrow_watched().clone()
     }
 
@@ -169,10 +174,12 @@ impl Replica {
         applied.is_none_or(|v| v < desired).then_some(desired)
     }
 
-    /// The replica's current status.
+    /// The replica's current status; the configuration is the last committed one, so a
+    /// report never shows a change that may still be discarded.
     pub async fn status(&self) -> ReplicaStatus {
         let m = self.metrics();
-        let membership = m.membership_config.membership();
+        let committed = &m.committed_membership_config;
+        let membership = committed.membership();
         let uuids = |ids: Vec<u64>| -> Vec<String> {
             ids.iter().filter_map(|id| membership.get_node(id).map(|n| n.uuid.clone())).collect()
         };
@@ -185,6 +192,7 @@ impl Replica {
             leader_uuid: m.current_leader.and_then(|id| Self::uuid_of(&m, id)),
             voters,
             learners,
+            config_index: committed.log_id().as_ref().map(|l| l.index),
             schema_version: self.schema_version().await,
         }
     }
@@ -228,7 +236,10 @@ impl Replica {
         response.data.0.map_err(|e| TabletServiceError::from_tablet(self.tablet_id.as_str(), e))
     }
 
-    fn write_error(&self, e: RaftError<TabletTypeConfig, ClientWriteError<TabletTypeConfig>>) -> TabletServiceError {
+    pub(super) fn write_error(
+        &self,
+        e: RaftError<TabletTypeConfig, ClientWriteError<TabletTypeConfig>>,
+    ) -> TabletServiceError {
         match e {
             // A discarded entry may still commit elsewhere; a retry with the same seq_no is
             // deduplicated by the tablet's result tracker.
@@ -304,6 +315,7 @@ mod tests {
             desired_schema_version: 0,
             state,
             failure: None,
+            joining: false,
         }
     }
 

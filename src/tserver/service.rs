@@ -1,5 +1,6 @@
 //! The tablet server's gRPC service (`proto/tserver.proto`): writes, scans and schema
-//! changes served by tablet leaders, and the list of hosted replicas.
+//! changes served by tablet leaders, replica moves driven by the leader master
+//! (ChangeConfig), and the list of hosted replicas.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use super::server::TServerState;
 use super::store::TabletStoreError;
 use super::wire;
 use crate::catalog::schema::shown;
+use crate::ids::TServerId;
 use crate::pb::tserver as pb;
 use crate::pb::tserver::tablet_server_service_server::TabletServerService;
 use crate::tablet::{
@@ -130,6 +132,14 @@ impl TServerRpc {
             _ => Err(replica.not_leader()),
         }
     }
+
+    async fn do_change_config(&self, r: pb::ChangeConfigRequest) -> Result<pb::ChangeConfigResponse> {
+        let replica = self.replica(&r.tablet_id)?;
+        let add = (!r.add_uuid.is_empty()).then(|| (TServerId(r.add_uuid.clone()), r.add_address.clone()));
+        let remove = (!r.remove_uuid.is_empty()).then(|| TServerId(r.remove_uuid.clone()));
+        let (step, lag) = replica.change_config(add, remove).await?;
+        Ok(pb::ChangeConfigResponse { step: step as i32, config: Some(replica.status().await.to_report()), lag })
+    }
 }
 
 #[tonic::async_trait]
@@ -159,6 +169,14 @@ impl TabletServerService for TServerRpc {
         request: Request<pb::AlterSchemaRequest>,
     ) -> std::result::Result<Response<pb::AlterSchemaResponse>, Status> {
         Ok(Response::new(self.do_alter_schema(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(tablet = %request.get_ref().tablet_id, add = %request.get_ref().add_uuid, remove = %request.get_ref().remove_uuid))]
+    async fn change_config(
+        &self,
+        request: Request<pb::ChangeConfigRequest>,
+    ) -> std::result::Result<Response<pb::ChangeConfigResponse>, Status> {
+        Ok(Response::new(self.do_change_config(request.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]

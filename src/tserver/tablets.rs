@@ -18,6 +18,14 @@
 //!
 //! Repeated instructions and restarts at any point therefore give one group whose first
 //! configuration is the assigned one.
+//!
+//! # Joining an existing group (re-replication)
+//!
+//! A *joining* assignment creates the replica empty and never initializes its group: the
+//! tablet's leader adds it as a non-voter and sends it the group's log or a snapshot. It
+//! may reuse a tombstone of the same tablet (the server held a replica that was moved away
+//! before): tombstoning keeps the group's vote, so the replica never votes twice in one
+//! term when it comes back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -34,7 +42,7 @@ use super::store::{ReplicaMeta, ReplicaState, StoreError, TServerStore, TabletSt
 use crate::catalog::Schema;
 use crate::ids::{TServerId, TableId, TabletId};
 use crate::pb::master as mpb;
-use crate::raft::{Coalescer, GroupPrefix, GroupRouter, LogStore, Network, delete_group};
+use crate::raft::{Coalescer, GroupPrefix, GroupRouter, LogStore, Network, delete_group_keep_vote};
 use crate::rpc::ChannelPool;
 
 /// Managing replicas failed.
@@ -161,9 +169,15 @@ impl TabletManager {
         let _guard = self.changes.lock().await;
         let tablet_id = assignment.tablet_id.as_str();
         match self.params.store.replica(tablet_id)? {
-            Some(meta) if meta.state == ReplicaState::Tombstoned => {
+            Some(meta) if meta.state == ReplicaState::Tombstoned && !assignment.joining => {
                 tracing::info!("not recreating a tombstoned replica");
                 return Ok(CreateOutcome::Tombstoned);
+            }
+            Some(meta) if meta.state == ReplicaState::Tombstoned => {
+                // Joining again after being moved away: the tombstone's state is gone but
+                // its vote (make sure of it, the deletion may have been interrupted).
+                self.finish_tombstone(&meta.tablet_id).await?;
+                tracing::info!("a tombstoned replica joins its tablet's group again");
             }
             Some(meta) if meta.state == ReplicaState::Failed => return Ok(CreateOutcome::Failed),
             Some(mut meta) => {
@@ -191,7 +205,7 @@ impl TabletManager {
         }
         let meta = meta_of(assignment)?;
         self.params.store.put_replica(&meta)?;
-        tracing::info!(table = %meta.table_name, peers = ?meta.peers, "creating replica");
+        tracing::info!(table = %meta.table_name, peers = ?meta.peers, joining = meta.joining, "creating replica");
         Ok(match self.open_recorded(meta).await? {
             Some(_) => CreateOutcome::Created,
             None => CreateOutcome::Failed,
@@ -242,7 +256,7 @@ impl TabletManager {
             book: p.book.clone(),
             request_timeout: p.request_timeout,
         });
-        if pristine && meta.peers.contains(&p.uuid) {
+        if pristine && !meta.joining && meta.peers.contains(&p.uuid) {
             self.initialize(&replica, &meta.peers).await?;
             // The first assigned replica campaigns at once; the others wait for their election
             // timeout, by which time it normally leads. All of a new table's tablets would
@@ -315,13 +329,15 @@ impl TabletManager {
         Ok(DeleteOutcome::Tombstoned)
     }
 
-    /// Deletes the stored state of a tombstoned replica (idempotent).
+    /// Deletes the stored state of a tombstoned replica but its Raft vote (idempotent: the
+    /// state machine goes first, the log last, so an empty log means it is all done).
     async fn finish_tombstone(&self, tablet_id: &TabletId) -> Result<(), ManagerError> {
         let err = |what, message: String| ManagerError::Replica { tablet_id: tablet_id.to_string(), what, message };
         let db = self.params.store.db();
         let prefix = GroupPrefix::new(tablet_id.as_str()).map_err(|e| err("key prefix", e.to_string()))?;
         let mut log = LogStore::<TabletTypeConfig>::new(db.clone(), prefix.clone());
-        if is_pristine(&mut log).await.map_err(|e| err("reading the Raft log", e.to_string()))? {
+        let state = log.get_log_state().await.map_err(|e| err("reading the Raft log", e.to_string()))?;
+        if state.last_log_id.is_none() && state.last_purged_log_id.is_none() {
             return Ok(());
         }
         let data_dir = self.params.data_dir.clone();
@@ -330,7 +346,7 @@ impl TabletManager {
             .await
             .map_err(|e| err("deleting state", e.to_string()))?
             .map_err(|e| err("deleting state", e.to_string()))?;
-        delete_group(&db, &prefix).await.map_err(|e| err("deleting the Raft log", e.to_string()))
+        delete_group_keep_vote(&db, &prefix).await.map_err(|e| err("deleting the Raft log", e.to_string()))
     }
 
     /// Records a newer desired schema for a replica (from an assignment, a heartbeat's
@@ -459,6 +475,7 @@ fn meta_of(a: &mpb::ReplicaAssignment) -> Result<ReplicaMeta, ManagerError> {
         desired_schema,
         state: ReplicaState::Running,
         failure: None,
+        joining: a.joining,
     })
 }
 

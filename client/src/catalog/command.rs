@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::CatalogError;
-use super::model::{Table, Tablet, TabletConfigUpdate};
+use super::model::{Table, Tablet, TabletConfigUpdate, TabletMove};
 use super::schema::Column;
 use crate::ids::TableId;
 
@@ -27,6 +27,14 @@ pub enum CatalogCommand {
     /// if it supersedes what is recorded ([`TabletConfigUpdate::supersedes`]), so a stale
     /// report never overwrites a newer one, whatever the log order.
     UpdateTabletConfigs(Vec<TabletConfigUpdate>),
+    /// Replica moves chosen by the leader (re-replication). Each starts only if its tablet
+    /// runs, has no move in progress, lists `from` (when given) and not `to`; others are
+    /// ignored. A move ends when a reported configuration shows its outcome
+    /// ([`crate::catalog::ReplicaMove::is_complete_in`]) or when it is cancelled.
+    StartReplicaMoves(Vec<TabletMove>),
+    /// Gives up moves in progress (their destination died); each applies only if it is
+    /// still its tablet's move.
+    CancelReplicaMoves(Vec<TabletMove>),
     /// The cluster's id, chosen by the leader. Applies only while the catalog has none:
     /// the first one committed wins.
     SetClusterId {
@@ -41,7 +49,10 @@ impl CatalogCommand {
             CatalogCommand::CreateTable { request_id, .. }
             | CatalogCommand::DeleteTable { request_id, .. }
             | CatalogCommand::AlterTable { request_id, .. } => Some(request_id.as_str()).filter(|id| !id.is_empty()),
-            CatalogCommand::UpdateTabletConfigs(_) | CatalogCommand::SetClusterId { .. } => None,
+            CatalogCommand::UpdateTabletConfigs(_)
+            | CatalogCommand::StartReplicaMoves(_)
+            | CatalogCommand::CancelReplicaMoves(_)
+            | CatalogCommand::SetClusterId { .. } => None,
         }
     }
 }
@@ -85,6 +96,8 @@ impl std::fmt::Display for CatalogCommand {
             CatalogCommand::DeleteTable { name, .. } => write!(f, "DeleteTable({name})"),
             CatalogCommand::AlterTable { name, steps, .. } => write!(f, "AlterTable({name}, {} steps)", steps.len()),
             CatalogCommand::UpdateTabletConfigs(updates) => write!(f, "UpdateTabletConfigs({} tablets)", updates.len()),
+            CatalogCommand::StartReplicaMoves(moves) => write!(f, "StartReplicaMoves({} tablets)", moves.len()),
+            CatalogCommand::CancelReplicaMoves(moves) => write!(f, "CancelReplicaMoves({} tablets)", moves.len()),
             CatalogCommand::SetClusterId { cluster_id } => write!(f, "SetClusterId({cluster_id})"),
         }
     }

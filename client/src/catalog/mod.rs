@@ -11,6 +11,6 @@ mod state;
 
 pub use command::{AlterStep, CatalogCommand, CatalogOutcome, CatalogResponse};
 pub use error::CatalogError;
-pub use model::{Table, TableState, Tablet, TabletConfigUpdate, TabletState};
+pub use model::{ReplicaMove, Table, TableState, Tablet, TabletConfigUpdate, TabletMove, TabletState};
 pub use schema::{Column, ColumnType, Schema};
 pub use state::{Catalog, CatalogRecord, MAX_TOMBSTONES, Mutation, REQUEST_HISTORY, REQUEST_HISTORY_BYTES};

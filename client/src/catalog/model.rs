@@ -99,6 +99,14 @@ pub struct Tablet {
     pub term: u64,
     #[serde(default)]
     pub state: TabletState,
+    /// Raft log index of the configuration `replicas` was reported from (`None`: as placed
+    /// at creation, or reported by a server that sent no index). A configuration is only
+    /// replaced by one reported at a higher index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_index: Option<u64>,
+    /// The replica move in progress (re-replication), if any: at most one per tablet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_move: Option<ReplicaMove>,
 }
 
 impl Tablet {
@@ -106,6 +114,38 @@ impl Tablet {
     pub fn is_deleted(&self) -> bool {
         matches!(self.state, TabletState::Deleted { .. })
     }
+
+    /// Whether `ts` holds, or is joining with, a replica the catalog wants: a voter of the
+    /// recorded configuration or the destination of the move in progress.
+    pub fn wants_replica_on(&self, ts: &TServerId) -> bool {
+        self.replicas.contains(ts) || self.pending_move.as_ref().is_some_and(|m| &m.to == ts)
+    }
+}
+
+/// A replica move of one tablet (Kudu's 3-4-3 re-replication): `to` joins the tablet's Raft
+/// group as a non-voter, is promoted to voter once it caught up, then `from` leaves. The
+/// move is complete when a reported configuration has `to` as a voter and not `from`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaMove {
+    /// The replica replaced (on a failed server); `None` when the tablet only gains one.
+    pub from: Option<TServerId>,
+    /// The server that receives the new replica.
+    pub to: TServerId,
+}
+
+impl ReplicaMove {
+    /// Whether a configuration with voters `voters` is the move's outcome.
+    pub fn is_complete_in(&self, voters: &[TServerId]) -> bool {
+        voters.contains(&self.to) && self.from.as_ref().is_none_or(|from| !voters.contains(from))
+    }
+}
+
+/// A move of the tablet `tablet_id`; an element of the catalog commands that start and
+/// cancel moves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TabletMove {
+    pub tablet_id: TabletId,
+    pub replica_move: ReplicaMove,
 }
 
 /// A tablet's Raft configuration as a tablet server reported it; one element of
@@ -117,13 +157,38 @@ pub struct TabletConfigUpdate {
     /// Voters of the reported configuration.
     pub replicas: Vec<TServerId>,
     pub leader: Option<TServerId>,
+    /// Raft log index of the reported configuration (`None`: the server sent none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_index: Option<u64>,
 }
 
 impl TabletConfigUpdate {
-    /// Whether this report should replace what the catalog records for `tablet`: a newer
-    /// term, or the same term naming a leader where none is recorded. Reports without
-    /// voters carry no configuration and never apply.
+    /// Whether this report changes what the catalog records for `tablet`: a newer
+    /// configuration ([`Self::newer_config`]) or a newer leader ([`Self::newer_leader`]).
+    /// Reports without voters carry nothing and never apply; tombstones ignore reports.
     pub fn supersedes(&self, tablet: &Tablet) -> bool {
+        self.newer_config(tablet) || self.newer_leader(tablet)
+    }
+
+    /// Whether the reported voters replace the recorded ones: a configuration of a higher
+    /// log index than the recorded one. Without indexes on both sides (records and servers
+    /// from before them) the term decides, as for the leader; a report without an index
+    /// never replaces an indexed configuration.
+    pub fn newer_config(&self, tablet: &Tablet) -> bool {
+        if self.replicas.is_empty() || tablet.is_deleted() {
+            return false;
+        }
+        match (self.config_index, tablet.config_index) {
+            (Some(reported), Some(recorded)) => reported > recorded,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => self.newer_leader(tablet),
+        }
+    }
+
+    /// Whether the reported term and leader replace the recorded ones: a newer term, or the
+    /// same term naming a leader where none is recorded.
+    pub fn newer_leader(&self, tablet: &Tablet) -> bool {
         if self.replicas.is_empty() || tablet.is_deleted() {
             return false;
         }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::alter::apply_steps;
 use super::command::{AlterStep, CatalogCommand, CatalogOutcome, CatalogResponse};
 use super::error::CatalogError;
-use super::model::{Table, Tablet, TabletConfigUpdate, TabletState};
+use super::model::{Table, Tablet, TabletConfigUpdate, TabletMove, TabletState};
 use super::schema::validate_name;
 use crate::ids::{TableId, TabletId};
 
@@ -183,6 +183,14 @@ impl Catalog {
                 self.update_tablet_configs(updates, &mut mutations);
                 Ok(CatalogOutcome::Done)
             }
+            CatalogCommand::StartReplicaMoves(moves) => {
+                self.start_replica_moves(moves, &mut mutations);
+                Ok(CatalogOutcome::Done)
+            }
+            CatalogCommand::CancelReplicaMoves(moves) => {
+                self.cancel_replica_moves(moves, &mut mutations);
+                Ok(CatalogOutcome::Done)
+            }
             CatalogCommand::SetClusterId { cluster_id } => self.set_cluster_id(cluster_id, &mut mutations),
         };
         let response = CatalogResponse(result);
@@ -261,19 +269,66 @@ impl Catalog {
         Ok(CatalogOutcome::ClusterId(cluster_id.to_string()))
     }
 
-    /// Records each update that supersedes the catalog's view; others (older terms,
-    /// unknown or deleted tablets) are ignored.
+    /// Records what each update brings that is newer than the catalog's view (the
+    /// configuration by log index, the leader by term); others (older reports, unknown or
+    /// deleted tablets) are ignored. A configuration showing the outcome of the tablet's
+    /// move in progress ends the move.
     fn update_tablet_configs(&mut self, updates: &[TabletConfigUpdate], out: &mut Vec<Mutation>) {
         for update in updates {
             let Some(tablet) = self.tablets.get_mut(&update.tablet_id) else { continue };
-            if !update.supersedes(tablet) {
+            let (config, leader) = (update.newer_config(tablet), update.newer_leader(tablet));
+            if !config && !leader {
                 continue;
             }
-            tablet.term = update.term;
-            tablet.replicas = update.replicas.clone();
-            tablet.leader = update.leader.clone();
+            if config {
+                tablet.replicas = update.replicas.clone();
+                tablet.config_index = update.config_index.or(tablet.config_index);
+                if tablet.pending_move.as_ref().is_some_and(|m| m.is_complete_in(&tablet.replicas)) {
+                    tablet.pending_move = None;
+                }
+            }
+            if leader {
+                tablet.term = update.term;
+                tablet.leader = update.leader.clone();
+            }
             out.push(Mutation::Put(CatalogRecord::Tablet(tablet.clone())));
         }
+    }
+
+    /// Starts each move whose tablet runs without a move in progress, lists `from` (if
+    /// any) and does not list `to`.
+    fn start_replica_moves(&mut self, moves: &[TabletMove], out: &mut Vec<Mutation>) {
+        for TabletMove { tablet_id, replica_move } in moves {
+            let Some(tablet) = self.tablets.get_mut(tablet_id) else { continue };
+            let from_listed = replica_move.from.as_ref().is_none_or(|from| tablet.replicas.contains(from));
+            if tablet.is_deleted()
+                || tablet.pending_move.is_some()
+                || !from_listed
+                || tablet.replicas.contains(&replica_move.to)
+                || replica_move.from.as_ref() == Some(&replica_move.to)
+            {
+                continue;
+            }
+            tablet.pending_move = Some(replica_move.clone());
+            out.push(Mutation::Put(CatalogRecord::Tablet(tablet.clone())));
+        }
+    }
+
+    /// Ends each move that is still its tablet's move in progress.
+    fn cancel_replica_moves(&mut self, moves: &[TabletMove], out: &mut Vec<Mutation>) {
+        for TabletMove { tablet_id, replica_move } in moves {
+            let Some(tablet) = self.tablets.get_mut(tablet_id) else { continue };
+            if tablet.pending_move.as_ref() != Some(replica_move) {
+                continue;
+            }
+            tablet.pending_move = None;
+            out.push(Mutation::Put(CatalogRecord::Tablet(tablet.clone())));
+        }
+    }
+
+    /// Tablets with a move in progress.
+    pub fn num_pending_moves(&self) -> usize {
+        self.tablets().filter(|t| t.pending_move.is_some()).count()
     }
 
     /// Removes the table and tombstones its tablets, forgetting the oldest tombstones
@@ -290,6 +345,7 @@ impl Catalog {
         for tablet in self.tablets.values_mut().filter(|t| t.table_id == id && !t.is_deleted()) {
             tablet.state = TabletState::Deleted { log_index };
             tablet.leader = None;
+            tablet.pending_move = None;
             self.tombstones.insert((log_index, tablet.id.clone()));
             out.push(Mutation::Put(CatalogRecord::Tablet(tablet.clone())));
         }
@@ -347,7 +403,7 @@ fn stored_size(record: &RequestRecord) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::model::TableState;
+    use crate::catalog::model::{ReplicaMove, TableState};
     use crate::catalog::schema::{Column, ColumnType, Schema};
     use crate::ids::TServerId;
 
@@ -376,6 +432,8 @@ mod tests {
                 leader: None,
                 term: 0,
                 state: TabletState::Running,
+                config_index: None,
+                pending_move: None,
             })
             .collect();
         (t, tablets)
@@ -609,6 +667,7 @@ mod tests {
             term,
             replicas: replicas.iter().map(|r| TServerId::from(*r)).collect(),
             leader: leader.map(TServerId::from),
+            config_index: None,
         }
     }
 
@@ -684,6 +743,103 @@ mod tests {
         );
     }
 
+    fn indexed(
+        tablet: &TabletId,
+        term: u64,
+        index: u64,
+        replicas: &[&str],
+        leader: Option<&str>,
+    ) -> TabletConfigUpdate {
+        TabletConfigUpdate { config_index: Some(index), ..update(tablet, term, replicas, leader) }
+    }
+
+    fn mv(tablet: &TabletId, from: Option<&str>, to: &str) -> TabletMove {
+        TabletMove {
+            tablet_id: tablet.clone(),
+            replica_move: ReplicaMove { from: from.map(TServerId::from), to: TServerId::from(to) },
+        }
+    }
+
+    fn pending(c: &Catalog, id: &TabletId) -> Option<ReplicaMove> {
+        c.tablet(id).and_then(|t| t.pending_move.clone())
+    }
+
+    #[test]
+    fn configurations_follow_the_log_index_and_leaders_the_term() {
+        let mut c = Catalog::default();
+        c.apply(&create("t", "r1"), 1);
+        let id = first_tablet(&c);
+        let apply =
+            |c: &mut Catalog, u: TabletConfigUpdate, i| c.apply(&CatalogCommand::UpdateTabletConfigs(vec![u]), i).1;
+        // The first indexed report replaces the placed configuration.
+        assert_eq!(apply(&mut c, indexed(&id, 2, 5, &["a", "b", "c"], Some("a")), 2).len(), 1);
+        // A newer term from a replica that has not seen the newest configuration moves the
+        // leader only.
+        apply(&mut c, indexed(&id, 3, 4, &["a", "b", "x"], Some("b")), 3);
+        assert_eq!(view(&c, &id), (3, vec!["a".into(), "b".into(), "c".into()], Some("b".into())));
+        // A newer configuration in an older term moves the configuration only.
+        apply(&mut c, indexed(&id, 2, 9, &["a", "b", "c", "d"], Some("a")), 4);
+        assert_eq!(view(&c, &id), (3, vec!["a".into(), "b".into(), "c".into(), "d".into()], Some("b".into())));
+        assert_eq!(c.tablet(&id).and_then(|t| t.config_index), Some(9));
+        // The same index again, or a report without an index, changes nothing.
+        assert!(apply(&mut c, indexed(&id, 3, 9, &["z"], Some("b")), 5).is_empty());
+        assert!(apply(&mut c, update(&id, 3, &["z"], Some("b")), 6).is_empty());
+        // A report without an index still brings a newer leader.
+        apply(&mut c, update(&id, 4, &["z"], Some("c")), 7);
+        assert_eq!(view(&c, &id), (4, vec!["a".into(), "b".into(), "c".into(), "d".into()], Some("c".into())));
+    }
+
+    #[test]
+    fn one_move_per_tablet_ends_with_the_configuration_showing_it() {
+        let mut c = Catalog::default();
+        c.apply(&create("t", "r1"), 1);
+        let id = first_tablet(&c);
+        let cmd = |u: TabletConfigUpdate| CatalogCommand::UpdateTabletConfigs(vec![u]);
+        c.apply(&cmd(indexed(&id, 1, 1, &["a", "b", "c"], Some("a"))), 2);
+        // Refused: `from` not a replica, `to` already one, and from == to.
+        for refused in [mv(&id, Some("x"), "d"), mv(&id, Some("a"), "b"), mv(&id, Some("d"), "d")] {
+            assert!(c.apply(&CatalogCommand::StartReplicaMoves(vec![refused]), 3).1.is_empty());
+        }
+        let first = mv(&id, Some("c"), "d");
+        assert_eq!(c.apply(&CatalogCommand::StartReplicaMoves(vec![first.clone()]), 4).1.len(), 1);
+        assert_eq!(c.num_pending_moves(), 1);
+        // A second move of the same tablet waits for the first to end.
+        assert!(c.apply(&CatalogCommand::StartReplicaMoves(vec![mv(&id, Some("b"), "e")]), 5).1.is_empty());
+        assert_eq!(pending(&c, &id), Some(first.replica_move.clone()));
+        // Promoted: four voters, the move goes on; removed: the move is done.
+        c.apply(&cmd(indexed(&id, 1, 3, &["a", "b", "c", "d"], Some("a"))), 6);
+        assert_eq!(pending(&c, &id), Some(first.replica_move.clone()));
+        assert!(c.tablet(&id).is_some_and(|t| t.wants_replica_on(&"d".into()) && t.wants_replica_on(&"c".into())));
+        c.apply(&cmd(indexed(&id, 1, 5, &["a", "b", "d"], Some("a"))), 7);
+        assert_eq!(pending(&c, &id), None);
+        assert!(c.tablet(&id).is_some_and(|t| !t.wants_replica_on(&"c".into())));
+        // Cancelling applies to the move in progress only.
+        let second = mv(&id, Some("b"), "e");
+        c.apply(&CatalogCommand::StartReplicaMoves(vec![second.clone()]), 8);
+        assert!(c.tablet(&id).is_some_and(|t| t.wants_replica_on(&"e".into())));
+        assert!(c.apply(&CatalogCommand::CancelReplicaMoves(vec![first]), 9).1.is_empty());
+        assert_eq!(c.apply(&CatalogCommand::CancelReplicaMoves(vec![second]), 10).1.len(), 1);
+        assert_eq!(c.num_pending_moves(), 0);
+        // A move that only adds a replica ends once `to` is a voter; deleting the table ends
+        // any move.
+        let add = mv(&id, None, "f");
+        c.apply(&CatalogCommand::StartReplicaMoves(vec![add]), 11);
+        c.apply(&cmd(indexed(&id, 1, 7, &["a", "b", "d", "f"], Some("a"))), 12);
+        assert_eq!(pending(&c, &id), None);
+        c.apply(&CatalogCommand::StartReplicaMoves(vec![mv(&id, Some("f"), "g")]), 13);
+        c.apply(&CatalogCommand::DeleteTable { request_id: "d".into(), name: "t".into() }, 14);
+        assert_eq!(pending(&c, &id), None);
+        // Moves survive a restart (records) and a snapshot.
+        let mut c = Catalog::default();
+        c.apply(&create("t", "r1"), 1);
+        let id = first_tablet(&c);
+        c.apply(&CatalogCommand::StartReplicaMoves(vec![mv(&id, Some("ts"), "d")]), 2);
+        let stored: Vec<String> = c.records().map(|r| serde_json::to_string(&r).expect("json")).collect();
+        let rebuilt = Catalog::from_records(stored.iter().map(|r| serde_json::from_str(r).expect("parses")));
+        assert_eq!(pending(&rebuilt, &id), pending(&c, &id));
+        assert!(pending(&rebuilt, &id).is_some());
+    }
+
     #[test]
     fn delete_table_tombstones_its_tablets() {
         let mut c = Catalog::default();
@@ -728,6 +884,8 @@ mod tests {
                 leader: None,
                 term: 0,
                 state: TabletState::Running,
+                config_index: None,
+                pending_move: None,
             })
             .collect();
         big.num_partitions = MAX_TOMBSTONES as u32;

@@ -168,6 +168,7 @@ mod tests {
                         .collect(),
                     leader_ts_uuid: "b".into(),
                     term: 3,
+                    pending_move: None,
                 })
                 .collect(),
         }

@@ -47,6 +47,8 @@ pub enum ProblemKind {
     TabletServerUnreachable,
     RegistrationFailed,
     WrongReplicaCount,
+    UnderReplicated,
+    ReplicaMoveInProgress,
     NoTabletLeader,
     ReplicaUnavailable,
     ReplicaMissing,
@@ -65,6 +67,8 @@ impl ProblemKind {
             ProblemKind::TabletServerUnreachable => "TABLET_SERVER_UNREACHABLE",
             ProblemKind::RegistrationFailed => "REGISTRATION_FAILED",
             ProblemKind::WrongReplicaCount => "WRONG_REPLICA_COUNT",
+            ProblemKind::UnderReplicated => "UNDER_REPLICATED",
+            ProblemKind::ReplicaMoveInProgress => "REPLICA_MOVE_IN_PROGRESS",
             ProblemKind::NoTabletLeader => "NO_TABLET_LEADER",
             ProblemKind::ReplicaUnavailable => "REPLICA_UNAVAILABLE",
             ProblemKind::ReplicaMissing => "REPLICA_MISSING",
@@ -120,6 +124,10 @@ pub struct Report {
     pub tables: Vec<TableRow>,
     /// Tablets with a majority of their replicas in one location.
     pub placement_violations: usize,
+    /// Tablets with fewer replicas on live tablet servers than their replication factor.
+    pub under_replicated_tablets: usize,
+    /// Tablets with a replica move (re-replication) in progress.
+    pub moves_in_progress: usize,
     pub problems: Vec<Problem>,
 }
 
@@ -136,6 +144,12 @@ pub fn check(snapshot: &Snapshot) -> Report {
     problems.extend(check_tservers(snapshot));
     let (tables, tablet_problems, placement_violations) = check_tables(snapshot);
     problems.extend(tablet_problems);
+    let tablets_with = |kind| {
+        let subjects: BTreeSet<&str> = problems.iter().filter(|p| p.kind == kind).map(|p| p.subject.as_str()).collect();
+        subjects.len()
+    };
+    let under_replicated_tablets = tablets_with(ProblemKind::UnderReplicated);
+    let moves_in_progress = tablets_with(ProblemKind::ReplicaMoveInProgress);
     Report {
         healthy: problems.is_empty(),
         masters: snapshot.masters.iter().map(master_row).collect(),
@@ -152,6 +166,8 @@ pub fn check(snapshot: &Snapshot) -> Report {
             .collect(),
         tables,
         placement_violations,
+        under_replicated_tablets,
+        moves_in_progress,
         problems,
     }
 }
@@ -282,8 +298,28 @@ fn check_tables(snapshot: &Snapshot) -> (Vec<TableRow>, Vec<Problem>, usize) {
             let mut found = Vec::new();
             let mut problem = |kind, message: String| found.push(Problem { kind, subject: subject.clone(), message });
             let voters: BTreeSet<&str> = tablet.replicas.iter().map(|r| r.ts_uuid.as_str()).collect();
-            if voters.len() != rf as usize {
-                problem(ProblemKind::WrongReplicaCount, format!("{} replicas, replication factor {rf}", voters.len()));
+            let live = voters.iter().filter(|ts| servers.get(*ts).is_some_and(|s| s.live)).count();
+            if live < rf as usize {
+                problem(
+                    ProblemKind::UnderReplicated,
+                    format!("{live} of {rf} replicas on live tablet servers ({} voters)", voters.len()),
+                );
+            }
+            let moving = tablet.pending_move.as_ref().filter(|m| !m.to_uuid.is_empty());
+            match moving {
+                Some(m) if m.from_uuid.is_empty() => {
+                    problem(ProblemKind::ReplicaMoveInProgress, format!("adding a replica on {}", m.to_uuid))
+                }
+                Some(m) => problem(
+                    ProblemKind::ReplicaMoveInProgress,
+                    format!("replacing the replica on {} with one on {}", m.from_uuid, m.to_uuid),
+                ),
+                // A move holds one more voter for a while; otherwise the count must match.
+                None if voters.len() > rf as usize => problem(
+                    ProblemKind::WrongReplicaCount,
+                    format!("{} replicas, replication factor {rf}", voters.len()),
+                ),
+                None => {}
             }
             if tablet.leader_ts_uuid.is_empty() {
                 problem(ProblemKind::NoTabletLeader, "no leader reported".into());
@@ -327,7 +363,10 @@ fn check_tables(snapshot: &Snapshot) -> (Vec<TableRow>, Vec<Problem>, usize) {
                 );
             }
             if policy_applies {
-                let known: Vec<&Location> = voters.iter().filter_map(|ts| locations.get(ts)).collect();
+                // A move is judged by its outcome: without the replica it replaces.
+                let leaving = moving.map(|m| m.from_uuid.as_str());
+                let known: Vec<&Location> =
+                    voters.iter().filter(|ts| Some(**ts) != leaving).filter_map(|ts| locations.get(ts)).collect();
                 if let Some(location) = policy::majority_location(known, rf as usize) {
                     violations += 1;
                     problem(
@@ -446,6 +485,8 @@ mod tests {
             ProblemKind::TabletServerUnreachable,
             ProblemKind::RegistrationFailed,
             ProblemKind::WrongReplicaCount,
+            ProblemKind::UnderReplicated,
+            ProblemKind::ReplicaMoveInProgress,
             ProblemKind::NoTabletLeader,
             ProblemKind::ReplicaUnavailable,
             ProblemKind::ReplicaMissing,
@@ -501,7 +542,11 @@ mod tests {
                     s.tservers[1].live = false;
                     s.replicas.remove("b");
                 },
-                vec![ProblemKind::TabletServerUnresponsive, ProblemKind::ReplicaUnavailable],
+                vec![
+                    ProblemKind::TabletServerUnresponsive,
+                    ProblemKind::UnderReplicated,
+                    ProblemKind::ReplicaUnavailable,
+                ],
             ),
             (
                 "a live tablet server does not answer",
@@ -524,7 +569,29 @@ mod tests {
                         s.replicas.insert(ts.into(), Ok(vec![replica("x", &["a", "b"], "a")]));
                     }
                 },
-                vec![ProblemKind::WrongReplicaCount],
+                vec![ProblemKind::UnderReplicated],
+            ),
+            (
+                "over-replicated",
+                |s| {
+                    s.tables[0].tablets[0] = tablet("x", &["a", "b", "c", "d"], "a");
+                    for ts in ["a", "b", "c", "d"] {
+                        s.replicas.insert(ts.into(), Ok(vec![replica("x", &["a", "b", "c", "d"], "a")]));
+                    }
+                },
+                vec![ProblemKind::WrongReplicaCount, ProblemKind::PlacementViolation],
+            ),
+            (
+                "a replica move in progress, the joining replica promoted",
+                |s| {
+                    s.tables[0].tablets[0] = tablet("x", &["a", "b", "c", "d"], "a");
+                    s.tables[0].tablets[0].pending_move =
+                        Some(pb::ReplicaMove { from_uuid: "c".into(), to_uuid: "d".into() });
+                    for ts in ["a", "b", "c", "d"] {
+                        s.replicas.insert(ts.into(), Ok(vec![replica("x", &["a", "b", "c", "d"], "a")]));
+                    }
+                },
+                vec![ProblemKind::ReplicaMoveInProgress, ProblemKind::PlacementViolation],
             ),
             (
                 "no leader for a tablet",
@@ -579,6 +646,33 @@ mod tests {
             assert_eq!(kinds(&report), expected, "{name}: {:#?}", report.problems);
             assert!(!report.healthy, "{name}");
         }
+    }
+
+    #[test]
+    fn a_dead_servers_tablet_is_under_replicated_then_moving_then_healthy() {
+        let mut snapshot = healthy();
+        snapshot.tservers[2].live = false;
+        snapshot.replicas.remove("c");
+        let report = check(&snapshot);
+        assert_eq!((report.under_replicated_tablets, report.moves_in_progress), (1, 0));
+        assert!(report.problems.iter().any(|p| p.kind == ProblemKind::UnderReplicated
+            && p.subject.contains("tablet x")
+            && p.message.contains("2 of 3")));
+        // Re-replication: d joins (a non-voter, so not in the catalog's voters yet).
+        snapshot.tables[0].tablets[0].pending_move =
+            Some(pb::ReplicaMove { from_uuid: "c".into(), to_uuid: "d".into() });
+        let report = check(&snapshot);
+        assert_eq!((report.under_replicated_tablets, report.moves_in_progress), (1, 1));
+        let move_problem = report.problems.iter().find(|p| p.kind == ProblemKind::ReplicaMoveInProgress);
+        assert!(move_problem.is_some_and(|p| p.message.contains("on c with one on d")), "{:?}", report.problems);
+        // Done: d replaced c (a server in /L0 again, as a, which the policy check reports).
+        snapshot.tables[0].tablets[0] = tablet("x", &["a", "b", "d"], "a");
+        for ts in ["a", "b", "d"] {
+            snapshot.replicas.insert(ts.into(), Ok(vec![replica("x", &["a", "b", "d"], "a")]));
+        }
+        let report = check(&snapshot);
+        assert_eq!((report.under_replicated_tablets, report.moves_in_progress), (0, 0));
+        assert_eq!(kinds(&report), vec![ProblemKind::TabletServerUnresponsive, ProblemKind::PlacementViolation]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `kudu cluster ksck`: checks that the masters agree on leader, term and membership,
 //! that tablet servers are live and registered (no failed location mapping), and that
-//! every tablet has its replicas, a leader, a Raft configuration (as the tablet servers
-//! report it) matching the catalog, and a placement complying with the location policy.
+//! every tablet has its replicas on live servers (under-replicated tablets and replica moves
+//! in progress are reported), a leader, a Raft configuration (as the tablet servers report
+//! it) matching the catalog, and a placement complying with the location policy.
 //! Exits non-zero when anything is wrong.
 
 mod check;
@@ -69,6 +70,8 @@ fn print_text(report: &Report) {
         .collect();
     print_table(&["NAME", "RF", "TABLETS", "HEALTHY"], &rows);
     println!("\nPlacement policy violations: {}", report.placement_violations);
+    println!("Under-replicated tablets: {}", report.under_replicated_tablets);
+    println!("Replica moves in progress: {}", report.moves_in_progress);
     if report.healthy {
         println!("OK");
         return;

@@ -20,6 +20,8 @@ fn widest_create() -> CatalogCommand {
             leader: None,
             term: 0,
             state: TabletState::Running,
+            config_index: None,
+            pending_move: None,
         })
         .collect();
     let table = Table {
@@ -50,6 +52,7 @@ fn update(i: usize, peers: usize) -> TabletConfigUpdate {
         term: u64::MAX,
         replicas: (0..peers).map(|r| TServerId(long_id('s', r))).collect(),
         leader: Some(TServerId(long_id('s', 0))),
+        config_index: Some(u64::MAX),
     }
 }
 

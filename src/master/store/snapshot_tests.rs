@@ -41,6 +41,8 @@ fn create(index: u64, name: &str) -> Entry {
         leader: None,
         term: 0,
         state: TabletState::Running,
+        config_index: None,
+        pending_move: None,
     }];
     Entry::new_normal(log_id(index), CatalogCommand::CreateTable { request_id: format!("r{index}"), table, tablets })
 }

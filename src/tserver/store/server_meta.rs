@@ -60,6 +60,11 @@ pub struct ReplicaMeta {
     /// Why the replica failed to open (state [`ReplicaState::Failed`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Created to join an existing group (re-replication): never initializes the group,
+    /// receives its state from the leader. `peers` are then the group's voters when it
+    /// was created, not including this server.
+    #[serde(default)]
+    pub joining: bool,
 }
 
 impl ReplicaMeta {
