@@ -165,6 +165,7 @@ impl Harness {
                     ready: false,
                     node_id: None,
                     node: NodeState::NotReady,
+                    unschedulable: false,
                     unable_to_run_since: Some(*since),
                 },
                 None => {
@@ -179,6 +180,7 @@ impl Harness {
                         ready: node_id.is_some(),
                         node_id,
                         node: NodeState::Ready,
+                        unschedulable: false,
                         unable_to_run_since: None,
                     }
                 }
@@ -369,6 +371,12 @@ async fn a_master_down_beyond_the_grace_period_is_replaced_with_a_new_claim() {
     let old = h.node_id(victim).await;
     h.masters[victim as usize].kill();
     h.stuck.insert(victim, Timestamp::now());
+    // Only a master Raft reports down is replaced.
+    wait_for("the leader to report the master down", WAIT, || async {
+        let view = h.membership().await?;
+        view.members.iter().any(|m| m.node_id == old && !m.live).then_some(())
+    })
+    .await;
 
     // Within the grace period the operator only waits.
     let first = h.step().await;

@@ -254,6 +254,7 @@ mod tests {
                     ready: ready[usize::try_from(o).unwrap()],
                     node_id: Some(NodeId(10 + u64::try_from(o).unwrap())),
                     node: NodeState::Ready,
+                    unschedulable: false,
                     unable_to_run_since: None,
                 })
                 .collect(),

@@ -17,8 +17,10 @@
 //!    leader does not hear from it and its pod stopped running).
 //! 5. Resize the StatefulSet to the desired count once no member is above it.
 //! 6. Add each pod that reports a node id that is not a member, lowest ordinal first.
-//! 7. Replace a pod stuck (unschedulable, or on a lost node) beyond the grace period by
-//!    deleting it and its claim, one replacement at a time.
+//! 7. Replace a master that is truly lost beyond the grace period (Raft reports it down
+//!    and Kubernetes cannot run its pod: node gone or NotReady, or unschedulable) by
+//!    deleting its claim and pod, one replacement at a time. A container that cannot start
+//!    on a Ready node (image pull failure, crash loop) is never a reason.
 //!
 //! Removals and additions never leave fewer live voters than a quorum of the voters.
 
@@ -452,7 +454,9 @@ impl View<'_> {
             let Some(pod) = observed.pod(ordinal) else {
                 continue;
             };
-            if self.member_at(ordinal).is_some_and(|m| self.is_live(m)) {
+            // Only a master Raft reports down: one the leader still hears from keeps its
+            // data, whatever Kubernetes says about its node.
+            if self.member_at(ordinal).is_some_and(|m| m.live) {
                 continue;
             }
             let Some(stuck_for) = self.stuck_for(pod) else {

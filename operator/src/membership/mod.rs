@@ -6,7 +6,9 @@ pub mod decide;
 pub mod observed;
 
 pub use decide::{Action, RemoveReason, WaitReason, decide, quorum};
-pub use observed::{MasterPod, NodeId, NodeState, Observed, PodPhase, RaftMember, RaftView, ReplacementPolicy};
+pub use observed::{
+    CannotRun, MasterPod, NodeId, NodeState, Observed, PodPhase, RaftMember, RaftView, ReplacementPolicy,
+};
 
 #[cfg(test)]
 mod simulation;

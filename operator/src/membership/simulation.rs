@@ -148,6 +148,7 @@ impl World {
                     ready: pod.phase == PodPhase::Running,
                     node_id: pod.started_id,
                     node: pod.node,
+                    unschedulable: pod.node == NodeState::Unassigned && pod.stuck_since.is_some(),
                     unable_to_run_since: pod.stuck_since,
                 })
                 .collect(),
