@@ -2,7 +2,10 @@
 //! `fail` crate failpoint that panics), then reconciles again from what it observes. The
 //! world it acts on is a model: a Raft group that refuses (and records) a second membership
 //! change while one is in flight, and a fake API server backed by a StatefulSet model
-//! (ordinal pods, claims that outlive pods, a fresh node id on a fresh claim).
+//! (ordinal pods, claims that outlive pods, a fresh node id on a fresh claim). `AddMaster`
+//! runs as on a real master: the learner joins, and the same request promotes it once it
+//! caught up, unless the request is cut first (the operator dies during the call, the
+//! leader changes, the catch-up times out); a learner nobody promotes stays a learner.
 //!
 //! Each scenario runs once per failpoint and per hit count; every run must converge to the
 //! desired membership with no violation, and every failpoint must fire in some scenario.
@@ -47,6 +50,11 @@ struct World {
     members: Vec<Member>,
     leader: u64,
     change_in_flight: bool,
+    /// The learner the running `AddMaster` request promotes once it caught up.
+    promoting: Option<u64>,
+    /// How many of the next `AddMaster` requests are cut after their learner joined (they
+    /// fail as a catch-up timeout would).
+    cut_adds: usize,
     next_id: u64,
     /// Membership changes accepted, in order.
     changes: Vec<String>,
@@ -101,24 +109,39 @@ impl World {
         self.pods.retain(|o| *o < self.statefulset_replicas);
         if self.change_in_flight {
             self.change_in_flight = false;
-        } else if let Some(i) = self.members.iter().position(|m| !m.voter && self.live(m)) {
-            self.members[i].voter = true;
-            self.change_in_flight = true;
+        } else if let Some(id) = self.promoting.take() {
+            // Only the running request promotes its learner (once it runs, i.e. caught up).
+            match self.members.iter().position(|m| m.node_id == id) {
+                Some(i) if self.live(&self.members[i]) => {
+                    self.members[i].voter = true;
+                    self.change_in_flight = true;
+                }
+                Some(_) => self.promoting = Some(id),
+                None => {}
+            }
         }
         if !self.members.iter().any(|m| m.node_id == self.leader && m.voter && self.live(m)) {
             let next = self.members.iter().find(|m| m.voter && self.live(m)).map(|m| m.node_id);
             self.leader = next.unwrap_or(0);
+            // The request the old leader ran is gone with its leadership.
+            self.promoting = None;
         }
     }
 
     fn begin_change(&mut self, what: String) -> Result<(), MasterAdminError> {
-        if self.change_in_flight {
+        if self.busy() {
             self.violations.push(format!("{what} while a change is in flight"));
             return Err(MasterAdminError::Refused("a membership change is in flight".to_owned()));
         }
         self.change_in_flight = true;
         self.changes.push(what);
         Ok(())
+    }
+
+    /// Whether a change is in flight, as `ListMasters` reports it: uncommitted, or an
+    /// `AddMaster` request still running.
+    fn busy(&self) -> bool {
+        self.change_in_flight || self.promoting.is_some()
     }
 
     /// Whether the group has exactly the desired members, all voters, at rest.
@@ -129,7 +152,7 @@ impl World {
         members == expected
             && expected.len() == usize::try_from(desired).unwrap_or(0)
             && self.members.iter().all(|m| m.voter)
-            && !self.change_in_flight
+            && !self.busy()
             && self.statefulset_replicas == desired
             && self.leader != 0
     }
@@ -170,7 +193,7 @@ impl MasterAdmin for Fake {
                     live: world.live(m),
                 })
                 .collect(),
-            change_in_flight: world.change_in_flight,
+            change_in_flight: world.busy(),
         }))
     }
 
@@ -180,16 +203,41 @@ impl MasterAdmin for Fake {
     }
 
     async fn add_master(&self, _: &[String], address: &str) -> Result<(), MasterAdminError> {
-        let mut world = self.world.lock().unwrap();
-        let ordinal = self.ordinal(address).expect("a master address");
-        let Some(node_id) = world.running_id(ordinal) else {
-            return Err(MasterAdminError::Refused(format!("{address} does not answer")));
+        let node_id = {
+            let mut world = self.world.lock().unwrap();
+            let ordinal = self.ordinal(address).expect("a master address");
+            let Some(node_id) = world.running_id(ordinal) else {
+                return Err(MasterAdminError::Refused(format!("{address} does not answer")));
+            };
+            match world.members.iter().find(|m| m.ordinal == ordinal) {
+                Some(m) if m.node_id != node_id => {
+                    return Err(MasterAdminError::Refused(format!("{address} belongs to another member")));
+                }
+                // Idempotent: already a voter.
+                Some(m) if m.voter => return Ok(()),
+                // A learner left behind: this request promotes it.
+                Some(_) => {
+                    world.begin_change(format!("promote {ordinal} as {node_id}"))?;
+                    world.change_in_flight = false;
+                    world.promoting = Some(node_id);
+                    return Ok(());
+                }
+                None => {}
+            }
+            world.begin_change(format!("add {ordinal} as {node_id}"))?;
+            world.members.push(Member { node_id, ordinal, voter: false });
+            if world.cut_adds > 0 {
+                world.cut_adds -= 1;
+                return Err(MasterAdminError::Refused(format!(
+                    "TIMEOUT: master {node_id} did not catch up in time; it stays a learner"
+                )));
+            }
+            node_id
         };
-        if world.members.iter().any(|m| m.ordinal == ordinal) {
-            return Err(MasterAdminError::Refused(format!("{address} belongs to another member")));
-        }
-        world.begin_change(format!("add {ordinal} as {node_id}"))?;
-        world.members.push(Member { node_id, ordinal, voter: false });
+        // The operator may die here, with the learner in the group: its call is cancelled
+        // and the request with it, so nothing promotes the learner.
+        fail::fail_point!(ADD_MASTER_AFTER_LEARNER);
+        self.world.lock().unwrap().promoting = Some(node_id);
         Ok(())
     }
 
@@ -229,6 +277,9 @@ impl MasterAdmin for Fake {
         }
     }
 }
+
+/// In the model's `AddMaster`, between the learner joining and its promotion.
+const ADD_MASTER_AFTER_LEARNER: &str = "model::add_master::after_learner";
 
 const STS_PATH: &str = "/apis/apps/v1/namespaces/db/statefulsets/demo-master";
 const CLUSTER_PATH: &str = "/apis/kudu.dev/v1alpha1/namespaces/db/kuduclusters/demo";
@@ -347,6 +398,8 @@ struct Outcome {
 /// Reconcile `world` towards `masters` until it converges, with `failpoint` making the
 /// operator die the `hit`-th time it is reached. Panics on a violation or no convergence.
 async fn run(scenario: &str, masters: i32, world: World, death: Option<(&str, usize)>) -> Outcome {
+    // A cut request fails the reconciliation that sent it; any other failure is a bug.
+    let failures_expected = world.cut_adds > 0;
     let cluster = kudu_cluster(masters);
     let spec = validate(&cluster).unwrap();
     let addresses = (0..7).map(|o| names::master_address(&spec, o)).collect();
@@ -378,7 +431,8 @@ async fn run(scenario: &str, masters: i32, world: World, death: Option<(&str, us
         // knows nothing but what it observes.
         match tokio::spawn(reconcile(cluster.clone(), ctx.clone())).await {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => panic!("{context}: reconcile failed: {error}"),
+            Ok(Err(error)) if !failures_expected => panic!("{context}: reconcile failed: {error}"),
+            Ok(Err(_)) => {}
             Err(join) if join.is_panic() => died = true,
             Err(join) => panic!("{context}: {join}"),
         }
@@ -451,4 +505,23 @@ async fn a_stuck_master_is_replaced_once_whenever_the_operator_dies() {
     .await;
     assert_eq!(changes, ["remove 103", "add 2 as 104"]);
     assert!(fired.contains(failpoints::AFTER_CLAIM_DELETE), "{fired:?}");
+}
+
+#[tokio::test]
+async fn a_learner_left_by_a_cut_add_master_is_promoted() {
+    let _scenario = fail::FailScenario::setup();
+    // The operator dies in the middle of AddMaster, after the learner joined: its call is
+    // cancelled and nothing promotes the learner; the next operator asks again.
+    for hit in 1..=2 {
+        let scenario = "scale 1 -> 3, the operator dies inside AddMaster";
+        let outcome = run(scenario, 3, World::healthy(1, 0), Some((ADD_MASTER_AFTER_LEARNER, hit))).await;
+        assert!(outcome.died, "{scenario} (hit {hit})");
+        let promoted = outcome.changes.iter().filter(|c| c.starts_with("promote")).count();
+        assert_eq!(promoted, 1, "{scenario} (hit {hit}): {:?}", outcome.changes);
+    }
+    // AddMaster gives up after the learner joined (its catch-up timed out), twice.
+    let mut world = World::healthy(1, 0);
+    world.cut_adds = 2;
+    let outcome = run("scale 1 -> 3, both AddMaster requests time out", 3, world, None).await;
+    assert_eq!(outcome.changes, ["add 1 as 102", "promote 1 as 102", "add 2 as 103", "promote 2 as 103"]);
 }

@@ -310,6 +310,7 @@ fn kinds(actions: &[Action]) -> Vec<String> {
         .iter()
         .map(|a| match a {
             Action::AddMember { ordinal, .. } => format!("add {ordinal}"),
+            Action::PromoteLearner { ordinal, .. } => format!("promote {ordinal}"),
             Action::RemoveMember { reason: RemoveReason::DiskLost { ordinal, .. }, .. } => {
                 format!("remove {ordinal} (disk lost)")
             }

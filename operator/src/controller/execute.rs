@@ -61,7 +61,10 @@ async fn execute_steps<M: MasterAdmin>(
     let kube_err = |source| ExecuteError::Kube { action: action.to_string(), source };
     match action {
         Action::None | Action::Wait(_) => Ok(()),
-        Action::AddMember { address, .. } => masters.add_master(addresses, address).await.map_err(master_err),
+        // `AddMaster` is idempotent: for a learner already in the group it promotes it.
+        Action::AddMember { address, .. } | Action::PromoteLearner { address, .. } => {
+            masters.add_master(addresses, address).await.map_err(master_err)
+        }
         Action::RemoveMember { node_id, is_leader, successor, .. } => {
             if *is_leader {
                 masters.step_down(addresses, *node_id, *successor).await.map_err(master_err)?;

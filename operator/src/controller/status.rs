@@ -197,6 +197,7 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::None => "None",
         Action::Wait(_) => "Wait",
         Action::AddMember { .. } => "AddMember",
+        Action::PromoteLearner { .. } => "PromoteLearner",
         Action::RemoveMember { .. } => "RemoveMember",
         Action::DeletePodAndPvc { .. } => "DeletePodAndPvc",
         Action::ResizeStatefulSet { .. } => "ResizeStatefulSet",

@@ -13,8 +13,11 @@
 //!    (the new one is added later by rule 6).
 //! 3. Scale down: remove members of ordinals at or above the desired count, highest
 //!    first (the executor moves leadership away first when the leader is among them).
-//! 4. A learner is catching up: wait for the leader to promote it (or remove it if the
-//!    leader does not hear from it and its pod stopped running).
+//! 4. A learner of ours: no change is in flight, so no `AddMaster` is promoting it (the
+//!    one that added it was cut: operator died, leader changed, catch-up timed out). Once
+//!    it caught up (the leader hears from it and its pod is ready) ask again, which promotes
+//!    it; remove it if the leader does not hear from it and its pod stopped running; wait
+//!    while it catches up.
 //! 5. Resize the StatefulSet to the desired count once no member is above it.
 //! 6. Add each pod that reports a node id that is not a member, lowest ordinal first.
 //! 7. Replace a master that is truly lost beyond the grace period (Raft reports it down
@@ -69,6 +72,16 @@ pub enum Action {
         /// How long it has been unable to run.
         stuck_for: Duration,
     },
+    /// `AddMaster(address)` again for a learner left behind by an interrupted one: the
+    /// leader promotes it to voter (the call is idempotent).
+    PromoteLearner {
+        /// Ordinal of the pod.
+        ordinal: i32,
+        /// Its stable RPC address.
+        address: String,
+        /// The learner's node id.
+        node_id: NodeId,
+    },
     /// Set the master StatefulSet's replicas.
     ResizeStatefulSet {
         /// The new replica count.
@@ -79,7 +92,7 @@ pub enum Action {
 impl Action {
     /// Whether this action changes the Raft membership.
     pub fn is_membership_change(&self) -> bool {
-        matches!(self, Self::AddMember { .. } | Self::RemoveMember { .. })
+        matches!(self, Self::AddMember { .. } | Self::PromoteLearner { .. } | Self::RemoveMember { .. })
     }
 }
 
@@ -208,6 +221,9 @@ impl fmt::Display for Action {
             Self::AddMember { ordinal, address, node_id } => {
                 write!(f, "add master {ordinal} ({address}, node {node_id})")
             }
+            Self::PromoteLearner { ordinal, address, node_id } => {
+                write!(f, "promote learner master {ordinal} ({address}, node {node_id}) left by an interrupted add")
+            }
             Self::RemoveMember { node_id, address, is_leader, successor, reason } => {
                 write!(f, "remove node {node_id} ({address})")?;
                 match reason {
@@ -275,14 +291,18 @@ pub fn decide(observed: &Observed) -> Action {
         return view.remove(member, leader, RemoveReason::ScaleDown { ordinal });
     }
 
-    // Rule 4: a learner is catching up, unless its pod stopped running (removing a
-    // learner never touches the quorum).
-    if let Some(learner) = raft.members.iter().find(|m| !m.voter) {
-        if let Some(ordinal) = observed.ordinal_of(&learner.address)
-            && !learner.live
-            && observed.pod(ordinal).is_none_or(|p| p.phase != PodPhase::Running)
-        {
+    // Rule 4: a learner of ours. No change is in flight, so nothing is promoting it.
+    let learner = raft.members.iter().filter(|m| !m.voter).find_map(|m| Some((observed.ordinal_of(&m.address)?, m)));
+    if let Some((ordinal, learner)) = learner {
+        let pod = observed.pod(ordinal);
+        if !learner.live && pod.is_none_or(|p| p.phase != PodPhase::Running) {
+            // Removing a learner never touches the quorum.
             return view.remove(learner, leader, RemoveReason::LearnerLost { ordinal });
+        }
+        if learner.live
+            && pod.is_some_and(|p| p.phase == PodPhase::Running && p.ready && p.node_id == Some(learner.node_id))
+        {
+            return view.promote(ordinal, learner);
         }
         return Action::Wait(WaitReason::LearnerCatchingUp { node_id: learner.node_id });
     }
@@ -418,6 +438,23 @@ impl View<'_> {
             return Action::Wait(WaitReason::WouldLoseQuorum { change: format!("add master {ordinal}"), voters, live });
         }
         Action::AddMember { ordinal, address: address.to_owned(), node_id }
+    }
+
+    /// Promote the caught-up learner `learner` of `ordinal`, unless its pod reports another
+    /// id (rule 2 removes it first) or the voters after it would need more live ones than
+    /// there are.
+    fn promote(&self, ordinal: i32, learner: &RaftMember) -> Action {
+        let voters = self.voters().count();
+        let live = self.live_voters();
+        // Once promoted it votes too, and it is live.
+        if live + 1 < quorum(voters + 1) {
+            return Action::Wait(WaitReason::WouldLoseQuorum {
+                change: format!("promote master {ordinal}"),
+                voters,
+                live,
+            });
+        }
+        Action::PromoteLearner { ordinal, address: learner.address.clone(), node_id: learner.node_id }
     }
 
     /// How long the pod has been stuck, if it is stuck.

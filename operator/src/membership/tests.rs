@@ -272,7 +272,58 @@ fn learner_catching_up_blocks_everything_else() {
     let mut o = healthy(3);
     o.desired_replicas = 5;
     o.raft_mut().members[2].voter = false;
+    o.set_pod(not_ready(healthy_pod(2)));
     assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(2) }));
+}
+
+fn promote(ordinal: i32) -> Action {
+    Action::PromoteLearner { ordinal, address: address(ordinal), node_id: id(ordinal) }
+}
+
+#[test]
+fn learner_left_by_an_interrupted_add_is_promoted_once_caught_up() {
+    // AddMaster added master 3 as a learner and was cut before promoting it (operator
+    // died, leader changed, catch-up timed out): no change is in flight, nobody promotes it.
+    let mut o = healthy(3);
+    o.desired_replicas = 4;
+    o.statefulset_replicas = 4;
+    o.raft_mut().members.push(RaftMember { voter: false, ..voter(3) });
+    o.set_pod(healthy_pod(3));
+    assert_eq!(decide(&o), promote(3));
+    assert!(promote(3).is_membership_change());
+    // While a request is still running for it, the operator waits.
+    o.raft_mut().change_in_flight = true;
+    assert_eq!(decide(&o), Action::Wait(WaitReason::ChangeInFlight));
+    // Still catching up (pod not ready), or not heard from while its pod runs: wait.
+    o.raft_mut().change_in_flight = false;
+    o.set_pod(not_ready(healthy_pod(3)));
+    assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(3) }));
+    o.set_pod(healthy_pod(3));
+    o.raft_mut().members[3].live = false;
+    assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(3) }));
+}
+
+#[test]
+fn learner_promotion_refused_when_quorum_would_be_lost() {
+    // Voters 0, 1, 2 with only 0 live; a fourth voter needs 3 live.
+    let mut o = healthy(3);
+    o.desired_replicas = 4;
+    o.statefulset_replicas = 4;
+    o.set_pod(not_ready(healthy_pod(1)));
+    o.set_pod(not_ready(healthy_pod(2)));
+    o.raft_mut().members.push(RaftMember { voter: false, ..voter(3) });
+    o.set_pod(healthy_pod(3));
+    assert!(is_quorum_refusal(&decide(&o)), "{:?}", decide(&o));
+}
+
+#[test]
+fn learner_whose_pod_lost_its_disk_is_removed_not_promoted() {
+    let mut o = healthy(3);
+    o.desired_replicas = 4;
+    o.statefulset_replicas = 4;
+    o.raft_mut().members.push(RaftMember { voter: false, ..voter(3) });
+    o.set_pod(MasterPod { node_id: Some(new_id(3)), ..healthy_pod(3) });
+    assert_eq!(decide(&o), remove(3, id(3), false, RemoveReason::DiskLost { ordinal: 3, new_node_id: new_id(3) }));
 }
 
 // Rule 5 and 6: scale up.
