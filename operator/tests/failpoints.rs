@@ -24,6 +24,7 @@ use kudu_operator::controller::failpoints;
 use kudu_operator::controller::masters::{MasterAdmin, MasterAdminError};
 use kudu_operator::controller::{Context, FINALIZER, reconcile};
 use kudu_operator::crd::KuduCluster;
+use kudu_operator::lease::Leadership;
 use kudu_operator::membership::{NodeId, RaftMember, RaftView};
 use kudu_operator::metrics::Metrics;
 use kudu_operator::validate::validate;
@@ -414,6 +415,7 @@ async fn run(scenario: &str, masters: i32, world: World, death: Option<(&str, us
         client,
         metrics: Arc::new(Metrics::default()),
         masters: fake.clone(),
+        leadership: Leadership::unconditional(),
     });
     if let Some((failpoint, hit)) = death {
         let actions = if hit == 1 { "1*panic".to_owned() } else { format!("{}*off->1*panic", hit - 1) };

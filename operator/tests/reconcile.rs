@@ -15,6 +15,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kudu_operator::build::names;
 use kudu_operator::controller::masters::{MasterAdmin, MasterAdminError, NoMasterAdmin};
 use kudu_operator::controller::{Context, FINALIZER, reconcile};
+use kudu_operator::lease::Leadership;
 use kudu_operator::membership::{NodeId, RaftMember, RaftView};
 use kudu_operator::metrics::Metrics;
 use kudu_operator::validate::validate;
@@ -125,6 +126,7 @@ fn context<M: MasterAdmin>(client: Client, masters: M) -> Arc<Context<M>> {
         client,
         metrics: Arc::new(Metrics::default()),
         masters,
+        leadership: Leadership::unconditional(),
     })
 }
 

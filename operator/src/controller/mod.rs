@@ -39,6 +39,7 @@ use self::masters::MasterAdmin;
 use crate::build::names::{self, FIELD_MANAGER, Role};
 use crate::build::{BuildError, BuildInputs, Object, build_all};
 use crate::crd::{KuduCluster, KuduClusterStatus};
+use crate::lease::Leadership;
 use crate::membership;
 use crate::metrics::{ActionLabels, ErrorLabels, Metrics};
 use crate::validate::validate;
@@ -60,6 +61,8 @@ pub struct Context<M> {
     pub metrics: Arc<Metrics>,
     /// Master administration.
     pub masters: M,
+    /// Whether this replica leads: checked right before any removal or deletion.
+    pub leadership: Leadership,
 }
 
 /// Why a reconciliation failed.
