@@ -46,7 +46,7 @@ struct World {
     pods: BTreeSet<i32>,
     /// Node id on each claim (a master's data directory), by ordinal.
     claims: BTreeMap<i32, u64>,
-    /// Ordinals whose pod sits on a NotReady node (it cannot run until deleted).
+    /// Ordinals whose pod is bound to a node that is gone (it cannot run until deleted).
     stuck: BTreeSet<i32>,
     members: Vec<Member>,
     leader: u64,
@@ -63,6 +63,8 @@ struct World {
     violations: Vec<String>,
     /// The KuduCluster as stored (status included).
     cluster: Value,
+    /// Pod deletions received: path and options.
+    pod_deletions: Vec<(String, Value)>,
 }
 
 impl World {
@@ -282,6 +284,8 @@ impl MasterAdmin for Fake {
 /// In the model's `AddMaster`, between the learner joining and its promotion.
 const ADD_MASTER_AFTER_LEARNER: &str = "model::add_master::after_learner";
 
+const POD_PREFIX: &str = "/api/v1/namespaces/db/pods/demo-master-";
+const CLAIM_PREFIX: &str = "/api/v1/namespaces/db/persistentvolumeclaims/data-demo-master-";
 const STS_PATH: &str = "/apis/apps/v1/namespaces/db/statefulsets/demo-master";
 const CLUSTER_PATH: &str = "/apis/kudu.dev/v1alpha1/namespaces/db/kuduclusters/demo";
 
@@ -318,7 +322,7 @@ impl Fake {
         let stuck = world.stuck.contains(&ordinal);
         json!({"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": format!("demo-master-{ordinal}"), "namespace": "db",
-                            "creationTimestamp": "2026-01-01T00:00:00Z"},
+                            "uid": format!("pod-{ordinal}"), "creationTimestamp": "2026-01-01T00:00:00Z"},
                "spec": {"nodeName": if stuck { "dead" } else { "n1" }, "containers": [{"name": "kudu"}]},
                "status": {"phase": "Running",
                           "conditions": [{"type": "Ready", "status": if stuck { "False" } else { "True" }}]}})
@@ -339,14 +343,28 @@ impl Fake {
                     json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
                            "items": world.pods.iter().map(|o| Self::pod(&world, *o)).collect::<Vec<_>>()}),
                 ),
-                Method::GET if path == "/api/v1/nodes/n1" || path == "/api/v1/nodes/dead" => {
-                    let ready = if path.ends_with("n1") { "True" } else { "Unknown" };
-                    (
-                        StatusCode::OK,
-                        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
-                               "status": {"conditions": [{"type": "Ready", "status": ready,
-                                                          "lastTransitionTime": "2020-01-01T00:00:00Z"}]}}),
-                    )
+                Method::GET if path == "/api/v1/nodes/n1" => (
+                    StatusCode::OK,
+                    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+                           "status": {"conditions": [{"type": "Ready", "status": "True",
+                                                      "lastTransitionTime": "2020-01-01T00:00:00Z"}]}}),
+                ),
+                Method::GET if ordinal_after(POD_PREFIX).is_some() => {
+                    match ordinal_after(POD_PREFIX).filter(|o| world.pods.contains(o)) {
+                        Some(o) => (StatusCode::OK, Self::pod(&world, o)),
+                        None => not_found(),
+                    }
+                }
+                Method::GET if ordinal_after(CLAIM_PREFIX).is_some() => {
+                    match ordinal_after(CLAIM_PREFIX).filter(|o| world.claims.contains_key(o)) {
+                        Some(o) => (
+                            StatusCode::OK,
+                            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                   "metadata": {"name": format!("data-demo-master-{o}"), "namespace": "db",
+                                                "uid": format!("claim-{o}-{}", world.claims[&o])}}),
+                        ),
+                        None => not_found(),
+                    }
                 }
                 Method::GET if path == format!("{CLUSTER_PATH}/status") => (StatusCode::OK, world.cluster.clone()),
                 Method::GET => not_found(),
@@ -361,9 +379,10 @@ impl Fake {
                     (StatusCode::OK, Self::statefulset(&world))
                 }
                 Method::DELETE => {
-                    if let Some(o) = ordinal_after("/api/v1/namespaces/db/persistentvolumeclaims/data-demo-master-") {
+                    if let Some(o) = ordinal_after(CLAIM_PREFIX) {
                         world.claims.remove(&o);
-                    } else if let Some(o) = ordinal_after("/api/v1/namespaces/db/pods/demo-master-") {
+                    } else if let Some(o) = ordinal_after(POD_PREFIX) {
+                        world.pod_deletions.push((path.clone(), body.clone()));
                         world.pods.remove(&o);
                     } else {
                         panic!("unexpected DELETE {path}");
@@ -440,6 +459,12 @@ async fn run(scenario: &str, masters: i32, world: World, death: Option<(&str, us
         }
         let world = fake.world.lock().unwrap();
         assert!(world.violations.is_empty(), "{context}: {:?} (changes {:?})", world.violations, world.changes);
+        for (path, options) in &world.pod_deletions {
+            // Only pods on the node that is gone are deleted: by force, and only the pod read.
+            let ordinal = path.strip_prefix(POD_PREFIX).unwrap_or_default();
+            assert_eq!(options["gracePeriodSeconds"], 0, "{context}: {path} {options}");
+            assert_eq!(options["preconditions"]["uid"], format!("pod-{ordinal}"), "{context}: {path} {options}");
+        }
         if world.converged(masters) {
             if let Some((failpoint, _)) = death {
                 fail::remove(failpoint);

@@ -60,7 +60,7 @@ impl Leadership {
     }
 
     /// A view of `validity` judged on `clock`, requiring `guard` left to act.
-    pub(super) fn new(validity: watch::Receiver<Validity>, clock: Arc<dyn Clock>, guard: Duration) -> Self {
+    pub(crate) fn new(validity: watch::Receiver<Validity>, clock: Arc<dyn Clock>, guard: Duration) -> Self {
         Self { validity, clock, guard }
     }
 
