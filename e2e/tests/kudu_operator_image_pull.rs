@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow, ensure};
 use common::{TestCluster, eventually};
 use serde_json::Value;
-use support::{available_status, node_ids, raft_members, run_single_test, start_with_operator};
+use support::{available_status, node_ids, raft_members, run_single_test, start_with_operator, uid_and_deleting};
 
 /// Deadline for the cluster to become available from scratch on a loaded 2-core machine.
 const AVAILABLE: Duration = Duration::from_secs(150);
@@ -35,17 +35,6 @@ async fn set_image(tc: &TestCluster, image: &str) -> Result<()> {
     let patch = format!(r#"{{"spec":{{"image":"{image}"}}}}"#);
     tc.kubectl(&["patch", "kuduclusters", "demo", "--type", "merge", "-p", &patch]).await?;
     Ok(())
-}
-
-/// `(uid, being deleted)` of an object, `None` when it does not exist.
-async fn identity(tc: &TestCluster, kind: &str, name: &str) -> Result<Option<(String, bool)>> {
-    let out = tc.kubectl(&["get", kind, name, "--ignore-not-found", "-o", "json"]).await?;
-    if out.trim().is_empty() {
-        return Ok(None);
-    }
-    let object: Value = serde_json::from_str(&out)?;
-    let uid = object["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
-    Ok(Some((uid, object["metadata"]["deletionTimestamp"].is_string())))
 }
 
 fn waiting_reason(pod: &Value) -> Option<&str> {
@@ -75,7 +64,8 @@ async fn image_pull() -> Result<()> {
     let status = eventually(AVAILABLE, "the KuduCluster to become Available", || available_status(&tc, 3)).await?;
     let before = node_ids(&status);
     let old_id = before.get("demo-master-2").cloned().ok_or_else(|| anyhow!("no node id for demo-master-2"))?;
-    let (claim_uid, _) = identity(&tc, "pvc", "data-demo-master-2").await?.ok_or_else(|| anyhow!("no claim"))?;
+    let (claim_uid, _) =
+        uid_and_deleting(&tc, "pvc", "data-demo-master-2").await?.ok_or_else(|| anyhow!("no claim"))?;
     eprintln!("available after {:?}", started.elapsed());
 
     // A broken image: the rolling update replaces master 2 first, and its new pod cannot
@@ -107,9 +97,9 @@ async fn image_pull() -> Result<()> {
 
     // Past the grace period, and then some: its claim and pod stay.
     while broken_since.elapsed() < GRACE + MARGIN {
-        let claim = identity(&tc, "pvc", "data-demo-master-2").await?;
+        let claim = uid_and_deleting(&tc, "pvc", "data-demo-master-2").await?;
         ensure!(claim == Some((claim_uid.clone(), false)), "the claim of demo-master-2 went: {claim:?}");
-        let pod = identity(&tc, "pod", "demo-master-2").await?;
+        let pod = uid_and_deleting(&tc, "pod", "demo-master-2").await?;
         ensure!(pod == Some((pod_uid.clone(), false)), "the pod of demo-master-2 was deleted: {pod:?}");
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
@@ -137,7 +127,7 @@ async fn image_pull() -> Result<()> {
     let status = eventually(AVAILABLE, "the KuduCluster to be Available again", || available_status(&tc, 3)).await?;
     let after = node_ids(&status);
     ensure!(after == before, "node ids changed: {before:?} -> {after:?}");
-    let claim = identity(&tc, "pvc", "data-demo-master-2").await?;
+    let claim = uid_and_deleting(&tc, "pvc", "data-demo-master-2").await?;
     ensure!(claim == Some((claim_uid, false)), "the claim of demo-master-2 changed: {claim:?}");
     eprintln!("done after {:?}", started.elapsed());
     tc.stop().await;
