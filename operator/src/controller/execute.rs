@@ -8,7 +8,6 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use super::failpoints;
 use super::masters::{MasterAdmin, MasterAdminError};
 use super::replace;
 use crate::build::names::{self, FIELD_MANAGER, Role};
@@ -70,9 +69,9 @@ pub async fn execute<M: MasterAdmin>(
     addresses: &[String],
     action: &Action,
 ) -> Result<Executed, ExecuteError> {
-    fail::fail_point!(failpoints::BEFORE_ACTION);
+    fail::fail_point!(super::failpoints::BEFORE_ACTION);
     let executed = execute_steps(client, masters, leadership, spec, addresses, action).await?;
-    fail::fail_point!(failpoints::AFTER_ACTION);
+    fail::fail_point!(super::failpoints::AFTER_ACTION);
     Ok(executed)
 }
 
@@ -101,7 +100,7 @@ async fn execute_steps<M: MasterAdmin>(
         Action::RemoveMember { node_id, is_leader, successor, .. } => {
             if *is_leader {
                 masters.step_down(addresses, *node_id, *successor).await.map_err(master_err)?;
-                fail::fail_point!(failpoints::AFTER_STEP_DOWN);
+                fail::fail_point!(super::failpoints::AFTER_STEP_DOWN);
                 // The next observation sees the new leader and decides again.
                 return Ok(Executed::Done);
             }

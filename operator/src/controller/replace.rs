@@ -12,7 +12,6 @@ use kube::{Api, Client};
 use tracing::info;
 
 use super::execute::{ExecuteError, Executed};
-use super::failpoints;
 use super::masters::MasterAdmin;
 use super::observe;
 use crate::build::names::{self, Role};
@@ -71,7 +70,7 @@ pub async fn replace_master<M: MasterAdmin>(
         let params = only(claim.metadata.uid.clone());
         ignore_not_found(claims.delete(&claim_name, &params).await).map_err(kube_err)?;
     }
-    fail::fail_point!(failpoints::AFTER_CLAIM_DELETE);
+    fail::fail_point!(super::failpoints::AFTER_CLAIM_DELETE);
 
     let force = cause == CannotRun::NodeGone;
     if pod.metadata.deletion_timestamp.is_some() && !force {
