@@ -212,6 +212,7 @@ impl Harness {
                     node_id: None,
                     node: NodeState::Gone,
                     unschedulable: false,
+                    terminating: false,
                     unable_to_run_since: Some(*since),
                 },
                 None => {
@@ -227,6 +228,7 @@ impl Harness {
                         node_id,
                         node: NodeState::Ready,
                         unschedulable: false,
+                        terminating: false,
                         unable_to_run_since: None,
                     }
                 }

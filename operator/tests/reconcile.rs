@@ -633,6 +633,13 @@ async fn a_replacement_is_called_off_when_the_fresh_read_shows_raft_hears_the_ma
     let event = fake.requests().into_iter().find(|r| r.method == Method::POST).expect("an event");
     assert_eq!(event.body["reason"], "ReplacementCalledOff");
     assert!(event.body["note"].as_str().unwrap().contains("still hears"), "{}", event.body["note"]);
+    // The status tells what happened: no membership change.
+    let status =
+        &fake.requests().into_iter().rfind(|r| r.method == Method::PATCH && r.path.ends_with("/status")).unwrap().body
+            ["status"];
+    assert!(status.get("lastMembershipChange").is_none(), "{status}");
+    let progressing = status_condition(status, "Progressing")["message"].as_str().unwrap().to_owned();
+    assert!(progressing.contains("called off"), "{progressing}");
 }
 
 #[tokio::test]
@@ -650,4 +657,9 @@ async fn a_pod_already_terminating_on_a_not_ready_node_is_not_deleted_again() {
     reconcile(Arc::new(kc), ctx).await.unwrap();
 
     assert_eq!(deletions(&fake).len(), 0, "{:?}", deletions(&fake));
+    let status =
+        &fake.requests().into_iter().rfind(|r| r.method == Method::PATCH && r.path.ends_with("/status")).unwrap().body
+            ["status"];
+    let progressing = status_condition(status, "Progressing")["message"].as_str().unwrap().to_owned();
+    assert!(progressing.contains("waiting for its node"), "{progressing}");
 }

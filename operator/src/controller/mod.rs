@@ -290,9 +290,21 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     fail::fail_point!(failpoints::AFTER_APPLY);
 
     let observed = gather::observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
-    let decision = membership::decide(&observed);
+    let mut decision = membership::decide(&observed);
     if !matches!(decision, membership::Action::None | membership::Action::Wait(_)) {
-        execute_decision(ctx, cluster, &spec, &observed, &decision).await?;
+        let executed = execute_decision(ctx, cluster, &spec, &observed, &decision).await?;
+        // The status tells what happened, not what was decided.
+        if let membership::Action::DeletePodAndPvc { ordinal, .. } = decision {
+            match executed {
+                Executed::Done => {}
+                Executed::NotLost(reason) => {
+                    decision = membership::Action::Wait(membership::WaitReason::CalledOff { ordinal, reason });
+                }
+                Executed::AwaitingNode => {
+                    decision = membership::Action::Wait(membership::WaitReason::AwaitingNode { ordinal });
+                }
+            }
+        }
     }
 
     let tserver_sts = statefulsets
@@ -331,7 +343,7 @@ async fn execute_decision<M: MasterAdmin>(
     spec: &ValidatedSpec,
     observed: &membership::Observed,
     decision: &membership::Action,
-) -> Result<(), Error> {
+) -> Result<Executed, Error> {
     info!(action = %decision, "membership action");
     let reachable = gather::running_master_addresses(&observed.pods, &observed.addresses);
     let executed = match execute::execute(&ctx.client, &ctx.masters, &ctx.leadership, spec, &reachable, decision).await
@@ -343,7 +355,7 @@ async fn execute_decision<M: MasterAdmin>(
             return Err(error.into());
         }
     };
-    match executed {
+    match &executed {
         Executed::Done => {
             let action = status::action_name(decision);
             ctx.metrics.membership_actions.get_or_create(&ActionLabels { action }).inc();
@@ -358,7 +370,7 @@ async fn execute_decision<M: MasterAdmin>(
             info!(action = %decision, "the pod is being deleted; waiting for its node to confirm or be removed");
         }
     }
-    Ok(())
+    Ok(executed)
 }
 
 /// A membership Event.

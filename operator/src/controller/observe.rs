@@ -92,7 +92,17 @@ pub fn master_pod(pod: &Pod, statefulset: &str, node: Option<&Node>, node_id: Op
         NodeState::Unassigned => unschedulable_since(pod),
         NodeState::Ready => None,
     };
-    Some(MasterPod { ordinal, phase, ready, node_id, node: node_state, unschedulable, unable_to_run_since })
+    let terminating = pod.metadata.deletion_timestamp.is_some();
+    Some(MasterPod {
+        ordinal,
+        phase,
+        ready,
+        node_id,
+        node: node_state,
+        unschedulable,
+        terminating,
+        unable_to_run_since,
+    })
 }
 
 /// Stable addresses of every possible master ordinal of the cluster.

@@ -256,6 +256,7 @@ mod tests {
                     node_id: Some(NodeId(10 + u64::try_from(o).unwrap())),
                     node: NodeState::Ready,
                     unschedulable: false,
+                    terminating: false,
                     unable_to_run_since: None,
                 })
                 .collect(),

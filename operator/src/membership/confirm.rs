@@ -100,6 +100,7 @@ mod tests {
             node_id: None,
             node,
             unschedulable: false,
+            terminating: false,
             unable_to_run_since: Some(ago(since)),
         }
     }

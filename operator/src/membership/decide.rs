@@ -30,7 +30,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::observed::{MasterPod, NodeId, Observed, PodPhase, RaftMember, RaftView};
+use super::confirm::NotLost;
+use super::observed::{CannotRun, MasterPod, NodeId, Observed, PodPhase, RaftMember, RaftView};
 
 /// What the membership loop should do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,6 +172,21 @@ pub enum WaitReason {
         /// Ordinal of the master still recovering.
         recovering: i32,
     },
+    /// A lost master's pod is being deleted, and its NotReady node must confirm (or be
+    /// removed) before the StatefulSet can recreate it; it is deleted by force only once
+    /// its node is gone.
+    AwaitingNode {
+        /// Ordinal of the pod.
+        ordinal: i32,
+    },
+    /// A replacement was called off: on a fresh read just before acting, the master was not
+    /// truly lost.
+    CalledOff {
+        /// Ordinal of the pod.
+        ordinal: i32,
+        /// What the fresh read showed.
+        reason: NotLost,
+    },
     /// A member the operator did not add (its address is not a pod of this cluster).
     UnmanagedMember {
         /// The member.
@@ -205,6 +221,12 @@ impl fmt::Display for WaitReason {
             }
             Self::ReplacementBlocked { ordinal, recovering } => {
                 write!(f, "master {ordinal} cannot run; waiting for master {recovering} to recover before replacing it")
+            }
+            Self::AwaitingNode { ordinal } => {
+                write!(f, "master {ordinal}'s pod is being deleted; waiting for its node to come back or be removed")
+            }
+            Self::CalledOff { ordinal, reason } => {
+                write!(f, "the replacement of master {ordinal} was called off: {reason}")
             }
             Self::UnmanagedMember { node_id, address } => {
                 write!(f, "member {node_id} at {address} is not a pod of this cluster; leaving it alone")
@@ -506,6 +528,10 @@ impl View<'_> {
             }
             if !observed.replacement.enabled {
                 return Some(Action::Wait(WaitReason::ReplacementDisabled { ordinal }));
+            }
+            // Already being deleted: only its kubelet can confirm, unless its node is gone.
+            if pod.terminating && pod.cannot_run() != Some(CannotRun::NodeGone) {
+                return Some(Action::Wait(WaitReason::AwaitingNode { ordinal }));
             }
             if let Some(recovering) = (0..observed.desired_replicas).find(|&o| o != ordinal && self.recovering(o)) {
                 return Some(Action::Wait(WaitReason::ReplacementBlocked { ordinal, recovering }));

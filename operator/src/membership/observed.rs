@@ -83,6 +83,8 @@ pub struct MasterPod {
     /// Whether the scheduler reported that it cannot place the pod (`PodScheduled` False,
     /// reason `Unschedulable`), e.g. because its claim is pinned to a node that is gone.
     pub unschedulable: bool,
+    /// Whether the pod is being deleted (it has a deletion timestamp).
+    pub terminating: bool,
     /// Since when the pod has been unable to run (unschedulable, or on a NotReady or
     /// vanished node); `None` while it can run.
     pub unable_to_run_since: Option<Timestamp>,

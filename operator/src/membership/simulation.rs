@@ -158,6 +158,7 @@ impl World {
                     node_id: pod.started_id,
                     node: pod.node,
                     unschedulable: pod.node == NodeState::Unassigned && pod.stuck_since.is_some(),
+                    terminating: false,
                     unable_to_run_since: pod.stuck_since,
                 })
                 .collect(),

@@ -42,6 +42,7 @@ fn healthy_pod(ordinal: i32) -> MasterPod {
         node_id: Some(id(ordinal)),
         node: NodeState::Ready,
         unschedulable: false,
+        terminating: false,
         unable_to_run_since: None,
     }
 }
@@ -55,6 +56,7 @@ fn stuck_pod(ordinal: i32, since: Timestamp) -> MasterPod {
         node_id: Some(id(ordinal)),
         node: NodeState::Gone,
         unschedulable: false,
+        terminating: false,
         unable_to_run_since: Some(since),
     }
 }
@@ -390,6 +392,7 @@ fn pending_pod_pinned_to_a_dead_node_is_replaced() {
         node_id: None,
         node: NodeState::Unassigned,
         unschedulable: true,
+        terminating: false,
         unable_to_run_since: Some(ago(600)),
         ordinal: 1,
     });
@@ -430,6 +433,7 @@ fn unstartable_on_a_ready_node(ordinal: i32, since: Timestamp) -> MasterPod {
         node_id: None,
         node: NodeState::Ready,
         unschedulable: false,
+        terminating: false,
         unable_to_run_since: Some(since),
         ordinal,
     }
@@ -455,6 +459,7 @@ fn pod_not_yet_scheduled_is_not_replaced() {
     o.set_pod(MasterPod {
         node: NodeState::Unassigned,
         unschedulable: false,
+        terminating: false,
         ..unstartable_on_a_ready_node(1, ago(3600))
     });
     assert_eq!(decide(&o), Action::None);
@@ -469,6 +474,17 @@ fn master_raft_still_hears_from_is_not_replaced() {
     assert!(o.raft_mut().members[2].live);
     assert_eq!(decide(&o), Action::None);
     o.raft_mut().members[2].live = false;
+    assert!(matches!(decide(&o), Action::DeletePodAndPvc { ordinal: 2, .. }));
+}
+
+#[test]
+fn a_pod_being_deleted_on_a_not_ready_node_waits_for_its_node() {
+    let mut o = healthy(3);
+    lose(&mut o, 2, ago(400));
+    o.set_pod(MasterPod { node: NodeState::NotReady, terminating: true, ..stuck_pod(2, ago(400)) });
+    assert_eq!(decide(&o), Action::Wait(WaitReason::AwaitingNode { ordinal: 2 }));
+    // Once the node object is gone, it is deleted again, by force.
+    o.set_pod(MasterPod { terminating: true, ..stuck_pod(2, ago(400)) });
     assert!(matches!(decide(&o), Action::DeletePodAndPvc { ordinal: 2, .. }));
 }
 
