@@ -12,7 +12,7 @@ use super::masters::{MasterAdmin, MasterAdminError};
 use super::replace;
 use crate::build::names::{self, FIELD_MANAGER, Role};
 use crate::lease::{Leadership, NotLeading};
-use crate::membership::{Action, NotLost};
+use crate::membership::{Action, NotLost, WaitReason};
 use crate::validate::ValidatedSpec;
 
 /// What executing an action came to.
@@ -25,6 +25,21 @@ pub enum Executed {
     /// A replacement waits: the pod is being deleted and its node, NotReady, must confirm
     /// (or be removed) before the StatefulSet can recreate it.
     AwaitingNode,
+}
+
+impl Executed {
+    /// What `decided` came to, as an action: itself when done, else why it waits.
+    pub fn as_action(self, decided: Action) -> Action {
+        let ordinal = match &decided {
+            Action::DeletePodAndPvc { ordinal, .. } => *ordinal,
+            _ => return decided,
+        };
+        match self {
+            Self::Done => decided,
+            Self::NotLost(reason) => Action::Wait(WaitReason::CalledOff { ordinal, reason }),
+            Self::AwaitingNode => Action::Wait(WaitReason::AwaitingNode { ordinal }),
+        }
+    }
 }
 
 /// Why an action could not be executed.

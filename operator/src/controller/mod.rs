@@ -294,17 +294,7 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     if !matches!(decision, membership::Action::None | membership::Action::Wait(_)) {
         let executed = execute_decision(ctx, cluster, &spec, &observed, &decision).await?;
         // The status tells what happened, not what was decided.
-        if let membership::Action::DeletePodAndPvc { ordinal, .. } = decision {
-            match executed {
-                Executed::Done => {}
-                Executed::NotLost(reason) => {
-                    decision = membership::Action::Wait(membership::WaitReason::CalledOff { ordinal, reason });
-                }
-                Executed::AwaitingNode => {
-                    decision = membership::Action::Wait(membership::WaitReason::AwaitingNode { ordinal });
-                }
-            }
-        }
+        decision = executed.as_action(decision);
     }
 
     let tserver_sts = statefulsets
