@@ -110,10 +110,9 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
     metrics.leader.set(1);
     readiness.set(true);
 
-    // Renew in the background; leadership ends when a renewal has not succeeded within the
-    // renew deadline (every call to the API server is bounded), or another replica holds
-    // the Lease.
-    // Renewal goes on until the controller finished, graceful shutdown included.
+    // Renew in the background until the controller finished (graceful shutdown included);
+    // leadership ends when no renewal succeeded within the renew deadline (every call to
+    // the API server is bounded), or another replica holds the Lease.
     let lock = Arc::new(lock);
     let leadership = lock.leadership();
     let (renew_stop_tx, renew_stop_rx) = watch::channel(false);
