@@ -212,7 +212,9 @@ async fn every_lease_call_is_bounded_by_a_timeout() {
 
 #[tokio::test]
 async fn a_hung_renewal_makes_the_holder_step_down_before_anyone_can_take_over() {
-    let duration = Duration::from_secs(6);
+    // The default duration: stepping down takes its renew deadline (10 s), and leaves 5 s
+    // of slack for a slow machine before anyone else could take over.
+    let duration = DURATION;
     let api = FakeLeaseApi::default();
     let lock = LeaseLock::new(api.client(), "ops", "op", "a", duration);
     let leadership = lock.leadership();
