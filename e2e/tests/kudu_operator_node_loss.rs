@@ -1,8 +1,11 @@
 //! Automatic master replacement end to end: the node of a master goes NotReady; once the
 //! grace period (`masterReplacement.gracePeriodSeconds`, 60 s, the minimum) has passed, the
-//! operator deletes the master's claim and pod, the StatefulSet recreates it on a Ready
-//! node with a new volume, and the new master replaces the lost member under a new node id.
-//! Same setup as `kudu_operator.rs` (CRD, Helm-installed operator, 3 + 3).
+//! operator deletes the master's claim and pod, gracefully: a NotReady node may still run
+//! the pod, so it stays Terminating there. Once the node object is removed (as a cloud's
+//! node controller does for a vanished machine), the operator deletes the pod by force, the
+//! StatefulSet recreates it on a Ready node with a new volume, and the new master replaces
+//! the lost member under a new node id. Same setup as `kudu_operator.rs` (CRD,
+//! Helm-installed operator, 3 + 3).
 
 mod common;
 #[path = "kudu_operator/support.rs"]
@@ -12,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, ensure};
 use common::{TestCluster, eventually};
-use support::{available_status, node_ids, raft_members, run_single_test, start_with_operator};
+use serde_json::{Value, json};
+use support::{available_status, node_ids, raft_members, run_single_test, start_with_operator, uid_and_deleting};
 
 /// The 3+3 cluster of the other operator tests, with a 60 s replacement grace period.
 fn cluster_manifest() -> String {
@@ -21,8 +25,10 @@ fn cluster_manifest() -> String {
 
 /// Deadline for the cluster to become available from scratch on a loaded 2-core machine.
 const AVAILABLE: Duration = Duration::from_secs(150);
-/// The grace period plus time for the replacement to join.
-const REPLACED: Duration = Duration::from_secs(180);
+/// The grace period plus time for the operator to act on it.
+const DELETED: Duration = Duration::from_secs(120);
+/// Time for a replacement to join once its pod can be recreated.
+const REPLACED: Duration = Duration::from_secs(120);
 
 async fn node_of(tc: &TestCluster, pod: &str) -> Result<String> {
     Ok(tc.kubectl(&["get", "pod", pod, "-n", "default", "-o", "jsonpath={.spec.nodeName}"]).await?.trim().to_owned())
@@ -57,9 +63,31 @@ async fn node_loss() -> Result<()> {
     }
     let (pod, node) = victim.ok_or_else(|| anyhow!("every master shares the operator's node"))?;
     let old_id = before.get(pod).cloned().unwrap_or_default();
+    let claim = format!("data-{pod}");
+    let (claim_uid, _) = uid_and_deleting(&tc, "pvc", &claim).await?.ok_or_else(|| anyhow!("no claim {claim}"))?;
     let lost_at = Instant::now();
     tc.cluster.set_node_ready(&node, false).map_err(|e| anyhow!("marking {node} NotReady: {e}"))?;
     eprintln!("{node} (with {pod}) NotReady after {:?}", started.elapsed());
+
+    // Past the grace period the claim and the pod are deleted, the pod gracefully: it stays
+    // Terminating on its NotReady node.
+    eventually(DELETED, &format!("the claim and pod of {pod} to be deleted"), || async {
+        let claim = uid_and_deleting(&tc, "pvc", &claim).await?;
+        let pod = uid_and_deleting(&tc, "pod", pod).await?;
+        Ok((claim == Some((claim_uid.clone(), true)) && pod.is_some_and(|(_, deleting)| deleting)).then_some(()))
+    })
+    .await?;
+    ensure!(
+        lost_at.elapsed() >= Duration::from_secs(60),
+        "deleted after {:?}, within the grace period",
+        lost_at.elapsed()
+    );
+    ensure!(node_of(&tc, pod).await? == node, "{pod} left {node} without its node confirming");
+    eprintln!("{pod} deleted gracefully {:?} after the node went NotReady", lost_at.elapsed());
+
+    // The machine is gone for good: its node object goes, and the pod is deleted by force.
+    let node_object = tc.get_json(&["node", &node]).await?;
+    tc.kubectl(&["delete", "node", &node]).await?;
 
     // Replaced on another node, under a new id; the lost id is gone from the group.
     let after = eventually(REPLACED, &format!("{pod} to be replaced under a new node id"), || async {
@@ -72,11 +100,6 @@ async fn node_loss() -> Result<()> {
         Ok((healthy && replaced).then_some(ids))
     })
     .await?;
-    ensure!(
-        lost_at.elapsed() >= Duration::from_secs(60),
-        "replaced after {:?}, within the grace period",
-        lost_at.elapsed()
-    );
     ensure!(node_of(&tc, pod).await? != node, "{pod} is still on the lost node {node}");
     for other in ["demo-master-0", "demo-master-1", "demo-master-2"].into_iter().filter(|p| *p != pod) {
         ensure!(after.get(other) == before.get(other), "{other} changed its node id: {before:?} -> {after:?}");
@@ -89,9 +112,16 @@ async fn node_loss() -> Result<()> {
     eprintln!("{pod} replaced after {:?} ({:?} after the node loss)", started.elapsed(), lost_at.elapsed());
 
     // The node comes back: its tablet server returns and the cluster is Available again.
+    tc.kubectl_stdin(&["create", "-f", "-"], &registration(&node_object).to_string()).await?;
     tc.cluster.set_node_ready(&node, true).map_err(|e| anyhow!("marking {node} Ready: {e}"))?;
     eventually(AVAILABLE, "the KuduCluster to be Available again", || available_status(&tc, 3)).await?;
     eprintln!("done after {:?}", started.elapsed());
     tc.stop().await;
     Ok(())
+}
+
+/// A node object to create again as `node` was: its name and labels.
+fn registration(node: &Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": node["metadata"]["name"], "labels": node["metadata"]["labels"]}})
 }

@@ -294,8 +294,12 @@ impl Default for TopologySpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MasterReplacementSpec {
-    /// Whether the operator replaces a master whose pod cannot run (for example its volume
-    /// is pinned to a node that is gone) by deleting the pod and its claim.
+    /// Whether the operator replaces a truly lost master by deleting its claim and pod: the
+    /// leader master reports it down, and Kubernetes cannot run its pod (its node is gone or
+    /// NotReady, or it cannot be scheduled, for example because its volume is pinned to a
+    /// node that is gone). A container that cannot start on a Ready node (image pull
+    /// failure, crash loop) is never a reason. The pod is deleted by force only once its
+    /// node object is gone.
     #[serde(default = "default_true")]
     pub enabled: bool,
 

@@ -1,6 +1,8 @@
 //! `kudu-operator run`: the HTTP server, leader election, and the controller while this
-//! replica leads. Losing the Lease ends the run with an error, so the pod restarts as a
-//! follower instead of reconciling next to the new leader.
+//! replica leads. Losing the Lease (another replica took it, or it was not renewed in time)
+//! drops the controller at once, cancelling the reconciliations in flight, and ends the run
+//! with an error, so the pod restarts as a follower instead of acting next to the new
+//! leader.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use crate::cli::RunArgs;
 use crate::controller::masters::MasterAdmin;
 use crate::controller::{self, Context};
 use crate::http::{self, Readiness};
-use crate::lease::{LeaseError, LeaseLock};
+use crate::lease::{LeaseError, LeaseLock, Renewal, keep_renewing, while_leading};
 use crate::metrics::Metrics;
 
 /// Why the operator stopped.
@@ -108,35 +110,22 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
     metrics.leader.set(1);
     readiness.set(true);
 
-    // Renew in the background; give up when a renewal has not succeeded for a whole
-    // Lease duration, or another replica holds the Lease.
+    // Renew in the background until the controller finished (graceful shutdown included);
+    // leadership ends when no renewal succeeded within the renew deadline (every call to
+    // the API server is bounded), or another replica holds the Lease.
     let lock = Arc::new(lock);
-    // The renewal task ends with `true` when the Lease was lost.
+    let leadership = lock.leadership();
+    let (renew_stop_tx, renew_stop_rx) = watch::channel(false);
     let renewal = {
         let lock = lock.clone();
         let stop_tx = stop_tx.clone();
-        let mut rx = stop_rx.clone();
-        let duration = args.lease_duration();
         tokio::spawn(async move {
-            let mut last_renewal = tokio::time::Instant::now();
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(lock.retry_period()) => {}
-                    _ = rx.wait_for(|stop| *stop) => return false,
-                }
-                match lock.try_lead().await {
-                    Ok(true) => last_renewal = tokio::time::Instant::now(),
-                    Ok(false) => break,
-                    Err(error) => {
-                        warn!(%error, "renewing the Lease");
-                        if last_renewal.elapsed() >= duration {
-                            break;
-                        }
-                    }
-                }
+            let renewal = keep_renewing(&lock, renew_stop_rx).await;
+            if renewal.lost() {
+                warn!("lost the leader Lease; stopping");
+                let _ = stop_tx.send(true);
             }
-            let _ = stop_tx.send(true);
-            true
+            renewal
         })
     };
 
@@ -146,12 +135,19 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
         recorder: Recorder::new(client, reporter),
         metrics: metrics.clone(),
         masters,
+        leadership: leadership.clone(),
     });
-    controller::run(ctx, stopped(stop_rx)).await;
+    // On a stop request the controller finishes the reconciliations in flight (we still
+    // lead); on losing the Lease it is dropped at once, cancelling them.
+    if while_leading(&leadership, controller::run(ctx, stopped(stop_rx))).await.is_none() {
+        warn!("leadership lost: reconciliations in flight cancelled");
+    }
     metrics.leader.set(0);
     // Whatever ended the controller, stop renewing and serving.
+    let _ = renew_stop_tx.send(true);
     let _ = stop_tx.send(true);
-    let result = if renewal.await.unwrap_or(true) {
+    let lost = renewal.await.map_or(true, Renewal::lost) || !leadership.is_leading();
+    let result = if lost {
         Err(RunError::LostLease)
     } else {
         // Stopped on request: hand the Lease over without making the successor wait.

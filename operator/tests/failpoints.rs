@@ -2,7 +2,10 @@
 //! `fail` crate failpoint that panics), then reconciles again from what it observes. The
 //! world it acts on is a model: a Raft group that refuses (and records) a second membership
 //! change while one is in flight, and a fake API server backed by a StatefulSet model
-//! (ordinal pods, claims that outlive pods, a fresh node id on a fresh claim).
+//! (ordinal pods, claims that outlive pods, a fresh node id on a fresh claim). `AddMaster`
+//! runs as on a real master: the learner joins, and the same request promotes it once it
+//! caught up, unless the request is cut first (the operator dies during the call, the
+//! leader changes, the catch-up times out); a learner nobody promotes stays a learner.
 //!
 //! Each scenario runs once per failpoint and per hit count; every run must converge to the
 //! desired membership with no violation, and every failpoint must fire in some scenario.
@@ -21,6 +24,7 @@ use kudu_operator::controller::failpoints;
 use kudu_operator::controller::masters::{MasterAdmin, MasterAdminError};
 use kudu_operator::controller::{Context, FINALIZER, reconcile};
 use kudu_operator::crd::KuduCluster;
+use kudu_operator::lease::Leadership;
 use kudu_operator::membership::{NodeId, RaftMember, RaftView};
 use kudu_operator::metrics::Metrics;
 use kudu_operator::validate::validate;
@@ -42,11 +46,16 @@ struct World {
     pods: BTreeSet<i32>,
     /// Node id on each claim (a master's data directory), by ordinal.
     claims: BTreeMap<i32, u64>,
-    /// Ordinals whose pod sits on a NotReady node (it cannot run until deleted).
+    /// Ordinals whose pod is bound to a node that is gone (it cannot run until deleted).
     stuck: BTreeSet<i32>,
     members: Vec<Member>,
     leader: u64,
     change_in_flight: bool,
+    /// The learner the running `AddMaster` request promotes once it caught up.
+    promoting: Option<u64>,
+    /// How many of the next `AddMaster` requests are cut after their learner joined (they
+    /// fail as a catch-up timeout would).
+    cut_adds: usize,
     next_id: u64,
     /// Membership changes accepted, in order.
     changes: Vec<String>,
@@ -54,6 +63,8 @@ struct World {
     violations: Vec<String>,
     /// The KuduCluster as stored (status included).
     cluster: Value,
+    /// Pod deletions received: path and options.
+    pod_deletions: Vec<(String, Value)>,
 }
 
 impl World {
@@ -101,24 +112,39 @@ impl World {
         self.pods.retain(|o| *o < self.statefulset_replicas);
         if self.change_in_flight {
             self.change_in_flight = false;
-        } else if let Some(i) = self.members.iter().position(|m| !m.voter && self.live(m)) {
-            self.members[i].voter = true;
-            self.change_in_flight = true;
+        } else if let Some(id) = self.promoting.take() {
+            // Only the running request promotes its learner (once it runs, i.e. caught up).
+            match self.members.iter().position(|m| m.node_id == id) {
+                Some(i) if self.live(&self.members[i]) => {
+                    self.members[i].voter = true;
+                    self.change_in_flight = true;
+                }
+                Some(_) => self.promoting = Some(id),
+                None => {}
+            }
         }
         if !self.members.iter().any(|m| m.node_id == self.leader && m.voter && self.live(m)) {
             let next = self.members.iter().find(|m| m.voter && self.live(m)).map(|m| m.node_id);
             self.leader = next.unwrap_or(0);
+            // The request the old leader ran is gone with its leadership.
+            self.promoting = None;
         }
     }
 
     fn begin_change(&mut self, what: String) -> Result<(), MasterAdminError> {
-        if self.change_in_flight {
+        if self.busy() {
             self.violations.push(format!("{what} while a change is in flight"));
             return Err(MasterAdminError::Refused("a membership change is in flight".to_owned()));
         }
         self.change_in_flight = true;
         self.changes.push(what);
         Ok(())
+    }
+
+    /// Whether a change is in flight, as `ListMasters` reports it: uncommitted, or an
+    /// `AddMaster` request still running.
+    fn busy(&self) -> bool {
+        self.change_in_flight || self.promoting.is_some()
     }
 
     /// Whether the group has exactly the desired members, all voters, at rest.
@@ -129,7 +155,7 @@ impl World {
         members == expected
             && expected.len() == usize::try_from(desired).unwrap_or(0)
             && self.members.iter().all(|m| m.voter)
-            && !self.change_in_flight
+            && !self.busy()
             && self.statefulset_replicas == desired
             && self.leader != 0
     }
@@ -170,7 +196,7 @@ impl MasterAdmin for Fake {
                     live: world.live(m),
                 })
                 .collect(),
-            change_in_flight: world.change_in_flight,
+            change_in_flight: world.busy(),
         }))
     }
 
@@ -180,16 +206,41 @@ impl MasterAdmin for Fake {
     }
 
     async fn add_master(&self, _: &[String], address: &str) -> Result<(), MasterAdminError> {
-        let mut world = self.world.lock().unwrap();
-        let ordinal = self.ordinal(address).expect("a master address");
-        let Some(node_id) = world.running_id(ordinal) else {
-            return Err(MasterAdminError::Refused(format!("{address} does not answer")));
+        let node_id = {
+            let mut world = self.world.lock().unwrap();
+            let ordinal = self.ordinal(address).expect("a master address");
+            let Some(node_id) = world.running_id(ordinal) else {
+                return Err(MasterAdminError::Refused(format!("{address} does not answer")));
+            };
+            match world.members.iter().find(|m| m.ordinal == ordinal) {
+                Some(m) if m.node_id != node_id => {
+                    return Err(MasterAdminError::Refused(format!("{address} belongs to another member")));
+                }
+                // Idempotent: already a voter.
+                Some(m) if m.voter => return Ok(()),
+                // A learner left behind: this request promotes it.
+                Some(_) => {
+                    world.begin_change(format!("promote {ordinal} as {node_id}"))?;
+                    world.change_in_flight = false;
+                    world.promoting = Some(node_id);
+                    return Ok(());
+                }
+                None => {}
+            }
+            world.begin_change(format!("add {ordinal} as {node_id}"))?;
+            world.members.push(Member { node_id, ordinal, voter: false });
+            if world.cut_adds > 0 {
+                world.cut_adds -= 1;
+                return Err(MasterAdminError::Refused(format!(
+                    "TIMEOUT: master {node_id} did not catch up in time; it stays a learner"
+                )));
+            }
+            node_id
         };
-        if world.members.iter().any(|m| m.ordinal == ordinal) {
-            return Err(MasterAdminError::Refused(format!("{address} belongs to another member")));
-        }
-        world.begin_change(format!("add {ordinal} as {node_id}"))?;
-        world.members.push(Member { node_id, ordinal, voter: false });
+        // The operator may die here, with the learner in the group: its call is cancelled
+        // and the request with it, so nothing promotes the learner.
+        fail::fail_point!(ADD_MASTER_AFTER_LEARNER);
+        self.world.lock().unwrap().promoting = Some(node_id);
         Ok(())
     }
 
@@ -230,6 +281,11 @@ impl MasterAdmin for Fake {
     }
 }
 
+/// In the model's `AddMaster`, between the learner joining and its promotion.
+const ADD_MASTER_AFTER_LEARNER: &str = "model::add_master::after_learner";
+
+const POD_PREFIX: &str = "/api/v1/namespaces/db/pods/demo-master-";
+const CLAIM_PREFIX: &str = "/api/v1/namespaces/db/persistentvolumeclaims/data-demo-master-";
 const STS_PATH: &str = "/apis/apps/v1/namespaces/db/statefulsets/demo-master";
 const CLUSTER_PATH: &str = "/apis/kudu.dev/v1alpha1/namespaces/db/kuduclusters/demo";
 
@@ -266,7 +322,7 @@ impl Fake {
         let stuck = world.stuck.contains(&ordinal);
         json!({"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": format!("demo-master-{ordinal}"), "namespace": "db",
-                            "creationTimestamp": "2026-01-01T00:00:00Z"},
+                            "uid": format!("pod-{ordinal}"), "creationTimestamp": "2026-01-01T00:00:00Z"},
                "spec": {"nodeName": if stuck { "dead" } else { "n1" }, "containers": [{"name": "kudu"}]},
                "status": {"phase": "Running",
                           "conditions": [{"type": "Ready", "status": if stuck { "False" } else { "True" }}]}})
@@ -287,14 +343,28 @@ impl Fake {
                     json!({"apiVersion": "v1", "kind": "PodList", "metadata": {},
                            "items": world.pods.iter().map(|o| Self::pod(&world, *o)).collect::<Vec<_>>()}),
                 ),
-                Method::GET if path == "/api/v1/nodes/n1" || path == "/api/v1/nodes/dead" => {
-                    let ready = if path.ends_with("n1") { "True" } else { "Unknown" };
-                    (
-                        StatusCode::OK,
-                        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"},
-                               "status": {"conditions": [{"type": "Ready", "status": ready,
-                                                          "lastTransitionTime": "2020-01-01T00:00:00Z"}]}}),
-                    )
+                Method::GET if path == "/api/v1/nodes/n1" => (
+                    StatusCode::OK,
+                    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+                           "status": {"conditions": [{"type": "Ready", "status": "True",
+                                                      "lastTransitionTime": "2020-01-01T00:00:00Z"}]}}),
+                ),
+                Method::GET if ordinal_after(POD_PREFIX).is_some() => {
+                    match ordinal_after(POD_PREFIX).filter(|o| world.pods.contains(o)) {
+                        Some(o) => (StatusCode::OK, Self::pod(&world, o)),
+                        None => not_found(),
+                    }
+                }
+                Method::GET if ordinal_after(CLAIM_PREFIX).is_some() => {
+                    match ordinal_after(CLAIM_PREFIX).filter(|o| world.claims.contains_key(o)) {
+                        Some(o) => (
+                            StatusCode::OK,
+                            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                   "metadata": {"name": format!("data-demo-master-{o}"), "namespace": "db",
+                                                "uid": format!("claim-{o}-{}", world.claims[&o])}}),
+                        ),
+                        None => not_found(),
+                    }
                 }
                 Method::GET if path == format!("{CLUSTER_PATH}/status") => (StatusCode::OK, world.cluster.clone()),
                 Method::GET => not_found(),
@@ -309,9 +379,10 @@ impl Fake {
                     (StatusCode::OK, Self::statefulset(&world))
                 }
                 Method::DELETE => {
-                    if let Some(o) = ordinal_after("/api/v1/namespaces/db/persistentvolumeclaims/data-demo-master-") {
+                    if let Some(o) = ordinal_after(CLAIM_PREFIX) {
                         world.claims.remove(&o);
-                    } else if let Some(o) = ordinal_after("/api/v1/namespaces/db/pods/demo-master-") {
+                    } else if let Some(o) = ordinal_after(POD_PREFIX) {
+                        world.pod_deletions.push((path.clone(), body.clone()));
                         world.pods.remove(&o);
                     } else {
                         panic!("unexpected DELETE {path}");
@@ -347,6 +418,8 @@ struct Outcome {
 /// Reconcile `world` towards `masters` until it converges, with `failpoint` making the
 /// operator die the `hit`-th time it is reached. Panics on a violation or no convergence.
 async fn run(scenario: &str, masters: i32, world: World, death: Option<(&str, usize)>) -> Outcome {
+    // A cut request fails the reconciliation that sent it; any other failure is a bug.
+    let failures_expected = world.cut_adds > 0;
     let cluster = kudu_cluster(masters);
     let spec = validate(&cluster).unwrap();
     let addresses = (0..7).map(|o| names::master_address(&spec, o)).collect();
@@ -361,6 +434,7 @@ async fn run(scenario: &str, masters: i32, world: World, death: Option<(&str, us
         client,
         metrics: Arc::new(Metrics::default()),
         masters: fake.clone(),
+        leadership: Leadership::unconditional(),
     });
     if let Some((failpoint, hit)) = death {
         let actions = if hit == 1 { "1*panic".to_owned() } else { format!("{}*off->1*panic", hit - 1) };
@@ -378,12 +452,19 @@ async fn run(scenario: &str, masters: i32, world: World, death: Option<(&str, us
         // knows nothing but what it observes.
         match tokio::spawn(reconcile(cluster.clone(), ctx.clone())).await {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => panic!("{context}: reconcile failed: {error}"),
+            Ok(Err(error)) if !failures_expected => panic!("{context}: reconcile failed: {error}"),
+            Ok(Err(_)) => {}
             Err(join) if join.is_panic() => died = true,
             Err(join) => panic!("{context}: {join}"),
         }
         let world = fake.world.lock().unwrap();
         assert!(world.violations.is_empty(), "{context}: {:?} (changes {:?})", world.violations, world.changes);
+        for (path, options) in &world.pod_deletions {
+            // Only pods on the node that is gone are deleted: by force, and only the pod read.
+            let ordinal = path.strip_prefix(POD_PREFIX).unwrap_or_default();
+            assert_eq!(options["gracePeriodSeconds"], 0, "{context}: {path} {options}");
+            assert_eq!(options["preconditions"]["uid"], format!("pod-{ordinal}"), "{context}: {path} {options}");
+        }
         if world.converged(masters) {
             if let Some((failpoint, _)) = death {
                 fail::remove(failpoint);
@@ -451,4 +532,23 @@ async fn a_stuck_master_is_replaced_once_whenever_the_operator_dies() {
     .await;
     assert_eq!(changes, ["remove 103", "add 2 as 104"]);
     assert!(fired.contains(failpoints::AFTER_CLAIM_DELETE), "{fired:?}");
+}
+
+#[tokio::test]
+async fn a_learner_left_by_a_cut_add_master_is_promoted() {
+    let _scenario = fail::FailScenario::setup();
+    // The operator dies in the middle of AddMaster, after the learner joined: its call is
+    // cancelled and nothing promotes the learner; the next operator asks again.
+    for hit in 1..=2 {
+        let scenario = "scale 1 -> 3, the operator dies inside AddMaster";
+        let outcome = run(scenario, 3, World::healthy(1, 0), Some((ADD_MASTER_AFTER_LEARNER, hit))).await;
+        assert!(outcome.died, "{scenario} (hit {hit})");
+        let promoted = outcome.changes.iter().filter(|c| c.starts_with("promote")).count();
+        assert_eq!(promoted, 1, "{scenario} (hit {hit}): {:?}", outcome.changes);
+    }
+    // AddMaster gives up after the learner joined (its catch-up timed out), twice.
+    let mut world = World::healthy(1, 0);
+    world.cut_adds = 2;
+    let outcome = run("scale 1 -> 3, both AddMaster requests time out", 3, world, None).await;
+    assert_eq!(outcome.changes, ["add 1 as 102", "promote 1 as 102", "add 2 as 103", "promote 2 as 103"]);
 }

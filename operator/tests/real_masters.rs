@@ -16,9 +16,10 @@ use http::{Method, Request, Response, StatusCode};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::client::Body;
-use kudu_operator::controller::execute::execute;
+use kudu_operator::controller::execute::{Executed, execute};
 use kudu_operator::controller::kudu_admin::{KuduMasterAdmin, Timeouts};
 use kudu_operator::controller::masters::MasterAdmin;
+use kudu_operator::lease::Leadership;
 use kudu_operator::membership::{
     Action, MasterPod, NodeId, NodeState, Observed, PodPhase, RaftView, RemoveReason, ReplacementPolicy, WaitReason,
     decide,
@@ -30,10 +31,46 @@ use support::loopback::{Master, WAIT, free_addr, wait_for};
 /// Ordinals the harness has addresses for.
 const ORDINALS: i32 = 5;
 
-/// A fake API server that records the requests the executor sends.
+/// A fake API server that records the requests the executor sends, and answers its reads
+/// of a master's pod, node and claim: a stuck master's pod is bound to a node that is gone.
 #[derive(Clone, Default)]
 struct FakeKube {
     requests: Arc<Mutex<Vec<(Method, String, Value)>>>,
+    /// Ordinals whose node is gone, and since when.
+    stuck: Arc<Mutex<BTreeMap<i32, Timestamp>>>,
+}
+
+impl FakeKube {
+    fn read(&self, path: &str) -> (StatusCode, Value) {
+        let not_found = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 404,
+                               "reason": "NotFound"});
+        if let Some(ordinal) = path.strip_prefix("/api/v1/namespaces/db/pods/demo-master-") {
+            let ordinal: i32 = ordinal.parse().expect("a master pod");
+            let stuck = self.stuck.lock().unwrap().get(&ordinal).copied();
+            let (node, ready, since) = match stuck {
+                Some(since) => ("lost", "False", since),
+                None => ("n1", "True", Timestamp::UNIX_EPOCH),
+            };
+            let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("demo-master-{ordinal}"), "namespace": "db", "uid": format!("uid-{ordinal}"),
+                             "creationTimestamp": "2020-01-01T00:00:00Z"},
+                "spec": {"nodeName": node, "containers": [{"name": "kudu"}]},
+                "status": {"phase": "Running",
+                           "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": since.to_string()}]}});
+            return (StatusCode::OK, pod);
+        }
+        if path == "/api/v1/nodes/n1" {
+            let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+                              "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+            return (StatusCode::OK, node);
+        }
+        if let Some(name) = path.strip_prefix("/api/v1/namespaces/db/persistentvolumeclaims/") {
+            let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                               "metadata": {"name": name, "namespace": "db", "uid": format!("uid-{name}")}});
+            return (StatusCode::OK, claim);
+        }
+        (StatusCode::NOT_FOUND, not_found)
+    }
 }
 
 impl FakeKube {
@@ -46,15 +83,24 @@ impl FakeKube {
                 let path = request.uri().path().to_owned();
                 let bytes = request.into_body().collect_bytes().await.unwrap();
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                fake.requests.lock().unwrap().push((method.clone(), path, body.clone()));
-                let reply = match method {
-                    Method::PATCH => json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
-                                            "metadata": {"name": "demo-master", "namespace": "db"}, "spec": body["spec"]}),
-                    _ => json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200}),
+                let (status, reply) = match method {
+                    Method::GET => fake.read(&path),
+                    Method::PATCH => (
+                        StatusCode::OK,
+                        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                               "metadata": {"name": "demo-master", "namespace": "db"}, "spec": body["spec"]}),
+                    ),
+                    _ => (
+                        StatusCode::OK,
+                        json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200}),
+                    ),
                 };
+                if method != Method::GET {
+                    fake.requests.lock().unwrap().push((method, path, body));
+                }
                 Ok::<_, std::convert::Infallible>(
                     Response::builder()
-                        .status(StatusCode::OK)
+                        .status(status)
                         .header("content-type", "application/json")
                         .body(Body::from(serde_json::to_vec(&reply).unwrap()))
                         .unwrap(),
@@ -164,7 +210,9 @@ impl Harness {
                     phase: PodPhase::Running,
                     ready: false,
                     node_id: None,
-                    node: NodeState::NotReady,
+                    node: NodeState::Gone,
+                    unschedulable: false,
+                    terminating: false,
                     unable_to_run_since: Some(*since),
                 },
                 None => {
@@ -179,6 +227,8 @@ impl Harness {
                         ready: node_id.is_some(),
                         node_id,
                         node: NodeState::Ready,
+                        unschedulable: false,
+                        terminating: false,
                         unable_to_run_since: None,
                     }
                 }
@@ -209,8 +259,11 @@ impl Harness {
             assert!(!raft.change_in_flight, "{action} decided while a change is in flight");
         }
         let reachable = self.running_addresses();
-        match execute(&self.client, &self.admin, &self.spec, &reachable, &action).await {
-            Ok(()) => self.executed.push(action.clone()),
+        *self.kube.stuck.lock().unwrap() = self.stuck.clone();
+        let leadership = Leadership::unconditional();
+        match execute(&self.client, &self.admin, &leadership, &self.spec, &reachable, &action).await {
+            Ok(Executed::Done) => self.executed.push(action.clone()),
+            Ok(other) => eprintln!("{action}: {other:?}"),
             // The operator requeues and decides again from the next observation.
             Err(error) => eprintln!("{action}: {error}"),
         }
@@ -241,8 +294,10 @@ impl Harness {
                     // The StatefulSet recreates the pod on a healthy node, with a new
                     // (empty) volume if the claim went.
                     let ordinal = ordinal_after("demo-master-").expect("a master pod");
-                    // The pod is on a lost node: only a deletion without grace goes through.
+                    // The pod is on a node that is gone: only a deletion without grace goes
+                    // through, and only of the pod that was read.
                     assert_eq!(body["gracePeriodSeconds"], 0, "the stuck pod is deleted without grace");
+                    assert_eq!(body["preconditions"]["uid"], format!("uid-{ordinal}"));
                     let master = &mut self.masters[ordinal as usize];
                     master.kill();
                     if self.claims_deleted.remove(&ordinal) {
@@ -308,6 +363,7 @@ fn kinds(actions: &[Action]) -> Vec<String> {
         .iter()
         .map(|a| match a {
             Action::AddMember { ordinal, .. } => format!("add {ordinal}"),
+            Action::PromoteLearner { ordinal, .. } => format!("promote {ordinal}"),
             Action::RemoveMember { reason: RemoveReason::DiskLost { ordinal, .. }, .. } => {
                 format!("remove {ordinal} (disk lost)")
             }
@@ -359,6 +415,7 @@ async fn a_wiped_master_is_removed_by_its_old_id_and_added_by_its_new_one() {
 async fn a_master_down_beyond_the_grace_period_is_replaced_with_a_new_claim() {
     let mut h = Harness::start(3).await;
     h.grace = Duration::from_secs(10);
+    h.spec.replacement_grace = h.grace;
     // A follower's node dies (no election to wait for): its process stops and its pod
     // cannot run where it is.
     let leader = h.membership().await.expect("a leader").leader.expect("a leader");
@@ -369,6 +426,12 @@ async fn a_master_down_beyond_the_grace_period_is_replaced_with_a_new_claim() {
     let old = h.node_id(victim).await;
     h.masters[victim as usize].kill();
     h.stuck.insert(victim, Timestamp::now());
+    // Only a master Raft reports down is replaced.
+    wait_for("the leader to report the master down", WAIT, || async {
+        let view = h.membership().await?;
+        view.members.iter().any(|m| m.node_id == old && !m.live).then_some(())
+    })
+    .await;
 
     // Within the grace period the operator only waits.
     let first = h.step().await;

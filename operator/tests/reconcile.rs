@@ -15,9 +15,10 @@ use kube::runtime::events::{Recorder, Reporter};
 use kudu_operator::build::names;
 use kudu_operator::controller::masters::{MasterAdmin, MasterAdminError, NoMasterAdmin};
 use kudu_operator::controller::{Context, FINALIZER, reconcile};
+use kudu_operator::lease::Leadership;
 use kudu_operator::membership::{NodeId, RaftMember, RaftView};
 use kudu_operator::metrics::Metrics;
-use kudu_operator::validate::validate;
+use kudu_operator::validate::{ValidatedSpec, validate};
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug)]
@@ -90,6 +91,7 @@ impl FakeApi {
                        "message": "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.location-labels"}),
             ),
             Method::POST => (StatusCode::CREATED, body),
+            Method::DELETE => (StatusCode::OK, json!({"apiVersion": "v1", "kind": "Status", "status": "Success"})),
             _ => (StatusCode::OK, body),
         };
         Response::builder()
@@ -125,6 +127,7 @@ fn context<M: MasterAdmin>(client: Client, masters: M) -> Arc<Context<M>> {
         client,
         metrics: Arc::new(Metrics::default()),
         masters,
+        leadership: Leadership::unconditional(),
     })
 }
 
@@ -213,6 +216,12 @@ struct HealthyMasters {
     n: usize,
 }
 
+impl HealthyMasters {
+    fn of(spec: &ValidatedSpec, n: usize) -> Self {
+        Self { addresses: (0..7).map(|o| names::master_address(spec, o)).collect(), n }
+    }
+}
+
 fn node_id(ordinal: usize) -> NodeId {
     NodeId(1000 + u64::try_from(ordinal).unwrap())
 }
@@ -288,7 +297,7 @@ async fn scaling_masters_up_resizes_the_statefulset_and_records_it() {
     }
     *fake.pods.lock().unwrap() = (0..3).map(|o| ready_pod(&format!("demo-master-{o}"))).collect();
     let spec = validate(&kc).unwrap();
-    let masters = HealthyMasters { addresses: (0..7).map(|o| names::master_address(&spec, o)).collect(), n: 3 };
+    let masters = HealthyMasters::of(&spec, 3);
     let ctx = context(fake.client(), masters);
 
     reconcile(Arc::new(kc), ctx.clone()).await.unwrap();
@@ -399,8 +408,7 @@ async fn a_refused_membership_change_is_an_error_and_a_warning_event() {
     // Three pods run, but only master 0 is a member: master 1 is to be added.
     *fake.pods.lock().unwrap() = (0..3).map(|o| ready_pod(&format!("demo-master-{o}"))).collect();
     let spec = validate(&kc).unwrap();
-    let masters =
-        RefusingMasters(HealthyMasters { addresses: (0..7).map(|o| names::master_address(&spec, o)).collect(), n: 1 });
+    let masters = RefusingMasters(HealthyMasters::of(&spec, 1));
     let ctx = context(fake.client(), masters);
 
     let error = reconcile(Arc::new(kc), ctx).await.unwrap_err();
@@ -444,4 +452,214 @@ async fn an_object_that_does_not_deserialize_gets_an_event_not_a_broken_watch() 
     assert_eq!(event.body["reason"], "InvalidObject");
     assert_eq!(event.body["regarding"]["name"], "old");
     assert!(event.body["note"].as_str().unwrap().contains("three"), "{}", event.body["note"]);
+}
+
+/// Masters like [`HealthyMasters`] whose member `down` the leader does not hear from, and
+/// whose pod does not answer; from the `heard_again_after`-th membership read on, the
+/// leader hears from it again.
+struct OneDown {
+    healthy: HealthyMasters,
+    down: usize,
+    reads: std::sync::atomic::AtomicUsize,
+    heard_again_after: usize,
+}
+
+impl OneDown {
+    fn new(spec: &ValidatedSpec, down: usize) -> Self {
+        Self { healthy: HealthyMasters::of(spec, 3), down, reads: Default::default(), heard_again_after: usize::MAX }
+    }
+}
+
+impl MasterAdmin for OneDown {
+    async fn membership(&self, a: &[String]) -> Result<Option<RaftView>, MasterAdminError> {
+        let read = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut view = self.healthy.membership(a).await?;
+        if read < self.heard_again_after
+            && let Some(view) = view.as_mut()
+        {
+            view.members[self.down].live = false;
+        }
+        Ok(view)
+    }
+
+    async fn node_id(&self, address: &str) -> Result<Option<NodeId>, MasterAdminError> {
+        let id = self.healthy.node_id(address).await?;
+        Ok(id.filter(|id| *id != node_id(self.down)))
+    }
+
+    async fn add_master(&self, _: &[String], _: &str) -> Result<(), MasterAdminError> {
+        panic!("unexpected AddMaster")
+    }
+
+    async fn remove_master(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+        panic!("unexpected RemoveMaster")
+    }
+
+    async fn step_down(&self, _: &[String], _: NodeId, _: Option<NodeId>) -> Result<(), MasterAdminError> {
+        panic!("unexpected StepDown")
+    }
+}
+
+const NODE_SINCE_2020: &str = "2020-01-01T00:00:00Z";
+
+/// A fake API server with masters 0 and 1 ready on node `n1`, and master 2 as `pod2` on
+/// node `n2` (`node2`: its object, `None` when the node is gone); claims exist.
+fn world_with_master_2(pod2: Value, node2: Option<Value>) -> FakeApi {
+    let fake = FakeApi::default();
+    let mut objects = fake.objects.lock().unwrap();
+    objects.insert(
+        "/api/v1/nodes/n1".to_owned(),
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+               "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+    );
+    if let Some(node2) = node2 {
+        objects.insert("/api/v1/nodes/n2".to_owned(), node2);
+    }
+    for o in 0..3 {
+        let claim = format!("data-demo-master-{o}");
+        objects.insert(
+            format!("/api/v1/namespaces/db/persistentvolumeclaims/{claim}"),
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": claim, "namespace": "db", "uid": format!("claim-uid-{o}")}}),
+        );
+    }
+    let mut pods: Vec<Value> = (0..2).map(|o| ready_pod(&format!("demo-master-{o}"))).collect();
+    pods.push(pod2.clone());
+    for pod in &pods {
+        objects
+            .insert(format!("/api/v1/namespaces/db/pods/{}", pod["metadata"]["name"].as_str().unwrap()), pod.clone());
+    }
+    drop(objects);
+    *fake.pods.lock().unwrap() = pods;
+    fake
+}
+
+/// Master 2's pod on node `n2`, its container waiting for `reason` (or running, not ready).
+fn master_2_pod(phase: &str, waiting: Option<&str>) -> Value {
+    let mut pod = ready_pod("demo-master-2");
+    pod["metadata"]["uid"] = json!("pod-uid-2");
+    pod["metadata"]["creationTimestamp"] = json!(NODE_SINCE_2020);
+    pod["spec"]["nodeName"] = json!("n2");
+    pod["status"] = json!({"phase": phase,
+        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": NODE_SINCE_2020}]});
+    if let Some(reason) = waiting {
+        pod["status"]["containerStatuses"] = json!([{"name": "kudu", "image": "kudu:1", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": reason}}}]);
+    }
+    pod
+}
+
+fn node_2(ready: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"},
+           "status": {"conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": NODE_SINCE_2020}]}})
+}
+
+fn deletions(fake: &FakeApi) -> Vec<Recorded> {
+    fake.requests().into_iter().filter(|r| r.method == Method::DELETE).collect()
+}
+
+#[tokio::test]
+async fn a_master_whose_image_cannot_be_pulled_keeps_its_claim() {
+    // Master 2's pod has been in ImagePullBackOff on a Ready node for years, and the
+    // leader does not hear from it: a new volume would not help, nothing is deleted.
+    for waiting in ["ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff"] {
+        let phase = if waiting == "CrashLoopBackOff" { "Running" } else { "Pending" };
+        let fake = world_with_master_2(master_2_pod(phase, Some(waiting)), Some(node_2("True")));
+        let kc = cluster("image: kudu:1\nmasters: {replicas: 3}\n");
+        *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+        let spec = validate(&kc).unwrap();
+        let ctx = context(fake.client(), OneDown::new(&spec, 2));
+
+        reconcile(Arc::new(kc), ctx).await.unwrap();
+
+        assert_eq!(deletions(&fake).len(), 0, "{waiting}: {:?}", deletions(&fake));
+    }
+}
+
+#[tokio::test]
+async fn a_master_on_a_not_ready_node_is_replaced_without_force() {
+    let fake = world_with_master_2(master_2_pod("Running", None), Some(node_2("Unknown")));
+    let kc = cluster("image: kudu:1\nmasters: {replicas: 3}\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    let spec = validate(&kc).unwrap();
+    let ctx = context(fake.client(), OneDown::new(&spec, 2));
+
+    reconcile(Arc::new(kc), ctx).await.unwrap();
+
+    let deleted = deletions(&fake);
+    let paths: Vec<&str> = deleted.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/api/v1/namespaces/db/persistentvolumeclaims/data-demo-master-2", "/api/v1/namespaces/db/pods/demo-master-2"]
+    );
+    // Each only if it is still the object read; the pod gracefully: the node may still run it.
+    assert_eq!(deleted[0].body["preconditions"]["uid"], "claim-uid-2");
+    assert_eq!(deleted[1].body["preconditions"]["uid"], "pod-uid-2");
+    assert!(deleted[1].body.get("gracePeriodSeconds").is_none(), "{}", deleted[1].body);
+    let event = fake.requests().into_iter().find(|r| r.method == Method::POST).expect("an event");
+    assert_eq!(event.body["reason"], "DeletePodAndPvc");
+}
+
+#[tokio::test]
+async fn a_master_whose_node_is_gone_is_deleted_by_force() {
+    let fake = world_with_master_2(master_2_pod("Running", None), None);
+    let kc = cluster("image: kudu:1\nmasters: {replicas: 3}\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    let spec = validate(&kc).unwrap();
+    let ctx = context(fake.client(), OneDown::new(&spec, 2));
+
+    reconcile(Arc::new(kc), ctx).await.unwrap();
+
+    let deleted = deletions(&fake);
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert_eq!(deleted[1].path, "/api/v1/namespaces/db/pods/demo-master-2");
+    assert_eq!(deleted[1].body["gracePeriodSeconds"], 0);
+}
+
+#[tokio::test]
+async fn a_replacement_is_called_off_when_the_fresh_read_shows_raft_hears_the_master() {
+    // Decided on a membership where master 2 was down; by the time the operator acts, the
+    // leader hears from it again (its node was only cut off from the API server).
+    let fake = world_with_master_2(master_2_pod("Running", None), Some(node_2("Unknown")));
+    let kc = cluster("image: kudu:1\nmasters: {replicas: 3}\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    let spec = validate(&kc).unwrap();
+    let masters = OneDown { heard_again_after: 1, ..OneDown::new(&spec, 2) };
+    let ctx = context(fake.client(), masters);
+
+    reconcile(Arc::new(kc), ctx).await.unwrap();
+
+    assert_eq!(deletions(&fake).len(), 0, "{:?}", deletions(&fake));
+    let event = fake.requests().into_iter().find(|r| r.method == Method::POST).expect("an event");
+    assert_eq!(event.body["reason"], "ReplacementCalledOff");
+    assert!(event.body["note"].as_str().unwrap().contains("still hears"), "{}", event.body["note"]);
+    // The status tells what happened: no membership change.
+    let status =
+        &fake.requests().into_iter().rfind(|r| r.method == Method::PATCH && r.path.ends_with("/status")).unwrap().body
+            ["status"];
+    assert!(status.get("lastMembershipChange").is_none(), "{status}");
+    let progressing = status_condition(status, "Progressing")["message"].as_str().unwrap().to_owned();
+    assert!(progressing.contains("called off"), "{progressing}");
+}
+
+#[tokio::test]
+async fn a_pod_already_terminating_on_a_not_ready_node_is_not_deleted_again() {
+    let mut pod = master_2_pod("Running", None);
+    pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let fake = world_with_master_2(pod, Some(node_2("Unknown")));
+    fake.objects.lock().unwrap().get_mut("/api/v1/namespaces/db/persistentvolumeclaims/data-demo-master-2").unwrap()
+        ["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    let kc = cluster("image: kudu:1\nmasters: {replicas: 3}\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    let spec = validate(&kc).unwrap();
+    let ctx = context(fake.client(), OneDown::new(&spec, 2));
+
+    reconcile(Arc::new(kc), ctx).await.unwrap();
+
+    assert_eq!(deletions(&fake).len(), 0, "{:?}", deletions(&fake));
+    let status =
+        &fake.requests().into_iter().rfind(|r| r.method == Method::PATCH && r.path.ends_with("/status")).unwrap().body
+            ["status"];
+    let progressing = status_condition(status, "Progressing")["message"].as_str().unwrap().to_owned();
+    assert!(progressing.contains("waiting for its node"), "{progressing}");
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use super::process::{ProcessSpec, spawn, terminate};
+use super::process::{ProcessSpec, Unstartable, spawn, terminate};
 use crate::apiserver::util::now_rfc3339;
 
 /// What the kubelet knows about one container.
@@ -101,7 +101,7 @@ pub struct Supervised {
     /// Index in the pod's containers.
     pub index: usize,
     /// Process to run (`Err` holds why it cannot be started).
-    pub spec: Result<ProcessSpec, String>,
+    pub spec: Result<ProcessSpec, Unstartable>,
     /// `Always`, `OnFailure` or `Never`.
     pub restart_policy: String,
     /// Termination grace period.
@@ -131,9 +131,9 @@ pub async fn supervise(c: Supervised, shared: Arc<PodShared>, mut stop: watch::R
         }
         let spec = match &c.spec {
             Ok(s) => s,
-            Err(msg) => {
-                let msg = msg.clone();
-                shared.update(i, |s| s.state = json!({"waiting": {"reason": "ErrImageNeverPull", "message": msg}}));
+            Err(Unstartable { reason, message }) => {
+                let waiting = json!({"waiting": {"reason": reason, "message": message}});
+                shared.update(i, |s| s.state = waiting);
                 let _ = stop.wait_for(|s| *s).await;
                 return;
             }

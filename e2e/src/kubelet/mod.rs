@@ -30,7 +30,7 @@ use crate::apiserver::registry::ResKey;
 use crate::apiserver::util::{meta_str, now_rfc3339};
 use crate::controllers::{condition_true, write_status};
 use container::{ContainerState, PodShared, Supervised};
-use process::{ProcessSpec, image_binary, resolve_program};
+use process::{ProcessSpec, Unstartable, image_binary, resolve_program};
 
 /// Kubelet settings.
 #[derive(Debug, Clone)]
@@ -206,7 +206,7 @@ impl Kubelet {
         vols: &HashMap<String, PathBuf>,
         hostname: &str,
         dir: &Path,
-    ) -> Result<ProcessSpec, String> {
+    ) -> Result<ProcessSpec, Unstartable> {
         let env = env::resolve(&self.api, pod, c, base);
         let strings = |k: &str| -> Vec<String> {
             c.get(k)
@@ -228,8 +228,16 @@ impl Kubelet {
             .filter(|p| p.is_dir())
             .unwrap_or_else(|| dir.to_path_buf());
         let log = dir.join(format!("{}.log", c.get("name").and_then(Value::as_str).unwrap_or("container")));
-        let program_path = resolve_program(&program, &self.config.bin_dirs)
-            .ok_or_else(|| process::ProcessError::NotFound(program.clone()).to_string())?;
+        if process::unpullable(image) {
+            return Err(Unstartable {
+                reason: "ImagePullBackOff",
+                message: format!("Back-off pulling image \"{image}\": its registry cannot be reached"),
+            });
+        }
+        let program_path = resolve_program(&program, &self.config.bin_dirs).ok_or_else(|| Unstartable {
+            reason: "ErrImageNeverPull",
+            message: process::ProcessError::NotFound(program.clone()).to_string(),
+        })?;
         Ok(ProcessSpec {
             program: program_path,
             args: argv,

@@ -76,6 +76,31 @@ pub fn image_binary(image: &str) -> &str {
     last.split(':').next().unwrap_or(last)
 }
 
+/// Why a container cannot be started, as its `waiting` state reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unstartable {
+    /// The waiting reason (`ImagePullBackOff`, `ErrImageNeverPull`).
+    pub reason: &'static str,
+    /// The waiting message.
+    pub message: String,
+}
+
+/// The registry host of `image`, if it names one (`registry.example:5000/repo/name:tag`).
+fn registry_host(image: &str) -> Option<&str> {
+    let (first, _) = image.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
+/// Whether `image` comes from a registry that can never be reached: a host under the
+/// reserved `.invalid` top-level domain (RFC 2606). Such an image cannot be pulled here
+/// either, so tests can put a pod in `ImagePullBackOff` the way a real cluster would.
+pub fn unpullable(image: &str) -> bool {
+    registry_host(image).is_some_and(|host| {
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        host == "invalid" || host.ends_with(".invalid")
+    })
+}
+
 fn cstring(p: &Path) -> Result<CString, ProcessError> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| ProcessError::InvalidPath(p.to_path_buf()))
 }
@@ -229,6 +254,15 @@ mod tests {
         assert_eq!(image_binary("e2e-kv"), "e2e-kv");
         assert_eq!(image_binary("ghcr.io/org/kudu:1.2"), "kudu");
         assert_eq!(image_binary("busybox@sha256:abc"), "busybox");
+    }
+
+    #[test]
+    fn only_images_of_an_invalid_registry_cannot_be_pulled() {
+        assert!(unpullable("registry.invalid/kudu:dev"));
+        assert!(unpullable("registry.invalid:5000/org/kudu@sha256:abc"));
+        assert!(!unpullable("kudu:dev"));
+        assert!(!unpullable("ghcr.io/org/kudu:1.2"));
+        assert!(!unpullable("invalid/kudu:1"), "a Docker Hub organisation named invalid");
     }
 
     #[test]

@@ -215,3 +215,14 @@ pub async fn pod_ready(tc: &TestCluster, pod: &str) -> Result<bool> {
 pub async fn pod_uid(tc: &TestCluster, pod: &str) -> Result<String> {
     tc.kubectl(&["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"]).await
 }
+
+/// `(uid, being deleted)` of object `kind/name`, `None` when it does not exist.
+pub async fn uid_and_deleting(tc: &TestCluster, kind: &str, name: &str) -> Result<Option<(String, bool)>> {
+    let out = tc.kubectl(&["get", kind, name, "--ignore-not-found", "-o", "json"]).await?;
+    if out.trim().is_empty() {
+        return Ok(None);
+    }
+    let object: Value = serde_json::from_str(&out).with_context(|| format!("kubectl get {kind} {name}: {out}"))?;
+    let uid = object["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
+    Ok(Some((uid, object["metadata"]["deletionTimestamp"].is_string())))
+}

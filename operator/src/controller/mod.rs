@@ -10,6 +10,7 @@ pub mod gather;
 pub mod kudu_admin;
 pub mod masters;
 pub mod observe;
+pub mod replace;
 pub mod rollout;
 pub mod status;
 
@@ -34,14 +35,15 @@ use serde_json::json;
 use tracing::{info, instrument, warn};
 
 use self::apply::ApplyError;
-use self::execute::ExecuteError;
+use self::execute::{ExecuteError, Executed};
 use self::masters::MasterAdmin;
 use crate::build::names::{self, FIELD_MANAGER, Role};
 use crate::build::{BuildError, BuildInputs, Object, build_all};
 use crate::crd::{KuduCluster, KuduClusterStatus};
+use crate::lease::Leadership;
 use crate::membership;
 use crate::metrics::{ActionLabels, ErrorLabels, Metrics};
-use crate::validate::validate;
+use crate::validate::{ValidatedSpec, validate};
 
 /// Finalizer removing the cluster-scoped RBAC objects, which owner references cannot.
 pub const FINALIZER: &str = "kudu.dev/cleanup";
@@ -60,6 +62,8 @@ pub struct Context<M> {
     pub metrics: Arc<Metrics>,
     /// Master administration.
     pub masters: M,
+    /// Whether this replica leads: checked right before any removal or deletion.
+    pub leadership: Leadership,
 }
 
 /// Why a reconciliation failed.
@@ -286,39 +290,11 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     fail::fail_point!(failpoints::AFTER_APPLY);
 
     let observed = gather::observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
-    let decision = membership::decide(&observed);
+    let mut decision = membership::decide(&observed);
     if !matches!(decision, membership::Action::None | membership::Action::Wait(_)) {
-        info!(action = %decision, "membership action");
-        let reachable = gather::running_master_addresses(&observed.pods, &observed.addresses);
-        if let Err(error) = execute::execute(&ctx.client, &ctx.masters, &spec, &reachable, &decision).await {
-            let note = error.to_string();
-            publish(
-                ctx,
-                cluster,
-                Event {
-                    type_: EventType::Warning,
-                    reason: "MembershipChangeFailed".to_owned(),
-                    note: Some(note.chars().take(1000).collect()),
-                    action: "MembershipChange".to_owned(),
-                    secondary: None,
-                },
-            )
-            .await;
-            return Err(error.into());
-        }
-        ctx.metrics.membership_actions.get_or_create(&ActionLabels { action: status::action_name(&decision) }).inc();
-        publish(
-            ctx,
-            cluster,
-            Event {
-                type_: EventType::Normal,
-                reason: status::action_name(&decision).to_owned(),
-                note: Some(decision.to_string()),
-                action: "MembershipChange".to_owned(),
-                secondary: None,
-            },
-        )
-        .await;
+        let executed = execute_decision(ctx, cluster, &spec, &observed, &decision).await?;
+        // The status tells what happened, not what was decided.
+        decision = executed.as_action(decision);
     }
 
     let tserver_sts = statefulsets
@@ -348,6 +324,54 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
         membership::Action::None => SETTLED_REQUEUE,
         _ => BUSY_REQUEUE,
     }))
+}
+
+/// Carry out `decision` and publish what came of it as an Event.
+async fn execute_decision<M: MasterAdmin>(
+    ctx: &Context<M>,
+    cluster: &KuduCluster,
+    spec: &ValidatedSpec,
+    observed: &membership::Observed,
+    decision: &membership::Action,
+) -> Result<Executed, Error> {
+    info!(action = %decision, "membership action");
+    let reachable = gather::running_master_addresses(&observed.pods, &observed.addresses);
+    let executed = match execute::execute(&ctx.client, &ctx.masters, &ctx.leadership, spec, &reachable, decision).await
+    {
+        Ok(executed) => executed,
+        Err(error) => {
+            let note = error.to_string();
+            publish(ctx, cluster, event(EventType::Warning, "MembershipChangeFailed", note)).await;
+            return Err(error.into());
+        }
+    };
+    match &executed {
+        Executed::Done => {
+            let action = status::action_name(decision);
+            ctx.metrics.membership_actions.get_or_create(&ActionLabels { action }).inc();
+            publish(ctx, cluster, event(EventType::Normal, action, decision.to_string())).await;
+        }
+        Executed::NotLost(reason) => {
+            info!(action = %decision, %reason, "called off: the master is not lost after all");
+            let note = format!("{decision}: called off, {reason}");
+            publish(ctx, cluster, event(EventType::Normal, "ReplacementCalledOff", note)).await;
+        }
+        Executed::AwaitingNode => {
+            info!(action = %decision, "the pod is being deleted; waiting for its node to confirm or be removed");
+        }
+    }
+    Ok(executed)
+}
+
+/// A membership Event.
+fn event(type_: EventType, reason: &str, note: String) -> Event {
+    Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "MembershipChange".to_owned(),
+        secondary: None,
+    }
 }
 
 /// Delete what owner references cannot: the cluster-scoped RBAC objects.

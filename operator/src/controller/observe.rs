@@ -23,6 +23,15 @@ fn condition_since(pod: &Pod, type_: &str, status: &str) -> Option<Timestamp> {
         .map(|t| t.0)
 }
 
+/// When the scheduler reported that it cannot place `pod`, if it did.
+fn unschedulable_since(pod: &Pod) -> Option<Timestamp> {
+    let condition =
+        pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| {
+            c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+        })?;
+    condition.last_transition_time.as_ref().map(|t| t.0).or(pod.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
 fn node_state(pod: &Pod, node: Option<&Node>) -> NodeState {
     let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
     if !bound {
@@ -71,16 +80,29 @@ pub fn master_pod(pod: &Pod, statefulset: &str, node: Option<&Node>, node_id: Op
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     let node_state = node_state(pod, node);
+    let unschedulable = node_state == NodeState::Unassigned && unschedulable_since(pod).is_some();
     let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    let unable_to_run_since = match (node_state, phase) {
-        (NodeState::NotReady, _) => {
+    // Only the causes of [`MasterPod::cannot_run`]: a container that cannot start on a
+    // Ready node (ImagePullBackOff, CrashLoopBackOff) is not unable to run in this sense.
+    let unable_to_run_since = match node_state {
+        NodeState::NotReady => {
             node_not_ready_since(node).or_else(|| condition_since(pod, "Ready", "False")).or(created)
         }
-        (NodeState::Gone, _) | (_, PodPhase::Unknown) => condition_since(pod, "Ready", "False").or(created),
-        (_, PodPhase::Pending) => condition_since(pod, "PodScheduled", "False").or(created),
-        _ => None,
+        NodeState::Gone => condition_since(pod, "Ready", "False").or(created),
+        NodeState::Unassigned => unschedulable_since(pod),
+        NodeState::Ready => None,
     };
-    Some(MasterPod { ordinal, phase, ready, node_id, node: node_state, unable_to_run_since })
+    let terminating = pod.metadata.deletion_timestamp.is_some();
+    Some(MasterPod {
+        ordinal,
+        phase,
+        ready,
+        node_id,
+        node: node_state,
+        unschedulable,
+        terminating,
+        unable_to_run_since,
+    })
 }
 
 /// Stable addresses of every possible master ordinal of the cluster.
@@ -90,10 +112,14 @@ pub fn all_master_addresses(spec: &crate::validate::ValidatedSpec) -> Vec<String
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{NodeCondition, NodeStatus, PodCondition, PodSpec, PodStatus};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateWaiting, ContainerStatus, NodeCondition, NodeStatus, PodCondition, PodSpec,
+        PodStatus,
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
     use super::*;
+    use crate::membership::CannotRun;
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + secs).unwrap()
@@ -182,12 +208,53 @@ mod tests {
     }
 
     #[test]
-    fn pending_unscheduled_pod_is_stuck_since_creation() {
+    fn unschedulable_pod_is_stuck_since_the_scheduler_said_so() {
+        let mut pending = pod("demo-master-2", "Pending", None, false);
+        pending.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+            type_: "PodScheduled".to_owned(),
+            status: "False".to_owned(),
+            reason: Some("Unschedulable".to_owned()),
+            last_transition_time: Some(Time(at(20))),
+            ..PodCondition::default()
+        }]);
+        let p = master_pod(&pending, "demo-master", None, None).unwrap();
+        assert_eq!(p.node, NodeState::Unassigned);
+        assert_eq!(p.phase, PodPhase::Pending);
+        assert_eq!(p.cannot_run(), Some(CannotRun::Unschedulable));
+        assert_eq!(p.unable_to_run_since, Some(at(20)));
+    }
+
+    #[test]
+    fn pending_pod_the_scheduler_has_not_seen_yet_is_not_stuck() {
         let mut pending = pod("demo-master-2", "Pending", None, false);
         pending.status.as_mut().unwrap().conditions = None;
         let p = master_pod(&pending, "demo-master", None, None).unwrap();
         assert_eq!(p.node, NodeState::Unassigned);
-        assert_eq!(p.phase, PodPhase::Pending);
-        assert_eq!(p.unable_to_run_since, Some(at(0)));
+        assert!(!p.stuck());
+        assert_eq!(p.unable_to_run_since, None);
+    }
+
+    #[test]
+    fn image_pull_failure_on_a_ready_node_is_not_stuck() {
+        let mut pulling = pod("demo-master-1", "Pending", Some("n1"), false);
+        let status = pulling.status.as_mut().unwrap();
+        status.container_statuses = Some(vec![ContainerStatus {
+            name: "kudu".to_owned(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("ImagePullBackOff".to_owned()),
+                    ..ContainerStateWaiting::default()
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]);
+        let p = master_pod(&pulling, "demo-master", Some(&node(true, 0)), None).unwrap();
+        assert_eq!(p.node, NodeState::Ready);
+        assert_eq!(p.cannot_run(), None);
+        assert_eq!(p.unable_to_run_since, None);
+        // Its node going away makes it stuck.
+        let p = master_pod(&pulling, "demo-master", None, None).unwrap();
+        assert_eq!(p.cannot_run(), Some(CannotRun::NodeGone));
     }
 }

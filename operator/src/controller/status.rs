@@ -197,6 +197,7 @@ pub fn action_name(action: &Action) -> &'static str {
         Action::None => "None",
         Action::Wait(_) => "Wait",
         Action::AddMember { .. } => "AddMember",
+        Action::PromoteLearner { .. } => "PromoteLearner",
         Action::RemoveMember { .. } => "RemoveMember",
         Action::DeletePodAndPvc { .. } => "DeletePodAndPvc",
         Action::ResizeStatefulSet { .. } => "ResizeStatefulSet",
@@ -254,6 +255,8 @@ mod tests {
                     ready: ready[usize::try_from(o).unwrap()],
                     node_id: Some(NodeId(10 + u64::try_from(o).unwrap())),
                     node: NodeState::Ready,
+                    unschedulable: false,
+                    terminating: false,
                     unable_to_run_since: None,
                 })
                 .collect(),

@@ -13,19 +13,25 @@
 //!    (the new one is added later by rule 6).
 //! 3. Scale down: remove members of ordinals at or above the desired count, highest
 //!    first (the executor moves leadership away first when the leader is among them).
-//! 4. A learner is catching up: wait for the leader to promote it (or remove it if the
-//!    leader does not hear from it and its pod stopped running).
+//! 4. A learner of ours: no change is in flight, so no `AddMaster` is promoting it (the
+//!    one that added it was cut: operator died, leader changed, catch-up timed out). Once
+//!    it caught up (the leader hears from it and its pod is ready) ask again, which promotes
+//!    it; remove it if the leader does not hear from it and its pod stopped running; wait
+//!    while it catches up.
 //! 5. Resize the StatefulSet to the desired count once no member is above it.
 //! 6. Add each pod that reports a node id that is not a member, lowest ordinal first.
-//! 7. Replace a pod stuck (unschedulable, or on a lost node) beyond the grace period by
-//!    deleting it and its claim, one replacement at a time.
+//! 7. Replace a master that is truly lost beyond the grace period (Raft reports it down
+//!    and Kubernetes cannot run its pod: node gone or NotReady, or unschedulable) by
+//!    deleting its claim and pod, one replacement at a time. A container that cannot start
+//!    on a Ready node (image pull failure, crash loop) is never a reason.
 //!
 //! Removals and additions never leave fewer live voters than a quorum of the voters.
 
 use std::fmt;
 use std::time::Duration;
 
-use super::observed::{MasterPod, NodeId, Observed, PodPhase, RaftMember, RaftView};
+use super::confirm::NotLost;
+use super::observed::{CannotRun, MasterPod, NodeId, Observed, PodPhase, RaftMember, RaftView};
 
 /// What the membership loop should do next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +73,16 @@ pub enum Action {
         /// How long it has been unable to run.
         stuck_for: Duration,
     },
+    /// `AddMaster(address)` again for a learner left behind by an interrupted one: the
+    /// leader promotes it to voter (the call is idempotent).
+    PromoteLearner {
+        /// Ordinal of the pod.
+        ordinal: i32,
+        /// Its stable RPC address.
+        address: String,
+        /// The learner's node id.
+        node_id: NodeId,
+    },
     /// Set the master StatefulSet's replicas.
     ResizeStatefulSet {
         /// The new replica count.
@@ -77,7 +93,7 @@ pub enum Action {
 impl Action {
     /// Whether this action changes the Raft membership.
     pub fn is_membership_change(&self) -> bool {
-        matches!(self, Self::AddMember { .. } | Self::RemoveMember { .. })
+        matches!(self, Self::AddMember { .. } | Self::PromoteLearner { .. } | Self::RemoveMember { .. })
     }
 }
 
@@ -156,6 +172,21 @@ pub enum WaitReason {
         /// Ordinal of the master still recovering.
         recovering: i32,
     },
+    /// A lost master's pod is being deleted, and its NotReady node must confirm (or be
+    /// removed) before the StatefulSet can recreate it; it is deleted by force only once
+    /// its node is gone.
+    AwaitingNode {
+        /// Ordinal of the pod.
+        ordinal: i32,
+    },
+    /// A replacement was called off: on a fresh read just before acting, the master was not
+    /// truly lost.
+    CalledOff {
+        /// Ordinal of the pod.
+        ordinal: i32,
+        /// What the fresh read showed.
+        reason: NotLost,
+    },
     /// A member the operator did not add (its address is not a pod of this cluster).
     UnmanagedMember {
         /// The member.
@@ -191,6 +222,12 @@ impl fmt::Display for WaitReason {
             Self::ReplacementBlocked { ordinal, recovering } => {
                 write!(f, "master {ordinal} cannot run; waiting for master {recovering} to recover before replacing it")
             }
+            Self::AwaitingNode { ordinal } => {
+                write!(f, "master {ordinal}'s pod is being deleted; waiting for its node to come back or be removed")
+            }
+            Self::CalledOff { ordinal, reason } => {
+                write!(f, "the replacement of master {ordinal} was called off: {reason}")
+            }
             Self::UnmanagedMember { node_id, address } => {
                 write!(f, "member {node_id} at {address} is not a pod of this cluster; leaving it alone")
             }
@@ -205,6 +242,9 @@ impl fmt::Display for Action {
             Self::Wait(reason) => write!(f, "waiting: {reason}"),
             Self::AddMember { ordinal, address, node_id } => {
                 write!(f, "add master {ordinal} ({address}, node {node_id})")
+            }
+            Self::PromoteLearner { ordinal, address, node_id } => {
+                write!(f, "promote learner master {ordinal} ({address}, node {node_id}) left by an interrupted add")
             }
             Self::RemoveMember { node_id, address, is_leader, successor, reason } => {
                 write!(f, "remove node {node_id} ({address})")?;
@@ -273,14 +313,18 @@ pub fn decide(observed: &Observed) -> Action {
         return view.remove(member, leader, RemoveReason::ScaleDown { ordinal });
     }
 
-    // Rule 4: a learner is catching up, unless its pod stopped running (removing a
-    // learner never touches the quorum).
-    if let Some(learner) = raft.members.iter().find(|m| !m.voter) {
-        if let Some(ordinal) = observed.ordinal_of(&learner.address)
-            && !learner.live
-            && observed.pod(ordinal).is_none_or(|p| p.phase != PodPhase::Running)
-        {
+    // Rule 4: a learner of ours. No change is in flight, so nothing is promoting it.
+    let learner = raft.members.iter().filter(|m| !m.voter).find_map(|m| Some((observed.ordinal_of(&m.address)?, m)));
+    if let Some((ordinal, learner)) = learner {
+        let pod = observed.pod(ordinal);
+        if !learner.live && pod.is_none_or(|p| p.phase != PodPhase::Running) {
+            // Removing a learner never touches the quorum.
             return view.remove(learner, leader, RemoveReason::LearnerLost { ordinal });
+        }
+        if learner.live
+            && pod.is_some_and(|p| p.phase == PodPhase::Running && p.ready && p.node_id == Some(learner.node_id))
+        {
+            return view.promote(ordinal, learner);
         }
         return Action::Wait(WaitReason::LearnerCatchingUp { node_id: learner.node_id });
     }
@@ -418,6 +462,23 @@ impl View<'_> {
         Action::AddMember { ordinal, address: address.to_owned(), node_id }
     }
 
+    /// Promote the caught-up learner `learner` of `ordinal`, unless its pod reports another
+    /// id (rule 2 removes it first) or the voters after it would need more live ones than
+    /// there are.
+    fn promote(&self, ordinal: i32, learner: &RaftMember) -> Action {
+        let voters = self.voters().count();
+        let live = self.live_voters();
+        // Once promoted it votes too, and it is live.
+        if live + 1 < quorum(voters + 1) {
+            return Action::Wait(WaitReason::WouldLoseQuorum {
+                change: format!("promote master {ordinal}"),
+                voters,
+                live,
+            });
+        }
+        Action::PromoteLearner { ordinal, address: learner.address.clone(), node_id: learner.node_id }
+    }
+
     /// How long the pod has been stuck, if it is stuck.
     fn stuck_for(&self, pod: &MasterPod) -> Option<Duration> {
         if !pod.stuck() {
@@ -452,7 +513,9 @@ impl View<'_> {
             let Some(pod) = observed.pod(ordinal) else {
                 continue;
             };
-            if self.member_at(ordinal).is_some_and(|m| self.is_live(m)) {
+            // Only a master Raft reports down: one the leader still hears from keeps its
+            // data, whatever Kubernetes says about its node.
+            if self.member_at(ordinal).is_some_and(|m| m.live) {
                 continue;
             }
             let Some(stuck_for) = self.stuck_for(pod) else {
@@ -465,6 +528,10 @@ impl View<'_> {
             }
             if !observed.replacement.enabled {
                 return Some(Action::Wait(WaitReason::ReplacementDisabled { ordinal }));
+            }
+            // Already being deleted: only its kubelet can confirm, unless its node is gone.
+            if pod.terminating && pod.cannot_run() != Some(CannotRun::NodeGone) {
+                return Some(Action::Wait(WaitReason::AwaitingNode { ordinal }));
             }
             if let Some(recovering) = (0..observed.desired_replicas).find(|&o| o != ordinal && self.recovering(o)) {
                 return Some(Action::Wait(WaitReason::ReplacementBlocked { ordinal, recovering }));

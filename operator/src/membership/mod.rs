@@ -2,11 +2,15 @@
 //! pods and pick the next safe change. [`decide()`] is pure; the reconciler observes,
 //! calls it, and executes the one action it returns.
 
+pub mod confirm;
 pub mod decide;
 pub mod observed;
 
+pub use confirm::{NotLost, confirm_lost};
 pub use decide::{Action, RemoveReason, WaitReason, decide, quorum};
-pub use observed::{MasterPod, NodeId, NodeState, Observed, PodPhase, RaftMember, RaftView, ReplacementPolicy};
+pub use observed::{
+    CannotRun, MasterPod, NodeId, NodeState, Observed, PodPhase, RaftMember, RaftView, ReplacementPolicy,
+};
 
 #[cfg(test)]
 mod simulation;

@@ -80,19 +80,53 @@ pub struct MasterPod {
     pub node_id: Option<NodeId>,
     /// State of the pod's node.
     pub node: NodeState,
+    /// Whether the scheduler reported that it cannot place the pod (`PodScheduled` False,
+    /// reason `Unschedulable`), e.g. because its claim is pinned to a node that is gone.
+    pub unschedulable: bool,
+    /// Whether the pod is being deleted (it has a deletion timestamp).
+    pub terminating: bool,
     /// Since when the pod has been unable to run (unschedulable, or on a NotReady or
     /// vanished node); `None` while it can run.
     pub unable_to_run_since: Option<Timestamp>,
 }
 
+/// Why Kubernetes cannot run a pod where it is: the causes a new volume elsewhere fixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CannotRun {
+    /// The pod's node object no longer exists.
+    NodeGone,
+    /// The pod's node is NotReady or Unknown.
+    NodeNotReady,
+    /// The scheduler cannot place the pod.
+    Unschedulable,
+}
+
+impl fmt::Display for CannotRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NodeGone => "its node is gone",
+            Self::NodeNotReady => "its node is not ready",
+            Self::Unschedulable => "it cannot be scheduled",
+        })
+    }
+}
+
 impl MasterPod {
-    /// Whether the pod cannot come back by itself: Kubernetes will not run it where it is
-    /// (as opposed to a container crash loop on a healthy node, which a new disk would not
-    /// fix and which is left to a person).
+    /// Why Kubernetes will not run the pod where it is, if that is the case. A pod whose
+    /// container cannot start on a Ready node (image pull failure, crash loop, still
+    /// creating) is not: a new disk would not fix it, so it is left to a person.
+    pub fn cannot_run(&self) -> Option<CannotRun> {
+        match self.node {
+            NodeState::Gone => Some(CannotRun::NodeGone),
+            NodeState::NotReady => Some(CannotRun::NodeNotReady),
+            NodeState::Unassigned if self.unschedulable => Some(CannotRun::Unschedulable),
+            NodeState::Unassigned | NodeState::Ready => None,
+        }
+    }
+
+    /// Whether the pod cannot come back by itself ([`MasterPod::cannot_run`]).
     pub fn stuck(&self) -> bool {
-        matches!(self.node, NodeState::NotReady | NodeState::Gone)
-            || self.phase == PodPhase::Pending
-            || self.phase == PodPhase::Unknown
+        self.cannot_run().is_some()
     }
 }
 

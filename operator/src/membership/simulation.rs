@@ -3,8 +3,11 @@
 //!
 //! The operator is modelled as what it is: a pure decision over a fresh observation,
 //! executed by steps that can stop half-way (leadership moved but member not removed,
-//! claim deleted but pod not, request sent but reply lost). Between operator runs the
-//! world progresses in a seeded random order. Invariants are checked at every step: no
+//! claim deleted but pod not, request sent but reply lost). `AddMaster` is modelled as the
+//! master runs it: the learner joins, then the same request promotes it once it caught up;
+//! the request can be cut in between (the operator dies and its call is cancelled, the
+//! leader changes, the catch-up times out), leaving a learner nobody is promoting. Between
+//! operator runs the world progresses in a seeded random order. Invariants are checked at every step: no
 //! membership change is requested while one is in flight, no change leaves fewer live
 //! voters than a quorum, a lost disk's old id leaves before its new id joins, and at most
 //! one master is being replaced at a time. Every run must converge to the spec.
@@ -30,9 +33,15 @@ impl Rng {
     }
 }
 
+/// The membership change the leader is working on.
 #[derive(Clone, Debug)]
 enum Pending {
+    /// An `AddMaster` request: the learner is not in the membership yet.
     Add(RaftMember),
+    /// The same `AddMaster` request, the learner in the membership: it is promoted once it
+    /// caught up, unless the request is cut first.
+    Promote(NodeId),
+    /// A `RemoveMaster` request.
     Remove(NodeId),
 }
 
@@ -148,6 +157,8 @@ impl World {
                     ready: pod.phase == PodPhase::Running,
                     node_id: pod.started_id,
                     node: pod.node,
+                    unschedulable: pod.node == NodeState::Unassigned && pod.stuck_since.is_some(),
+                    terminating: false,
                     unable_to_run_since: pod.stuck_since,
                 })
                 .collect(),
@@ -172,13 +183,23 @@ impl World {
                         "new id of master {ordinal} added before its old id {old} left"
                     );
                 }
-                // The RPC reaches the leader even if the operator dies before the reply.
-                self.pending = Some(Pending::Add(RaftMember {
-                    node_id: *node_id,
-                    address: address.clone(),
-                    voter: false,
-                    live: true,
-                }));
+                let learner = RaftMember { node_id: *node_id, address: address.clone(), voter: false, live: true };
+                if crash {
+                    // The operator died while the leader was catching the learner up: its
+                    // call is cancelled, and with it the request, after the learner joined.
+                    self.members.push(learner);
+                } else {
+                    self.pending = Some(Pending::Add(learner));
+                }
+            }
+            Action::PromoteLearner { node_id, .. } => {
+                assert!(self.pending.is_none(), "second change while one is in flight");
+                let learner = self.members.iter().find(|m| m.node_id == *node_id);
+                assert!(learner.is_some_and(|m| !m.voter), "promoting {node_id}, which is not a learner");
+                // The repeated `AddMaster` promotes it, unless it is cut again.
+                if !crash {
+                    self.pending = Some(Pending::Promote(*node_id));
+                }
             }
             Action::RemoveMember { node_id, is_leader, .. } => {
                 assert!(self.pending.is_none(), "second change while one is in flight");
@@ -228,29 +249,38 @@ impl World {
 
     /// One random step of the world other than the operator.
     fn progress(&mut self, rng: &mut Rng) {
-        match rng.below(4) {
-            // Raft commits the pending change, or promotes a caught-up learner.
+        match rng.below(5) {
+            // The leader moves the pending change on: the learner joins; a caught-up
+            // learner is promoted (one that does not run stays a learner while the request
+            // waits); a removal commits. Nothing promotes a learner without a request.
             0 => match self.pending.take() {
-                Some(Pending::Add(member)) => self.members.push(member),
+                Some(Pending::Add(member)) => {
+                    self.pending = Some(Pending::Promote(member.node_id));
+                    self.members.push(member);
+                }
+                Some(Pending::Promote(id)) => {
+                    let caught_up = self.members.iter().any(|m| m.node_id == id && self.live(m));
+                    match self.members.iter_mut().find(|m| m.node_id == id) {
+                        Some(learner) if caught_up => learner.voter = true,
+                        Some(_) => self.pending = Some(Pending::Promote(id)),
+                        None => {}
+                    }
+                }
                 Some(Pending::Remove(id)) => {
                     self.members.retain(|m| m.node_id != id);
                     if self.leader == Some(id) {
                         self.leader = None;
                     }
                 }
-                None => {
-                    let promotable: Vec<_> = self
-                        .members
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, m)| !m.voter && self.live(m))
-                        .map(|(i, _)| i)
-                        .collect();
-                    if let Some(&i) = promotable.first() {
-                        self.members[i].voter = true;
-                    }
-                }
+                None => {}
             },
+            // The `AddMaster` request is cut (its catch-up timed out, or the leader
+            // restarted): a learner that joined stays a learner.
+            4 => {
+                if matches!(self.pending, Some(Pending::Add(_) | Pending::Promote(_))) {
+                    self.pending = None;
+                }
+            }
             // The StatefulSet controller creates and deletes pods.
             1 => self.statefulset_controller(),
             // Pods start.
@@ -275,12 +305,16 @@ impl World {
                     self.pods.insert(ordinal, pod);
                 }
             }
-            // Time passes; a leader is elected when there is none.
+            // Time passes; a leader is elected when there is none, and the `AddMaster`
+            // request the old one was running is gone with it.
             _ => {
                 self.now += SignedDuration::from_secs(60);
                 let leader_live = self.members.iter().any(|m| Some(m.node_id) == self.leader && self.live(m));
                 if !leader_live {
                     self.leader = self.members.iter().find(|m| m.voter && self.live(m)).map(|m| m.node_id);
+                    if matches!(self.pending, Some(Pending::Add(_) | Pending::Promote(_))) {
+                        self.pending = None;
+                    }
                 }
             }
         }
@@ -438,11 +472,12 @@ fn scale_down_while_a_disk_is_lost() {
 #[test]
 fn restarted_operator_repeats_no_membership_change() {
     // Deterministic crash points: after each membership action, decide again at once
-    // (a restarted operator) before the world moves: it must wait, not act again.
+    // (a restarted operator) before the world moves: it must wait, not act again. Only a
+    // request the world cut is asked again (a promotion).
     let mut world = World::bootstrapped(1);
     world.desired = 3;
     let mut rng = Rng(7);
-    let mut changes = 0;
+    let (mut added, mut promotions) = (std::collections::BTreeSet::new(), 0);
     for _ in 0..1_000 {
         if world.converged() {
             break;
@@ -450,14 +485,21 @@ fn restarted_operator_repeats_no_membership_change() {
         let action = decide(&world.observe());
         world.execute(&action, false);
         if action.is_membership_change() {
-            changes += 1;
             assert_eq!(decide(&world.observe()), Action::Wait(WaitReason::ChangeInFlight));
         }
+        match action {
+            Action::AddMember { node_id, .. } => {
+                added.insert(node_id);
+            }
+            Action::PromoteLearner { .. } => promotions += 1,
+            _ => {}
+        }
         world.progress(&mut rng);
-        assert!(changes <= 2, "more changes than masters to add");
+        assert!(added.len() <= 2, "more masters added than there are to add: {added:?}");
     }
     assert!(world.converged());
-    assert_eq!(changes, 2);
+    assert_eq!(added.len(), 2);
+    assert!(promotions <= 10, "{promotions} promotions for 2 learners");
 }
 
 #[test]
@@ -469,5 +511,30 @@ fn node_lost_at_any_point_of_a_scale_up() {
             let ordinal = [3, 4, 1][usize::try_from(seed % 3).unwrap()];
             run_with_fault(world, seed, Some((at, ordinal)));
         }
+    }
+}
+
+#[test]
+fn add_master_cut_after_the_learner_joined_is_finished() {
+    for seed in SEEDS {
+        let mut world = World::bootstrapped(3);
+        world.desired = 5;
+        let mut rng = Rng(seed);
+        // Run until a learner joined, then cut the request that was to promote it.
+        for _ in 0..1_000 {
+            if world.members.iter().any(|m| !m.voter) {
+                break;
+            }
+            if rng.chance(50) {
+                let action = decide(&world.observe());
+                world.execute(&action, false);
+            } else {
+                world.progress(&mut rng);
+            }
+        }
+        assert!(world.members.iter().any(|m| !m.voter), "seed {seed}: no learner joined");
+        world.pending = None;
+        let world = run(world, seed);
+        assert_eq!(world.members.iter().filter(|m| m.voter).count(), 5, "seed {seed}");
     }
 }

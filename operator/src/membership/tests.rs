@@ -41,6 +41,8 @@ fn healthy_pod(ordinal: i32) -> MasterPod {
         ready: true,
         node_id: Some(id(ordinal)),
         node: NodeState::Ready,
+        unschedulable: false,
+        terminating: false,
         unable_to_run_since: None,
     }
 }
@@ -53,7 +55,18 @@ fn stuck_pod(ordinal: i32, since: Timestamp) -> MasterPod {
         ready: false,
         node_id: Some(id(ordinal)),
         node: NodeState::Gone,
+        unschedulable: false,
+        terminating: false,
         unable_to_run_since: Some(since),
+    }
+}
+
+/// Master `ordinal` lost its node at `since`: its pod is stuck and the leader no longer
+/// hears from it.
+fn lose(o: &mut Observed, ordinal: i32, since: Timestamp) {
+    o.set_pod(stuck_pod(ordinal, since));
+    if let Some(member) = o.raft_mut().members.iter_mut().find(|m| m.address == address(ordinal)) {
+        member.live = false;
     }
 }
 
@@ -261,7 +274,58 @@ fn learner_catching_up_blocks_everything_else() {
     let mut o = healthy(3);
     o.desired_replicas = 5;
     o.raft_mut().members[2].voter = false;
+    o.set_pod(not_ready(healthy_pod(2)));
     assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(2) }));
+}
+
+fn promote(ordinal: i32) -> Action {
+    Action::PromoteLearner { ordinal, address: address(ordinal), node_id: id(ordinal) }
+}
+
+#[test]
+fn learner_left_by_an_interrupted_add_is_promoted_once_caught_up() {
+    // AddMaster added master 3 as a learner and was cut before promoting it (operator
+    // died, leader changed, catch-up timed out): no change is in flight, nobody promotes it.
+    let mut o = healthy(3);
+    o.desired_replicas = 4;
+    o.statefulset_replicas = 4;
+    o.raft_mut().members.push(RaftMember { voter: false, ..voter(3) });
+    o.set_pod(healthy_pod(3));
+    assert_eq!(decide(&o), promote(3));
+    assert!(promote(3).is_membership_change());
+    // While a request is still running for it, the operator waits.
+    o.raft_mut().change_in_flight = true;
+    assert_eq!(decide(&o), Action::Wait(WaitReason::ChangeInFlight));
+    // Still catching up (pod not ready), or not heard from while its pod runs: wait.
+    o.raft_mut().change_in_flight = false;
+    o.set_pod(not_ready(healthy_pod(3)));
+    assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(3) }));
+    o.set_pod(healthy_pod(3));
+    o.raft_mut().members[3].live = false;
+    assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(3) }));
+}
+
+#[test]
+fn learner_promotion_refused_when_quorum_would_be_lost() {
+    // Voters 0, 1, 2 with only 0 live; a fourth voter needs 3 live.
+    let mut o = healthy(3);
+    o.desired_replicas = 4;
+    o.statefulset_replicas = 4;
+    o.set_pod(not_ready(healthy_pod(1)));
+    o.set_pod(not_ready(healthy_pod(2)));
+    o.raft_mut().members.push(RaftMember { voter: false, ..voter(3) });
+    o.set_pod(healthy_pod(3));
+    assert!(is_quorum_refusal(&decide(&o)), "{:?}", decide(&o));
+}
+
+#[test]
+fn learner_whose_pod_lost_its_disk_is_removed_not_promoted() {
+    let mut o = healthy(3);
+    o.desired_replicas = 4;
+    o.statefulset_replicas = 4;
+    o.raft_mut().members.push(RaftMember { voter: false, ..voter(3) });
+    o.set_pod(MasterPod { node_id: Some(new_id(3)), ..healthy_pod(3) });
+    assert_eq!(decide(&o), remove(3, id(3), false, RemoveReason::DiskLost { ordinal: 3, new_node_id: new_id(3) }));
 }
 
 // Rule 5 and 6: scale up.
@@ -314,18 +378,21 @@ fn a_node_id_that_is_a_member_elsewhere_is_not_added() {
 #[test]
 fn stuck_master_beyond_grace_is_replaced() {
     let mut o = healthy(3);
-    o.set_pod(stuck_pod(2, ago(301)));
+    lose(&mut o, 2, ago(301));
     assert_eq!(decide(&o), Action::DeletePodAndPvc { ordinal: 2, stuck_for: Duration::from_secs(301) });
 }
 
 #[test]
 fn pending_pod_pinned_to_a_dead_node_is_replaced() {
     let mut o = healthy(3);
+    o.raft_mut().members[1].live = false;
     o.set_pod(MasterPod {
         phase: PodPhase::Pending,
         ready: false,
         node_id: None,
         node: NodeState::Unassigned,
+        unschedulable: true,
+        terminating: false,
         unable_to_run_since: Some(ago(600)),
         ordinal: 1,
     });
@@ -335,7 +402,7 @@ fn pending_pod_pinned_to_a_dead_node_is_replaced() {
 #[test]
 fn stuck_master_within_grace_waits() {
     let mut o = healthy(3);
-    o.set_pod(stuck_pod(2, ago(100)));
+    lose(&mut o, 2, ago(100));
     assert_eq!(
         decide(&o),
         Action::Wait(WaitReason::ReplacementPending { ordinal: 2, remaining: Duration::from_secs(200) })
@@ -346,7 +413,7 @@ fn stuck_master_within_grace_waits() {
 fn replacement_disabled_waits() {
     let mut o = healthy(3);
     o.replacement.enabled = false;
-    o.set_pod(stuck_pod(2, ago(3600)));
+    lose(&mut o, 2, ago(3600));
     assert_eq!(decide(&o), Action::Wait(WaitReason::ReplacementDisabled { ordinal: 2 }));
 }
 
@@ -357,11 +424,75 @@ fn crash_loop_on_a_healthy_node_is_not_replaced() {
     assert_eq!(decide(&o), Action::None);
 }
 
+/// A master whose container cannot start on a healthy node: its image cannot be pulled
+/// (or it crash-loops). A new volume would not help; it is left to a person.
+fn unstartable_on_a_ready_node(ordinal: i32, since: Timestamp) -> MasterPod {
+    MasterPod {
+        phase: PodPhase::Pending,
+        ready: false,
+        node_id: None,
+        node: NodeState::Ready,
+        unschedulable: false,
+        terminating: false,
+        unable_to_run_since: Some(since),
+        ordinal,
+    }
+}
+
+#[test]
+fn image_pull_failure_on_a_ready_node_is_never_replaced() {
+    // ImagePullBackOff for an hour, the member down in Raft: no claim is deleted.
+    let mut o = healthy(3);
+    o.raft_mut().members[2].live = false;
+    o.set_pod(unstartable_on_a_ready_node(2, ago(3600)));
+    assert_eq!(decide(&o), Action::None);
+    // Nor once it ran and its node reports it in an unknown state while the node is Ready.
+    o.set_pod(MasterPod { phase: PodPhase::Unknown, ..unstartable_on_a_ready_node(2, ago(3600)) });
+    assert_eq!(decide(&o), Action::None);
+}
+
+#[test]
+fn pod_not_yet_scheduled_is_not_replaced() {
+    // Pending and unbound, but the scheduler never said it cannot place it.
+    let mut o = healthy(3);
+    o.raft_mut().members[1].live = false;
+    o.set_pod(MasterPod {
+        node: NodeState::Unassigned,
+        unschedulable: false,
+        terminating: false,
+        ..unstartable_on_a_ready_node(1, ago(3600))
+    });
+    assert_eq!(decide(&o), Action::None);
+}
+
+#[test]
+fn master_raft_still_hears_from_is_not_replaced() {
+    // Its node is NotReady (the kubelet is cut off) but the master process still answers
+    // the leader: its data is alive, so its claim stays.
+    let mut o = healthy(3);
+    o.set_pod(stuck_pod(2, ago(3600)));
+    assert!(o.raft_mut().members[2].live);
+    assert_eq!(decide(&o), Action::None);
+    o.raft_mut().members[2].live = false;
+    assert!(matches!(decide(&o), Action::DeletePodAndPvc { ordinal: 2, .. }));
+}
+
+#[test]
+fn a_pod_being_deleted_on_a_not_ready_node_waits_for_its_node() {
+    let mut o = healthy(3);
+    lose(&mut o, 2, ago(400));
+    o.set_pod(MasterPod { node: NodeState::NotReady, terminating: true, ..stuck_pod(2, ago(400)) });
+    assert_eq!(decide(&o), Action::Wait(WaitReason::AwaitingNode { ordinal: 2 }));
+    // Once the node object is gone, it is deleted again, by force.
+    o.set_pod(MasterPod { terminating: true, ..stuck_pod(2, ago(400)) });
+    assert!(matches!(decide(&o), Action::DeletePodAndPvc { ordinal: 2, .. }));
+}
+
 #[test]
 fn one_replacement_at_a_time() {
     let mut o = healthy(5);
-    o.set_pod(stuck_pod(2, ago(400)));
-    o.set_pod(stuck_pod(3, ago(400)));
+    lose(&mut o, 2, ago(400));
+    lose(&mut o, 3, ago(400));
     assert!(matches!(decide(&o), Action::DeletePodAndPvc { ordinal: 2, .. }));
 
     // Pod 2 deleted, not recreated yet: 3 waits.
@@ -383,8 +514,8 @@ fn one_replacement_at_a_time() {
 #[test]
 fn replacement_refused_without_quorum() {
     let mut o = healthy(3);
-    o.set_pod(stuck_pod(1, ago(400)));
-    o.set_pod(stuck_pod(2, ago(400)));
+    lose(&mut o, 1, ago(400));
+    lose(&mut o, 2, ago(400));
     assert_eq!(
         decide(&o),
         Action::Wait(WaitReason::WouldLoseQuorum { change: "replace master 1".to_owned(), voters: 3, live: 1 })
