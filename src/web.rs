@@ -8,11 +8,7 @@ use axum::response::Html;
 
 /// `s` escaped for HTML text and attribute values.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// `s` as one percent-encoded URL path segment (everything but `[A-Za-z0-9_.~-]` encoded).
@@ -26,6 +22,11 @@ pub fn path_segment(s: &str) -> String {
         }
     }
     out
+}
+
+/// `n` and `noun`, plural unless `n` is 1: `1 tablet`, `3 tablets`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
 /// HTML that is safe to insert: made only of escaped text and of elements whose tag and
@@ -161,8 +162,8 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1em 2em;color:#1f2328}\
     table{border-collapse:collapse;margin:.5em 0 1em}\
     td,th{padding:3px 10px;text-align:left;vertical-align:top;border-bottom:1px solid #d0d7de}\
     th{background:#f6f8fa}\
-    ul.replicas{list-style:none;margin:0;padding:0}\
-    .badge{display:inline-block;padding:0 6px;margin:0 2px;border-radius:8px;font-size:85%;color:#fff;background:#57606a}\
+    ul.replicas{list-style:none;margin:0;padding:0}ul.replicas li{white-space:nowrap}\
+    .badge{display:inline-block;white-space:nowrap;padding:0 6px;margin:0 2px;border-radius:8px;font-size:85%;color:#fff;background:#57606a}\
     .badge.ok{background:#1a7f37}.badge.bad{background:#cf222e}.badge.warn{background:#9a6700}\
     .badge.dead{background:#8c959f}.badge.leader{background:#0969da}\
     li.leader{font-weight:bold}\

@@ -143,7 +143,8 @@ fn vantage(node: &MasterNode) -> Markup {
     let mut text = format!("As seen by master {} ({}, term {})", node.id, role.as_str_name(), m.current_term);
     if role != Role::Leader {
         let leader = m.current_leader.and_then(|id| MasterNode::member_address(&m, id));
-        text += &format!("; the leader, at {}, has the complete view", leader.as_deref().unwrap_or("an unknown address"));
+        text +=
+            &format!("; the leader, at {}, has the complete view", leader.as_deref().unwrap_or("an unknown address"));
     }
     Markup::el("p", &[("class", "muted")], Markup::text(text + "."))
 }
@@ -152,8 +153,11 @@ fn vantage(node: &MasterNode) -> Markup {
 async fn table_page(State(node): State<Arc<MasterNode>>, Path(name): Path<String>) -> Response {
     let catalog = node.catalog.read().await;
     let Some(table) = catalog.table_by_name(&name) else {
-        let body = Markup::el_text("p", format!("There is no table named {name}."))
-            .and(Markup::el("p", &[], Markup::link("/tables", "All tables")));
+        let body = Markup::el_text("p", format!("There is no table named {name}.")).and(Markup::el(
+            "p",
+            &[],
+            Markup::link("/tables", "All tables"),
+        ));
         return (StatusCode::NOT_FOUND, page("No such table", body.as_str())).into_response();
     };
     let view = cluster_view(&node, &catalog);

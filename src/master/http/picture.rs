@@ -4,11 +4,11 @@
 
 use super::view::{Compliance, ServerView};
 use crate::catalog::Tablet;
-use crate::web::Markup;
+use crate::web::{Markup, count};
 
-const BOX_WIDTH: u32 = 400;
+const BOX_WIDTH: u32 = 380;
 const NAME_WIDTH: u32 = 150;
-const BAR_MAX: u32 = 170;
+const BAR_MAX: u32 = 150;
 const ROW: u32 = 24;
 const HEADER: u32 = 32;
 
@@ -60,14 +60,18 @@ fn bar(count: usize, max: usize) -> u32 {
 pub fn location_box(name: &str, servers: &[&ServerView], max_replicas: usize) -> Markup {
     let replicas: usize = servers.iter().map(|s| s.replicas).sum();
     let leaders: usize = servers.iter().map(|s| s.leaders).sum();
-    let totals = format!(
-        "{} server{} · {replicas} replicas · {leaders} leaders",
-        servers.len(),
-        if servers.len() == 1 { "" } else { "s" }
-    );
+    let totals =
+        format!("{} · {} · {}", count(servers.len(), "server"), count(replicas, "replica"), count(leaders, "leader"));
     let height = HEADER + ROW * u32::try_from(servers.len()).unwrap_or(0) + 8;
     let mut body = Markup::el_text("title", format!("{name}: {totals}"));
-    body.push(rect(1, 1, BOX_WIDTH - 2, height - 2, &[("rx", "8"), ("fill", "#f6f8fa"), ("stroke", "#57606a")], Markup::new()));
+    body.push(rect(
+        1,
+        1,
+        BOX_WIDTH - 2,
+        height - 2,
+        &[("rx", "8"), ("fill", "#f6f8fa"), ("stroke", "#57606a")],
+        Markup::new(),
+    ));
     body.push(svg_text(12, 21, &[("font-weight", "bold"), ("class", "location-name")], name));
     body.push(svg_text(BOX_WIDTH - 12, 21, &[("text-anchor", "end"), ("fill", "#57606a")], &totals));
     for (i, s) in servers.iter().enumerate() {
@@ -76,11 +80,18 @@ pub fn location_box(name: &str, servers: &[&ServerView], max_replicas: usize) ->
         let tooltip =
             format!("{} at {} ({state}): {} replicas, {} leaders", s.id, s.rpc_address, s.replicas, s.leaders);
         let mut g = Markup::el_text("title", tooltip);
-        g.push(svg_text(12, y + 13, &[], shorten(s.id.as_str(), 20)));
+        g.push(svg_text(12, y + 13, &[], shorten(s.id.as_str(), 16)));
         let fill = if s.live { REPLICAS } else { DEAD };
         g.push(rect(NAME_WIDTH, y, bar(s.replicas, max_replicas), 16, &[("rx", "3"), ("fill", fill)], Markup::new()));
         let leader_fill = if s.live { LEADERS } else { DEAD };
-        g.push(rect(NAME_WIDTH, y, bar(s.leaders, max_replicas), 16, &[("rx", "3"), ("fill", leader_fill)], Markup::new()));
+        g.push(rect(
+            NAME_WIDTH,
+            y,
+            bar(s.leaders, max_replicas),
+            16,
+            &[("rx", "3"), ("fill", leader_fill)],
+            Markup::new(),
+        ));
         let label = if s.live { s.replicas.to_string() } else { format!("{} (unresponsive)", s.replicas) };
         g.push(svg_text(NAME_WIDTH + bar(s.replicas, max_replicas) + 6, y + 13, &[("class", "replica-count")], label));
         body.push(Markup::el("g", &[("class", "server"), ("data-ts", s.id.as_str())], g));
@@ -129,7 +140,10 @@ pub fn tablet_strip(table: &str, tablets: &[(&Tablet, Compliance)]) -> Markup {
                 format!("VIOLATES the placement policy: {replicas} of {} replicas in {location}", tablet.replicas.len())
             }
         };
-        let tooltip = Markup::el_text("title", format!("{table} partition {} (tablet {}): {standing}", tablet.partition, tablet.id));
+        let tooltip = Markup::el_text(
+            "title",
+            format!("{table} partition {} (tablet {}): {standing}", tablet.partition, tablet.id),
+        );
         let (class, fill) = square_style(compliance);
         let mut attrs = vec![("class", class), ("data-tablet", tablet.id.as_str()), ("fill", fill), ("rx", "2")];
         if matches!(compliance, Compliance::Violates { .. }) {
@@ -174,7 +188,8 @@ pub fn legend() -> Markup {
     let squares = entry(&Compliance::Complies, "complies")
         .and(entry(&violates, "violates (a location holds a majority of its replicas)"))
         .and(entry(&Compliance::NotApplicable, "policy not applicable"));
-    let servers = bars(REPLICAS, "replicas").and(bars(LEADERS, "of which leaders")).and(bars(DEAD, "unresponsive server"));
+    let servers =
+        bars(REPLICAS, "replicas").and(bars(LEADERS, "of which leaders")).and(bars(DEAD, "unresponsive server"));
     Markup::el("p", &[("class", "muted")], squares).and(Markup::el("p", &[("class", "muted")], servers))
 }
 

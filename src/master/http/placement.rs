@@ -45,7 +45,12 @@ pub fn placement_page(catalog: &Catalog, view: &ClusterView) -> Markup {
         total += tablets.len();
         for (tablet, compliance) in &tablets {
             if let Compliance::Violates { location, replicas } = compliance {
-                violations.push(Violation { table: &table.name, tablet, location: location.clone(), replicas: *replicas });
+                violations.push(Violation {
+                    table: &table.name,
+                    tablet,
+                    location: location.clone(),
+                    replicas: *replicas,
+                });
             }
         }
         strips.push(row(

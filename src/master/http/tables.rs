@@ -5,7 +5,7 @@
 use super::view::{ClusterView, Compliance, ServerView, Whereabouts};
 use crate::catalog::{Catalog, Table, Tablet};
 use crate::ids::TServerId;
-use crate::web::{Markup, Tone, badge, grid, path_segment, row};
+use crate::web::{Markup, Tone, badge, count, grid, path_segment, row};
 
 /// The link to a table's page.
 pub fn table_href(name: &str) -> String {
@@ -73,13 +73,13 @@ pub fn table_page(table: &Table, tablets: &[&Tablet], view: &ClusterView) -> Mar
     let led = tablets.iter().filter(|t| t.leader.is_some()).count();
     let violating =
         tablets.iter().filter(|t| matches!(view.compliance(t, table.replication_factor), Compliance::Violates { .. }));
-    let mut summary = format!("{} tablets, {led} with a known leader", tablets.len());
+    let mut summary = format!("{}, {led} with a known leader", count(tablets.len(), "tablet"));
     if view.policy_applies {
         summary += &format!("; {} break the placement policy", violating.count());
     }
     body.push(Markup::el_text("p", summary + "."));
     let rows = tablets.iter().map(|t| tablet_row(t, table.replication_factor, view));
-    let headers = ["partition", "tablet id", "state", "leader", "replicas", "placement", "health"];
+    let headers = ["partition", "tablet id", "state", "term", "replicas (leader marked)", "placement", "health"];
     body.push(grid(&headers, rows));
     body
 }
@@ -107,13 +107,8 @@ fn tablet_row(tablet: &Tablet, replication_factor: u32, view: &ClusterView) -> M
     let placement = match &compliance {
         Compliance::NotApplicable => badge(Tone::Plain, "one location: policy n/a"),
         Compliance::Complies => badge(Tone::Ok, "complies"),
-        Compliance::Violates { location, replicas } => {
-            badge(Tone::Bad, format!("violates: {replicas} of {} replicas in {location}", tablet.replicas.len()))
-        }
-    };
-    let leader = match &tablet.leader {
-        Some(l) => Markup::text(l.as_str()),
-        None => badge(Tone::Warn, "unknown"),
+        Compliance::Violates { location, replicas } => badge(Tone::Bad, "violates")
+            .and(Markup::el_text("div", format!("{replicas} of {} replicas in {location}", tablet.replicas.len()))),
     };
     let problems = view.problems(tablet, replication_factor);
     let health = if problems.is_empty() {
@@ -121,7 +116,8 @@ fn tablet_row(tablet: &Tablet, replication_factor: u32, view: &ClusterView) -> M
     } else {
         problems.into_iter().map(|p| Markup::el("div", &[], badge(Tone::Warn, p))).collect()
     };
-    let replicas: Markup = tablet.replicas.iter().map(|id| replica(id, tablet.leader.as_ref() == Some(id), view)).collect();
+    let replicas: Markup =
+        tablet.replicas.iter().map(|id| replica(id, tablet.leader.as_ref() == Some(id), view)).collect();
     let class = if matches!(compliance, Compliance::Violates { .. }) { "violates" } else { "" };
     row(
         &[("class", class), ("data-tablet", tablet.id.as_str())],
@@ -129,7 +125,7 @@ fn tablet_row(tablet: &Tablet, replication_factor: u32, view: &ClusterView) -> M
             Markup::text(tablet.partition.to_string()),
             Markup::el_text("code", tablet.id.as_str()),
             Markup::text(tablet.state.name()),
-            leader,
+            Markup::text(tablet.term.to_string()),
             Markup::el("ul", &[("class", "replicas")], replicas),
             placement,
             health,
@@ -140,7 +136,7 @@ fn tablet_row(tablet: &Tablet, replication_factor: u32, view: &ClusterView) -> M
 /// One replica: `LEADER` marker, server uuid, address, location and liveness.
 fn replica(id: &TServerId, leader: bool, view: &ClusterView) -> Markup {
     let mut item = if leader { badge(Tone::Leader, "LEADER") } else { Markup::new() };
-    item.push(Markup::text(id.as_str()));
+    item.push(Markup::el_text("code", id.as_str()));
     match view.server(id) {
         Some(server) => {
             item.push(Markup::text(format!(" · {} · ", server.rpc_address)));
@@ -161,5 +157,78 @@ pub fn whereabouts(server: &ServerView) -> Markup {
         Whereabouts::Located(location) => Markup::text(location.as_str()),
         Whereabouts::Unassigned => badge(Tone::Warn, "no location yet"),
         Whereabouts::Failed(e) => badge(Tone::Bad, format!("registration failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::catalog::{Column, ColumnType, Schema, TableState, TabletState};
+    use crate::master::http::view::ServerView;
+    use crate::master::tservers::{ServerLocation, TServerInfo};
+
+    fn server(id: &str, location: &str, live: bool) -> ServerView {
+        let info = TServerInfo {
+            id: id.into(),
+            rpc_address: format!("{id}.example:7050"),
+            instance_id: "i".into(),
+            location: ServerLocation::Assigned { location: location.parse().expect("location"), host: "h".into() },
+            registered_at: Instant::now(),
+            last_heartbeat: Instant::now(),
+            reported: BTreeSet::from(["tab-0".into()]),
+        };
+        ServerView::new(info, live, Duration::ZERO, true)
+    }
+
+    fn evil_table() -> Table {
+        Table {
+            id: "tid".into(),
+            name: "<b>t</b>".into(),
+            schema: Schema {
+                columns: vec![Column::new("<script>x</script>", ColumnType::Int64, false)],
+                primary_key: vec!["<script>x</script>".into()],
+            },
+            num_partitions: 1,
+            replication_factor: 3,
+            state: TableState::Running,
+            version: 1,
+            next_column_id: 1,
+        }
+    }
+
+    #[test]
+    fn the_table_page_marks_leaders_violations_and_escapes_names() {
+        let view = ClusterView::new(
+            vec![server("a", "/L0", true), server("b", "/L0", true), server("c", "/L1", false)],
+            &Catalog::default(),
+        );
+        let tablet = Tablet {
+            id: "tab-0".into(),
+            table_id: "tid".into(),
+            partition: 0,
+            replicas: vec!["a".into(), "b".into(), "c".into()],
+            leader: Some("b".into()),
+            term: 2,
+            state: TabletState::Running,
+        };
+        let html = table_page(&evil_table(), &[&tablet], &view).into_string();
+        assert!(!html.contains("<script>") && html.contains("&lt;script&gt;x&lt;/script&gt;"), "{html}");
+        assert!(html.contains(
+            "<li class=\"replica leader\" data-ts=\"b\"><span class=\"badge leader\">LEADER</span><code>b</code>"
+        ));
+        assert_eq!(html.matches("LEADER").count(), 1, "{html}");
+        assert!(html.contains("<tr class=\"violates\" data-tablet=\"tab-0\">"), "{html}");
+        assert!(html.contains("violates</span><div>2 of 3 replicas in /L0</div>"), "{html}");
+        assert!(html.contains("replica on unresponsive tablet server c"), "{html}");
+        assert!(html.contains("1 tablet, 1 with a known leader; 1 break the placement policy."), "{html}");
+    }
+
+    #[test]
+    fn table_links_are_encoded() {
+        assert_eq!(table_href("metrics.daily-1"), "/tables/metrics.daily-1");
+        assert_eq!(table_href("<b>t</b>"), "/tables/%3Cb%3Et%3C%2Fb%3E");
     }
 }

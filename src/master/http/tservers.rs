@@ -20,17 +20,19 @@ pub fn ago(d: Duration) -> String {
 pub fn tservers_page(view: &ClusterView) -> Markup {
     let live = view.servers.iter().filter(|s| s.live).count();
     let locations = view.by_location().into_iter().filter(|(l, _)| l.is_some()).count();
-    let mut summary = format!(
-        "{} tablet servers: {live} live, {} unresponsive, in {locations} location{}.",
+    let summary = format!(
+        "{} tablet servers: {live} live, {} unresponsive, in {locations} location{}. ",
         view.servers.len(),
         view.servers.len() - live,
         if locations == 1 { "" } else { "s" }
     );
-    summary += if view.policy_applies {
-        " The placement policy applies (see placement)."
+    let policy = if view.policy_applies {
+        "The placement policy applies: see the "
     } else {
-        " The placement policy does not apply (fewer than two locations)."
+        "The placement policy does not apply (fewer than two locations): see the "
     };
+    let summary =
+        Markup::text(summary + policy).and(Markup::link("/placement", "placement view")).and(Markup::text("."));
     let rows = view.servers.iter().map(|s| {
         row(
             &[("data-ts", s.id.as_str())],
@@ -46,7 +48,7 @@ pub fn tservers_page(view: &ClusterView) -> Markup {
         )
     });
     let headers = ["uuid", "rpc address", "location", "state", "last heartbeat", "replicas", "leaders"];
-    Markup::el_text("p", summary).and(grid(&headers, rows))
+    Markup::el("p", &[], summary).and(grid(&headers, rows))
 }
 
 #[cfg(test)]

@@ -156,7 +156,9 @@ impl ClusterView {
             match self.server(id) {
                 None => problems.push(format!("replica on unknown tablet server {id}")),
                 Some(s) if !s.live => problems.push(format!("replica on unresponsive tablet server {id}")),
-                Some(s) if !s.reported.contains(&tablet.id) => problems.push(format!("{id} has not reported its replica")),
+                Some(s) if !s.reported.contains(&tablet.id) => {
+                    problems.push(format!("{id} has not reported its replica"))
+                }
                 Some(_) => {}
             }
         }
@@ -228,7 +230,8 @@ mod tests {
             Compliance::Violates { location: loc("/L0"), replicas: 2 }
         );
         assert_eq!(view.compliance(&tablet("t2", &["a", "c"], None), 2), Compliance::Complies);
-        let groups: Vec<(Option<&Location>, usize)> = view.by_location().into_iter().map(|(l, s)| (l, s.len())).collect();
+        let groups: Vec<(Option<&Location>, usize)> =
+            view.by_location().into_iter().map(|(l, s)| (l, s.len())).collect();
         assert_eq!(groups, vec![(Some(&loc("/L0")), 2), (Some(&loc("/L1")), 1)]);
     }
 
