@@ -174,7 +174,8 @@ fn cluster_values() -> Value {
 
 /// `helm install kudu-operator charts/kudu-operator -n kudu-system --create-namespace
 /// --wait`, then `helm install demo charts/kudu-cluster` with only the image set: the
-/// KuduCluster the chart renders (3 masters, 3 tablet servers) becomes Available.
+/// KuduCluster the chart renders (3 masters, 3 tablet servers) becomes Available; `helm
+/// upgrade` scales it, `helm uninstall` removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_chart_installs_an_available_kudu_cluster() -> Result<()> {
     let python = venv_python()?;
@@ -219,6 +220,38 @@ async fn cluster_chart_installs_an_available_kudu_cluster() -> Result<()> {
     eprintln!("KuduCluster from the chart available after {:?}: {status}", started.elapsed());
     let status = helm(&tc, &python, json!({"action": "status", "release": "demo"})).await?;
     ensure!(status.to_string().contains("deployed"), "status does not report deployed: {status}");
+
+    // `helm upgrade` with one more tablet server: the operator scales the cluster.
+    let mut values = cluster_values();
+    values["tservers"] = json!({"replicas": 4, "storage": {"size": "10Gi"}});
+    let upgrade = json!({"action": "upgrade", "release": "demo", "chart": project_chart("kudu-cluster")?, "values": values, "options": {"wait": false}});
+    helm(&tc, &python, upgrade).await?;
+    eventually(Duration::from_secs(180), "the upgraded KuduCluster to run 4 tablet servers", || async {
+        let kc = tc.get_json(&["kuduclusters", "demo"]).await?;
+        let status = &kc["status"];
+        let available = status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Available" && c["status"] == "True");
+        let done =
+            available && status["readyTServers"] == 4 && status["observedGeneration"] == kc["metadata"]["generation"];
+        Ok(done.then_some(()))
+    })
+    .await?;
+
+    // `helm uninstall` deletes the KuduCluster, and the operator's objects go with it.
+    helm(&tc, &python, json!({"action": "uninstall", "release": "demo", "options": {"wait": true, "timeout": 120}}))
+        .await?;
+    eventually(Duration::from_secs(90), "the cluster's objects to be deleted", || async {
+        let left = tc
+            .kubectl(&["get", "kuduclusters,statefulsets", "-l", "app.kubernetes.io/instance=demo", "-o", "name"])
+            .await?;
+        let clusters = tc.kubectl(&["get", "kuduclusters", "-o", "name"]).await?;
+        Ok((left.trim().is_empty() && clusters.trim().is_empty()).then_some(()))
+    })
+    .await?;
+    eprintln!("upgraded and uninstalled after {:?}", started.elapsed());
     tc.stop().await;
     Ok(())
 }
@@ -237,11 +270,27 @@ fn bad_cluster_values() -> Vec<(&'static str, Value, &'static [&'static str])> {
         values
     };
     vec![
-        ("an even master count", with(&["masters", "replicas"], json!(2)), &[SCHEMA, "/masters/replicas", "1, 3, 5, 7"]),
-        ("a string master count", with(&["masters", "replicas"], json!("three")), &[SCHEMA, "/masters/replicas", "string"]),
+        (
+            "an even master count",
+            with(&["masters", "replicas"], json!(2)),
+            &[SCHEMA, "/masters/replicas", "1, 3, 5, 7"],
+        ),
+        (
+            "a string master count",
+            with(&["masters", "replicas"], json!("three")),
+            &[SCHEMA, "/masters/replicas", "string"],
+        ),
         ("no tablet servers", with(&["tservers", "replicas"], json!(0)), &[SCHEMA, "/tservers/replicas", "minimum"]),
-        ("a size that is no quantity", with(&["tservers", "storage"], json!({"size": "lots"})), &[SCHEMA, "/tservers/storage/size"]),
-        ("a label key with spaces", with(&["topology", "locationLabels"], json!(["my zone"])), &[SCHEMA, "/topology/locationLabels/0"]),
+        (
+            "a size that is no quantity",
+            with(&["tservers", "storage"], json!({"size": "lots"})),
+            &[SCHEMA, "/tservers/storage/size"],
+        ),
+        (
+            "a label key with spaces",
+            with(&["topology", "locationLabels"], json!(["my zone"])),
+            &[SCHEMA, "/topology/locationLabels/0"],
+        ),
         ("a misspelt key", with(&["master"], json!({"replicas": 3})), &[SCHEMA, "'master' not allowed"]),
         ("an invalid name", with(&["name"], json!("Demo_Cluster")), &[SCHEMA, "/name"]),
         (
@@ -249,7 +298,11 @@ fn bad_cluster_values() -> Vec<(&'static str, Value, &'static [&'static str])> {
             with(&["masters", "flags"], json!(["--data-dir=/tmp"])),
             &["masters.flags contains", "--data-dir=/tmp", "cannot be overridden"],
         ),
-        ("a zero size", with(&["masters", "storage"], json!({"size": "0Gi"})), &["masters.storage.size is", "0Gi", "must be greater than zero"]),
+        (
+            "a zero size",
+            with(&["masters", "storage"], json!({"size": "0Gi"})),
+            &["masters.storage.size is", "0Gi", "must be greater than zero"],
+        ),
     ]
 }
 
