@@ -115,12 +115,30 @@ const SQUARE: u32 = 14;
 const STEP: u32 = 18;
 const PER_ROW: usize = 32;
 
-/// The class and colour of a tablet's square.
-fn square_style(compliance: &Compliance) -> (&'static str, &'static str) {
-    match compliance {
-        Compliance::NotApplicable => ("tablet not-applicable", NOT_APPLICABLE),
-        Compliance::Complies => ("tablet complies", COMPLIES),
-        Compliance::Violates { .. } => ("tablet violates", VIOLATES),
+/// How a tablet's square is drawn.
+#[derive(Clone, Copy)]
+enum Square {
+    Complies,
+    Violates,
+    NotApplicable,
+}
+
+impl Square {
+    fn of(compliance: &Compliance) -> Square {
+        match compliance {
+            Compliance::NotApplicable => Square::NotApplicable,
+            Compliance::Complies => Square::Complies,
+            Compliance::Violates { .. } => Square::Violates,
+        }
+    }
+
+    /// Its class and fill colour.
+    fn style(self) -> (&'static str, &'static str) {
+        match self {
+            Square::NotApplicable => ("tablet not-applicable", NOT_APPLICABLE),
+            Square::Complies => ("tablet complies", COMPLIES),
+            Square::Violates => ("tablet violates", VIOLATES),
+        }
     }
 }
 
@@ -144,7 +162,7 @@ pub fn tablet_strip(table: &str, tablets: &[(&Tablet, Compliance)]) -> Markup {
             "title",
             format!("{table} partition {} (tablet {}): {standing}", tablet.partition, tablet.id),
         );
-        let (class, fill) = square_style(compliance);
+        let (class, fill) = Square::of(compliance).style();
         let mut attrs = vec![("class", class), ("data-tablet", tablet.id.as_str()), ("fill", fill), ("rx", "2")];
         if matches!(compliance, Compliance::Violates { .. }) {
             attrs.extend([("stroke", "#1f2328"), ("stroke-width", "2")]);
@@ -167,16 +185,15 @@ pub fn tablet_strip(table: &str, tablets: &[(&Tablet, Compliance)]) -> Markup {
 
 /// The colour key of the tablet squares.
 pub fn legend() -> Markup {
-    let entry = |compliance: &Compliance, text: &str| {
-        let (_, fill) = square_style(compliance);
-        let square = Markup::el(
+    let entry = |square: Square, text: &str| {
+        let (_, fill) = square.style();
+        let drawn = Markup::el(
             "svg",
             &[("width", "16"), ("height", "16")],
             rect(1, 1, SQUARE, SQUARE, &[("fill", fill), ("rx", "2")], Markup::new()),
         );
-        square.and(Markup::text(format!(" {text}   ")))
+        drawn.and(Markup::text(format!(" {text}   ")))
     };
-    let violates = Compliance::Violates { location: crate::location::Location::default_location(), replicas: 0 };
     let bars = |fill: &str, text: &str| {
         Markup::el(
             "svg",
@@ -185,9 +202,9 @@ pub fn legend() -> Markup {
         )
         .and(Markup::text(format!(" {text}   ")))
     };
-    let squares = entry(&Compliance::Complies, "complies")
-        .and(entry(&violates, "violates (a location holds a majority of its replicas)"))
-        .and(entry(&Compliance::NotApplicable, "policy not applicable"));
+    let squares = entry(Square::Complies, "complies")
+        .and(entry(Square::Violates, "violates (a location holds a majority of its replicas)"))
+        .and(entry(Square::NotApplicable, "policy not applicable"));
     let servers =
         bars(REPLICAS, "replicas").and(bars(LEADERS, "of which leaders")).and(bars(DEAD, "unresponsive server"));
     Markup::el("p", &[("class", "muted")], squares).and(Markup::el("p", &[("class", "muted")], servers))

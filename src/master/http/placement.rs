@@ -4,7 +4,7 @@
 
 use super::picture::{legend, location_box, tablet_strip};
 use super::tables::table_href;
-use super::view::{ClusterView, Compliance};
+use super::view::{ClusterView, Compliance, ServerView};
 use crate::catalog::{Catalog, Tablet};
 use crate::location::Location;
 use crate::web::{Markup, Tone, badge, grid, row};
@@ -90,10 +90,7 @@ pub fn placement_page(catalog: &Catalog, view: &ClusterView) -> Markup {
     body
 }
 
-fn locations_table(
-    groups: &[(Option<&Location>, Vec<&super::view::ServerView>)],
-    violations: &[Violation<'_>],
-) -> Markup {
+fn locations_table(groups: &[(Option<&Location>, Vec<&ServerView>)], violations: &[Violation<'_>]) -> Markup {
     let rows = groups.iter().map(|(location, servers)| {
         let name = location.map_or("(no location)", Location::as_str);
         let majorities = violations.iter().filter(|v| Some(&v.location) == *location).count();

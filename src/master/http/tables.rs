@@ -118,9 +118,12 @@ fn tablet_row(tablet: &Tablet, replication_factor: u32, view: &ClusterView) -> M
     };
     let replicas: Markup =
         tablet.replicas.iter().map(|id| replica(id, tablet.leader.as_ref() == Some(id), view)).collect();
-    let class = if matches!(compliance, Compliance::Violates { .. }) { "violates" } else { "" };
+    let mut attrs = vec![("data-tablet", tablet.id.as_str())];
+    if matches!(compliance, Compliance::Violates { .. }) {
+        attrs.insert(0, ("class", "violates"));
+    }
     row(
-        &[("class", class), ("data-tablet", tablet.id.as_str())],
+        &attrs,
         [
             Markup::text(tablet.partition.to_string()),
             Markup::el_text("code", tablet.id.as_str()),

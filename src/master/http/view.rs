@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::super::tservers::{ServerLocation, TServerInfo};
 use crate::catalog::{Catalog, Tablet};
 use crate::ids::{TServerId, TabletId};
 use crate::location::Location;
+use crate::master::tservers::{ServerLocation, TServerInfo};
 use crate::placement::policy;
 
 /// Where a tablet server is, as the pages show it.
