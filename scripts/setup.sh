@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine needs beyond the Rust toolchain: a C/C++ toolchain and
-# libclang for the bundled RocksDB, nss_wrapper for the local control plane's DNS, and the
-# Python virtualenv with the real Helm library (helm-sdkpy). Idempotent.
+# libclang for the bundled RocksDB, nss_wrapper for the local control plane's DNS, Chromium
+# (headless, for the tests of the web pages), and the Python virtualenv with the real Helm
+# library (helm-sdkpy). Idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(build-essential libclang-dev libnss-wrapper python3-venv)
+packages=(build-essential libclang-dev libnss-wrapper python3-venv chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace on a fresh machine: installs what is missing, builds
 # once, then runs unit, storage-suite, multi-process and end-to-end tests, then lints the
-# Helm chart (helm-sdkpy) and the code (clippy, warnings are errors).
+# Helm charts (helm-sdkpy) and the code (clippy, warnings are errors).
 # KUDU_STRESS_SECS sets the stress test's duration (default 45 s).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,8 +30,10 @@ else
 fi
 echo "tests: $(( $(date +%s) - started )) s"
 
-# Lints: the chart through the real Helm library, formatting, and clippy on every target.
-e2e/.venv/bin/python scripts/helm-lint.py charts/kudu-operator >/dev/null
+# Lints: the charts through the real Helm library, formatting, and clippy on every target.
+for chart in charts/kudu-operator charts/kudu-cluster; do
+    e2e/.venv/bin/python scripts/helm-lint.py "$chart" >/dev/null
+done
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 echo "lints passed"

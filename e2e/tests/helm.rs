@@ -1,8 +1,13 @@
 //! Helm 4 (the real library, through PyPI `helm-sdkpy`) against the local control plane:
 //! install with `crds/` and `--wait`, upgrade, status, list and uninstall, client-side and
-//! server-side apply. Needs the virtualenv made by `e2e/scripts/setup-venv.sh`.
+//! server-side apply; the project's charts: the operator's, then `charts/kudu-cluster`
+//! giving a running KuduCluster, whose values schema refuses bad values. Needs the
+//! virtualenv made by `e2e/scripts/setup-venv.sh`, and for the charts the workspace
+//! binaries (`cargo build --bin kudu --bin kudu-operator`).
 
 mod common;
+#[path = "kudu_operator/support.rs"]
+mod support;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -151,6 +156,180 @@ async fn helm_install_upgrade_uninstall_with_wait() -> Result<()> {
         Ok(ours.is_empty().then_some(()))
     })
     .await?;
+    tc.stop().await;
+    Ok(())
+}
+
+/// The project's charts.
+fn project_chart(name: &str) -> Result<String> {
+    let path = manifest_dir().join("../charts").join(name);
+    Ok(path.to_str().context("chart path")?.to_string())
+}
+
+/// Values mapping the cluster chart's image to the workspace's `kudu` binary; nothing else
+/// is set, so the chart's defaults are what runs.
+fn cluster_values() -> Value {
+    json!({"image": {"repository": "kudu", "tag": "dev"}})
+}
+
+/// `helm install kudu-operator charts/kudu-operator -n kudu-system --create-namespace
+/// --wait`, then `helm install demo charts/kudu-cluster` with only the image set: the
+/// KuduCluster the chart renders (3 masters, 3 tablet servers) becomes Available; `helm
+/// upgrade` scales it, `helm uninstall` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_chart_installs_an_available_kudu_cluster() -> Result<()> {
+    let python = venv_python()?;
+    let tc = start_cluster().await?;
+    let operator = json!({
+        "namespace": support::OPERATOR_NAMESPACE,
+        "action": "install",
+        "release": "kudu-operator",
+        "chart": project_chart("kudu-operator")?,
+        "values": support::chart_values(),
+        "options": {"create_namespace": true, "wait": true, "timeout": 120},
+    });
+    helm(&tc, &python, operator).await?;
+    let started = std::time::Instant::now();
+    let cluster = json!({
+        "action": "install",
+        "release": "demo",
+        "chart": project_chart("kudu-cluster")?,
+        "values": cluster_values(),
+        "options": {"wait": false},
+    });
+    helm(&tc, &python, cluster).await?;
+
+    // The rendered KuduCluster: the release's name and namespace, the chart's defaults.
+    let kc = tc.get_json(&["kuduclusters", "demo"]).await?;
+    let spec = &kc["spec"];
+    ensure!(spec["image"] == "kudu:dev" && spec["imagePullPolicy"] == "IfNotPresent", "image: {spec}");
+    ensure!(spec["masters"]["replicas"] == 3 && spec["tservers"]["replicas"] == 3, "replicas: {spec}");
+    ensure!(spec["masters"]["storage"]["size"] == "10Gi" && spec["tservers"]["storage"]["size"] == "10Gi", "{spec}");
+    ensure!(
+        spec["topology"]["locationLabels"] == json!(["topology.kubernetes.io/region", "topology.kubernetes.io/zone"]),
+        "location labels: {spec}"
+    );
+    ensure!(spec["masterReplacement"] == json!({"enabled": true, "gracePeriodSeconds": 300}), "{spec}");
+    ensure!(kc["metadata"]["namespace"] == "default", "namespace: {}", kc["metadata"]);
+    ensure!(kc["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm", "labels: {}", kc["metadata"]);
+
+    let status = eventually(Duration::from_secs(180), "the chart's KuduCluster to become Available", || {
+        support::available_status(&tc, 3)
+    })
+    .await?;
+    eprintln!("KuduCluster from the chart available after {:?}: {status}", started.elapsed());
+    let status = helm(&tc, &python, json!({"action": "status", "release": "demo"})).await?;
+    ensure!(status.to_string().contains("deployed"), "status does not report deployed: {status}");
+
+    // `helm upgrade` with one more tablet server: the operator scales the cluster.
+    let mut values = cluster_values();
+    values["tservers"] = json!({"replicas": 4, "storage": {"size": "10Gi"}});
+    let upgrade = json!({"action": "upgrade", "release": "demo", "chart": project_chart("kudu-cluster")?, "values": values, "options": {"wait": false}});
+    helm(&tc, &python, upgrade).await?;
+    eventually(Duration::from_secs(180), "the upgraded KuduCluster to run 4 tablet servers", || async {
+        let kc = tc.get_json(&["kuduclusters", "demo"]).await?;
+        let status = &kc["status"];
+        let available = status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Available" && c["status"] == "True");
+        let done =
+            available && status["readyTServers"] == 4 && status["observedGeneration"] == kc["metadata"]["generation"];
+        Ok(done.then_some(()))
+    })
+    .await?;
+
+    // `helm uninstall` deletes the KuduCluster, and the operator's objects go with it.
+    helm(&tc, &python, json!({"action": "uninstall", "release": "demo", "options": {"wait": true, "timeout": 120}}))
+        .await?;
+    eventually(Duration::from_secs(90), "the cluster's objects to be deleted", || async {
+        let left = tc
+            .kubectl(&["get", "kuduclusters,statefulsets", "-l", "app.kubernetes.io/instance=demo", "-o", "name"])
+            .await?;
+        let clusters = tc.kubectl(&["get", "kuduclusters", "-o", "name"]).await?;
+        Ok((left.trim().is_empty() && clusters.trim().is_empty()).then_some(()))
+    })
+    .await?;
+    eprintln!("upgraded and uninstalled after {:?}", started.elapsed());
+    tc.stop().await;
+    Ok(())
+}
+
+/// Values the cluster chart refuses, with what Helm's message must say: the schema names
+/// the offending value; the template explains what its schema cannot say clearly.
+fn bad_cluster_values() -> Vec<(&'static str, Value, &'static [&'static str])> {
+    const SCHEMA: &str = "values don't meet the specifications of the schema";
+    let with = |path: &[&str], value: Value| {
+        let mut values = cluster_values();
+        let mut node = &mut values;
+        for key in &path[..path.len() - 1] {
+            node = &mut node[*key];
+        }
+        node[path[path.len() - 1]] = value;
+        values
+    };
+    vec![
+        (
+            "an even master count",
+            with(&["masters", "replicas"], json!(2)),
+            &[SCHEMA, "/masters/replicas", "1, 3, 5, 7"],
+        ),
+        (
+            "a string master count",
+            with(&["masters", "replicas"], json!("three")),
+            &[SCHEMA, "/masters/replicas", "string"],
+        ),
+        ("no tablet servers", with(&["tservers", "replicas"], json!(0)), &[SCHEMA, "/tservers/replicas", "minimum"]),
+        (
+            "a size that is no quantity",
+            with(&["tservers", "storage"], json!({"size": "lots"})),
+            &[SCHEMA, "/tservers/storage/size"],
+        ),
+        (
+            "a label key with spaces",
+            with(&["topology", "locationLabels"], json!(["my zone"])),
+            &[SCHEMA, "/topology/locationLabels/0"],
+        ),
+        ("a misspelt key", with(&["master"], json!({"replicas": 3})), &[SCHEMA, "'master' not allowed"]),
+        ("an invalid name", with(&["name"], json!("Demo_Cluster")), &[SCHEMA, "/name"]),
+        (
+            "a flag the operator sets",
+            with(&["masters", "flags"], json!(["--data-dir=/tmp"])),
+            &["masters.flags contains", "--data-dir=/tmp", "cannot be overridden"],
+        ),
+        (
+            "a zero size",
+            with(&["masters", "storage"], json!({"size": "0Gi"})),
+            &["masters.storage.size is", "0Gi", "must be greater than zero"],
+        ),
+    ]
+}
+
+/// Bad values are refused by Helm before anything is created, with a message naming the
+/// offending value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_chart_refuses_bad_values() -> Result<()> {
+    let python = venv_python()?;
+    let tc = TestCluster::start_with_nodes(1).await?;
+    let chart = project_chart("kudu-cluster")?;
+    for (what, values, named) in bad_cluster_values() {
+        let request = json!({"action": "install", "release": "bad", "chart": chart, "values": values, "options": {"wait": false}});
+        let error = match helm(&tc, &python, request).await {
+            Ok(result) => bail!("helm installed {what}: {result}"),
+            Err(e) => e.to_string(),
+        };
+        for needle in named {
+            ensure!(error.contains(needle), "{what}: the message does not name {needle:?}: {error}");
+        }
+        eprintln!("{what}: {error}");
+    }
+    ensure!(release_secrets(&tc, "bad").await?.is_empty(), "a refused install left a release behind");
+    // The same values with the defaults restored pass the schema (and get as far as the
+    // API server, where this cluster has no KuduCluster CRD).
+    let request = json!({"action": "install", "release": "good", "chart": chart, "values": cluster_values(), "options": {"wait": false}});
+    let error = helm(&tc, &python, request).await.err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(!error.contains("schema"), "the default values fail the schema: {error}");
     tc.stop().await;
     Ok(())
 }

@@ -1,17 +1,26 @@
-//! The master's web endpoints: health, Prometheus metrics and readable status pages.
+//! The master's web endpoints: health, Prometheus metrics and readable status pages
+//! (masters, tables and one page per table, tablet servers, placement). Handlers gather a
+//! snapshot; the pages are pure functions of it in the submodules.
 
-use std::fmt::Write as _;
+mod picture;
+mod placement;
+mod tables;
+mod tservers;
+mod view;
+
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
 use super::node::MasterNode;
+use crate::catalog::Catalog;
 use crate::pb::master::Role;
-use crate::web::{escape, table};
+use crate::web::{Markup, escape, table};
+use view::{ClusterView, ServerView};
 
 /// Routes of the web server.
 pub fn router(node: Arc<MasterNode>) -> Router {
@@ -21,13 +30,20 @@ pub fn router(node: Arc<MasterNode>) -> Router {
         .route("/metrics", get(metrics))
         .route("/masters", get(masters))
         .route("/tables", get(tables))
+        .route("/tables/{name}", get(table_page))
         .route("/tablet-servers", get(tablet_servers))
+        .route("/placement", get(placement))
         .with_state(node)
 }
 
 /// Links above every page.
-const NAV: [(&str, &str); 4] =
-    [("/masters", "masters"), ("/tables", "tables"), ("/tablet-servers", "tablet servers"), ("/metrics", "metrics")];
+const NAV: [(&str, &str); 5] = [
+    ("/masters", "masters"),
+    ("/tables", "tables"),
+    ("/tablet-servers", "tablet servers"),
+    ("/placement", "placement"),
+    ("/metrics", "metrics"),
+];
 
 fn page(title: &str, body: &str) -> Html<String> {
     crate::web::page(title, &NAV, body)
@@ -102,59 +118,63 @@ async fn masters(State(node): State<Arc<MasterNode>>) -> Html<String> {
 
 async fn tables(State(node): State<Arc<MasterNode>>) -> Html<String> {
     let catalog = node.catalog.read().await;
-    let rows = catalog.tables().map(|t| {
-        let columns: Vec<String> =
-            t.schema.columns.iter().map(|c| format!("{}:{} (#{})", c.name, c.data_type, c.id)).collect();
-        vec![
-            t.name.clone(),
-            t.id.to_string(),
-            columns.join(", "),
-            t.schema.primary_key.join(", "),
-            t.num_partitions.to_string(),
-            t.replication_factor.to_string(),
-            t.version.to_string(),
-        ]
-    });
-    let note = "<p>Served from this master's applied catalog (may lag on a follower).</p>";
-    let mut body =
-        note.to_string() + &table(&["name", "id", "columns", "primary key", "partitions", "replicas", "version"], rows);
-    for t in catalog.tables() {
-        let tablets = catalog.tablets_of(&t.id).into_iter().map(|tablet| {
-            let leader = tablet.leader.as_ref().map(|l| l.to_string()).unwrap_or_else(|| "unknown".into());
-            let moving = match &tablet.pending_move {
-                Some(m) => format!("{} -> {}", m.from.as_ref().map_or("(none)", |f| f.as_str()), m.to),
-                None => String::new(),
-            };
-            vec![
-                tablet.partition.to_string(),
-                tablet.id.to_string(),
-                tablet.replicas.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
-                leader,
-                tablet.term.to_string(),
-                moving,
-            ]
-        });
-        let _ = write!(body, "<h2>Tablets of {}</h2>", escape(&t.name));
-        body += &table(&["partition", "tablet id", "replicas (voters)", "leader", "term", "replica move"], tablets);
+    page("Tables", tables::tables_page(&catalog).as_str())
+}
+
+/// The tablet servers as this master's registry knows them, with loads from `catalog`.
+fn cluster_view(node: &MasterNode, catalog: &Catalog) -> ClusterView {
+    let registry = &node.tservers;
+    let mapping = node.locations.is_some();
+    let servers = registry
+        .all()
+        .into_iter()
+        .map(|s| {
+            let (live, age) = (registry.is_live(&s), s.last_heartbeat.elapsed());
+            ServerView::new(s, live, age, mapping)
+        })
+        .collect();
+    ClusterView::new(servers, catalog)
+}
+
+/// Which master's view a page shows: tablet servers and locations are soft state, complete
+/// only on the leader.
+fn vantage(node: &MasterNode) -> Markup {
+    let m = node.raft_metrics();
+    let role = node.role(&m);
+    let mut text = format!("As seen by master {} ({}, term {})", node.id, role.as_str_name(), m.current_term);
+    if role != Role::Leader {
+        let leader = m.current_leader.and_then(|id| MasterNode::member_address(&m, id));
+        text +=
+            &format!("; the leader, at {}, has the complete view", leader.as_deref().unwrap_or("an unknown address"));
     }
-    let _ = write!(body, "<p>Deleted tablets remembered as tombstones: {}.</p>", catalog.num_tombstones());
-    page("Tables", &body)
+    Markup::el("p", &[("class", "muted")], Markup::text(text + "."))
+}
+
+#[tracing::instrument(skip(node))]
+async fn table_page(State(node): State<Arc<MasterNode>>, Path(name): Path<String>) -> Response {
+    let catalog = node.catalog.read().await;
+    let Some(table) = catalog.table_by_name(&name) else {
+        let body = Markup::el_text("p", format!("There is no table named {name}.")).and(Markup::el(
+            "p",
+            &[],
+            Markup::link("/tables", "All tables"),
+        ));
+        return (StatusCode::NOT_FOUND, page("No such table", body.as_str())).into_response();
+    };
+    let view = cluster_view(&node, &catalog);
+    let tablets = catalog.tablets_of(&table.id);
+    let body = vantage(&node).and(tables::table_page(table, &tablets, &view));
+    page(&format!("Table {}", table.name), body.as_str()).into_response()
 }
 
 async fn tablet_servers(State(node): State<Arc<MasterNode>>) -> Html<String> {
-    let registry = &node.tservers;
-    let rows = registry.all().into_iter().map(|s| {
-        vec![
-            s.id.to_string(),
-            s.rpc_address.clone(),
-            match (s.location.location(), s.location.error()) {
-                (Some(location), _) => location.to_string(),
-                (None, Some(error)) => format!("registration failed: {error}"),
-                (None, None) => String::new(),
-            },
-            if registry.is_live(&s) { "live" } else { "unresponsive" }.to_string(),
-            format!("{} ms", s.last_heartbeat.elapsed().as_millis()),
-        ]
-    });
-    page("Tablet servers", &table(&["uuid", "rpc address", "location", "state", "last heartbeat"], rows))
+    let catalog = node.catalog.read().await;
+    let view = cluster_view(&node, &catalog);
+    page("Tablet servers", vantage(&node).and(tservers::tservers_page(&view)).as_str())
+}
+
+async fn placement(State(node): State<Arc<MasterNode>>) -> Html<String> {
+    let catalog = node.catalog.read().await;
+    let view = cluster_view(&node, &catalog);
+    page("Placement", vantage(&node).and(placement::placement_page(&catalog, &view)).as_str())
 }
