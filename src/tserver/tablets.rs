@@ -258,11 +258,12 @@ impl TabletManager {
         });
         if pristine && !meta.joining && meta.peers.contains(&p.uuid) {
             self.initialize(&replica, &meta.peers).await?;
-            // The first assigned replica campaigns at once; the others wait for their election
-            // timeout, by which time it normally leads. All of a new table's tablets would
-            // otherwise time out together and compete (split votes, repeated elections).
-            if meta.peers.first() == Some(&p.uuid)
-                && meta.peers.len() > 1
+            // One replica, picked by the tablet id, campaigns at once; the others wait for their
+            // election timeout, by which time it normally leads. All of a new table's tablets
+            // would otherwise time out together and compete (split votes, repeated elections).
+            // Picking by tablet id spreads a table's leaders evenly over its servers.
+            if meta.peers.len() > 1
+                && meta.peers.get(campaigner_index(tablet_id, meta.peers.len())) == Some(&p.uuid)
                 && let Err(e) = replica.raft.trigger().elect(true).await
             {
                 tracing::warn!(tablet = %meta.tablet_id, error = %e, "starting the first election failed");
@@ -444,6 +445,15 @@ impl TabletManager {
 }
 
 /// Whether a group never received anything: no log entry, no purge mark, no vote.
+/// Which of a new tablet's `peers` campaigns at once: the same answer on every server (a
+/// hash of the tablet id with fixed keys), spread evenly across tablets.
+fn campaigner_index(tablet_id: &str, peers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    tablet_id.hash(&mut hasher);
+    usize::try_from(hasher.finish() % peers.max(1) as u64).unwrap_or(0)
+}
+
 async fn is_pristine(log: &mut LogStore<TabletTypeConfig>) -> Result<bool, std::io::Error> {
     let state = log.get_log_state().await?;
     let vote = log.read_vote().await?;
@@ -492,5 +502,23 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
 
     fn raft(&self, group_id: &str) -> Option<TabletRaft> {
         self.replica(group_id).map(|r| r.raft.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::campaigner_index;
+
+    #[test]
+    fn campaigners_are_spread_over_the_peers_and_agreed_on() {
+        let mut per_peer = [0usize; 3];
+        for i in 0..3_000 {
+            let tablet = format!("{:032x}", i * 7_919);
+            let index = campaigner_index(&tablet, 3);
+            assert_eq!(index, campaigner_index(&tablet, 3), "every server picks the same replica");
+            per_peer[index] += 1;
+        }
+        assert!(per_peer.iter().all(|&n| (800..=1_200).contains(&n)), "uneven: {per_peer:?}");
+        assert_eq!(campaigner_index("t", 1), 0);
     }
 }

@@ -220,6 +220,8 @@ mod tests {
             leader: Some("b".into()),
             term: 2,
             state: TabletState::Running,
+            config_index: None,
+            pending_move: None,
         };
         let html = table_page(&evil_table(), &[&tablet], &view).into_string();
         assert!(!html.contains("<script>") && html.contains("&lt;script&gt;x&lt;/script&gt;"), "{html}");

@@ -204,6 +204,8 @@ mod tests {
             leader: leader.map(TServerId::from),
             term: 1,
             state: TabletState::Running,
+            config_index: None,
+            pending_move: None,
         }
     }
 
@@ -302,6 +304,7 @@ mod tests {
             term: 2,
             replicas: vec!["a".into(), "c".into()],
             leader: Some("c".into()),
+            config_index: Some(1),
         };
         catalog.apply(&CatalogCommand::UpdateTabletConfigs(vec![report]), 3);
         let servers = ["c", "a", "b"]
