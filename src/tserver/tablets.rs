@@ -261,7 +261,8 @@ impl TabletManager {
             // One replica, picked by the tablet id, campaigns at once; the others wait for their
             // election timeout, by which time it normally leads. All of a new table's tablets
             // would otherwise time out together and compete (split votes, repeated elections).
-            // Picking by tablet id spreads a table's leaders evenly over its servers.
+            // Picking by tablet id spreads the campaigns over the servers; it does not balance
+            // leadership (a server that creates its replicas first still wins most elections).
             if meta.peers.len() > 1
                 && meta.peers.get(campaigner_index(tablet_id, meta.peers.len())) == Some(&p.uuid)
                 && let Err(e) = replica.raft.trigger().elect(true).await
