@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Cluster, WAIT, addrs_on_distinct_ips, cli, ip_of, kudu_client_for, mapping_flags, simple_schema, wait_for,
+    Cluster, WAIT, addrs_on_distinct_ips, cli, ip_of, kudu_client_for, mapping_flags, simple_schema, tablet_ids,
+    wait_for,
 };
 use serde_json::Value;
 
@@ -52,15 +53,7 @@ async fn ksck_passes_a_healthy_cluster_and_names_the_tablets_of_a_dead_server() 
     assert!(text.trim_end().ends_with("OK"), "{text}");
 
     // A tablet server dies: ksck fails and names every tablet that had a replica there.
-    let tablets: Vec<String> = client
-        .masters()
-        .get_table_locations("checked")
-        .await
-        .expect("locations")
-        .tablets
-        .into_iter()
-        .map(|t| t.tablet_id)
-        .collect();
+    let tablets = tablet_ids(&client, "checked").await;
     cluster.tservers[0].kill();
     let report = wait_for("ksck to report the dead tablet server", WAIT, || async {
         let (ok, report, _) = ksck_json(&master);

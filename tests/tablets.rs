@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Cluster, WAIT, cli, simple_row as row, simple_schema, wait_for};
+use common::{Cluster, WAIT, cli, simple_row as row, simple_schema, tablet_ids, wait_for};
 use kudu::client::{ClientError, ClientOptions, KuduClient, RowWrite, ScanSpec};
 use kudu::tablet::{JsonRow, OpKind};
 use serde_json::{Value, json};
@@ -156,15 +156,7 @@ async fn alter_reaches_the_tablets_and_delete_tombstones_them() {
     assert!(rows.iter().all(|r| r["n"].is_null()), "a dropped column's values came back: {rows:?}");
 
     // Delete: every tablet server tombstones its replicas.
-    let tablets: Vec<String> = client
-        .masters()
-        .get_table_locations("alt")
-        .await
-        .expect("locations")
-        .tablets
-        .into_iter()
-        .map(|t| t.tablet_id)
-        .collect();
+    let tablets = tablet_ids(&client, "alt").await;
     client.masters().delete_table("alt").await.expect("delete");
     for ts in &cluster.tservers {
         let addr = ts.addr.clone();

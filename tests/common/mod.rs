@@ -290,6 +290,12 @@ pub fn kudu_client_for(addrs: &[String], timeout: Duration, rpc_timeout: Duratio
     kudu::client::KuduClient::new(addrs.to_vec(), ClientOptions { timeout, rpc_timeout }).expect("client")
 }
 
+/// The ids of every tablet of `table`, as GetTableLocations lists them.
+pub async fn tablet_ids(client: &kudu::client::KuduClient, table: &str) -> Vec<String> {
+    let locations = client.masters().get_table_locations(table).await.expect("table locations");
+    locations.tablets.into_iter().map(|t| t.tablet_id).collect()
+}
+
 /// Runs the `kudu` CLI and returns (success, stdout, stderr).
 pub fn cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(kudu_bin()).args(args).env_remove("KUDU_MASTERS").output().expect("run kudu cli");
