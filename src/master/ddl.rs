@@ -7,9 +7,7 @@ use super::error::MasterError;
 use super::limits;
 use super::node::MasterNode;
 use crate::catalog::schema::validate_name;
-use crate::catalog::{
-    AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, TableState, Tablet, TabletState,
-};
+use crate::catalog::{AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, TableState, Tablet};
 use crate::ids::{TableId, TabletId};
 use crate::placement::Placer;
 
@@ -97,17 +95,7 @@ impl MasterNode {
             .tablets
             .into_iter()
             .enumerate()
-            .map(|(partition, replicas)| Tablet {
-                id: TabletId::random(),
-                table_id: table_id.clone(),
-                partition: partition as u32,
-                replicas,
-                leader: None,
-                term: 0,
-                state: TabletState::Running,
-                config_index: None,
-                pending_move: None,
-            })
+            .map(|(partition, replicas)| Tablet::new(TabletId::random(), table_id.clone(), partition as u32, replicas))
             .collect();
         let next_column_id = u32::try_from(spec.schema.columns.len())
             .map_err(|_| CatalogError::InvalidSchema("too many columns".into()))?;

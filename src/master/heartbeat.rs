@@ -193,7 +193,7 @@ pub fn reported_config(tablet: &Tablet, report: &pb::ReportedReplica) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Column, ColumnType, Schema, Table, TableState, TabletState};
+    use crate::catalog::{Column, ColumnType, Schema, Table, TableState};
     use crate::ids::TableId;
 
     const CLUSTER: &str = "cluster-a";
@@ -227,16 +227,13 @@ mod tests {
             };
             let tablets = (0u32..)
                 .zip(tablets)
-                .map(|(partition, (id, replicas))| Tablet {
-                    id: TabletId::from(*id),
-                    table_id: table_id.clone(),
-                    partition,
-                    replicas: replicas.iter().map(|r| TServerId::from(*r)).collect(),
-                    leader: None,
-                    term: 0,
-                    state: TabletState::Running,
-                    config_index: None,
-                    pending_move: None,
+                .map(|(partition, (id, replicas))| {
+                    Tablet::new(
+                        TabletId::from(*id),
+                        table_id.clone(),
+                        partition,
+                        replicas.iter().map(|r| TServerId::from(*r)).collect(),
+                    )
                 })
                 .collect();
             c.apply(&CatalogCommand::CreateTable { request_id: format!("create-{name}"), table, tablets }, index);

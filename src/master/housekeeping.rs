@@ -70,7 +70,7 @@ fn evict_departed(pool: &ChannelPool, before: &BTreeSet<String>, now: &BTreeSet<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Catalog, CatalogCommand, Column, ColumnType, Schema, Table, TableState, Tablet, TabletState};
+    use crate::catalog::{Catalog, CatalogCommand, Column, ColumnType, Schema, Table, TableState, Tablet};
     use crate::ids::{TServerId, TableId, TabletId};
     use crate::master::tservers::Beat;
     use crate::master::tservers::TServerRegistry;
@@ -110,17 +110,7 @@ mod tests {
             version: 0,
             next_column_id: 1,
         };
-        let tablets = vec![Tablet {
-            id: TabletId::random(),
-            table_id,
-            partition: 0,
-            replicas: vec![TServerId::from(ts)],
-            leader: None,
-            term: 0,
-            state: TabletState::Running,
-            config_index: None,
-            pending_move: None,
-        }];
+        let tablets = vec![Tablet::new(TabletId::random(), table_id, 0, vec![TServerId::from(ts)])];
         catalog.apply(&CatalogCommand::CreateTable { request_id: "r".into(), table, tablets }, 1);
         catalog
     }

@@ -110,6 +110,22 @@ pub struct Tablet {
 }
 
 impl Tablet {
+    /// A tablet as CreateTable records it: running on the `replicas` placement chose, with no
+    /// leader, term or reported configuration yet.
+    pub fn new(id: TabletId, table_id: TableId, partition: u32, replicas: Vec<TServerId>) -> Self {
+        Self {
+            id,
+            table_id,
+            partition,
+            replicas,
+            leader: None,
+            term: 0,
+            state: TabletState::Running,
+            config_index: None,
+            pending_move: None,
+        }
+    }
+
     /// Whether the tablet is a tombstone.
     pub fn is_deleted(&self) -> bool {
         matches!(self.state, TabletState::Deleted { .. })

@@ -423,19 +423,8 @@ mod tests {
             version: 0,
             next_column_id: 2,
         };
-        let tablets = (0..2)
-            .map(|p| Tablet {
-                id: TabletId::random(),
-                table_id: id.clone(),
-                partition: p,
-                replicas: vec![TServerId::from("ts")],
-                leader: None,
-                term: 0,
-                state: TabletState::Running,
-                config_index: None,
-                pending_move: None,
-            })
-            .collect();
+        let tablets =
+            (0..2).map(|p| Tablet::new(TabletId::random(), id.clone(), p, vec![TServerId::from("ts")])).collect();
         (t, tablets)
     }
 
@@ -876,17 +865,7 @@ mod tests {
         c.apply(&CatalogCommand::DeleteTable { request_id: "r2".into(), name: "old".into() }, 2);
         let (mut big, _) = table("big");
         let tablets: Vec<Tablet> = (0..MAX_TOMBSTONES as u32)
-            .map(|p| Tablet {
-                id: TabletId(format!("big-{p}")),
-                table_id: big.id.clone(),
-                partition: p,
-                replicas: vec![TServerId::from("ts")],
-                leader: None,
-                term: 0,
-                state: TabletState::Running,
-                config_index: None,
-                pending_move: None,
-            })
+            .map(|p| Tablet::new(TabletId(format!("big-{p}")), big.id.clone(), p, vec![TServerId::from("ts")]))
             .collect();
         big.num_partitions = MAX_TOMBSTONES as u32;
         c.apply(&CatalogCommand::CreateTable { request_id: "r3".into(), table: big, tablets }, 3);

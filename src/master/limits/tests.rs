@@ -1,5 +1,5 @@
 use super::*;
-use crate::catalog::{Column, ColumnType, Schema, Table, TableState, Tablet, TabletState};
+use crate::catalog::{Column, ColumnType, Schema, Table, TableState, Tablet};
 use crate::ids::{TServerId, TableId, TabletId};
 
 fn long_id(c: char, i: usize) -> String {
@@ -12,16 +12,13 @@ fn widest_create() -> CatalogCommand {
     let schema = Schema { columns, primary_key: vec![format!("{:x>256}", 0)] }.with_fresh_ids();
     let table_id = TableId::random();
     let tablets = (0..MAX_PARTITIONS)
-        .map(|p| Tablet {
-            id: TabletId(long_id('t', p as usize)),
-            table_id: table_id.clone(),
-            partition: p,
-            replicas: (0..MAX_REPLICATION_FACTOR as usize).map(|r| TServerId(long_id('s', r))).collect(),
-            leader: None,
-            term: 0,
-            state: TabletState::Running,
-            config_index: None,
-            pending_move: None,
+        .map(|p| {
+            Tablet::new(
+                TabletId(long_id('t', p as usize)),
+                table_id.clone(),
+                p,
+                (0..MAX_REPLICATION_FACTOR as usize).map(|r| TServerId(long_id('s', r))).collect(),
+            )
         })
         .collect();
     let table = Table {

@@ -149,9 +149,7 @@ mod tests {
     use rand::rngs::StdRng;
 
     use super::*;
-    use crate::catalog::{
-        CatalogCommand, Column, ColumnType, Schema, Table, TableState, TabletConfigUpdate, TabletState,
-    };
+    use crate::catalog::{CatalogCommand, Column, ColumnType, Schema, Table, TableState, TabletConfigUpdate};
     use crate::ids::TableId;
     use crate::location::Location;
     use crate::placement::Server;
@@ -193,16 +191,8 @@ mod tests {
             };
             let tablets = (0u32..)
                 .zip(tablets.iter())
-                .map(|(partition, voters)| Tablet {
-                    id: TabletId(format!("{name}{partition}")),
-                    table_id: table_id.clone(),
-                    partition,
-                    replicas: ids(voters),
-                    leader: None,
-                    term: 0,
-                    state: TabletState::Running,
-                    config_index: None,
-                    pending_move: None,
+                .map(|(partition, voters)| {
+                    Tablet::new(TabletId(format!("{name}{partition}")), table_id.clone(), partition, ids(voters))
                 })
                 .collect();
             c.apply(&CatalogCommand::CreateTable { request_id: format!("r-{name}"), table, tablets }, index);

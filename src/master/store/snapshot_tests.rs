@@ -10,9 +10,7 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use rocksdb::DB;
 
 use super::{StateMachineStore, open};
-use crate::catalog::{
-    Catalog, CatalogCommand, CatalogRecord, Column, ColumnType, Schema, Table, TableState, Tablet, TabletState,
-};
+use crate::catalog::{Catalog, CatalogCommand, CatalogRecord, Column, ColumnType, Schema, Table, TableState, Tablet};
 use crate::ids::{TServerId, TableId, TabletId};
 use crate::master::raft_types::{Entry, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -33,17 +31,7 @@ fn create(index: u64, name: &str) -> Entry {
         version: 0,
         next_column_id: 1,
     };
-    let tablets = vec![Tablet {
-        id: TabletId::random(),
-        table_id,
-        partition: 0,
-        replicas: vec![TServerId::from("ts")],
-        leader: None,
-        term: 0,
-        state: TabletState::Running,
-        config_index: None,
-        pending_move: None,
-    }];
+    let tablets = vec![Tablet::new(TabletId::random(), table_id, 0, vec![TServerId::from("ts")])];
     Entry::new_normal(log_id(index), CatalogCommand::CreateTable { request_id: format!("r{index}"), table, tablets })
 }
 
