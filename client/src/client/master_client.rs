@@ -290,17 +290,7 @@ impl MasterClient {
                     }
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(ClientError::NoLeader {
-                    timeout_ms: self.options.timeout.as_millis(),
-                    addresses: self.addresses().join(","),
-                    last_error,
-                    reached,
-                });
-            }
-            tokio::time::sleep(backoff.min(deadline - now)).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            self.back_off(deadline, &mut backoff, &last_error, reached).await?;
         }
     }
 
@@ -331,18 +321,31 @@ impl MasterClient {
                     last_error = not_found.why;
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(ClientError::NoLeader {
-                    timeout_ms: self.options.timeout.as_millis(),
-                    addresses: self.addresses().join(","),
-                    last_error,
-                    reached,
-                });
-            }
-            tokio::time::sleep(backoff.min(deadline - now)).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            self.back_off(deadline, &mut backoff, &last_error, reached).await?;
         }
+    }
+
+    /// Sleeps `backoff` (at most until `deadline`) and doubles it, up to [`MAX_BACKOFF`]; past
+    /// the deadline gives up with NO_LEADER, naming the last error seen.
+    async fn back_off(
+        &self,
+        deadline: Instant,
+        backoff: &mut Duration,
+        last_error: &str,
+        reached: bool,
+    ) -> Result<(), ClientError> {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(ClientError::NoLeader {
+                timeout_ms: self.options.timeout.as_millis(),
+                addresses: self.addresses().join(","),
+                last_error: last_error.to_string(),
+                reached,
+            });
+        }
+        tokio::time::sleep((*backoff).min(deadline - now)).await;
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+        Ok(())
     }
 
     fn rpc_timeout(&self) -> Duration {
