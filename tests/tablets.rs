@@ -189,7 +189,13 @@ async fn rf3_keeps_writing_with_a_tablet_server_down_and_rf1_says_why_it_cannot(
     client.write("rf3", &writes(OpKind::Insert, (0..20).map(|i| row(i, Some("before"))))).await.expect("insert");
     client.write("rf1", &writes(OpKind::Insert, (0..30).map(|i| row(i, Some("before"))))).await.expect("insert rf1");
 
-    cluster.tservers[0].kill();
+    // Placement spreads replicas by load with random choices, so any one server may host
+    // no RF 1 tablet: take down one that hosts some.
+    let rf1 = client.masters().get_table_locations("rf1").await.expect("rf1 locations");
+    let host =
+        rf1.tablets.first().and_then(|t| t.replicas.first()).map(|r| r.rpc_address.clone()).expect("rf1 replica");
+    let down = cluster.tservers.iter().position(|t| t.addr == host).expect("rf1 host is one of ours");
+    cluster.tservers[down].kill();
     let outcome = client
         .write("rf3", &writes(OpKind::Insert, (20..40).map(|i| row(i, Some("after")))))
         .await
@@ -210,7 +216,7 @@ async fn rf3_keeps_writing_with_a_tablet_server_down_and_rf1_says_why_it_cannot(
     assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("tablet"), "names the tablet: {err}");
     // Back up: every row is there.
-    cluster.tservers[0].restart();
+    cluster.tservers[down].restart();
     wait_for("rf1 writable again", WAIT, || async {
         client.write("rf1", &writes(OpKind::Upsert, [row(0, Some("back"))])).await.ok()
     })
