@@ -18,6 +18,10 @@ pub const LEADER_ID_KEY: &str = "kudu-leader-id";
 /// Metadata key of the leader's RPC address on `NOT_THE_LEADER`.
 pub const LEADER_ADDR_KEY: &str = "kudu-leader-addr";
 
+/// Largest response a client accepts (tonic's default is 4 MiB; a catalog of many tables
+/// or a scan page can be larger). Servers send up to the same size.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
 /// How long establishing a TCP connection may take (unless the pool says otherwise).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -112,7 +112,7 @@ impl MasterClient {
             .pool
             .get(address)
             .map_err(|e| ClientError::InvalidArgument(format!("bad master address '{address}': {e}")))?;
-        Ok(MasterServiceClient::new(channel))
+        Ok(MasterServiceClient::new(channel).max_decoding_message_size(crate::rpc::MAX_RESPONSE_BYTES))
     }
 
     /// Asks one master who it is and whom it follows, within the discovery probe's

@@ -166,7 +166,7 @@ impl KuduClient {
             .pool
             .get(address)
             .map_err(|e| ClientError::InvalidArgument(format!("bad tablet server address '{address}': {e}")))?;
-        Ok(TabletServerServiceClient::new(channel).max_decoding_message_size(64 << 20))
+        Ok(TabletServerServiceClient::new(channel).max_decoding_message_size(crate::rpc::MAX_RESPONSE_BYTES))
     }
 
     /// The replicas the tablet server at `address` hosts, with their Raft state: one
