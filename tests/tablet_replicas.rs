@@ -34,6 +34,7 @@ fn config_snapshotting_every(dir: &Path, snapshot_every: u64) -> TServerConfig {
             election_timeout: Duration::from_millis(500),
             snapshot_every,
             request_timeout: Duration::from_secs(5),
+            ..TabletRaftTimings::default()
         },
     }
 }

@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// Deadline of a replicated write or schema change, or of a scan's leadership check.
     #[arg(long, default_value_t = 10_000)]
     tablet_request_timeout_ms: u64,
+    /// A tablet group without requests for this long stops its Raft heartbeats and election
+    /// timer until the next request (quiescence); 0 never quiesces.
+    #[arg(long, default_value_t = 5_000)]
+    tablet_quiesce_after_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -103,6 +107,8 @@ pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
                     election_timeout: Duration::from_millis(args.tablet_election_timeout_ms),
                     snapshot_every: args.tablet_snapshot_every.max(1),
                     request_timeout: Duration::from_millis(args.tablet_request_timeout_ms.max(100)),
+                    quiesce_after: (args.tablet_quiesce_after_ms > 0)
+                        .then(|| Duration::from_millis(args.tablet_quiesce_after_ms)),
                 },
             };
             kudu::tserver::run(config).await?;

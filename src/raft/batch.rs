@@ -109,6 +109,20 @@ impl Coalescer {
         }
     }
 
+    /// Whether the server at `address` answers an empty batch within `timeout`: the liveness
+    /// probe of quiesced groups' followers (one call per server, whatever the number of groups).
+    pub async fn ping(&self, address: &str, timeout: Duration) -> Result<(), tonic::Status> {
+        let channel = self
+            .inner
+            .pool
+            .get(address)
+            .map_err(|e| tonic::Status::unavailable(format!("bad address {address}: {e}")))?;
+        let mut client = RaftServiceClient::new(channel);
+        let mut call = tonic::Request::new(pb::RaftBatchRequest { requests: Vec::new() });
+        call.set_timeout(timeout);
+        with_deadline(timeout, client.batch(call)).await.map(drop)
+    }
+
     /// The queue of `address`'s sender task (started on first use) and its PreVote bound.
     fn destination(&self, address: &str) -> (mpsc::UnboundedSender<Pending>, Arc<Semaphore>) {
         let mut destinations = self.inner.destinations.lock().unwrap_or_else(|p| p.into_inner());

@@ -25,7 +25,7 @@ pub use batch::Coalescer;
 pub use keys::{GroupPrefix, KeyError};
 pub use log_store::{LogStore, delete_group, delete_group_keep_vote};
 pub use network::{BasicNodeAddress, Network, NodeAddress, PeerClient};
-pub use service::{GroupRouter, RaftRpc};
+pub use service::{GroupRouter, Incoming, RaftRpc};
 pub use snapshot_file::SnapshotFile;
 
 /// Group id of a process's only Raft group (the masters' group); its keys have no prefix.

@@ -37,6 +37,28 @@ pub trait GroupRouter<C: RaftTypeConfig<NodeId = u64>>: Send + Sync + 'static {
     fn node_info(&self) -> impl Future<Output = Result<NodeInfo, Status>> + Send {
         async { Err(Status::unimplemented("GetNodeInfo is answered by masters only")) }
     }
+
+    /// Called before a request reaches group `group_id`: an error refuses it. Tablet servers
+    /// wake quiesced groups here and refuse PreVotes against a live leader.
+    fn admit(&self, _group_id: &str, _incoming: Incoming<'_>) -> Result<(), Status> {
+        Ok(())
+    }
+
+    /// Answers a `QUIESCE` request (tablet servers only).
+    fn quiesce(&self, _request: RaftRequest) -> Result<Vec<u8>, Status> {
+        Err(Status::unimplemented("only tablet servers quiesce Raft groups"))
+    }
+}
+
+/// What reaches a group, for [`GroupRouter::admit`].
+#[derive(Clone, Copy, Debug)]
+pub enum Incoming<'a> {
+    AppendEntries,
+    Vote,
+    /// A PreVote, with its JSON payload (the candidate's vote request).
+    PreVote(&'a [u8]),
+    TransferLeader,
+    InstallSnapshot,
 }
 
 /// Largest snapshot an install buffers by default. A snapshot is held in memory whole on
@@ -81,9 +103,14 @@ where
             .ok_or_else(|| Status::not_found(format!("node {own_id} at {address} hosts no Raft group {group_id:?}")))
     }
 
-    /// The group a request is for and its decoded openraft message.
-    fn decode<T: DeserializeOwned>(&self, request: RaftRequest) -> Result<(Raft<C, R::StateMachine>, T), Status> {
+    /// The group a request is for and its decoded openraft message, once the router admits it.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        incoming: fn(&[u8]) -> Incoming<'_>,
+        request: RaftRequest,
+    ) -> Result<(Raft<C, R::StateMachine>, T), Status> {
         let raft = self.group(&request.group_id, request.target_node_id)?;
+        self.router.admit(&request.group_id, incoming(&request.payload))?;
         let rpc = serde_json::from_slice(&request.payload).map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok((raft, rpc))
     }
@@ -109,22 +136,22 @@ where
     }
 
     async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(request.into_inner())?;
+        let (raft, rpc) = self.decode(|_| Incoming::AppendEntries, request.into_inner())?;
         reply(raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(request.into_inner())?;
+        let (raft, rpc) = self.decode(|_| Incoming::Vote, request.into_inner())?;
         reply(raft.vote(rpc).await)
     }
 
     async fn pre_vote(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(request.into_inner())?;
+        let (raft, rpc) = self.decode(|p| Incoming::PreVote(p), request.into_inner())?;
         reply(raft.pre_vote(rpc).await)
     }
 
     async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(request.into_inner())?;
+        let (raft, rpc) = self.decode(|_| Incoming::TransferLeader, request.into_inner())?;
         reply(raft.handle_transfer_leader(rpc).await)
     }
 
@@ -133,17 +160,18 @@ where
         let answers = request.into_inner().requests.into_iter().map(|request| async move {
             match RaftCall::try_from(request.call) {
                 Ok(RaftCall::AppendEntries) => {
-                    let (raft, rpc) = self.decode(request)?;
+                    let (raft, rpc) = self.decode(|_| Incoming::AppendEntries, request)?;
                     payload(raft.append_entries(rpc).await)
                 }
                 Ok(RaftCall::Vote) => {
-                    let (raft, rpc) = self.decode(request)?;
+                    let (raft, rpc) = self.decode(|_| Incoming::Vote, request)?;
                     payload(raft.vote(rpc).await)
                 }
                 Ok(RaftCall::PreVote) => {
-                    let (raft, rpc) = self.decode(request)?;
+                    let (raft, rpc) = self.decode(|p| Incoming::PreVote(p), request)?;
                     payload(raft.pre_vote(rpc).await)
                 }
+                Ok(RaftCall::Quiesce) => self.router.quiesce(request),
                 Err(_) => Err(Status::invalid_argument(format!("unknown Raft call {} in a batch", request.call))),
             }
         });
@@ -158,6 +186,7 @@ where
         let mut stream = request.into_inner();
         let first = stream.next().await.ok_or_else(|| Status::invalid_argument("empty snapshot stream"))??;
         let raft = self.group(&first.group_id, first.target_node_id)?;
+        self.router.admit(&first.group_id, Incoming::InstallSnapshot)?;
         let (vote, meta): (VoteOf<C>, SnapshotMetaOf<C>) =
             serde_json::from_slice(&first.header).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let too_large = |len: usize| {

@@ -18,6 +18,9 @@ pub struct TabletRaftTimings {
     /// Deadline of one replicated write or schema change, or of confirming leadership for a
     /// scan; a write past it answers TIMED_OUT (the client retries with the same seq_no).
     pub request_timeout: Duration,
+    /// How long a group goes without requests before it quiesces (stops its heartbeats and
+    /// election timer; see [`super::quiesce`]); `None` never quiesces.
+    pub quiesce_after: Option<Duration>,
 }
 
 impl Default for TabletRaftTimings {
@@ -27,6 +30,7 @@ impl Default for TabletRaftTimings {
             election_timeout: Duration::from_millis(1_500),
             snapshot_every: 10_000,
             request_timeout: Duration::from_secs(10),
+            quiesce_after: Some(Duration::from_secs(5)),
         }
     }
 }

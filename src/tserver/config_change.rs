@@ -131,6 +131,7 @@ impl Replica {
         remove: Option<TServerId>,
     ) -> Result<(tpb::ConfigChangeStep, u64), TabletServiceError> {
         self.ensure_leader()?;
+        self.note_activity("replica move");
         if let Some((uuid, address)) = &add {
             self.book.set(uuid.as_str(), address);
         }

@@ -27,6 +27,7 @@ pub struct TServerMetrics {
     registry: Registry,
     replicas: Family<ReplicaLabels, Gauge>,
     max_term: Gauge,
+    quiesced: Gauge,
     writes: Family<CodeLabels, Counter>,
     rows_written: Counter,
     scans: Family<CodeLabels, Counter>,
@@ -46,6 +47,12 @@ impl TServerMetrics {
         registry.register("replicas", "Tablet replicas by Raft role and state", replicas.clone());
         let max_term = Gauge::default();
         registry.register("raft_max_term", "Highest Raft term of the running replicas", max_term.clone());
+        let quiesced = Gauge::default();
+        registry.register(
+            "replicas_quiesced",
+            "Running replicas whose idle group stopped its Raft timers (quiescence)",
+            quiesced.clone(),
+        );
         let writes = Family::<CodeLabels, Counter>::default();
         registry.register("writes", "Write RPCs by result code (OK or an error code)", writes.clone());
         let rows_written = Counter::default();
@@ -54,7 +61,7 @@ impl TServerMetrics {
         registry.register("scans", "Scan RPCs by result code (OK or an error code)", scans.clone());
         let rows_scanned = Counter::default();
         registry.register("rows_scanned", "Rows returned by scans", rows_scanned.clone());
-        Self { registry, replicas, max_term, writes, rows_written, scans, rows_scanned }
+        Self { registry, replicas, max_term, quiesced, writes, rows_written, scans, rows_scanned }
     }
 
     /// Records a finished write of `rows` operations with result `code`.
@@ -84,6 +91,7 @@ impl TServerMetrics {
         }
         let max_term = statuses.iter().map(|s| s.term).max().unwrap_or(0);
         self.max_term.set(i64::try_from(max_term).unwrap_or(i64::MAX));
+        self.quiesced.set(i64::try_from(statuses.iter().filter(|s| s.quiesced).count()).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition of every metric.

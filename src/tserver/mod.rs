@@ -5,7 +5,7 @@
 //! - [`tablets`]: the replica manager (creation exactly once, tombstoning, reports, leader
 //!   duties) and the router of incoming Raft RPCs.
 //! - [`replica`]: one running replica and its status; [`config_change`]: its leader's
-//!   steps of a replica move (re-replication).
+//!   steps of a replica move (re-replication); [`quiesce`]: idle groups stop their timers.
 //! - `service`, `wire`, [`error`]: the gRPC service, reading its requests, its errors.
 //! - `heartbeat`, [`cluster`]: heartbeats and the cluster id guard.
 //! - `http`, `metrics`: web endpoints.
@@ -18,6 +18,7 @@ pub mod error;
 mod heartbeat;
 mod http;
 mod metrics;
+pub mod quiesce;
 pub mod raft_types;
 pub mod replica;
 mod server;

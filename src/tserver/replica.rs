@@ -64,6 +64,8 @@ pub struct ReplicaStatus {
     pub config_index: Option<u64>,
     /// Version of the schema the replica applied (`None`: none yet).
     pub schema_version: Option<u64>,
+    /// The group's timers are stopped while it is idle.
+    pub quiesced: bool,
 }
 
 impl ReplicaStatus {
@@ -78,6 +80,7 @@ impl ReplicaStatus {
             learners: Vec::new(),
             config_index: None,
             schema_version: None,
+            quiesced: false,
         }
     }
 
@@ -131,6 +134,8 @@ pub struct Replica {
     pub(super) meta: Mutex<ReplicaMeta>,
     pub(super) book: AddressBook,
     pub(super) request_timeout: Duration,
+    /// Whether the group's timers are stopped while idle ([`super::quiesce`]).
+    pub(super) quiet: super::quiesce::QuietState,
 }
 
 impl Replica {
@@ -194,6 +199,7 @@ impl Replica {
             learners,
             config_index: committed.log_id().as_ref().map(|l| l.index),
             schema_version: self.schema_version().await,
+            quiesced: self.quiesced().is_some(),
         }
     }
 
@@ -223,6 +229,7 @@ impl Replica {
         what: &'static str,
     ) -> Result<TabletOutcome, TabletServiceError> {
         self.ensure_leader()?;
+        self.note_activity(what);
         let response = match tokio::time::timeout(self.request_timeout, self.raft.client_write(command)).await {
             Ok(result) => result.map_err(|e| self.write_error(e))?,
             Err(_) => {
@@ -260,6 +267,7 @@ impl Replica {
     /// applied everything committed before, so what is read next is linearizable.
     pub async fn linearizable_read(&self) -> Result<(), TabletServiceError> {
         self.ensure_leader()?;
+        self.note_activity("scan");
         match tokio::time::timeout(self.request_timeout, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => match e.forward_to_leader() {

@@ -147,6 +147,7 @@ impl TabletServer {
             raft_config,
             request_timeout: config.tablet_raft.request_timeout,
             heartbeat_batch_window: config.tablet_raft.heartbeat_batch_window(),
+            quiesce_after: config.tablet_raft.quiesce_after,
         })
         .await?;
         let state = Arc::new(TServerState {
@@ -176,7 +177,8 @@ impl TabletServer {
             );
         let mut tasks = vec![spawn_grpc_server(grpc, listener, stopped.clone())];
         tasks.push(tokio::spawn(heartbeat::run(state.clone(), config.heartbeat_interval, stopped.clone())));
-        tasks.push(tokio::spawn(tablets.run_duties(config.tablet_raft.heartbeat_interval, stopped.clone())));
+        tasks.push(tokio::spawn(tablets.clone().run_duties(config.tablet_raft.heartbeat_interval, stopped.clone())));
+        tasks.push(tokio::spawn(tablets.run_quiescence(stopped.clone())));
         let mut http_addr = None;
         if let Some(addr) = &config.http_bind {
             let (listener, local) = bind(addr).await?;

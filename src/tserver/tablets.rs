@@ -36,13 +36,15 @@ use openraft::error::{InitializeError, RaftError};
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 
 use super::address_book::AddressBook;
+use super::quiesce::{LeaderLiveness, QuiesceRequest};
 use super::raft_types::{ReplicaNode, TabletRaft, TabletTypeConfig};
 use super::replica::{Replica, ReplicaStatus};
 use super::store::{ReplicaMeta, ReplicaState, StoreError, TServerStore, TabletStateMachine};
 use crate::catalog::Schema;
 use crate::ids::{TServerId, TableId, TabletId};
 use crate::pb::master as mpb;
-use crate::raft::{Coalescer, GroupPrefix, GroupRouter, LogStore, Network, delete_group_keep_vote};
+use crate::pb::raft as rpb;
+use crate::raft::{Coalescer, GroupPrefix, GroupRouter, Incoming, LogStore, Network, delete_group_keep_vote};
 use crate::rpc::ChannelPool;
 
 /// Managing replicas failed.
@@ -93,6 +95,8 @@ pub struct ManagerParams {
     pub request_timeout: Duration,
     /// How long heartbeats to one server wait to share a call with other groups' heartbeats.
     pub heartbeat_batch_window: Duration,
+    /// How long a group stays idle before it quiesces (`None`: never; see [`super::quiesce`]).
+    pub quiesce_after: Option<Duration>,
 }
 
 /// Every replica of a tablet server. Shared by the service, the heartbeat and the Raft router.
@@ -106,6 +110,8 @@ pub struct TabletManager {
     changes: tokio::sync::Mutex<()>,
     /// Replicas whose failure was already logged.
     failures_logged: Mutex<std::collections::HashSet<String>>,
+    /// When the servers leading quiesced groups here last answered.
+    liveness: LeaderLiveness,
 }
 
 impl TabletManager {
@@ -121,6 +127,7 @@ impl TabletManager {
             running: RwLock::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             failures_logged: Mutex::new(Default::default()),
+            liveness: LeaderLiveness::default(),
         });
         let records = manager.params.store.replicas()?;
         let mut opened = 0usize;
@@ -255,6 +262,7 @@ impl TabletManager {
             meta: Mutex::new(meta.clone()),
             book: p.book.clone(),
             request_timeout: p.request_timeout,
+            quiet: Default::default(),
         });
         if pristine && !meta.joining && meta.peers.contains(&p.uuid) {
             self.initialize(&replica, &meta.peers).await?;
@@ -433,6 +441,124 @@ impl TabletManager {
         }
     }
 
+    /// Quiesces idle groups and wakes quiesced ones whose leader stopped answering, every
+    /// tablet heartbeat interval until `stop` turns true (see [`super::quiesce`]).
+    pub async fn run_quiescence(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(idle_after) = self.params.quiesce_after else { return };
+        let mut ticker = tokio::time::interval(self.heartbeat_interval());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let quiesced = self.quiesce_idle_leaders(idle_after).await;
+            let woken = self.wake_groups_of_silent_leaders().await;
+            if quiesced + woken > 0 {
+                tracing::debug!(quiesced, woken, "quiescence");
+            }
+        }
+    }
+
+    fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.params.raft_config.heartbeat_interval)
+    }
+
+    fn election_timeout(&self) -> Duration {
+        Duration::from_millis(self.params.raft_config.election_timeout_min)
+    }
+
+    /// Asks the followers of every leader idle for `idle_after` to quiesce; returns how many
+    /// groups quiesced.
+    async fn quiesce_idle_leaders(&self, idle_after: Duration) -> usize {
+        use futures::StreamExt;
+        let rounds: Vec<_> = self
+            .running_replicas()
+            .into_iter()
+            .filter_map(|r| r.quiesce_request(idle_after).map(|(request, activity)| (r, request, activity)))
+            .collect();
+        futures::stream::iter(rounds)
+            .map(|(replica, request, activity)| async move { self.quiesce_round(&replica, request, activity).await })
+            .buffer_unordered(64)
+            .filter(|quiesced| std::future::ready(*quiesced))
+            .count()
+            .await
+    }
+
+    /// One leader's quiesce round: every follower is asked; the leader stops its timers if
+    /// all accepted and nothing moved meanwhile.
+    async fn quiesce_round(&self, replica: &Replica, request: QuiesceRequest, activity: u64) -> bool {
+        let Ok(payload) = serde_json::to_vec(&request) else { return false };
+        let membership = replica.metrics().membership_config.clone();
+        let followers: Vec<(u64, Option<String>)> = membership
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != self.node_id)
+            .map(|id| (id, membership.membership().get_node(&id).and_then(|n| self.params.book.get(&n.uuid))))
+            .collect();
+        replica.pause_heartbeats();
+        let timeout = self.heartbeat_interval();
+        let asks = followers.into_iter().map(|(id, address)| {
+            let request = rpb::RaftRequest {
+                target_node_id: id,
+                payload: payload.clone(),
+                group_id: replica.tablet_id.to_string(),
+                call: rpb::RaftCall::Quiesce as i32,
+            };
+            async move {
+                let Some(address) = address else { return false };
+                self.coalescer.send(&address, request, timeout).await.is_ok()
+            }
+        });
+        let accepted = futures::future::join_all(asks).await.into_iter().all(|ok| ok);
+        replica.finish_quiesce(&request, activity, accepted)
+    }
+
+    /// The address of the server that is node `leader` of `replica`'s group.
+    fn leader_address(&self, replica: &Replica, leader: u64) -> Option<String> {
+        if leader == self.node_id {
+            return Some(self.params.address.clone());
+        }
+        let m = replica.metrics();
+        let uuid = m.membership_config.membership().get_node(&leader).map(|n| n.uuid.clone())?;
+        self.params.book.get(&uuid)
+    }
+
+    /// Pings every server leading a quiesced group here and wakes the groups of those that
+    /// have not answered for an election timeout; returns how many groups woke.
+    async fn wake_groups_of_silent_leaders(&self) -> usize {
+        let mut by_leader: HashMap<String, Vec<Arc<Replica>>> = HashMap::new();
+        let mut woken = 0;
+        for replica in self.running_replicas() {
+            let Some(quiet) = replica.quiesced().filter(|q| q.leader != self.node_id) else { continue };
+            match self.leader_address(&replica, quiet.leader) {
+                Some(address) => by_leader.entry(address).or_default().push(replica),
+                None => {
+                    replica.wake("the leader's address is unknown");
+                    woken += 1;
+                }
+            }
+        }
+        self.liveness.retain(&by_leader.keys().cloned().collect());
+        let timeout = self.election_timeout();
+        let pings = by_leader.keys().map(|address| async move {
+            if self.coalescer.ping(address, timeout).await.is_ok() {
+                self.liveness.answered(address);
+            }
+        });
+        futures::future::join_all(pings).await;
+        for (address, replicas) in by_leader {
+            if self.liveness.silent_for(&address, timeout) {
+                tracing::info!(leader = %address, groups = replicas.len(), "a quiesced leader's server does not answer: waking its groups");
+                for replica in &replicas {
+                    replica.wake("the leader's server does not answer");
+                }
+                woken += replicas.len();
+            }
+        }
+        woken
+    }
+
     /// Stops every group (the server is shutting down).
     pub async fn shutdown(&self) {
         let replicas: Vec<Arc<Replica>> =
@@ -503,6 +629,63 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
 
     fn raft(&self, group_id: &str) -> Option<TabletRaft> {
         self.replica(group_id).map(|r| r.raft.clone())
+    }
+
+    /// Wakes a quiesced group for what reaches it, but refuses a PreVote that would depose
+    /// a live leader (see [`super::quiesce`]).
+    fn admit(&self, group_id: &str, incoming: Incoming<'_>) -> Result<(), tonic::Status> {
+        let Some(replica) = self.replica(group_id) else { return Ok(()) };
+        let Some(quiet) = replica.quiesced() else { return Ok(()) };
+        if let Incoming::PreVote(payload) = incoming {
+            if quiet.leader == self.node_id {
+                replica.wake("a PreVote reached the quiesced leader");
+                return Err(tonic::Status::failed_precondition(format!(
+                    "tablet {group_id}: node {} leads it (it was quiesced)",
+                    self.node_id
+                )));
+            }
+            let candidate = serde_json::from_slice::<openraft::raft::VoteRequest<TabletTypeConfig>>(payload)
+                .ok()
+                .map(|r| r.vote.leader_id.node_id);
+            let leader_alive = self
+                .leader_address(&replica, quiet.leader)
+                .is_some_and(|a| self.liveness.alive(&a, self.election_timeout()));
+            if candidate != Some(quiet.leader) && leader_alive {
+                return Err(tonic::Status::failed_precondition(format!(
+                    "tablet {group_id} is quiesced and its leader (node {}) answers",
+                    quiet.leader
+                )));
+            }
+        }
+        replica.wake(match incoming {
+            Incoming::AppendEntries => "AppendEntries",
+            Incoming::Vote => "Vote",
+            Incoming::PreVote(_) => "PreVote",
+            Incoming::TransferLeader => "TransferLeader",
+            Incoming::InstallSnapshot => "InstallSnapshot",
+        });
+        Ok(())
+    }
+
+    /// A leader's `QUIESCE`: this replica stops its timers if it follows that leader with
+    /// the same log.
+    fn quiesce(&self, request: rpb::RaftRequest) -> Result<Vec<u8>, tonic::Status> {
+        if self.params.quiesce_after.is_none() {
+            return Err(tonic::Status::failed_precondition("quiescence is off on this tablet server"));
+        }
+        if request.target_node_id != self.node_id {
+            return Err(tonic::Status::failed_precondition(format!(
+                "QUIESCE for node {} reached node {}",
+                request.target_node_id, self.node_id
+            )));
+        }
+        let replica = self
+            .replica(&request.group_id)
+            .ok_or_else(|| tonic::Status::not_found(format!("no running replica of tablet {}", request.group_id)))?;
+        let quiesce: QuiesceRequest =
+            serde_json::from_slice(&request.payload).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        replica.accept_quiesce(&quiesce).map_err(tonic::Status::failed_precondition)?;
+        Ok(Vec::new())
     }
 }
 
