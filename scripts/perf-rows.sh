@@ -144,9 +144,11 @@ if ! $skip_idle; then
             used=$(( $(cpu_ticks "$pid") - before[$pid] ))
             pct=$(awk -v t="$used" -v hz="$clk_tck" -v ns="$(( end_ns - start_ns ))" \
                 'BEGIN { printf "%.1f", 100 * t / hz / (ns / 1e9) }')
-            roles=$(curl -s "http://127.0.0.4$(( i + 1 )):8150/metrics" | awk -F'[="]' \
+            metrics=$(curl -s "http://127.0.0.4$(( i + 1 )):8150/metrics")
+            roles=$(echo "$metrics" | awk -F'[="]' \
                 '/^kudu_tserver_replicas\{role=/ { n = $NF; gsub(/[^0-9]/, "", n); printf "%s%s=%s", sep, $3, n; sep="," }' | tr -d ' ')
-            line="{\"workload\":\"idle\",\"window\":$window,\"tserver\":$(( i + 1 )),\"replicas\":$partitions,\"seconds\":$idle_seconds,\"cpu_percent_of_core\":$pct,\"rss_mib\":$(rss_mib "$pid"),\"roles\":\"$roles\"}"
+            quiesced=$(echo "$metrics" | awk '/^kudu_tserver_replicas_quiesced / { print $2 }')
+            line="{\"workload\":\"idle\",\"window\":$window,\"tserver\":$(( i + 1 )),\"replicas\":$partitions,\"seconds\":$idle_seconds,\"cpu_percent_of_core\":$pct,\"rss_mib\":$(rss_mib "$pid"),\"roles\":\"$roles\",\"quiesced\":${quiesced:-0}}"
             echo "$line" | tee -a "$results"
         done
         unset before
@@ -169,5 +171,5 @@ for r in rows:
               f"{r['operations']} full scans of ~{r['rows'] // max(r['operations'], 1)} rows, p50 {r['latency']['p50_ms']} ms")
     elif r["workload"] == "idle":
         print(f"{'idle tserver %d, window %d' % (r['tserver'], r['window']):<34} {r['cpu_percent_of_core']:>10.1f}%   "
-              f"of one core over {r['seconds']} s, {r['replicas']} replicas, RSS {r['rss_mib']} MiB, {r.get('roles', '')}")
+              f"of one core over {r['seconds']} s, {r['replicas']} replicas, RSS {r['rss_mib']} MiB, {r.get('roles', '')}, {r.get('quiesced', 0)} quiesced")
 PY

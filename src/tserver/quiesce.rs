@@ -36,6 +36,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use openraft::rt::watch::WatchReceiver;
 use openraft::{RaftMetrics, ServerState};
 use serde::{Deserialize, Serialize};
 
@@ -43,9 +44,11 @@ use super::raft_types::TabletTypeConfig;
 use super::replica::Replica;
 
 /// Whom a quiesced replica follows (itself when it leads) and in which term.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quiesced {
     pub leader: u64,
+    /// The leader's tablet server uuid (empty when this replica leads).
+    pub leader_uuid: String,
     pub term: u64,
 }
 
@@ -85,7 +88,7 @@ impl QuietState {
 
     /// Whom the replica follows while quiesced; `None` while awake.
     pub fn quiesced(&self) -> Option<Quiesced> {
-        self.lock().quiesced
+        self.lock().quiesced.clone()
     }
 }
 
@@ -193,7 +196,13 @@ impl Replica {
         if inner.quiesced.is_some() || inner.last_activity.elapsed() < idle_after {
             return None;
         }
-        let view = LeaderView::of(&self.metrics(), self.node_id);
+        // Called for every replica every heartbeat interval: read the metrics in place.
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        if m.state != ServerState::Leader {
+            return None;
+        }
+        let view = LeaderView::of(&m, self.node_id);
         if view.keeps_awake().is_some() {
             return None;
         }
@@ -213,7 +222,7 @@ impl Replica {
     /// and last log index); otherwise resumes heartbeats. Returns whether it quiesced.
     pub fn finish_quiesce(&self, request: &QuiesceRequest, activity: u64, accepted: bool) -> bool {
         let mut inner = self.quiet.lock();
-        let view = LeaderView::of(&self.metrics(), self.node_id);
+        let view = LeaderView::of(&self.raft.metrics().borrow_watched(), self.node_id);
         let unchanged = inner.activity == activity
             && view.keeps_awake().is_none()
             && view.term == request.term
@@ -221,7 +230,7 @@ impl Replica {
         let quiesce = accepted && unchanged && inner.quiesced.is_none();
         if quiesce {
             self.raft.runtime_config().tick(false);
-            inner.quiesced = Some(Quiesced { leader: self.node_id, term: request.term });
+            inner.quiesced = Some(Quiesced { leader: self.node_id, leader_uuid: String::new(), term: request.term });
         }
         self.raft.runtime_config().heartbeat(true);
         quiesce
@@ -230,9 +239,15 @@ impl Replica {
     /// A follower's answer to its leader's `QUIESCE`: stops its tick if it accepts.
     pub fn accept_quiesce(&self, request: &QuiesceRequest) -> Result<(), String> {
         let mut inner = self.quiet.lock();
-        follower_accepts(&self.metrics(), request)?;
+        let leader_uuid = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            follower_accepts(&m, request)?;
+            m.membership_config.membership().get_node(&request.leader).map(|n| n.uuid.clone())
+        }
+        .ok_or_else(|| format!("node {} is not in the replica's configuration", request.leader))?;
         self.raft.runtime_config().tick(false);
-        inner.quiesced = Some(Quiesced { leader: request.leader, term: request.term });
+        inner.quiesced = Some(Quiesced { leader: request.leader, leader_uuid, term: request.term });
         Ok(())
     }
 }

@@ -36,7 +36,7 @@ use openraft::error::{InitializeError, RaftError};
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 
 use super::address_book::AddressBook;
-use super::quiesce::{LeaderLiveness, QuiesceRequest};
+use super::quiesce::{LeaderLiveness, QuiesceRequest, Quiesced};
 use super::raft_types::{ReplicaNode, TabletRaft, TabletTypeConfig};
 use super::replica::{Replica, ReplicaStatus};
 use super::store::{ReplicaMeta, ReplicaState, StoreError, TServerStore, TabletStateMachine};
@@ -514,14 +514,12 @@ impl TabletManager {
         replica.finish_quiesce(&request, activity, accepted)
     }
 
-    /// The address of the server that is node `leader` of `replica`'s group.
-    fn leader_address(&self, replica: &Replica, leader: u64) -> Option<String> {
-        if leader == self.node_id {
+    /// The address of the server leading a quiesced group.
+    fn leader_address(&self, quiet: &Quiesced) -> Option<String> {
+        if quiet.leader == self.node_id {
             return Some(self.params.address.clone());
         }
-        let m = replica.metrics();
-        let uuid = m.membership_config.membership().get_node(&leader).map(|n| n.uuid.clone())?;
-        self.params.book.get(&uuid)
+        self.params.book.get(&quiet.leader_uuid)
     }
 
     /// Pings every server leading a quiesced group here and wakes the groups of those that
@@ -531,7 +529,7 @@ impl TabletManager {
         let mut woken = 0;
         for replica in self.running_replicas() {
             let Some(quiet) = replica.quiesced().filter(|q| q.leader != self.node_id) else { continue };
-            match self.leader_address(&replica, quiet.leader) {
+            match self.leader_address(&quiet) {
                 Some(address) => by_leader.entry(address).or_default().push(replica),
                 None => {
                     replica.wake("the leader's address is unknown");
@@ -648,7 +646,7 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
                 .ok()
                 .map(|r| r.vote.leader_id.node_id);
             let leader_alive = self
-                .leader_address(&replica, quiet.leader)
+                .leader_address(&quiet)
                 .is_some_and(|a| self.liveness.alive(&a, self.election_timeout()));
             if candidate != Some(quiet.leader) && leader_alive {
                 return Err(tonic::Status::failed_precondition(format!(
