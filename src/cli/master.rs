@@ -103,6 +103,10 @@ pub struct RunArgs {
     /// Most location mapping commands running at once.
     #[arg(long, default_value_t = 4)]
     location_mapping_max_concurrent: usize,
+    /// How often the leader master evens out tablet leaders across tablet servers (by
+    /// leadership transfers); 0 never.
+    #[arg(long, default_value_t = 10_000)]
+    leader_balance_interval_ms: u64,
     /// Check the configuration and exit.
     #[arg(long)]
     config_check: bool,
@@ -122,6 +126,8 @@ impl RunArgs {
             tserver_forget_after: Duration::from_millis(self.tserver_forget_after_ms),
             max_concurrent_rereplications: self.max_concurrent_rereplications,
             rereplication_interval: Duration::from_secs(1),
+            leader_balance_interval: (self.leader_balance_interval_ms > 0)
+                .then(|| Duration::from_millis(self.leader_balance_interval_ms)),
             member_liveness_timeout: (election * 2).max(Duration::from_secs(2)),
             heartbeat_interval: Duration::from_millis(self.raft_heartbeat_interval_ms),
             election_timeout: election,

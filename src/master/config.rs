@@ -27,6 +27,8 @@ pub struct MasterConfig {
     pub max_concurrent_rereplications: usize,
     /// How often the leader looks for tablets to re-replicate and drives moves in progress.
     pub rereplication_interval: Duration,
+    /// How often the leader evens out tablet leaders across tablet servers; `None`: never.
+    pub leader_balance_interval: Option<Duration>,
     /// A master not heard from by the leader for this long counts as down for quorum checks.
     pub member_liveness_timeout: Duration,
     pub heartbeat_interval: Duration,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod heartbeat;
 mod housekeeping;
 mod http;
+pub mod leader_balance;
 pub mod limits;
 pub mod location_mapping;
 pub mod membership;

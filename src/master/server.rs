@@ -16,7 +16,7 @@ use super::raft_types::{Network, Raft};
 use super::service::MasterRpc;
 use super::store::{self, LogStore, StateMachineStore, StoreError};
 use super::tservers::TServerRegistry;
-use super::{bootstrap, cluster_id, housekeeping, http, rereplication};
+use super::{bootstrap, cluster_id, housekeeping, http, leader_balance, rereplication};
 use crate::pb::master::master_service_server::MasterServiceServer;
 use crate::pb::raft::raft_service_server::RaftServiceServer;
 use crate::raft::{DEFAULT_GROUP, GroupPrefix, MAX_MESSAGE, RaftRpc};
@@ -123,6 +123,9 @@ impl MasterServer {
         tasks.push(tokio::spawn(cluster_id::run(node.clone())));
         tasks.push(tokio::spawn(housekeeping::run(node.clone())));
         tasks.push(tokio::spawn(rereplication::run(node.clone(), stopped.clone())));
+        if let Some(interval) = config.leader_balance_interval {
+            tasks.push(tokio::spawn(leader_balance::run(node.clone(), interval, stopped.clone())));
+        }
         let tracker = node.clone();
         tasks.push(tokio::spawn(async move { tracker.track_leadership().await }));
         tracing::info!(%rpc_addr, ?http_addr, "master serving");

@@ -13,7 +13,7 @@ use super::address_book::AddressBook;
 use super::error::TabletServiceError;
 use super::raft_types::{TabletRaft, TabletTypeConfig};
 use super::store::{ReplicaMeta, ReplicaState, TabletStateMachine};
-use crate::ids::TabletId;
+use crate::ids::{TServerId, TabletId};
 use crate::pb::master as mpb;
 use crate::pb::tserver as tpb;
 use crate::tablet::{TabletCommand, TabletOutcome, TabletSchema};
@@ -283,6 +283,38 @@ impl Replica {
                 after: self.request_timeout,
             }),
         }
+    }
+
+    /// Hands leadership to the voter on `to` (started here, completed by the election it
+    /// triggers); `to` must hold this leader's whole log, so the group is not left waiting
+    /// for a candidate that cannot win.
+    pub async fn transfer_leadership(&self, to: &TServerId) -> Result<(), TabletServiceError> {
+        self.ensure_leader()?;
+        self.note_activity("leadership transfer");
+        let target = to.raft_node_id();
+        if target == self.node_id {
+            return Ok(());
+        }
+        {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            if !m.membership_config.membership().voter_ids().any(|id| id == target) {
+                return Err(TabletServiceError::InvalidArgument(format!(
+                    "tablet server {to} is not a voter of tablet {}",
+                    self.tablet_id
+                )));
+            }
+            let matched = m.replication.as_ref().and_then(|r| r.get(&target)).and_then(|l| l.as_ref()).map(|l| l.index);
+            if matched != m.last_log_index {
+                return Err(TabletServiceError::Unavailable(format!(
+                    "tablet {}: tablet server {to} holds the log up to {matched:?} of {:?}; retry once it caught up",
+                    self.tablet_id, m.last_log_index
+                )));
+            }
+        }
+        self.raft.trigger().transfer_leader(target).await.map_err(|e| {
+            TabletServiceError::Internal(format!("tablet {}: starting a leadership transfer: {e}", self.tablet_id))
+        })
     }
 
     /// Proposes the desired schema if this replica leads and applied an older one; returns

@@ -140,6 +140,12 @@ impl TServerRpc {
         let (step, lag) = replica.change_config(add, remove).await?;
         Ok(pb::ChangeConfigResponse { step: step as i32, config: Some(replica.status().await.to_report()), lag })
     }
+
+    async fn do_transfer_leadership(&self, r: pb::TransferLeadershipRequest) -> Result<pb::TransferLeadershipResponse> {
+        let replica = self.replica(&r.tablet_id)?;
+        replica.transfer_leadership(&TServerId(r.new_leader_uuid)).await?;
+        Ok(pb::TransferLeadershipResponse {})
+    }
 }
 
 #[tonic::async_trait]
@@ -177,6 +183,14 @@ impl TabletServerService for TServerRpc {
         request: Request<pb::ChangeConfigRequest>,
     ) -> std::result::Result<Response<pb::ChangeConfigResponse>, Status> {
         Ok(Response::new(self.do_change_config(request.into_inner()).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(tablet = %request.get_ref().tablet_id, to = %request.get_ref().new_leader_uuid))]
+    async fn transfer_leadership(
+        &self,
+        request: Request<pb::TransferLeadershipRequest>,
+    ) -> std::result::Result<Response<pb::TransferLeadershipResponse>, Status> {
+        Ok(Response::new(self.do_transfer_leadership(request.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all)]

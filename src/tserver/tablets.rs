@@ -645,9 +645,8 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
             let candidate = serde_json::from_slice::<openraft::raft::VoteRequest<TabletTypeConfig>>(payload)
                 .ok()
                 .map(|r| r.vote.leader_id.node_id);
-            let leader_alive = self
-                .leader_address(&quiet)
-                .is_some_and(|a| self.liveness.alive(&a, self.election_timeout()));
+            let leader_alive =
+                self.leader_address(&quiet).is_some_and(|a| self.liveness.alive(&a, self.election_timeout()));
             if candidate != Some(quiet.leader) && leader_alive {
                 return Err(tonic::Status::failed_precondition(format!(
                     "tablet {group_id} is quiesced and its leader (node {}) answers",

@@ -182,6 +182,29 @@ impl KuduClient {
             .map_err(|status| ClientError::NoAnswer { address: address.to_string(), message: status.message().into() })
     }
 
+    /// Asks the tablet server at `address` (which should lead `tablet_id`) to hand the
+    /// tablet's leadership to the voter on `new_leader_uuid`: one attempt within the RPC
+    /// timeout. The leader balancer of the masters does this on its own; tools and tests
+    /// use it to move a leader on purpose.
+    pub async fn transfer_leadership(
+        &self,
+        address: &str,
+        tablet_id: &str,
+        new_leader_uuid: &str,
+    ) -> Result<(), ClientError> {
+        let mut service = self.service(address)?;
+        let timeout = self.options.rpc_timeout;
+        let mut request = tonic::Request::new(pb::TransferLeadershipRequest {
+            tablet_id: tablet_id.to_string(),
+            new_leader_uuid: new_leader_uuid.to_string(),
+        });
+        request.set_timeout(timeout);
+        rpc::with_deadline(timeout, service.transfer_leadership(request))
+            .await
+            .map(drop)
+            .map_err(|status| ClientError::NoAnswer { address: address.to_string(), message: status.message().into() })
+    }
+
     /// Applies `rows` to `table`: one batch per tablet, in parallel. Rows are checked
     /// against the table's schema first; a malformed row refuses the whole write (nothing
     /// is sent). Rows a tablet refuses (e.g. an insert of an existing key) are listed in the
