@@ -103,6 +103,13 @@ impl TabletServerService for Fake {
         Err(Status::unimplemented("fake"))
     }
 
+    async fn transfer_leadership(
+        &self,
+        _: Request<tpb::TransferLeadershipRequest>,
+    ) -> Result<Response<tpb::TransferLeadershipResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
     async fn list_tablets(
         &self,
         _: Request<tpb::ListTabletsRequest>,
