@@ -62,7 +62,9 @@ async fn terms(client: &KuduClient, tservers: &[&Proc]) -> BTreeMap<String, (u64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_groups_quiesce_wake_for_requests_and_still_fail_over() {
-    let mut cluster = Cluster::start(1, 3);
+    // Leader balancing off: this test compares leaders and terms across a restart.
+    let no_balancing = ["--leader-balance-interval-ms".to_string(), "0".to_string()];
+    let mut cluster = Cluster::start_with_flags(1, 3, &no_balancing);
     cluster.wait_leader().await;
     cluster.wait_tservers(3).await;
     let client = kudu_client(&cluster);
