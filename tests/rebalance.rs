@@ -175,14 +175,8 @@ async fn tables_placed_before_locations_are_rebalanced_while_rows_are_written() 
     }
 
     // Locations: the first tablet's first two replicas share /L0, so it breaks the policy.
-    let servers: BTreeMap<String, pb::TabletServerEntry> = client
-        .masters()
-        .list_tablet_servers()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|s| (s.uuid.clone(), s))
-        .collect();
+    let servers: BTreeMap<String, pb::TabletServerEntry> =
+        client.masters().list_tablet_servers().await.expect("list").into_iter().map(|s| (s.uuid.clone(), s)).collect();
     let first = client.masters().get_table_locations("rows").await.expect("locations").tablets.remove(0);
     let mut order: Vec<String> = first.replicas.iter().map(|r| r.rpc_address.clone()).collect();
     let others: Vec<String> = servers.values().map(|s| s.rpc_address.clone()).filter(|a| !order.contains(a)).collect();

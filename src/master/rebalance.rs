@@ -199,8 +199,11 @@ mod tests {
         let table = Table {
             id: table_id.clone(),
             name: "t".into(),
-            schema: Schema { columns: vec![Column::new("id", ColumnType::Int64, false)], primary_key: vec!["id".into()] }
-                .with_fresh_ids(),
+            schema: Schema {
+                columns: vec![Column::new("id", ColumnType::Int64, false)],
+                primary_key: vec!["id".into()],
+            }
+            .with_fresh_ids(),
             num_partitions: 2,
             replication_factor: 3,
             state: TableState::Running,

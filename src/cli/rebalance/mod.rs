@@ -205,8 +205,11 @@ async fn wait_round(client: &MasterClient, tracked: &[Tracked], timeout: Duratio
             }
             ended.insert(t.tablet().clone());
             if let Tracked::Ours(m) = t {
-                let outcome =
-                    if expected.is_complete_in(state.voters(t.tablet())) { Outcome::Completed } else { Outcome::GivenUp };
+                let outcome = if expected.is_complete_in(state.voters(t.tablet())) {
+                    Outcome::Completed
+                } else {
+                    Outcome::GivenUp
+                };
                 done.push(Done { planned: (**m).clone(), outcome });
             }
         }

@@ -144,7 +144,11 @@ fn balance_tables(state: &ClusterState, first: (&str, &Balance), second: (&str, 
             format!("{:.2}", a.location_skew),
             format!("{:.2}", b.location_skew),
         ],
-        vec!["replicas, most minus fewest server of a location".into(), a.server_skew.to_string(), b.server_skew.to_string()],
+        vec![
+            "replicas, most minus fewest server of a location".into(),
+            a.server_skew.to_string(),
+            b.server_skew.to_string(),
+        ],
         vec![
             "a table's replicas, most minus fewest server of a location".into(),
             a.table_skew.to_string(),

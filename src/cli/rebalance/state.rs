@@ -55,7 +55,10 @@ pub async fn gather(client: &MasterClient) -> Result<ClusterState, ClientError> 
 /// The state of what the masters answered. Servers without a location are unknown
 /// territory when others have one (a mapping command is configured but their mapping
 /// failed or is pending); when none has one, all share the default location.
-pub fn state_of(servers: Vec<pb::TabletServerEntry>, tables: Vec<(pb::TableInfo, Vec<pb::TabletLocations>)>) -> ClusterState {
+pub fn state_of(
+    servers: Vec<pb::TabletServerEntry>,
+    tables: Vec<(pb::TableInfo, Vec<pb::TabletLocations>)>,
+) -> ClusterState {
     let mapped = servers.iter().any(|s| !s.location.is_empty() || !s.registration_error.is_empty());
     let views = servers
         .iter()
@@ -114,7 +117,10 @@ mod tests {
     fn tablet(id: &str, replicas: &[&str], moving: Option<(&str, &str)>) -> pb::TabletLocations {
         pb::TabletLocations {
             tablet_id: id.into(),
-            replicas: replicas.iter().map(|r| pb::ReplicaLocation { ts_uuid: (*r).into(), ..Default::default() }).collect(),
+            replicas: replicas
+                .iter()
+                .map(|r| pb::ReplicaLocation { ts_uuid: (*r).into(), ..Default::default() })
+                .collect(),
             pending_move: moving.map(|(from, to)| pb::ReplicaMove { from_uuid: from.into(), to_uuid: to.into() }),
             ..Default::default()
         }

@@ -223,7 +223,8 @@ impl<'a> Model<'a> {
     fn policy_fix(&self, tablet: &Tab) -> Option<(TServerId, TServerId)> {
         let cap = policy::max_per_location(tablet.rf);
         let counts = self.counts(tablet);
-        let (over, _) = counts.iter().filter(|(_, c)| **c > cap).max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))?;
+        let (over, _) =
+            counts.iter().filter(|(_, c)| **c > cap).max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))?;
         // The most loaded replica of the majority location leaves.
         let from = tablet
             .replicas
@@ -412,12 +413,12 @@ impl<'a> Model<'a> {
             });
         }
         let per_server: Vec<f64> = locations.iter().map(|l| l.replicas_per_server).collect();
-        let location_skew = match (per_server.iter().copied().reduce(f64::max), per_server.iter().copied().reduce(f64::min)) {
-            (Some(max), Some(min)) => max - min,
-            _ => 0.0,
-        };
-        let servers =
-            self.servers.iter().filter(|(_, s)| s.live).map(|(id, s)| (id.to_string(), s.load)).collect();
+        let location_skew =
+            match (per_server.iter().copied().reduce(f64::max), per_server.iter().copied().reduce(f64::min)) {
+                (Some(max), Some(min)) => max - min,
+                _ => 0.0,
+            };
+        let servers = self.servers.iter().filter(|(_, s)| s.live).map(|(id, s)| (id.to_string(), s.load)).collect();
         Balance { policy_violations, locations, servers, location_skew, server_skew, table_skew }
     }
 }

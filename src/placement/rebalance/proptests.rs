@@ -17,7 +17,10 @@ const CASES: u32 = 256;
 /// distinct servers (any, dead ones included), about one in ten with a move in progress.
 fn layout_and_options() -> impl Strategy<Value = (Layout, Options)> {
     let servers = prop::collection::vec(
-        prop::collection::vec((prop::bool::weighted(0.9), prop::bool::weighted(0.95), prop::bool::weighted(0.1)), 0..=4),
+        prop::collection::vec(
+            (prop::bool::weighted(0.9), prop::bool::weighted(0.95), prop::bool::weighted(0.1)),
+            0..=4,
+        ),
         1..=4,
     );
     let tablets = prop::collection::vec(
@@ -52,8 +55,10 @@ fn layout_and_options() -> impl Strategy<Value = (Layout, Options)> {
                     state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     replicas.push(pool.remove((state >> 33) as usize % pool.len()));
                 }
-                let pending = (moving && !pool.is_empty())
-                    .then(|| ReplicaMove { from: Some(replicas[0].clone()), to: pool[(state >> 40) as usize % pool.len()].clone() });
+                let pending = (moving && !pool.is_empty()).then(|| ReplicaMove {
+                    from: Some(replicas[0].clone()),
+                    to: pool[(state >> 40) as usize % pool.len()].clone(),
+                });
                 Some(TabletView {
                     id: TabletId(format!("tablet-{i}")),
                     table: format!("table-{table}"),
@@ -144,8 +149,10 @@ fn check_moves(layout: &Layout, options: &Options, moves: &[Move]) -> Result<(),
         }
         let after: Vec<TServerId> =
             tablet.replicas.iter().map(|r| if *r == m.from { m.to.clone() } else { r.clone() }).collect();
-        let (before_excess, after_excess) =
-            (excess(layout, &tablet.replicas, tablet.replication_factor), excess(layout, &after, tablet.replication_factor));
+        let (before_excess, after_excess) = (
+            excess(layout, &tablet.replicas, tablet.replication_factor),
+            excess(layout, &after, tablet.replication_factor),
+        );
         if applies {
             prop_assert!(after_excess <= before_excess, "{m:?} makes {tablet:?} worse");
             if m.reason == Reason::PlacementPolicy {

@@ -35,8 +35,14 @@ fn options(seed: u64) -> Options {
 }
 
 /// The seed's servers A..E in /L0, /L0, /L1, /L1, /L2, and F in /L2.
-const SIX: [(&str, &str, bool); 6] =
-    [("A", "/L0", true), ("B", "/L0", true), ("C", "/L1", true), ("D", "/L1", true), ("E", "/L2", true), ("F", "/L2", true)];
+const SIX: [(&str, &str, bool); 6] = [
+    ("A", "/L0", true),
+    ("B", "/L0", true),
+    ("C", "/L1", true),
+    ("D", "/L1", true),
+    ("E", "/L2", true),
+    ("F", "/L2", true),
+];
 
 #[test]
 fn a_majority_in_one_location_moves_to_the_location_without_a_replica() {
@@ -236,8 +242,7 @@ fn plans_are_deterministic_given_the_seed() {
     for seed in 0..10 {
         assert_eq!(plan(&layout, &options(seed)), plan(&layout, &options(seed)));
     }
-    let distinct: std::collections::BTreeSet<Vec<String>> = (0..10)
-        .map(|seed| plan(&layout, &options(seed)).iter().map(|m| m.tablet_id.to_string()).collect())
-        .collect();
+    let distinct: std::collections::BTreeSet<Vec<String>> =
+        (0..10).map(|seed| plan(&layout, &options(seed)).iter().map(|m| m.tablet_id.to_string()).collect()).collect();
     assert!(distinct.len() > 1, "the seed breaks ties");
 }
