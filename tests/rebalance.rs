@@ -292,3 +292,54 @@ async fn a_tablet_server_added_later_gets_replicas() {
     let report = rebalance(&cluster, &["--report-only"]).await;
     assert_eq!(report["moves"].as_array().map(Vec::len), Some(0), "{report:#}");
 }
+
+/// An interrupted run loses nothing: the rebalancer is killed as soon as its first moves are
+/// recorded, the masters complete those moves on their own, and a rerun plans around what
+/// is left and finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rebalance_is_completed_by_the_masters_and_a_rerun() {
+    let mut cluster = Cluster::start(1, 2);
+    cluster.wait_leader().await;
+    cluster.wait_tservers(2).await;
+    let client = client(&cluster);
+    client.masters().create_table("halt", &simple_schema(), 8, 1).await.expect("create");
+    client.wait_for_leaders("halt", WAIT).await.expect("leaders");
+    client.write("halt", &inserts(0..100)).await.expect("insert");
+    cluster.add_tserver();
+    cluster.add_tserver();
+    cluster.wait_tservers(4).await;
+
+    let masters = cluster.master_addrs().join(",");
+    let mut run = std::process::Command::new(common::kudu_bin())
+        .args(["cluster", "rebalance", "-m", &masters, "--max-moves-per-server", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start kudu cluster rebalance");
+    let recorded = wait_for("the first moves to be recorded", WAIT, || async {
+        let (voters, moving) = layout(&client, &["halt"]).await;
+        moving.then_some(voters)
+    })
+    .await;
+    run.kill().expect("kill the rebalancer");
+    run.wait().expect("reap the rebalancer");
+    // The masters finish the recorded moves without the command.
+    let (after_kill, _) = wait_for("the recorded moves to end", WAIT, || async {
+        let (voters, moving) = layout(&client, &["halt"]).await;
+        (!moving).then_some((voters, ()))
+    })
+    .await;
+    assert_ne!(after_kill, recorded, "the recorded moves completed");
+    let rerun = rebalance(&cluster, &[]).await;
+    println!(
+        "rerun after an interruption: {} moves, {:.1} moves per minute",
+        rerun["completed"],
+        rerun["moves_per_minute"].as_f64().unwrap_or_default()
+    );
+    let servers = client.masters().list_tablet_servers().await.expect("list");
+    let loads: Vec<u32> = servers.iter().map(|s| s.num_replicas).collect();
+    assert_eq!(loads, [2, 2, 2, 2], "{servers:?}");
+    assert_eq!(scan_ids(&client, "halt").await, (0..100).collect::<BTreeSet<i64>>());
+    let report = rebalance(&cluster, &["--report-only"]).await;
+    assert_eq!(report["moves"].as_array().map(Vec::len), Some(0), "{report:#}");
+}
