@@ -6,6 +6,7 @@ mod location;
 mod master;
 mod output;
 mod perf;
+mod rebalance;
 mod row;
 mod table;
 mod tserver;

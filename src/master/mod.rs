@@ -16,6 +16,7 @@ pub mod membership;
 mod metrics;
 mod node;
 pub mod raft_types;
+pub mod rebalance;
 mod registration;
 mod rereplication;
 mod router;

@@ -355,4 +355,17 @@ impl MasterService for MasterRpc {
         })
         .await
     }
+
+    #[instrument(skip_all, fields(moves = request.get_ref().moves.len()))]
+    async fn move_replicas(
+        &self,
+        request: Request<pb::MoveReplicasRequest>,
+    ) -> Result<Response<pb::MoveReplicasResponse>, Status> {
+        let moves = super::rebalance::moves_from_pb(&request.into_inner().moves);
+        self.handle("MoveReplicas", async {
+            let outcomes = self.node.move_replicas(moves.clone()).await?;
+            Ok(pb::MoveReplicasResponse { outcomes: super::rebalance::outcomes_to_pb(&moves, outcomes) })
+        })
+        .await
+    }
 }

@@ -9,10 +9,12 @@
 //!
 //! - [`policy`]: what complies (pure arithmetic on per-location replica counts);
 //! - [`Placer`]: the decisions for new tablets, added replicas and replacements, over one
-//!   snapshot of the servers and their loads.
+//!   snapshot of the servers and their loads;
+//! - [`rebalance`]: the replica moves `kudu cluster rebalance` proposes.
 
 mod placer;
 pub mod policy;
+pub mod rebalance;
 
 #[cfg(test)]
 mod proptests;

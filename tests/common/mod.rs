@@ -76,6 +76,11 @@ impl Proc {
         }
     }
 
+    /// Adds arguments (e.g. a flag and its value) for the next (re)start.
+    pub fn add_args(&mut self, args: &[String]) {
+        self.process.args_mut().extend(args.iter().cloned());
+    }
+
     /// Restarts the process listening on `addr` instead (same data directory).
     pub fn move_to(&mut self, addr: String) {
         self.process.stop();

@@ -483,6 +483,20 @@ impl MasterClient {
         Ok(response.node_id)
     }
 
+    /// Asks the leader to start replica moves; one outcome per move, in order. Retrying is
+    /// safe: a move already under way is reported started.
+    pub async fn move_replicas(&self, moves: &[pb::TabletReplicaMove]) -> Result<Vec<pb::MoveOutcome>, ClientError> {
+        let t = self.rpc_timeout();
+        let request = pb::MoveReplicasRequest { moves: moves.to_vec() };
+        let response = self
+            .call(|mut c| {
+                let r = with_timeout(tonic::Request::new(request.clone()), t);
+                async move { c.move_replicas(r).await }
+            })
+            .await?;
+        Ok(response.outcomes)
+    }
+
     /// Asks the leader to hand leadership over; returns the new leader's node id.
     pub async fn step_down(&self, target: Option<u64>) -> Result<u64, ClientError> {
         let t = self.rpc_timeout();
