@@ -121,3 +121,44 @@ async fn idle_groups_quiesce_wake_for_requests_and_still_fail_over() {
     let ids: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
     assert_eq!(ids, (0..200).collect::<Vec<_>>());
 }
+
+/// A tablet server that leads quiesced groups comes back at the same address on an empty
+/// disk (a pod that lost its volume): it hosts none of their replicas and never campaigns,
+/// yet answers pings. Its followers see a new incarnation and elect among themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_back_on_an_empty_disk_at_the_same_address_does_not_strand_its_groups() {
+    let no_balancing = ["--leader-balance-interval-ms".to_string(), "0".to_string()];
+    let mut cluster = Cluster::start_with_flags(1, 3, &no_balancing);
+    cluster.wait_leader().await;
+    cluster.wait_tservers(3).await;
+    let client = kudu_client(&cluster);
+    client.masters().create_table("quiet", &simple_schema(), TABLETS as u32, 3).await.expect("create");
+    client.wait_for_leaders("quiet", WAIT).await.expect("leaders");
+    client.write("quiet", &inserts(0..40)).await.expect("insert");
+    wait_all_quiesced(&cluster, "every replica quiesced").await;
+
+    let servers = client.masters().list_tablet_servers().await.expect("tablet servers");
+    let uuid_of = |addr: &str| servers.iter().find(|s| s.rpc_address == addr).map(|s| s.uuid.clone());
+    let current = terms(&client, &cluster.tservers.iter().collect::<Vec<_>>()).await;
+    let led = |i: usize| {
+        let uuid = uuid_of(&cluster.tservers[i].addr);
+        current.values().filter(|(_, l)| Some(l) == uuid.as_ref()).count()
+    };
+    let victim = (0..cluster.tservers.len()).max_by_key(|i| led(*i)).expect("servers");
+    assert!(led(victim) > 0, "some server leads a tablet: {current:?}");
+    cluster.tservers[victim].kill();
+    cluster.tservers[victim].wipe();
+    cluster.tservers[victim].restart();
+
+    let outcome = match client.write("quiet", &inserts(40..80)).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            cluster.dump_logs();
+            panic!("write after the leader lost its disk: {e}")
+        }
+    };
+    assert_eq!(outcome.applied, 40);
+    let rows = client.scan("quiet", &ScanSpec::default()).await.expect("scan");
+    let ids: Vec<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
+    assert_eq!(ids, (0..80).collect::<Vec<_>>());
+}

@@ -109,9 +109,10 @@ impl Coalescer {
         }
     }
 
-    /// Whether the server at `address` answers an empty batch within `timeout`: the liveness
-    /// probe of quiesced groups' followers (one call per server, whatever the number of groups).
-    pub async fn ping(&self, address: &str, timeout: Duration) -> Result<(), tonic::Status> {
+    /// Whether the server at `address` answers an empty batch within `timeout`, and its
+    /// incarnation: the liveness probe of quiesced groups' followers (one call per server,
+    /// whatever the number of groups).
+    pub async fn ping(&self, address: &str, timeout: Duration) -> Result<String, tonic::Status> {
         let channel = self
             .inner
             .pool
@@ -120,7 +121,7 @@ impl Coalescer {
         let mut client = RaftServiceClient::new(channel);
         let mut call = tonic::Request::new(pb::RaftBatchRequest { requests: Vec::new() });
         call.set_timeout(timeout);
-        with_deadline(timeout, client.batch(call)).await.map(drop)
+        with_deadline(timeout, client.batch(call)).await.map(|r| r.into_inner().incarnation)
     }
 
     /// The queue of `address`'s sender task (started on first use) and its PreVote bound.
@@ -269,7 +270,7 @@ mod tests {
                     group => item_of(Ok(format!("{group}@{}", r.target_node_id).into_bytes())),
                 })
                 .collect();
-            Ok(Response::new(pb::RaftBatchReply { replies }))
+            Ok(Response::new(pb::RaftBatchReply { replies, incarnation: String::new() }))
         }
     }
 

@@ -44,6 +44,11 @@ pub trait GroupRouter<C: RaftTypeConfig<NodeId = u64>>: Send + Sync + 'static {
         Ok(())
     }
 
+    /// What identifies this run of the process in batch replies (see `RaftBatchReply`).
+    fn incarnation(&self) -> String {
+        String::new()
+    }
+
     /// Answers a `QUIESCE` request (tablet servers only).
     fn quiesce(&self, _request: RaftRequest) -> Result<Vec<u8>, Status> {
         Err(Status::unimplemented("only tablet servers quiesce Raft groups"))
@@ -176,7 +181,7 @@ where
             }
         });
         let replies = futures::future::join_all(answers).await.into_iter().map(super::batch::item_of).collect();
-        Ok(Response::new(RaftBatchReply { replies }))
+        Ok(Response::new(RaftBatchReply { replies, incarnation: self.router.incarnation() }))
     }
 
     async fn install_snapshot(

@@ -22,7 +22,8 @@
 //! 3. **Failure detection.** A quiesced follower still notices its leader's death: every
 //!    heartbeat interval the server pings each server leading one of its quiesced groups (one
 //!    call per server, not per group). When one has not answered for an election timeout,
-//!    the groups it leads wake and elect as usual.
+//!    or answers as a new incarnation (it restarted, so its replicas lead nothing), the
+//!    groups it led wake and elect as usual.
 //! 4. **No disruption.** Followers' leader leases run out while quiet, so a replica that
 //!    restarts and campaigns would win and depose a healthy leader. A PreVote therefore
 //!    reaching a quiesced follower whose leader answers pings is refused; one reaching the
@@ -49,6 +50,9 @@ pub struct Quiesced {
     pub leader: u64,
     /// The leader's tablet server uuid (empty when this replica leads).
     pub leader_uuid: String,
+    /// The incarnation of the leader's process when it asked to quiesce: a server answering
+    /// pings as another incarnation restarted, and leads nothing any more.
+    pub leader_incarnation: String,
     pub term: u64,
 }
 
@@ -58,6 +62,9 @@ pub struct QuiesceRequest {
     pub leader: u64,
     pub term: u64,
     pub last_log_index: Option<u64>,
+    /// The leader process's incarnation (see [`Quiesced::leader_incarnation`]).
+    #[serde(default)]
+    pub incarnation: String,
 }
 
 /// The quiescence state of one replica.
@@ -206,10 +213,13 @@ impl Replica {
         if view.keeps_awake().is_some() {
             return None;
         }
-        Some((
-            QuiesceRequest { leader: self.node_id, term: view.term, last_log_index: view.last_log_index },
-            inner.activity,
-        ))
+        let request = QuiesceRequest {
+            leader: self.node_id,
+            term: view.term,
+            last_log_index: view.last_log_index,
+            incarnation: String::new(),
+        };
+        Some((request, inner.activity))
     }
 
     /// Pauses heartbeats while the followers are asked to quiesce.
@@ -230,7 +240,12 @@ impl Replica {
         let quiesce = accepted && unchanged && inner.quiesced.is_none();
         if quiesce {
             self.raft.runtime_config().tick(false);
-            inner.quiesced = Some(Quiesced { leader: self.node_id, leader_uuid: String::new(), term: request.term });
+            inner.quiesced = Some(Quiesced {
+                leader: self.node_id,
+                leader_uuid: String::new(),
+                leader_incarnation: request.incarnation.clone(),
+                term: request.term,
+            });
         }
         self.raft.runtime_config().heartbeat(true);
         quiesce
@@ -247,38 +262,56 @@ impl Replica {
         }
         .ok_or_else(|| format!("node {} is not in the replica's configuration", request.leader))?;
         self.raft.runtime_config().tick(false);
-        inner.quiesced = Some(Quiesced { leader: request.leader, leader_uuid, term: request.term });
+        inner.quiesced = Some(Quiesced {
+            leader: request.leader,
+            leader_uuid,
+            leader_incarnation: request.incarnation.clone(),
+            term: request.term,
+        });
         Ok(())
     }
 }
 
-/// When each server leading quiesced groups here last answered a ping.
+/// When each server leading quiesced groups here last answered a ping, and as which
+/// incarnation.
 #[derive(Debug, Default)]
 pub struct LeaderLiveness {
-    answered: Mutex<HashMap<String, Instant>>,
+    answered: Mutex<HashMap<String, Answered>>,
+}
+
+#[derive(Debug)]
+struct Answered {
+    at: Instant,
+    incarnation: Option<String>,
 }
 
 impl LeaderLiveness {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Answered>> {
         self.answered.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records that `address` answered now.
-    pub fn answered(&self, address: &str) {
-        self.lock().insert(address.to_string(), Instant::now());
+    /// Records that `address` answered now as `incarnation`.
+    pub fn answered(&self, address: &str, incarnation: &str) {
+        self.lock()
+            .insert(address.to_string(), Answered { at: Instant::now(), incarnation: Some(incarnation.to_string()) });
+    }
+
+    /// The incarnation `address` last answered as, if it ever answered.
+    pub fn incarnation(&self, address: &str) -> Option<String> {
+        self.lock().get(address).and_then(|a| a.incarnation.clone())
     }
 
     /// Whether `address` answered within `timeout`.
     pub fn alive(&self, address: &str, timeout: Duration) -> bool {
-        self.lock().get(address).is_some_and(|at| at.elapsed() < timeout)
+        self.lock().get(address).is_some_and(|a| a.incarnation.is_some() && a.at.elapsed() < timeout)
     }
 
     /// Whether `address` has not answered for `timeout`. A server seen for the first time
     /// starts its grace period now.
     pub fn silent_for(&self, address: &str, timeout: Duration) -> bool {
         let mut answered = self.lock();
-        let at = answered.entry(address.to_string()).or_insert_with(Instant::now);
-        at.elapsed() >= timeout
+        let entry = answered.entry(address.to_string()).or_insert(Answered { at: Instant::now(), incarnation: None });
+        entry.at.elapsed() >= timeout
     }
 
     /// Forgets every server but `keep` (no quiesced group follows them any more).
@@ -331,9 +364,12 @@ mod tests {
         assert!(!liveness.alive("a:1", Duration::from_secs(1)), "never answered");
         assert!(!liveness.silent_for("a:1", Duration::from_secs(60)), "first seen: grace period starts");
         assert!(liveness.silent_for("a:1", Duration::ZERO));
-        liveness.answered("a:1");
+        assert_eq!(liveness.incarnation("a:1"), None);
+        liveness.answered("a:1", "run-1");
         assert!(liveness.alive("a:1", Duration::from_secs(60)));
         assert!(!liveness.silent_for("a:1", Duration::from_secs(60)));
+        liveness.answered("a:1", "run-2");
+        assert_eq!(liveness.incarnation("a:1").as_deref(), Some("run-2"));
         liveness.retain(&Default::default());
         assert!(!liveness.alive("a:1", Duration::from_secs(60)), "forgotten");
     }

@@ -112,6 +112,8 @@ pub struct TabletManager {
     failures_logged: Mutex<std::collections::HashSet<String>>,
     /// When the servers leading quiesced groups here last answered.
     liveness: LeaderLiveness,
+    /// This run of the process (new at every start), told to pinging followers.
+    incarnation: String,
 }
 
 impl TabletManager {
@@ -128,6 +130,7 @@ impl TabletManager {
             changes: tokio::sync::Mutex::new(()),
             failures_logged: Mutex::new(Default::default()),
             liveness: LeaderLiveness::default(),
+            incarnation: uuid::Uuid::new_v4().to_string(),
         });
         let records = manager.params.store.replicas()?;
         let mut opened = 0usize;
@@ -487,7 +490,8 @@ impl TabletManager {
 
     /// One leader's quiesce round: every follower is asked; the leader stops its timers if
     /// all accepted and nothing moved meanwhile.
-    async fn quiesce_round(&self, replica: &Replica, request: QuiesceRequest, activity: u64) -> bool {
+    async fn quiesce_round(&self, replica: &Replica, mut request: QuiesceRequest, activity: u64) -> bool {
+        request.incarnation = self.incarnation.clone();
         let Ok(payload) = serde_json::to_vec(&request) else { return false };
         let membership = replica.metrics().membership_config.clone();
         let followers: Vec<(u64, Option<String>)> = membership
@@ -540,8 +544,8 @@ impl TabletManager {
         self.liveness.retain(&by_leader.keys().cloned().collect());
         let timeout = self.election_timeout();
         let pings = by_leader.keys().map(|address| async move {
-            if self.coalescer.ping(address, timeout).await.is_ok() {
-                self.liveness.answered(address);
+            if let Ok(incarnation) = self.coalescer.ping(address, timeout).await {
+                self.liveness.answered(address, &incarnation);
             }
         });
         futures::future::join_all(pings).await;
@@ -552,6 +556,18 @@ impl TabletManager {
                     replica.wake("the leader's server does not answer");
                 }
                 woken += replicas.len();
+                continue;
+            }
+            // A leader that restarted since it asked to quiesce leads nothing any more.
+            let Some(incarnation) = self.liveness.incarnation(&address) else { continue };
+            let restarted: Vec<&Arc<Replica>> =
+                replicas.iter().filter(|r| r.quiesced().is_some_and(|q| q.leader_incarnation != incarnation)).collect();
+            if !restarted.is_empty() {
+                tracing::info!(leader = %address, groups = restarted.len(), "a quiesced leader's server restarted: waking its groups");
+                for replica in &restarted {
+                    replica.wake("the leader's server restarted");
+                }
+                woken += restarted.len();
             }
         }
         woken
@@ -662,6 +678,10 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
             Incoming::InstallSnapshot => "InstallSnapshot",
         });
         Ok(())
+    }
+
+    fn incarnation(&self) -> String {
+        self.incarnation.clone()
     }
 
     /// A leader's `QUIESCE`: this replica stops its timers if it follows that leader with
