@@ -94,7 +94,9 @@ async fn a_decommissioned_tablet_server_is_drained_without_losing_rows() {
         let done = locations.tablets.iter().all(|t| {
             t.pending_move.is_none()
                 && t.replicas.len() == 3
-                && t.replicas.iter().all(|r| r.ts_uuid != victim.uuid && servers.get(&r.ts_uuid).is_some_and(|s| s.live))
+                && t.replicas
+                    .iter()
+                    .all(|r| r.ts_uuid != victim.uuid && servers.get(&r.ts_uuid).is_some_and(|s| s.live))
         });
         done.then_some(locations)
     })
@@ -108,7 +110,8 @@ async fn a_decommissioned_tablet_server_is_drained_without_losing_rows() {
     assert!(written.len() >= 50, "the writer got through the moves: {} rows", written.len());
     let mut acked: BTreeSet<i64> = (0..300).collect();
     acked.extend(written);
-    let rows = wait_for("a full scan", WAIT, || async { client.scan("drained", &ScanSpec::default()).await.ok() }).await;
+    let rows =
+        wait_for("a full scan", WAIT, || async { client.scan("drained", &ScanSpec::default()).await.ok() }).await;
     let present: BTreeSet<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
     let lost: Vec<&i64> = acked.difference(&present).collect();
     assert!(lost.is_empty(), "acknowledged rows lost: {lost:?}");

@@ -87,8 +87,11 @@ async fn scale_down() -> Result<()> {
     let masters = tc.get_json(&["statefulset", "demo-master"]).await?;
     let spread = &masters["spec"]["template"]["spec"]["topologySpreadConstraints"];
     ensure!(
-        spread.as_array().into_iter().flatten().any(|c| c["topologyKey"] == "topology.kubernetes.io/zone"
-            && c["whenUnsatisfiable"] == "DoNotSchedule"),
+        spread
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["topologyKey"] == "topology.kubernetes.io/zone" && c["whenUnsatisfiable"] == "DoNotSchedule"),
         "masters are not spread hard over zones: {spread}"
     );
 
@@ -121,22 +124,26 @@ async fn scale_down() -> Result<()> {
         .await?;
     let scaled = Instant::now();
     eventually(DRAINED, "the tablet server StatefulSet to shrink to 3 after the drain", || async {
-        let status = tc.get_json(&["kuduclusters", "demo"]).await?["status"].clone();
-        let leaving: Vec<&Value> = status["tabletServers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s["pod"] == "demo-tserver-3" || s["pod"] == "demo-tserver-4")
-            .collect();
-        let replicas = sts_replicas(&tc).await?;
-        // Never shrunk while a leaving server still held a replica.
-        ensure!(
-            replicas == 5 || leaving.iter().all(|s| s["replicas"] == 0 && s["decommissioning"] == true),
-            "shrunk to {replicas} before the drain: {leaving:?}"
-        );
-        Ok((replicas == 3).then_some(()))
+        Ok((sts_replicas(&tc).await? == 3).then_some(()))
     })
     .await?;
+    // The masters' own list right after the shrink: the servers that went hold nothing.
+    let out = tc.kubectl(&in_master(&["tserver", "list", "--format", "json"])).await?;
+    let listed: Value = serde_json::from_str(&out).with_context(|| format!("kudu tserver list printed {out}"))?;
+    let leaving: Vec<&Value> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            s["rpc_address"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("demo-tserver-3.") || a.starts_with("demo-tserver-4."))
+        })
+        .collect();
+    ensure!(
+        leaving.len() == 2 && leaving.iter().all(|s| s["replicas"] == 0 && s["decommissioning"] == true),
+        "shrunk before the leaving servers were drained: {leaving:?}"
+    );
     eprintln!("drained and shrunk {:?} after the scale-down", scaled.elapsed());
     let locations = tc.kubectl(&in_master(&["table", "describe", "rows", "--format", "json"])).await?;
     let described: Value = serde_json::from_str(&locations).with_context(|| format!("describe printed {locations}"))?;

@@ -308,10 +308,10 @@ mod tests {
         let o = TServerObservation {
             servers,
             tablets: vec![
-                tablet(&["ts0", "ts2", "ts3"], None),        // ts2 is down: short
-                tablet(&["ts0", "ts1", "ts3"], None),        // two in /z0: violation
+                tablet(&["ts0", "ts2", "ts3"], None),               // ts2 is down: short
+                tablet(&["ts0", "ts1", "ts3"], None),               // two in /z0: violation
                 tablet(&["ts0", "ts1", "ts3", "ts2"], Some("ts1")), // judged without ts1
-                tablet(&["ts0", "ts3"], None),               // short
+                tablet(&["ts0", "ts3"], None),                      // short
             ],
         };
         assert_eq!(tablet_health(&o), TabletHealth { tablets: 4, under_replicated: 2, policy_violations: 1 });

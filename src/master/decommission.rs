@@ -27,10 +27,8 @@ pub fn check_decommission(
             return Err(MasterError::InvalidArgument(format!("unknown tablet server {id}")));
         }
     }
-    let remaining = live
-        .iter()
-        .filter(|(id, live)| **live && !uuids.contains(*id) && !catalog.is_decommissioning(id))
-        .count();
+    let remaining =
+        live.iter().filter(|(id, live)| **live && !uuids.contains(*id) && !catalog.is_decommissioning(id)).count();
     let needed = catalog.max_replication_factor();
     if remaining < needed {
         let names: Vec<&str> = uuids.iter().map(TServerId::as_str).collect();
@@ -75,8 +73,11 @@ mod tests {
         let table = Table {
             id: table_id.clone(),
             name: "t".into(),
-            schema: Schema { columns: vec![Column::new("id", ColumnType::Int64, false)], primary_key: vec!["id".into()] }
-                .with_fresh_ids(),
+            schema: Schema {
+                columns: vec![Column::new("id", ColumnType::Int64, false)],
+                primary_key: vec!["id".into()],
+            }
+            .with_fresh_ids(),
             num_partitions: 1,
             replication_factor: rf,
             state: TableState::Running,

@@ -479,9 +479,7 @@ mod tests {
         let inputs = BuildInputs { tserver_statefulset_replicas: 5, ..BuildInputs::initial(&spec) };
         let built = build_all(&spec, inputs).unwrap();
         let replicas = built.iter().find_map(|o| match o {
-            Object::StatefulSet(s) if s.metadata.name.as_deref() == Some("demo-tserver") => {
-                s.spec.as_ref()?.replicas
-            }
+            Object::StatefulSet(s) if s.metadata.name.as_deref() == Some("demo-tserver") => s.spec.as_ref()?.replicas,
             _ => None,
         });
         assert_eq!(replicas, Some(5), "a scale-down waiting for the drain keeps the size");

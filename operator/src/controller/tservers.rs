@@ -251,11 +251,9 @@ fn scale_condition(step: &ScaleStep) -> Cond {
         ScaleStep::Decommission(uuids) => {
             (true, "Decommissioning", format!("decommissioning tablet servers {}", uuids.join(", ")))
         }
-        ScaleStep::Draining { replicas, servers } => (
-            true,
-            "Draining",
-            format!("{replicas} replicas left to move off tablet servers {}", servers.join(", ")),
-        ),
+        ScaleStep::Draining { replicas, servers } => {
+            (true, "Draining", format!("{replicas} replicas left to move off tablet servers {}", servers.join(", ")))
+        }
         ScaleStep::Refused { reason } => (true, "ScaleDownRefused", reason.clone()),
         ScaleStep::Unknown { reason } => {
             (true, "MastersUnavailable", format!("waiting for the masters before scaling down: {reason}"))
@@ -274,7 +272,10 @@ mod tests {
         Timestamp::from_second(1_700_000_000 + secs).unwrap()
     }
 
-    fn find<'a>(status: &'a KuduClusterStatus, type_: &str) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    fn find<'a>(
+        status: &'a KuduClusterStatus,
+        type_: &str,
+    ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
         status.conditions.iter().find(|c| c.type_ == type_).unwrap()
     }
 
@@ -299,10 +300,7 @@ mod tests {
         };
         let plan = plan_scale(2, Some(3), Ok(&observation), "demo-tserver");
         let tservers = TServers { observation: Ok(observation), plan };
-        let zones = Zones {
-            ready_zones: 2,
-            master_zones: vec![Some("a".into()), Some("a".into()), Some("b".into())],
-        };
+        let zones = Zones { ready_zones: 2, master_zones: vec![Some("a".into()), Some("a".into()), Some("b".into())] };
         let mut status = KuduClusterStatus::default();
         extend_status(&mut status, &spec, &tservers, &zones, Some(4), None, at(0));
         assert_eq!(status.tablet_servers.len(), 3);

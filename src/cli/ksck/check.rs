@@ -661,7 +661,11 @@ mod tests {
         // Still hosting a replica, or not decommissioned: reported.
         for (decommissioning, replicas) in [(true, 1), (false, 0)] {
             let mut snapshot = healthy();
-            snapshot.tservers.push(pb::TabletServerEntry { decommissioning, num_replicas: replicas, ..retired.clone() });
+            snapshot.tservers.push(pb::TabletServerEntry {
+                decommissioning,
+                num_replicas: replicas,
+                ..retired.clone()
+            });
             assert_eq!(kinds(&check(&snapshot)), vec![ProblemKind::TabletServerUnresponsive]);
         }
     }

@@ -104,9 +104,7 @@ pub fn plan_moves<R: Rng>(
         }
         needs.push(Need { tablet, replace, margin: live - (voters / 2 + 1), drain });
     }
-    needs.sort_by(|a, b| {
-        (a.drain, a.margin).cmp(&(b.drain, b.margin)).then_with(|| a.tablet.id.cmp(&b.tablet.id))
-    });
+    needs.sort_by(|a, b| (a.drain, a.margin).cmp(&(b.drain, b.margin)).then_with(|| a.tablet.id.cmp(&b.tablet.id)));
     for need in needs {
         if budget == 0 {
             break;
@@ -435,11 +433,7 @@ mod tests {
             // t0, t1 move off c; t2 off c (the first decommissioning voter by id).
             assert_eq!(
                 moves(&p).iter().map(|(t, from, _)| (t.clone(), from.clone())).collect::<Vec<_>>(),
-                vec![
-                    ("t0".into(), Some("c".into())),
-                    ("t1".into(), Some("c".into())),
-                    ("t2".into(), Some("c".into()))
-                ],
+                vec![("t0".into(), Some("c".into())), ("t1".into(), Some("c".into())), ("t2".into(), Some("c".into()))],
                 "seed {seed}"
             );
             assert!(p.moves.iter().all(|m| !["c", "e"].contains(&m.replica_move.to.as_str())), "seed {seed}: {p:?}");
