@@ -232,7 +232,7 @@ pub fn extend_status(
         status.conditions.retain(|old| old.type_ != c.type_);
         status.conditions.push(c);
     }
-    if matches!(tservers.observation, Err(_)) {
+    if tservers.observation.is_err() {
         // Keep the tablet conditions last seen.
         for type_ in [UNDER_REPLICATED, PLACEMENT_VIOLATED] {
             if let Some(old) = previous.and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
