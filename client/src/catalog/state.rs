@@ -970,4 +970,23 @@ mod tests {
         let CatalogRecord::Tablet(t) = serde_json::from_value(json).expect("old record parses") else { panic!() };
         assert_eq!((t.term, t.state), (0, TabletState::Running));
     }
+
+    #[test]
+    fn decommissioning_marks_are_replicated_records_and_idempotent() {
+        let mut c = Catalog::default();
+        let set = |c: &mut Catalog, uuid: &str, on: bool, index| {
+            c.apply(&CatalogCommand::SetTServerState { uuid: uuid.into(), decommissioning: on }, index).1
+        };
+        let ts = TServerId::from("ts1");
+        assert_eq!(set(&mut c, "ts1", true, 1), vec![Mutation::Put(CatalogRecord::Decommissioning(ts.clone()))]);
+        assert!(set(&mut c, "ts1", true, 2).is_empty(), "marking twice changes nothing");
+        assert!(c.is_decommissioning(&ts));
+        // The mark survives a rebuild from the stored records (restart, snapshot).
+        let stored: Vec<String> = c.records().map(|r| serde_json::to_string(&r).expect("serializes")).collect();
+        let rebuilt = Catalog::from_records(stored.iter().map(|r| serde_json::from_str(r).expect("parses")));
+        assert_eq!(rebuilt.decommissioning().iter().collect::<Vec<_>>(), vec![&ts]);
+        assert_eq!(set(&mut c, "ts1", false, 3), vec![Mutation::DeleteDecommissioning(ts.clone())]);
+        assert!(set(&mut c, "ts1", false, 4).is_empty());
+        assert!(!c.is_decommissioning(&ts));
+    }
 }
