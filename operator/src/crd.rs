@@ -347,6 +347,31 @@ pub struct KuduClusterStatus {
     /// The last master membership change the operator made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_membership_change: Option<MembershipChangeStatus>,
+
+    /// Tablet servers as the leader master lists them, by uuid.
+    #[serde(default, rename = "tabletServers", skip_serializing_if = "Vec::is_empty")]
+    pub tablet_servers: Vec<TabletServerStatus>,
+}
+
+/// One tablet server as the leader master lists it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TabletServerStatus {
+    /// The pod it runs in, if its address names one of the cluster's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// Its uuid.
+    pub uuid: String,
+    /// Its location, if the masters assigned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Whether the leader master heard from it lately.
+    pub live: bool,
+    /// Replicas the catalog places on it.
+    pub replicas: u32,
+    /// Whether its replicas are being moved off (a scale-down, or `kudu tserver
+    /// decommission`).
+    pub decommissioning: bool,
 }
 
 /// One member of the master Raft group.

@@ -19,4 +19,6 @@ pub mod lease;
 pub mod membership;
 pub mod metrics;
 pub mod runner;
+pub mod tservers;
 pub mod validate;
+pub mod zones;

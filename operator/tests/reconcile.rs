@@ -18,6 +18,7 @@ use kudu_operator::controller::{Context, FINALIZER, reconcile};
 use kudu_operator::lease::Leadership;
 use kudu_operator::membership::{NodeId, RaftMember, RaftView};
 use kudu_operator::metrics::Metrics;
+use kudu_operator::tservers::{TServerObservation, TServerView, TabletView};
 use kudu_operator::validate::{ValidatedSpec, validate};
 use serde_json::{Value, json};
 
@@ -662,4 +663,124 @@ async fn a_pod_already_terminating_on_a_not_ready_node_is_not_deleted_again() {
             ["status"];
     let progressing = status_condition(status, "Progressing")["message"].as_str().unwrap().to_owned();
     assert!(progressing.contains("waiting for its node"), "{progressing}");
+}
+
+/// Healthy masters that also list tablet servers `0..5`, of which `marked` are
+/// decommissioning holding `replicas` each, and record the decommission calls.
+struct TServerMasters {
+    masters: HealthyMasters,
+    servers: Vec<(i32, bool, u32)>,
+    calls: Mutex<Vec<(Vec<String>, bool)>>,
+}
+
+impl MasterAdmin for TServerMasters {
+    async fn membership(&self, a: &[String]) -> Result<Option<RaftView>, MasterAdminError> {
+        self.masters.membership(a).await
+    }
+
+    async fn node_id(&self, address: &str) -> Result<Option<NodeId>, MasterAdminError> {
+        self.masters.node_id(address).await
+    }
+
+    async fn add_master(&self, _: &[String], _: &str) -> Result<(), MasterAdminError> {
+        panic!("unexpected AddMaster")
+    }
+
+    async fn remove_master(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+        panic!("unexpected RemoveMaster")
+    }
+
+    async fn step_down(&self, _: &[String], _: NodeId, _: Option<NodeId>) -> Result<(), MasterAdminError> {
+        panic!("unexpected StepDown")
+    }
+
+    async fn tablet_servers(&self, _: &[String]) -> Result<TServerObservation, MasterAdminError> {
+        Ok(TServerObservation {
+            servers: self
+                .servers
+                .iter()
+                .map(|&(ordinal, decommissioning, replicas)| TServerView {
+                    uuid: format!("ts{ordinal}"),
+                    rpc_address: format!("demo-tserver-{ordinal}.demo-tservers.db.svc.cluster.local:7050"),
+                    location: String::new(),
+                    live: true,
+                    replicas,
+                    decommissioning,
+                })
+                .collect(),
+            tablets: vec![TabletView { replication_factor: 3, voters: vec!["ts0".into()], leaving: None }],
+        })
+    }
+
+    async fn set_decommissioning(
+        &self,
+        _: &[String],
+        uuids: &[String],
+        decommissioning: bool,
+    ) -> Result<(), MasterAdminError> {
+        self.calls.lock().unwrap().push((uuids.to_vec(), decommissioning));
+        Ok(())
+    }
+}
+
+/// One reconcile of a cluster whose spec asks for 3 tablet servers while their StatefulSet
+/// has 5 (masters rolled out): the tablet server StatefulSet replicas it applies, the
+/// decommission calls and the written status.
+async fn reconcile_scale_down(servers: Vec<(i32, bool, u32)>) -> (Value, Vec<(Vec<String>, bool)>, Value) {
+    let fake = FakeApi::default();
+    let kc = cluster("image: kudu:1\ntservers: {replicas: 3}\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    {
+        let mut objects = fake.objects.lock().unwrap();
+        objects.insert(
+            "/apis/apps/v1/namespaces/db/statefulsets/demo-master".to_owned(),
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                   "metadata": {"name": "demo-master", "namespace": "db"},
+                   "spec": {"replicas": 3, "selector": {}, "template": {}},
+                   "status": {"replicas": 3, "readyReplicas": 3, "updatedReplicas": 3}}),
+        );
+        objects.insert(
+            "/apis/apps/v1/namespaces/db/statefulsets/demo-tserver".to_owned(),
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                   "metadata": {"name": "demo-tserver", "namespace": "db"},
+                   "spec": {"replicas": 5, "selector": {}, "template": {}},
+                   "status": {"replicas": 5, "readyReplicas": 5}}),
+        );
+    }
+    *fake.pods.lock().unwrap() = (0..3).map(|o| ready_pod(&format!("demo-master-{o}"))).collect();
+    let spec = validate(&kc).unwrap();
+    let masters = TServerMasters { masters: HealthyMasters::of(&spec, 3), servers, calls: Mutex::default() };
+    let ctx = context(fake.client(), masters);
+    reconcile(Arc::new(kc), ctx.clone()).await.unwrap();
+    let requests = fake.requests();
+    let applied = requests
+        .iter()
+        .find(|r| {
+            r.method == Method::PATCH && r.path.ends_with("/statefulsets/demo-tserver") && r.body.get("kind").is_some()
+        })
+        .expect("tablet server StatefulSet applied");
+    let status = requests
+        .iter()
+        .find(|r| r.method == Method::PATCH && r.path.ends_with("/kuduclusters/demo/status"))
+        .expect("status written");
+    let calls = ctx.masters.calls.lock().unwrap().clone();
+    (applied.body["spec"]["replicas"].clone(), calls, status.body["status"].clone())
+}
+
+#[tokio::test]
+async fn tablet_server_scale_down_decommissions_waits_then_shrinks_across_operator_restarts() {
+    // Nothing marked yet: pods 3 and 4 are decommissioned, the StatefulSet stays at 5.
+    let (replicas, calls, status) = reconcile_scale_down((0..5).map(|o| (o, false, 2)).collect()).await;
+    assert_eq!(replicas, 5);
+    assert_eq!(calls, vec![(vec!["ts3".to_owned(), "ts4".to_owned()], true)]);
+    assert_eq!(status_condition(&status, "TabletServerScaleDown")["reason"], "Decommissioning");
+    assert_eq!(status["tabletServers"].as_array().unwrap().len(), 5);
+    // A fresh operator (no memory) finds them marked but holding replicas: it waits.
+    let (replicas, calls, status) = reconcile_scale_down((0..5).map(|o| (o, o >= 3, 1)).collect()).await;
+    assert_eq!((replicas, calls), (json!(5), vec![]));
+    assert_eq!(status_condition(&status, "TabletServerScaleDown")["reason"], "Draining");
+    // Drained: the StatefulSet shrinks to 3.
+    let (replicas, calls, _) =
+        reconcile_scale_down((0..5).map(|o| (o, o >= 3, if o >= 3 { 0 } else { 2 })).collect()).await;
+    assert_eq!((replicas, calls), (json!(3), vec![]));
 }

@@ -16,6 +16,21 @@ pub enum TServerCommand {
     Run(RunArgs),
     /// List the tablet servers the leader master knows.
     List(ClientArgs),
+    /// Decommission tablet servers: move every replica off them (3-4-3) and place no new
+    /// one there; `--cancel` ends a decommission. Progress shows in `kudu tserver list`.
+    Decommission(DecommissionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DecommissionArgs {
+    /// UUIDs of the tablet servers.
+    #[arg(required = true)]
+    uuids: Vec<String>,
+    /// Cancel the decommission of these servers instead.
+    #[arg(long)]
+    cancel: bool,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +85,8 @@ struct TServerOut {
     replicas: u32,
     /// Why the server's registration failed (no replicas are placed on it); empty if not.
     registration_error: String,
+    /// Its replicas are being moved off; it receives none.
+    decommissioning: bool,
 }
 
 impl From<kudu::pb::master::TabletServerEntry> for TServerOut {
@@ -83,6 +100,7 @@ impl From<kudu::pb::master::TabletServerEntry> for TServerOut {
             millis_since_heartbeat: s.millis_since_heartbeat,
             replicas: s.num_replicas,
             registration_error: s.registration_error,
+            decommissioning: s.decommissioning,
         }
     }
 }
@@ -123,7 +141,11 @@ pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
                         s.uuid.clone(),
                         s.rpc_address.clone(),
                         if s.location.is_empty() { "-".to_string() } else { s.location.clone() },
-                        s.state.to_uppercase(),
+                        if s.decommissioning {
+                            format!("{} DECOMMISSIONING", s.state.to_uppercase())
+                        } else {
+                            s.state.to_uppercase()
+                        },
                         heartbeat_age(s.millis_since_heartbeat),
                         s.replicas.to_string(),
                     ]
@@ -135,6 +157,13 @@ pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
                 for s in out.iter().filter(|s| !s.registration_error.is_empty()) {
                     println!("{}: registration failed: {}", s.uuid, s.registration_error);
                 }
+            }
+        }
+        TServerCommand::Decommission(args) => {
+            args.client.client()?.set_tablet_server_state(&args.uuids, !args.cancel).await?;
+            let what = if args.cancel { "decommission cancelled" } else { "decommissioning" };
+            for uuid in &args.uuids {
+                println!("{uuid}: {what}");
             }
         }
     }

@@ -35,6 +35,9 @@ pub enum MasterError {
     Heartbeat(#[from] HeartbeatError),
     #[error("tablet server registration failed: {0}")]
     LocationMapping(#[from] MappingError),
+    /// Decommissioning would leave too few tablet servers for the tables' replication.
+    #[error("refused: {0}")]
+    TooFewTabletServers(String),
     #[error("timed out: {0}")]
     Timeout(String),
     #[error("internal error: {0}")]
@@ -65,6 +68,7 @@ impl MasterError {
             MasterError::PeerUnreachable { .. } => ErrorCode::PeerUnreachable,
             MasterError::Heartbeat(HeartbeatError::WrongCluster { .. }) => ErrorCode::WrongCluster,
             MasterError::LocationMapping(_) => ErrorCode::LocationMappingFailed,
+            MasterError::TooFewTabletServers(_) => ErrorCode::NotEnoughTabletServers,
             MasterError::Timeout(_) => ErrorCode::TimedOut,
             MasterError::Internal(_) => ErrorCode::Internal,
         }

@@ -204,6 +204,7 @@ pub fn check_command(command: &CatalogCommand) -> Result<(), LimitError> {
             }
         }
         CatalogCommand::SetClusterId { cluster_id } => check_id("cluster id", cluster_id)?,
+        CatalogCommand::SetTServerState { uuid, .. } => check_id("tablet server uuid", uuid.as_str())?,
     }
     let bytes = encoded_size(command);
     if bytes > MAX_COMMAND_BYTES {

@@ -5,6 +5,7 @@ mod bootstrap;
 mod cluster_id;
 pub mod config;
 mod ddl;
+mod decommission;
 pub mod error;
 pub mod heartbeat;
 mod housekeeping;

@@ -257,6 +257,7 @@ impl MasterService for MasterRpc {
                     uuid: s.id.to_string(),
                     location: s.location.location().map(ToString::to_string).unwrap_or_default(),
                     registration_error: s.location.error().map(ToString::to_string).unwrap_or_default(),
+                    decommissioning: catalog.is_decommissioning(&s.id),
                     rpc_address: s.rpc_address,
                 })
                 .collect();
@@ -343,6 +344,20 @@ impl MasterService for MasterRpc {
             };
             let node_id = self.node.remove_master(member).await?;
             Ok(pb::RemoveMasterResponse { node_id })
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn set_tablet_server_state(
+        &self,
+        request: Request<pb::SetTabletServerStateRequest>,
+    ) -> Result<Response<pb::SetTabletServerStateResponse>, Status> {
+        let r = request.into_inner();
+        self.handle("SetTabletServerState", async {
+            let uuids = r.uuids.into_iter().map(TServerId).collect();
+            self.node.set_tserver_state(uuids, r.decommissioning).await?;
+            Ok(pb::SetTabletServerStateResponse {})
         })
         .await
     }

@@ -238,9 +238,11 @@ impl TServerRegistry {
     }
 
     /// Every server placement may consider, live or not, with its replica count in
-    /// `catalog` (the destinations of moves in progress included). With `need_location` (a mapping command is configured) servers without
-    /// an assigned location are left out; without, every server is in
-    /// [`Location::default_location`].
+    /// `catalog` (the destinations of moves in progress included). With `need_location` (a
+    /// mapping command is configured) servers without an assigned location are left out;
+    /// without, every server is in [`Location::default_location`]. Servers the catalog
+    /// marks as decommissioning count as not live: they still tell where replicas are, but
+    /// never receive one.
     pub fn placement_servers(&self, catalog: &Catalog, need_location: bool) -> Vec<Server> {
         let mut load: HashMap<&TServerId, usize> = HashMap::new();
         for tablet in catalog.tablets() {
@@ -258,7 +260,7 @@ impl TServerRegistry {
                 };
                 Some(Server {
                     replicas: load.get(&s.id).copied().unwrap_or(0),
-                    live: self.is_live(&s),
+                    live: self.is_live(&s) && !catalog.is_decommissioning(&s.id),
                     location,
                     id: s.id,
                 })
@@ -333,5 +335,11 @@ mod tests {
         assert_eq!(all.len(), 3);
         assert_eq!(all[1], Server::live("ts2", Location::default_location(), 0));
         assert_eq!(all[0].location, loc("/L0"));
+        // A decommissioning server receives no replicas.
+        catalog.apply(&CatalogCommand::SetTServerState { uuid: "ts3".into(), decommissioning: true }, 2);
+        let all = registry.placement_servers(&catalog, false);
+        assert_eq!(all.iter().map(|s| s.live).collect::<Vec<_>>(), [true, true, false]);
+        catalog.apply(&CatalogCommand::SetTServerState { uuid: "ts3".into(), decommissioning: false }, 3);
+        assert!(registry.placement_servers(&catalog, false).iter().all(|s| s.live));
     }
 }

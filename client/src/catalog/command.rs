@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::error::CatalogError;
 use super::model::{Table, Tablet, TabletConfigUpdate, TabletMove};
 use super::schema::Column;
-use crate::ids::TableId;
+use crate::ids::{TServerId, TableId};
 
 /// One catalog mutation: the payload of one Raft log entry. Everything that is not
 /// deterministic (ids, placement) is decided by the leader before proposing.
@@ -40,6 +40,12 @@ pub enum CatalogCommand {
     SetClusterId {
         cluster_id: String,
     },
+    /// Marks a tablet server as decommissioning (its replicas are moved off it and no new
+    /// replica is placed on it) or clears the mark. Always applies; idempotent.
+    SetTServerState {
+        uuid: TServerId,
+        decommissioning: bool,
+    },
 }
 
 impl CatalogCommand {
@@ -52,7 +58,8 @@ impl CatalogCommand {
             CatalogCommand::UpdateTabletConfigs(_)
             | CatalogCommand::StartReplicaMoves(_)
             | CatalogCommand::CancelReplicaMoves(_)
-            | CatalogCommand::SetClusterId { .. } => None,
+            | CatalogCommand::SetClusterId { .. }
+            | CatalogCommand::SetTServerState { .. } => None,
         }
     }
 }
@@ -99,6 +106,9 @@ impl std::fmt::Display for CatalogCommand {
             CatalogCommand::StartReplicaMoves(moves) => write!(f, "StartReplicaMoves({} tablets)", moves.len()),
             CatalogCommand::CancelReplicaMoves(moves) => write!(f, "CancelReplicaMoves({} tablets)", moves.len()),
             CatalogCommand::SetClusterId { cluster_id } => write!(f, "SetClusterId({cluster_id})"),
+            CatalogCommand::SetTServerState { uuid, decommissioning } => {
+                write!(f, "SetTServerState({uuid}, decommissioning: {decommissioning})")
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use super::command::{AlterStep, CatalogCommand, CatalogOutcome, CatalogResponse}
 use super::error::CatalogError;
 use super::model::{Table, Tablet, TabletConfigUpdate, TabletMove, TabletState};
 use super::schema::validate_name;
-use crate::ids::{TableId, TabletId};
+use crate::ids::{TServerId, TableId, TabletId};
 
 /// How many recent request outcomes are remembered for idempotent retries.
 pub const REQUEST_HISTORY: usize = 10_000;
@@ -43,6 +43,8 @@ pub enum CatalogRecord {
     Table(Table),
     Tablet(Tablet),
     Request(RequestRecord),
+    /// A tablet server marked as decommissioning (only marked servers have a record).
+    Decommissioning(TServerId),
 }
 
 /// A change to durable state produced by applying a command.
@@ -52,6 +54,8 @@ pub enum Mutation {
     DeleteTable(TableId),
     DeleteTablet(TabletId),
     DeleteRequest(String),
+    /// The server's decommissioning mark was cleared.
+    DeleteDecommissioning(TServerId),
 }
 
 /// The applied catalog: what every master's state machine holds.
@@ -68,6 +72,8 @@ pub struct Catalog {
     request_bytes: usize,
     /// Deleted tablets by deletion log index, oldest first.
     tombstones: BTreeSet<(u64, TabletId)>,
+    /// Tablet servers being decommissioned.
+    decommissioning: BTreeSet<TServerId>,
 }
 
 impl Catalog {
@@ -97,11 +103,14 @@ impl Catalog {
             CatalogRecord::Request(request) => {
                 self.add_request(request);
             }
+            CatalogRecord::Decommissioning(id) => {
+                self.decommissioning.insert(id);
+            }
         }
     }
 
     /// Every record, in a stable order (cluster id, tables, tablets with tombstones,
-    /// requests).
+    /// requests, decommissioning servers).
     pub fn records(&self) -> impl Iterator<Item = CatalogRecord> + '_ {
         self.cluster_id
             .iter()
@@ -110,6 +119,22 @@ impl Catalog {
             .chain(self.tables.values().cloned().map(CatalogRecord::Table))
             .chain(self.tablets.values().cloned().map(CatalogRecord::Tablet))
             .chain(self.requests.values().cloned().map(CatalogRecord::Request))
+            .chain(self.decommissioning.iter().cloned().map(CatalogRecord::Decommissioning))
+    }
+
+    /// Tablet servers marked as decommissioning, ordered by uuid.
+    pub fn decommissioning(&self) -> &BTreeSet<TServerId> {
+        &self.decommissioning
+    }
+
+    /// Whether `id` is marked as decommissioning.
+    pub fn is_decommissioning(&self, id: &TServerId) -> bool {
+        self.decommissioning.contains(id)
+    }
+
+    /// The largest replication factor of any table (0 without tables).
+    pub fn max_replication_factor(&self) -> usize {
+        self.tables.values().map(|t| t.replication_factor as usize).max().unwrap_or(0)
     }
 
     pub fn table_by_name(&self, name: &str) -> Option<&Table> {
@@ -192,6 +217,10 @@ impl Catalog {
                 Ok(CatalogOutcome::Done)
             }
             CatalogCommand::SetClusterId { cluster_id } => self.set_cluster_id(cluster_id, &mut mutations),
+            CatalogCommand::SetTServerState { uuid, decommissioning } => {
+                self.set_tserver_state(uuid, *decommissioning, &mut mutations);
+                Ok(CatalogOutcome::Done)
+            }
         };
         let response = CatalogResponse(result);
         if let Some(request_id) = command.request_id() {
@@ -323,6 +352,17 @@ impl Catalog {
             }
             tablet.pending_move = None;
             out.push(Mutation::Put(CatalogRecord::Tablet(tablet.clone())));
+        }
+    }
+
+    /// Marks `uuid` as decommissioning, or clears the mark.
+    fn set_tserver_state(&mut self, uuid: &TServerId, decommissioning: bool, out: &mut Vec<Mutation>) {
+        if decommissioning {
+            if self.decommissioning.insert(uuid.clone()) {
+                out.push(Mutation::Put(CatalogRecord::Decommissioning(uuid.clone())));
+            }
+        } else if self.decommissioning.remove(uuid) {
+            out.push(Mutation::DeleteDecommissioning(uuid.clone()));
         }
     }
 
@@ -929,5 +969,24 @@ mod tests {
         }
         let CatalogRecord::Tablet(t) = serde_json::from_value(json).expect("old record parses") else { panic!() };
         assert_eq!((t.term, t.state), (0, TabletState::Running));
+    }
+
+    #[test]
+    fn decommissioning_marks_are_replicated_records_and_idempotent() {
+        let mut c = Catalog::default();
+        let set = |c: &mut Catalog, uuid: &str, on: bool, index| {
+            c.apply(&CatalogCommand::SetTServerState { uuid: uuid.into(), decommissioning: on }, index).1
+        };
+        let ts = TServerId::from("ts1");
+        assert_eq!(set(&mut c, "ts1", true, 1), vec![Mutation::Put(CatalogRecord::Decommissioning(ts.clone()))]);
+        assert!(set(&mut c, "ts1", true, 2).is_empty(), "marking twice changes nothing");
+        assert!(c.is_decommissioning(&ts));
+        // The mark survives a rebuild from the stored records (restart, snapshot).
+        let stored: Vec<String> = c.records().map(|r| serde_json::to_string(&r).expect("serializes")).collect();
+        let rebuilt = Catalog::from_records(stored.iter().map(|r| serde_json::from_str(r).expect("parses")));
+        assert_eq!(rebuilt.decommissioning().iter().collect::<Vec<_>>(), vec![&ts]);
+        assert_eq!(set(&mut c, "ts1", false, 3), vec![Mutation::DeleteDecommissioning(ts.clone())]);
+        assert!(set(&mut c, "ts1", false, 4).is_empty());
+        assert!(!c.is_decommissioning(&ts));
     }
 }

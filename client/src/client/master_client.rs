@@ -447,6 +447,18 @@ impl MasterClient {
         Ok(response.servers)
     }
 
+    /// Marks tablet servers as decommissioning (`true`) or cancels it (`false`).
+    pub async fn set_tablet_server_state(&self, uuids: &[String], decommissioning: bool) -> Result<(), ClientError> {
+        let t = self.rpc_timeout();
+        let request = pb::SetTabletServerStateRequest { uuids: uuids.to_vec(), decommissioning };
+        self.call(|mut c| {
+            let r = with_timeout(tonic::Request::new(request.clone()), t);
+            async move { c.set_tablet_server_state(r).await }
+        })
+        .await?;
+        Ok(())
+    }
+
     pub async fn list_masters(&self) -> Result<pb::ListMastersResponse, ClientError> {
         let t = self.rpc_timeout();
         self.call(|mut c| async move {

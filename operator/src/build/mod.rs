@@ -98,13 +98,23 @@ pub struct BuildInputs {
     /// spec's count when the StatefulSet is first created, afterwards whatever the loop
     /// last resized it to, so that applying the objects never races a membership change.
     pub master_statefulset_replicas: i32,
+    /// Replicas of the tablet server StatefulSet: the spec's, except while a scale-down
+    /// waits for the leaving servers to be drained (see [`crate::tservers::plan_scale`]).
+    pub tserver_statefulset_replicas: i32,
+    /// Whether no two masters may share a zone (the cluster has a zone per master, see
+    /// [`crate::zones::hard_master_spread`]); otherwise the zone spread is soft.
+    pub hard_master_zone_spread: bool,
 }
 
 impl BuildInputs {
     /// Inputs for a cluster whose master StatefulSet does not exist yet: all desired
     /// masters start together and bootstrap one Raft group.
     pub fn initial(spec: &ValidatedSpec) -> Self {
-        Self { master_statefulset_replicas: spec.masters.replicas }
+        Self {
+            master_statefulset_replicas: spec.masters.replicas,
+            tserver_statefulset_replicas: spec.tservers.replicas,
+            hard_master_zone_spread: false,
+        }
     }
 }
 
@@ -127,8 +137,12 @@ pub fn build_all(spec: &ValidatedSpec, inputs: BuildInputs) -> Result<Vec<Object
         Object::Service(service::client_service(spec)),
         Object::PodDisruptionBudget(pdb::pod_disruption_budget(spec, names::Role::Master)),
         Object::PodDisruptionBudget(pdb::pod_disruption_budget(spec, names::Role::TServer)),
-        Object::StatefulSet(statefulset::master_statefulset(spec, master_replicas)),
-        Object::StatefulSet(statefulset::tserver_statefulset(spec)),
+        Object::StatefulSet(statefulset::master_statefulset_spread(
+            spec,
+            master_replicas,
+            inputs.hard_master_zone_spread,
+        )),
+        Object::StatefulSet(statefulset::tserver_statefulset_with(spec, inputs.tserver_statefulset_replicas)),
     ])
 }
 
@@ -237,7 +251,7 @@ mod tests {
     fn master_replicas_input_must_be_a_master_count() {
         let spec = spec("image: kudu:1\n");
         for bad in [0, 8, -1] {
-            let inputs = BuildInputs { master_statefulset_replicas: bad };
+            let inputs = BuildInputs { master_statefulset_replicas: bad, ..BuildInputs::initial(&spec) };
             assert_eq!(build_all(&spec, inputs), Err(BuildError::MasterReplicas(bad)));
         }
     }

@@ -29,8 +29,31 @@ pub const MASTER_TERMINATION_GRACE_SECONDS: i64 = 60;
 /// master addresses from `KUDU_MASTERS`.
 pub const MASTER_PRE_STOP: [&str; 3] = ["sh", "-c", "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""];
 
-/// The master StatefulSet with `replicas` pods (see [`super::BuildInputs`]).
+/// The master StatefulSet with `replicas` pods (see [`super::BuildInputs`]), spread over
+/// zones softly.
 pub fn master_statefulset(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
+    master_statefulset_spread(spec, replicas, false)
+}
+
+/// The master StatefulSet with `replicas` pods; with `hard_zone_spread` no two masters may
+/// be scheduled in one zone (the zone constraint becomes `DoNotSchedule`; with at least as
+/// many zones as masters, a skew of 1 allows one master per zone only).
+pub fn master_statefulset_spread(spec: &ValidatedSpec, replicas: i32, hard_zone_spread: bool) -> StatefulSet {
+    let mut sts = master_statefulset_soft(spec, replicas);
+    if hard_zone_spread {
+        let constraints = sts
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.spec.as_mut())
+            .and_then(|p| p.topology_spread_constraints.as_mut());
+        for c in constraints.into_iter().flatten().filter(|c| c.topology_key == crate::zones::ZONE_LABEL) {
+            c.when_unsatisfiable = "DoNotSchedule".to_owned();
+        }
+    }
+    sts
+}
+
+fn master_statefulset_soft(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
     let role = Role::Master;
     let mut container = base_container(spec, role, &spec.masters);
     container.readiness_probe = Some(Probe {
@@ -73,6 +96,11 @@ pub fn master_statefulset(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
 
 /// The tablet server StatefulSet with the spec's replicas.
 pub fn tserver_statefulset(spec: &ValidatedSpec) -> StatefulSet {
+    tserver_statefulset_with(spec, spec.tservers.replicas)
+}
+
+/// The tablet server StatefulSet with `replicas` pods (see [`super::BuildInputs`]).
+pub fn tserver_statefulset_with(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
     let role = Role::TServer;
     let mut container = base_container(spec, role, &spec.tservers);
     // `/healthz` answers once the server serves and has opened its replicas.
@@ -92,7 +120,7 @@ pub fn tserver_statefulset(spec: &ValidatedSpec) -> StatefulSet {
     statefulset(
         spec,
         role,
-        spec.tservers.replicas,
+        replicas,
         pod_spec,
         StatefulSetPersistentVolumeClaimRetentionPolicy {
             when_scaled: Some("Retain".to_owned()),
@@ -291,6 +319,7 @@ fn config_env(spec: &ValidatedSpec, name: &str, key: &str) -> EnvVar {
 mod tests {
     use super::*;
     use crate::build::test_support::spec;
+    use crate::build::{BuildInputs, Object, build_all};
 
     fn pod_spec(sts: &StatefulSet) -> &PodSpec {
         sts.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
@@ -415,6 +444,45 @@ mod tests {
                 Some(&names::selector_labels("demo", Role::Master))
             );
         }
+    }
+
+    #[test]
+    fn masters_spread_over_zones_hard_only_when_asked() {
+        let spec = spec("image: kudu:1\n");
+        let when = |sts: &StatefulSet, key: &str| {
+            let spread = pod_spec(sts).topology_spread_constraints.clone().unwrap();
+            spread.into_iter().find(|c| c.topology_key == key).unwrap().when_unsatisfiable
+        };
+        let soft = master_statefulset_spread(&spec, 3, false);
+        assert_eq!(when(&soft, "topology.kubernetes.io/zone"), "ScheduleAnyway");
+        let hard = master_statefulset_spread(&spec, 3, true);
+        assert_eq!(when(&hard, "topology.kubernetes.io/zone"), "DoNotSchedule");
+        // Hosts stay soft; tablet servers are never forced.
+        assert_eq!(when(&hard, "kubernetes.io/hostname"), "ScheduleAnyway");
+        assert_eq!(when(&tserver_statefulset(&spec), "topology.kubernetes.io/zone"), "ScheduleAnyway");
+        // Through the build inputs.
+        let inputs = BuildInputs { hard_master_zone_spread: true, ..BuildInputs::initial(&spec) };
+        let built = build_all(&spec, inputs).unwrap();
+        let masters = built
+            .iter()
+            .find_map(|o| match o {
+                Object::StatefulSet(s) if s.metadata.name.as_deref() == Some("demo-master") => Some(s),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(when(masters, "topology.kubernetes.io/zone"), "DoNotSchedule");
+    }
+
+    #[test]
+    fn tserver_replicas_come_from_the_build_inputs() {
+        let spec = spec("image: kudu:1\ntservers: {replicas: 3}\n");
+        let inputs = BuildInputs { tserver_statefulset_replicas: 5, ..BuildInputs::initial(&spec) };
+        let built = build_all(&spec, inputs).unwrap();
+        let replicas = built.iter().find_map(|o| match o {
+            Object::StatefulSet(s) if s.metadata.name.as_deref() == Some("demo-tserver") => s.spec.as_ref()?.replicas,
+            _ => None,
+        });
+        assert_eq!(replicas, Some(5), "a scale-down waiting for the drain keeps the size");
     }
 
     #[test]

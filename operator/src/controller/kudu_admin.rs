@@ -15,6 +15,7 @@ use kudu_client::rpc::ChannelPool;
 
 use super::masters::{MasterAdmin, MasterAdminError};
 use crate::membership::{NodeId, RaftMember, RaftView};
+use crate::tservers::{TServerObservation, TServerView, TabletView};
 
 /// Timeouts of the master RPCs.
 #[derive(Clone, Copy, Debug)]
@@ -179,6 +180,61 @@ impl MasterAdmin for KuduMasterAdmin {
             .map(|_| ())
             .map_err(|e| admin_error(e, addresses))
     }
+
+    async fn tablet_servers(&self, addresses: &[String]) -> Result<TServerObservation, MasterAdminError> {
+        let reads = &self.clients(addresses)?.reads;
+        let servers = reads.list_tablet_servers().await.map_err(|e| admin_error(e, addresses))?;
+        let tables = reads.list_tables().await.map_err(|e| admin_error(e, addresses))?;
+        let mut tablets = Vec::new();
+        for table in tables {
+            match reads.get_table_locations(&table.name).await {
+                Ok(locations) => tablets.extend(tablet_views(locations)),
+                // Deleted since it was listed.
+                Err(ClientError::Master { code, .. }) if code == "TABLE_NOT_FOUND" => {}
+                Err(e) => return Err(admin_error(e, addresses)),
+            }
+        }
+        Ok(TServerObservation { servers: servers.into_iter().map(tserver_view).collect(), tablets })
+    }
+
+    async fn set_decommissioning(
+        &self,
+        addresses: &[String],
+        uuids: &[String],
+        decommissioning: bool,
+    ) -> Result<(), MasterAdminError> {
+        self.clients(addresses)?
+            .reads
+            .set_tablet_server_state(uuids, decommissioning)
+            .await
+            .map_err(|e| admin_error(e, addresses))
+    }
+}
+
+/// The [`TServerView`] of a `ListTabletServers` entry.
+fn tserver_view(entry: pb::TabletServerEntry) -> TServerView {
+    TServerView {
+        uuid: entry.uuid,
+        rpc_address: entry.rpc_address,
+        location: entry.location,
+        live: entry.live,
+        replicas: entry.num_replicas,
+        decommissioning: entry.decommissioning,
+    }
+}
+
+/// The [`TabletView`]s of a `GetTableLocations` answer.
+fn tablet_views(locations: pb::GetTableLocationsResponse) -> Vec<TabletView> {
+    let replication_factor = locations.table.as_ref().map_or(0, |t| t.replication_factor);
+    locations
+        .tablets
+        .into_iter()
+        .map(|t| TabletView {
+            replication_factor,
+            voters: t.replicas.into_iter().map(|r| r.ts_uuid).collect(),
+            leaving: t.pending_move.map(|m| m.from_uuid).filter(|from| !from.is_empty()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use crate::membership::{NodeId, RaftView};
+use crate::tservers::TServerObservation;
 
 /// Errors of master administration calls.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +57,28 @@ pub trait MasterAdmin: Send + Sync + 'static {
         leader: NodeId,
         successor: Option<NodeId>,
     ) -> impl Future<Output = Result<(), MasterAdminError>> + Send;
+
+    /// The tablet servers and tablets as the leader sees them (`ListTabletServers`,
+    /// `ListTables`, `GetTableLocations`).
+    fn tablet_servers(
+        &self,
+        addresses: &[String],
+    ) -> impl Future<Output = Result<TServerObservation, MasterAdminError>> + Send {
+        let _ = addresses;
+        async { Err(MasterAdminError::Unavailable) }
+    }
+
+    /// Marks tablet servers as decommissioning, or clears the marks
+    /// (`SetTabletServerState`).
+    fn set_decommissioning(
+        &self,
+        addresses: &[String],
+        uuids: &[String],
+        decommissioning: bool,
+    ) -> impl Future<Output = Result<(), MasterAdminError>> + Send {
+        let _ = (addresses, uuids, decommissioning);
+        async { Err(MasterAdminError::Unavailable) }
+    }
 }
 
 /// A [`MasterAdmin`] for builds without the master RPC client: every call fails with

@@ -13,6 +13,7 @@ pub mod observe;
 pub mod replace;
 pub mod rollout;
 pub mod status;
+pub mod tservers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -249,16 +250,23 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     let master_sts_name = names::statefulset_name(&spec.name, Role::Master);
     let master_sts =
         statefulsets.get_opt(&master_sts_name).await.map_err(kube_err("reading the master StatefulSet"))?;
-    let inputs = match master_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas) {
-        Some(replicas) => BuildInputs { master_statefulset_replicas: replicas },
+    let mut inputs = match master_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas) {
+        Some(replicas) => BuildInputs { master_statefulset_replicas: replicas, ..BuildInputs::initial(&spec) },
         None => BuildInputs::initial(&spec),
     };
     let tserver_sts_name = names::statefulset_name(&spec.name, Role::TServer);
-    let tserver_sts_exists = statefulsets
-        .get_opt(&tserver_sts_name)
-        .await
-        .map_err(kube_err("reading the tablet server StatefulSet"))?
-        .is_some();
+    let current_tserver_sts =
+        statefulsets.get_opt(&tserver_sts_name).await.map_err(kube_err("reading the tablet server StatefulSet"))?;
+    let tserver_sts_exists = current_tserver_sts.is_some();
+    // Tablet servers leave only after their replicas did; masters spread over zones as hard
+    // as the nodes allow.
+    let zones = tservers::observe_zones(ctx, &spec).await;
+    inputs.hard_master_zone_spread = crate::zones::hard_master_spread(zones.ready_zones, spec.masters.replicas);
+    let master_addresses: Vec<String> =
+        (0..inputs.master_statefulset_replicas).map(|o| names::master_address(&spec, o)).collect();
+    let current_tservers = current_tserver_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
+    let tserver_scale = tservers::scale(ctx, cluster, &spec, current_tservers, &master_addresses).await;
+    inputs.tserver_statefulset_replicas = tserver_scale.plan.replicas;
     // Masters before tablet servers: once both exist, the tablet servers' StatefulSet is
     // changed only after the masters' rollout finished.
     let masters_rolled_out = master_sts.as_ref().is_some_and(rollout::rolled_out);
@@ -307,7 +315,7 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     let clusters: Api<KuduCluster> = Api::namespaced(ctx.client.clone(), &spec.namespace);
     let previous = clusters.get_status(&spec.name).await.map_err(kube_err("reading the KuduCluster status"))?.status;
     let pod_name = |ordinal| names::master_pod_name(&spec.name, ordinal);
-    let new_status = status::compute_status(&status::StatusInputs {
+    let mut new_status = status::compute_status(&status::StatusInputs {
         generation: cluster.metadata.generation,
         observed: &observed,
         master_pod_name: &pod_name,
@@ -317,11 +325,20 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
         previous: previous.as_ref(),
         now,
     });
+    tservers::extend_status(
+        &mut new_status,
+        &spec,
+        &tserver_scale,
+        &zones,
+        cluster.metadata.generation,
+        previous.as_ref(),
+        now,
+    );
     fail::fail_point!(failpoints::BEFORE_STATUS);
     patch_status(ctx, cluster, new_status).await?;
 
     Ok(controller::Action::requeue(match decision {
-        membership::Action::None => SETTLED_REQUEUE,
+        membership::Action::None if !tservers::busy(&tserver_scale) => SETTLED_REQUEUE,
         _ => BUSY_REQUEUE,
     }))
 }

@@ -33,11 +33,12 @@ pub struct StatusInputs<'a> {
     pub now: Timestamp,
 }
 
-struct Cond {
-    type_: &'static str,
-    status: bool,
-    reason: &'static str,
-    message: String,
+/// A condition before its transition time is settled ([`condition`]).
+pub(crate) struct Cond {
+    pub(crate) type_: &'static str,
+    pub(crate) status: bool,
+    pub(crate) reason: &'static str,
+    pub(crate) message: String,
 }
 
 /// Compute the new status.
@@ -167,6 +168,7 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
         leader: leader_pod,
         ready_tservers: Some(inputs.ready_tservers),
         last_membership_change,
+        tablet_servers: Vec::new(),
     }
 }
 
@@ -205,7 +207,12 @@ pub fn action_name(action: &Action) -> &'static str {
 }
 
 /// A condition, keeping the previous transition time when its status did not change.
-fn condition(c: Cond, generation: Option<i64>, previous: Option<&KuduClusterStatus>, now: Timestamp) -> Condition {
+pub(crate) fn condition(
+    c: Cond,
+    generation: Option<i64>,
+    previous: Option<&KuduClusterStatus>,
+    now: Timestamp,
+) -> Condition {
     let status = if c.status { "True" } else { "False" }.to_owned();
     let last_transition_time = previous
         .and_then(|p| p.conditions.iter().find(|old| old.type_ == c.type_))

@@ -249,7 +249,9 @@ fn check_tservers(snapshot: &Snapshot) -> Vec<Problem> {
     let mut problems = Vec::new();
     for s in &snapshot.tservers {
         let subject = format!("tablet server {} ({})", s.uuid, s.rpc_address);
-        if !s.live {
+        // A decommissioned server that holds nothing may be gone (a scale-down removed it).
+        let retired = s.decommissioning && s.num_replicas == 0;
+        if !s.live && !retired {
             problems.push(Problem {
                 kind: ProblemKind::TabletServerUnresponsive,
                 subject: subject.clone(),
@@ -645,6 +647,26 @@ mod tests {
             let report = check(&snapshot);
             assert_eq!(kinds(&report), expected, "{name}: {:#?}", report.problems);
             assert!(!report.healthy, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_gone_decommissioned_server_without_replicas_is_no_problem() {
+        let mut snapshot = healthy();
+        let mut retired = tserver("z", "/L2", false);
+        retired.decommissioning = true;
+        snapshot.tservers.push(retired.clone());
+        let report = check(&snapshot);
+        assert!(report.healthy, "{:#?}", report.problems);
+        // Still hosting a replica, or not decommissioned: reported.
+        for (decommissioning, replicas) in [(true, 1), (false, 0)] {
+            let mut snapshot = healthy();
+            snapshot.tservers.push(pb::TabletServerEntry {
+                decommissioning,
+                num_replicas: replicas,
+                ..retired.clone()
+            });
+            assert_eq!(kinds(&check(&snapshot)), vec![ProblemKind::TabletServerUnresponsive]);
         }
     }
 

@@ -69,7 +69,9 @@ pub fn state_of(
                 Err(_) if mapped => None,
                 Err(_) => Some(Location::default_location()),
             },
-            live: s.live,
+            // A decommissioning server is being drained by the masters: the rebalancer
+            // neither moves replicas onto it nor balances its tablets.
+            live: s.live && !s.decommissioning,
         })
         .collect();
     let mut table_names = BTreeMap::new();
@@ -136,6 +138,14 @@ mod tests {
         assert_eq!(locations, [Some("/L0".to_string()), None, None]);
         let failed_only = state_of(vec![server("a", "", "boom")], vec![]);
         assert_eq!(failed_only.layout.servers[0].location, None);
+    }
+
+    #[test]
+    fn decommissioning_servers_are_left_to_the_masters() {
+        let draining = pb::TabletServerEntry { decommissioning: true, ..server("b", "", "") };
+        let state = state_of(vec![server("a", "", ""), draining], vec![]);
+        let live: Vec<bool> = state.layout.servers.iter().map(|s| s.live).collect();
+        assert_eq!(live, [true, false]);
     }
 
     #[test]

@@ -58,15 +58,22 @@ struct Need<'a> {
     replace: Option<TServerId>,
     /// How many more voters the tablet can lose and keep a majority.
     margin: usize,
+    /// Only moving a voter off a decommissioning server (nothing failed or missing).
+    drain: bool,
 }
 
 /// Chooses the moves of one round, at most `max_concurrent` in progress in all (those of
 /// the catalog included), at most one per tablet. A tablet needs a move when one of its
-/// voters is on a failed server (the first by id is replaced) or it has fewer voters than
-/// its table's replication factor, and it has no move in progress; only tablets with a
-/// live majority of voters get one. The most endangered tablets (fewest voters to lose
-/// before losing the majority) come first, then by id. Destinations are chosen by `placer` (location policy, load), which
-/// must know the servers' loads including the destinations of moves in progress.
+/// voters is on a failed server (the first by id is replaced), it has fewer voters than
+/// its table's replication factor, or one of its voters is on a server the catalog marks
+/// as decommissioning (the first by id is moved off, 3-4-3: it stays a voter until its
+/// replacement is promoted), and it has no move in progress; only tablets with a live
+/// majority of voters get one. Repairs (failed or missing voters) come before draining
+/// decommissioning servers; then the most endangered tablets (fewest voters to lose before
+/// losing the majority), then by id. Destinations are chosen by `placer` (location
+/// policy, load), which must know the servers' loads including the destinations of moves
+/// in progress, and must count decommissioning servers as not live (see
+/// `TServerRegistry::placement_servers`).
 pub fn plan_moves<R: Rng>(
     catalog: &Catalog,
     failed: &BTreeSet<TServerId>,
@@ -84,18 +91,20 @@ pub fn plan_moves<R: Rng>(
         let voters = tablet.replicas.len();
         let dead: Vec<&TServerId> = tablet.replicas.iter().filter(|id| failed.contains(*id)).collect();
         let live = voters - dead.len();
-        let replace = match dead.first() {
-            Some(first) => Some((*first).clone()),
-            None if voters < table.replication_factor as usize => None,
-            None => continue,
+        let draining = tablet.replicas.iter().find(|id| catalog.is_decommissioning(id));
+        let (replace, drain) = match (dead.first(), draining) {
+            (Some(first), _) => (Some((*first).clone()), false),
+            (None, _) if voters < table.replication_factor as usize => (None, false),
+            (None, Some(leaving)) => (Some(leaving.clone()), true),
+            (None, None) => continue,
         };
         if live * 2 <= voters {
             plan.skipped.push((tablet.id.clone(), Skipped::NoQuorum { live, voters }));
             continue;
         }
-        needs.push(Need { tablet, replace, margin: live - (voters / 2 + 1) });
+        needs.push(Need { tablet, replace, margin: live - (voters / 2 + 1), drain });
     }
-    needs.sort_by(|a, b| a.margin.cmp(&b.margin).then_with(|| a.tablet.id.cmp(&b.tablet.id)));
+    needs.sort_by(|a, b| (a.drain, a.margin).cmp(&(b.drain, b.margin)).then_with(|| a.tablet.id.cmp(&b.tablet.id)));
     for need in needs {
         if budget == 0 {
             break;
@@ -200,15 +209,46 @@ mod tests {
         c
     }
 
-    /// `(id, location, live)`: servers with their loads in `catalog`.
+    /// `(id, location, live)`: servers with their loads in `catalog`; decommissioning ones
+    /// count as not live, as `TServerRegistry::placement_servers` has them.
     fn servers(catalog: &Catalog, rows: &[(&str, &str, bool)]) -> Vec<Server> {
         rows.iter()
             .map(|&(id, location, live)| {
                 let id = TServerId::from(id);
                 let replicas = catalog.tablets().filter(|t| t.wants_replica_on(&id)).count();
+                let live = live && !catalog.is_decommissioning(&id);
                 Server { id, location: loc(location), replicas, live }
             })
             .collect()
+    }
+
+    fn decommission(catalog: &mut Catalog, names: &[&str]) {
+        for (index, name) in (100u64..).zip(names) {
+            catalog.apply(&CatalogCommand::SetTServerState { uuid: (*name).into(), decommissioning: true }, index);
+        }
+    }
+
+    /// Applies the outcome of every move of `plan`, as the tablets' reports would.
+    fn complete(catalog: &mut Catalog, plan: &Plan, index: u64) {
+        catalog.apply(&CatalogCommand::StartReplicaMoves(plan.moves.clone()), index);
+        let updates = plan
+            .moves
+            .iter()
+            .map(|m| {
+                let tablet = catalog.tablet(&m.tablet_id).expect("tablet");
+                let mut replicas: Vec<TServerId> =
+                    tablet.replicas.iter().filter(|r| Some(*r) != m.replica_move.from.as_ref()).cloned().collect();
+                replicas.push(m.replica_move.to.clone());
+                TabletConfigUpdate {
+                    tablet_id: m.tablet_id.clone(),
+                    term: tablet.term + 1,
+                    replicas,
+                    leader: None,
+                    config_index: Some(tablet.config_index.unwrap_or(0) + 10),
+                }
+            })
+            .collect();
+        catalog.apply(&CatalogCommand::UpdateTabletConfigs(updates), index + 1);
     }
 
     fn failed(names: &[&str]) -> BTreeSet<TServerId> {
@@ -380,6 +420,78 @@ mod tests {
         c.apply(&CatalogCommand::UpdateTabletConfigs(vec![promoted]), 4);
         let tablet = c.tablet(&"t0".into()).expect("t0");
         assert_eq!(next_action(tablet, &recorded, &failed(&["c", "d"])), Action::Advance);
+    }
+
+    #[test]
+    fn every_replica_leaves_a_decommissioning_server_and_none_lands_on_one() {
+        let c0 = catalog(3, &[&["a", "b", "c"], &["b", "c", "d"], &["a", "c", "e"], &["a", "b", "d"]]);
+        let rows = [("a", "/L", true), ("b", "/L", true), ("c", "/L", true), ("d", "/L", true), ("e", "/L", true)];
+        for seed in 0..20 {
+            let mut c = c0.clone();
+            decommission(&mut c, &["c", "e"]);
+            let p = plan(&c, &rows, 10, seed);
+            // t0, t1 move off c; t2 off c (the first decommissioning voter by id).
+            assert_eq!(
+                moves(&p).iter().map(|(t, from, _)| (t.clone(), from.clone())).collect::<Vec<_>>(),
+                vec![("t0".into(), Some("c".into())), ("t1".into(), Some("c".into())), ("t2".into(), Some("c".into()))],
+                "seed {seed}"
+            );
+            assert!(p.moves.iter().all(|m| !["c", "e"].contains(&m.replica_move.to.as_str())), "seed {seed}: {p:?}");
+            assert_eq!((p.violations, p.skipped.len()), (0, 0));
+            // Once those complete, t2 still has a voter on e: it moves next, to a or b or d
+            // not already in it.
+            complete(&mut c, &p, 200);
+            let p = plan(&c, &rows, 10, seed);
+            let [m] = p.moves.as_slice() else { panic!("one move: {p:?}") };
+            assert_eq!((m.tablet_id.as_str(), m.replica_move.from.as_ref().map(TServerId::as_str)), ("t2", Some("e")));
+            complete(&mut c, &p, 300);
+            assert_eq!(plan(&c, &rows, 10, seed), Plan::default(), "seed {seed}: drained");
+            for server in ["c", "e"] {
+                assert_eq!(c.tablets().filter(|t| t.replicas.contains(&server.into())).count(), 0);
+            }
+            assert!(c.tablets().all(|t| t.replicas.len() == 3));
+        }
+    }
+
+    #[test]
+    fn decommissioning_destinations_follow_the_location_policy() {
+        // A..E in /L0, /L0, /L1, /L1, /L2; replicas on A, C, E; C is decommissioned: the
+        // only compliant destination is D (B would put two in /L0).
+        let mut c = catalog(3, &[&["A", "C", "E"]]);
+        decommission(&mut c, &["C"]);
+        let rows = [("A", "/L0", true), ("B", "/L0", true), ("C", "/L1", true), ("D", "/L1", true), ("E", "/L2", true)];
+        for seed in 0..50 {
+            let p = plan(&c, &rows, 10, seed);
+            assert_eq!(moves(&p), vec![("t0".into(), Some("C".into()), "D".into())], "seed {seed}");
+            assert_eq!(p.violations, 0);
+        }
+        // With D decommissioned too, C's replica still leaves (to B, a counted violation),
+        // rather than staying on a server that is going away.
+        decommission(&mut c, &["D"]);
+        let p = plan(&c, &rows, 10, 0);
+        assert_eq!(moves(&p), vec![("t0".into(), Some("C".into()), "B".into())]);
+        assert_eq!(p.violations, 1);
+    }
+
+    #[test]
+    fn repairs_come_before_draining_and_nowhere_to_go_is_skipped() {
+        // t0 lost c (failed); t1 only has a voter on decommissioning a. Budget one: t0.
+        let mut c = catalog(3, &[&["a", "b", "c"], &["a", "d", "e"]]);
+        decommission(&mut c, &["a"]);
+        let rows = [("a", "/L", true), ("b", "/L", true), ("c", "/L", false), ("d", "/L", true), ("e", "/L", true)];
+        let p = plan(&c, &rows, 1, 0);
+        assert_eq!(moves(&p).iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["t0"]);
+        assert_eq!(p.moves[0].replica_move.from, Some("c".into()));
+        assert_ne!(p.moves[0].replica_move.to, TServerId::from("a"));
+        // Three servers for replication factor 3, one decommissioning: nowhere to go.
+        let mut c = catalog(3, &[&["a", "b", "c"]]);
+        decommission(&mut c, &["a"]);
+        let p = plan(&c, &[("a", "/L", true), ("b", "/L", true), ("c", "/L", true)], 10, 0);
+        assert!(p.moves.is_empty());
+        assert!(matches!(p.skipped.as_slice(), [(_, Skipped::NoServer(_))]), "{p:?}");
+        // Cancelling the decommission: nothing left to do.
+        c.apply(&CatalogCommand::SetTServerState { uuid: "a".into(), decommissioning: false }, 500);
+        assert_eq!(plan(&c, &[("a", "/L", true), ("b", "/L", true), ("c", "/L", true)], 10, 0), Plan::default());
     }
 
     #[test]

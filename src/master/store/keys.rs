@@ -26,6 +26,11 @@ pub fn tablet_key(tablet_id: &str) -> Vec<u8> {
     [b"b/".as_slice(), tablet_id.as_bytes()].concat()
 }
 
+/// Key of a tablet server's decommissioning mark.
+pub fn decommissioning_key(uuid: &str) -> Vec<u8> {
+    [b"d/".as_slice(), uuid.as_bytes()].concat()
+}
+
 pub fn request_key(request_id: &str) -> Vec<u8> {
     [b"r/".as_slice(), request_id.as_bytes()].concat()
 }

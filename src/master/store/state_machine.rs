@@ -104,6 +104,7 @@ fn record_key(record: &CatalogRecord) -> Vec<u8> {
         CatalogRecord::Table(t) => keys::table_key(t.id.as_str()),
         CatalogRecord::Tablet(t) => keys::tablet_key(t.id.as_str()),
         CatalogRecord::Request(r) => keys::request_key(&r.request_id),
+        CatalogRecord::Decommissioning(id) => keys::decommissioning_key(id.as_str()),
     }
 }
 
@@ -113,6 +114,7 @@ fn add_mutation(batch: &mut WriteBatch, data_cf: &rocksdb::ColumnFamily, mutatio
         Mutation::DeleteTable(id) => batch.delete_cf(data_cf, keys::table_key(id.as_str())),
         Mutation::DeleteTablet(id) => batch.delete_cf(data_cf, keys::tablet_key(id.as_str())),
         Mutation::DeleteRequest(id) => batch.delete_cf(data_cf, keys::request_key(&id)),
+        Mutation::DeleteDecommissioning(id) => batch.delete_cf(data_cf, keys::decommissioning_key(id.as_str())),
     }
     Ok(())
 }
