@@ -35,6 +35,7 @@ fn config_snapshotting_every(dir: &Path, snapshot_every: u64) -> TServerConfig {
             snapshot_every,
             request_timeout: Duration::from_secs(5),
         },
+        security: kudu::security::Security::Insecure,
     }
 }
 

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use kudu::tserver::{TServerConfig, TabletRaftTimings};
 use serde::Serialize;
 
-use super::ClientArgs;
 use super::output::print;
+use super::{ClientArgs, SecurityArgs};
 
 #[derive(Subcommand, Debug)]
 pub enum TServerCommand {
@@ -51,6 +51,8 @@ pub struct RunArgs {
     /// Deadline of a replicated write or schema change, or of a scan's leadership check.
     #[arg(long, default_value_t = 10_000)]
     tablet_request_timeout_ms: u64,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[derive(Serialize)]
@@ -91,6 +93,8 @@ fn heartbeat_age(millis: u64) -> String {
 pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
     match cmd {
         TServerCommand::Run(args) => {
+            let security = args.security.security()?;
+            security.require_role(kudu::security::Role::Tserver)?;
             let config = TServerConfig {
                 data_dir: args.data_dir,
                 advertised_addr: args.advertised_addr.unwrap_or_else(|| args.rpc_addr.clone()),
@@ -104,6 +108,7 @@ pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
                     snapshot_every: args.tablet_snapshot_every.max(1),
                     request_timeout: Duration::from_millis(args.tablet_request_timeout_ms.max(100)),
                 },
+                security,
             };
             kudu::tserver::run(config).await?;
         }

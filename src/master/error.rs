@@ -39,6 +39,9 @@ pub enum MasterError {
     Timeout(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The caller's certificate does not allow this request (see `security::policy`).
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
 }
 
 fn leader_hint(addr: &Option<String>) -> String {
@@ -67,6 +70,7 @@ impl MasterError {
             MasterError::LocationMapping(_) => ErrorCode::LocationMappingFailed,
             MasterError::Timeout(_) => ErrorCode::TimedOut,
             MasterError::Internal(_) => ErrorCode::Internal,
+            MasterError::NotAuthorized(_) => ErrorCode::NotAuthorized,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 mod ddl;
 pub mod error;
 pub mod heartbeat;
+mod heartbeat_sender;
 mod housekeeping;
 mod http;
 pub mod limits;

@@ -270,10 +270,13 @@ impl MasterService for MasterRpc {
         &self,
         request: Request<pb::TsHeartbeatRequest>,
     ) -> Result<Response<pb::TsHeartbeatResponse>, Status> {
+        let peer = crate::security::peer_identity(&request).cloned();
         let r = request.into_inner();
         self.handle("TSHeartbeat", async {
             // Over-long ids or addresses are refused before anything is recorded.
             limits::check_heartbeat(&r)?;
+            // Over TLS, a tablet server heartbeats only as the server its certificate names.
+            super::heartbeat_sender::check(peer.as_ref(), &r)?;
             let node = &self.node;
             // A server of another cluster is refused before anything is recorded for it
             // (the id never changes once set, so a follower's applied catalog can tell).
