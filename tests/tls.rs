@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Certs, Cluster, WAIT, http_get, kudu_bin, simple_row, simple_schema};
+use common::{Certs, Cluster, WAIT, http_get, kudu_bin, simple_row, simple_schema, wait_for};
 use kudu::client::{ClientError, ClientOptions, KuduClient, MasterClient, RowWrite, ScanSpec};
 use kudu::pb::master as pb;
 use kudu::pb::master::master_service_client::MasterServiceClient;
@@ -215,6 +215,68 @@ async fn a_tls_cluster_serves_certified_clients_and_refuses_everyone_else() {
     .await
     .expect("http");
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+}
+
+/// Runs `kudu ARGS` expecting it to exit on its own; returns (success, stderr).
+async fn exits(args: Vec<String>) -> (bool, String) {
+    let mut child = Command::new(kudu_bin())
+        .args(&args)
+        .env_remove("KUDU_MASTERS")
+        .env_remove("KUDU_CERTS_DIR")
+        .env_remove("KUDU_INSECURE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kudu");
+    let status = wait_for(&format!("kudu {} to exit", args.join(" ")), WAIT, || {
+        let status = child.try_wait().expect("wait");
+        async move { status }
+    })
+    .await;
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut err).expect("stderr");
+    (status.success(), err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_and_the_cli_need_certs_or_insecure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = common::free_addr();
+    let data = dir.path().join("data").display().to_string();
+    let one_line = |err: &str| {
+        err.trim_end().lines().count() == 1
+            && err.starts_with("error:")
+            && err.contains("--certs-dir")
+            && err.contains("--insecure")
+    };
+    for role in ["master", "tserver"] {
+        let args = ["--data-dir", &data, "--rpc-addr", &addr, "--master-addresses", &addr];
+        let (ok, err) = exits([&[role, "run"][..], &args].concat().iter().map(|s| s.to_string()).collect()).await;
+        assert!(!ok && one_line(&err), "{role}: {err}");
+    }
+    let (ok, _, err) = kudu(&["table", "list", "-m", &addr]);
+    assert!(!ok && one_line(&err), "{err}");
+    let (ok, _, err) = kudu(&["master", "list", "-m", &addr, "--certs-dir", "/x", "--insecure"]);
+    assert!(!ok && err.contains("exclude each other"), "{err}");
+
+    // A server refuses a certificate of another role.
+    let certs = Certs::new(dir.path());
+    let client_cert = certs.issue("alice", Role::Client, &["alice"]).display().to_string();
+    let args = [
+        "master",
+        "run",
+        "--data-dir",
+        &data,
+        "--rpc-addr",
+        &addr,
+        "--master-addresses",
+        &addr,
+        "--certs-dir",
+        &client_cert,
+    ];
+    let (ok, err) = exits(args.iter().map(|s| s.to_string()).collect()).await;
+    assert!(!ok && err.contains("is a client certificate") && err.contains("master"), "{err}");
+    assert!(!std::path::Path::new(&data).exists(), "nothing was created");
 }
 
 #[test]

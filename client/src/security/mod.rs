@@ -94,8 +94,7 @@ impl Security {
             (Some(_), true) => Err(SecurityError::Both),
             (Some(dir), false) => Security::load(dir),
             (None, true) => Ok(Security::Insecure),
-            // Opt-in for now: plaintext unless a certificates directory is given.
-            (None, false) => Ok(Security::Insecure),
+            (None, false) => Err(SecurityError::NotChosen),
         }
     }
 

@@ -96,7 +96,8 @@ fn a_certificate_of_another_ca_or_without_role_is_refused() {
 
 #[test]
 fn the_flags_choose_exactly_one_mode() {
-    assert!(!Security::from_flags(None, false).unwrap().is_tls(), "opt-in");
+    let none = Security::from_flags(None, false).unwrap_err().to_string();
+    assert!(none.contains("--certs-dir") && none.contains("--insecure") && !none.contains('\n'), "{none}");
     assert!(matches!(Security::from_flags(Some(Path::new("/x")), true), Err(SecurityError::Both)));
     assert!(!Security::from_flags(None, true).unwrap().is_tls());
     let missing = Security::from_flags(Some(Path::new("/nonexistent-kudu-certs")), false).unwrap_err();
