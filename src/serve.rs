@@ -14,8 +14,6 @@ use crate::security::policy::Server;
 /// A server could not be set up for its transport security.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error(transparent)]
-    Security(#[from] crate::security::SecurityError),
     #[error("TLS setup failed: {0}")]
     Tls(#[from] tonic::transport::Error),
 }

@@ -124,6 +124,7 @@ async fn a_tls_cluster_serves_certified_clients_and_refuses_everyone_else() {
         "3000",
     ]);
     assert!(!ok && err.starts_with("error:") && err.trim_end().lines().count() == 1, "{err}");
+    assert!(err.contains("certificate"), "the error says why: {err}");
 
     // Plaintext against TLS servers: refused too.
     let (ok, _, err) = kudu(&[

@@ -172,7 +172,9 @@ impl MasterClient {
                             message: format!("{address}: {}", status.message()),
                         });
                     }
-                    failures.push(format!("{address}: {}", describe(&status)));
+                    let text = describe(&status);
+                    let hint = tls_hint(self.pool.security().is_tls(), &text);
+                    failures.push(format!("{address}: {text}{hint}"));
                     continue;
                 }
             };
@@ -544,6 +546,19 @@ impl MasterClient {
 
 /// A status as one short phrase: its message and, for transport failures, the root cause
 /// (e.g. "connection refused").
+/// What a transport failure may mean for transport security: a plaintext client that a
+/// TLS server hung up on, or a TLS peer whose certificate the other side does not trust.
+fn tls_hint(tls: bool, text: &str) -> &'static str {
+    let text = text.to_ascii_lowercase();
+    if !tls && (text.contains("broken pipe") || text.contains("connection reset") || text.contains("frame")) {
+        " (does the cluster use TLS? then give --certs-dir)"
+    } else if tls && (text.contains("certificate") || text.contains("alert")) {
+        " (TLS: are the certificates issued by the cluster's CA?)"
+    } else {
+        ""
+    }
+}
+
 fn describe(status: &tonic::Status) -> String {
     let mut text = status.message().to_string();
     let mut source = std::error::Error::source(status);
