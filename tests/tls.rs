@@ -176,6 +176,16 @@ async fn a_tls_cluster_serves_certified_clients_and_refuses_everyone_else() {
         "{}",
         status.message()
     );
+    // ... nor with the victim's uuid from an address the certificate does name.
+    let takeover = pb::TsHeartbeatRequest {
+        ts_uuid: victim_entry.uuid.clone(),
+        rpc_address: "ts-intruder.invalid:7050".into(),
+        instance_id: "forged".into(),
+        ..Default::default()
+    };
+    let status = master.ts_heartbeat(takeover).await.expect_err("uuid takeover");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("registered and live"), "{}", status.message());
     let servers = admin.list_tablet_servers().await.expect("tablet servers");
     let after = servers.iter().find(|s| s.uuid == victim_entry.uuid).expect("still registered");
     assert_eq!(after.rpc_address, victim);

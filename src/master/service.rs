@@ -276,7 +276,16 @@ impl MasterService for MasterRpc {
             // Over-long ids or addresses are refused before anything is recorded.
             limits::check_heartbeat(&r)?;
             // Over TLS, a tablet server heartbeats only as the server its certificate names.
-            super::heartbeat_sender::check(peer.as_ref(), &r)?;
+            let live_at = match &peer {
+                Some(p) if p.role == crate::security::Role::Tserver => self
+                    .node
+                    .tservers
+                    .get(&TServerId(r.ts_uuid.clone()))
+                    .filter(|info| self.node.tservers.is_live(info))
+                    .map(|info| info.rpc_address),
+                _ => None,
+            };
+            super::heartbeat_sender::check(peer.as_ref(), &r, live_at.as_deref())?;
             let node = &self.node;
             // A server of another cluster is refused before anything is recorded for it
             // (the id never changes once set, so a follower's applied catalog can tell).
