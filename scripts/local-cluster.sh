@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts a local cluster of 3 masters and 3 tablet servers on loopback addresses
-# (127.0.0.11-13 and 127.0.0.21-23), prints how to use the CLI against it, and runs until
-# Ctrl-C. With --smoke it runs a few CLI commands against the cluster and exits.
+# (127.0.0.11-13 and 127.0.0.21-23) over mutual TLS (a CA and certificates made with
+# `kudu cert` in the state directory; KUDU_INSECURE=1 for plaintext), prints how to use the
+# CLI against it, and runs until Ctrl-C. With --smoke it runs a few CLI commands against the
+# cluster and exits.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/env.sh
@@ -25,18 +27,38 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# One certificate per process naming its address, one `admin` certificate for the CLI.
+certs="$state/certs"
+security() { # ROLE NAME...: the security flag of a process
+    if [ "${KUDU_INSECURE:-}" = 1 ]; then echo "--insecure"; return; fi
+    local role=$1 dir="$certs/$1-$2"
+    shift
+    [ -f "$dir/tls.crt" ] || "$kudu" cert create --ca "$certs/ca" --role "$role" --out "$dir" "$@" >/dev/null
+    echo "--certs-dir=$dir"
+}
+if [ "${KUDU_INSECURE:-}" != 1 ] && [ ! -f "$certs/ca/ca.crt" ]; then
+    "$kudu" cert create-ca --out "$certs/ca" >/dev/null
+fi
+
 for i in 1 2 3; do
     "$kudu" master run --data-dir "$state/master-$i" --rpc-addr "127.0.0.1$i:7051" \
-        --http-addr "127.0.0.1$i:8051" --master-addresses "$masters" >"$state/master-$i.log" 2>&1 &
+        --http-addr "127.0.0.1$i:8051" --master-addresses "$masters" \
+        "$(security master "127.0.0.1$i")" >"$state/master-$i.log" 2>&1 &
     pids+=($!)
 done
 for i in 1 2 3; do
     "$kudu" tserver run --data-dir "$state/tserver-$i" --rpc-addr "127.0.0.2$i:7050" \
-        --master-addresses "$masters" >"$state/tserver-$i.log" 2>&1 &
+        --master-addresses "$masters" "$(security tserver "127.0.0.2$i")" >"$state/tserver-$i.log" 2>&1 &
     pids+=($!)
 done
 
 export KUDU_MASTERS="$masters"
+cli_security="KUDU_INSECURE=1"
+if [ "${KUDU_INSECURE:-}" != 1 ]; then
+    security admin admin >/dev/null
+    export KUDU_CERTS_DIR="$certs/admin-admin"
+    cli_security="KUDU_CERTS_DIR=$KUDU_CERTS_DIR   (an admin certificate; kudu cert create --role client for apps)"
+fi
 deadline=$(( $(date +%s) + 120 ))
 until "$kudu" tserver list --format json 2>/dev/null | grep -c '"live": true' | grep -q 3; do
     if [ "$(date +%s)" -gt "$deadline" ]; then
@@ -52,6 +74,7 @@ A local Kudu cluster is running: 3 masters (Raft) and 3 tablet servers on loopba
 Data and logs: $state
 
   export KUDU_MASTERS=$masters
+  export $cli_security
   $kudu master list
   $kudu tserver list
   $kudu table create metrics --columns host:string,ts:unixtime_micros,value:double --primary-key host,ts --partitions 3 --replicas 3

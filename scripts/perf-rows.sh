@@ -62,6 +62,8 @@ state="${KUDU_PERF_DIR:-$(mktemp -d /tmp/kudu-perf.XXXXXX)}"
 mkdir -p "$state"
 masters="127.0.0.31:7151,127.0.0.32:7151,127.0.0.33:7151"
 export KUDU_MASTERS="$masters"
+# Plaintext gRPC for the servers and the CLI (the figures in docs/benchmarks.md are without TLS).
+export KUDU_INSECURE=1
 # shellcheck disable=SC2206
 tserver_flags=(${KUDU_PERF_TSERVER_FLAGS:-})
 pids=()

@@ -1,7 +1,7 @@
 //! Kudu-style masters replicated with Raft, tablet servers, and the client library and CLI
 //! built on them.
 
-pub use kudu_client::{catalog, client, convert, error_code, ids, rpc, tablet};
+pub use kudu_client::{catalog, client, convert, error_code, ids, rpc, security, tablet};
 
 pub mod location;
 pub mod master;

@@ -2,7 +2,26 @@
 //! channel pool, deadlines and error metadata, is `kudu_client::rpc`, re-exported as
 //! [`crate::rpc`]).
 
+mod auth;
+
 use std::time::Duration;
+
+pub use auth::{AuthLayer, Authorized};
+
+use crate::security::Security;
+use crate::security::policy::Server;
+
+/// A server could not be set up for its transport security.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] tonic::transport::Error),
+}
+
+/// The gRPC server builder every server of the cluster uses.
+pub type GrpcServer = tonic::transport::Server<tower_layer::Stack<AuthLayer, tower_layer::Identity>>;
+/// A server's services, ready to serve.
+pub type GrpcRouter = tonic::transport::server::Router<tower_layer::Stack<AuthLayer, tower_layer::Identity>>;
 
 /// How many streams a client may reset before the server accepted them, per connection,
 /// before the server closes the connection. h2's default is 20 (a guard against "rapid
@@ -11,14 +30,21 @@ use std::time::Duration;
 /// whole connection (`GOAWAY(ENHANCE_YOUR_CALM)`), failing every other group's call on it.
 const MAX_PENDING_ACCEPT_RESETS: usize = 1024;
 
-/// A gRPC server builder with the HTTP/2 settings every server of the cluster uses.
-pub fn grpc_server() -> tonic::transport::Server {
-    tonic::transport::Server::builder().http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS))
+/// A gRPC server builder with the HTTP/2 settings every server of the cluster uses, serving
+/// over `security` (mutual TLS, or plaintext) and, over TLS, checking every request of every
+/// service against the role table ([`crate::security::policy`]) for a `server`.
+pub fn grpc_server(security: &Security, server: Server) -> Result<GrpcServer, ServeError> {
+    let mut builder =
+        tonic::transport::Server::builder().http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS));
+    if let Some(tls) = security.server_tls() {
+        builder = builder.tls_config(tls)?;
+    }
+    Ok(builder.layer(AuthLayer::new(server, security.is_tls())))
 }
 
 /// Serves `router` on `listener` until `stop` turns true, letting in-flight RPCs finish.
 pub fn spawn_grpc_server(
-    router: tonic::transport::server::Router,
+    router: GrpcRouter,
     listener: tokio::net::TcpListener,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {

@@ -50,7 +50,7 @@ fn outcome_of(result: Result<pb::TableInfo, ClientError>, definite: &str) -> Out
 fn stress_client(addrs: &[String]) -> MasterClient {
     MasterClient::new(
         addrs.to_vec(),
-        ClientOptions { timeout: Duration::from_secs(15), rpc_timeout: Duration::from_secs(3) },
+        ClientOptions { timeout: Duration::from_secs(15), rpc_timeout: Duration::from_secs(3), ..Default::default() },
     )
     .expect("client")
 }

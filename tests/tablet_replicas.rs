@@ -36,6 +36,7 @@ fn config_snapshotting_every(dir: &Path, snapshot_every: u64) -> TServerConfig {
             request_timeout: Duration::from_secs(5),
             ..TabletRaftTimings::default()
         },
+        security: kudu::security::Security::Insecure,
     }
 }
 

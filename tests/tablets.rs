@@ -206,7 +206,7 @@ async fn rf3_keeps_writing_with_a_tablet_server_down_and_rf1_says_why_it_cannot(
     // RF 1: the tablets on the dead server cannot take writes; the client says which.
     let short = KuduClient::new(
         cluster.master_addrs(),
-        ClientOptions { timeout: Duration::from_secs(5), rpc_timeout: Duration::from_secs(2) },
+        ClientOptions { timeout: Duration::from_secs(5), rpc_timeout: Duration::from_secs(2), ..Default::default() },
     )
     .expect("client");
     let err = short

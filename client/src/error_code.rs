@@ -77,6 +77,11 @@ codes! {
     /// first incomplete one): never applied twice, never answered again.
     StaleWrite = "STALE_WRITE", FailedPrecondition, false;
     Internal = "INTERNAL", Internal, false;
+    /// No usable client certificate: mutual TLS needs one signed by the cluster CA.
+    Unauthenticated = "UNAUTHENTICATED", Unauthenticated, false;
+    /// The certificate's role may not call the RPC, or a tablet server heartbeated as
+    /// another server than its certificate names.
+    NotAuthorized = "NOT_AUTHORIZED", PermissionDenied, false;
 }
 
 impl fmt::Display for ErrorCode {

@@ -12,4 +12,5 @@ pub mod error_code;
 pub mod ids;
 pub mod pb;
 pub mod rpc;
+pub mod security;
 pub mod tablet;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error_code::ErrorCode;
+use crate::security::Security;
 
 /// Metadata key of the machine-readable error code (e.g. `NOT_THE_LEADER`).
 pub const ERROR_CODE_KEY: &str = "kudu-error-code";
@@ -25,11 +26,13 @@ pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// How long establishing a TCP connection may take (unless the pool says otherwise).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Channels by address, created lazily and reused for every RPC to that peer.
+/// Channels by address, created lazily and reused for every RPC to that peer, all over
+/// the pool's transport security (plaintext by default, see [`ChannelPool::with_security`]).
 #[derive(Clone)]
 pub struct ChannelPool {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
     connect_timeout: Duration,
+    security: Security,
 }
 
 impl Default for ChannelPool {
@@ -41,7 +44,19 @@ impl Default for ChannelPool {
 impl ChannelPool {
     /// An empty pool whose channels give up connecting after `connect_timeout`.
     pub fn with_connect_timeout(connect_timeout: Duration) -> Self {
-        Self { channels: Arc::default(), connect_timeout }
+        Self { channels: Arc::default(), connect_timeout, security: Security::Insecure }
+    }
+
+    /// The pool with channels over `security` (TLS with this process's certificate, or
+    /// plaintext). Set before the first channel is made.
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// The transport security of the pool's channels.
+    pub fn security(&self) -> &Security {
+        &self.security
     }
 
     /// The channel to `address` (`host:port`); connects on first use and reconnects as needed.
@@ -50,7 +65,11 @@ impl ChannelPool {
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{address}"))?
+        let mut endpoint = Endpoint::from_shared(format!("{}://{address}", self.security.scheme()))?;
+        if let Some(tls) = self.security.client_tls() {
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

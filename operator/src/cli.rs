@@ -2,6 +2,7 @@
 //! chart's arguments parse.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -59,6 +60,12 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "json")]
     pub log_format: LogFormat,
+
+    /// Directory with an `admin` certificate (ca.crt, tls.crt, tls.key) to talk to the
+    /// masters over mutual TLS. Without it the operator talks plaintext: the clusters it
+    /// deploys run with `--insecure` until it manages their certificates.
+    #[arg(long, env = "KUDU_CERTS_DIR")]
+    pub certs_dir: Option<PathBuf>,
 }
 
 impl RunArgs {

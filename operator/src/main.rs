@@ -4,8 +4,9 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Parser;
+use kudu_client::security::Security;
 use kudu_operator::cli::{Cli, Command, LogFormat, RunArgs};
-use kudu_operator::controller::kudu_admin::KuduMasterAdmin;
+use kudu_operator::controller::kudu_admin::{KuduMasterAdmin, Timeouts};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -29,10 +30,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         LogFormat::Json => subscriber.json().init(),
         LogFormat::Text => subscriber.init(),
     }
+    let security = match &args.certs_dir {
+        Some(dir) => Security::load(dir).context("loading the operator's certificate")?,
+        None => Security::Insecure,
+    };
+    let admin = KuduMasterAdmin::with_security(Timeouts::default(), security);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(kudu_operator::runner::run(args, KuduMasterAdmin::default()))
+        .block_on(kudu_operator::runner::run(args, admin))
         .context("kudu-operator run")
 }

@@ -9,8 +9,8 @@ use kudu::master::{LocationMappingConfig, MasterConfig};
 use kudu::pb::master::Role;
 use serde::Serialize;
 
-use super::ClientArgs;
 use super::output::print;
+use super::{ClientArgs, SecurityArgs};
 
 #[derive(Subcommand, Debug)]
 pub enum MasterCommand {
@@ -110,12 +110,16 @@ pub struct RunArgs {
     /// Check the configuration and exit.
     #[arg(long)]
     config_check: bool,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 impl RunArgs {
-    fn config(&self) -> MasterConfig {
+    fn config(&self) -> anyhow::Result<MasterConfig> {
         let election = Duration::from_millis(self.raft_election_timeout_ms);
-        MasterConfig {
+        let security = self.security.security()?;
+        security.require_role(kudu::security::Role::Master)?;
+        Ok(MasterConfig {
             data_dir: self.data_dir.clone(),
             rpc_bind: self.rpc_addr.clone(),
             advertised_addr: self.advertised_addr.clone().unwrap_or_else(|| self.rpc_addr.clone()),
@@ -142,7 +146,8 @@ impl RunArgs {
                     max_concurrent: self.location_mapping_max_concurrent,
                 }
             }),
-        }
+            security,
+        })
     }
 }
 
@@ -160,7 +165,7 @@ struct MemberOut {
 pub async fn run(cmd: MasterCommand) -> anyhow::Result<()> {
     match cmd {
         MasterCommand::Run(args) => {
-            let config = args.config();
+            let config = args.config()?;
             config.validate().map_err(anyhow::Error::msg).context("invalid configuration")?;
             if args.config_check {
                 println!("configuration ok");

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch.
 
+mod cert;
 mod cluster;
 mod ksck;
 mod location;
@@ -11,11 +12,13 @@ mod row;
 mod table;
 mod tserver;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kudu::client::{ClientOptions, KuduClient, MasterClient};
+use kudu::security::Security;
 
 /// Kudu-style masters replicated with Raft, tablet servers, and their command-line client.
 #[derive(Parser, Debug)]
@@ -48,6 +51,30 @@ enum Command {
     /// Measure write and scan throughput and latency against a running cluster.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Create a cluster CA and the certificates it signs (mutual TLS with roles).
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+}
+
+/// Transport security of a server or a client command: exactly one of the two.
+#[derive(Args, Debug, Clone)]
+pub struct SecurityArgs {
+    /// Directory with ca.crt, tls.crt and tls.key (a Kubernetes TLS Secret's layout, see
+    /// `kudu cert`): mutual TLS, identities and roles checked.
+    #[arg(long, env = "KUDU_CERTS_DIR", value_name = "DIR")]
+    pub certs_dir: Option<PathBuf>,
+    /// Plaintext gRPC without authentication: anyone who reaches a port may do anything.
+    /// (Also KUDU_INSECURE=1, for scripts.)
+    #[arg(long, env = "KUDU_INSECURE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub insecure: bool,
+}
+
+impl SecurityArgs {
+    /// The chosen security, loaded; neither flag is a one-line error naming both.
+    pub fn security(&self) -> anyhow::Result<Security> {
+        let certs_dir = self.certs_dir.as_deref().filter(|d| !d.as_os_str().is_empty());
+        Ok(Security::from_flags(certs_dir, self.insecure)?)
+    }
 }
 
 /// Output format of client commands.
@@ -71,6 +98,8 @@ pub struct ClientArgs {
     /// Overall deadline of the operation, retries included, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u64,
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 impl ClientArgs {
@@ -79,21 +108,24 @@ impl ClientArgs {
         Duration::from_millis(self.timeout_ms)
     }
 
-    fn options(&self) -> ClientOptions {
-        ClientOptions {
+    fn options(&self) -> anyhow::Result<ClientOptions> {
+        Ok(ClientOptions {
             timeout: self.timeout(),
             rpc_timeout: Duration::from_millis(self.timeout_ms.clamp(1_000, 10_000)),
-        }
+            security: self.security.security()?,
+        })
     }
 
     /// A client of the masters only.
     pub fn client(&self) -> anyhow::Result<MasterClient> {
-        MasterClient::new(self.master_addresses()?, self.options()).context("cannot create the client")
+        let options = self.options()?;
+        MasterClient::new(self.master_addresses()?, options).context("cannot create the client")
     }
 
     /// A client of the whole cluster (rows too).
     pub fn kudu_client(&self) -> anyhow::Result<KuduClient> {
-        KuduClient::new(self.master_addresses()?, self.options()).context("cannot create the client")
+        let options = self.options()?;
+        KuduClient::new(self.master_addresses()?, options).context("cannot create the client")
     }
 
     fn master_addresses(&self) -> anyhow::Result<Vec<String>> {
@@ -142,5 +174,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Location(args) => location::run(args).await,
         Command::Perf(cmd) => perf::run(cmd).await,
+        Command::Cert(cmd) => cert::run(cmd),
     }
 }

@@ -390,7 +390,12 @@ mod tests {
             table: "t".into(),
             clients: 2,
             seconds: 2.0,
-            client: ClientArgs { masters: vec![], format: Format::Json, timeout_ms: 1 },
+            client: ClientArgs {
+                masters: vec![],
+                format: Format::Json,
+                timeout_ms: 1,
+                security: super::super::SecurityArgs { certs_dir: None, insecure: true },
+            },
         };
         let tally = |rows, lat: &[u64]| ClientTally {
             rows,

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use kudu::tserver::{TServerConfig, TabletRaftTimings};
 use serde::Serialize;
 
-use super::ClientArgs;
 use super::output::print;
+use super::{ClientArgs, SecurityArgs};
 
 #[derive(Subcommand, Debug)]
 pub enum TServerCommand {
@@ -70,6 +70,8 @@ pub struct RunArgs {
     /// timer until the next request (quiescence); 0 never quiesces.
     #[arg(long, default_value_t = 5_000)]
     tablet_quiesce_after_ms: u64,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[derive(Serialize)]
@@ -113,6 +115,8 @@ fn heartbeat_age(millis: u64) -> String {
 pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
     match cmd {
         TServerCommand::Run(args) => {
+            let security = args.security.security()?;
+            security.require_role(kudu::security::Role::Tserver)?;
             let config = TServerConfig {
                 data_dir: args.data_dir,
                 advertised_addr: args.advertised_addr.unwrap_or_else(|| args.rpc_addr.clone()),
@@ -128,6 +132,7 @@ pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
                     quiesce_after: (args.tablet_quiesce_after_ms > 0)
                         .then(|| Duration::from_millis(args.tablet_quiesce_after_ms)),
                 },
+                security,
             };
             kudu::tserver::run(config).await?;
         }

@@ -39,6 +39,8 @@ pub struct MasterConfig {
     pub snapshot_every: u64,
     /// How tablet servers get their locations; none: every server shares the default one.
     pub location_mapping: Option<LocationMappingConfig>,
+    /// Mutual TLS with a `master` certificate for every RPC served and sent, or plaintext.
+    pub security: crate::security::Security,
 }
 
 /// The location mapping command and how its answers are cached.

@@ -42,6 +42,9 @@ pub enum MasterError {
     Timeout(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The caller's certificate does not allow this request (see `security::policy`).
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
 }
 
 fn leader_hint(addr: &Option<String>) -> String {
@@ -71,6 +74,7 @@ impl MasterError {
             MasterError::TooFewTabletServers(_) => ErrorCode::NotEnoughTabletServers,
             MasterError::Timeout(_) => ErrorCode::TimedOut,
             MasterError::Internal(_) => ErrorCode::Internal,
+            MasterError::NotAuthorized(_) => ErrorCode::NotAuthorized,
         }
     }
 }

@@ -8,6 +8,7 @@ mod ddl;
 mod decommission;
 pub mod error;
 pub mod heartbeat;
+mod heartbeat_sender;
 mod housekeeping;
 mod http;
 pub mod leader_balance;

@@ -38,6 +38,8 @@ pub enum ServerError {
     Raft(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
 }
 
 /// A started master.
@@ -62,7 +64,7 @@ impl MasterServer {
         let log_store = LogStore::new(db.clone(), GroupPrefix::default());
         let state_machine = StateMachineStore::open(db, &config.data_dir).map_err(StoreError::Io)?;
         let catalog = state_machine.catalog();
-        let pool = ChannelPool::default();
+        let pool = ChannelPool::default().with_security(config.security.clone());
         let network = Network::new(pool.clone(), DEFAULT_GROUP, crate::raft::BasicNodeAddress);
         let raft = Raft::new(id, Arc::new(raft_config), network, log_store, state_machine)
             .await
@@ -91,7 +93,7 @@ impl MasterServer {
             listener.local_addr().map_err(|source| ServerError::Bind { addr: config.rpc_bind.clone(), source })?;
         // Clients and tablet servers: requests up to MAX_REQUEST_BYTES (larger ones are refused
         // before they are read); peers: Raft messages up to MAX_MESSAGE both ways.
-        let grpc = crate::serve::grpc_server()
+        let grpc = crate::serve::grpc_server(&config.security, crate::security::policy::Server::Master)?
             .add_service(
                 MasterServiceServer::new(MasterRpc { node: node.clone() })
                     .max_decoding_message_size(MAX_REQUEST_BYTES)

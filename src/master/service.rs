@@ -271,10 +271,22 @@ impl MasterService for MasterRpc {
         &self,
         request: Request<pb::TsHeartbeatRequest>,
     ) -> Result<Response<pb::TsHeartbeatResponse>, Status> {
+        let peer = crate::security::peer_identity(&request).cloned();
         let r = request.into_inner();
         self.handle("TSHeartbeat", async {
             // Over-long ids or addresses are refused before anything is recorded.
             limits::check_heartbeat(&r)?;
+            // Over TLS, a tablet server heartbeats only as the server its certificate names.
+            let live_at = match &peer {
+                Some(p) if p.role == crate::security::Role::Tserver => self
+                    .node
+                    .tservers
+                    .get(&TServerId(r.ts_uuid.clone()))
+                    .filter(|info| self.node.tservers.is_live(info))
+                    .map(|info| info.rpc_address),
+                _ => None,
+            };
+            super::heartbeat_sender::check(peer.as_ref(), &r, live_at.as_deref())?;
             let node = &self.node;
             // A server of another cluster is refused before anything is recorded for it
             // (the id never changes once set, so a follower's applied catalog can tell).

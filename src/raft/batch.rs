@@ -279,7 +279,10 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let router = tonic::transport::Server::builder().add_service(RaftServiceServer::new(fake.clone()));
+        let router =
+            crate::serve::grpc_server(&crate::security::Security::Insecure, crate::security::policy::Server::Master)
+                .expect("server")
+                .add_service(RaftServiceServer::new(fake.clone()));
         crate::serve::spawn_grpc_server(router, listener, stopped);
         (fake, addr, stop)
     }

@@ -332,7 +332,9 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let router =
-            tonic::transport::Server::builder().add_service(RaftServiceServer::new(RaftRpc::new(group.clone())));
+            crate::serve::grpc_server(&crate::security::Security::Insecure, crate::security::policy::Server::Master)
+                .expect("server")
+                .add_service(RaftServiceServer::new(RaftRpc::new(group.clone())));
         let server = crate::serve::spawn_grpc_server(router, listener, stopped);
 
         let pool = ChannelPool::default();
@@ -372,7 +374,9 @@ mod tests {
         // A peer accepting messages of LIMIT bytes only.
         let service = RaftServiceServer::new(RaftRpc::new(group.clone())).max_decoding_message_size(LIMIT);
         let server = crate::serve::spawn_grpc_server(
-            tonic::transport::Server::builder().add_service(service),
+            crate::serve::grpc_server(&crate::security::Security::Insecure, crate::security::policy::Server::Master)
+                .expect("server")
+                .add_service(service),
             listener,
             stopped,
         );
@@ -428,7 +432,10 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let service = RaftRpc::new(group.clone()).with_max_snapshot_bytes(3 << 20);
-        let router = tonic::transport::Server::builder().add_service(RaftServiceServer::new(service));
+        let router =
+            crate::serve::grpc_server(&crate::security::Security::Insecure, crate::security::policy::Server::Master)
+                .expect("server")
+                .add_service(RaftServiceServer::new(service));
         let server = crate::serve::spawn_grpc_server(router, listener, stopped);
 
         let mut network = Network::new(ChannelPool::default(), DEFAULT_GROUP, BasicNodeAddress);

@@ -41,6 +41,8 @@ pub struct TServerConfig {
     pub http_bind: Option<String>,
     /// Timings of the tablet Raft groups.
     pub tablet_raft: TabletRaftTimings,
+    /// Mutual TLS with a `tserver` certificate for every RPC served and sent, or plaintext.
+    pub security: crate::security::Security,
 }
 
 /// A tablet server failed to start.
@@ -56,6 +58,8 @@ pub enum TServerError {
     Replicas(#[from] ManagerError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
 }
 
 /// State shared by the tablet server's tasks.
@@ -135,7 +139,7 @@ impl TabletServer {
         let advertised_addr = advertised(&config.advertised_addr, rpc_addr);
         let store = TServerStore::open(&config.data_dir)?;
         let uuid = store.uuid()?;
-        let pool = ChannelPool::default();
+        let pool = ChannelPool::default().with_security(config.security.clone());
         let book = AddressBook::new(uuid.as_str(), &advertised_addr);
         let tablets = TabletManager::open(ManagerParams {
             uuid: uuid.clone(),
@@ -165,7 +169,7 @@ impl TabletServer {
             masters: Mutex::new(config.master_addresses.clone()),
         });
         let (stop, stopped) = watch::channel(false);
-        let grpc = crate::serve::grpc_server()
+        let grpc = crate::serve::grpc_server(&config.security, crate::security::policy::Server::Tserver)?
             .add_service(
                 TabletServerServiceServer::new(TServerRpc { state: state.clone() })
                     .max_decoding_message_size(MAX_MESSAGE),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use kudu::catalog::{Column, ColumnType, Schema};
 use kudu::client::{ClientOptions, MasterClient};
 use kudu::pb::master as pb;
+use kudu::security::{Role, Security};
 
 pub use kudu_testkit::{Process, WAIT, free_addr, wait_for};
 
@@ -94,6 +95,38 @@ impl Proc {
     }
 }
 
+/// A cluster CA in a test's directory and the certificates it signs (`kudu cert`'s files).
+pub struct Certs {
+    pub dir: PathBuf,
+}
+
+impl Certs {
+    /// A new CA under `dir/ca`.
+    pub fn new(dir: &std::path::Path) -> Certs {
+        let dir = dir.join("certs");
+        kudu::security::issue::write_ca(&dir.join("ca"), "test-ca", 30).expect("create CA");
+        Certs { dir }
+    }
+
+    /// The CA's directory (`ca.crt`, `ca.key`).
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.join("ca")
+    }
+
+    /// Issues a certificate of `role` for `names` into `dir/LABEL` and returns that directory.
+    pub fn issue(&self, label: &str, role: Role, names: &[&str]) -> PathBuf {
+        let out = self.dir.join(label);
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        kudu::security::issue::write_cert(&self.ca_dir(), &out, role, &names, 30, true).expect("issue certificate");
+        out
+    }
+
+    /// The client-side security of a certificate issued into `dir`.
+    pub fn load(dir: &std::path::Path) -> Security {
+        Security::load(dir).expect("load certificates")
+    }
+}
+
 /// A cluster of real processes in a temporary directory.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -102,6 +135,8 @@ pub struct Cluster {
     pub tserver_timeout_ms: u64,
     /// Extra arguments for every master started from now on.
     pub master_flags: Vec<String>,
+    /// Mutual TLS: every server gets a certificate naming its IP; none: `--insecure`.
+    pub certs: Option<Certs>,
     next_proc: usize,
 }
 
@@ -114,13 +149,26 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with extra master flags.
     pub fn start_with_flags(masters: usize, tservers: usize, master_flags: &[String]) -> Cluster {
+        Self::start_inner(masters, tservers, master_flags, false)
+    }
+
+    /// Like [`Cluster::start`], over mutual TLS: a CA in the cluster's directory, a `master`
+    /// or `tserver` certificate per process naming its IP; [`Cluster::client`] uses an
+    /// `admin` certificate.
+    pub fn start_tls(masters: usize, tservers: usize) -> Cluster {
+        Self::start_inner(masters, tservers, &[], true)
+    }
+
+    fn start_inner(masters: usize, tservers: usize, master_flags: &[String], tls: bool) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
+        let certs = tls.then(|| Certs::new(dir.path()));
         let mut cluster = Cluster {
             dir,
             masters: Vec::new(),
             tservers: Vec::new(),
             tserver_timeout_ms: 3_000,
             master_flags: master_flags.to_vec(),
+            certs,
             next_proc: 0,
         };
         let addrs: Vec<String> = (0..masters).map(|_| free_addr()).collect();
@@ -151,6 +199,14 @@ impl Cluster {
         args.extend(["--rpc-addr".to_string(), addr.clone(), "--master-addresses".to_string(), seeds.join(",")]);
         if let Some(http) = &http {
             args.extend(["--http-addr".to_string(), http.clone()]);
+        }
+        match &self.certs {
+            Some(certs) => {
+                let cert_role = if role == "master" { Role::Master } else { Role::Tserver };
+                let dir = certs.issue(&name, cert_role, &[ip_of(&addr)]);
+                args.extend(["--certs-dir".to_string(), dir.display().to_string()]);
+            }
+            None => args.push("--insecure".to_string()),
         }
         args.extend(flags.iter().cloned());
         let mut process = Process::new(kudu_bin(), args, &data_dir).env("RUST_LOG", "info,openraft=warn");
@@ -193,8 +249,17 @@ impl Cluster {
         self.masters.iter().map(|m| m.addr.clone()).collect()
     }
 
+    /// A client of the masters (with an `admin` certificate over TLS).
     pub fn client(&self) -> MasterClient {
-        client_for(&self.master_addrs())
+        client_with(&self.master_addrs(), self.admin_security())
+    }
+
+    /// What an administrator's client uses: an `admin` certificate over TLS, else plaintext.
+    pub fn admin_security(&self) -> Security {
+        match &self.certs {
+            Some(certs) => Certs::load(&certs.issue("admin", Role::Admin, &["admin"])),
+            None => Security::Insecure,
+        }
     }
 
     pub fn master_by_addr(&mut self, addr: &str) -> &mut Proc {
@@ -264,10 +329,16 @@ pub fn mapping_flags(dir: &std::path::Path, body: &str) -> Vec<String> {
     vec!["--location-mapping-cmd".into(), path.display().to_string()]
 }
 
+/// A plaintext client of the masters at `addrs`.
 pub fn client_for(addrs: &[String]) -> MasterClient {
+    client_with(addrs, Security::Insecure)
+}
+
+/// A client of the masters at `addrs` over `security`.
+pub fn client_with(addrs: &[String], security: Security) -> MasterClient {
     MasterClient::new(
         addrs.to_vec(),
-        ClientOptions { timeout: Duration::from_secs(60), rpc_timeout: Duration::from_secs(10) },
+        ClientOptions { timeout: Duration::from_secs(60), rpc_timeout: Duration::from_secs(10), security },
     )
     .expect("client")
 }
@@ -292,7 +363,8 @@ pub fn simple_row(id: i64, v: Option<&str>) -> kudu::tablet::JsonRow {
 
 /// A client of the whole cluster (rows too) with an overall deadline of `timeout`.
 pub fn kudu_client_for(addrs: &[String], timeout: Duration, rpc_timeout: Duration) -> kudu::client::KuduClient {
-    kudu::client::KuduClient::new(addrs.to_vec(), ClientOptions { timeout, rpc_timeout }).expect("client")
+    kudu::client::KuduClient::new(addrs.to_vec(), ClientOptions { timeout, rpc_timeout, ..Default::default() })
+        .expect("client")
 }
 
 /// The ids of every tablet of `table`, as GetTableLocations lists them.
@@ -301,9 +373,15 @@ pub async fn tablet_ids(client: &kudu::client::KuduClient, table: &str) -> Vec<S
     locations.tablets.into_iter().map(|t| t.tablet_id).collect()
 }
 
-/// Runs the `kudu` CLI and returns (success, stdout, stderr).
+/// Runs the `kudu` CLI and returns (success, stdout, stderr); plaintext (`KUDU_INSECURE=1`)
+/// unless `args` give `--certs-dir`.
 pub fn cli(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(kudu_bin()).args(args).env_remove("KUDU_MASTERS").output().expect("run kudu cli");
+    let mut command = Command::new(kudu_bin());
+    command.args(args).env_remove("KUDU_MASTERS").env_remove("KUDU_CERTS_DIR").env_remove("KUDU_INSECURE");
+    if !args.contains(&"--certs-dir") {
+        command.env("KUDU_INSECURE", "1");
+    }
+    let out = command.output().expect("run kudu cli");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -12,6 +12,7 @@ use crate::error_code::ErrorCode;
 use crate::pb::master as pb;
 use crate::pb::master::master_service_client::MasterServiceClient;
 use crate::rpc::{self, ChannelPool};
+use crate::security::Security;
 
 /// Deadline of one leader-discovery probe: a paused master must not stall discovery.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,11 +30,14 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Deadline of one RPC attempt.
     pub rpc_timeout: Duration,
+    /// Mutual TLS with a certificate, or plaintext (the default; the CLI and the operator
+    /// always choose explicitly).
+    pub security: Security,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(30), rpc_timeout: Duration::from_secs(10) }
+        Self { timeout: Duration::from_secs(30), rpc_timeout: Duration::from_secs(10), security: Security::Insecure }
     }
 }
 
@@ -72,16 +76,20 @@ struct NotFound {
     why: String,
     /// Whether any master answered.
     reached: bool,
+    /// A master refused this client for good (its certificate): no point in retrying.
+    refused: Option<ClientError>,
 }
 
 impl MasterClient {
     /// A client of the masters at `addresses` (`host:port` each; a seed list).
     pub fn new(addresses: Vec<String>, options: ClientOptions) -> Result<Self, ClientError> {
-        Self::with_pool(addresses, options, ChannelPool::default())
+        let pool = ChannelPool::default().with_security(options.security.clone());
+        Self::with_pool(addresses, options, pool)
     }
 
     /// Like [`MasterClient::new`], with channels from `pool` (shared with other clients,
-    /// e.g. one per cluster in a process that talks to many).
+    /// e.g. one per cluster in a process that talks to many), whose security applies
+    /// (`options.security` is ignored).
     pub fn with_pool(addresses: Vec<String>, options: ClientOptions, pool: ChannelPool) -> Result<Self, ClientError> {
         let seeds: Vec<String> =
             addresses.into_iter().map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect();
@@ -148,6 +156,7 @@ impl MasterClient {
         let mut heard_of: Vec<String> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
         let mut reached = false;
+        let mut refused = None;
         while let Some((answer, address)) = probes.next().await {
             let answer = match answer {
                 Ok(answer) => {
@@ -155,7 +164,17 @@ impl MasterClient {
                     answer
                 }
                 Err(status) => {
-                    failures.push(format!("{address}: {}", describe(&status)));
+                    if let Some(code @ (ErrorCode::Unauthenticated | ErrorCode::NotAuthorized)) =
+                        rpc::known_error_code(&status)
+                    {
+                        refused = Some(ClientError::Master {
+                            code: code.to_string(),
+                            message: format!("{address}: {}", status.message()),
+                        });
+                    }
+                    let text = describe(&status);
+                    let hint = tls_hint(self.pool.security().is_tls(), &text);
+                    failures.push(format!("{address}: {text}{hint}"));
                     continue;
                 }
             };
@@ -183,7 +202,9 @@ impl MasterClient {
         }
         match hint {
             Some(hint) => Ok(Found::Hint(hint)),
-            None => Err(NotFound { why: format!("no master is the leader ({})", failures.join("; ")), reached }),
+            None => {
+                Err(NotFound { why: format!("no master is the leader ({})", failures.join("; ")), reached, refused })
+            }
         }
     }
 
@@ -244,6 +265,9 @@ impl MasterClient {
             };
             match leader {
                 Err(not_found) => {
+                    if let Some(refused) = not_found.refused {
+                        return Err(refused);
+                    }
                     reached |= not_found.reached;
                     last_error = not_found.why;
                 }
@@ -317,6 +341,9 @@ impl MasterClient {
                     }
                 }
                 Err(not_found) => {
+                    if let Some(refused) = not_found.refused {
+                        return Err(refused);
+                    }
                     reached |= not_found.reached;
                     last_error = not_found.why;
                 }
@@ -545,6 +572,19 @@ impl MasterClient {
 
 /// A status as one short phrase: its message and, for transport failures, the root cause
 /// (e.g. "connection refused").
+/// What a transport failure may mean for transport security: a plaintext client that a
+/// TLS server hung up on, or a TLS peer whose certificate the other side does not trust.
+fn tls_hint(tls: bool, text: &str) -> &'static str {
+    let text = text.to_ascii_lowercase();
+    if !tls && (text.contains("broken pipe") || text.contains("connection reset") || text.contains("frame")) {
+        " (does the cluster use TLS? then give --certs-dir)"
+    } else if tls && (text.contains("certificate") || text.contains("alert")) {
+        " (TLS: are the certificates issued by the cluster's CA?)"
+    } else {
+        ""
+    }
+}
+
 fn describe(status: &tonic::Status) -> String {
     let mut text = status.message().to_string();
     let mut source = std::error::Error::source(status);
@@ -564,7 +604,11 @@ mod tests {
     use super::*;
 
     fn unreachable_client() -> MasterClient {
-        let options = ClientOptions { timeout: Duration::from_millis(300), rpc_timeout: Duration::from_millis(100) };
+        let options = ClientOptions {
+            timeout: Duration::from_millis(300),
+            rpc_timeout: Duration::from_millis(100),
+            ..Default::default()
+        };
         // Port 1 on loopback refuses connections.
         MasterClient::with_pool(
             vec!["127.0.0.1:1".into()],

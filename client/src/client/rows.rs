@@ -93,8 +93,8 @@ impl KuduClient {
     pub fn new(masters: Vec<String>, options: ClientOptions) -> Result<Self, ClientError> {
         Ok(Self {
             masters: MasterClient::new(masters, options.clone())?,
+            pool: ChannelPool::default().with_security(options.security.clone()),
             options,
-            pool: ChannelPool::default(),
             routes: RouteCache::default(),
             client_id: uuid::Uuid::new_v4().simple().to_string(),
             sequencer: Mutex::new(Sequencer { next: 1, in_flight: BTreeSet::new() }),

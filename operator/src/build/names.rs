@@ -64,6 +64,9 @@ pub const ENV_POD_NAME: &str = "POD_NAME";
 pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
 /// Env var: comma-separated master addresses (from the ConfigMap).
 pub const ENV_MASTER_ADDRESSES: &str = "KUDU_MASTER_ADDRESSES";
+/// Plaintext gRPC for every `kudu` command in the pod (`kubectl exec`, the preStop hook):
+/// operator-managed certificates are a later step.
+pub const ENV_INSECURE: &str = "KUDU_INSECURE";
 /// Env var: the pod's IP (downward API), which the servers bind to.
 pub const ENV_POD_IP: &str = "POD_IP";
 /// Env var: this process's advertised RPC address (its stable DNS name).

@@ -27,7 +27,8 @@ pub const MASTER_TERMINATION_GRACE_SECONDS: i64 = 60;
 /// The master's preStop hook: hand over leadership if this master leads. A shell expands
 /// the pod's own address (Kubernetes does not expand `$(VAR)` in hooks); the CLI reads the
 /// master addresses from `KUDU_MASTERS`.
-pub const MASTER_PRE_STOP: [&str; 3] = ["sh", "-c", "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""];
+pub const MASTER_PRE_STOP: [&str; 3] =
+    ["sh", "-c", "exec kudu master step-down --insecure --if-leader \"$KUDU_ADVERTISED_ADDR\""];
 
 /// The master StatefulSet with `replicas` pods (see [`super::BuildInputs`]), spread over
 /// zones softly.
@@ -210,6 +211,8 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
         format!("--rpc-addr=$({}):{}", names::ENV_POD_IP, role.rpc_port()),
         format!("--advertised-addr=$({})", names::ENV_ADVERTISED_ADDR),
         format!("--master-addresses=$({})", names::ENV_MASTER_ADDRESSES),
+        // Plaintext for now: operator-managed CA and certificates are a later step.
+        "--insecure".to_owned(),
     ];
     args.push(format!("--http-addr=$({}):{}", names::ENV_POD_IP, role.http_port()));
     if role == Role::Master {
@@ -227,6 +230,7 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
             field_env(names::ENV_POD_IP, "status.podIP"),
             EnvVar { name: names::ENV_ADVERTISED_ADDR.to_owned(), value: Some(own_address), ..EnvVar::default() },
             config_env(spec, names::ENV_MASTER_ADDRESSES, names::CONFIG_MASTER_ADDRESSES),
+            EnvVar { name: names::ENV_INSECURE.to_owned(), value: Some("1".to_owned()), ..EnvVar::default() },
         ]),
         ports: Some(vec![
             container_port(names::RPC_PORT_NAME, role.rpc_port()),
@@ -361,6 +365,7 @@ mod tests {
                 "--rpc-addr=$(POD_IP):7051",
                 "--advertised-addr=$(KUDU_ADVERTISED_ADDR)",
                 "--master-addresses=$(KUDU_MASTER_ADDRESSES)",
+                "--insecure",
                 "--http-addr=$(POD_IP):8051",
                 "--location-mapping-cmd=kudu location",
                 "--raft-heartbeat-ms=500",
@@ -379,6 +384,7 @@ mod tests {
                 "POD_IP",
                 "KUDU_ADVERTISED_ADDR",
                 "KUDU_MASTER_ADDRESSES",
+                "KUDU_INSECURE",
                 "KUDU_MASTERS",
                 "POD_NAMESPACE",
                 "KUDU_LOCATION_LABELS"
@@ -394,7 +400,7 @@ mod tests {
         let pre_stop = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
         assert_eq!(
             pre_stop.exec.as_ref().unwrap().command.as_ref().unwrap(),
-            &["sh", "-c", "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""]
+            &["sh", "-c", "exec kudu master step-down --insecure --if-leader \"$KUDU_ADVERTISED_ADDR\""]
         );
         assert_eq!(pod_spec(&sts).service_account_name.as_deref(), Some("demo-master"));
         // The image runs as non-root user 10001; the volume must be writable for its group.

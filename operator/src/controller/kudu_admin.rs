@@ -12,6 +12,7 @@ use std::time::Duration;
 use kudu_client::client::{ClientError, ClientOptions, MasterClient};
 use kudu_client::pb::master as pb;
 use kudu_client::rpc::ChannelPool;
+use kudu_client::security::Security;
 
 use super::masters::{MasterAdmin, MasterAdminError};
 use crate::membership::{NodeId, RaftMember, RaftView};
@@ -63,9 +64,17 @@ impl std::fmt::Debug for KuduMasterAdmin {
 }
 
 impl KuduMasterAdmin {
-    /// A client with the given timeouts.
+    /// A client with the given timeouts, in plaintext (the clusters the operator deploys
+    /// run with `--insecure` until it manages their certificates).
     pub fn new(timeouts: Timeouts) -> Self {
-        Self { timeouts, pool: ChannelPool::with_connect_timeout(timeouts.connect), clients: Mutex::default() }
+        Self::with_security(timeouts, Security::Insecure)
+    }
+
+    /// A client with the given timeouts over `security` (mutual TLS needs an `admin`
+    /// certificate: membership changes are refused to other roles).
+    pub fn with_security(timeouts: Timeouts, security: Security) -> Self {
+        let pool = ChannelPool::with_connect_timeout(timeouts.connect).with_security(security);
+        Self { timeouts, pool, clients: Mutex::default() }
     }
 
     /// The clients of the masters at `addresses`.
@@ -79,8 +88,12 @@ impl KuduMasterAdmin {
         }
         let Timeouts { read, change, .. } = self.timeouts;
         let client = |timeout| {
-            MasterClient::with_pool(key.clone(), ClientOptions { timeout, rpc_timeout: read }, self.pool.clone())
-                .map_err(|e| MasterAdminError::Refused(e.to_string()))
+            MasterClient::with_pool(
+                key.clone(),
+                ClientOptions { timeout, rpc_timeout: read, ..Default::default() },
+                self.pool.clone(),
+            )
+            .map_err(|e| MasterAdminError::Refused(e.to_string()))
         };
         let made = Arc::new(Clients { reads: client(read)?, changes: client(change)? });
         if clients.len() >= MAX_CACHED_CLIENTS {

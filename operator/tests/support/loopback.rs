@@ -39,6 +39,8 @@ impl Master {
             "200",
             "--raft-election-timeout-ms",
             "1000",
+            // As the operator's pods (its certificates are a later step).
+            "--insecure",
         ]
         .map(String::from)
         .to_vec();
