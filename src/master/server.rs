@@ -122,6 +122,7 @@ impl MasterServer {
         tasks.push(tokio::spawn(bootstrap::run(node.clone())));
         tasks.push(tokio::spawn(cluster_id::run(node.clone())));
         tasks.push(tokio::spawn(housekeeping::run(node.clone())));
+        tasks.push(tokio::spawn(super::membership::finish_joint_configs(node.clone())));
         tasks.push(tokio::spawn(rereplication::run(node.clone(), stopped.clone())));
         let tracker = node.clone();
         tasks.push(tokio::spawn(async move { tracker.track_leadership().await }));
