@@ -156,3 +156,48 @@ async fn survivor_of_a_lost_majority_is_recovered_and_the_group_grows_back() {
     .await;
     pair.create_table("t4", &simple_schema(), 1, 1).await.expect("DDL on the new pair");
 }
+
+/// In a pod the master cannot be stopped: `--at-next-start` leaves a request in the data
+/// directory that the master carries out when it starts next, then removes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_requested_on_a_running_master_happens_at_its_next_start() {
+    let mut cluster = Cluster::start(3, 0);
+    let leader = cluster.wait_leader().await;
+    let addrs = cluster.master_addrs();
+    let survivor = addrs.iter().find(|a| **a != leader).expect("follower").clone();
+    for addr in addrs.iter().filter(|a| **a != survivor) {
+        let m = cluster.master_by_addr(addr);
+        m.kill();
+        m.wipe();
+    }
+    let dir = cluster.master_by_addr(&survivor).data_dir.clone();
+    let dir_arg = dir.display().to_string();
+    let request = ["master", "unsafe-recover", "--data-dir", &dir_arg, "--at-next-start"];
+    let (ok, _, err) = cli(&request);
+    assert!(!ok && err.contains("--yes-i-know-this-may-lose-data"), "{err}");
+    let marker = dir.join(kudu::master::store::recover::AT_START_MARKER);
+    assert!(!marker.exists());
+    let (ok, out, err) = cli(&[&request[..], &["--yes-i-know-this-may-lose-data"]].concat());
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("UNSAFE") && out.contains("restart the master"), "{out}{err}");
+    assert!(marker.exists());
+
+    // A pod restart: the process goes and comes back on the same volume.
+    let m = cluster.master_by_addr(&survivor);
+    m.kill();
+    m.restart();
+    let client = client_for(std::slice::from_ref(&survivor));
+    wait_for("the survivor to lead alone", WAIT, || async {
+        let list = client.list_masters().await.ok()?;
+        (list.members.len() == 1 && list.members[0].address == survivor && !list.membership_change_in_progress)
+            .then_some(())
+    })
+    .await;
+    assert!(!marker.exists(), "the request is removed once carried out");
+    // The next restart does not recover again: it is an ordinary start.
+    let m = cluster.master_by_addr(&survivor);
+    m.stop();
+    m.restart();
+    let list = wait_for("the survivor to lead again", WAIT, || async { client.list_masters().await.ok() }).await;
+    assert_eq!(list.members.len(), 1);
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use kudu::master::store::recover::{Recovery, RecoveryPlan};
+use kudu::master::store::recover::{self, Recovery, RecoveryPlan};
 
 /// The flag that makes the command write.
 pub const CONFIRM_FLAG: &str = "--yes-i-know-this-may-lose-data";
@@ -18,6 +18,10 @@ pub struct UnsafeRecoverArgs {
     /// Really rewrite the membership. Without it the command only prints what it would do.
     #[arg(long = "yes-i-know-this-may-lose-data")]
     confirm: bool,
+    /// Do it at the master's next start instead (for a master that cannot be stopped, e.g.
+    /// in a pod: run this with `kubectl exec`, then delete the pod).
+    #[arg(long)]
+    at_next_start: bool,
 }
 
 fn describe(plan: &RecoveryPlan) -> String {
@@ -52,6 +56,21 @@ fn describe(plan: &RecoveryPlan) -> String {
 }
 
 pub async fn run(args: UnsafeRecoverArgs) -> anyhow::Result<()> {
+    if args.at_next_start {
+        if !args.confirm {
+            anyhow::bail!("refusing to request an unsafe recovery without {CONFIRM_FLAG}; nothing was written");
+        }
+        recover::request_at_start(&args.data_dir)
+            .with_context(|| format!("cannot request recovery of {}", args.data_dir.display()))?;
+        eprintln!(
+            "UNSAFE QUORUM-LOSS RECOVERY requested: at its next start the master of {} makes itself the only \
+             voter, keeping its catalog; changes the lost masters committed that it never received are lost. \
+             The plan is logged when it starts.",
+            args.data_dir.display()
+        );
+        println!("recovery requested; now restart the master (in Kubernetes: kubectl delete pod POD)");
+        return Ok(());
+    }
     let recovery = Recovery::open(&args.data_dir)
         .await
         .with_context(|| format!("cannot recover {}", args.data_dir.display()))?;

@@ -154,3 +154,50 @@ impl Recovery {
         Ok(plan)
     }
 }
+
+/// File in a master's data directory asking for [`Recovery`] at the master's next start:
+/// how a master in a pod is recovered (its process cannot be stopped while the pod runs).
+pub const AT_START_MARKER: &str = "unsafe-recover-at-start";
+
+/// Asks for recovery at the master's next start (see [`AT_START_MARKER`]). The directory
+/// must hold a master database; it may be in use.
+pub fn request_at_start(data_dir: &Path) -> Result<(), RecoverError> {
+    if !data_dir.join("raft-db").join("CURRENT").is_file() {
+        return Err(StoreError::NotAMasterDir {
+            path: data_dir.display().to_string(),
+            reason: "it holds no master database".into(),
+        }
+        .into());
+    }
+    std::fs::write(data_dir.join(AT_START_MARKER), b"yes-i-know-this-may-lose-data\n")?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    Ok(())
+}
+
+/// At start, before the database is opened: carries out a recovery asked for with
+/// [`request_at_start`], then removes the request. A refused recovery (e.g. this master is
+/// not a voter) renames the request to `<marker>.refused` and the master starts unchanged.
+pub async fn run_requested(data_dir: &Path) -> Result<Option<RecoveryPlan>, RecoverError> {
+    let marker = data_dir.join(AT_START_MARKER);
+    if !marker.exists() {
+        return Ok(None);
+    }
+    let result = match Recovery::open(data_dir).await {
+        Ok(recovery) => {
+            tracing::warn!(plan = ?recovery.plan(), "UNSAFE RECOVERY requested: making this master the only voter");
+            recovery.apply().await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(plan) => {
+            std::fs::remove_file(&marker)?;
+            Ok(Some(plan))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the requested unsafe recovery was refused; starting unchanged");
+            std::fs::rename(&marker, data_dir.join(format!("{AT_START_MARKER}.refused")))?;
+            Err(e)
+        }
+    }
+}
