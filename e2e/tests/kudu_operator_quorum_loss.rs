@@ -77,10 +77,9 @@ async fn quorum_loss() -> Result<()> {
         tc.kubectl(&["delete", "pvc", &format!("data-{pod}"), "--wait=false"]).await?;
         tc.kubectl(&["delete", "pod", pod, "--wait=false"]).await?;
     }
-    let condition = eventually(CHANGE, "QuorumLost", || async {
-        Ok(quorum_lost(&tc).await?.filter(|c| c["status"] == "True"))
-    })
-    .await?;
+    let condition =
+        eventually(CHANGE, "QuorumLost", || async { Ok(quorum_lost(&tc).await?.filter(|c| c["status"] == "True")) })
+            .await?;
     let message = condition["message"].as_str().unwrap_or_default().to_owned();
     ensure!(message.contains("kubectl exec demo-master-0 -- kudu master unsafe-recover"), "{message}");
     eprintln!("QuorumLost after {:?}: {message}", started.elapsed());

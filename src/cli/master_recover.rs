@@ -38,7 +38,12 @@ fn describe(plan: &RecoveryPlan) -> String {
     out.push_str(&format!("  last log entry:   {}\n", log_id(&plan.last_log_id)));
     out.push_str(&format!("  last applied:     {}\n", log_id(&plan.last_applied)));
     out.push_str(&format!("  cluster id:       {}\n", plan.cluster_id.as_deref().unwrap_or("none")));
-    out.push_str(&format!("  catalog:          {} tables, {} tablets: {}\n", plan.tables.len(), plan.num_tablets, plan.tables.join(", ")));
+    out.push_str(&format!(
+        "  catalog:          {} tables, {} tablets: {}\n",
+        plan.tables.len(),
+        plan.num_tablets,
+        plan.tables.join(", ")
+    ));
     if plan.already_sole_voter {
         out.push_str("  node is already the only voter: nothing to do\n");
     } else {
@@ -71,9 +76,8 @@ pub async fn run(args: UnsafeRecoverArgs) -> anyhow::Result<()> {
         println!("recovery requested; now restart the master (in Kubernetes: kubectl delete pod POD)");
         return Ok(());
     }
-    let recovery = Recovery::open(&args.data_dir)
-        .await
-        .with_context(|| format!("cannot recover {}", args.data_dir.display()))?;
+    let recovery =
+        Recovery::open(&args.data_dir).await.with_context(|| format!("cannot recover {}", args.data_dir.display()))?;
     eprint!("{}", describe(recovery.plan()));
     if recovery.plan().already_sole_voter {
         println!("master {} is already the only voter; nothing written", recovery.plan().node_id);

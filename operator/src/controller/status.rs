@@ -220,7 +220,12 @@ pub fn last_known_voters(status: Option<&KuduClusterStatus>) -> Vec<RaftMember> 
         .iter()
         .filter(|m| m.voter)
         .filter_map(|m| {
-            Some(RaftMember { node_id: NodeId(m.node_id.parse().ok()?), address: m.address.clone(), voter: true, live: false })
+            Some(RaftMember {
+                node_id: NodeId(m.node_id.parse().ok()?),
+                address: m.address.clone(),
+                voter: true,
+                live: false,
+            })
         })
         .collect()
 }

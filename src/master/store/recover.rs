@@ -100,8 +100,10 @@ impl Recovery {
         }
         let address = membership.get_node(&node_id).map(|n| n.addr.clone()).unwrap_or_default();
         let members = membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
-        let max_term =
-            vote.as_ref().map_or(0, |v| v.leader_id.term).max(state.last_log_id.as_ref().map_or(0, |l| l.leader_id.term));
+        let max_term = vote
+            .as_ref()
+            .map_or(0, |v| v.leader_id.term)
+            .max(state.last_log_id.as_ref().map_or(0, |l| l.leader_id.term));
         let (cluster_id, tables, num_tablets) = {
             let catalog = sm.catalog();
             let catalog = catalog.read().await;
@@ -142,15 +144,21 @@ impl Recovery {
         let id = plan.node_id;
         let vote = Vote::new(plan.new_term, id);
         let leader = openraft::impls::leader_id_adv::LeaderId { term: plan.new_term, node_id: id };
-        let membership = Membership::new(vec![BTreeSet::from([id])], BTreeMap::from([(id, BasicNode::new(&plan.address))]))
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let membership =
+            Membership::new(vec![BTreeSet::from([id])], BTreeMap::from([(id, BasicNode::new(&plan.address))]))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
         let entry = Entry::new(LogId::new(leader, plan.new_index), EntryPayload::Membership(membership));
         let prefix = GroupPrefix::default();
         let mut batch = WriteBatch::default();
         batch.put_cf(cf(&self.db, CF_META)?, prefix.meta_key(META_VOTE), encode(&vote)?);
         batch.put_cf(cf(&self.db, CF_LOGS)?, prefix.log_key(plan.new_index), encode(&entry)?);
         write_sync(&self.db, batch).await?;
-        tracing::warn!(node = id, term = plan.new_term, index = plan.new_index, "rewrote the membership to this master alone");
+        tracing::warn!(
+            node = id,
+            term = plan.new_term,
+            index = plan.new_index,
+            "rewrote the membership to this master alone"
+        );
         Ok(plan)
     }
 }
