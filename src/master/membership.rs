@@ -254,10 +254,11 @@ pub async fn finish_joint_configs(node: std::sync::Arc<MasterNode>) {
             let m = rx.borrow_watched();
             m.state == openraft::ServerState::Leader && committed_joint(&m)
         };
-        if joint && let Ok(_guard) = node.membership_lock.try_lock() {
-            if let Err(e) = node.finish_joint_config().await {
-                tracing::warn!(error = %e, "could not finish the joint membership config yet; retrying");
-            }
+        if joint
+            && let Ok(_guard) = node.membership_lock.try_lock()
+            && let Err(e) = node.finish_joint_config().await
+        {
+            tracing::warn!(error = %e, "could not finish the joint membership config yet; retrying");
         }
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },

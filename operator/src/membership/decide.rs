@@ -454,7 +454,9 @@ pub fn quorum_loss(observed: &Observed) -> Option<QuorumLoss> {
             survivors.push((ordinal, voter.node_id));
         }
     }
-    (voters.len() - lost.len() < quorum(voters.len())).then(|| QuorumLoss { voters: voters.len(), lost, survivors })
+    lost.sort_by_key(|(ordinal, _)| *ordinal);
+    survivors.sort();
+    (voters.len() - lost.len() < quorum(voters.len())).then_some(QuorumLoss { voters: voters.len(), lost, survivors })
 }
 
 /// The observation with the Raft view unwrapped, and derived facts.

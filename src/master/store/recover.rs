@@ -117,7 +117,7 @@ impl Recovery {
             voters: voters.clone(),
             members,
             vote,
-            last_log_id: state.last_log_id.clone(),
+            last_log_id: state.last_log_id,
             last_applied,
             cluster_id,
             tables,
