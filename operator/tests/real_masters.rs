@@ -243,6 +243,7 @@ impl Harness {
             statefulset_replicas: self.replicas,
             replacement: ReplacementPolicy { enabled: true, grace: self.grace },
             now: Timestamp::now(),
+            last_known_voters: Vec::new(),
         }
     }
 

@@ -43,6 +43,9 @@ pub enum MasterCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// UNSAFE: after a majority of masters is lost for good, make a stopped surviving master
+    /// the only voter of the group, keeping its catalog (Kudu's unsafe_change_config).
+    UnsafeRecover(super::master_recover::UnsafeRecoverArgs),
 }
 
 #[derive(Args, Debug)]
@@ -173,6 +176,7 @@ pub async fn run(cmd: MasterCommand) -> anyhow::Result<()> {
             }
             kudu::master::run(config).await?;
         }
+        MasterCommand::UnsafeRecover(args) => super::master_recover::run(args).await?,
         MasterCommand::List(client_args) => {
             let client = client_args.client()?;
             let list = client.list_masters().await?;

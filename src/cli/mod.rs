@@ -5,6 +5,7 @@ mod cluster;
 mod ksck;
 mod location;
 mod master;
+mod master_recover;
 mod output;
 mod perf;
 mod rebalance;

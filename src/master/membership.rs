@@ -41,6 +41,7 @@ impl MasterNode {
             .membership_lock
             .try_lock()
             .map_err(|_| MasterError::MembershipChangeInProgress("another AddMaster/RemoveMaster is running".into()))?;
+        self.finish_joint_config().await?;
         let m = self.raft_metrics();
         if Self::membership_change_pending(&m) {
             if !is_retry(m.membership_config.membership()) {
@@ -54,6 +55,31 @@ impl MasterNode {
             .await?;
         }
         Ok(guard)
+    }
+
+    /// Holds off membership changes on this master (AddMaster, RemoveMaster, finishing a
+    /// joint config) while the guard lives; for tools and tests that change the membership
+    /// through the Raft handle directly.
+    pub async fn lock_membership(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.membership_lock.lock().await
+    }
+
+    /// Finishes a committed joint config: openraft changes voters in two entries (joint, then
+    /// the target alone), and a leader change between the two leaves the group joint, which
+    /// would refuse every later change. A leader that finds its committed membership joint
+    /// and nothing uncommitted proposes the joint config's target (`AddVoterIds` of nobody
+    /// moves to the last voter set). Call with the membership lock held. Returns whether it
+    /// finished one.
+    pub(super) async fn finish_joint_config(&self) -> Result<bool, MasterError> {
+        self.ensure_leader()?;
+        let m = self.raft_metrics();
+        if !committed_joint(&m) {
+            return Ok(false);
+        }
+        let configs = m.membership_config.get_joint_config().clone();
+        tracing::warn!(?configs, "finishing a joint membership config left by an interrupted change");
+        self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::new())).await?;
+        Ok(true)
     }
 
     /// Asks the master at `address` for its node id.
@@ -205,6 +231,38 @@ impl MasterNode {
         match tokio::time::timeout(self.config.rpc_timeout, change).await {
             Ok(result) => result.map(|_| ()).map_err(|e| self.write_error(e)),
             Err(_) => Err(MasterError::Timeout("the membership change was not committed in time".into())),
+        }
+    }
+}
+
+/// True when the membership is joint and committed (no later membership entry pending).
+fn committed_joint(m: &RaftMetrics<TypeConfig>) -> bool {
+    m.membership_config.log_id() == m.committed_membership_config.log_id()
+        && m.membership_config.get_joint_config().len() > 1
+}
+
+/// Runs on every master until Raft stops: whenever this master leads with a committed joint
+/// config and no membership change runs, finishes the joint config, so the group does not
+/// stay joint (and report a change in progress) until someone asks for another change.
+pub async fn finish_joint_configs(node: std::sync::Arc<MasterNode>) {
+    use openraft::rt::watch::WatchReceiver;
+    let mut rx = node.raft.metrics();
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let joint = {
+            let m = rx.borrow_watched();
+            m.state == openraft::ServerState::Leader && committed_joint(&m)
+        };
+        if joint
+            && let Ok(_guard) = node.membership_lock.try_lock()
+            && let Err(e) = node.finish_joint_config().await
+        {
+            tracing::warn!(error = %e, "could not finish the joint membership config yet; retrying");
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = retry.tick() => {}
         }
     }
 }

@@ -60,6 +60,15 @@ impl MasterServer {
     pub async fn start(config: MasterConfig) -> Result<MasterServer, ServerError> {
         config.validate().map_err(ServerError::Config)?;
         let raft_config = config.raft_config().map_err(|e| ServerError::Config(e.to_string()))?;
+        // A refused recovery is logged with its reason; the master then starts unchanged.
+        if let Ok(Some(plan)) = store::recover::run_requested(&config.data_dir).await {
+            tracing::warn!(
+                node_id = plan.node_id,
+                term = plan.new_term,
+                index = plan.new_index,
+                "UNSAFE RECOVERY done: this master is the only voter; add masters back with AddMaster"
+            );
+        }
         let (db, id) = store::open(&config.data_dir)?;
         let log_store = LogStore::new(db.clone(), GroupPrefix::default());
         let state_machine = StateMachineStore::open(db, &config.data_dir).map_err(StoreError::Io)?;
@@ -124,6 +133,7 @@ impl MasterServer {
         tasks.push(tokio::spawn(bootstrap::run(node.clone())));
         tasks.push(tokio::spawn(cluster_id::run(node.clone())));
         tasks.push(tokio::spawn(housekeeping::run(node.clone())));
+        tasks.push(tokio::spawn(super::membership::finish_joint_configs(node.clone())));
         tasks.push(tokio::spawn(rereplication::run(node.clone(), stopped.clone())));
         if let Some(interval) = config.leader_balance_interval {
             tasks.push(tokio::spawn(leader_balance::run(node.clone(), interval, stopped.clone())));

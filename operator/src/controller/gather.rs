@@ -71,6 +71,7 @@ pub async fn observe_membership<M: MasterAdmin>(
         statefulset_replicas,
         replacement: ReplacementPolicy { enabled: spec.replacement_enabled, grace: spec.replacement_grace },
         now,
+        last_known_voters: Vec::new(),
     })
 }
 

@@ -297,7 +297,8 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
 
     fail::fail_point!(failpoints::AFTER_APPLY);
 
-    let observed = gather::observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
+    let mut observed = gather::observe_membership(ctx, &spec, inputs.master_statefulset_replicas, now).await?;
+    observed.last_known_voters = status::last_known_voters(cluster.status.as_ref());
     let mut decision = membership::decide(&observed);
     if !matches!(decision, membership::Action::None | membership::Action::Wait(_)) {
         let executed = execute_decision(ctx, cluster, &spec, &observed, &decision).await?;

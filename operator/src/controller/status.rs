@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{KuduClusterStatus, MasterMemberStatus, MasterRole, MembershipChangeStatus};
-use crate::membership::{Action, MasterPod, Observed};
+use crate::membership::{Action, MasterPod, NodeId, Observed, RaftMember, WaitReason};
 
 /// Condition type: the cluster serves requests.
 pub const AVAILABLE: &str = "Available";
@@ -12,6 +12,9 @@ pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
 /// Condition type: some part of the cluster is down or the spec is invalid.
 pub const DEGRADED: &str = "Degraded";
+/// Condition type: a majority of the master voters is gone for good; only a person can
+/// recover (README: "Recovering from quorum loss"), and the operator changes nothing.
+pub const QUORUM_LOST: &str = "QuorumLost";
 
 /// Everything the status is computed from.
 pub struct StatusInputs<'a> {
@@ -70,6 +73,20 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
             }
         })
         .collect();
+    // With no leader the membership is unknown: keep the last known one, none healthy, so
+    // that a lost quorum can still be recognised on the next reconciliation.
+    let masters = match (raft.is_some_and(|r| !r.members.is_empty()), inputs.previous) {
+        (false, Some(previous)) => previous
+            .masters
+            .iter()
+            .map(|m| MasterMemberStatus {
+                role: if m.voter { MasterRole::Follower } else { MasterRole::Learner },
+                healthy: false,
+                ..m.clone()
+            })
+            .collect(),
+        _ => masters,
+    };
     let voters = masters.iter().filter(|m| m.voter).count();
     let healthy_voters = masters.iter().filter(|m| m.voter && m.healthy).count();
     let leader_pod = masters.iter().find(|m| m.role == MasterRole::Leader).and_then(|m| m.pod.clone());
@@ -145,6 +162,31 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
         }
     };
 
+    let quorum_lost = match inputs.decision {
+        Action::Wait(WaitReason::QuorumLost(loss)) => Cond {
+            type_: QUORUM_LOST,
+            status: true,
+            reason: "MajorityOfMastersLost",
+            message: match loss.survivors.first() {
+                Some((ordinal, _)) => {
+                    let pod = (inputs.master_pod_name)(*ordinal);
+                    format!(
+                        "{loss}. To recover from {pod}: kubectl exec {pod} -- kudu master unsafe-recover \
+                         --data-dir {} --at-next-start --yes-i-know-this-may-lose-data; then kubectl delete pod {pod}",
+                        crate::build::names::DATA_DIR
+                    )
+                }
+                None => format!("{loss}. No surviving master holds the catalog: restore from a backup"),
+            },
+        },
+        _ => Cond {
+            type_: QUORUM_LOST,
+            status: false,
+            reason: "QuorumHeld",
+            message: "a majority of the master voters is present or may come back".to_owned(),
+        },
+    };
+
     let previous = inputs.previous;
     let last_membership_change = if inputs.decision.is_membership_change()
         || matches!(inputs.decision, Action::DeletePodAndPvc { .. } | Action::ResizeStatefulSet { .. })
@@ -158,7 +200,7 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
         previous.and_then(|p| p.last_membership_change.clone())
     };
     KuduClusterStatus {
-        conditions: [available, progressing, degraded]
+        conditions: [available, progressing, degraded, quorum_lost]
             .into_iter()
             .map(|c| condition(c, inputs.generation, previous, inputs.now))
             .collect(),
@@ -170,6 +212,24 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
         last_membership_change,
         tablet_servers: Vec::new(),
     }
+}
+
+/// The voters of the last membership the status recorded (what a leader reported last).
+pub fn last_known_voters(status: Option<&KuduClusterStatus>) -> Vec<RaftMember> {
+    status
+        .map(|s| s.masters.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.voter)
+        .filter_map(|m| {
+            Some(RaftMember {
+                node_id: NodeId(m.node_id.parse().ok()?),
+                address: m.address.clone(),
+                voter: true,
+                live: false,
+            })
+        })
+        .collect()
 }
 
 /// Status with only the conditions saying the spec is invalid, keeping the rest.
@@ -234,7 +294,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::membership::{NodeId, NodeState, PodPhase, RaftMember, RaftView, ReplacementPolicy, WaitReason};
+    use crate::membership::{LostBecause, NodeState, PodPhase, QuorumLoss, RaftView, ReplacementPolicy};
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + secs).unwrap()
@@ -272,6 +332,7 @@ mod tests {
             statefulset_replicas: n,
             replacement: ReplacementPolicy { enabled: true, grace: Duration::from_secs(300) },
             now: at(0),
+            last_known_voters: Vec::new(),
         }
     }
 
@@ -324,6 +385,31 @@ mod tests {
         assert_eq!(cond(&s, PROGRESSING).status, "True");
         assert!(cond(&s, PROGRESSING).message.contains("replacing it in 100s"));
         assert!(!s.masters[2].healthy);
+    }
+
+    #[test]
+    fn quorum_lost_keeps_the_last_membership_and_says_how_to_recover() {
+        let healthy = status_of(&observed(&[true, true, true]), &Action::None, 3, None, 0);
+        assert_eq!(cond(&healthy, QUORUM_LOST).status, "False");
+        let mut o = observed(&[true, false, false]);
+        o.raft = None;
+        o.last_known_voters = last_known_voters(Some(&healthy));
+        assert_eq!(o.last_known_voters.len(), 3);
+        assert!(o.last_known_voters.iter().all(|m| m.voter && m.node_id.0 >= 10));
+        let loss = QuorumLoss {
+            voters: 3,
+            lost: vec![(1, LostBecause::DiskLost), (2, LostBecause::DiskLost)],
+            survivors: vec![(0, NodeId(10))],
+        };
+        let s = status_of(&o, &Action::Wait(WaitReason::QuorumLost(loss)), 3, Some(&healthy), 60);
+        let c = cond(&s, QUORUM_LOST);
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "MajorityOfMastersLost"));
+        assert!(c.message.contains("kubectl exec demo-master-0 -- kudu master unsafe-recover"), "{}", c.message);
+        assert_eq!(cond(&s, AVAILABLE).status, "False");
+        // The membership stays as last known, none healthy, so the next pass can judge again.
+        assert_eq!(s.masters.len(), 3);
+        assert!(s.masters.iter().all(|m| !m.healthy && m.role != MasterRole::Leader));
+        assert_eq!(last_known_voters(Some(&s)), o.last_known_voters);
     }
 
     #[test]

@@ -125,6 +125,9 @@ pub enum RemoveReason {
 pub enum WaitReason {
     /// No master reports a leader.
     NoLeader,
+    /// No master leads and a majority of the last known voters is gone for good: only a
+    /// person can recover (`kudu master unsafe-recover`); nothing destructive is done.
+    QuorumLost(QuorumLoss),
     /// A membership change is being committed.
     ChangeInFlight,
     /// A learner is catching up before promotion.
@@ -196,10 +199,55 @@ pub enum WaitReason {
     },
 }
 
+/// A lost quorum: which voters are gone for good and which survive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumLoss {
+    /// Voters of the last known membership.
+    pub voters: usize,
+    /// Ordinals of the voters gone for good, with why.
+    pub lost: Vec<(i32, LostBecause)>,
+    /// Ordinals and node ids of the voters whose pods still report their ids: the masters
+    /// one of which can be recovered.
+    pub survivors: Vec<(i32, NodeId)>,
+}
+
+/// Why a voter counts as gone for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LostBecause {
+    /// Its pod runs with another node id: its volume was lost.
+    DiskLost,
+    /// Its pod has been unable to run for longer than the replacement grace period.
+    CannotRun(CannotRun),
+}
+
+impl fmt::Display for QuorumLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lost: Vec<String> = self
+            .lost
+            .iter()
+            .map(|(o, why)| match why {
+                LostBecause::DiskLost => format!("master {o} (volume lost)"),
+                LostBecause::CannotRun(c) => format!("master {o} ({c})"),
+            })
+            .collect();
+        let survivors: Vec<String> = self.survivors.iter().map(|(o, id)| format!("master {o} (node {id})")).collect();
+        write!(
+            f,
+            "quorum lost: {} of {} voters are gone for good: {}; surviving: {}. The operator changes nothing; \
+             recover one survivor with `kudu master unsafe-recover` (README: Recovering from quorum loss)",
+            self.lost.len(),
+            self.voters,
+            lost.join(", "),
+            if survivors.is_empty() { "none".to_owned() } else { survivors.join(", ") }
+        )
+    }
+}
+
 impl fmt::Display for WaitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoLeader => write!(f, "no master reports a leader"),
+            Self::QuorumLost(loss) => write!(f, "{loss}"),
             Self::ChangeInFlight => write!(f, "a membership change is in flight"),
             Self::LearnerCatchingUp { node_id } => {
                 write!(f, "learner {node_id} is catching up")
@@ -284,11 +332,15 @@ pub fn quorum(voters: usize) -> usize {
 
 /// Decide the next membership action from what is observed.
 pub fn decide(observed: &Observed) -> Action {
+    let no_leader = || match quorum_loss(observed) {
+        Some(loss) => Action::Wait(WaitReason::QuorumLost(loss)),
+        None => Action::Wait(WaitReason::NoLeader),
+    };
     let Some(raft) = observed.raft.as_ref() else {
-        return Action::Wait(WaitReason::NoLeader);
+        return no_leader();
     };
     let Some(leader) = raft.leader else {
-        return Action::Wait(WaitReason::NoLeader);
+        return no_leader();
     };
     if raft.change_in_flight {
         return Action::Wait(WaitReason::ChangeInFlight);
@@ -365,6 +417,46 @@ pub fn decide(observed: &Observed) -> Action {
         return Action::Wait(WaitReason::UnmanagedMember { node_id: member.node_id, address: member.address.clone() });
     }
     Action::None
+}
+
+/// With no leader: whether a majority of the last known voters is gone for good. A voter is
+/// gone for good when its pod runs under another node id (volume lost) or has been unable
+/// to run for longer than the replacement grace period; a voter whose pod is missing or
+/// merely restarting is not (it may come back with its data).
+pub fn quorum_loss(observed: &Observed) -> Option<QuorumLoss> {
+    let reported: Vec<&RaftMember> = observed.raft.as_ref().map(|r| r.members.iter().collect()).unwrap_or_default();
+    let voters: Vec<&RaftMember> = if reported.iter().any(|m| m.voter) {
+        reported.into_iter().filter(|m| m.voter).collect()
+    } else {
+        observed.last_known_voters.iter().filter(|m| m.voter).collect()
+    };
+    if voters.is_empty() {
+        return None;
+    }
+    let mut lost = Vec::new();
+    let mut survivors = Vec::new();
+    for voter in &voters {
+        let Some(ordinal) = observed.ordinal_of(&voter.address) else {
+            continue;
+        };
+        let Some(pod) = observed.pod(ordinal) else {
+            continue;
+        };
+        let stuck_long = pod.unable_to_run_since.is_some_and(|since| {
+            let elapsed = Duration::try_from(observed.now.duration_since(since)).unwrap_or(Duration::ZERO);
+            elapsed >= observed.replacement.grace
+        });
+        if pod.node_id.is_some_and(|id| id != voter.node_id) {
+            lost.push((ordinal, LostBecause::DiskLost));
+        } else if let Some(why) = pod.cannot_run().filter(|_| stuck_long) {
+            lost.push((ordinal, LostBecause::CannotRun(why)));
+        } else if pod.node_id == Some(voter.node_id) {
+            survivors.push((ordinal, voter.node_id));
+        }
+    }
+    lost.sort_by_key(|(ordinal, _)| *ordinal);
+    survivors.sort();
+    (voters.len() - lost.len() < quorum(voters.len())).then_some(QuorumLoss { voters: voters.len(), lost, survivors })
 }
 
 /// The observation with the Raft view unwrapped, and derived facts.

@@ -7,7 +7,7 @@ pub mod decide;
 pub mod observed;
 
 pub use confirm::{NotLost, confirm_lost};
-pub use decide::{Action, RemoveReason, WaitReason, decide, quorum};
+pub use decide::{Action, LostBecause, QuorumLoss, RemoveReason, WaitReason, decide, quorum, quorum_loss};
 pub use observed::{
     CannotRun, MasterPod, NodeId, NodeState, Observed, PodPhase, RaftMember, RaftView, ReplacementPolicy,
 };

@@ -157,6 +157,9 @@ pub struct Observed {
     pub replacement: ReplacementPolicy,
     /// The current time.
     pub now: Timestamp,
+    /// Voters of the last membership a leader reported (kept in the status), so that with
+    /// no leader a lost quorum can be told from a passing election.
+    pub last_known_voters: Vec<RaftMember>,
 }
 
 impl Observed {

@@ -167,6 +167,8 @@ impl World {
             statefulset_replicas: self.statefulset_replicas,
             replacement: ReplacementPolicy { enabled: true, grace: GRACE },
             now: self.now,
+            // The status remembers the membership the leader last reported.
+            last_known_voters: self.members.iter().filter(|m| m.voter).cloned().collect(),
         }
     }
 
@@ -229,6 +231,8 @@ impl World {
                     o != *ordinal && self.disks.get(&o) != Some(&m.node_id)
                 });
                 assert!(!others_replacing, "two replacements at once");
+                // Never while the quorum is lost (QuorumLost: only a person recovers).
+                assert!(self.live_voters() >= quorum(self.voters()), "a master volume deleted without a quorum");
                 self.disks.remove(ordinal);
                 if crash {
                     return;

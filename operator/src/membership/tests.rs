@@ -85,6 +85,7 @@ fn healthy(n: i32) -> Observed {
         statefulset_replicas: n,
         replacement: ReplacementPolicy { enabled: true, grace: GRACE },
         now: now(),
+        last_known_voters: Vec::new(),
     }
 }
 
@@ -579,4 +580,77 @@ fn learner_whose_pod_stopped_is_removed() {
     // While its pod runs, even unheard, it is only catching up.
     o.set_pod(not_ready(healthy_pod(3)));
     assert_eq!(decide(&o), Action::Wait(WaitReason::LearnerCatchingUp { node_id: id(3) }));
+}
+
+// Quorum loss: no leader and a majority of the voters gone for good.
+
+/// Three voters, no leader; the last known membership comes from the status.
+fn leaderless(n: i32) -> Observed {
+    let mut o = healthy(n);
+    o.last_known_voters = o.raft.take().map(|r| r.members).unwrap_or_default();
+    o
+}
+
+#[test]
+fn two_of_three_volumes_lost_is_quorum_lost_and_nothing_destructive() {
+    let mut o = leaderless(3);
+    for ordinal in [1, 2] {
+        o.set_pod(MasterPod { node_id: Some(new_id(ordinal)), ..healthy_pod(ordinal) });
+    }
+    let action = decide(&o);
+    let Action::Wait(WaitReason::QuorumLost(loss)) = &action else {
+        panic!("expected QuorumLost, got {action:?}");
+    };
+    assert_eq!(loss.voters, 3);
+    assert_eq!(loss.lost, vec![(1, LostBecause::DiskLost), (2, LostBecause::DiskLost)]);
+    assert_eq!(loss.survivors, vec![(0, id(0))]);
+    assert!(action.to_string().contains("unsafe-recover"), "{action}");
+    assert!(!action.is_membership_change());
+    // The same with stuck pods beyond the grace period: still nothing destructive.
+    let mut o = leaderless(3);
+    o.set_pod(stuck_pod(1, ago(400)));
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ..healthy_pod(2) });
+    let action = decide(&o);
+    let Action::Wait(WaitReason::QuorumLost(loss)) = &action else {
+        panic!("expected QuorumLost, got {action:?}");
+    };
+    assert_eq!(loss.lost, vec![(1, LostBecause::CannotRun(CannotRun::NodeGone)), (2, LostBecause::DiskLost)]);
+}
+
+#[test]
+fn a_minority_lost_or_a_passing_outage_is_not_quorum_lost() {
+    // One of three volumes lost: the other two can still elect.
+    let mut o = leaderless(3);
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ..healthy_pod(2) });
+    assert_eq!(decide(&o), Action::Wait(WaitReason::NoLeader));
+    // Two stuck within the grace period, or restarting without a node id yet: may come back.
+    let mut o = leaderless(3);
+    o.set_pod(stuck_pod(1, ago(100)));
+    o.set_pod(MasterPod { node_id: None, ready: false, ..healthy_pod(2) });
+    assert_eq!(decide(&o), Action::Wait(WaitReason::NoLeader));
+    // Pods missing entirely (being recreated) are not counted lost either.
+    let mut o = leaderless(3);
+    o.pods.retain(|p| p.ordinal == 0);
+    assert_eq!(decide(&o), Action::Wait(WaitReason::NoLeader));
+    // No membership ever recorded: nothing to judge.
+    let mut o = leaderless(3);
+    o.last_known_voters.clear();
+    o.set_pod(MasterPod { node_id: Some(new_id(1)), ..healthy_pod(1) });
+    o.set_pod(MasterPod { node_id: Some(new_id(2)), ..healthy_pod(2) });
+    assert_eq!(decide(&o), Action::Wait(WaitReason::NoLeader));
+}
+
+#[test]
+fn after_unsafe_recovery_the_group_grows_back_by_adding_members() {
+    // The survivor leads alone; the two wiped masters run with fresh ids.
+    let mut o = healthy(3);
+    o.raft = Some(RaftView { leader: Some(id(0)), members: vec![voter(0)], change_in_flight: false });
+    for ordinal in [1, 2] {
+        o.set_pod(MasterPod { node_id: Some(new_id(ordinal)), ..healthy_pod(ordinal) });
+    }
+    assert_eq!(decide(&o), add(1, new_id(1)));
+    o.raft_mut().members.push(RaftMember { node_id: new_id(1), ..voter(1) });
+    assert_eq!(decide(&o), add(2, new_id(2)));
+    o.raft_mut().members.push(RaftMember { node_id: new_id(2), ..voter(2) });
+    assert_eq!(decide(&o), Action::None);
 }

@@ -6,7 +6,7 @@ use rocksdb::DB;
 
 use super::keys;
 use crate::ids::{MasterId, random_master_id};
-use crate::raft::keys::CF_META;
+use crate::raft::keys::{CF_META, RAFT_CFS};
 use crate::raft::rocks::{cf, open_db};
 
 /// Opening or reading a master's data directory failed.
@@ -18,6 +18,10 @@ pub enum StoreError {
     Rocks(#[from] rocksdb::Error),
     #[error("corrupt record under {key}: {source}")]
     Corrupt { key: String, source: serde_json::Error },
+    #[error("{path} is not a master's data directory: {reason}")]
+    NotAMasterDir { path: String, reason: String },
+    #[error("{path} is in use (is the master still running? stop it first): {message}")]
+    Locked { path: String, message: String },
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -32,6 +36,36 @@ pub fn open(dir: &Path) -> Result<(Arc<DB>, MasterId), StoreError> {
     let db = Arc::new(db);
     let node_id = load_or_create_node_id(&db)?;
     Ok((db, node_id))
+}
+
+/// Opens an existing master database under `dir` without creating anything: refuses a
+/// directory that holds no master database (missing, or another program's RocksDB) and one
+/// a running process has open (RocksDB's lock).
+pub fn open_existing(dir: &Path) -> Result<(Arc<DB>, MasterId), StoreError> {
+    let path = dir.join("raft-db");
+    let not_master = |reason: String| StoreError::NotAMasterDir { path: dir.display().to_string(), reason };
+    if !path.join("CURRENT").is_file() {
+        return Err(not_master(format!("{} holds no RocksDB", path.display())));
+    }
+    let families = DB::list_cf(&rocksdb::Options::default(), &path)
+        .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+    let missing: Vec<&str> =
+        RAFT_CFS.iter().chain(&keys::SM_CFS).copied().filter(|f| !families.iter().any(|have| have == f)).collect();
+    if !missing.is_empty() {
+        return Err(not_master(format!("its RocksDB lacks the master column families {missing:?}")));
+    }
+    let db = open_db(&path, &keys::SM_CFS).map_err(|source| {
+        if source.to_string().to_lowercase().contains("lock") {
+            StoreError::Locked { path: path.display().to_string(), message: source.to_string() }
+        } else {
+            StoreError::Open { path: path.display().to_string(), source }
+        }
+    })?;
+    let raw = db
+        .get_cf(cf(&db, CF_META)?, keys::META_NODE_ID)?
+        .ok_or_else(|| not_master("it has no master node id".into()))?;
+    let raw: [u8; 8] = raw.as_slice().try_into().map_err(|_| not_master("its node id record is not 8 bytes".into()))?;
+    Ok((Arc::new(db), u64::from_be_bytes(raw)))
 }
 
 fn load_or_create_node_id(db: &DB) -> Result<MasterId, StoreError> {

@@ -3,9 +3,10 @@
 
 mod db;
 pub mod keys;
+pub mod recover;
 mod state_machine;
 
-pub use db::{StoreError, open};
+pub use db::{StoreError, open, open_existing};
 pub use state_machine::{SharedCatalog, StateMachineStore};
 
 /// The Raft log store of the master group (the default group: keys without prefix).
