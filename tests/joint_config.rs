@@ -29,12 +29,14 @@ fn config(dir: &std::path::Path, addr: &str, all: &[String]) -> MasterConfig {
         tserver_forget_after: Duration::from_secs(3600),
         max_concurrent_rereplications: 0,
         rereplication_interval: Duration::from_secs(1),
+        leader_balance_interval: None,
         member_liveness_timeout: Duration::from_secs(3),
         heartbeat_interval: Duration::from_millis(250),
         election_timeout: Duration::from_millis(1_500),
         catch_up_timeout: Duration::from_secs(60),
         snapshot_every: 1_000,
         location_mapping: None,
+        security: kudu::security::Security::Insecure,
     }
 }
 

@@ -55,7 +55,7 @@ async fn survivor_of_a_lost_majority_is_recovered_and_the_group_grows_back() {
     }
     let survivor_client = MasterClient::new(
         vec![survivor.clone()],
-        ClientOptions { timeout: Duration::from_secs(5), rpc_timeout: Duration::from_secs(2) },
+        ClientOptions { timeout: Duration::from_secs(5), rpc_timeout: Duration::from_secs(2), ..Default::default() },
     )
     .expect("client");
     let err = survivor_client.create_table("nope", &simple_schema(), 1, 1).await.expect_err("no quorum");
