@@ -312,6 +312,7 @@ async fn an_interrupted_rebalance_is_completed_by_the_masters_and_a_rerun() {
     let masters = cluster.master_addrs().join(",");
     let mut run = std::process::Command::new(common::kudu_bin())
         .args(["cluster", "rebalance", "-m", &masters, "--max-moves-per-server", "1"])
+        .env("KUDU_INSECURE", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -55,6 +55,10 @@ pub const RPC_ROLES: &[(Server, &str, &str, &[Role])] = &[
     (Server::Master, MASTER_SERVICE, "AddMaster", MEMBERSHIP),
     (Server::Master, MASTER_SERVICE, "RemoveMaster", MEMBERSHIP),
     (Server::Master, MASTER_SERVICE, "StepDown", MEMBERSHIP),
+    // Replica moves (`kudu cluster rebalance`) and decommissioning (`kudu tserver
+    // decommission`, the operator's scale-down): administrators only.
+    (Server::Master, MASTER_SERVICE, "MoveReplicas", &[Admin]),
+    (Server::Master, MASTER_SERVICE, "SetTabletServerState", &[Admin]),
     (Server::Master, RAFT_SERVICE, "GetNodeInfo", &[Master, Admin]),
     (Server::Master, RAFT_SERVICE, "AppendEntries", &[Master, Admin]),
     (Server::Master, RAFT_SERVICE, "Vote", &[Master, Admin]),
@@ -67,6 +71,8 @@ pub const RPC_ROLES: &[(Server, &str, &str, &[Role])] = &[
     (Server::Tserver, TSERVER_SERVICE, "Scan", APPS),
     (Server::Tserver, TSERVER_SERVICE, "AlterSchema", &[Master, Admin]),
     (Server::Tserver, TSERVER_SERVICE, "ChangeConfig", &[Master, Admin]),
+    // The leader master's leader balancing.
+    (Server::Tserver, TSERVER_SERVICE, "TransferLeadership", &[Master, Admin]),
     (Server::Tserver, RAFT_SERVICE, "GetNodeInfo", &[Tserver, Admin]),
     (Server::Tserver, RAFT_SERVICE, "AppendEntries", &[Tserver, Admin]),
     (Server::Tserver, RAFT_SERVICE, "Vote", &[Tserver, Admin]),
