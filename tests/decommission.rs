@@ -4,48 +4,24 @@
 //! decommission that would leave fewer servers than the replication factor is refused.
 
 mod common;
+#[path = "common/traffic.rs"]
+mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, WAIT, cli, kudu_client_for, simple_row, simple_schema, wait_for};
-use kudu::client::{KuduClient, RowWrite, ScanSpec};
+use common::{Cluster, WAIT, cli, kudu_client_for, simple_schema, wait_for};
+use kudu::client::KuduClient;
 use kudu::pb::master as pb;
-use kudu::tablet::OpKind;
+use traffic::{Writer, inserts, scan_ids};
 
 fn client(cluster: &Cluster) -> KuduClient {
     kudu_client_for(&cluster.master_addrs(), Duration::from_secs(60), Duration::from_secs(5))
 }
 
-fn inserts(ids: impl IntoIterator<Item = i64>) -> Vec<RowWrite> {
-    ids.into_iter().map(|id| RowWrite { kind: OpKind::Insert, row: simple_row(id, Some("x")) }).collect()
-}
-
 async fn tservers(client: &KuduClient) -> Option<BTreeMap<String, pb::TabletServerEntry>> {
     let servers = client.masters().list_tablet_servers().await.ok()?;
     Some(servers.into_iter().map(|s| (s.uuid.clone(), s)).collect())
-}
-
-/// Inserts batches of fresh ids until stopped; returns the acknowledged ids.
-fn start_writer(client: KuduClient, table: &str, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<BTreeSet<i64>> {
-    let table = table.to_string();
-    let acked: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
-    tokio::spawn(async move {
-        let mut next = 1_000_000;
-        while !stop.load(Ordering::Relaxed) {
-            let ids: Vec<i64> = (next..next + 10).collect();
-            next += 10;
-            if let Ok(outcome) = client.write(&table, &inserts(ids.clone())).await
-                && outcome.failures.is_empty()
-            {
-                acked.lock().expect("acked").extend(ids);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        acked.lock().expect("acked").clone()
-    })
 }
 
 /// 1 master, 4 tablet servers, a table of 6 tablets with replication factor 3: one server
@@ -69,8 +45,7 @@ async fn a_decommissioned_tablet_server_is_drained_without_losing_rows() {
     assert!(victim.num_replicas >= 5, "{victim:?}");
     let others: Vec<String> = servers.keys().filter(|u| **u != victim.uuid).cloned().collect();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = start_writer(self::client(&cluster), "drained", stop.clone());
+    let writer = Writer::start(self::client(&cluster), "drained", 1_000_000);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let (ok, out, err) = cli(&["tserver", "decommission", &victim.uuid, "-m", &masters]);
@@ -105,14 +80,11 @@ async fn a_decommissioned_tablet_server_is_drained_without_losing_rows() {
     assert_eq!(locations.tablets.len(), 6);
 
     // Writes went on during the moves and nothing acknowledged is lost.
-    stop.store(true, Ordering::Relaxed);
-    let written = writer.await.expect("writer");
+    let (written, _) = writer.finish().await;
     assert!(written.len() >= 50, "the writer got through the moves: {} rows", written.len());
     let mut acked: BTreeSet<i64> = (0..300).collect();
     acked.extend(written);
-    let rows =
-        wait_for("a full scan", WAIT, || async { client.scan("drained", &ScanSpec::default()).await.ok() }).await;
-    let present: BTreeSet<i64> = rows.iter().filter_map(|r| r["id"].as_i64()).collect();
+    let present = scan_ids(&client, "drained").await;
     let lost: Vec<&i64> = acked.difference(&present).collect();
     assert!(lost.is_empty(), "acknowledged rows lost: {lost:?}");
 

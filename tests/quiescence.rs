@@ -4,22 +4,20 @@
 //! quiesced groups.
 
 mod common;
+#[path = "common/traffic.rs"]
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Cluster, Proc, WAIT, simple_row as row, simple_schema, try_http_get, wait_for};
-use kudu::client::{KuduClient, RowWrite, ScanSpec};
-use kudu::tablet::OpKind;
+use common::{Cluster, Proc, WAIT, simple_schema, try_http_get, wait_for};
+use kudu::client::{KuduClient, ScanSpec};
+use traffic::inserts;
 
 const TABLETS: usize = 4;
 
 fn kudu_client(cluster: &Cluster) -> KuduClient {
     common::kudu_client_for(&cluster.master_addrs(), Duration::from_secs(60), Duration::from_secs(10))
-}
-
-fn inserts(ids: std::ops::Range<i64>) -> Vec<RowWrite> {
-    ids.map(|i| RowWrite { kind: OpKind::Insert, row: row(i, Some("x")) }).collect()
 }
 
 /// The tablet server's `kudu_tserver_replicas_quiesced` gauge.
@@ -60,20 +58,25 @@ async fn terms(client: &KuduClient, tservers: &[&Proc]) -> BTreeMap<String, (u64
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_groups_quiesce_wake_for_requests_and_still_fail_over() {
-    // Leader balancing off: this test compares leaders and terms across a restart.
+/// 1 master and 3 tablet servers (leader balancing off: the tests compare leaders and
+/// terms), a table "quiet" of [`TABLETS`] RF 3 tablets holding rows 0..40, every replica
+/// quiesced (idle for the quiesce delay, 5 s by default).
+async fn quiet_cluster() -> (Cluster, KuduClient) {
     let no_balancing = ["--leader-balance-interval-ms".to_string(), "0".to_string()];
-    let mut cluster = Cluster::start_with_flags(1, 3, &no_balancing);
+    let cluster = Cluster::start_with_flags(1, 3, &no_balancing);
     cluster.wait_leader().await;
     cluster.wait_tservers(3).await;
     let client = kudu_client(&cluster);
     client.masters().create_table("quiet", &simple_schema(), TABLETS as u32, 3).await.expect("create");
     client.wait_for_leaders("quiet", WAIT).await.expect("leaders");
     client.write("quiet", &inserts(0..40)).await.expect("insert");
-
-    // Idle for the quiesce delay (5 s by default): every group stops its timers.
     wait_all_quiesced(&cluster, "every replica quiesced").await;
+    (cluster, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_groups_quiesce_wake_for_requests_and_still_fail_over() {
+    let (mut cluster, client) = quiet_cluster().await;
 
     // A write and a scan wake the groups they reach and are served as usual.
     let outcome = client.write("quiet", &inserts(40..80)).await.expect("write to quiesced tablets");
@@ -127,15 +130,7 @@ async fn idle_groups_quiesce_wake_for_requests_and_still_fail_over() {
 /// yet answers pings. Its followers see a new incarnation and elect among themselves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_back_on_an_empty_disk_at_the_same_address_does_not_strand_its_groups() {
-    let no_balancing = ["--leader-balance-interval-ms".to_string(), "0".to_string()];
-    let mut cluster = Cluster::start_with_flags(1, 3, &no_balancing);
-    cluster.wait_leader().await;
-    cluster.wait_tservers(3).await;
-    let client = kudu_client(&cluster);
-    client.masters().create_table("quiet", &simple_schema(), TABLETS as u32, 3).await.expect("create");
-    client.wait_for_leaders("quiet", WAIT).await.expect("leaders");
-    client.write("quiet", &inserts(0..40)).await.expect("insert");
-    wait_all_quiesced(&cluster, "every replica quiesced").await;
+    let (mut cluster, client) = quiet_cluster().await;
 
     let servers = client.masters().list_tablet_servers().await.expect("tablet servers");
     let uuid_of = |addr: &str| servers.iter().find(|s| s.rpc_address == addr).map(|s| s.uuid.clone());

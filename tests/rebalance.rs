@@ -6,33 +6,24 @@
 //! share of the replicas.
 
 mod common;
+#[path = "common/traffic.rs"]
+mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    Cluster, WAIT, addrs_on_distinct_ips, cli, ip_of, kudu_client_for, mapping_flags, simple_row, simple_schema,
-    wait_for,
+    Cluster, WAIT, addrs_on_distinct_ips, cli, ip_of, kudu_client_for, mapping_flags, simple_schema, wait_for,
 };
-use kudu::client::{KuduClient, RowWrite, ScanSpec};
+use kudu::client::{KuduClient, ScanSpec};
 use kudu::pb::master as pb;
-use kudu::tablet::OpKind;
 use serde_json::Value;
+use traffic::{Writer, inserts, scan_ids};
 
 fn client(cluster: &Cluster) -> KuduClient {
     kudu_client_for(&cluster.master_addrs(), Duration::from_secs(60), Duration::from_secs(5))
-}
-
-fn inserts(ids: impl IntoIterator<Item = i64>) -> Vec<RowWrite> {
-    ids.into_iter().map(|id| RowWrite { kind: OpKind::Insert, row: simple_row(id, Some("x")) }).collect()
-}
-
-/// Every id of `table`, scanned back (retried until a scan succeeds).
-async fn scan_ids(client: &KuduClient, table: &str) -> BTreeSet<i64> {
-    let rows = wait_for("a full scan", WAIT, || async { client.scan(table, &ScanSpec::default()).await.ok() }).await;
-    rows.iter().filter_map(|r| r["id"].as_i64()).collect()
 }
 
 /// Runs the CLI off the async workers (it blocks until the command exits).
@@ -88,34 +79,18 @@ async fn violations(client: &KuduClient, tables: &[&str]) -> Vec<String> {
 /// A writer inserting batches of fresh ids and a reader scanning the whole table, until
 /// stopped. The reader checks that every scan returns every row acknowledged before it began.
 struct Traffic {
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<BTreeSet<i64>>>,
+    writer: Writer,
     scans: Arc<AtomicUsize>,
     missing: Arc<Mutex<Vec<i64>>>,
-    tasks: Vec<tokio::task::JoinHandle<usize>>,
+    reader: tokio::task::JoinHandle<usize>,
 }
 
 impl Traffic {
     fn start(writer: KuduClient, reader: KuduClient, table: &str, acked: BTreeSet<i64>, first_id: i64) -> Traffic {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(acked));
+        let writer = Writer::start_with(writer, table, first_id, acked);
         let scans = Arc::new(AtomicUsize::new(0));
         let missing: Arc<Mutex<Vec<i64>>> = Arc::default();
-        let (t, s, a) = (table.to_string(), stop.clone(), acked.clone());
-        let write = tokio::spawn(async move {
-            let (mut next, mut failures) = (first_id, 0usize);
-            while !s.load(Ordering::Relaxed) {
-                let ids: Vec<i64> = (next..next + 10).collect();
-                next += 10;
-                match writer.write(&t, &inserts(ids.clone())).await {
-                    Ok(outcome) if outcome.failures.is_empty() => a.lock().expect("acked").extend(ids),
-                    _ => failures += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            failures
-        });
-        let (t, s, a, n, m) = (table.to_string(), stop.clone(), acked.clone(), scans.clone(), missing.clone());
+        let (t, s, a, n, m) = (table.to_string(), writer.stopping(), writer.acked(), scans.clone(), missing.clone());
         let read = tokio::spawn(async move {
             let mut failures = 0usize;
             while !s.load(Ordering::Relaxed) {
@@ -132,20 +107,16 @@ impl Traffic {
             }
             failures
         });
-        Traffic { stop, acked, scans, missing, tasks: vec![write, read] }
+        Traffic { writer, scans, missing, reader: read }
     }
 
     /// Stops both; returns the acknowledged ids, failed write batches, successful and
     /// failed scans, and the ids some scan missed.
     async fn finish(self) -> (BTreeSet<i64>, usize, usize, usize, Vec<i64>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut failures = Vec::new();
-        for task in self.tasks {
-            failures.push(task.await.expect("traffic task"));
-        }
-        let acked = self.acked.lock().expect("acked").clone();
+        let (acked, failed_batches) = self.writer.finish().await;
+        let failed_scans = self.reader.await.expect("reader");
         let missing = self.missing.lock().expect("missing").clone();
-        (acked, failures[0], self.scans.load(Ordering::Relaxed), failures[1], missing)
+        (acked, failed_batches, self.scans.load(Ordering::Relaxed), failed_scans, missing)
     }
 }
 

@@ -6,69 +6,21 @@
 //! move leaves it to the next leader.
 
 mod common;
+#[path = "common/traffic.rs"]
+mod traffic;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    Cluster, WAIT, addrs_on_distinct_ips, cli, http_get, ip_of, kudu_client_for, mapping_flags, simple_row,
-    simple_schema, wait_for,
+    Cluster, WAIT, addrs_on_distinct_ips, cli, http_get, ip_of, kudu_client_for, mapping_flags, simple_schema, wait_for,
 };
-use kudu::client::{KuduClient, RowWrite, ScanSpec};
+use kudu::client::KuduClient;
 use kudu::pb::master as pb;
-use kudu::tablet::OpKind;
+use traffic::{Writer, inserts, scan_ids};
 
 fn client(cluster: &Cluster) -> KuduClient {
     kudu_client_for(&cluster.master_addrs(), Duration::from_secs(60), Duration::from_secs(5))
-}
-
-fn inserts(ids: impl IntoIterator<Item = i64>) -> Vec<RowWrite> {
-    ids.into_iter().map(|id| RowWrite { kind: OpKind::Insert, row: simple_row(id, Some("x")) }).collect()
-}
-
-/// Every id of `table`, scanned back (retried until a scan succeeds).
-async fn scan_ids(client: &KuduClient, table: &str) -> BTreeSet<i64> {
-    let rows = wait_for("a full scan", WAIT, || async { client.scan(table, &ScanSpec::default()).await.ok() }).await;
-    rows.iter().filter_map(|r| r["id"].as_i64()).collect()
-}
-
-/// A writer inserting batches of fresh ids until stopped; remembers the acknowledged ones.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<BTreeSet<i64>>>,
-    task: tokio::task::JoinHandle<usize>,
-}
-
-impl Writer {
-    fn start(client: KuduClient, table: &str, first_id: i64) -> Writer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked: Arc<Mutex<BTreeSet<i64>>> = Arc::default();
-        let (table, stop2, acked2) = (table.to_string(), stop.clone(), acked.clone());
-        let task = tokio::spawn(async move {
-            let (mut next, mut failures) = (first_id, 0usize);
-            while !stop2.load(Ordering::Relaxed) {
-                let ids: Vec<i64> = (next..next + 10).collect();
-                next += 10;
-                match client.write(&table, &inserts(ids.clone())).await {
-                    Ok(outcome) if outcome.failures.is_empty() => acked2.lock().expect("acked").extend(ids),
-                    _ => failures += 1,
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            failures
-        });
-        Writer { stop, acked, task }
-    }
-
-    /// Stops it; returns the acknowledged ids and the number of failed batches.
-    async fn finish(self) -> (BTreeSet<i64>, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        let failures = self.task.await.expect("writer");
-        let acked = self.acked.lock().expect("acked").clone();
-        (acked, failures)
-    }
 }
 
 /// The uuid and address of every tablet server, by uuid.
