@@ -7,7 +7,7 @@ use super::error::MasterError;
 use super::limits;
 use super::node::MasterNode;
 use crate::catalog::schema::validate_name;
-use crate::catalog::{AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, TableState, Tablet};
+use crate::catalog::{AlterStep, CatalogCommand, CatalogError, CatalogOutcome, Schema, Table, Tablet};
 use crate::ids::{TableId, TabletId};
 use crate::placement::Placer;
 
@@ -97,18 +97,10 @@ impl MasterNode {
             .enumerate()
             .map(|(partition, replicas)| Tablet::new(TabletId::random(), table_id.clone(), partition as u32, replicas))
             .collect();
-        let next_column_id = u32::try_from(spec.schema.columns.len())
-            .map_err(|_| CatalogError::InvalidSchema("too many columns".into()))?;
-        let table = Table {
-            id: table_id,
-            name: spec.name,
-            next_column_id,
-            schema: spec.schema,
-            num_partitions: spec.num_partitions,
-            replication_factor: rf,
-            state: TableState::Running,
-            version: 0,
-        };
+        if u32::try_from(spec.schema.columns.len()).is_err() {
+            return Err(CatalogError::InvalidSchema("too many columns".into()).into());
+        }
+        let table = Table::new(table_id, spec.name, spec.schema, spec.num_partitions, rf);
         let outcome = self.propose(CatalogCommand::CreateTable { request_id: spec.request_id, table, tablets }).await?;
         // Counted once the placement is committed (a failed proposal placed nothing).
         self.metrics.placement_violations.inc_by(violations as u64);

@@ -64,26 +64,20 @@ impl MasterNode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Column, ColumnType, Schema, Table, TableState, Tablet};
+    use crate::catalog::{Column, ColumnType, Schema, Table, Tablet};
     use crate::ids::{TableId, TabletId};
 
     fn catalog(rf: u32, voters: &[&str]) -> Catalog {
         let mut c = Catalog::default();
         let table_id = TableId("t-id".into());
-        let table = Table {
-            id: table_id.clone(),
-            name: "t".into(),
-            schema: Schema {
-                columns: vec![Column::new("id", ColumnType::Int64, false)],
-                primary_key: vec!["id".into()],
-            }
-            .with_fresh_ids(),
-            num_partitions: 1,
-            replication_factor: rf,
-            state: TableState::Running,
-            version: 0,
-            next_column_id: 1,
-        };
+        let table = Table::new(
+            table_id.clone(),
+            "t".into(),
+            Schema { columns: vec![Column::new("id", ColumnType::Int64, false)], primary_key: vec!["id".into()] }
+                .with_fresh_ids(),
+            1,
+            rf,
+        );
         let tablet = Tablet::new(TabletId("t0".into()), table_id, 0, voters.iter().map(|v| (*v).into()).collect());
         c.apply(&CatalogCommand::CreateTable { request_id: "r".into(), table, tablets: vec![tablet] }, 1);
         c

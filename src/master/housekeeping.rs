@@ -70,7 +70,7 @@ fn evict_departed(pool: &ChannelPool, before: &BTreeSet<String>, now: &BTreeSet<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Catalog, CatalogCommand, Column, ColumnType, Schema, Table, TableState, Tablet};
+    use crate::catalog::{Catalog, CatalogCommand, Column, ColumnType, Schema, Table, Tablet};
     use crate::ids::{TServerId, TableId, TabletId};
     use crate::master::tservers::Beat;
     use crate::master::tservers::TServerRegistry;
@@ -96,20 +96,14 @@ mod tests {
     fn catalog_with_tablet_on(ts: &str) -> Catalog {
         let mut catalog = Catalog::default();
         let table_id = TableId::random();
-        let table = Table {
-            id: table_id.clone(),
-            name: "t".into(),
-            schema: Schema {
-                columns: vec![Column::new("id", ColumnType::Int64, false)],
-                primary_key: vec!["id".into()],
-            }
-            .with_fresh_ids(),
-            num_partitions: 1,
-            replication_factor: 1,
-            state: TableState::Running,
-            version: 0,
-            next_column_id: 1,
-        };
+        let table = Table::new(
+            table_id.clone(),
+            "t".into(),
+            Schema { columns: vec![Column::new("id", ColumnType::Int64, false)], primary_key: vec!["id".into()] }
+                .with_fresh_ids(),
+            1,
+            1,
+        );
         let tablets = vec![Tablet::new(TabletId::random(), table_id, 0, vec![TServerId::from(ts)])];
         catalog.apply(&CatalogCommand::CreateTable { request_id: "r".into(), table, tablets }, 1);
         catalog

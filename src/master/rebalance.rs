@@ -184,7 +184,7 @@ pub fn outcomes_to_pb(moves: &[TabletMove], outcomes: Vec<Result<(), MoveRefused
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Column, ColumnType, Schema, Table, TableState, Tablet};
+    use crate::catalog::{Column, ColumnType, Schema, Table, Tablet};
     use crate::ids::TableId;
 
     fn ids(names: &[&str]) -> Vec<TServerId> {
@@ -196,20 +196,14 @@ mod tests {
         let mut c = Catalog::default();
         c.apply(&CatalogCommand::SetClusterId { cluster_id: "c".into() }, 1);
         let table_id = TableId("tid".into());
-        let table = Table {
-            id: table_id.clone(),
-            name: "t".into(),
-            schema: Schema {
-                columns: vec![Column::new("id", ColumnType::Int64, false)],
-                primary_key: vec!["id".into()],
-            }
-            .with_fresh_ids(),
-            num_partitions: 2,
-            replication_factor: 3,
-            state: TableState::Running,
-            version: 0,
-            next_column_id: 1,
-        };
+        let table = Table::new(
+            table_id.clone(),
+            "t".into(),
+            Schema { columns: vec![Column::new("id", ColumnType::Int64, false)], primary_key: vec!["id".into()] }
+                .with_fresh_ids(),
+            2,
+            3,
+        );
         let tablets = vec![
             Tablet::new("t0".into(), table_id.clone(), 0, ids(&["a", "b", "c"])),
             Tablet::new("t1".into(), table_id, 1, ids(&["b", "c", "d"])),

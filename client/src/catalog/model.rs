@@ -37,6 +37,22 @@ pub struct Table {
 }
 
 impl Table {
+    /// A table as CreateTable records it: running, at version 0, its columns (ids `0..n`
+    /// in `schema`) followed by id `n`.
+    pub fn new(id: TableId, name: String, schema: Schema, num_partitions: u32, replication_factor: u32) -> Self {
+        let next_column_id = u32::try_from(schema.columns.len()).unwrap_or(u32::MAX);
+        Self {
+            id,
+            name,
+            schema,
+            num_partitions,
+            replication_factor,
+            state: TableState::Running,
+            version: 0,
+            next_column_id,
+        }
+    }
+
     /// Gives a table without column ids (`next_column_id == 0`: an old record or a command
     /// proposed by an older leader) ids `0..n` in column order. Deterministic, so every
     /// master renumbers the same way; a no-op for tables that already have ids.

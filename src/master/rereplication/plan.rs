@@ -158,7 +158,7 @@ mod tests {
     use rand::rngs::StdRng;
 
     use super::*;
-    use crate::catalog::{CatalogCommand, Column, ColumnType, Schema, Table, TableState, TabletConfigUpdate};
+    use crate::catalog::{CatalogCommand, Column, ColumnType, Schema, Table, TabletConfigUpdate};
     use crate::ids::TableId;
     use crate::location::Location;
     use crate::placement::Server;
@@ -184,20 +184,14 @@ mod tests {
         c.apply(&CatalogCommand::SetClusterId { cluster_id: "c".into() }, 1);
         for (index, (name, rf, tablets)) in (2u64..).zip(tables) {
             let table_id = TableId(format!("{name}-id"));
-            let table = Table {
-                id: table_id.clone(),
-                name: name.to_string(),
-                schema: Schema {
-                    columns: vec![Column::new("id", ColumnType::Int64, false)],
-                    primary_key: vec!["id".into()],
-                }
-                .with_fresh_ids(),
-                num_partitions: tablets.len() as u32,
-                replication_factor: *rf,
-                state: TableState::Running,
-                version: 0,
-                next_column_id: 1,
-            };
+            let table = Table::new(
+                table_id.clone(),
+                name.to_string(),
+                Schema { columns: vec![Column::new("id", ColumnType::Int64, false)], primary_key: vec!["id".into()] }
+                    .with_fresh_ids(),
+                tablets.len() as u32,
+                *rf,
+            );
             let tablets = (0u32..)
                 .zip(tablets.iter())
                 .map(|(partition, voters)| {

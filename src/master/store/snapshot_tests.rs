@@ -10,7 +10,7 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use rocksdb::DB;
 
 use super::{StateMachineStore, open};
-use crate::catalog::{Catalog, CatalogCommand, CatalogRecord, Column, ColumnType, Schema, Table, TableState, Tablet};
+use crate::catalog::{Catalog, CatalogCommand, CatalogRecord, Column, ColumnType, Schema, Table, Tablet};
 use crate::ids::{TServerId, TableId, TabletId};
 use crate::master::raft_types::{Entry, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -20,17 +20,14 @@ fn log_id(index: u64) -> crate::master::raft_types::LogId {
 
 fn create(index: u64, name: &str) -> Entry {
     let table_id = TableId::random();
-    let table = Table {
-        id: table_id.clone(),
-        name: name.into(),
-        schema: Schema { columns: vec![Column::new("id", ColumnType::Int64, false)], primary_key: vec!["id".into()] }
+    let table = Table::new(
+        table_id.clone(),
+        name.into(),
+        Schema { columns: vec![Column::new("id", ColumnType::Int64, false)], primary_key: vec!["id".into()] }
             .with_fresh_ids(),
-        num_partitions: 1,
-        replication_factor: 1,
-        state: TableState::Running,
-        version: 0,
-        next_column_id: 1,
-    };
+        1,
+        1,
+    );
     let tablets = vec![Tablet::new(TabletId::random(), table_id, 0, vec![TServerId::from("ts")])];
     Entry::new_normal(log_id(index), CatalogCommand::CreateTable { request_id: format!("r{index}"), table, tablets })
 }
