@@ -35,7 +35,12 @@ pub fn run_single_test<F: Future<Output = Result<()>>>(test: impl FnOnce() -> F)
 /// Start a 3-node cluster, apply the CRD from `crds/`, install the operator and apply
 /// `cluster` (a KuduCluster manifest).
 pub async fn start_with_operator(cluster: &str) -> Result<TestCluster> {
-    let tc = TestCluster::start_with_nodes(3).await?;
+    start_with_operator_on_nodes(3, cluster).await
+}
+
+/// [`start_with_operator`] on `nodes` nodes (their zones cycle through the cluster's three).
+pub async fn start_with_operator_on_nodes(nodes: usize, cluster: &str) -> Result<TestCluster> {
+    let tc = TestCluster::start_with_nodes(nodes).await?;
     let crd = workspace_dir().join("crds/kudu.dev_kuduclusters.yaml");
     tc.kubectl(&["apply", "-f", crd.to_str().context("CRD path")?]).await?;
     install_operator(&tc).await?;
