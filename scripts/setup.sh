@@ -2,11 +2,12 @@
 # Installs what a fresh machine needs beyond the Rust toolchain: a C/C++ toolchain and
 # libclang for the bundled RocksDB, nss_wrapper for the local control plane's DNS, Chromium
 # (headless, for the tests of the web pages), and the Python virtualenv with the real Helm
-# library (helm-sdkpy). Idempotent.
+# library (helm-sdkpy), and protoc for the etcd client the side-by-side benchmarks build
+# (kudu-bench). Idempotent.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(build-essential libclang-dev libnss-wrapper python3-venv chromium)
+packages=(build-essential libclang-dev libnss-wrapper python3-venv chromium protobuf-compiler)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,186 @@
+//! `kudu-bench`: our masters and etcd side by side on loopback, one system at a time, the
+//! same workload through each; prints a table of figure, ours, etcd and ours' advantage.
+//! `scripts/bench-etcd.sh` installs etcd, builds the release binaries and runs it.
+
+mod failover;
+mod stats;
+mod systems;
+mod workload;
+mod writes;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+
+use stats::{Row, millis, quantile};
+use systems::{Group, Kind};
+use workload::Writer;
+
+/// Which figures to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Figure {
+    Failover,
+    Writes,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Our masters and etcd side by side: kill -9 failover and replicated writes")]
+struct Args {
+    /// The `kudu` binary (a release build for figures worth quoting).
+    #[arg(long, env = "KUDU_BENCH_KUDU")]
+    kudu: PathBuf,
+    /// The `etcd` binary.
+    #[arg(long, env = "KUDU_BENCH_ETCD", default_value = "etcd")]
+    etcd: PathBuf,
+    /// Where the members keep their data (a fresh temporary directory by default).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Figures to measure.
+    #[arg(long, value_delimiter = ',', default_values = ["failover", "writes"])]
+    figures: Vec<Figure>,
+    /// Leader kills per system.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Concurrent clients of each replicated-write run.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+    clients: Vec<usize>,
+    /// Seconds of each replicated-write run.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// An extra flag for our masters (repeatable), e.g. `--master-flag=--raft-election-timeout-ms=1000`.
+    #[arg(long = "master-flag", allow_hyphen_values = true)]
+    master_flags: Vec<String>,
+    /// Print the rows as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one system measured.
+#[derive(Default)]
+struct Measured {
+    gaps: Vec<Duration>,
+    writes: Vec<writes::Figures>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.rounds == 0 || args.clients.contains(&0) || args.seconds <= 0.0 {
+        bail!("--rounds, every --clients value and --seconds must be positive");
+    }
+    let temp = tempfile_dir(args.dir.clone())?;
+    let ours = measure(&args, Kind::Ours, &temp.join("ours")).await.context("measuring our masters")?;
+    let etcd = measure(&args, Kind::Etcd, &temp.join("etcd")).await.context("measuring etcd")?;
+    let rows = rows(&ours, &etcd);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", stats::table(&rows));
+    }
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    Ok(())
+}
+
+fn tempfile_dir(dir: Option<PathBuf>) -> Result<PathBuf> {
+    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("kudu-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Starts `kind`'s group, measures the chosen figures, and stops it.
+async fn measure(args: &Args, kind: Kind, dir: &std::path::Path) -> Result<Measured> {
+    let mut group = match kind {
+        Kind::Ours => Group::start_ours(&args.kudu, dir, &args.master_flags),
+        Kind::Etcd => Group::start_etcd(&args.etcd, dir),
+    };
+    group.leader().await?;
+    let most = args.clients.iter().copied().max().unwrap_or(1);
+    if kind == Kind::Ours {
+        let client = group.master_client()?;
+        let client = &client;
+        systems::settle("a tablet server to register", || async move {
+            client.list_tablet_servers().await.is_ok_and(|s| s.iter().any(|t| t.live))
+        })
+        .await?;
+        workload::create_tables(client, most).await?;
+    }
+    let mut measured = Measured::default();
+    if args.figures.contains(&Figure::Writes) {
+        for &clients in &args.clients {
+            let mut writers = Vec::with_capacity(clients);
+            for i in 0..clients {
+                writers.push(writer(&group, i).await?);
+            }
+            let figures = writes::run(writers, Duration::from_secs_f64(args.seconds)).await?;
+            eprintln!(
+                "{kind:?} writes, {clients} clients: {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} failed",
+                figures.per_second,
+                millis(figures.p50),
+                millis(figures.p99),
+                figures.failed
+            );
+            measured.writes.push(figures);
+        }
+    }
+    if args.figures.contains(&Figure::Failover) {
+        let writer = writer(&group, 0).await?;
+        measured.gaps = failover::run(&mut group, writer, args.rounds).await?;
+    }
+    Ok(measured)
+}
+
+/// A writer for client `i` with its own connections.
+async fn writer(group: &Group, i: usize) -> Result<Writer> {
+    match group.kind {
+        Kind::Ours => Writer::ours(group.master_client()?, i).await,
+        Kind::Etcd => Ok(Writer::etcd(group.etcd_client().await?.kv_client(), i)),
+    }
+}
+
+/// The side-by-side rows of what both systems measured.
+fn rows(ours: &Measured, etcd: &Measured) -> Vec<Row> {
+    let mut rows = Vec::new();
+    if !ours.gaps.is_empty() && !etcd.gaps.is_empty() {
+        let (mut a, mut b) = (ours.gaps.clone(), etcd.gaps.clone());
+        a.sort_unstable();
+        b.sort_unstable();
+        for (name, q) in [("median", 0.5), ("p99", 0.99), ("max", 1.0)] {
+            rows.push(Row {
+                figure: format!("failover {name}, kill -9 leader to next write, {} rounds", a.len()),
+                ours: millis(quantile(&a, q)),
+                etcd: millis(quantile(&b, q)),
+                unit: "ms",
+                lower_is_better: true,
+            });
+        }
+    }
+    for (a, b) in ours.writes.iter().zip(&etcd.writes) {
+        let n = a.clients;
+        rows.push(Row {
+            figure: format!("replicated writes, {n} clients"),
+            ours: a.per_second,
+            etcd: b.per_second,
+            unit: "writes/s",
+            lower_is_better: false,
+        });
+        rows.push(Row {
+            figure: format!("write latency p50, {n} clients"),
+            ours: millis(a.p50),
+            etcd: millis(b.p50),
+            unit: "ms",
+            lower_is_better: true,
+        });
+        rows.push(Row {
+            figure: format!("write latency p99, {n} clients"),
+            ours: millis(a.p99),
+            etcd: millis(b.p99),
+            unit: "ms",
+            lower_is_better: true,
+        });
+    }
+    rows
+}

@@ -1,0 +1,124 @@
+//! One replicated write of the same size on each system: on ours an AlterTable that renames
+//! a column of the client's own table back and forth (a catalog write through Raft), on etcd
+//! a put of a value padded to the AlterTable request's encoded size.
+
+use anyhow::{Result, anyhow};
+use etcd_client::KvClient;
+use kudu_client::catalog::{AlterStep, Column, ColumnType, Schema};
+use kudu_client::client::MasterClient;
+use kudu_client::convert::alter_step_to_pb;
+use kudu_client::pb;
+use prost::Message;
+
+/// The two names the renamed column alternates between.
+const NAMES: [&str; 2] = ["v0", "v1"];
+
+/// A writer of one client.
+pub enum Writer {
+    Ours { client: MasterClient, table: String, current: usize },
+    Etcd { kv: KvClient, prefix: String, value: Vec<u8>, next: u64 },
+}
+
+/// The name of client `i`'s table.
+pub fn table_name(i: usize) -> String {
+    format!("bench-{i:03}")
+}
+
+/// The schema of the benchmark's tables: a key and the column that is renamed.
+fn schema() -> Schema {
+    Schema {
+        columns: vec![Column::new("id", ColumnType::Int64, false), Column::new(NAMES[0], ColumnType::String, true)],
+        primary_key: vec!["id".into()],
+    }
+}
+
+/// Creates the tables of clients `0..clients` that do not exist yet (1 tablet, RF 1).
+pub async fn create_tables(client: &MasterClient, clients: usize) -> Result<()> {
+    let existing: Vec<String> = client.list_tables().await?.into_iter().map(|t| t.name).collect();
+    for i in 0..clients {
+        let name = table_name(i);
+        if !existing.contains(&name) {
+            client.create_table(&name, &schema(), 1, 1).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of one of our AlterTable requests, as encoded on the wire.
+pub fn alter_request_bytes() -> usize {
+    let step = AlterStep::RenameColumn { old_name: NAMES[0].into(), new_name: NAMES[1].into() };
+    let request = pb::master::AlterTableRequest {
+        name: table_name(0),
+        steps: vec![alter_step_to_pb(&step)],
+        // As long as the request ids our client sends (a UUID).
+        request_id: "00000000-0000-0000-0000-000000000000".into(),
+    };
+    request.encoded_len()
+}
+
+impl Writer {
+    /// Client `i` of our masters, on its table (which must exist).
+    pub async fn ours(client: MasterClient, i: usize) -> Result<Writer> {
+        let table = table_name(i);
+        let current = current_name(&client, &table).await?;
+        Ok(Writer::Ours { client, table, current })
+    }
+
+    /// Client `i` of etcd, writing keys of its own.
+    pub fn etcd(kv: KvClient, i: usize) -> Writer {
+        let prefix = format!("bench/{i:03}/");
+        // Key and value together as large as our request.
+        let value = vec![b'x'; alter_request_bytes().saturating_sub(prefix.len() + 8)];
+        Writer::Etcd { kv, prefix, value, next: 0 }
+    }
+
+    /// One write; `Ok` once the system acknowledged it as committed.
+    pub async fn write(&mut self) -> Result<()> {
+        match self {
+            Writer::Ours { client, table, current } => {
+                let step =
+                    AlterStep::RenameColumn { old_name: NAMES[*current].into(), new_name: NAMES[1 - *current].into() };
+                match client.alter_table(table, &[step]).await {
+                    Ok(_) => {
+                        *current = 1 - *current;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // The outcome may be unknown: learn which name the column has now.
+                        if let Ok(now) = current_name(client, table).await {
+                            *current = now;
+                        }
+                        Err(anyhow!("AlterTable {table}: {e}"))
+                    }
+                }
+            }
+            Writer::Etcd { kv, prefix, value, next } => {
+                let key = format!("{prefix}{:08}", *next % 100_000_000);
+                *next += 1;
+                kv.put(key, value.clone(), None).await.map_err(|e| anyhow!("etcd put: {e}"))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Which of [`NAMES`] the renamed column of `table` has.
+async fn current_name(client: &MasterClient, table: &str) -> Result<usize> {
+    let info = client.get_table_schema(table).await?;
+    let columns = info.schema.map(|s| s.columns).unwrap_or_default();
+    NAMES
+        .iter()
+        .position(|n| columns.iter().any(|c| c.name == *n))
+        .ok_or_else(|| anyhow!("table {table} has neither column {NAMES:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alter_request_is_small_and_counted_from_the_wire_format() {
+        let bytes = alter_request_bytes();
+        assert!((50..200).contains(&bytes), "{bytes}");
+    }
+}

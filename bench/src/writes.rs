@@ -1,0 +1,59 @@
+//! Replicated writes: N clients, each with its own connections, write without pause for a
+//! fixed time; throughput and latency of the acknowledged writes.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use futures::future::join_all;
+
+use crate::stats::quantile;
+use crate::workload::Writer;
+
+/// What one run measured.
+#[derive(Clone, Debug)]
+pub struct Figures {
+    pub clients: usize,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub failed: usize,
+}
+
+/// Runs `writers` concurrently for `duration`.
+pub async fn run(writers: Vec<Writer>, duration: Duration) -> Result<Figures> {
+    let clients = writers.len();
+    let start = Instant::now();
+    let deadline = start + duration;
+    let tasks = writers.into_iter().map(|mut writer| {
+        tokio::spawn(async move {
+            let (mut latencies, mut failed) = (Vec::new(), 0usize);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match writer.write().await {
+                    Ok(()) => latencies.push(t.elapsed()),
+                    Err(_) => failed += 1,
+                }
+            }
+            (latencies, failed)
+        })
+    });
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for result in join_all(tasks).await {
+        let (l, f) = result?;
+        latencies.extend(l);
+        failed += f;
+    }
+    let elapsed = start.elapsed();
+    if latencies.is_empty() {
+        bail!("no write succeeded in {elapsed:?} ({failed} failed)");
+    }
+    latencies.sort_unstable();
+    Ok(Figures {
+        clients,
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: quantile(&latencies, 0.50),
+        p99: quantile(&latencies, 0.99),
+        failed,
+    })
+}
