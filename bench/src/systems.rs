@@ -13,6 +13,12 @@ use kudu_testkit::{Process, free_addr};
 /// How long a group may take to elect a leader (or re-admit a restarted member).
 const SETTLE: Duration = Duration::from_secs(60);
 
+/// Our processes' log filter: `KUDU_BENCH_LOG` (e.g. `info,openraft=debug` to see where a
+/// failover spends its time), else warnings only.
+fn log_filter() -> String {
+    std::env::var("KUDU_BENCH_LOG").unwrap_or_else(|_| "warn".into())
+}
+
 /// Which system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -45,7 +51,7 @@ impl Group {
                 args.extend(["--rpc-addr".into(), addr.clone(), "--master-addresses".into(), seeds.clone()]);
                 args.push("--insecure".into());
                 args.extend(flags.iter().cloned());
-                let mut p = Process::new(kudu, args, data).env("RUST_LOG", "warn");
+                let mut p = Process::new(kudu, args, data).env("RUST_LOG", &log_filter());
                 p.start();
                 p
             })
@@ -56,7 +62,7 @@ impl Group {
             .map(String::from)
             .chain(["--master-addresses".into(), seeds, "--insecure".into()])
             .collect();
-        let mut tserver = Process::new(kudu, args, data).env("RUST_LOG", "warn");
+        let mut tserver = Process::new(kudu, args, data).env("RUST_LOG", &log_filter());
         tserver.start();
         Group { kind: Kind::Ours, members, endpoints: addrs, _tserver: Some(tserver) }
     }
