@@ -97,7 +97,9 @@ pub fn split_image(image: &str) -> (String, String) {
     // A ':' after the last '/' separates the tag (a registry port comes before a '/').
     let name_start = image.rfind('/').map_or(0, |i| i + 1);
     match image[name_start..].rfind(':') {
-        Some(i) if !image.contains('@') => (image[..name_start + i].to_string(), image[name_start + i + 1..].to_string()),
+        Some(i) if !image.contains('@') => {
+            (image[..name_start + i].to_string(), image[name_start + i + 1..].to_string())
+        }
         _ => (image.to_string(), "latest".to_string()),
     }
 }
@@ -169,7 +171,15 @@ impl Target {
 /// and nodes stay.
 pub fn external_cleanup() -> Vec<Vec<&'static str>> {
     vec![
-        vec!["delete", "kuduclusters", "--all", "--all-namespaces", "--ignore-not-found", "--wait=true", "--timeout=120s"],
+        vec![
+            "delete",
+            "kuduclusters",
+            "--all",
+            "--all-namespaces",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=120s",
+        ],
         vec!["delete", "namespace", "kudu-system", "--ignore-not-found", "--wait=true", "--timeout=120s"],
         vec![
             "delete",
@@ -239,7 +249,10 @@ mod tests {
     fn images_replace_the_defaults_in_manifests() {
         let images = Images { kudu: "r/kudu:9".into(), operator: "r:5000/op:9".into(), kv: "r/kv:1".into() };
         assert_eq!(images.apply("spec:\n  image: kudu:dev\n"), "spec:\n  image: r/kudu:9\n");
-        assert_eq!(images.apply("  containers: [{name: c, image: e2e-kv}]\n"), "  containers: [{name: c, image: r/kv:1}]\n");
+        assert_eq!(
+            images.apply("  containers: [{name: c, image: e2e-kv}]\n"),
+            "  containers: [{name: c, image: r/kv:1}]\n"
+        );
         assert_eq!(images.apply("image: \"kudu:dev\""), "image: \"r/kudu:9\"");
         assert_eq!(images.apply("image: kudu:devel\n"), "image: kudu:devel\n");
         assert_eq!(images.apply("image: busybox\n"), "image: busybox\n");

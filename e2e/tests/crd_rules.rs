@@ -93,7 +93,8 @@ fn rule_paths(schema: &Value, path: &str, out: &mut Vec<(String, usize)>) {
 /// The CRD file as JSON (kubectl converts it client-side).
 async fn crd_json(tc: &TestCluster) -> Result<Value> {
     let file = crd_file();
-    let out = tc.kubectl(&["create", "--dry-run=client", "-o", "json", "-f", file.to_str().context("CRD path")?]).await?;
+    let out =
+        tc.kubectl(&["create", "--dry-run=client", "-o", "json", "-f", file.to_str().context("CRD path")?]).await?;
     serde_json::from_str(&out).context("parsing the CRD")
 }
 
@@ -131,6 +132,7 @@ async fn rejected(tc: &TestCluster, manifest: &str, error: &str) -> Result<()> {
     let stderr = tc.kubectl_fails(&["apply", "-f", "-"], Some(&tc.images.apply(manifest))).await?;
     ensure!(stderr.contains(error), "expected {error:?} in: {stderr}");
     ensure!(stderr.contains("is invalid"), "not an Invalid error: {stderr}");
+    eprintln!("refused: {}", stderr.trim());
     Ok(())
 }
 
@@ -152,7 +154,9 @@ async fn every_rule_has_a_passing_and_a_failing_case(tc: &TestCluster) -> Result
 
     for (i, case) in CASES.iter().enumerate() {
         let ok = cluster("kudu.dev", &format!("ok-{i}"), case.accepted.0, case.accepted.1);
-        tc.kubectl_stdin(&["apply", "-f", "-"], &ok).await.with_context(|| format!("{}: accepted case", case.rule_at))?;
+        tc.kubectl_stdin(&["apply", "-f", "-"], &ok)
+            .await
+            .with_context(|| format!("{}: accepted case", case.rule_at))?;
         let bad = cluster("kudu.dev", &format!("bad-{i}"), case.rejected.0, case.rejected.1);
         rejected(tc, &bad, case.error).await.with_context(|| format!("{}: rejected case", case.rule_at))?;
         eprintln!("{}: accepted and rejected as expected", case.rule_at);
@@ -196,9 +200,13 @@ async fn broken_rules_are_caught(tc: &TestCluster) -> Result<()> {
     let mut inverted = regrouped(&crd, "inverted.kudu.dev");
     break_rule(&mut inverted, &["spec", "masters", "storage", "size"], "isGreaterThan", "isLessThan")?;
     apply_crd(tc, &inverted).await?;
-    rejected(tc, &manifest("inverted.kudu.dev"), "spec.masters.storage.size: Invalid value: \"string\": size must be greater than zero")
-        .await
-        .context("the inverted rule must reject 1Gi")?;
+    rejected(
+        tc,
+        &manifest("inverted.kudu.dev"),
+        "spec.masters.storage.size: Invalid value: \"string\": size must be greater than zero",
+    )
+    .await
+    .context("the inverted rule must reject 1Gi")?;
 
     let mut misspelt = regrouped(&crd, "misspelt.kudu.dev");
     break_rule(&mut misspelt, &["spec", "masters", "storage"], "self == oldSelf", "self.sizes == oldSelf.sizes")?;
@@ -206,6 +214,7 @@ async fn broken_rules_are_caught(tc: &TestCluster) -> Result<()> {
     for needle in ["CustomResourceDefinition", "is invalid", "compilation failed", "undefined field 'sizes'"] {
         ensure!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
     }
+    eprintln!("refused: {}", stderr.trim());
     let crds = tc.kubectl(&["get", "crds", "-o", "name"]).await?;
     ensure!(!crds.contains("misspelt"), "a CRD whose rule does not compile was created: {crds}");
 

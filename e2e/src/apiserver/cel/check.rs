@@ -64,10 +64,8 @@ impl DeclType {
             Some("array") => Self::List(Box::new(schema.get("items").map_or(Self::Dyn, Self::of_schema))),
             Some("object") => {
                 if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-                    let fields = props
-                        .iter()
-                        .filter_map(|(k, s)| Some((escape_property(k)?, Self::of_schema(s))))
-                        .collect();
+                    let fields =
+                        props.iter().filter_map(|(k, s)| Some((escape_property(k)?, Self::of_schema(s)))).collect();
                     if flag("x-kubernetes-embedded-resource") {
                         return Self::Dyn;
                     }
@@ -134,8 +132,7 @@ fn expected_first(name: &str, member: bool) -> Option<DeclType> {
     match (name, member) {
         ("quantity" | "isQuantity", false) => Some(DeclType::String),
         (
-            "isGreaterThan" | "isLessThan" | "compareTo" | "asInteger" | "isInteger" | "asApproximateFloat"
-            | "sign",
+            "isGreaterThan" | "isLessThan" | "compareTo" | "asInteger" | "isInteger" | "asApproximateFloat" | "sign",
             true,
         ) => Some(DeclType::Quantity),
         (
@@ -150,13 +147,31 @@ fn expected_first(name: &str, member: bool) -> Option<DeclType> {
 fn result_type(name: &str, args: &[DeclType]) -> DeclType {
     match name {
         "size" | "compareTo" | "asInteger" | "sign" | "int" | "indexOf" | "lastIndexOf" => DeclType::Int,
-        "isQuantity" | "isGreaterThan" | "isLessThan" | "isInteger" | "startsWith" | "endsWith" | "matches"
-        | "contains" | "hasValue" | "bool" | "_==_" | "_!=_" | "_<_" | "_<=_" | "_>_" | "_>=_" | "_&&_"
-        | "_||_" | "!_" | "@in" | "@not_strictly_false" => DeclType::Bool,
+        "isQuantity"
+        | "isGreaterThan"
+        | "isLessThan"
+        | "isInteger"
+        | "startsWith"
+        | "endsWith"
+        | "matches"
+        | "contains"
+        | "hasValue"
+        | "bool"
+        | "_==_"
+        | "_!=_"
+        | "_<_"
+        | "_<=_"
+        | "_>_"
+        | "_>=_"
+        | "_&&_"
+        | "_||_"
+        | "!_"
+        | "@in"
+        | "@not_strictly_false" => DeclType::Bool,
         "quantity" => DeclType::Quantity,
         "add" | "sub" if args.first() == Some(&DeclType::Quantity) => DeclType::Quantity,
-        "string" | "lowerAscii" | "upperAscii" | "trim" | "replace" | "substring" | "charAt" | "join"
-        | "format" | "strings.quote" => DeclType::String,
+        "string" | "lowerAscii" | "upperAscii" | "trim" | "replace" | "substring" | "charAt" | "join" | "format"
+        | "strings.quote" => DeclType::String,
         "asApproximateFloat" | "double" => DeclType::Double,
         "_+_" => match args {
             [DeclType::String, DeclType::String] => DeclType::String,

@@ -110,7 +110,12 @@ fn located(source: &str, offset: Option<u32>, msg: &str) -> String {
 }
 
 /// Compiles `source` in the rule environment and checks it; `Err` is the detail.
-fn compile_expr(env: &Env, source: &str, self_type: &DeclType, transition: bool) -> Result<(Program, DeclType), String> {
+fn compile_expr(
+    env: &Env,
+    source: &str,
+    self_type: &DeclType,
+    transition: bool,
+) -> Result<(Program, DeclType), String> {
     let program = env.compile(source).map_err(|e| e.to_string())?;
     match check::check(program.expression(), self_type, transition) {
         Ok(t) => Ok((program, t)),
@@ -227,11 +232,7 @@ impl Compiler<'_> {
                 "optionalOldSelf is not supported by the local control plane",
             ));
         }
-        let transition = self
-            .env
-            .compile(&source)
-            .map(|p| p.references().has_variable("oldSelf"))
-            .unwrap_or(false);
+        let transition = self.env.compile(&source).map(|p| p.references().has_variable("oldSelf")).unwrap_or(false);
         let program = match compile_expr(self.env, &source, self_type, transition) {
             Ok((p, t)) if matches!(t, DeclType::Bool | DeclType::Dyn) => Some(p),
             Ok((_, t)) => {
@@ -254,8 +255,8 @@ impl Compiler<'_> {
                 &format!("oldSelf cannot be used on the uncorrelatable portion of the schema within {list}"),
             ));
         }
-        let message_expression = s("messageExpression").and_then(|m| {
-            match compile_expr(self.env, &m, self_type, transition) {
+        let message_expression =
+            s("messageExpression").and_then(|m| match compile_expr(self.env, &m, self_type, transition) {
                 Ok((p, DeclType::String | DeclType::Dyn)) => Some(p),
                 Ok(_) => {
                     self.causes.push(invalid(
@@ -273,8 +274,7 @@ impl Compiler<'_> {
                     ));
                     None
                 }
-            }
-        });
+            });
         let reason = match s("reason").as_deref() {
             None | Some("FieldValueInvalid") => Reason::Invalid,
             Some("FieldValueForbidden") => Reason::Forbidden,
@@ -402,9 +402,10 @@ fn walk(env: &Arc<Env>, node: &RuleNode, new: &Value, old: Option<&Value>, path:
     }
     if let (Value::Array(items), Some(item_node)) = (new, &node.items) {
         for (i, v) in items.iter().enumerate() {
-            let old_item = node.list_map_keys.as_ref().and_then(|keys| {
-                old.and_then(Value::as_array).and_then(|o| o.iter().find(|x| same_keys(x, v, keys)))
-            });
+            let old_item = node
+                .list_map_keys
+                .as_ref()
+                .and_then(|keys| old.and_then(Value::as_array).and_then(|o| o.iter().find(|x| same_keys(x, v, keys))));
             walk(env, item_node, v, old_item, &format!("{path}[{i}]"), causes);
         }
     }

@@ -202,7 +202,11 @@ impl Quantity {
 
 impl fmt::Display for Quantity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.exponent == 0 { write!(f, "{}", self.mantissa) } else { write!(f, "{}e{}", self.mantissa, self.exponent) }
+        if self.exponent == 0 {
+            write!(f, "{}", self.mantissa)
+        } else {
+            write!(f, "{}e{}", self.mantissa, self.exponent)
+        }
     }
 }
 
@@ -216,9 +220,10 @@ mod tests {
 
     #[test]
     fn parses_what_the_api_server_parses() {
-        for ok in
-            ["0", "1", "10Gi", "500m", "1.5", ".5", "1.", "+1", "-1", "1e3", "1E-3", "12n", "3Ei", "0.1k", "007", ".", "Gi"]
-        {
+        for ok in [
+            "0", "1", "10Gi", "500m", "1.5", ".5", "1.", "+1", "-1", "1e3", "1E-3", "12n", "3Ei", "0.1k", "007", ".",
+            "Gi",
+        ] {
             assert!(Quantity::parse(ok).is_ok(), "{ok} should parse");
         }
         for bad in ["", "1Z", "1 Gi", "1.2.3", "abc", "1Gb", "1e", "--1", "1e3.5", "1KiB"] {

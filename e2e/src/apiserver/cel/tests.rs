@@ -33,7 +33,10 @@ fn errors(new: Value, old: Option<Value>) -> Vec<String> {
 
 #[test]
 fn every_rule_passes_and_fails() {
-    assert!(errors(json!({"spec": {"size": "1Gi", "flags": ["--x"], "min": 1, "max": 2, "labels": {"a": "b"}}}), None).is_empty());
+    assert!(
+        errors(json!({"spec": {"size": "1Gi", "flags": ["--x"], "min": 1, "max": 2, "labels": {"a": "b"}}}), None)
+            .is_empty()
+    );
     assert_eq!(
         errors(json!({"spec": {"size": "0"}}), None),
         vec![r#"spec.size: Invalid value: "string": size must be greater than zero"#]
@@ -100,15 +103,23 @@ fn bad_rules_fail_to_compile() {
     assert!(undefined[0].starts_with(
         r#"spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: "self.replica > 0": compilation failed: ERROR: <input>:1:5: undefined field 'replica'"#
     ), "{undefined:?}");
-    assert!(compile_errors(json!({"rule": "isQuantity(self.replicas)"}), obj.clone())[0]
-        .contains("found no matching overload for 'isQuantity' applied to '(int)'"));
-    assert!(compile_errors(json!({"rule": "self.image.frobnicate()"}), obj.clone())[0]
-        .contains("undeclared reference to 'frobnicate'"));
+    assert!(
+        compile_errors(json!({"rule": "isQuantity(self.replicas)"}), obj.clone())[0]
+            .contains("found no matching overload for 'isQuantity' applied to '(int)'")
+    );
+    assert!(
+        compile_errors(json!({"rule": "self.image.frobnicate()"}), obj.clone())[0]
+            .contains("undeclared reference to 'frobnicate'")
+    );
     assert!(compile_errors(json!({"rule": "self.image"}), obj.clone())[0].contains("must evaluate to a bool"));
-    assert!(compile_errors(json!({"rule": "self.replicas > 0", "reason": "Nope"}), obj.clone())[0]
-        .contains("Unsupported value: \"Nope\""));
-    assert!(compile_errors(json!({"rule": "self.replicas > 0", "fieldPath": ".nope"}), obj.clone())[0]
-        .contains("fieldPath must be a valid path"));
+    assert!(
+        compile_errors(json!({"rule": "self.replicas > 0", "reason": "Nope"}), obj.clone())[0]
+            .contains("Unsupported value: \"Nope\"")
+    );
+    assert!(
+        compile_errors(json!({"rule": "self.replicas > 0", "fieldPath": ".nope"}), obj.clone())[0]
+            .contains("fieldPath must be a valid path")
+    );
     let in_set = json!({"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string",
         "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}}});
     let mut s = json!({"type": "object", "properties": {"spec": in_set}});
