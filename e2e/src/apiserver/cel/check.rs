@@ -80,6 +80,18 @@ impl DeclType {
         }
     }
 
+    /// The type of an object at the schema root: besides its properties, `apiVersion`,
+    /// `kind` and `metadata` with `name` and `generateName`, as the API server declares.
+    pub fn with_type_and_object_meta(self) -> Self {
+        let Self::Object(props) = self else { return self };
+        let mut props = (*props).clone();
+        props.entry("apiVersion".into()).or_insert(Self::String);
+        props.entry("kind".into()).or_insert(Self::String);
+        let meta = [("name".to_string(), Self::String), ("generateName".to_string(), Self::String)];
+        props.insert("metadata".into(), Self::Object(Arc::new(meta.into_iter().collect())));
+        Self::Object(Arc::new(props))
+    }
+
     fn name(&self) -> String {
         match self {
             Self::Dyn => "dyn".into(),

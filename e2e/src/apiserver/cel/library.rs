@@ -120,19 +120,19 @@ fn compare_to(a: &CelQuantity, b: &CelQuantity) -> CelInt {
 }
 
 fn add(a: &CelQuantity, b: &CelQuantity) -> Result<CelQuantity, ExecutionError> {
-    a.0.add(b.0).map(CelQuantity).map_err(|e| quantity_error("add", e))
+    a.0.checked_add(b.0).map(CelQuantity).map_err(|e| quantity_error("add", e))
 }
 
 fn add_int(a: &CelQuantity, b: &CelInt) -> Result<CelQuantity, ExecutionError> {
-    a.0.add(Quantity::from_int(*b.inner())).map(CelQuantity).map_err(|e| quantity_error("add", e))
+    a.0.checked_add(Quantity::from_int(*b.inner())).map(CelQuantity).map_err(|e| quantity_error("add", e))
 }
 
 fn sub(a: &CelQuantity, b: &CelQuantity) -> Result<CelQuantity, ExecutionError> {
-    a.0.sub(b.0).map(CelQuantity).map_err(|e| quantity_error("sub", e))
+    a.0.checked_sub(b.0).map(CelQuantity).map_err(|e| quantity_error("sub", e))
 }
 
 fn sub_int(a: &CelQuantity, b: &CelInt) -> Result<CelQuantity, ExecutionError> {
-    a.0.sub(Quantity::from_int(*b.inner())).map(CelQuantity).map_err(|e| quantity_error("sub", e))
+    a.0.checked_sub(Quantity::from_int(*b.inner())).map(CelQuantity).map_err(|e| quantity_error("sub", e))
 }
 
 fn as_integer(a: &CelQuantity) -> Result<CelInt, ExecutionError> {

@@ -153,6 +153,9 @@ fn parse_field_path(path: &str, schema: &Value) -> Option<Vec<String>> {
 
 struct Compiler<'a> {
     env: &'a Env,
+    /// Path of the schema root, whose rules also see `apiVersion`, `kind` and
+    /// `metadata.name`/`generateName`.
+    root_path: &'a str,
     causes: Vec<FieldCause>,
 }
 
@@ -164,7 +167,10 @@ impl Compiler<'_> {
             ty: schema.get("type").and_then(Value::as_str).unwrap_or("").to_string(),
             ..RuleNode::default()
         };
-        let self_type = DeclType::of_schema(schema);
+        let mut self_type = DeclType::of_schema(schema);
+        if path == self.root_path {
+            self_type = self_type.with_type_and_object_meta();
+        }
         let rules = schema.get("x-kubernetes-validations").and_then(Value::as_array).cloned().unwrap_or_default();
         for (i, r) in rules.iter().enumerate() {
             let at = format!("{path}.x-kubernetes-validations[{i}]");
@@ -234,7 +240,7 @@ impl Compiler<'_> {
         }
         let transition = self.env.compile(&source).map(|p| p.references().has_variable("oldSelf")).unwrap_or(false);
         let program = match compile_expr(self.env, &source, self_type, transition) {
-            Ok((p, t)) if matches!(t, DeclType::Bool | DeclType::Dyn) => Some(p),
+            Ok((p, DeclType::Bool | DeclType::Dyn)) => Some(p),
             Ok((_, t)) => {
                 self.causes.push(invalid(
                     format!("{at}.rule"),
@@ -318,7 +324,7 @@ impl Compiler<'_> {
 /// (e.g. `spec.versions[0].schema.openAPIV3Schema`); `Err` holds the CRD's field errors.
 pub fn compile(schema: &Value, path: &str) -> Result<Rules, Vec<FieldCause>> {
     let env = environment().map_err(|e| vec![invalid(path.to_string(), "", &e.to_string())])?;
-    let mut compiler = Compiler { env, causes: Vec::new() };
+    let mut compiler = Compiler { env, root_path: path, causes: Vec::new() };
     let root = compiler.node(schema, path, None);
     if compiler.causes.is_empty() { Ok(Rules { root }) } else { Err(compiler.causes) }
 }

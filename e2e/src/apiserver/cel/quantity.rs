@@ -170,14 +170,14 @@ impl Quantity {
     }
 
     /// `self + other`.
-    pub fn add(self, other: Self) -> Result<Self, QuantityError> {
+    pub fn checked_add(self, other: Self) -> Result<Self, QuantityError> {
         let (a, b, e) = self.aligned(other).ok_or(QuantityError::Range)?;
         Ok(Self::normalized(a.checked_add(b).ok_or(QuantityError::Range)?, e))
     }
 
     /// `self - other`.
-    pub fn sub(self, other: Self) -> Result<Self, QuantityError> {
-        self.add(Self { mantissa: -other.mantissa, exponent: other.exponent })
+    pub fn checked_sub(self, other: Self) -> Result<Self, QuantityError> {
+        self.checked_add(Self { mantissa: -other.mantissa, exponent: other.exponent })
     }
 
     /// -1, 0 or 1.
@@ -251,8 +251,8 @@ mod tests {
 
     #[test]
     fn arithmetic_and_conversions() {
-        assert_eq!(q("1Gi").add(q("1Gi")).map(|x| x.as_i64()), Ok(Some(2 << 30)));
-        assert_eq!(q("1").sub(q("500m")).map(|x| x.compare(q("0.5"))), Ok(Ordering::Equal));
+        assert_eq!(q("1Gi").checked_add(q("1Gi")).map(|x| x.as_i64()), Ok(Some(2 << 30)));
+        assert_eq!(q("1").checked_sub(q("500m")).map(|x| x.compare(q("0.5"))), Ok(Ordering::Equal));
         assert_eq!(q("1.5").as_i64(), None);
         assert_eq!(q("2k").as_i64(), Some(2000));
         assert_eq!(q("-3").sign(), -1);

@@ -129,3 +129,17 @@ fn bad_rules_fail_to_compile() {
     s["properties"]["spec"]["properties"]["tags"]["x-kubernetes-list-map-keys"] = json!([]);
     assert!(compile(&s, PATH).is_ok());
 }
+
+#[test]
+fn root_rules_see_type_and_object_meta() {
+    let s = json!({"type": "object", "properties": {"spec": {"type": "object"}},
+        "x-kubernetes-validations": [{"rule": "self.metadata.name.size() <= 5 && self.kind == 'Widget'", "message": "short names only"}]});
+    let rules = compile(&s, PATH).unwrap_or_else(|e| panic!("{e:?}"));
+    let obj = |name: &str| json!({"apiVersion": "x/v1", "kind": "Widget", "metadata": {"name": name, "uid": "u"}, "spec": {}});
+    assert!(rules.validate(&obj("demo"), None).is_empty());
+    let errors: Vec<String> = rules.validate(&obj("toolong"), None).into_iter().map(|c| c.message).collect();
+    assert_eq!(errors, vec![r#"<nil>: Invalid value: "object": short names only"#]);
+    let mut bad = s.clone();
+    bad["x-kubernetes-validations"][0]["rule"] = json!("self.metadata.uid == ''");
+    assert!(compile(&bad, PATH).is_err(), "only name and generateName of metadata are visible");
+}
