@@ -69,6 +69,11 @@ impl TestCluster {
             Target::External { kubeconfig, images } => {
                 eprintln!("e2e target: the cluster of {} (images {images:?})", kubeconfig.display());
                 let tc = Self { local: None, kubeconfig, images, dir };
+                let listed = tc.kubectl(&["get", "nodes", "-o", "name"]).await.context("listing the cluster's nodes")?;
+                let count = listed.lines().count();
+                if count < nodes {
+                    eprintln!("note: the test asks for {nodes} nodes; the external cluster has {count}");
+                }
                 // Leftovers of an interrupted earlier test would make this one fail.
                 tc.clean_external().await;
                 Ok(tc)
