@@ -1,9 +1,11 @@
 //! The KuduCluster CRD's CEL rules (`x-kubernetes-validations`) through real `kubectl`:
 //! every rule in `crds/` accepts one manifest and rejects another with its message, the
 //! transition rule (`oldSelf`) only on update; a CRD with a rule broken on purpose rejects
-//! what the real rule accepts, and one with a rule naming a wrong field is refused. The
-//! last test runs the same through the external-cluster path, against a `local-cluster up`
-//! started as a separate process.
+//! what the real rule accepts, and one with a rule naming a wrong field is refused; a
+//! CRD of its own shows `messageExpression`, `reason`, `fieldPath`, map values and a
+//! transition rule on a `map` list in kubectl's output. The last test runs the same
+//! through the external-cluster path, against a `local-cluster up` started as a separate
+//! process.
 
 mod common;
 
@@ -225,6 +227,103 @@ async fn broken_rules_are_caught(tc: &TestCluster) -> Result<()> {
     Ok(())
 }
 
+/// A CRD using the rest of what rules can say: `messageExpression`, `reason`, `fieldPath`,
+/// a rule on map values, and a transition rule on the items of a `map` list.
+const WIDGETS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.rules.example.com}
+spec:
+  group: rules.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: "self.minReplicas <= self.maxReplicas"
+              messageExpression: "'minReplicas (' + string(self.minReplicas) + ') exceeds maxReplicas (' + string(self.maxReplicas) + ')'"
+              fieldPath: .minReplicas
+            - rule: "!has(self.legacy)"
+              message: legacy is no longer supported
+              reason: FieldValueForbidden
+              fieldPath: .legacy
+            properties:
+              minReplicas: {type: integer}
+              maxReplicas: {type: integer}
+              legacy: {type: string}
+              limits:
+                type: object
+                additionalProperties:
+                  type: string
+                  x-kubernetes-validations:
+                  - rule: "isQuantity(self) && quantity(self).isLessThan(quantity('64Gi'))"
+                    message: must be a quantity below 64Gi
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name, port]
+                  properties:
+                    name: {type: string}
+                    port: {type: integer}
+                  x-kubernetes-validations:
+                  - rule: "self.port == oldSelf.port"
+                    message: a named port keeps its number
+"#;
+
+fn widget(spec: &str) -> String {
+    format!("apiVersion: rules.example.com/v1\nkind: Widget\nmetadata: {{name: w, namespace: default}}\nspec: {spec}\n")
+}
+
+/// Field errors as kubectl shows them for the rest of the rule features.
+async fn rule_features_show_in_kubectl(tc: &TestCluster) -> Result<()> {
+    tc.kubectl_stdin(&["apply", "-f", "-"], WIDGETS).await?;
+    tc.kubectl(&["wait", "--for=condition=Established", "crd/widgets.rules.example.com", "--timeout=60s"]).await?;
+    let spec = "{minReplicas: 1, maxReplicas: 3, limits: {memory: 1Gi}, ports: [{name: rpc, port: 7051}]}";
+    tc.kubectl_stdin(&["apply", "-f", "-"], &widget(spec)).await?;
+    for (spec, error) in [
+        (
+            "{minReplicas: 5, maxReplicas: 3}",
+            "spec.minReplicas: Invalid value: \"object\": minReplicas (5) exceeds maxReplicas (3)",
+        ),
+        ("{minReplicas: 1, maxReplicas: 3, legacy: x}", "spec.legacy: Forbidden: legacy is no longer supported"),
+        (
+            "{minReplicas: 1, maxReplicas: 3, limits: {memory: 128Gi}}",
+            "spec.limits[memory]: Invalid value: \"string\": must be a quantity below 64Gi",
+        ),
+        (
+            "{minReplicas: 1, maxReplicas: 3, ports: [{name: rpc, port: 7052}]}",
+            "spec.ports[0]: Invalid value: \"object\": a named port keeps its number",
+        ),
+    ] {
+        rejected(tc, &widget(spec), error).await?;
+    }
+    // A new port name has no old value: the transition rule does not apply to it.
+    let more = "{minReplicas: 1, maxReplicas: 3, ports: [{name: web, port: 80}, {name: rpc, port: 7051}]}";
+    tc.kubectl_stdin(&["apply", "-f", "-"], &widget(more)).await?;
+    tc.kubectl(&["delete", "widgets.rules.example.com", "--all"]).await?;
+    tc.kubectl(&["delete", "crd", "widgets.rules.example.com"]).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_messages_reasons_and_field_paths() -> Result<()> {
+    let tc = TestCluster::start_with_nodes(1).await?;
+    rule_features_show_in_kubectl(&tc).await?;
+    tc.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_crd_rule_accepts_and_rejects() -> Result<()> {
     let tc = TestCluster::start_with_nodes(1).await?;
@@ -264,6 +363,7 @@ async fn the_suite_runs_against_an_external_cluster() -> Result<()> {
     ensure!(tc.is_external() && tc.local_only("make a node NotReady").is_none(), "not on the external path");
     every_rule_has_a_passing_and_a_failing_case(&tc).await?;
     broken_rules_are_caught(&tc).await?;
+    rule_features_show_in_kubectl(&tc).await?;
     let kubeconfig = tc.kubeconfig();
     tc.stop().await;
 
