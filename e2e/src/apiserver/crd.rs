@@ -47,10 +47,27 @@ pub fn resource_type_from_crd(crd: &Value) -> Result<ResourceType, ApiError> {
         required(&mut causes, "spec.versions");
     }
     // Every version's rules must compile, served or not, like the API server's CRD validation.
+    // Errors name the schema as the API server's internal version does: one schema shared
+    // by every version is `spec.validation`.
+    let schemas: Vec<Option<&Value>> = versions.iter().map(|v| v.pointer("/schema/openAPIV3Schema")).collect();
+    let shared = schemas.windows(2).all(|w| w[0] == w[1]);
     let mut rules = std::collections::BTreeMap::new();
     for (i, v) in versions.iter().enumerate() {
         if let Some(schema) = v.pointer("/schema/openAPIV3Schema") {
-            match super::cel::compile(schema, &format!("spec.versions[{i}].schema.openAPIV3Schema")) {
+            let path = if shared {
+                "spec.validation.openAPIV3Schema".to_string()
+            } else {
+                format!("spec.versions[{i}].schema.openAPIV3Schema")
+            };
+            if shared && i > 0 {
+                // Compiled (and reported) once; the same rules serve every version.
+                if let Some(first) = rules.values().next().cloned() {
+                    let vname = v.get("name").and_then(Value::as_str).unwrap_or("v1").to_string();
+                    rules.insert(vname, first);
+                }
+                continue;
+            }
+            match super::cel::compile(schema, &path) {
                 Ok(r) => {
                     let vname = v.get("name").and_then(Value::as_str).unwrap_or("v1").to_string();
                     rules.insert(vname, std::sync::Arc::new(r));

@@ -4,8 +4,8 @@
 //! receiver or argument has a type no overload takes, and rules that cannot evaluate to
 //! a bool are compile errors, so the CRD is rejected when it is created.
 //!
-//! Types the schema leaves open (`x-kubernetes-int-or-string`,
-//! `x-kubernetes-preserve-unknown-fields`) are `dyn` and checked at run time only.
+//! Values the schema leaves open (`x-kubernetes-int-or-string`, no `type`) are `dyn` and
+//! checked at run time only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,16 +41,19 @@ pub enum DeclType {
     List(Box<DeclType>),
     /// `map(string, T)`.
     Map(Box<DeclType>),
-    /// An object with declared properties (escaped names); closed unless it preserves
-    /// unknown fields.
+    /// An object with declared properties (escaped names), closed to any other field.
     Object(Arc<BTreeMap<String, DeclType>>),
 }
 
 impl DeclType {
-    /// The type of values of `schema`.
+    /// The type of values of `schema`, as the API server declares it: an object is closed
+    /// to the properties it declares (also with `x-kubernetes-preserve-unknown-fields`,
+    /// whose unknown fields rules cannot reach), an embedded resource adds `apiVersion`,
+    /// `kind` and `metadata`, `additionalProperties` makes a map, int-or-string and
+    /// untyped values are `dyn`.
     pub fn of_schema(schema: &Value) -> Self {
         let flag = |k: &str| schema.get(k).and_then(Value::as_bool) == Some(true);
-        if flag("x-kubernetes-int-or-string") || flag("x-kubernetes-preserve-unknown-fields") {
+        if flag("x-kubernetes-int-or-string") {
             return Self::Dyn;
         }
         match schema.get("type").and_then(Value::as_str) {
@@ -63,18 +66,18 @@ impl DeclType {
             },
             Some("array") => Self::List(Box::new(schema.get("items").map_or(Self::Dyn, Self::of_schema))),
             Some("object") => {
-                if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-                    let fields =
-                        props.iter().filter_map(|(k, s)| Some((escape_property(k)?, Self::of_schema(s)))).collect();
-                    if flag("x-kubernetes-embedded-resource") {
-                        return Self::Dyn;
-                    }
-                    Self::Object(Arc::new(fields))
-                } else if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
-                    Self::Map(Box::new(Self::of_schema(ap)))
-                } else {
-                    Self::Dyn
+                if let Some(ap) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                    return Self::Map(Box::new(Self::of_schema(ap)));
                 }
+                let fields = schema
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(k, s)| Some((escape_property(k)?, Self::of_schema(s))))
+                    .collect();
+                let object = Self::Object(Arc::new(fields));
+                if flag("x-kubernetes-embedded-resource") { object.with_type_and_object_meta() } else { object }
             }
             _ => Self::Dyn,
         }

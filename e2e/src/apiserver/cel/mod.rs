@@ -92,11 +92,29 @@ fn environment() -> Result<&'static Arc<Env>, EnvError> {
 }
 
 fn invalid(field: String, value: &str, detail: &str) -> FieldCause {
-    FieldCause {
-        reason: "FieldValueInvalid",
-        message: format!("{field}: Invalid value: {}: {detail}", json!(value)),
-        field,
-    }
+    invalid_shown(field, &json!(value).to_string(), detail)
+}
+
+fn invalid_shown(field: String, shown: &str, detail: &str) -> FieldCause {
+    FieldCause { reason: "FieldValueInvalid", message: format!("{field}: Invalid value: {shown}: {detail}"), field }
+}
+
+/// A rule as the API server shows it in CRD errors (Go's `%#v` of its `ValidationRule`).
+fn rule_value(r: &Value) -> String {
+    let s = |k: &str| json!(r.get(k).and_then(Value::as_str).unwrap_or(""));
+    let pointer = |k: &str, ty: &str| match r.get(k) {
+        Some(v) if !v.is_null() => format!("(*{ty})({v})"),
+        _ => format!("(*{ty})(nil)"),
+    };
+    format!(
+        "apiextensions.ValidationRule{{Rule:{}, Message:{}, MessageExpression:{}, Reason:{}, FieldPath:{}, OptionalOldSelf:{}}}",
+        s("rule"),
+        s("message"),
+        s("messageExpression"),
+        pointer("reason", "apiextensions.FieldValueErrorReason"),
+        s("fieldPath"),
+        pointer("optionalOldSelf", "bool"),
+    )
 }
 
 /// `ERROR: <input>:line:col: msg` with the source line and a caret, as cel-go prints.
@@ -241,23 +259,27 @@ impl Compiler<'_> {
         let transition = self.env.compile(&source).map(|p| p.references().has_variable("oldSelf")).unwrap_or(false);
         let program = match compile_expr(self.env, &source, self_type, transition) {
             Ok((p, DeclType::Bool | DeclType::Dyn)) => Some(p),
-            Ok((_, t)) => {
-                self.causes.push(invalid(
+            Ok(_) => {
+                self.causes.push(invalid_shown(
                     format!("{at}.rule"),
-                    &source,
-                    &format!("compilation failed: cel expression must evaluate to a bool, got {t:?}"),
+                    &rule_value(r),
+                    "compilation failed: cel expression must evaluate to a bool",
                 ));
                 None
             }
             Err(e) => {
-                self.causes.push(invalid(format!("{at}.rule"), &source, &format!("compilation failed: {e}")));
+                self.causes.push(invalid_shown(
+                    format!("{at}.rule"),
+                    &rule_value(r),
+                    &format!("compilation failed: {e}"),
+                ));
                 None
             }
         };
         if transition && let Some(list) = uncorrelatable {
-            self.causes.push(invalid(
+            self.causes.push(invalid_shown(
                 format!("{at}.rule"),
-                &source,
+                &rule_value(r),
                 &format!("oldSelf cannot be used on the uncorrelatable portion of the schema within {list}"),
             ));
         }
@@ -265,17 +287,17 @@ impl Compiler<'_> {
             s("messageExpression").and_then(|m| match compile_expr(self.env, &m, self_type, transition) {
                 Ok((p, DeclType::String | DeclType::Dyn)) => Some(p),
                 Ok(_) => {
-                    self.causes.push(invalid(
+                    self.causes.push(invalid_shown(
                         format!("{at}.messageExpression"),
-                        &m,
+                        &rule_value(r),
                         "messageExpression compilation failed: messageExpression must evaluate to a string",
                     ));
                     None
                 }
                 Err(e) => {
-                    self.causes.push(invalid(
+                    self.causes.push(invalid_shown(
                         format!("{at}.messageExpression"),
-                        &m,
+                        &rule_value(r),
                         &format!("messageExpression compilation failed: {e}"),
                     ));
                     None

@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const PATH: &str = "spec.versions[0].schema.openAPIV3Schema";
+const PATH: &str = "spec.validation.openAPIV3Schema";
 
 fn schema() -> Value {
     json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
@@ -101,7 +101,9 @@ fn bad_rules_fail_to_compile() {
     assert!(compile_errors(json!({"rule": "self.replicas >"}), obj.clone())[0].contains("compilation failed"));
     let undefined = compile_errors(json!({"rule": "self.replica > 0"}), obj.clone());
     assert!(undefined[0].starts_with(
-        r#"spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: "self.replica > 0": compilation failed: ERROR: <input>:1:5: undefined field 'replica'"#
+        r#"spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{Rule:"self.replica > 0", Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}: compilation failed: ERROR: <input>:1:5: undefined field 'replica'
+ | self.replica > 0
+ | ....^"#
     ), "{undefined:?}");
     assert!(
         compile_errors(json!({"rule": "isQuantity(self.replicas)"}), obj.clone())[0]
