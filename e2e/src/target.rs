@@ -183,10 +183,22 @@ pub fn external_cleanup() -> Vec<Vec<&'static str>> {
         vec!["delete", "namespace", "kudu-system", "--ignore-not-found", "--wait=true", "--timeout=120s"],
         vec![
             "delete",
-            "statefulsets,deployments,replicasets,pods,poddisruptionbudgets,configmaps,persistentvolumeclaims",
+            "statefulsets,deployments,replicasets,pods,poddisruptionbudgets,persistentvolumeclaims",
             "--all",
             "-n",
             "default",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=120s",
+        ],
+        // The namespace's own CA bundle stays (a controller would recreate it anyway).
+        vec![
+            "delete",
+            "configmaps",
+            "-n",
+            "default",
+            "--field-selector",
+            "metadata.name!=kube-root-ca.crt",
             "--ignore-not-found",
             "--wait=true",
             "--timeout=120s",
