@@ -62,7 +62,7 @@ pub fn escape_property(name: &str) -> Option<String> {
 }
 
 /// `v` as a CEL value; properties that `schema` declares get their escaped names,
-/// map (`additionalProperties`) keys stay as they are.
+/// map (`additionalProperties`) keys stay as they are, null-valued fields are left out.
 pub fn to_cel(v: &Value, schema: Option<&Value>) -> CelValue {
     match v {
         Value::Null => CelValue::Null,
@@ -81,7 +81,8 @@ pub fn to_cel(v: &Value, schema: Option<&Value>) -> CelValue {
             let props = schema.and_then(|s| s.get("properties")).and_then(Value::as_object);
             let additional = schema.and_then(|s| s.get("additionalProperties")).filter(|a| a.is_object());
             let mut out = HashMap::with_capacity(m.len());
-            for (k, child) in m {
+            // Like the API server, a null-valued field is absent (`has()` is false).
+            for (k, child) in m.iter().filter(|(_, v)| !v.is_null()) {
                 match props.and_then(|p| p.get(k)) {
                     Some(child_schema) => {
                         if let Some(name) = escape_property(k) {

@@ -37,6 +37,8 @@ fn every_rule_passes_and_fails() {
         errors(json!({"spec": {"size": "1Gi", "flags": ["--x"], "min": 1, "max": 2, "labels": {"a": "b"}}}), None)
             .is_empty()
     );
+    // A null field is absent to rules (`has()` is false), as on the API server.
+    assert!(errors(json!({"spec": {"min": 3, "max": null}}), None).is_empty());
     assert_eq!(
         errors(json!({"spec": {"size": "0"}}), None),
         vec![r#"spec.size: Invalid value: "string": size must be greater than zero"#]
