@@ -166,10 +166,11 @@ fn project_chart(name: &str) -> Result<String> {
     Ok(path.to_str().context("chart path")?.to_string())
 }
 
-/// Values mapping the cluster chart's image to the workspace's `kudu` binary; nothing else
-/// is set, so the chart's defaults are what runs.
-fn cluster_values() -> Value {
-    json!({"image": {"repository": "kudu", "tag": "dev"}})
+/// Values setting the cluster chart's image to the target's (by default `kudu:dev`, the
+/// workspace's `kudu` binary); nothing else is set, so the chart's defaults are what runs.
+fn cluster_values(images: &kudu_e2e::target::Images) -> Value {
+    let (repository, tag) = images.kudu_repository_tag();
+    json!({"image": {"repository": repository, "tag": tag}})
 }
 
 /// `helm install kudu-operator charts/kudu-operator -n kudu-system --create-namespace
@@ -185,7 +186,7 @@ async fn cluster_chart_installs_an_available_kudu_cluster() -> Result<()> {
         "action": "install",
         "release": "kudu-operator",
         "chart": project_chart("kudu-operator")?,
-        "values": support::chart_values(),
+        "values": support::chart_values(&tc.images),
         "options": {"create_namespace": true, "wait": true, "timeout": 120},
     });
     helm(&tc, &python, operator).await?;
@@ -194,7 +195,7 @@ async fn cluster_chart_installs_an_available_kudu_cluster() -> Result<()> {
         "action": "install",
         "release": "demo",
         "chart": project_chart("kudu-cluster")?,
-        "values": cluster_values(),
+        "values": cluster_values(&tc.images),
         "options": {"wait": false},
     });
     helm(&tc, &python, cluster).await?;
@@ -202,7 +203,7 @@ async fn cluster_chart_installs_an_available_kudu_cluster() -> Result<()> {
     // The rendered KuduCluster: the release's name and namespace, the chart's defaults.
     let kc = tc.get_json(&["kuduclusters", "demo"]).await?;
     let spec = &kc["spec"];
-    ensure!(spec["image"] == "kudu:dev" && spec["imagePullPolicy"] == "IfNotPresent", "image: {spec}");
+    ensure!(spec["image"] == tc.images.kudu.as_str() && spec["imagePullPolicy"] == "IfNotPresent", "image: {spec}");
     ensure!(spec["masters"]["replicas"] == 3 && spec["tservers"]["replicas"] == 3, "replicas: {spec}");
     ensure!(spec["masters"]["storage"]["size"] == "10Gi" && spec["tservers"]["storage"]["size"] == "10Gi", "{spec}");
     ensure!(
@@ -222,7 +223,7 @@ async fn cluster_chart_installs_an_available_kudu_cluster() -> Result<()> {
     ensure!(status.to_string().contains("deployed"), "status does not report deployed: {status}");
 
     // `helm upgrade` with one more tablet server: the operator scales the cluster.
-    let mut values = cluster_values();
+    let mut values = cluster_values(&tc.images);
     values["tservers"] = json!({"replicas": 4, "storage": {"size": "10Gi"}});
     let upgrade = json!({"action": "upgrade", "release": "demo", "chart": project_chart("kudu-cluster")?, "values": values, "options": {"wait": false}});
     helm(&tc, &python, upgrade).await?;
@@ -261,7 +262,7 @@ async fn cluster_chart_installs_an_available_kudu_cluster() -> Result<()> {
 fn bad_cluster_values() -> Vec<(&'static str, Value, &'static [&'static str])> {
     const SCHEMA: &str = "values don't meet the specifications of the schema";
     let with = |path: &[&str], value: Value| {
-        let mut values = cluster_values();
+        let mut values = cluster_values(&kudu_e2e::target::Images::default());
         let mut node = &mut values;
         for key in &path[..path.len() - 1] {
             node = &mut node[*key];
@@ -327,7 +328,7 @@ async fn cluster_chart_refuses_bad_values() -> Result<()> {
     ensure!(release_secrets(&tc, "bad").await?.is_empty(), "a refused install left a release behind");
     // The same values with the defaults restored pass the schema (and get as far as the
     // API server, where this cluster has no KuduCluster CRD).
-    let request = json!({"action": "install", "release": "good", "chart": chart, "values": cluster_values(), "options": {"wait": false}});
+    let request = json!({"action": "install", "release": "good", "chart": chart, "values": cluster_values(&tc.images), "options": {"wait": false}});
     let error = helm(&tc, &python, request).await.err().map(|e| e.to_string()).unwrap_or_default();
     ensure!(!error.contains("schema"), "the default values fail the schema: {error}");
     tc.stop().await;

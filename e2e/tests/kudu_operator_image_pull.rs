@@ -112,11 +112,11 @@ async fn image_pull() -> Result<()> {
     // Fixing the image brings master 2 back with its data, under its node id. A rolling
     // update never replaces a pod that is not ready, so each stuck pod is deleted by hand once
     // its StatefulSet has the fixed image (the tablet servers' only after the masters').
-    set_image(&tc, "kudu:dev").await?;
+    set_image(&tc, &tc.images.kudu).await?;
     for (statefulset, pod) in [("demo-master", "demo-master-2"), ("demo-tserver", "demo-tserver-2")] {
         eventually(AVAILABLE, &format!("{statefulset} to have the fixed image"), || async {
             let sts = tc.get_json(&["statefulset", statefulset]).await?;
-            Ok((sts["spec"]["template"]["spec"]["containers"][0]["image"] == "kudu:dev").then_some(()))
+            Ok((sts["spec"]["template"]["spec"]["containers"][0]["image"] == tc.images.kudu.as_str()).then_some(()))
         })
         .await?;
         let current = tc.get_json(&["pod", pod]).await?;

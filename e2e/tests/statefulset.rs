@@ -212,6 +212,9 @@ async fn statefulset_identity_storage_and_scaling() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_not_ready_stops_its_pods() -> Result<()> {
+    if common::skip_on_external("make a node NotReady") {
+        return Ok(());
+    }
     let tc = start_cluster().await?;
     tc.kubectl_stdin(&["apply", "-f", "-"], MANIFEST).await?;
     rollout(&tc).await?;
@@ -219,7 +222,8 @@ async fn node_not_ready_stops_its_pods() -> Result<()> {
     kv(&ip, "set survive").await?;
     let node = pod_field(&tc, "kv-0", ".spec.nodeName").await?;
 
-    tc.cluster.set_node_ready(&node, false)?;
+    let Some(local) = tc.local_only("make a node NotReady") else { return Ok(()) };
+    local.set_node_ready(&node, false)?;
     tc.kubectl(&["wait", "--for=condition=Ready=false", "pod/kv-0", "--timeout=60s"]).await?;
     eventually(Duration::from_secs(30), "the pod process to stop", || async {
         Ok(TcpStream::connect((ip.as_str(), 7000)).await.is_err().then_some(()))
@@ -236,7 +240,7 @@ async fn node_not_ready_stops_its_pods() -> Result<()> {
     );
 
     // Back to Ready: the deletion completes and the StatefulSet brings kv-0 back with its data.
-    tc.cluster.set_node_ready(&node, true)?;
+    local.set_node_ready(&node, true)?;
     eventually(Duration::from_secs(60), "kv-0 to be replaced", || async {
         let new_uid = pod_field(&tc, "kv-0", ".metadata.uid").await.unwrap_or_default();
         Ok((!new_uid.is_empty() && new_uid != uid).then_some(()))
@@ -276,6 +280,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claim_retention_policy_delete() -> Result<()> {
+    if common::skip_on_external("read claim directories on disk") {
+        return Ok(());
+    }
     let tc = start_cluster().await?;
     tc.kubectl_stdin(&["apply", "-f", "-"], RETAIN_NOTHING).await?;
     rollout_of(&tc, "tmp").await?;
@@ -286,6 +293,9 @@ async fn claim_retention_policy_delete() -> Result<()> {
     };
     ensure!(claims().await?.len() == 2, "two claims expected");
     // Each claim is a directory that outlives pods and goes with the claim.
+    if tc.local_only("read claim directories on disk").is_none() {
+        return Ok(());
+    }
     let claim_dir = |i: usize| tc.dir.path().join(format!("state/volumes/default/data-tmp-{i}"));
     eventually(Duration::from_secs(30), "claim directories", || async {
         Ok((claim_dir(0).is_dir() && claim_dir(1).is_dir()).then_some(()))

@@ -46,12 +46,43 @@ pub fn resource_type_from_crd(crd: &Value) -> Result<ResourceType, ApiError> {
     if versions.is_empty() {
         required(&mut causes, "spec.versions");
     }
+    // Every version's rules must compile, served or not, like the API server's CRD validation.
+    // Errors name the schema as the API server's internal version does: one schema shared
+    // by every version is `spec.validation`.
+    let schemas: Vec<Option<&Value>> = versions.iter().map(|v| v.pointer("/schema/openAPIV3Schema")).collect();
+    let shared = schemas.windows(2).all(|w| w[0] == w[1]);
+    let mut rules = std::collections::BTreeMap::new();
+    for (i, v) in versions.iter().enumerate() {
+        if let Some(schema) = v.pointer("/schema/openAPIV3Schema") {
+            let path = if shared {
+                "spec.validation.openAPIV3Schema".to_string()
+            } else {
+                format!("spec.versions[{i}].schema.openAPIV3Schema")
+            };
+            if shared && i > 0 {
+                // Compiled (and reported) once; the same rules serve every version.
+                if let Some(first) = rules.values().next().cloned() {
+                    let vname = v.get("name").and_then(Value::as_str).unwrap_or("v1").to_string();
+                    rules.insert(vname, first);
+                }
+                continue;
+            }
+            match super::cel::compile(schema, &path) {
+                Ok(r) => {
+                    let vname = v.get("name").and_then(Value::as_str).unwrap_or("v1").to_string();
+                    rules.insert(vname, std::sync::Arc::new(r));
+                }
+                Err(errs) => causes.extend(errs),
+            }
+        }
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid("apiextensions.k8s.io", "CustomResourceDefinition", name, causes));
     }
 
     let mut served: Vec<String> = Vec::new();
     let mut info = CustomInfo { crd_name: name.to_string(), ..CustomInfo::default() };
+    info.rules = rules;
     let (mut has_status, mut has_scale) = (false, false);
     // The storage version is preferred, then the remaining served versions in order.
     let mut ordered = versions.clone();

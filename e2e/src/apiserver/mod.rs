@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod builtin_validation;
+pub mod cel;
 pub mod crd;
 pub mod defaults;
 pub mod delete;

@@ -432,6 +432,14 @@ impl Api {
             }
             let mut causes = Vec::new();
             validate(obj, schema, "", true, &mut causes);
+            // Like the API server: CEL rules run unless a value has the wrong type.
+            if let Some(rules) = rt.rules(version).filter(|r| !r.is_empty()) {
+                if causes.iter().any(|c| c.message.contains(" in body must be of type ")) {
+                    causes.push(super::cel::not_checked());
+                } else {
+                    causes.extend(rules.validate(obj, old));
+                }
+            }
             if !causes.is_empty() {
                 return Err(ApiError::invalid(&rt.group, &rt.kind, &name, causes));
             }

@@ -32,6 +32,8 @@ pub struct CustomInfo {
     pub printer_columns: BTreeMap<String, Vec<Value>>,
     /// `spec.replicas`-style paths of the scale subresource, if enabled.
     pub scale: Option<ScalePaths>,
+    /// Compiled `x-kubernetes-validations` rules per served version.
+    pub rules: BTreeMap<String, Arc<super::cel::Rules>>,
 }
 
 /// JSON paths used by a CRD's scale subresource.
@@ -96,6 +98,11 @@ impl ResourceType {
     /// The schema for `version`, for CRD kinds.
     pub fn schema(&self, version: &str) -> Option<&Value> {
         self.custom.as_ref()?.schemas.get(version)
+    }
+
+    /// The compiled CEL validation rules for `version`, for CRD kinds.
+    pub fn rules(&self, version: &str) -> Option<&super::cel::Rules> {
+        self.custom.as_ref()?.rules.get(version).map(Arc::as_ref)
     }
 }
 

@@ -1,4 +1,6 @@
-//! Shared harness: each test starts its own in-process local cluster on a free port.
+//! Shared harness: each test runs against its own in-process local cluster on a free port,
+//! or, when `KUDU_E2E_KUBECONFIG` names one, against an existing cluster (see
+//! `kudu_e2e::target` and the README's "End-to-end tests against a real cluster").
 
 #![allow(dead_code)]
 
@@ -8,20 +10,44 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use kudu_e2e::cluster::{ClusterConfig, LocalCluster};
+use kudu_e2e::target::{Images, Target, external_cleanup};
 use tokio::io::AsyncWriteExt;
 
 /// Longest a single client command may take on a loaded machine.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Whether the test should be skipped because it needs the local control plane to do
+/// `needs` and the tests target an external cluster (prints the reason). Call it before
+/// starting anything.
+pub fn skip_on_external(needs: &str) -> bool {
+    let external = matches!(Target::from_env(), Ok(Target::External { .. }));
+    if external {
+        eprintln!("SKIPPED on an external cluster: this test needs the local control plane to {needs}");
+    }
+    external
+}
+
 /// A cluster for one test plus helpers to run real clients against it.
 pub struct TestCluster {
-    pub cluster: LocalCluster,
+    /// The local control plane, `None` on an external cluster.
+    local: Option<LocalCluster>,
+    kubeconfig: PathBuf,
+    /// The images manifests run; manifests given to [`TestCluster::kubectl_stdin`] and
+    /// [`TestCluster::write_file`] name the defaults and get these instead.
+    pub images: Images,
     pub dir: tempfile::TempDir,
 }
 
 impl TestCluster {
-    /// Starts a cluster with `nodes` nodes in a fresh temporary directory.
+    /// Starts a cluster with `nodes` nodes in a fresh temporary directory, or, with
+    /// `KUDU_E2E_KUBECONFIG` set, uses that cluster (whatever its node count).
     pub async fn start_with_nodes(nodes: usize) -> Result<Self> {
+        let target = Target::from_env()?;
+        Self::start_target(target, nodes).await
+    }
+
+    /// Like [`TestCluster::start_with_nodes`] for an explicit target.
+    pub async fn start_target(target: Target, nodes: usize) -> Result<Self> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -32,10 +58,34 @@ impl TestCluster {
             dir.disable_cleanup(true);
             eprintln!("e2e state kept in {}", dir.path().display());
         }
-        let mut config = ClusterConfig::new(dir.path().join("state"));
-        config.nodes = nodes;
-        let cluster = LocalCluster::start(config).await.context("starting local cluster")?;
-        Ok(Self { cluster, dir })
+        match target {
+            Target::Local => {
+                let mut config = ClusterConfig::new(dir.path().join("state"));
+                config.nodes = nodes;
+                let cluster = LocalCluster::start(config).await.context("starting local cluster")?;
+                let kubeconfig = cluster.kubeconfig().to_path_buf();
+                Ok(Self { local: Some(cluster), kubeconfig, images: Images::default(), dir })
+            }
+            Target::External { kubeconfig, images } => {
+                eprintln!("e2e target: the cluster of {} (images {images:?})", kubeconfig.display());
+                let tc = Self { local: None, kubeconfig, images, dir };
+                let listed =
+                    tc.kubectl(&["get", "nodes", "-o", "name"]).await.context("listing the cluster's nodes")?;
+                let count = listed.lines().count();
+                if count < nodes {
+                    eprintln!("note: the test asks for {nodes} nodes; the external cluster has {count}");
+                }
+                // Leftovers of an interrupted earlier test would make this one fail.
+                tc.clean_external().await;
+                Ok(tc)
+            }
+        }
+    }
+
+    /// Wraps a local cluster started with a custom configuration.
+    pub fn from_local(cluster: LocalCluster, dir: tempfile::TempDir) -> Self {
+        let kubeconfig = cluster.kubeconfig().to_path_buf();
+        Self { local: Some(cluster), kubeconfig, images: Images::default(), dir }
     }
 
     /// Starts a cluster with three nodes.
@@ -43,15 +93,35 @@ impl TestCluster {
         Self::start_with_nodes(3).await
     }
 
+    /// The local control plane, `None` on an external cluster.
+    pub fn local(&self) -> Option<&LocalCluster> {
+        self.local.as_ref()
+    }
+
+    /// The local control plane for a step that needs its powers (making a node NotReady,
+    /// reading volumes on disk); on an external cluster prints why the test is skipped and
+    /// returns `None`: the caller then returns `Ok(())`.
+    pub fn local_only(&self, needs: &str) -> Option<&LocalCluster> {
+        if self.local.is_none() {
+            eprintln!("SKIPPED on an external cluster: this test needs the local control plane to {needs}");
+        }
+        self.local.as_ref()
+    }
+
+    /// Whether the tests run against an external cluster.
+    pub fn is_external(&self) -> bool {
+        self.local.is_none()
+    }
+
     /// Path of the kubeconfig.
     pub fn kubeconfig(&self) -> PathBuf {
-        self.cluster.kubeconfig().to_path_buf()
+        self.kubeconfig.clone()
     }
 
     /// Writes `contents` to a file in the test directory and returns its path.
     pub fn write_file(&self, name: &str, contents: &str) -> Result<PathBuf> {
         let path = self.dir.path().join(name);
-        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, self.images.apply(contents)).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }
 
@@ -88,7 +158,7 @@ impl TestCluster {
 
     /// Runs kubectl with `input` on stdin (use `-f -`).
     pub async fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<String> {
-        let out = self.kubectl_raw(args, Some(input)).await?;
+        let out = self.kubectl_raw(args, Some(&self.images.apply(input))).await?;
         check(args, out)
     }
 
@@ -117,9 +187,24 @@ impl TestCluster {
         Ok(kube::Client::try_from(config)?)
     }
 
-    /// Stops the cluster.
+    /// Stops the local cluster; on an external one, deletes what the tests create.
     pub async fn stop(self) {
-        self.cluster.shutdown().await;
+        match self.local {
+            Some(cluster) => cluster.shutdown().await,
+            None => self.clean_external().await,
+        }
+    }
+
+    async fn clean_external(&self) {
+        for args in external_cleanup() {
+            match self.kubectl_raw(&args, None).await {
+                Ok(out) if out.status.success() => {}
+                // No KuduCluster CRD installed yet: nothing of that kind to delete.
+                Ok(out) if String::from_utf8_lossy(&out.stderr).contains("doesn't have a resource type") => {}
+                Ok(out) => eprintln!("cleanup kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr)),
+                Err(e) => eprintln!("cleanup kubectl {args:?}: {e:#}"),
+            }
+        }
     }
 }
 

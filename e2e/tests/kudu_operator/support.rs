@@ -82,10 +82,12 @@ fn venv_python() -> Result<PathBuf> {
     Ok(python)
 }
 
-/// Values for the chart: the image `kudu-operator:dev` (the workspace binary) and text logs.
-pub fn chart_values() -> Value {
+/// Values for the chart: the operator image of the target (by default `kudu-operator:dev`,
+/// the workspace binary) and text logs.
+pub fn chart_values(images: &kudu_e2e::target::Images) -> Value {
+    let (repository, tag) = images.operator_repository_tag();
     json!({
-        "image": {"repository": "kudu-operator", "tag": "dev"},
+        "image": {"repository": repository, "tag": tag},
         "logFormat": "text",
         "logLevel": "info,kudu_operator=debug",
     })
@@ -102,7 +104,7 @@ pub async fn install_operator(tc: &TestCluster) -> Result<()> {
         "action": "install",
         "release": "kudu-operator",
         "chart": chart,
-        "values": chart_values(),
+        "values": chart_values(&tc.images),
         "options": {"wait": true, "timeout": 120},
     });
     let home = tc.dir.path().join("helm-home");
