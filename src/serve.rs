@@ -52,7 +52,10 @@ pub fn spawn_grpc_server(
         let shutdown = async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // TCP_NODELAY on every accepted connection (tonic's own `tcp_nodelay` applies only to
+        // listeners it binds): without it a response written in more than one segment waits
+        // for the peer's delayed ACK, ~40 ms per call on Linux.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
             tracing::error!(error = %e, "gRPC server failed");
         }
