@@ -145,7 +145,7 @@ impl TabletStateMachine {
     }
 
     /// Applies `entries` (each with a caller token, e.g. openraft's responder) and writes the
-    /// result durably; returns each entry's token with its response. The one apply path of
+    /// result (durable with the next synced write); returns each entry's token with its response. The one apply path of
     /// both the openraft trait and tests.
     async fn apply_entries<R, S>(&self, entries: S) -> Result<Vec<(R, TabletResponse)>, io::Error>
     where
@@ -156,7 +156,10 @@ impl TabletStateMachine {
         let mut applied = inner.apply_to(&mut state, entries).await;
         if let Ok(Applied { batch, .. }) = &mut applied {
             let batch = std::mem::take(batch);
-            if let Err(e) = write_sync(&inner.db, batch).await {
+            // Not synced: the entries are durable in the Raft log (same RocksDB, same WAL),
+            // `committed` is saved synced and openraft re-applies a lost tail on start (the
+            // batch carries its position); the next synced write makes this one durable too.
+            if let Err(e) = inner.db.write(batch).map_err(to_io) {
                 applied = Err(e);
             }
         }
