@@ -43,7 +43,7 @@ fn every_role_and_name_round_trips_through_the_files() {
         for name in &names {
             assert!(identity.is_named(name), "{role}: {name} in {:?}", identity.names);
         }
-        assert!(security.client_tls().is_some() && security.server_tls().is_some());
+        assert!(security.client_tls().is_some() && security.server_config().is_some());
         assert!(security.require_role(role).is_ok());
         let other = Role::ALL.into_iter().find(|r| *r != role).unwrap();
         let wrong = security.require_role(other).unwrap_err().to_string();
