@@ -277,6 +277,14 @@ impl Security {
         }
     }
 
+    /// The CA (or CAs) this process trusts now, PEM (none in plaintext).
+    pub fn ca_pem(&self) -> Option<Vec<u8>> {
+        match self {
+            Security::Insecure => None,
+            Security::Tls(files) => Some(files.current().ca_pem.clone()),
+        }
+    }
+
     /// The client side: verify servers against the CA (and their address against the
     /// certificate's names) and present this process's certificate. `None` in plaintext.
     pub fn client_tls(&self) -> Option<ClientTlsConfig> {

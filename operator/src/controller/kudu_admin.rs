@@ -44,11 +44,23 @@ struct Clients {
 /// More address sets than this and the cache starts over (the channels stay pooled).
 const MAX_CACHED_CLIENTS: usize = 64;
 
+/// The channels of the clusters whose security was set ([`MasterAdmin::use_security`]).
+struct ClusterPool {
+    /// Tells this pool's clients from those of the pool it replaced.
+    tag: u64,
+    security: Security,
+    pool: ChannelPool,
+}
+
 /// The master administration client of the operator.
 pub struct KuduMasterAdmin {
     timeouts: Timeouts,
+    /// The pool of masters whose security was never set (tag 0).
     pool: ChannelPool,
-    clients: Mutex<HashMap<Vec<String>, Arc<Clients>>>,
+    /// Per master address, the pool over its cluster's security.
+    pools: Mutex<HashMap<String, Arc<ClusterPool>>>,
+    next_tag: std::sync::atomic::AtomicU64,
+    clients: Mutex<HashMap<(u64, Vec<String>), Arc<Clients>>>,
 }
 
 impl Default for KuduMasterAdmin {
@@ -74,7 +86,22 @@ impl KuduMasterAdmin {
     /// certificate: membership changes are refused to other roles).
     pub fn with_security(timeouts: Timeouts, security: Security) -> Self {
         let pool = ChannelPool::with_connect_timeout(timeouts.connect).with_security(security);
-        Self { timeouts, pool, clients: Mutex::default() }
+        Self {
+            timeouts,
+            pool,
+            pools: Mutex::default(),
+            next_tag: std::sync::atomic::AtomicU64::new(1),
+            clients: Mutex::default(),
+        }
+    }
+
+    /// The pool for the masters at `addresses` (that of the first one's cluster) and its tag.
+    fn pool_for(&self, addresses: &[String]) -> (u64, ChannelPool) {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        match addresses.first().and_then(|a| pools.get(a)) {
+            Some(cluster) => (cluster.tag, cluster.pool.clone()),
+            None => (0, self.pool.clone()),
+        }
     }
 
     /// The clients of the masters at `addresses`.
@@ -82,8 +109,9 @@ impl KuduMasterAdmin {
         let mut key = addresses.to_vec();
         key.sort();
         key.dedup();
+        let (tag, pool) = self.pool_for(&key);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(found) = clients.get(&key) {
+        if let Some(found) = clients.get(&(tag, key.clone())) {
             return Ok(found.clone());
         }
         let Timeouts { read, change, .. } = self.timeouts;
@@ -91,7 +119,7 @@ impl KuduMasterAdmin {
             MasterClient::with_pool(
                 key.clone(),
                 ClientOptions { timeout, rpc_timeout: read, ..Default::default() },
-                self.pool.clone(),
+                pool.clone(),
             )
             .map_err(|e| MasterAdminError::Refused(e.to_string()))
         };
@@ -99,7 +127,7 @@ impl KuduMasterAdmin {
         if clients.len() >= MAX_CACHED_CLIENTS {
             clients.clear();
         }
-        clients.insert(key, made.clone());
+        clients.insert((tag, key), made.clone());
         Ok(made)
     }
 }
@@ -136,7 +164,35 @@ pub fn raft_view(response: &pb::ListMastersResponse) -> RaftView {
     }
 }
 
+/// Whether two securities present the same certificate and trust the same CA.
+fn same_security(a: &Security, b: &Security) -> bool {
+    a.is_tls() == b.is_tls() && a.cert_pem() == b.cert_pem() && a.ca_pem() == b.ca_pem()
+}
+
 impl MasterAdmin for KuduMasterAdmin {
+    fn use_security(&self, addresses: &[String], security: Security) {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if addresses.iter().all(|a| pools.get(a).is_some_and(|p| same_security(&p.security, &security))) {
+            return;
+        }
+        let tag = self.next_tag.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pool = ChannelPool::with_connect_timeout(self.timeouts.connect).with_security(security.clone());
+        let cluster = Arc::new(ClusterPool { tag, security, pool });
+        for address in addresses {
+            pools.insert(address.clone(), cluster.clone());
+        }
+        drop(pools);
+        // Clients of the replaced pools are not used again.
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, key), _| !key.iter().any(|a| addresses.contains(a)));
+    }
+
+    fn security_for(&self, address: &str) -> Option<Security> {
+        self.pools.lock().unwrap_or_else(|p| p.into_inner()).get(address).map(|p| p.security.clone())
+    }
+
     async fn membership(&self, addresses: &[String]) -> Result<Option<RaftView>, MasterAdminError> {
         match self.clients(addresses)?.reads.list_masters().await {
             Ok(response) => Ok(Some(raft_view(&response))),
