@@ -12,7 +12,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use kudu_client::security::issue::{self, Pair};
 use kudu_client::security::{PemFiles, Role as CertRole, Security};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::masters::MasterAdmin;
 use super::{Context, Error, kube_err};
@@ -101,10 +101,7 @@ pub async fn ensure<M: MasterAdmin>(
                     .map_err(|source| TlsError::Issue { what: cert_role.as_str(), source })?;
                 info!(secret = %name, reason = reason.as_str(), "issuing a certificate");
                 let secret = role_secret(spec, role, &name, &ca, &pair);
-                secrets
-                    .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
-                    .await
-                    .map_err(kube_err("writing a certificate Secret"))?;
+                apply_secret(&secrets, &name, &secret).await?;
                 next = next.min(spec.tls.cert_validity.saturating_sub(spec.tls.renew_before));
             }
         }
@@ -173,6 +170,23 @@ async fn cluster_ca(secrets: &Api<Secret>, spec: &ValidatedSpec) -> Result<Pair,
             .await?
             .ok_or_else(|| Error::Tls(TlsError::CaSecret { name, reason: "incomplete".to_owned() })),
         Err(source) => Err(Error::Kube { what: "creating the CA Secret", source }),
+    }
+}
+
+/// Applies `secret` server-side; fields someone else set are taken back, and said so.
+async fn apply_secret(secrets: &Api<Secret>, name: &str, secret: &Secret) -> Result<(), Error> {
+    let params = PatchParams::apply(FIELD_MANAGER);
+    match secrets.patch(name, &params, &Patch::Apply(secret)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            warn!(secret = %name, conflict = %status.message, "overwrote a change made by someone else");
+            secrets
+                .patch(name, &params.force(), &Patch::Apply(secret))
+                .await
+                .map(|_| ())
+                .map_err(kube_err("writing a certificate Secret"))
+        }
+        Err(source) => Err(Error::Kube { what: "writing a certificate Secret", source }),
     }
 }
 
