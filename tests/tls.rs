@@ -351,7 +351,8 @@ async fn servers_use_renewed_certificates_without_a_restart() {
     let certs = cluster.certs.as_ref().expect("TLS cluster");
     let ca_pem = std::fs::read(certs.ca_dir().join("ca.crt")).expect("ca.crt");
     let (master_name, master_addr) = (cluster.masters[0].name.clone(), cluster.masters[0].addr.clone());
-    let (tserver_name, tserver_ip) = (cluster.tservers[0].name.clone(), common::ip_of(&cluster.tservers[0].addr).to_string());
+    let (tserver_name, tserver_ip) =
+        (cluster.tservers[0].name.clone(), common::ip_of(&cluster.tservers[0].addr).to_string());
     let master_dir = certs.dir.join(&master_name);
     let old = certificate_der(&master_dir);
     assert_eq!(presented_certificate(&master_addr, &ca_pem).await.as_deref(), Some(&old[..]));

@@ -130,8 +130,15 @@ async fn renewal() -> Result<()> {
     // The operator still manages the cluster over TLS with its renewed certificate: a
     // change of spec is observed and the cluster is Available for it.
     tc.kubectl(&["annotate", "kuduclusters", "demo", "renewal-test=done"]).await?;
-    tc.kubectl(&["patch", "kuduclusters", "demo", "--type=merge", "-p", r#"{"spec":{"masterReplacement":{"gracePeriodSeconds":120}}}"#])
-        .await?;
+    tc.kubectl(&[
+        "patch",
+        "kuduclusters",
+        "demo",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"masterReplacement":{"gracePeriodSeconds":120}}}"#,
+    ])
+    .await?;
     eventually(AVAILABLE, "the KuduCluster Available for the new generation", || available_status(&tc, 3)).await?;
     eprintln!("done after {:?}", started.elapsed());
     tc.stop().await;

@@ -604,7 +604,8 @@ async fn a_master_on_a_not_ready_node_is_replaced_without_force() {
     assert_eq!(deleted[0].body["preconditions"]["uid"], "claim-uid-2");
     assert_eq!(deleted[1].body["preconditions"]["uid"], "pod-uid-2");
     assert!(deleted[1].body.get("gracePeriodSeconds").is_none(), "{}", deleted[1].body);
-    let event = fake.requests().into_iter().find(|r| r.method == Method::POST && r.path.contains("/events")).expect("an event");
+    let event =
+        fake.requests().into_iter().find(|r| r.method == Method::POST && r.path.contains("/events")).expect("an event");
     assert_eq!(event.body["reason"], "DeletePodAndPvc");
 }
 
@@ -638,7 +639,8 @@ async fn a_replacement_is_called_off_when_the_fresh_read_shows_raft_hears_the_ma
     reconcile(Arc::new(kc), ctx).await.unwrap();
 
     assert_eq!(deletions(&fake).len(), 0, "{:?}", deletions(&fake));
-    let event = fake.requests().into_iter().find(|r| r.method == Method::POST && r.path.contains("/events")).expect("an event");
+    let event =
+        fake.requests().into_iter().find(|r| r.method == Method::POST && r.path.contains("/events")).expect("an event");
     assert_eq!(event.body["reason"], "ReplacementCalledOff");
     assert!(event.body["note"].as_str().unwrap().contains("still hears"), "{}", event.body["note"]);
     // The status tells what happened: no membership change.

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::server::TlsStream;
 use tonic::transport::server::Connected;
 
@@ -39,7 +39,9 @@ impl Connected for TlsConnection {
         let (tcp, session) = self.0.get_ref();
         TlsPeer {
             remote_addr: tcp.peer_addr().ok(),
-            certs: session.peer_certificates().map(|certs| Arc::new(certs.iter().map(|c| c.clone().into_owned()).collect())),
+            certs: session
+                .peer_certificates()
+                .map(|certs| Arc::new(certs.iter().map(|c| c.clone().into_owned()).collect())),
         }
     }
 }

@@ -481,7 +481,10 @@ mod tests {
         assert_eq!(c.volume_mounts.as_ref().unwrap()[0].name, "data");
         let mounts: Vec<_> =
             c.volume_mounts.as_ref().unwrap().iter().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
-        assert_eq!(mounts, [("data", "/var/lib/kudu"), ("certs", "/etc/kudu/certs"), ("admin-certs", "/etc/kudu/admin")]);
+        assert_eq!(
+            mounts,
+            [("data", "/var/lib/kudu"), ("certs", "/etc/kudu/certs"), ("admin-certs", "/etc/kudu/admin")]
+        );
         let secrets: Vec<_> = pod_spec(&sts)
             .volumes
             .as_ref()
@@ -494,9 +497,11 @@ mod tests {
 
     #[test]
     fn tls_disabled_runs_plaintext_without_certificates() {
-        let spec = spec("image: kudu:1
+        let spec = spec(
+            "image: kudu:1
 tls: {mode: Disabled}
-");
+",
+        );
         for sts in [master_statefulset(&spec, 3), tserver_statefulset(&spec)] {
             let c = container(&sts);
             assert!(c.args.as_ref().unwrap().contains(&"--insecure".to_owned()));
@@ -509,8 +514,10 @@ tls: {mode: Disabled}
 
     #[test]
     fn tablet_servers_mount_their_own_certificate_only() {
-        let spec = spec("image: kudu:1
-");
+        let spec = spec(
+            "image: kudu:1
+",
+        );
         let sts = tserver_statefulset(&spec);
         let c = container(&sts);
         assert!(c.args.as_ref().unwrap().contains(&"--certs-dir=/etc/kudu/certs".to_owned()));

@@ -60,8 +60,11 @@ pub struct KuduMasterAdmin {
     /// Per master address, the pool over its cluster's security.
     pools: Mutex<HashMap<String, Arc<ClusterPool>>>,
     next_tag: std::sync::atomic::AtomicU64,
-    clients: Mutex<HashMap<(u64, Vec<String>), Arc<Clients>>>,
+    clients: Mutex<HashMap<ClientsKey, Arc<Clients>>>,
 }
+
+/// Cached clients by the tag of their pool and their sorted master addresses.
+type ClientsKey = (u64, Vec<String>);
 
 impl Default for KuduMasterAdmin {
     fn default() -> Self {

@@ -139,8 +139,11 @@ async fn cluster_ca(secrets: &Api<Secret>, spec: &ValidatedSpec) -> Result<Pair,
         let bad = |reason: &str| Error::Tls(TlsError::CaSecret { name: name.clone(), reason: reason.to_owned() });
         let secret = secret.ok_or_else(|| bad("not found"))?;
         // cert-manager writes the CA as tls.crt/tls.key; `kudu cert create-ca` as ca.crt/ca.key.
-        let pair = match (data(&secret, TLS_CRT), data(&secret, TLS_KEY), data(&secret, CA_CRT), data(&secret, CA_KEY)) {
-            (Some(cert), Some(key), _, _) | (_, _, Some(cert), Some(key)) => Pair { cert_pem: text(cert), key_pem: text(key) },
+        let pair = match (data(&secret, TLS_CRT), data(&secret, TLS_KEY), data(&secret, CA_CRT), data(&secret, CA_KEY))
+        {
+            (Some(cert), Some(key), _, _) | (_, _, Some(cert), Some(key)) => {
+                Pair { cert_pem: text(cert), key_pem: text(key) }
+            }
             _ => return Err(bad("needs tls.crt and tls.key (or ca.crt and ca.key)")),
         };
         return Ok(pair);
@@ -161,7 +164,10 @@ async fn cluster_ca(secrets: &Api<Secret>, spec: &ValidatedSpec) -> Result<Pair,
         ..Secret::default()
     };
     // Create, never overwrite: a CA another reconcile created first wins.
-    match secrets.create(&PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() }, &secret).await {
+    match secrets
+        .create(&PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() }, &secret)
+        .await
+    {
         Ok(_) => {
             info!(secret = %name, "created the cluster CA");
             Ok(pair)
@@ -192,9 +198,7 @@ async fn apply_secret(secrets: &Api<Secret>, name: &str, secret: &Secret) -> Res
 
 async fn read_ca(secrets: &Api<Secret>, name: &str) -> Result<Option<Pair>, Error> {
     let secret = secrets.get_opt(name).await.map_err(kube_err("reading the CA Secret"))?;
-    Ok(secret.and_then(|s| {
-        Some(Pair { cert_pem: text(data(&s, CA_CRT)?), key_pem: text(data(&s, CA_KEY)?) })
-    }))
+    Ok(secret.and_then(|s| Some(Pair { cert_pem: text(data(&s, CA_CRT)?), key_pem: text(data(&s, CA_KEY)?) })))
 }
 
 /// A role's certificate Secret (a Kubernetes TLS Secret plus `ca.crt`).

@@ -54,7 +54,13 @@ pub enum Decision {
 
 /// Whether the certificate in `current` can stay: issued with `ca_pem`, for exactly
 /// `names` (any order), and not within `renew_before` of its expiry at `now`.
-pub fn decide(current: &Current<'_>, ca_pem: &[u8], names: &[String], now: SystemTime, renew_before: Duration) -> Decision {
+pub fn decide(
+    current: &Current<'_>,
+    ca_pem: &[u8],
+    names: &[String],
+    now: SystemTime,
+    renew_before: Duration,
+) -> Decision {
     let (Some(cert), Some(ca)) = (current.cert_pem, current.ca_pem) else {
         return Decision::Issue(Reason::Missing);
     };
@@ -73,7 +79,8 @@ pub fn decide(current: &Current<'_>, ca_pem: &[u8], names: &[String], now: Syste
     if issue::names_of(cert).as_deref() != Some(&wanted[..]) {
         return Decision::Issue(Reason::NamesChanged);
     }
-    renew_in(not_after, now, renew_before).map_or(Decision::Issue(Reason::Expiring), |renew_in| Decision::Keep { renew_in })
+    renew_in(not_after, now, renew_before)
+        .map_or(Decision::Issue(Reason::Expiring), |renew_in| Decision::Keep { renew_in })
 }
 
 /// How long until a certificate expiring at `not_after` enters the renewal window;
@@ -102,11 +109,8 @@ mod tests {
         let wanted = names(&["m-0.ms.ns.svc", "m-1.ms.ns.svc"]);
         let cert = create_cert_valid_for(&ca, Role::Master, &wanted, 10 * HOUR).unwrap();
         let now = SystemTime::now();
-        let current = Current {
-            ca_pem: Some(ca.cert_pem.as_bytes()),
-            cert_pem: Some(cert.cert_pem.as_bytes()),
-            has_key: true,
-        };
+        let current =
+            Current { ca_pem: Some(ca.cert_pem.as_bytes()), cert_pem: Some(cert.cert_pem.as_bytes()), has_key: true };
         let ca_pem = ca.cert_pem.as_bytes();
 
         assert_eq!(decide(&Current::default(), ca_pem, &wanted, now, HOUR), Decision::Issue(Reason::Missing));
@@ -126,7 +130,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(decide(&current, ca_pem, &wanted, now + 9 * HOUR + Duration::from_secs(1), HOUR), Decision::Issue(Reason::Expiring));
+        assert_eq!(
+            decide(&current, ca_pem, &wanted, now + 9 * HOUR + Duration::from_secs(1), HOUR),
+            Decision::Issue(Reason::Expiring)
+        );
         assert_eq!(decide(&current, ca_pem, &wanted, now, 11 * HOUR), Decision::Issue(Reason::Expiring));
         let garbage = Current { cert_pem: Some(b"not a certificate"), ..current.clone() };
         assert_eq!(decide(&garbage, ca_pem, &wanted, now, HOUR), Decision::Issue(Reason::Missing));
