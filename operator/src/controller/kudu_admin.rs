@@ -313,6 +313,49 @@ fn tablet_views(locations: pb::GetTableLocationsResponse) -> Vec<TabletView> {
 mod tests {
     use super::*;
 
+    fn tls(ca: &kudu_client::security::issue::Pair) -> Security {
+        let cert =
+            kudu_client::security::issue::create_cert(ca, kudu_client::security::Role::Admin, &["op".to_owned()], 1)
+                .unwrap();
+        Security::from_pem(kudu_client::security::PemFiles {
+            ca: ca.cert_pem.clone().into_bytes(),
+            cert: cert.cert_pem.into_bytes(),
+            key: cert.key_pem.into_bytes(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn each_cluster_gets_its_own_security_and_a_renewal_starts_its_clients_over() {
+        let admin = KuduMasterAdmin::new(Timeouts::default());
+        let a = ["a-0:7051".to_owned(), "a-1:7051".to_owned()];
+        let b = ["b-0:7051".to_owned()];
+        assert!(admin.security_for(&a[0]).is_none());
+        let (ca_a, ca_b) = (
+            kudu_client::security::issue::create_ca("a", 1).unwrap(),
+            kudu_client::security::issue::create_ca("b", 1).unwrap(),
+        );
+        let first = tls(&ca_a);
+        admin.use_security(&a, first.clone());
+        admin.use_security(&b, tls(&ca_b));
+        let ca_of = |address: &str| admin.security_for(address).and_then(|s| s.ca_pem());
+        assert_eq!(ca_of(&a[1]), Some(ca_a.cert_pem.clone().into_bytes()));
+        assert_eq!(ca_of(&b[0]), Some(ca_b.cert_pem.clone().into_bytes()));
+        assert!(admin.security_for("elsewhere:7051").is_none());
+
+        // Clients are cached per pool: the same security keeps them, a renewed one does not.
+        let before = admin.clients(&a).unwrap();
+        admin.use_security(&a, first);
+        assert!(Arc::ptr_eq(&before, &admin.clients(&a).unwrap()));
+        let renewed = tls(&ca_a);
+        admin.use_security(&a, renewed.clone());
+        assert!(!Arc::ptr_eq(&before, &admin.clients(&a).unwrap()));
+        assert_eq!(admin.security_for(&a[0]).and_then(|s| s.cert_pem()), renewed.cert_pem());
+        // Plaintext (tls.mode Disabled) is a security like any other.
+        admin.use_security(&b, Security::Insecure);
+        assert!(!admin.security_for(&b[0]).unwrap().is_tls());
+    }
+
     #[test]
     fn list_masters_maps_to_a_raft_view() {
         let response = pb::ListMastersResponse {
