@@ -79,8 +79,8 @@ impl std::fmt::Debug for KuduMasterAdmin {
 }
 
 impl KuduMasterAdmin {
-    /// A client with the given timeouts, in plaintext (the clusters the operator deploys
-    /// run with `--insecure` until it manages their certificates).
+    /// A client with the given timeouts, in plaintext for masters whose security was not
+    /// set ([`MasterAdmin::use_security`] sets each cluster's).
     pub fn new(timeouts: Timeouts) -> Self {
         Self::with_security(timeouts, Security::Insecure)
     }
