@@ -106,6 +106,7 @@ The operator runs a KuduCluster on the local control plane (state and pod logs: 
   export KUBECONFIG=$KUBECONFIG
   kubectl get kuduclusters demo -o yaml                     # conditions, members, leader
   kubectl get events --field-selector involvedObject.name=demo
+  kubectl get secrets demo-ca demo-master-tls               # cluster CA and certificates (mutual TLS)
   kubectl exec demo-master-0 -- kudu master list            # the Raft group
   kubectl exec demo-master-0 -- kudu tserver list           # tablet servers and locations
   kubectl exec demo-master-0 -- kudu table describe demo_rows  # tablets, leaders, replicas

@@ -3,10 +3,12 @@
 //! [`crate::rpc`]).
 
 mod auth;
+pub mod tls;
 
 use std::time::Duration;
 
 pub use auth::{AuthLayer, Authorized};
+pub use tls::{RELOAD_INTERVAL, TlsPeer, spawn_reload};
 
 use crate::security::Security;
 use crate::security::policy::Server;
@@ -30,33 +32,39 @@ pub type GrpcRouter = tonic::transport::server::Router<tower_layer::Stack<AuthLa
 /// whole connection (`GOAWAY(ENHANCE_YOUR_CALM)`), failing every other group's call on it.
 const MAX_PENDING_ACCEPT_RESETS: usize = 1024;
 
-/// A gRPC server builder with the HTTP/2 settings every server of the cluster uses, serving
-/// over `security` (mutual TLS, or plaintext) and, over TLS, checking every request of every
-/// service against the role table ([`crate::security::policy`]) for a `server`.
+/// A gRPC server builder with the HTTP/2 settings every server of the cluster uses,
+/// checking, over TLS, every request of every service against the role table
+/// ([`crate::security::policy`]) for a `server`. TLS itself is [`spawn_grpc_server`]'s.
 pub fn grpc_server(security: &Security, server: Server) -> Result<GrpcServer, ServeError> {
-    let mut builder =
+    let builder =
         tonic::transport::Server::builder().http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESETS));
-    if let Some(tls) = security.server_tls() {
-        builder = builder.tls_config(tls)?;
-    }
     Ok(builder.layer(AuthLayer::new(server, security.is_tls())))
 }
 
-/// Serves `router` on `listener` until `stop` turns true, letting in-flight RPCs finish.
+/// Serves `router` on `listener` over `security` (mutual TLS with the certificates of the
+/// moment, see [`tls`], or plaintext) until `stop` turns true, letting in-flight RPCs
+/// finish.
 pub fn spawn_grpc_server(
     router: GrpcRouter,
     listener: tokio::net::TcpListener,
+    security: &Security,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let security = security.clone();
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
-        // TCP_NODELAY on every accepted connection (tonic's own `tcp_nodelay` applies only to
-        // listeners it binds): without it a response written in more than one segment waits
-        // for the peer's delayed ACK, ~40 ms per call on Linux.
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+        let served = if security.is_tls() {
+            router.serve_with_incoming_shutdown(tls::incoming(listener, security), shutdown).await
+        } else {
+            // TCP_NODELAY on every accepted connection (tonic's own `tcp_nodelay` applies only
+            // to listeners it binds): without it a response written in more than one segment
+            // waits for the peer's delayed ACK, ~40 ms per call on Linux.
+            let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, shutdown).await
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "gRPC server failed");
         }
     })

@@ -309,3 +309,72 @@ fn kudu_cert_writes_the_files_of_a_tls_secret() {
     let (ok, _, err) = kudu(&["cert", "create", "--ca", &ca, "--role", "root", "--out", &out, "x"]);
     assert!(!ok && err.contains("unknown role"), "{err}");
 }
+
+/// The certificate a server presents to a new TLS connection at `addr` (verified against
+/// the CA in `ca_pem`), as DER.
+async fn presented_certificate(addr: &str, ca_pem: &[u8]) -> Option<Vec<u8>> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(ca.ok()?).ok()?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let host = common::ip_of(addr).to_string();
+    let name = ServerName::try_from(host).ok()?;
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let tls = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp)).await.ok()?.ok()?;
+    tls.get_ref().1.peer_certificates()?.first().map(|c| c.to_vec())
+}
+
+/// The DER of the certificate in a directory's `tls.crt`.
+fn certificate_der(dir: &std::path::Path) -> Vec<u8> {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_file(dir.join("tls.crt")).expect("tls.crt").to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_use_renewed_certificates_without_a_restart() {
+    let cluster = Cluster::start_tls(1, 1);
+    cluster.wait_leader().await;
+    cluster.wait_tservers(1).await;
+    let admin = cluster.client();
+    admin.create_table("before", &simple_schema(), 1, 1).await.expect("create table");
+    let certs = cluster.certs.as_ref().expect("TLS cluster");
+    let ca_pem = std::fs::read(certs.ca_dir().join("ca.crt")).expect("ca.crt");
+    let (master_name, master_addr) = (cluster.masters[0].name.clone(), cluster.masters[0].addr.clone());
+    let (tserver_name, tserver_ip) =
+        (cluster.tservers[0].name.clone(), common::ip_of(&cluster.tservers[0].addr).to_string());
+    let master_dir = certs.dir.join(&master_name);
+    let old = certificate_der(&master_dir);
+    assert_eq!(presented_certificate(&master_addr, &ca_pem).await.as_deref(), Some(&old[..]));
+    let pids = (cluster.masters[0].pid(), cluster.tservers[0].pid());
+
+    // Renew both servers' certificates in place, as the kubelet updates a Secret volume.
+    let renewed_master = certs.issue(&master_name, Role::Master, &[common::ip_of(&master_addr)]);
+    certs.issue(&tserver_name, Role::Tserver, &[&tserver_ip]);
+    let new = certificate_der(&renewed_master);
+    assert_ne!(old, new);
+    wait_for("the master to present its renewed certificate", WAIT, || {
+        let (addr, ca, new) = (master_addr.clone(), ca_pem.clone(), new.clone());
+        async move { (presented_certificate(&addr, &ca).await.as_deref() == Some(&new[..])).then_some(()) }
+    })
+    .await;
+
+    // Same processes, still serving: DDL over new connections, the tablet server (whose
+    // client side starts over with its renewed certificate) still heartbeating.
+    assert_eq!((cluster.masters[0].pid(), cluster.tservers[0].pid()), pids, "no process restarted");
+    assert!(cluster.masters[0].is_running() && cluster.tservers[0].is_running());
+    let fresh = common::client_with(&cluster.master_addrs(), cluster.admin_security());
+    fresh.create_table("after", &simple_schema(), 1, 1).await.expect("DDL after the renewal");
+    assert_eq!(table_names(&fresh).await, ["after", "before"]);
+    cluster.wait_tservers(1).await;
+}

@@ -30,7 +30,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// the pool's transport security (plaintext by default, see [`ChannelPool::with_security`]).
 #[derive(Clone)]
 pub struct ChannelPool {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// The channels, made with the certificates of the generation kept beside them.
+    channels: Arc<Mutex<(u64, HashMap<String, Channel>)>>,
     connect_timeout: Duration,
     security: Security,
 }
@@ -60,8 +61,16 @@ impl ChannelPool {
     }
 
     /// The channel to `address` (`host:port`); connects on first use and reconnects as needed.
+    /// After this process's certificates were renewed ([`Security::reload`]) the pool
+    /// starts over, so new connections present the new certificate (calls in flight keep
+    /// their channels).
     pub fn get(&self, address: &str) -> Result<Channel, tonic::transport::Error> {
-        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.security.generation();
+        if guard.0 != generation {
+            *guard = (generation, HashMap::new());
+        }
+        let channels = &mut guard.1;
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());
         }
@@ -81,12 +90,12 @@ impl ChannelPool {
 
     /// Forgets the channel to `address` so the next use reconnects from scratch.
     pub fn evict(&self, address: &str) {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(address);
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).1.remove(address);
     }
 
     /// Whether the pool holds a channel to `address`.
     pub fn contains(&self, address: &str) -> bool {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner()).contains_key(address)
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).1.contains_key(address)
     }
 }
 

@@ -89,6 +89,41 @@ async fn end_to_end() -> Result<()> {
         .collect::<Result<_, _>>()?;
     ensure!(row_ids == vec![5, 6, 7], "rows scanned back in key order: {scanned}");
 
+    // Mutual TLS by default: the operator made a cluster CA and the certificates; a client
+    // without a certificate, or with one of another CA (which trusts the cluster's CA, so it
+    // is the masters that refuse it), is refused and changes nothing.
+    let secrets = tc.kubectl(&["get", "secrets", "-o", "name"]).await?;
+    for secret in ["secret/demo-ca", "secret/demo-master-tls", "secret/demo-tserver-tls", "secret/demo-admin-tls"] {
+        ensure!(secrets.lines().any(|l| l == secret), "{secret} missing: {secrets}");
+    }
+    let plaintext = tc
+        .kubectl_fails(
+            &["exec", "demo-master-0", "--", "sh", "-c", "unset KUDU_CERTS_DIR; exec kudu table create plain --columns id:int64 --primary-key id --insecure --timeout-ms 5000"],
+            None,
+        )
+        .await?;
+    eprintln!("plaintext client refused: {}", plaintext.trim());
+    let foreign = tc
+        .kubectl_fails(
+            &[
+                "exec",
+                "demo-master-0",
+                "--",
+                "sh",
+                "-c",
+                "d=$(mktemp -d) && kudu cert create-ca --out $d/ca >/dev/null && \
+                 kudu cert create --ca $d/ca --role admin --out $d/c mallory >/dev/null && \
+                 cat $d/ca/ca.crt /etc/kudu/admin/ca.crt > $d/c/ca.crt && \
+                 KUDU_CERTS_DIR=$d/c exec kudu table create foreign --columns id:int64 --primary-key id --timeout-ms 5000",
+            ],
+            None,
+        )
+        .await?;
+    eprintln!("certificate of another CA refused: {}", foreign.trim());
+    ensure!(!foreign.contains("UnknownIssuer"), "the client, not the masters, refused: {foreign}");
+    let tables = tc.kubectl(&in_master(&["table", "list"])).await?;
+    ensure!(!tables.contains("plain") && !tables.contains("foreign"), "a refused client created a table: {tables}");
+
     // A master pod restart (same volume) keeps its node id: no membership change. The new
     // pod turns Ready only as a caught-up member, and the leader lists the same three ids.
     let old_uid = pod_uid(&tc, "demo-master-1").await?;
@@ -122,7 +157,7 @@ async fn end_to_end() -> Result<()> {
         let owned = tc
             .kubectl(&[
                 "get",
-                "statefulsets,services,configmaps,poddisruptionbudgets,serviceaccounts,pods,kuduclusters",
+                "statefulsets,services,configmaps,secrets,poddisruptionbudgets,serviceaccounts,pods,kuduclusters",
                 "-l",
                 "app.kubernetes.io/instance=demo",
                 "-o",

@@ -61,9 +61,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value = "json")]
     pub log_format: LogFormat,
 
-    /// Directory with an `admin` certificate (ca.crt, tls.crt, tls.key) to talk to the
-    /// masters over mutual TLS. Without it the operator talks plaintext: the clusters it
-    /// deploys run with `--insecure` until it manages their certificates.
+    /// Directory with an `admin` certificate (ca.crt, tls.crt, tls.key) for masters the
+    /// operator has no certificate of its own for yet. Usually unneeded: for every
+    /// KuduCluster the operator issues itself an `admin` certificate from the cluster's CA
+    /// (`spec.tls`), and talks plaintext to clusters with `tls.mode: Disabled`.
     #[arg(long, env = "KUDU_CERTS_DIR")]
     pub certs_dir: Option<PathBuf>,
 }

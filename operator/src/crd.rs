@@ -104,6 +104,85 @@ pub struct KuduClusterSpec {
     /// Automatic replacement of masters that cannot come back.
     #[serde(default)]
     pub master_replacement: MasterReplacementSpec,
+
+    /// Transport security: mutual TLS with certificates issued by a cluster CA (the
+    /// default), or plaintext for tests and development.
+    #[serde(default)]
+    pub tls: TlsSpec,
+}
+
+/// Where the cluster's certificates come from.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum TlsMode {
+    /// The operator creates a cluster CA (Secret `<cluster>-ca`) and issues and renews the
+    /// certificates of masters, tablet servers and itself.
+    #[default]
+    Operator,
+    /// The operator issues and renews the certificates with a CA you provide in the Secret
+    /// named by `caSecretName` (`tls.crt` and `tls.key` of the CA, as cert-manager writes a
+    /// CA certificate).
+    Secret,
+    /// Plaintext gRPC without authentication (`--insecure`): for tests and development
+    /// only; anyone who reaches a port may do anything.
+    Disabled,
+}
+
+impl TlsMode {
+    /// Whether gRPC runs over mutual TLS.
+    pub fn enabled(self) -> bool {
+        self != Self::Disabled
+    }
+}
+
+/// Transport security of the cluster. The mode is fixed at creation: masters of different
+/// modes cannot talk to each other.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.mode != 'Secret' || has(self.caSecretName)", "message": "mode Secret needs caSecretName"},
+    {"rule": "self.renewBeforeSeconds < self.certValiditySeconds", "message": "renewBeforeSeconds must be less than certValiditySeconds"},
+    {"rule": "self.mode == oldSelf.mode", "message": "tls.mode cannot change on an existing cluster"}
+]))]
+pub struct TlsSpec {
+    /// `Operator` (default), `Secret` or `Disabled`.
+    #[serde(default)]
+    pub mode: TlsMode,
+
+    /// With mode `Secret`: the Secret in the cluster's namespace holding the CA
+    /// (`tls.crt` and `tls.key`; `ca.crt` when present is trusted too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub ca_secret_name: Option<String>,
+
+    /// How long the certificates the operator issues are valid, in seconds.
+    #[serde(default = "default_cert_validity_seconds")]
+    #[schemars(range(min = 120, max = 157_680_000))]
+    pub cert_validity_seconds: i64,
+
+    /// How long before expiry a certificate is renewed, in seconds. Servers pick up renewed
+    /// certificate files without a restart.
+    #[serde(default = "default_renew_before_seconds")]
+    #[schemars(range(min = 60, max = 157_680_000))]
+    pub renew_before_seconds: i64,
+}
+
+impl Default for TlsSpec {
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::default(),
+            ca_secret_name: None,
+            cert_validity_seconds: default_cert_validity_seconds(),
+            renew_before_seconds: default_renew_before_seconds(),
+        }
+    }
+}
+
+fn default_cert_validity_seconds() -> i64 {
+    90 * 86_400
+}
+
+fn default_renew_before_seconds() -> i64 {
+    30 * 86_400
 }
 
 /// When the kubelet pulls the container image.

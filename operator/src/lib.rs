@@ -19,6 +19,7 @@ pub mod lease;
 pub mod membership;
 pub mod metrics;
 pub mod runner;
+pub mod tls;
 pub mod tservers;
 pub mod validate;
 pub mod zones;

@@ -37,6 +37,8 @@ pub struct ValidatedSpec {
     pub replacement_enabled: bool,
     /// How long a master must be unable to run before it is replaced.
     pub replacement_grace: std::time::Duration,
+    /// Transport security.
+    pub tls: crate::tls::TlsSettings,
 }
 
 /// One validated role (masters or tablet servers).
@@ -115,6 +117,9 @@ pub enum ValidationError {
     /// The replacement grace period is out of range.
     #[error("spec.masterReplacement.gracePeriodSeconds is {0}; it must be 60..=86400")]
     GracePeriod(i64),
+    /// The TLS settings are inconsistent.
+    #[error("spec.tls: {0}")]
+    Tls(&'static str),
 }
 
 /// Check `cluster` and resolve it into a [`ValidatedSpec`].
@@ -156,6 +161,7 @@ pub fn validate(cluster: &KuduCluster) -> Result<ValidatedSpec, ValidationError>
     if !(60..=86400).contains(&grace) {
         return Err(ValidationError::GracePeriod(grace));
     }
+    let tls = crate::tls::TlsSettings::from_spec(&spec.tls).map_err(ValidationError::Tls)?;
     Ok(ValidatedSpec {
         name,
         namespace,
@@ -167,6 +173,7 @@ pub fn validate(cluster: &KuduCluster) -> Result<ValidatedSpec, ValidationError>
         location_labels,
         replacement_enabled: spec.master_replacement.enabled,
         replacement_grace: std::time::Duration::from_secs(grace.unsigned_abs()),
+        tls,
     })
 }
 

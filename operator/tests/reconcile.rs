@@ -160,9 +160,16 @@ async fn new_cluster_applies_every_object_server_side_then_writes_status() {
         .iter()
         .map(|r| (r.body["kind"].as_str().unwrap().to_owned(), r.body["metadata"]["name"].as_str().unwrap().to_owned()))
         .collect();
-    assert_eq!(applied.len(), 13, "{applied:?}");
+    assert_eq!(applied.len(), 16, "{applied:?}");
     let position = |name: &str| applied.iter().position(|(k, n)| k == "StatefulSet" && n == name);
     assert!(position("demo-master") < position("demo-tserver"));
+    // TLS by default: a cluster CA created once, then the certificate Secrets, before any pod.
+    let ca = requests.iter().find(|r| r.method == Method::POST && r.path.ends_with("/secrets")).expect("CA created");
+    assert_eq!(ca.body["metadata"]["name"], "demo-ca");
+    assert!(ca.body["data"]["ca.key"].is_string());
+    let secrets: Vec<&str> = applied.iter().filter(|(k, _)| k == "Secret").map(|(_, n)| n.as_str()).collect();
+    assert_eq!(secrets, ["demo-master-tls", "demo-tserver-tls", "demo-admin-tls"]);
+    assert!(applied.iter().position(|(k, _)| k == "Secret") < position("demo-master"));
     for request in &applies {
         assert!(request.query.contains("fieldManager=kudu-operator"), "{}", request.query);
         // Nobody else set these fields: no force needed.
@@ -182,7 +189,7 @@ async fn new_cluster_applies_every_object_server_side_then_writes_status() {
     assert_eq!(status_condition(status, "Available")["observedGeneration"], 3);
     assert_eq!(status["observedGeneration"], 3);
     // No membership action without a leader.
-    assert!(!requests.iter().any(|r| r.method == Method::POST));
+    assert!(!requests.iter().any(|r| r.method == Method::POST && r.path.contains("/events")));
 }
 
 #[tokio::test]
@@ -205,7 +212,7 @@ async fn invalid_spec_gets_a_condition_and_an_event_but_no_objects() {
     let degraded = status_condition(status, "Degraded");
     assert_eq!(degraded["reason"], "InvalidSpec");
     assert!(degraded["message"].as_str().unwrap().contains("1, 3, 5 or 7"));
-    let event = requests.iter().find(|r| r.method == Method::POST).unwrap();
+    let event = requests.iter().find(|r| r.method == Method::POST && r.path.contains("/events")).unwrap();
     assert!(event.path.ends_with("/events"));
     assert_eq!(event.body["reason"], "InvalidSpec");
     assert_eq!(event.body["type"], "Warning");
@@ -325,7 +332,7 @@ async fn scaling_masters_up_resizes_the_statefulset_and_records_it() {
         .expect("resize patch");
     assert_eq!(resize.body, json!({"spec": {"replicas": 5}}));
 
-    let event = requests.iter().find(|r| r.method == Method::POST).unwrap();
+    let event = requests.iter().find(|r| r.method == Method::POST && r.path.contains("/events")).unwrap();
     assert_eq!(event.body["reason"], "ResizeStatefulSet");
     assert_eq!(event.body["type"], "Normal");
 
@@ -597,7 +604,8 @@ async fn a_master_on_a_not_ready_node_is_replaced_without_force() {
     assert_eq!(deleted[0].body["preconditions"]["uid"], "claim-uid-2");
     assert_eq!(deleted[1].body["preconditions"]["uid"], "pod-uid-2");
     assert!(deleted[1].body.get("gracePeriodSeconds").is_none(), "{}", deleted[1].body);
-    let event = fake.requests().into_iter().find(|r| r.method == Method::POST).expect("an event");
+    let event =
+        fake.requests().into_iter().find(|r| r.method == Method::POST && r.path.contains("/events")).expect("an event");
     assert_eq!(event.body["reason"], "DeletePodAndPvc");
 }
 
@@ -631,7 +639,8 @@ async fn a_replacement_is_called_off_when_the_fresh_read_shows_raft_hears_the_ma
     reconcile(Arc::new(kc), ctx).await.unwrap();
 
     assert_eq!(deletions(&fake).len(), 0, "{:?}", deletions(&fake));
-    let event = fake.requests().into_iter().find(|r| r.method == Method::POST).expect("an event");
+    let event =
+        fake.requests().into_iter().find(|r| r.method == Method::POST && r.path.contains("/events")).expect("an event");
     assert_eq!(event.body["reason"], "ReplacementCalledOff");
     assert!(event.body["note"].as_str().unwrap().contains("still hears"), "{}", event.body["note"]);
     // The status tells what happened: no membership change.

@@ -113,7 +113,8 @@ impl MasterServer {
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
             );
-        tasks.push(spawn_grpc_server(grpc, listener, stopped.clone()));
+        tasks.push(spawn_grpc_server(grpc, listener, &config.security, stopped.clone()));
+        tasks.push(crate::serve::spawn_reload(config.security.clone(), crate::serve::RELOAD_INTERVAL, stopped.clone()));
 
         let mut http_addr = None;
         if let Some(addr) = &config.http_bind {

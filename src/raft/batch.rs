@@ -283,7 +283,7 @@ mod tests {
             crate::serve::grpc_server(&crate::security::Security::Insecure, crate::security::policy::Server::Master)
                 .expect("server")
                 .add_service(RaftServiceServer::new(fake.clone()));
-        crate::serve::spawn_grpc_server(router, listener, stopped);
+        crate::serve::spawn_grpc_server(router, listener, &crate::security::Security::Insecure, stopped);
         (fake, addr, stop)
     }
 

@@ -335,7 +335,7 @@ mod tests {
             crate::serve::grpc_server(&crate::security::Security::Insecure, crate::security::policy::Server::Master)
                 .expect("server")
                 .add_service(RaftServiceServer::new(RaftRpc::new(group.clone())));
-        let server = crate::serve::spawn_grpc_server(router, listener, stopped);
+        let server = crate::serve::spawn_grpc_server(router, listener, &crate::security::Security::Insecure, stopped);
 
         let pool = ChannelPool::default();
         let option = RPCOption::new(std::time::Duration::from_secs(5));
@@ -378,6 +378,7 @@ mod tests {
                 .expect("server")
                 .add_service(service),
             listener,
+            &crate::security::Security::Insecure,
             stopped,
         );
 
@@ -436,7 +437,7 @@ mod tests {
             crate::serve::grpc_server(&crate::security::Security::Insecure, crate::security::policy::Server::Master)
                 .expect("server")
                 .add_service(RaftServiceServer::new(service));
-        let server = crate::serve::spawn_grpc_server(router, listener, stopped);
+        let server = crate::serve::spawn_grpc_server(router, listener, &crate::security::Security::Insecure, stopped);
 
         let mut network = Network::new(ChannelPool::default(), DEFAULT_GROUP, BasicNodeAddress);
         let mut client = network.new_client(NODE_ID, &BasicNode::new(&addr)).await;

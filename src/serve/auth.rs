@@ -9,7 +9,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tonic::codegen::http;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+use super::tls::TlsPeer;
 
 use crate::error_code::ErrorCode;
 use crate::security::Identity;
@@ -74,7 +75,7 @@ where
         if !self.layer.enforce {
             return Box::pin(self.inner.call(request));
         }
-        let certs = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|info| info.peer_certs());
+        let certs = request.extensions().get::<TlsPeer>().and_then(|peer| peer.certs.clone());
         let peer = certs.as_ref().and_then(|c| c.first()).map(|der| Identity::from_der(der));
         match policy::authorize(self.layer.server, request.uri().path(), peer) {
             Ok(identity) => {
@@ -82,10 +83,7 @@ where
                 Box::pin(self.inner.call(request))
             }
             Err(refusal) => {
-                let remote = request
-                    .extensions()
-                    .get::<TlsConnectInfo<TcpConnectInfo>>()
-                    .and_then(|info| info.get_ref().remote_addr());
+                let remote = request.extensions().get::<TlsPeer>().and_then(|peer| peer.remote_addr);
                 tracing::warn!(?remote, %refusal, "request refused");
                 let response = refusal_status(&refusal).into_http();
                 Box::pin(async move { Ok(response) })

@@ -179,7 +179,8 @@ impl TabletServer {
                     .max_decoding_message_size(MAX_MESSAGE)
                     .max_encoding_message_size(MAX_MESSAGE),
             );
-        let mut tasks = vec![spawn_grpc_server(grpc, listener, stopped.clone())];
+        let mut tasks = vec![spawn_grpc_server(grpc, listener, &config.security, stopped.clone())];
+        tasks.push(crate::serve::spawn_reload(config.security.clone(), crate::serve::RELOAD_INTERVAL, stopped.clone()));
         tasks.push(tokio::spawn(heartbeat::run(state.clone(), config.heartbeat_interval, stopped.clone())));
         tasks.push(tokio::spawn(tablets.clone().run_duties(config.tablet_raft.heartbeat_interval, stopped.clone())));
         tasks.push(tokio::spawn(tablets.run_quiescence(stopped.clone())));

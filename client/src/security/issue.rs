@@ -49,10 +49,14 @@ pub struct Pair {
 }
 
 fn validity(params: &mut CertificateParams, days: u32) {
+    validity_for(params, std::time::Duration::from_secs(u64::from(days.max(1)) * 86_400));
+}
+
+fn validity_for(params: &mut CertificateParams, valid_for: std::time::Duration) {
     let now = time::OffsetDateTime::now_utc();
     // An hour back, for clocks a little behind the issuer's.
     params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(i64::from(days.max(1)));
+    params.not_after = now + time::Duration::seconds(i64::try_from(valid_for.as_secs()).unwrap_or(i64::MAX / 2).max(1));
     let mut serial = [0u8; 16];
     rand::rng().fill(&mut serial);
     serial[0] &= 0x7f;
@@ -77,6 +81,17 @@ pub fn create_ca(common_name: &str, days: u32) -> Result<Pair, IssueError> {
 /// name as a DNS or IP subject alternative name (verified against the address clients dial);
 /// clients and admins get exactly one name, in the subject only.
 pub fn create_cert(ca: &Pair, role: Role, names: &[String], days: u32) -> Result<Pair, IssueError> {
+    create_cert_valid_for(ca, role, names, std::time::Duration::from_secs(u64::from(days.max(1)) * 86_400))
+}
+
+/// Like [`create_cert`], valid for `valid_for` (the operator issues short-lived
+/// certificates it renews; tests use minutes).
+pub fn create_cert_valid_for(
+    ca: &Pair,
+    role: Role,
+    names: &[String],
+    valid_for: std::time::Duration,
+) -> Result<Pair, IssueError> {
     let first = names.first().ok_or(IssueError::NoName)?;
     if !role.is_server() && names.len() != 1 {
         return Err(IssueError::OneUser(role));
@@ -108,7 +123,7 @@ pub fn create_cert(ca: &Pair, role: Role, names: &[String], days: u32) -> Result
         vec![ExtendedKeyUsagePurpose::ClientAuth]
     };
     params.use_authority_key_identifier_extension = true;
-    validity(&mut params, days);
+    validity_for(&mut params, valid_for);
     let ca_key = KeyPair::from_pem(&ca.key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
     let key = KeyPair::generate()?;
@@ -193,4 +208,22 @@ pub fn write_cert(
     write_file(&out.join(TLS_KEY), &pair.key_pem, 0o600, overwrite)?;
     write_file(&out.join(TLS_CERT), &pair.cert_pem, 0o644, overwrite)?;
     write_file(&out.join(CA_CERT), &ca.cert_pem, 0o644, overwrite)
+}
+
+/// When the first certificate of PEM `cert_pem` expires (`None` if it does not parse).
+pub fn not_after(cert_pem: &[u8]) -> Option<std::time::SystemTime> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).ok()?;
+    let secs = cert.validity().not_after.timestamp();
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// The DNS and IP names a certificate of PEM `cert_pem` is valid for, sorted (`None` if it
+/// does not parse).
+pub fn names_of(cert_pem: &[u8]) -> Option<Vec<String>> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem).ok()?;
+    let mut names = super::identity::Identity::from_der(&pem.contents).ok()?.names;
+    names.sort();
+    names.dedup();
+    Some(names)
 }

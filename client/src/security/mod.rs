@@ -8,12 +8,14 @@
 pub mod identity;
 pub mod issue;
 pub mod policy;
+mod server;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tonic::transport::{Certificate, ClientTlsConfig, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig};
 
 pub use identity::{Identity, IdentityError, Role};
 
@@ -48,12 +50,26 @@ pub enum SecurityError {
     WrongRole { path: PathBuf, found: Role, needed: Role },
 }
 
-/// The certificates of one process.
-pub struct TlsFiles {
-    dir: PathBuf,
+/// The PEM files of one process, checked: the CA, this process's certificate and key.
+struct Loaded {
+    ca_pem: Vec<u8>,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
     ca: Certificate,
     identity: tonic::transport::Identity,
+    server: Arc<rustls::ServerConfig>,
+}
+
+/// The certificates of one process. Renewed files are picked up by [`TlsFiles::reload`]
+/// (servers call it periodically): new connections then use them, established ones keep
+/// theirs. The role may not change on reload.
+pub struct TlsFiles {
+    /// Where the files are read from (`None`: given in memory, e.g. the operator's own).
+    dir: Option<PathBuf>,
     own: Identity,
+    current: RwLock<Arc<Loaded>>,
+    /// Bumped on every reload that changed the files; channel pools start over on change.
+    generation: AtomicU64,
 }
 
 /// How a process talks gRPC: plaintext (`--insecure`) or mutual TLS with its certificates.
@@ -86,6 +102,71 @@ fn first_der(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, SecurityError> {
     Ok(pem.contents)
 }
 
+/// The PEM files of a process (read from a directory, or given in memory).
+#[derive(Clone)]
+pub struct PemFiles {
+    /// `ca.crt`: the CA (or CAs) peers are verified against.
+    pub ca: Vec<u8>,
+    /// `tls.crt`: this process's certificate.
+    pub cert: Vec<u8>,
+    /// `tls.key`: its private key.
+    pub key: Vec<u8>,
+}
+
+impl PemFiles {
+    /// Reads `ca.crt`, `tls.crt` and `tls.key` from `dir`.
+    pub fn read(dir: &Path) -> Result<PemFiles, SecurityError> {
+        Ok(PemFiles { ca: read(dir.join(CA_CERT))?, cert: read(dir.join(TLS_CERT))?, key: read(dir.join(TLS_KEY))? })
+    }
+}
+
+/// Checks `pem` (named as if read from `dir`, or from the file names alone) and prepares
+/// the client and server configurations.
+fn check(dir: Option<&Path>, pem: PemFiles) -> Result<(Identity, Loaded), SecurityError> {
+    let at = |name: &str| dir.map_or_else(|| PathBuf::from(name), |d| d.join(name));
+    let (ca_path, cert_path, key_path) = (at(CA_CERT), at(TLS_CERT), at(TLS_KEY));
+    let PemFiles { ca: ca_pem, cert: cert_pem, key: key_pem } = pem;
+    if !String::from_utf8_lossy(&key_pem).contains("PRIVATE KEY") {
+        return Err(SecurityError::Invalid { path: key_path, reason: "not a PEM private key".into() });
+    }
+    let ca_der = first_der(&ca_path, &ca_pem)?;
+    let cert_der = first_der(&cert_path, &cert_pem)?;
+    let own = Identity::from_der(&cert_der)
+        .map_err(|e| SecurityError::Invalid { path: cert_path.clone(), reason: e.to_string() })?;
+    let issued_by_ca =
+        match (x509_parser::parse_x509_certificate(&ca_der), x509_parser::parse_x509_certificate(&cert_der)) {
+            (Ok((_, ca)), Ok((_, cert))) => {
+                ca.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(Some(ca.public_key())).is_ok()
+            }
+            (Err(e), _) => {
+                return Err(SecurityError::Invalid { path: ca_path, reason: format!("not an X.509 certificate: {e}") });
+            }
+            (_, Err(e)) => {
+                return Err(SecurityError::Invalid {
+                    path: cert_path,
+                    reason: format!("not an X.509 certificate: {e}"),
+                });
+            }
+        };
+    if !issued_by_ca {
+        return Err(SecurityError::Invalid {
+            path: cert_path,
+            reason: format!("not issued by the CA in {}", ca_path.display()),
+        });
+    }
+    let server = server::config(&ca_pem, &cert_pem, &key_pem)
+        .map_err(|reason| SecurityError::Invalid { path: cert_path, reason })?;
+    let loaded = Loaded {
+        ca: Certificate::from_pem(ca_pem.clone()),
+        identity: tonic::transport::Identity::from_pem(cert_pem.clone(), key_pem.clone()),
+        server: Arc::new(server),
+        ca_pem,
+        cert_pem,
+        key_pem,
+    };
+    Ok((own, loaded))
+}
+
 impl Security {
     /// The choice of `--certs-dir DIR` (or `KUDU_CERTS_DIR`, already folded in by clap) or
     /// `--insecure`; neither is an error naming both flags.
@@ -101,47 +182,23 @@ impl Security {
     /// Loads `ca.crt`, `tls.crt` and `tls.key` from `dir` and checks that the certificate
     /// carries a role and was issued by the CA.
     pub fn load(dir: &Path) -> Result<Security, SecurityError> {
-        let (ca_path, cert_path, key_path) = (dir.join(CA_CERT), dir.join(TLS_CERT), dir.join(TLS_KEY));
-        let ca_pem = read(ca_path.clone())?;
-        let cert_pem = read(cert_path.clone())?;
-        let key_pem = read(key_path.clone())?;
-        if !String::from_utf8_lossy(&key_pem).contains("PRIVATE KEY") {
-            return Err(SecurityError::Invalid { path: key_path, reason: "not a PEM private key".into() });
-        }
-        let ca_der = first_der(&ca_path, &ca_pem)?;
-        let cert_der = first_der(&cert_path, &cert_pem)?;
-        let own = Identity::from_der(&cert_der)
-            .map_err(|e| SecurityError::Invalid { path: cert_path.clone(), reason: e.to_string() })?;
-        let issued_by_ca =
-            match (x509_parser::parse_x509_certificate(&ca_der), x509_parser::parse_x509_certificate(&cert_der)) {
-                (Ok((_, ca)), Ok((_, cert))) => {
-                    ca.subject().as_raw() == cert.issuer().as_raw()
-                        && cert.verify_signature(Some(ca.public_key())).is_ok()
-                }
-                (Err(e), _) => {
-                    return Err(SecurityError::Invalid {
-                        path: ca_path,
-                        reason: format!("not an X.509 certificate: {e}"),
-                    });
-                }
-                (_, Err(e)) => {
-                    return Err(SecurityError::Invalid {
-                        path: cert_path,
-                        reason: format!("not an X.509 certificate: {e}"),
-                    });
-                }
-            };
-        if !issued_by_ca {
-            return Err(SecurityError::Invalid {
-                path: cert_path,
-                reason: format!("not issued by the CA in {}", ca_path.display()),
-            });
-        }
+        let (own, loaded) = check(Some(dir), PemFiles::read(dir)?)?;
         Ok(Security::Tls(Arc::new(TlsFiles {
-            dir: dir.to_path_buf(),
-            ca: Certificate::from_pem(ca_pem),
-            identity: tonic::transport::Identity::from_pem(cert_pem, key_pem),
+            dir: Some(dir.to_path_buf()),
             own,
+            current: RwLock::new(Arc::new(loaded)),
+            generation: AtomicU64::new(0),
+        })))
+    }
+
+    /// Mutual TLS with certificates held in memory (checked as [`Security::load`] does).
+    pub fn from_pem(pem: PemFiles) -> Result<Security, SecurityError> {
+        let (own, loaded) = check(None, pem)?;
+        Ok(Security::Tls(Arc::new(TlsFiles {
+            dir: None,
+            own,
+            current: RwLock::new(Arc::new(loaded)),
+            generation: AtomicU64::new(0),
         })))
     }
 
@@ -162,9 +219,11 @@ impl Security {
     /// certificate, and so on). Plaintext passes.
     pub fn require_role(&self, needed: Role) -> Result<(), SecurityError> {
         match self {
-            Security::Tls(files) if files.own.role != needed => {
-                Err(SecurityError::WrongRole { path: files.dir.join(TLS_CERT), found: files.own.role, needed })
-            }
+            Security::Tls(files) if files.own.role != needed => Err(SecurityError::WrongRole {
+                path: files.dir.as_deref().map_or_else(|| PathBuf::from(TLS_CERT), |d| d.join(TLS_CERT)),
+                found: files.own.role,
+                needed,
+            }),
             _ => Ok(()),
         }
     }
@@ -174,37 +233,96 @@ impl Security {
         if self.is_tls() { "https" } else { "http" }
     }
 
+    /// Re-reads the certificates directory and, when the files changed and check out
+    /// (same role, issued by the CA, key matching), uses them from now on. `Ok(true)` when
+    /// they changed; an invalid new set (e.g. caught half-written) is an error and the
+    /// previous one stays. Plaintext and in-memory certificates: `Ok(false)`.
+    pub fn reload(&self) -> Result<bool, SecurityError> {
+        let Security::Tls(files) = self else {
+            return Ok(false);
+        };
+        let Some(dir) = files.dir.as_deref() else {
+            return Ok(false);
+        };
+        let pem = PemFiles::read(dir)?;
+        {
+            let current = files.current();
+            if current.ca_pem == pem.ca && current.cert_pem == pem.cert && current.key_pem == pem.key {
+                return Ok(false);
+            }
+        }
+        let (own, loaded) = check(Some(dir), pem)?;
+        if own.role != files.own.role {
+            return Err(SecurityError::WrongRole { path: dir.join(TLS_CERT), found: own.role, needed: files.own.role });
+        }
+        *files.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
+        files.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    /// A number that changes whenever [`Security::reload`] took new certificates (0 in
+    /// plaintext).
+    pub fn generation(&self) -> u64 {
+        match self {
+            Security::Insecure => 0,
+            Security::Tls(files) => files.generation.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The certificate this process presents now, PEM (none in plaintext).
+    pub fn cert_pem(&self) -> Option<Vec<u8>> {
+        match self {
+            Security::Insecure => None,
+            Security::Tls(files) => Some(files.current().cert_pem.clone()),
+        }
+    }
+
+    /// The CA (or CAs) this process trusts now, PEM (none in plaintext).
+    pub fn ca_pem(&self) -> Option<Vec<u8>> {
+        match self {
+            Security::Insecure => None,
+            Security::Tls(files) => Some(files.current().ca_pem.clone()),
+        }
+    }
+
     /// The client side: verify servers against the CA (and their address against the
     /// certificate's names) and present this process's certificate. `None` in plaintext.
     pub fn client_tls(&self) -> Option<ClientTlsConfig> {
         match self {
             Security::Insecure => None,
-            Security::Tls(files) => Some(
-                ClientTlsConfig::new()
-                    .ca_certificate(files.ca.clone())
-                    .identity(files.identity.clone())
-                    .timeout(HANDSHAKE_TIMEOUT),
-            ),
+            Security::Tls(files) => {
+                let current = files.current();
+                Some(
+                    ClientTlsConfig::new()
+                        .ca_certificate(current.ca.clone())
+                        .identity(current.identity.clone())
+                        .timeout(HANDSHAKE_TIMEOUT),
+                )
+            }
         }
     }
 
-    /// The server side: present this process's certificate and verify client certificates
-    /// against the CA. A client without a certificate completes the handshake so that it
-    /// gets a clear `UNAUTHENTICATED` answer; every RPC then requires an identity
-    /// ([`policy::authorize`]). `None` in plaintext.
-    pub fn server_tls(&self) -> Option<ServerTlsConfig> {
+    /// The server side, for each new connection: present this process's current
+    /// certificate and verify client certificates against the CA. A client without a
+    /// certificate completes the handshake so that it gets a clear `UNAUTHENTICATED`
+    /// answer; every RPC then requires an identity ([`policy::authorize`]). `None` in
+    /// plaintext.
+    pub fn server_config(&self) -> Option<Arc<rustls::ServerConfig>> {
         match self {
             Security::Insecure => None,
-            Security::Tls(files) => Some(
-                ServerTlsConfig::new()
-                    .identity(files.identity.clone())
-                    .client_ca_root(files.ca.clone())
-                    .client_auth_optional(true)
-                    .timeout(HANDSHAKE_TIMEOUT),
-            ),
+            Security::Tls(files) => Some(files.current().server.clone()),
         }
     }
 }
+
+impl TlsFiles {
+    fn current(&self) -> Arc<Loaded> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// How long a TLS handshake may take on the server side.
+pub const SERVER_HANDSHAKE_TIMEOUT: Duration = HANDSHAKE_TIMEOUT;
 
 /// The identity the server's authorization check attached to a request (`None` in
 /// plaintext, where nothing is checked).

@@ -43,7 +43,7 @@ fn every_role_and_name_round_trips_through_the_files() {
         for name in &names {
             assert!(identity.is_named(name), "{role}: {name} in {:?}", identity.names);
         }
-        assert!(security.client_tls().is_some() && security.server_tls().is_some());
+        assert!(security.client_tls().is_some() && security.server_config().is_some());
         assert!(security.require_role(role).is_ok());
         let other = Role::ALL.into_iter().find(|r| *r != role).unwrap();
         let wrong = security.require_role(other).unwrap_err().to_string();
@@ -102,4 +102,43 @@ fn the_flags_choose_exactly_one_mode() {
     assert!(!Security::from_flags(None, true).unwrap().is_tls());
     let missing = Security::from_flags(Some(Path::new("/nonexistent-kudu-certs")), false).unwrap_err();
     assert!(missing.to_string().contains("/nonexistent-kudu-certs/ca.crt"), "{missing}");
+}
+
+#[test]
+fn reload_takes_renewed_files_and_keeps_the_old_ones_when_the_new_are_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca");
+    issue::write_ca(&ca, "kudu-ca", 30).unwrap();
+    let out = dir.path().join("m");
+    let names = vec!["m-0.example".to_owned()];
+    issue::write_cert(&ca, &out, Role::Master, &names, 30, false).unwrap();
+    let security = Security::load(&out).unwrap();
+    let first = security.cert_pem().unwrap();
+    assert!(!security.reload().unwrap(), "unchanged files are not a renewal");
+    assert_eq!(security.generation(), 0);
+
+    // Renewed in place: taken, and the generation moves (channel pools start over).
+    issue::write_cert(&ca, &out, Role::Master, &names, 30, true).unwrap();
+    assert!(security.reload().unwrap());
+    assert_eq!(security.generation(), 1);
+    let renewed = security.cert_pem().unwrap();
+    assert_ne!(renewed, first);
+    assert_eq!(security.server_config().map(|c| c.alpn_protocols.clone()), Some(vec![b"h2".to_vec()]));
+
+    // Half-written (a new certificate beside the old key): refused, the renewed set stays.
+    let other = dir.path().join("other");
+    issue::write_cert(&ca, &other, Role::Master, &names, 30, false).unwrap();
+    std::fs::copy(other.join(TLS_CERT), out.join(TLS_CERT)).unwrap();
+    assert!(security.reload().is_err());
+    assert_eq!(security.cert_pem().unwrap(), renewed);
+    assert_eq!(security.generation(), 1);
+
+    // Another role: refused.
+    issue::write_cert(&ca, &out, Role::Client, &["alice".to_owned()], 30, true).unwrap();
+    let wrong = security.reload().unwrap_err();
+    assert!(matches!(wrong, SecurityError::WrongRole { .. }), "{wrong}");
+    assert_eq!(security.cert_pem().unwrap(), renewed);
+
+    // Plaintext has nothing to reload.
+    assert!(!Security::Insecure.reload().unwrap());
 }

@@ -18,6 +18,30 @@ pub fn claim_dir(state_dir: &Path, ns: &str, name: &str) -> PathBuf {
     state_dir.join("volumes").join(ns).join(name)
 }
 
+/// File beside a claim's directory naming the uid of the claim the directory belongs to: a
+/// claim deleted and recreated under the same name (a StatefulSet replacing a lost volume)
+/// must get an empty volume even when the directory of the old one was not removed yet.
+pub fn claim_uid_file(state_dir: &Path, ns: &str, name: &str) -> PathBuf {
+    state_dir.join("volumes").join(ns).join(format!(".{name}.uid"))
+}
+
+/// The directory of claim `name` with uid `uid`, emptied first if it belonged to an
+/// earlier claim of the same name.
+pub fn claim_dir_for(state_dir: &Path, ns: &str, name: &str, uid: &str) -> std::io::Result<PathBuf> {
+    let dir = claim_dir(state_dir, ns, name);
+    let uid_file = claim_uid_file(state_dir, ns, name);
+    let owner = std::fs::read_to_string(&uid_file).ok();
+    if owner.as_deref() != Some(uid) {
+        if owner.is_some() && dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(&uid_file, uid)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// Whether a pod (not yet removed and not finished) mounts claim `name` in `ns`.
 fn in_use(pods: &[Value], ns: &str, name: &str) -> bool {
     pods.iter()
@@ -83,11 +107,18 @@ pub fn sync_once(api: &Api, state_dir: &Path) {
         let ns_name = ns.file_name().to_string_lossy().into_owned();
         for claim in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
             let claim_name = claim.file_name().to_string_lossy().into_owned();
+            if claim_name.starts_with('.') {
+                // A claim's uid file, removed with its directory.
+                continue;
+            }
             let exists = claims.iter().any(|c| {
                 meta_str(c, "namespace") == Some(ns_name.as_str()) && meta_str(c, "name") == Some(claim_name.as_str())
             });
-            if !exists && let Err(e) = std::fs::remove_dir_all(claim.path()) {
-                tracing::warn!(error = %e, path = %claim.path().display(), "removing volume of deleted claim");
+            if !exists {
+                if let Err(e) = std::fs::remove_dir_all(claim.path()) {
+                    tracing::warn!(error = %e, path = %claim.path().display(), "removing volume of deleted claim");
+                }
+                let _ = std::fs::remove_file(claim_uid_file(state_dir, &ns_name, &claim_name));
             }
         }
     }

@@ -91,7 +91,13 @@ struct Kubelet {
     bind_shim: Option<&'static Path>,
     proxy: proxy::ServiceProxy,
     exec: Arc<exec::ExecRegistry>,
+    /// When the Secret and ConfigMap volumes of running pods were last brought up to date.
+    volumes_refreshed: std::time::Instant,
 }
+
+/// How often running pods' Secret and ConfigMap volumes are updated from their objects (a
+/// real kubelet takes up to about a minute).
+const VOLUME_REFRESH: Duration = Duration::from_secs(2);
 
 /// The kubelet's pods directory under the cluster state directory.
 pub fn pods_dir(state_dir: &Path) -> PathBuf {
@@ -157,6 +163,7 @@ impl Kubelet {
             bind_shim: bindshim::library(),
             proxy: proxy::ServiceProxy::default(),
             exec,
+            volumes_refreshed: std::time::Instant::now(),
         };
         Ok((kubelet, dns_task))
     }
@@ -412,6 +419,14 @@ impl Kubelet {
                 && let Err(e) = write_status(&self.api, "", "pods", pod, status)
             {
                 tracing::debug!(error = %e, "pod status update failed");
+            }
+        }
+        if self.volumes_refreshed.elapsed() >= VOLUME_REFRESH {
+            self.volumes_refreshed = std::time::Instant::now();
+            for pod in pods.iter().filter(|p| self.runtimes.contains_key(meta_str(p, "uid").unwrap_or(""))) {
+                if let Err(e) = volumes::refresh(&self.api, pod, &pod_dir(&self.config.state_dir, pod)) {
+                    tracing::debug!(error = %e, pod = meta_str(pod, "name"), "volume refresh failed");
+                }
             }
         }
         let gone: Vec<String> = self.runtimes.keys().filter(|u| !seen.contains(*u)).cloned().collect();

@@ -1,5 +1,6 @@
 //! Pod volumes as directories: PVCs (a directory per claim that survives the pod),
-//! ConfigMaps and Secrets (files written at pod start), emptyDir and hostPath.
+//! ConfigMaps and Secrets (files written at pod start and kept up to date while the pod
+//! runs, [`refresh`]), emptyDir and hostPath.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use thiserror::Error;
 
 use crate::apiserver::Api;
 use crate::apiserver::util::{base64_decode, meta_str};
-use crate::controllers::pvc::claim_dir;
+use crate::controllers::pvc::{claim_dir, claim_dir_for};
 
 /// A volume could not be prepared.
 #[derive(Debug, Error)]
@@ -79,6 +80,52 @@ fn projected(obj: &Value, source: &Value, secret: bool) -> Vec<(String, Vec<u8>)
     }
 }
 
+/// Writes `content` to `path` unless it already holds it, through a temporary file renamed
+/// over it (readers see the old or the new file, never a mix). Returns whether it changed.
+fn replace_file(path: &Path, content: &[u8]) -> Result<bool, VolumeError> {
+    if std::fs::read(path).ok().as_deref() == Some(content) {
+        return Ok(false);
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!("..{name}.tmp"));
+    std::fs::write(&tmp, content).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(true)
+}
+
+/// Brings the Secret and ConfigMap volumes of a running `pod` up to date with their objects,
+/// as the kubelet does (keys that vanished stay; a missing object changes nothing).
+/// Returns how many files changed.
+pub fn refresh(api: &Api, pod: &Value, pod_dir: &Path) -> Result<usize, VolumeError> {
+    let ns = meta_str(pod, "namespace").unwrap_or("default");
+    let mut changed = 0;
+    for vol in pod.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten() {
+        let Some(name) = vol.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let (source, resource, object_name, secret) = if let Some(src) = vol.get("secret") {
+            (src, "secrets", src.get("secretName"), true)
+        } else if let Some(src) = vol.get("configMap") {
+            (src, "configmaps", src.get("name"), false)
+        } else {
+            continue;
+        };
+        let Some(object_name) = object_name.and_then(Value::as_str) else {
+            continue;
+        };
+        let Ok(object) = api.resource("", resource).and_then(|rt| api.get(&rt, "v1", Some(ns), object_name)) else {
+            continue;
+        };
+        let dir = pod_dir.join("volumes").join(name);
+        for (file, content) in projected(&object, source, secret) {
+            if replace_file(&dir.join(&file), &content)? {
+                changed += 1;
+            }
+        }
+    }
+    Ok(changed)
+}
+
 /// Prepares every volume of `pod`; returns the host directory of each by volume name.
 pub fn prepare(
     api: &Api,
@@ -97,11 +144,11 @@ pub fn prepare(
             let rt = api
                 .resource("", "persistentvolumeclaims")
                 .map_err(|_| VolumeError::Missing { kind: "persistentvolumeclaim", name: claim.into() })?;
-            api.get(&rt, "v1", Some(ns), claim)
+            let pvc = api
+                .get(&rt, "v1", Some(ns), claim)
                 .map_err(|_| VolumeError::Missing { kind: "persistentvolumeclaim", name: claim.into() })?;
             let dir = claim_dir(state_dir, ns, claim);
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            dir
+            claim_dir_for(state_dir, ns, claim, meta_str(&pvc, "uid").unwrap_or("")).map_err(io(&dir))?
         } else if let Some(src) = vol.get("configMap") {
             let cm_name = src.get("name").and_then(Value::as_str).unwrap_or("");
             let optional = src.get("optional").and_then(Value::as_bool) == Some(true);

@@ -21,11 +21,28 @@ fn ports(role: Role) -> Vec<ServicePort> {
         .collect()
 }
 
+/// Annotations telling Prometheus (the common `kubernetes-service-endpoints` scrape
+/// configuration) to scrape `/metrics` on the HTTP port of every pod behind a headless
+/// Service: plain HTTP, read-only, whether gRPC runs over mutual TLS or not.
+pub fn scrape_annotations(role: Role) -> std::collections::BTreeMap<String, String> {
+    [
+        ("prometheus.io/scrape", "true".to_owned()),
+        ("prometheus.io/scheme", "http".to_owned()),
+        ("prometheus.io/path", "/metrics".to_owned()),
+        ("prometheus.io/port", role.http_port().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// Headless Service of `role`. The masters' publishes not-ready addresses: a master must
 /// resolve its peers' names before any of them is ready, or the group cannot form.
 pub fn headless_service(spec: &ValidatedSpec, role: Role) -> Service {
+    let mut metadata = owned_meta(spec, names::headless_service_name(&spec.name, role), Some(role));
+    metadata.annotations = Some(scrape_annotations(role));
     Service {
-        metadata: owned_meta(spec, names::headless_service_name(&spec.name, role), Some(role)),
+        metadata,
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
             selector: Some(names::selector_labels(&spec.name, role)),
@@ -56,6 +73,18 @@ pub fn client_service(spec: &ValidatedSpec) -> Service {
 mod tests {
     use super::*;
     use crate::build::test_support::spec;
+
+    #[test]
+    fn headless_services_tell_prometheus_the_plain_metrics_port() {
+        let spec = spec("image: kudu:1\n");
+        for (role, port) in [(Role::Master, "8051"), (Role::TServer, "8050")] {
+            let service = headless_service(&spec, role);
+            let annotations = service.metadata.annotations.unwrap();
+            assert_eq!(annotations["prometheus.io/port"], port);
+            assert_eq!(annotations["prometheus.io/scheme"], "http");
+            assert_eq!(annotations["prometheus.io/path"], "/metrics");
+        }
+    }
 
     fn port_numbers(service: &Service) -> Vec<(String, i32)> {
         service

@@ -11,13 +11,15 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRe
 use k8s_openapi::api::core::v1::{
     ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
     LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, TopologySpreadConstraint, VolumeMount, VolumeResourceRequirements,
+    PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::names::{self, Role};
 use super::owned_meta;
+use crate::tls;
 use crate::validate::{RoleSpec, ValidatedSpec};
 
 /// Topology keys the pods of a role are spread over by default.
@@ -27,8 +29,9 @@ pub const MASTER_TERMINATION_GRACE_SECONDS: i64 = 60;
 /// The master's preStop hook: hand over leadership if this master leads. A shell expands
 /// the pod's own address (Kubernetes does not expand `$(VAR)` in hooks); the CLI reads the
 /// master addresses from `KUDU_MASTERS`.
-pub const MASTER_PRE_STOP: [&str; 3] =
-    ["sh", "-c", "exec kudu master step-down --insecure --if-leader \"$KUDU_ADVERTISED_ADDR\""];
+/// Its transport security comes from the environment (`KUDU_CERTS_DIR`, the mounted admin
+/// certificate, or `KUDU_INSECURE`).
+pub const MASTER_PRE_STOP: [&str; 3] = ["sh", "-c", "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""];
 
 /// The master StatefulSet with `replicas` pods (see [`super::BuildInputs`]), spread over
 /// zones softly.
@@ -211,8 +214,8 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
         format!("--rpc-addr=$({}):{}", names::ENV_POD_IP, role.rpc_port()),
         format!("--advertised-addr=$({})", names::ENV_ADVERTISED_ADDR),
         format!("--master-addresses=$({})", names::ENV_MASTER_ADDRESSES),
-        // Plaintext for now: operator-managed CA and certificates are a later step.
-        "--insecure".to_owned(),
+        // Mutual TLS with the mounted certificates, or plaintext (`tls.mode: Disabled`).
+        if spec.tls.enabled() { format!("--certs-dir={}", tls::CERTS_DIR) } else { "--insecure".to_owned() },
     ];
     args.push(format!("--http-addr=$({}):{}", names::ENV_POD_IP, role.http_port()));
     if role == Role::Master {
@@ -230,26 +233,86 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
             field_env(names::ENV_POD_IP, "status.podIP"),
             EnvVar { name: names::ENV_ADVERTISED_ADDR.to_owned(), value: Some(own_address), ..EnvVar::default() },
             config_env(spec, names::ENV_MASTER_ADDRESSES, names::CONFIG_MASTER_ADDRESSES),
-            EnvVar { name: names::ENV_INSECURE.to_owned(), value: Some("1".to_owned()), ..EnvVar::default() },
+            cli_security_env(spec, role),
         ]),
         ports: Some(vec![
             container_port(names::RPC_PORT_NAME, role.rpc_port()),
             container_port(names::HTTP_PORT_NAME, role.http_port()),
         ]),
         resources: role_spec.resources.clone(),
-        volume_mounts: Some(vec![VolumeMount {
-            name: names::DATA_VOLUME.to_owned(),
-            mount_path: names::DATA_DIR.to_owned(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(
+            [
+                vec![VolumeMount {
+                    name: names::DATA_VOLUME.to_owned(),
+                    mount_path: names::DATA_DIR.to_owned(),
+                    ..VolumeMount::default()
+                }],
+                cert_mounts(spec, role),
+            ]
+            .concat(),
+        ),
         ..Container::default()
     }
+}
+
+/// How the `kudu` CLI in a pod (preStop, `kubectl exec`) secures its calls: in master pods
+/// with the mounted `admin` certificate (a master can already do anything to the catalog),
+/// in tablet server pods with the server's own; plaintext when TLS is disabled.
+fn cli_security_env(spec: &ValidatedSpec, role: Role) -> EnvVar {
+    let (name, value) = match (spec.tls.enabled(), role) {
+        (false, _) => (names::ENV_INSECURE, "1"),
+        (true, Role::Master) => (tls::ENV_CERTS_DIR, tls::ADMIN_CERTS_DIR),
+        (true, Role::TServer) => (tls::ENV_CERTS_DIR, tls::CERTS_DIR),
+    };
+    EnvVar { name: name.to_owned(), value: Some(value.to_owned()), ..EnvVar::default() }
+}
+
+/// The certificate mounts of a role's container (none without TLS).
+fn cert_mounts(spec: &ValidatedSpec, role: Role) -> Vec<VolumeMount> {
+    if !spec.tls.enabled() {
+        return Vec::new();
+    }
+    let mount = |name: &str, path: &str| VolumeMount {
+        name: name.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    let mut mounts = vec![mount(tls::CERTS_VOLUME, tls::CERTS_DIR)];
+    if role == Role::Master {
+        mounts.push(mount(tls::ADMIN_CERTS_VOLUME, tls::ADMIN_CERTS_DIR));
+    }
+    mounts
+}
+
+/// The certificate volumes of a role's pods: Secrets the operator keeps current (the
+/// kubelet updates the files, the servers reload them).
+fn cert_volumes(spec: &ValidatedSpec, role: Role) -> Option<Vec<Volume>> {
+    if !spec.tls.enabled() {
+        return None;
+    }
+    let volume = |name: &str, secret: String| Volume {
+        name: name.to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            // Readable by the pod's group (fsGroup) only: it holds a private key.
+            default_mode: Some(0o440),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    let mut volumes = vec![volume(tls::CERTS_VOLUME, tls::role_secret_name(&spec.name, role))];
+    if role == Role::Master {
+        volumes.push(volume(tls::ADMIN_CERTS_VOLUME, tls::admin_secret_name(&spec.name)));
+    }
+    Some(volumes)
 }
 
 fn base_pod_spec(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec, container: Container) -> PodSpec {
     let overrides = &role_spec.pod_overrides;
     PodSpec {
         containers: vec![container],
+        volumes: cert_volumes(spec, role),
         node_selector: non_empty_map(&overrides.node_selector),
         tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
         affinity: overrides.affinity.clone(),
@@ -365,7 +428,7 @@ mod tests {
                 "--rpc-addr=$(POD_IP):7051",
                 "--advertised-addr=$(KUDU_ADVERTISED_ADDR)",
                 "--master-addresses=$(KUDU_MASTER_ADDRESSES)",
-                "--insecure",
+                "--certs-dir=/etc/kudu/certs",
                 "--http-addr=$(POD_IP):8051",
                 "--location-mapping-cmd=kudu location",
                 "--raft-heartbeat-ms=500",
@@ -384,7 +447,7 @@ mod tests {
                 "POD_IP",
                 "KUDU_ADVERTISED_ADDR",
                 "KUDU_MASTER_ADDRESSES",
-                "KUDU_INSECURE",
+                "KUDU_CERTS_DIR",
                 "KUDU_MASTERS",
                 "POD_NAMESPACE",
                 "KUDU_LOCATION_LABELS"
@@ -400,8 +463,10 @@ mod tests {
         let pre_stop = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
         assert_eq!(
             pre_stop.exec.as_ref().unwrap().command.as_ref().unwrap(),
-            &["sh", "-c", "exec kudu master step-down --insecure --if-leader \"$KUDU_ADVERTISED_ADDR\""]
+            &["sh", "-c", "exec kudu master step-down --if-leader \"$KUDU_ADVERTISED_ADDR\""]
         );
+        // The CLI in master pods is an administrator; the server presents its own certificate.
+        assert_eq!(env_value(c, "KUDU_CERTS_DIR").value.as_deref(), Some("/etc/kudu/admin"));
         assert_eq!(pod_spec(&sts).service_account_name.as_deref(), Some("demo-master"));
         // The image runs as non-root user 10001; the volume must be writable for its group.
         let security = pod_spec(&sts).security_context.as_ref().unwrap();
@@ -414,6 +479,53 @@ mod tests {
         assert_eq!(claim.storage_class_name.as_deref(), Some("fast"));
         assert_eq!(claim.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "5Gi");
         assert_eq!(c.volume_mounts.as_ref().unwrap()[0].name, "data");
+        let mounts: Vec<_> =
+            c.volume_mounts.as_ref().unwrap().iter().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
+        assert_eq!(
+            mounts,
+            [("data", "/var/lib/kudu"), ("certs", "/etc/kudu/certs"), ("admin-certs", "/etc/kudu/admin")]
+        );
+        let secrets: Vec<_> = pod_spec(&sts)
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|v| v.secret.as_ref().unwrap().secret_name.as_deref().unwrap())
+            .collect();
+        assert_eq!(secrets, ["demo-master-tls", "demo-admin-tls"]);
+    }
+
+    #[test]
+    fn tls_disabled_runs_plaintext_without_certificates() {
+        let spec = spec(
+            "image: kudu:1
+tls: {mode: Disabled}
+",
+        );
+        for sts in [master_statefulset(&spec, 3), tserver_statefulset(&spec)] {
+            let c = container(&sts);
+            assert!(c.args.as_ref().unwrap().contains(&"--insecure".to_owned()));
+            assert!(!c.args.as_ref().unwrap().iter().any(|a| a.starts_with("--certs-dir")));
+            assert_eq!(env_value(c, "KUDU_INSECURE").value.as_deref(), Some("1"));
+            assert_eq!(c.volume_mounts.as_ref().unwrap().len(), 1);
+            assert!(pod_spec(&sts).volumes.is_none());
+        }
+    }
+
+    #[test]
+    fn tablet_servers_mount_their_own_certificate_only() {
+        let spec = spec(
+            "image: kudu:1
+",
+        );
+        let sts = tserver_statefulset(&spec);
+        let c = container(&sts);
+        assert!(c.args.as_ref().unwrap().contains(&"--certs-dir=/etc/kudu/certs".to_owned()));
+        assert_eq!(env_value(c, "KUDU_CERTS_DIR").value.as_deref(), Some("/etc/kudu/certs"));
+        let volumes = pod_spec(&sts).volumes.as_ref().unwrap();
+        assert_eq!(volumes.len(), 1);
+        let secret = volumes[0].secret.as_ref().unwrap();
+        assert_eq!((secret.secret_name.as_deref(), secret.default_mode), (Some("demo-tserver-tls"), Some(0o440)));
     }
 
     #[test]

@@ -44,12 +44,27 @@ struct Clients {
 /// More address sets than this and the cache starts over (the channels stay pooled).
 const MAX_CACHED_CLIENTS: usize = 64;
 
+/// The channels of the clusters whose security was set ([`MasterAdmin::use_security`]).
+struct ClusterPool {
+    /// Tells this pool's clients from those of the pool it replaced.
+    tag: u64,
+    security: Security,
+    pool: ChannelPool,
+}
+
 /// The master administration client of the operator.
 pub struct KuduMasterAdmin {
     timeouts: Timeouts,
+    /// The pool of masters whose security was never set (tag 0).
     pool: ChannelPool,
-    clients: Mutex<HashMap<Vec<String>, Arc<Clients>>>,
+    /// Per master address, the pool over its cluster's security.
+    pools: Mutex<HashMap<String, Arc<ClusterPool>>>,
+    next_tag: std::sync::atomic::AtomicU64,
+    clients: Mutex<HashMap<ClientsKey, Arc<Clients>>>,
 }
+
+/// Cached clients by the tag of their pool and their sorted master addresses.
+type ClientsKey = (u64, Vec<String>);
 
 impl Default for KuduMasterAdmin {
     fn default() -> Self {
@@ -64,8 +79,8 @@ impl std::fmt::Debug for KuduMasterAdmin {
 }
 
 impl KuduMasterAdmin {
-    /// A client with the given timeouts, in plaintext (the clusters the operator deploys
-    /// run with `--insecure` until it manages their certificates).
+    /// A client with the given timeouts, in plaintext for masters whose security was not
+    /// set ([`MasterAdmin::use_security`] sets each cluster's).
     pub fn new(timeouts: Timeouts) -> Self {
         Self::with_security(timeouts, Security::Insecure)
     }
@@ -74,7 +89,22 @@ impl KuduMasterAdmin {
     /// certificate: membership changes are refused to other roles).
     pub fn with_security(timeouts: Timeouts, security: Security) -> Self {
         let pool = ChannelPool::with_connect_timeout(timeouts.connect).with_security(security);
-        Self { timeouts, pool, clients: Mutex::default() }
+        Self {
+            timeouts,
+            pool,
+            pools: Mutex::default(),
+            next_tag: std::sync::atomic::AtomicU64::new(1),
+            clients: Mutex::default(),
+        }
+    }
+
+    /// The pool for the masters at `addresses` (that of the first one's cluster) and its tag.
+    fn pool_for(&self, addresses: &[String]) -> (u64, ChannelPool) {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        match addresses.first().and_then(|a| pools.get(a)) {
+            Some(cluster) => (cluster.tag, cluster.pool.clone()),
+            None => (0, self.pool.clone()),
+        }
     }
 
     /// The clients of the masters at `addresses`.
@@ -82,8 +112,9 @@ impl KuduMasterAdmin {
         let mut key = addresses.to_vec();
         key.sort();
         key.dedup();
+        let (tag, pool) = self.pool_for(&key);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(found) = clients.get(&key) {
+        if let Some(found) = clients.get(&(tag, key.clone())) {
             return Ok(found.clone());
         }
         let Timeouts { read, change, .. } = self.timeouts;
@@ -91,7 +122,7 @@ impl KuduMasterAdmin {
             MasterClient::with_pool(
                 key.clone(),
                 ClientOptions { timeout, rpc_timeout: read, ..Default::default() },
-                self.pool.clone(),
+                pool.clone(),
             )
             .map_err(|e| MasterAdminError::Refused(e.to_string()))
         };
@@ -99,7 +130,7 @@ impl KuduMasterAdmin {
         if clients.len() >= MAX_CACHED_CLIENTS {
             clients.clear();
         }
-        clients.insert(key, made.clone());
+        clients.insert((tag, key), made.clone());
         Ok(made)
     }
 }
@@ -136,7 +167,35 @@ pub fn raft_view(response: &pb::ListMastersResponse) -> RaftView {
     }
 }
 
+/// Whether two securities present the same certificate and trust the same CA.
+fn same_security(a: &Security, b: &Security) -> bool {
+    a.is_tls() == b.is_tls() && a.cert_pem() == b.cert_pem() && a.ca_pem() == b.ca_pem()
+}
+
 impl MasterAdmin for KuduMasterAdmin {
+    fn use_security(&self, addresses: &[String], security: Security) {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        if addresses.iter().all(|a| pools.get(a).is_some_and(|p| same_security(&p.security, &security))) {
+            return;
+        }
+        let tag = self.next_tag.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pool = ChannelPool::with_connect_timeout(self.timeouts.connect).with_security(security.clone());
+        let cluster = Arc::new(ClusterPool { tag, security, pool });
+        for address in addresses {
+            pools.insert(address.clone(), cluster.clone());
+        }
+        drop(pools);
+        // Clients of the replaced pools are not used again.
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, key), _| !key.iter().any(|a| addresses.contains(a)));
+    }
+
+    fn security_for(&self, address: &str) -> Option<Security> {
+        self.pools.lock().unwrap_or_else(|p| p.into_inner()).get(address).map(|p| p.security.clone())
+    }
+
     async fn membership(&self, addresses: &[String]) -> Result<Option<RaftView>, MasterAdminError> {
         match self.clients(addresses)?.reads.list_masters().await {
             Ok(response) => Ok(Some(raft_view(&response))),
@@ -253,6 +312,49 @@ fn tablet_views(locations: pb::GetTableLocationsResponse) -> Vec<TabletView> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tls(ca: &kudu_client::security::issue::Pair) -> Security {
+        let cert =
+            kudu_client::security::issue::create_cert(ca, kudu_client::security::Role::Admin, &["op".to_owned()], 1)
+                .unwrap();
+        Security::from_pem(kudu_client::security::PemFiles {
+            ca: ca.cert_pem.clone().into_bytes(),
+            cert: cert.cert_pem.into_bytes(),
+            key: cert.key_pem.into_bytes(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn each_cluster_gets_its_own_security_and_a_renewal_starts_its_clients_over() {
+        let admin = KuduMasterAdmin::new(Timeouts::default());
+        let a = ["a-0:7051".to_owned(), "a-1:7051".to_owned()];
+        let b = ["b-0:7051".to_owned()];
+        assert!(admin.security_for(&a[0]).is_none());
+        let (ca_a, ca_b) = (
+            kudu_client::security::issue::create_ca("a", 1).unwrap(),
+            kudu_client::security::issue::create_ca("b", 1).unwrap(),
+        );
+        let first = tls(&ca_a);
+        admin.use_security(&a, first.clone());
+        admin.use_security(&b, tls(&ca_b));
+        let ca_of = |address: &str| admin.security_for(address).and_then(|s| s.ca_pem());
+        assert_eq!(ca_of(&a[1]), Some(ca_a.cert_pem.clone().into_bytes()));
+        assert_eq!(ca_of(&b[0]), Some(ca_b.cert_pem.clone().into_bytes()));
+        assert!(admin.security_for("elsewhere:7051").is_none());
+
+        // Clients are cached per pool: the same security keeps them, a renewed one does not.
+        let before = admin.clients(&a).unwrap();
+        admin.use_security(&a, first);
+        assert!(Arc::ptr_eq(&before, &admin.clients(&a).unwrap()));
+        let renewed = tls(&ca_a);
+        admin.use_security(&a, renewed.clone());
+        assert!(!Arc::ptr_eq(&before, &admin.clients(&a).unwrap()));
+        assert_eq!(admin.security_for(&a[0]).and_then(|s| s.cert_pem()), renewed.cert_pem());
+        // Plaintext (tls.mode Disabled) is a security like any other.
+        admin.use_security(&b, Security::Insecure);
+        assert!(!admin.security_for(&b[0]).unwrap().is_tls());
+    }
 
     #[test]
     fn list_masters_maps_to_a_raft_view() {

@@ -26,6 +26,15 @@ pub enum MasterAdminError {
 /// Master administration, addressed through the list of all master addresses (the
 /// implementation finds the leader itself).
 pub trait MasterAdmin: Send + Sync + 'static {
+    /// Talk to the masters at `addresses` over `security` from now on (the cluster's own
+    /// CA and the operator's certificate it issued; plaintext for `tls.mode: Disabled`).
+    fn use_security(&self, _addresses: &[String], _security: kudu_client::security::Security) {}
+
+    /// The security last set for the master at `address` by [`MasterAdmin::use_security`].
+    fn security_for(&self, _address: &str) -> Option<kudu_client::security::Security> {
+        None
+    }
+
     /// The membership from the leader (`ListMasters`), `None` without a leader.
     fn membership(
         &self,

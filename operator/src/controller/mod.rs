@@ -13,6 +13,7 @@ pub mod observe;
 pub mod replace;
 pub mod rollout;
 pub mod status;
+pub mod tls;
 pub mod tservers;
 
 use std::future::Future;
@@ -82,6 +83,9 @@ pub enum Error {
     /// Executing a membership action failed.
     #[error(transparent)]
     Execute(#[from] ExecuteError),
+    /// Preparing the certificates failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// Another API call failed.
     #[error("{what}: {source}")]
     Kube {
@@ -115,6 +119,7 @@ impl Error {
             Self::Build(_) => "build",
             Self::Apply(_) => "apply",
             Self::Execute(_) => "membership",
+            Self::Tls(_) => "tls",
             Self::Kube { .. } => "kube",
             Self::Finalizer(_) => "finalizer",
         }
@@ -265,6 +270,8 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     let master_addresses: Vec<String> =
         (0..inputs.master_statefulset_replicas).map(|o| names::master_address(&spec, o)).collect();
     let current_tservers = current_tserver_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
+    // Certificates first: every pod mounts them, and the operator's own one talks to the masters.
+    let renew_in = tls::ensure(ctx, &spec, current_tservers.unwrap_or(0).max(spec.tservers.replicas)).await?;
     let tserver_scale = tservers::scale(ctx, cluster, &spec, current_tservers, &master_addresses).await;
     inputs.tserver_statefulset_replicas = tserver_scale.plan.replicas;
     // Masters before tablet servers: once both exist, the tablet servers' StatefulSet is
@@ -338,10 +345,12 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     fail::fail_point!(failpoints::BEFORE_STATUS);
     patch_status(ctx, cluster, new_status).await?;
 
-    Ok(controller::Action::requeue(match decision {
+    let requeue = match decision {
         membership::Action::None if !tservers::busy(&tserver_scale) => SETTLED_REQUEUE,
         _ => BUSY_REQUEUE,
-    }))
+    };
+    // Back when a certificate is due for renewal.
+    Ok(controller::Action::requeue(renew_in.map_or(requeue, |due| requeue.min(due.max(Duration::from_secs(1))))))
 }
 
 /// Carry out `decision` and publish what came of it as an Event.
