@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
-    LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, TopologySpreadConstraint, VolumeMount, VolumeResourceRequirements,
+    Capabilities, ConfigMapKeySelector, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecurityContext,
+    TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -52,6 +54,18 @@ pub fn master_statefulset_spread(spec: &ValidatedSpec, replicas: i32, hard_zone_
         }
     }
     sts
+}
+
+/// Remove the location mapping command from `sts`'s container (the masters cannot read
+/// nodes when the operator has no cluster-scoped permissions to grant them).
+pub fn drop_location_mapping(sts: &mut StatefulSet) {
+    let prefix = "--location-mapping-cmd";
+    let containers = sts.spec.as_mut().and_then(|s| s.template.spec.as_mut()).map(|p| &mut p.containers);
+    for container in containers.into_iter().flatten() {
+        if let Some(args) = container.args.as_mut() {
+            args.retain(|a| a != prefix && !a.starts_with(&format!("{prefix}=")));
+        }
+    }
 }
 
 fn master_statefulset_soft(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
@@ -231,18 +245,60 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
             EnvVar { name: names::ENV_ADVERTISED_ADDR.to_owned(), value: Some(own_address), ..EnvVar::default() },
             config_env(spec, names::ENV_MASTER_ADDRESSES, names::CONFIG_MASTER_ADDRESSES),
             EnvVar { name: names::ENV_INSECURE.to_owned(), value: Some("1".to_owned()), ..EnvVar::default() },
+            EnvVar { name: "TMPDIR".to_owned(), value: Some(names::TMP_DIR.to_owned()), ..EnvVar::default() },
         ]),
         ports: Some(vec![
             container_port(names::RPC_PORT_NAME, role.rpc_port()),
             container_port(names::HTTP_PORT_NAME, role.http_port()),
         ]),
         resources: role_spec.resources.clone(),
-        volume_mounts: Some(vec![VolumeMount {
-            name: names::DATA_VOLUME.to_owned(),
-            mount_path: names::DATA_DIR.to_owned(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: names::DATA_VOLUME.to_owned(),
+                mount_path: names::DATA_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: names::TMP_VOLUME.to_owned(),
+                mount_path: names::TMP_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
+        ]),
+        security_context: Some(container_security_context()),
         ..Container::default()
+    }
+}
+
+/// The hardened container: no privilege escalation, no capabilities, a read-only root
+/// filesystem (the processes write only to the data volume and [`names::TMP_DIR`]), the
+/// runtime's default seccomp profile, and the image's non-root user.
+pub fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(names::KUDU_UID),
+        run_as_group: Some(names::KUDU_GID),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..SecurityContext::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile { type_: "RuntimeDefault".to_owned(), ..SeccompProfile::default() }
+}
+
+/// The pod's scratch volume: an `emptyDir` of bounded size.
+fn tmp_volume() -> Volume {
+    Volume {
+        name: names::TMP_VOLUME.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(Quantity(names::TMP_SIZE_LIMIT.to_owned())),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..Volume::default()
     }
 }
 
@@ -256,8 +312,12 @@ fn base_pod_spec(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec, contain
         security_context: Some(PodSecurityContext {
             fs_group: Some(names::KUDU_GID),
             run_as_non_root: Some(true),
+            run_as_user: Some(names::KUDU_UID),
+            run_as_group: Some(names::KUDU_GID),
+            seccomp_profile: Some(runtime_default_seccomp()),
             ..PodSecurityContext::default()
         }),
+        volumes: Some(vec![tmp_volume()]),
         topology_spread_constraints: Some(
             SPREAD_TOPOLOGY_KEYS
                 .iter()
@@ -385,6 +445,7 @@ mod tests {
                 "KUDU_ADVERTISED_ADDR",
                 "KUDU_MASTER_ADDRESSES",
                 "KUDU_INSECURE",
+                "TMPDIR",
                 "KUDU_MASTERS",
                 "POD_NAMESPACE",
                 "KUDU_LOCATION_LABELS"
@@ -414,6 +475,41 @@ mod tests {
         assert_eq!(claim.storage_class_name.as_deref(), Some("fast"));
         assert_eq!(claim.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0, "5Gi");
         assert_eq!(c.volume_mounts.as_ref().unwrap()[0].name, "data");
+    }
+
+    #[test]
+    fn pods_of_both_roles_are_hardened() {
+        let spec = spec("image: kudu:1\n");
+        for sts in [master_statefulset(&spec, 3), tserver_statefulset(&spec)] {
+            let c = container(&sts);
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            assert_eq!(sc.privileged, Some(false));
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
+            assert_eq!(sc.capabilities.as_ref().unwrap().add, None);
+            assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+            assert_eq!((sc.run_as_non_root, sc.run_as_user, sc.run_as_group), (Some(true), Some(10001), Some(10001)));
+            let pod = pod_spec(&sts);
+            let psc = pod.security_context.as_ref().unwrap();
+            assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+            assert_eq!((psc.run_as_user, psc.run_as_group, psc.fs_group), (Some(10001), Some(10001), Some(10001)));
+            // The read-only root leaves the data volume and a bounded scratch directory,
+            // which TMPDIR names, as the only writable places.
+            let mounts: Vec<_> = c
+                .volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
+                .collect();
+            assert_eq!(mounts, [("data", "/var/lib/kudu", None), ("tmp", "/var/tmp/kudu", None)]);
+            let volumes = pod.volumes.as_ref().unwrap();
+            assert_eq!(volumes.len(), 1);
+            let empty_dir = volumes[0].empty_dir.as_ref().unwrap();
+            assert_eq!((volumes[0].name.as_str(), empty_dir.size_limit.as_ref().unwrap().0.as_str()), ("tmp", "64Mi"));
+            assert_eq!(env_value(c, "TMPDIR").value.as_deref(), Some("/var/tmp/kudu"));
+        }
     }
 
     #[test]
