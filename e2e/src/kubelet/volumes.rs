@@ -97,9 +97,10 @@ pub fn prepare(
             let rt = api
                 .resource("", "persistentvolumeclaims")
                 .map_err(|_| VolumeError::Missing { kind: "persistentvolumeclaim", name: claim.into() })?;
-            api.get(&rt, "v1", Some(ns), claim)
+            let pvc = api
+                .get(&rt, "v1", Some(ns), claim)
                 .map_err(|_| VolumeError::Missing { kind: "persistentvolumeclaim", name: claim.into() })?;
-            let dir = claim_dir(state_dir, ns, claim);
+            let dir = claim_dir(state_dir, ns, claim, meta_str(&pvc, "uid").unwrap_or_default());
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             dir
         } else if let Some(src) = vol.get("configMap") {
