@@ -334,3 +334,127 @@ async fn cluster_chart_refuses_bad_values() -> Result<()> {
     tc.stop().await;
     Ok(())
 }
+
+/// The cluster the namespace-scoped operator manages: one master, three tablet servers,
+/// clients labelled `role=ingest` admitted to the RPC ports and Prometheus to the HTTP ones.
+const TEAM_CLUSTER: &str = r#"
+apiVersion: kudu.dev/v1alpha1
+kind: KuduCluster
+metadata: {name: demo, namespace: team-a}
+spec:
+  image: kudu:dev
+  masters: {replicas: 1, storage: {size: 1Gi}}
+  tservers: {replicas: 3, storage: {size: 1Gi}}
+  network:
+    allowedClients: [{podSelector: {matchLabels: {role: ingest}}}]
+    metricsClients: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]
+"#;
+
+/// A cluster in another namespace, which the namespace-scoped operator must not touch.
+const OTHER_CLUSTER: &str = r#"
+apiVersion: kudu.dev/v1alpha1
+kind: KuduCluster
+metadata: {name: other, namespace: default}
+spec:
+  image: kudu:dev
+  masters: {replicas: 1}
+  tservers: {replicas: 1}
+"#;
+
+fn available(kc: &Value) -> bool {
+    let status = &kc["status"];
+    let available = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Available" && c["status"] == "True");
+    available && status["readyTServers"] == 3 && status["observedGeneration"] == kc["metadata"]["generation"]
+}
+
+/// `helm install` with `rbac.scope: namespace`: the operator holds a Role in its own
+/// namespace and no ClusterRole, manages the KuduCluster there (which becomes Available
+/// with hardened pods and its NetworkPolicy), creates nothing cluster-scoped, and leaves a
+/// KuduCluster in another namespace alone. The local control plane stores the
+/// NetworkPolicy but does not enforce it, and its kubelet runs processes without applying
+/// the security contexts (it must accept them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_scoped_operator_runs_a_hardened_cluster() -> Result<()> {
+    let python = venv_python()?;
+    let tc = start_cluster().await?;
+    let crd = manifest_dir().join("../crds/kudu.dev_kuduclusters.yaml");
+    tc.kubectl(&["apply", "-f", crd.to_str().context("CRD path")?]).await?;
+    let mut values = support::chart_values();
+    values["rbac"] = json!({"scope": "namespace"});
+    let operator = json!({
+        "namespace": "team-a",
+        "action": "install",
+        "release": "kudu-operator",
+        "chart": project_chart("kudu-operator")?,
+        "values": values,
+        "options": {"create_namespace": true, "wait": true, "timeout": 120},
+    });
+    helm(&tc, &python, operator).await?;
+    let started = std::time::Instant::now();
+    // Roles only: none of the chart's objects is cluster-scoped.
+    let cluster_roles = tc.kubectl(&["get", "clusterroles,clusterrolebindings", "-o", "name"]).await?;
+    ensure!(!cluster_roles.contains("kudu"), "cluster-scoped RBAC in namespace scope: {cluster_roles}");
+    let role = tc.get_json(&["-n", "team-a", "role", "kudu-operator"]).await?;
+    ensure!(role["rules"].to_string().contains("networkpolicies"), "the Role cannot manage NetworkPolicies: {role}");
+
+    tc.kubectl_stdin(&["apply", "-f", "-"], OTHER_CLUSTER).await?;
+    tc.kubectl_stdin(&["apply", "-f", "-"], TEAM_CLUSTER).await?;
+    let kc = eventually(Duration::from_secs(240), "the team-a KuduCluster to become Available", || async {
+        let kc = tc.get_json(&["-n", "team-a", "kuduclusters", "demo"]).await?;
+        Ok(available(&kc).then_some(kc))
+    })
+    .await?;
+    eprintln!("namespace-scoped KuduCluster available after {:?}: {}", started.elapsed(), kc["status"]);
+
+    // Every pod of the cluster runs (Ready) with the hardened security context.
+    let pods = tc.get_json(&["-n", "team-a", "pods", "-l", "app.kubernetes.io/instance=demo"]).await?;
+    let pods = pods["items"].as_array().cloned().unwrap_or_default();
+    ensure!(pods.len() == 4, "expected 1 master and 3 tablet servers: {}", pods.len());
+    for pod in &pods {
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let ready = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ensure!(ready, "{name} is not Ready: {}", pod["status"]);
+        let sc = &pod["spec"]["containers"][0]["securityContext"];
+        ensure!(
+            sc["allowPrivilegeEscalation"] == false
+                && sc["readOnlyRootFilesystem"] == true
+                && sc["capabilities"]["drop"] == json!(["ALL"])
+                && sc["seccompProfile"]["type"] == "RuntimeDefault"
+                && sc["runAsNonRoot"] == true,
+            "{name}: {sc}"
+        );
+        let pod_sc = &pod["spec"]["securityContext"];
+        ensure!(pod_sc["fsGroup"] == 10001 && pod_sc["runAsUser"] == 10001, "{name}: {pod_sc}");
+        let args = pod["spec"]["containers"][0]["args"].to_string();
+        ensure!(!args.contains("--location-mapping-cmd"), "{name} runs a location command it cannot use: {args}");
+    }
+
+    // The NetworkPolicy, owned by the cluster.
+    let policy = tc.get_json(&["-n", "team-a", "networkpolicies", "demo"]).await?;
+    ensure!(policy["metadata"]["ownerReferences"][0]["kind"] == "KuduCluster", "{policy}");
+    let ingress = policy["spec"]["ingress"].as_array().cloned().unwrap_or_default();
+    ensure!(ingress.len() == 3, "own pods and operator, clients, scrapers: {policy}");
+    ensure!(ingress[0]["from"][1]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "team-a");
+    ensure!(ingress[1]["from"][0]["podSelector"]["matchLabels"]["role"] == "ingest", "{policy}");
+    ensure!(ingress[1]["ports"][0]["port"] == "rpc" && ingress[2]["ports"][0]["port"] == "http", "{policy}");
+    // Nothing cluster-scoped was created for the cluster either.
+    let cluster_roles = tc.kubectl(&["get", "clusterroles", "-o", "name"]).await?;
+    ensure!(!cluster_roles.contains("kudu-location"), "{cluster_roles}");
+
+    // The cluster outside the watched namespace got nothing: no finalizer, no objects.
+    let other = tc.get_json(&["kuduclusters", "other"]).await?;
+    ensure!(other["metadata"]["finalizers"].is_null() && other["status"].is_null(), "{other}");
+    let objects =
+        tc.kubectl(&["get", "statefulsets,configmaps", "-l", "app.kubernetes.io/instance=other", "-o", "name"]).await?;
+    ensure!(objects.trim().is_empty(), "the operator reached outside its namespace: {objects}");
+    tc.stop().await;
+    Ok(())
+}

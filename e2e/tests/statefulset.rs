@@ -303,17 +303,28 @@ async fn claim_retention_policy_delete() -> Result<()> {
     .await?;
 
     // A claim in use is protected: deleting it leaves it Terminating until its pod is gone;
-    // then the StatefulSet recreates the pod with a fresh claim.
+    // then the StatefulSet recreates the pod with a fresh claim, which is a new, empty
+    // volume (the directory is per claim uid): nothing of the old claim's data is in it.
     let old_claim = tc.kubectl(&["get", "pvc", "data-tmp-0", "-o", "jsonpath={.metadata.uid}"]).await?;
+    let old_dir = claim_dir(0).join(&old_claim);
+    ensure!(old_dir.is_dir(), "no directory for the claim's uid: {}", old_dir.display());
+    std::fs::write(old_dir.join("old-data"), b"written to the claim that gets deleted")?;
     tc.kubectl(&["delete", "pvc", "data-tmp-0", "--wait=false"]).await?;
     let pvc = tc.get_json(&["pvc", "data-tmp-0"]).await?;
     ensure!(pvc["metadata"]["deletionTimestamp"].is_string(), "claim in use was removed at once: {pvc}");
     tc.kubectl(&["delete", "pod", "tmp-0", "--wait=false"]).await?;
-    eventually(Duration::from_secs(60), "tmp-0 back with a fresh claim", || async {
+    let new_claim = eventually(Duration::from_secs(60), "tmp-0 back with a fresh claim", || async {
         let uid = tc.kubectl(&["get", "pvc", "data-tmp-0", "-o", "jsonpath={.metadata.uid}"]).await.unwrap_or_default();
         let pod = tc.get_json(&["pod", "tmp-0"]).await.ok();
         let running = pod.is_some_and(|p| p["status"]["phase"] == "Running");
-        Ok((!uid.is_empty() && uid != old_claim && running).then_some(()))
+        Ok((!uid.is_empty() && uid != old_claim && running).then_some(uid))
+    })
+    .await?;
+    let new_dir = claim_dir(0).join(&new_claim);
+    ensure!(new_dir.is_dir(), "the fresh claim has no directory of its own");
+    ensure!(!new_dir.join("old-data").exists(), "the fresh claim sees the deleted claim's data");
+    eventually(Duration::from_secs(30), "the deleted claim's directory to go", || async {
+        Ok((!old_dir.exists()).then_some(()))
     })
     .await?;
 

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt};
@@ -109,6 +110,35 @@ pub struct KuduClusterSpec {
     /// default), or plaintext for tests and development.
     #[serde(default)]
     pub tls: TlsSpec,
+
+    /// Who may reach the cluster's pods. The operator keeps a NetworkPolicy that admits
+    /// only the cluster's own pods, the operator, and the peers named here.
+    #[serde(default, skip_serializing_if = "NetworkSpec::is_empty")]
+    pub network: NetworkSpec,
+}
+
+/// Network access to the masters and tablet servers, as NetworkPolicy peers (pod and
+/// namespace selectors, IP blocks).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// Clients allowed to the RPC ports of masters and tablet servers (applications,
+    /// the `kudu` CLI). Empty: only the cluster's own pods and the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub allowed_clients: Vec<NetworkPolicyPeer>,
+
+    /// Clients allowed to the HTTP ports (web pages and `/metrics`), such as Prometheus.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub metrics_clients: Vec<NetworkPolicyPeer>,
+}
+
+impl NetworkSpec {
+    /// Whether no peer is named.
+    pub fn is_empty(&self) -> bool {
+        self.allowed_clients.is_empty() && self.metrics_clients.is_empty()
+    }
 }
 
 /// Where the cluster's certificates come from.

@@ -136,6 +136,7 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
         metrics: metrics.clone(),
         masters,
         leadership: leadership.clone(),
+        env: args.operator_env(),
     });
     // On a stop request the controller finishes the reconciliations in flight (we still
     // lead); on losing the Lease it is dropped at once, cancelling them.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::crd::{ALLOWED_MASTER_REPLICAS, ImagePullPolicy, KuduCluster, PodOverrides, RESERVED_FLAGS};
+use crate::crd::{ALLOWED_MASTER_REPLICAS, ImagePullPolicy, KuduCluster, NetworkSpec, PodOverrides, RESERVED_FLAGS};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 
@@ -39,6 +39,8 @@ pub struct ValidatedSpec {
     pub replacement_grace: std::time::Duration,
     /// Transport security.
     pub tls: crate::tls::TlsSettings,
+    /// Peers admitted by the cluster's NetworkPolicy besides its own pods and the operator.
+    pub network: NetworkSpec,
 }
 
 /// One validated role (masters or tablet servers).
@@ -114,6 +116,15 @@ pub enum ValidationError {
     /// A topology label key is listed twice.
     #[error("spec.topology.locationLabels lists {0:?} twice")]
     DuplicateLabelKey(String),
+    /// A NetworkPolicy peer names neither pods, namespaces nor an IP block (in a
+    /// NetworkPolicy such a peer is refused by the API server).
+    #[error("{field}[{index}] must set podSelector, namespaceSelector or ipBlock")]
+    EmptyPeer {
+        /// The field path.
+        field: &'static str,
+        /// Index of the peer.
+        index: usize,
+    },
     /// The replacement grace period is out of range.
     #[error("spec.masterReplacement.gracePeriodSeconds is {0}; it must be 60..=86400")]
     GracePeriod(i64),
@@ -162,6 +173,8 @@ pub fn validate(cluster: &KuduCluster) -> Result<ValidatedSpec, ValidationError>
         return Err(ValidationError::GracePeriod(grace));
     }
     let tls = crate::tls::TlsSettings::from_spec(&spec.tls).map_err(ValidationError::Tls)?;
+    check_peers("spec.network.allowedClients", &spec.network.allowed_clients)?;
+    check_peers("spec.network.metricsClients", &spec.network.metrics_clients)?;
     Ok(ValidatedSpec {
         name,
         namespace,
@@ -174,7 +187,19 @@ pub fn validate(cluster: &KuduCluster) -> Result<ValidatedSpec, ValidationError>
         replacement_enabled: spec.master_replacement.enabled,
         replacement_grace: std::time::Duration::from_secs(grace.unsigned_abs()),
         tls,
+        network: spec.network.clone(),
     })
+}
+
+fn check_peers(
+    field: &'static str,
+    peers: &[k8s_openapi::api::networking::v1::NetworkPolicyPeer],
+) -> Result<(), ValidationError> {
+    match peers.iter().position(|p| p.pod_selector.is_none() && p.namespace_selector.is_none() && p.ip_block.is_none())
+    {
+        Some(index) => Err(ValidationError::EmptyPeer { field, index }),
+        None => Ok(()),
+    }
 }
 
 /// Parse a quantity like `10Gi` and require it to be greater than zero.
@@ -286,6 +311,18 @@ mod tests {
         assert_eq!(spec.location_labels, crate::crd::default_location_labels());
         assert!(spec.replacement_enabled);
         assert_eq!(spec.replacement_grace, std::time::Duration::from_secs(300));
+    }
+
+    #[test]
+    fn network_peers_must_name_something() {
+        assert_eq!(
+            error_for(
+                "image: k\nnetwork:\n  allowedClients: [{podSelector: {}}]\n  metricsClients: [{ipBlock: {cidr: 10.0.0.0/8}}, {}]\n"
+            ),
+            ValidationError::EmptyPeer { field: "spec.network.metricsClients", index: 1 }
+        );
+        let spec = validate(&cluster("image: k\nnetwork: {allowedClients: [{namespaceSelector: {}}]}\n")).unwrap();
+        assert_eq!(spec.network.allowed_clients.len(), 1);
     }
 
     #[test]

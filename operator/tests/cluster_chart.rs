@@ -75,6 +75,8 @@ fn the_values_schema_refuses_what_the_crd_refuses() {
         ("masterReplacement.gracePeriodSeconds", "masterReplacement.gracePeriodSeconds", "minimum"),
         ("masterReplacement.gracePeriodSeconds", "masterReplacement.gracePeriodSeconds", "maximum"),
         ("image.pullPolicy", "imagePullPolicy", "enum"),
+        ("network.allowedClients", "network.allowedClients", "maxItems"),
+        ("network.metricsClients", "network.metricsClients", "maxItems"),
     ];
     for (chart_path, crd_path, keyword) in pairs {
         let (ours, theirs) = (&at(&chart, chart_path)[keyword], &at(&crd, crd_path)[keyword]);

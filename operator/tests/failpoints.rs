@@ -435,6 +435,7 @@ async fn run(scenario: &str, masters: i32, world: World, death: Option<(&str, us
         metrics: Arc::new(Metrics::default()),
         masters: fake.clone(),
         leadership: Leadership::unconditional(),
+        env: kudu_operator::build::OperatorEnv::cluster_wide("kudu-system"),
     });
     if let Some((failpoint, hit)) = death {
         let actions = if hit == 1 { "1*panic".to_owned() } else { format!("{}*off->1*panic", hit - 1) };

@@ -129,6 +129,7 @@ fn context<M: MasterAdmin>(client: Client, masters: M) -> Arc<Context<M>> {
         metrics: Arc::new(Metrics::default()),
         masters,
         leadership: Leadership::unconditional(),
+        env: kudu_operator::build::OperatorEnv::cluster_wide("kudu-system"),
     })
 }
 
@@ -160,7 +161,7 @@ async fn new_cluster_applies_every_object_server_side_then_writes_status() {
         .iter()
         .map(|r| (r.body["kind"].as_str().unwrap().to_owned(), r.body["metadata"]["name"].as_str().unwrap().to_owned()))
         .collect();
-    assert_eq!(applied.len(), 16, "{applied:?}");
+    assert_eq!(applied.len(), 17, "{applied:?}");
     let position = |name: &str| applied.iter().position(|(k, n)| k == "StatefulSet" && n == name);
     assert!(position("demo-master") < position("demo-tserver"));
     // TLS by default: a cluster CA created once, then the certificate Secrets, before any pod.
@@ -170,6 +171,9 @@ async fn new_cluster_applies_every_object_server_side_then_writes_status() {
     let secrets: Vec<&str> = applied.iter().filter(|(k, _)| k == "Secret").map(|(_, n)| n.as_str()).collect();
     assert_eq!(secrets, ["demo-master-tls", "demo-tserver-tls", "demo-admin-tls"]);
     assert!(applied.iter().position(|(k, _)| k == "Secret") < position("demo-master"));
+    // The NetworkPolicy is in place before any pod exists.
+    let policy = applies.iter().position(|r| r.path.ends_with("/networkpolicies/demo"));
+    assert!(policy.is_some() && policy < position("demo-master"), "{applied:?}");
     for request in &applies {
         assert!(request.query.contains("fieldManager=kudu-operator"), "{}", request.query);
         // Nobody else set these fields: no force needed.

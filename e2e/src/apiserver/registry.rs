@@ -127,6 +127,8 @@ const BUILTINS: &[Builtin] = &[
     ("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, true, true),
     ("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[], false, false, false),
     ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true, false, false),
+    // Stored and served only: nothing here enforces NetworkPolicies (pods share loopback).
+    ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false, false, false),
     ("rbac.authorization.k8s.io", "v1", "Role", "roles", true, &[], false, false, false),
     ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, &[], false, false, false),
     ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, &[], false, false, false),

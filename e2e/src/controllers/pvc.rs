@@ -13,33 +13,13 @@ use crate::apiserver::ops::{Subresource, WriteOptions};
 use crate::apiserver::registry::ResKey;
 use crate::apiserver::util::meta_str;
 
-/// Directory backing claim `name` in namespace `ns`.
-pub fn claim_dir(state_dir: &Path, ns: &str, name: &str) -> PathBuf {
-    state_dir.join("volumes").join(ns).join(name)
-}
-
-/// File beside a claim's directory naming the uid of the claim the directory belongs to: a
-/// claim deleted and recreated under the same name (a StatefulSet replacing a lost volume)
-/// must get an empty volume even when the directory of the old one was not removed yet.
-pub fn claim_uid_file(state_dir: &Path, ns: &str, name: &str) -> PathBuf {
-    state_dir.join("volumes").join(ns).join(format!(".{name}.uid"))
-}
-
-/// The directory of claim `name` with uid `uid`, emptied first if it belonged to an
-/// earlier claim of the same name.
-pub fn claim_dir_for(state_dir: &Path, ns: &str, name: &str, uid: &str) -> std::io::Result<PathBuf> {
-    let dir = claim_dir(state_dir, ns, name);
-    let uid_file = claim_uid_file(state_dir, ns, name);
-    let owner = std::fs::read_to_string(&uid_file).ok();
-    if owner.as_deref() != Some(uid) {
-        if owner.is_some() && dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(&uid_file, uid)?;
-    }
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// Directory backing the claim `name` with `uid` in namespace `ns`. A claim deleted and
+/// created again under the same name is a new, empty volume, as in a real cluster: the
+/// directory is per uid, so a recreated claim never finds the old claim's data (which it
+/// did when a StatefulSet recreated the claim before this controller removed the old
+/// directory: a "lost" master came back with its old Raft state).
+pub fn claim_dir(state_dir: &Path, ns: &str, name: &str, uid: &str) -> PathBuf {
+    state_dir.join("volumes").join(ns).join(name).join(uid)
 }
 
 /// Whether a pod (not yet removed and not finished) mounts claim `name` in `ns`.
@@ -99,27 +79,47 @@ pub fn sync_once(api: &Api, state_dir: &Path) {
             tracing::debug!(error = %e, "binding claim failed");
         }
     }
+    remove_deleted_volumes(api, state_dir);
+}
+
+/// Removes the directories of claims that no longer exist. The directories are listed
+/// before the claims are read: a directory is made only for a claim that exists, so a claim
+/// created meanwhile is in the list read afterwards and its new directory stays.
+fn remove_deleted_volumes(api: &Api, state_dir: &Path) {
     let root = state_dir.join("volumes");
-    let Ok(namespaces) = std::fs::read_dir(&root) else {
-        return;
-    };
-    for ns in namespaces.flatten() {
+    let mut found: Vec<(String, String, Vec<String>)> = Vec::new();
+    for ns in std::fs::read_dir(&root).into_iter().flatten().flatten() {
         let ns_name = ns.file_name().to_string_lossy().into_owned();
         for claim in std::fs::read_dir(ns.path()).into_iter().flatten().flatten() {
             let claim_name = claim.file_name().to_string_lossy().into_owned();
-            if claim_name.starts_with('.') {
-                // A claim's uid file, removed with its directory.
-                continue;
+            let uids = std::fs::read_dir(claim.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|u| u.file_name().to_string_lossy().into_owned())
+                .collect();
+            found.push((ns_name.clone(), claim_name, uids));
+        }
+    }
+    let claims: Vec<(String, String, String)> = api.store.read(|s| {
+        s.list(&ResKey::new("", "persistentvolumeclaims"), None)
+            .map(|c| {
+                let field = |f| meta_str(c, f).unwrap_or_default().to_owned();
+                (field("namespace"), field("name"), field("uid"))
+            })
+            .collect()
+    });
+    for (ns, name, uids) in found {
+        let current = claims.iter().find(|(n, c, _)| *n == ns && *c == name).map(|(_, _, uid)| uid.as_str());
+        for uid in uids.iter().filter(|u| Some(u.as_str()) != current) {
+            let path = claim_dir(state_dir, &ns, &name, uid);
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(error = %e, path = %path.display(), "removing volume of deleted claim");
             }
-            let exists = claims.iter().any(|c| {
-                meta_str(c, "namespace") == Some(ns_name.as_str()) && meta_str(c, "name") == Some(claim_name.as_str())
-            });
-            if !exists {
-                if let Err(e) = std::fs::remove_dir_all(claim.path()) {
-                    tracing::warn!(error = %e, path = %claim.path().display(), "removing volume of deleted claim");
-                }
-                let _ = std::fs::remove_file(claim_uid_file(state_dir, &ns_name, &claim_name));
-            }
+        }
+        if current.is_none() {
+            // Empty now (a claim directory made meanwhile keeps it).
+            let _ = std::fs::remove_dir(root.join(&ns).join(&name));
         }
     }
 }

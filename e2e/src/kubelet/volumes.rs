@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::apiserver::Api;
 use crate::apiserver::util::{base64_decode, meta_str};
-use crate::controllers::pvc::{claim_dir, claim_dir_for};
+use crate::controllers::pvc::claim_dir;
 
 /// A volume could not be prepared.
 #[derive(Debug, Error)]
@@ -147,8 +147,9 @@ pub fn prepare(
             let pvc = api
                 .get(&rt, "v1", Some(ns), claim)
                 .map_err(|_| VolumeError::Missing { kind: "persistentvolumeclaim", name: claim.into() })?;
-            let dir = claim_dir(state_dir, ns, claim);
-            claim_dir_for(state_dir, ns, claim, meta_str(&pvc, "uid").unwrap_or("")).map_err(io(&dir))?
+            let dir = claim_dir(state_dir, ns, claim, meta_str(&pvc, "uid").unwrap_or_default());
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            dir
         } else if let Some(src) = vol.get("configMap") {
             let cm_name = src.get("name").and_then(Value::as_str).unwrap_or("");
             let optional = src.get("optional").and_then(Value::as_bool) == Some(true);

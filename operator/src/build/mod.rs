@@ -8,6 +8,7 @@
 
 pub mod configmap;
 pub mod names;
+pub mod networkpolicy;
 pub mod pdb;
 pub mod rbac;
 pub mod service;
@@ -15,6 +16,7 @@ pub mod statefulset;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -42,6 +44,8 @@ pub enum Object {
     Service(Service),
     /// A PodDisruptionBudget.
     PodDisruptionBudget(PodDisruptionBudget),
+    /// Who may reach the cluster's pods.
+    NetworkPolicy(NetworkPolicy),
     /// A StatefulSet.
     StatefulSet(StatefulSet),
 }
@@ -58,6 +62,7 @@ impl Object {
             Self::ConfigMap(_) => "ConfigMap",
             Self::Service(_) => "Service",
             Self::PodDisruptionBudget(_) => "PodDisruptionBudget",
+            Self::NetworkPolicy(_) => "NetworkPolicy",
             Self::StatefulSet(_) => "StatefulSet",
         }
     }
@@ -73,6 +78,7 @@ impl Object {
             Self::ConfigMap(o) => &o.metadata,
             Self::Service(o) => &o.metadata,
             Self::PodDisruptionBudget(o) => &o.metadata,
+            Self::NetworkPolicy(o) => &o.metadata,
             Self::StatefulSet(o) => &o.metadata,
         }
     }
@@ -144,6 +150,61 @@ pub fn build_all(spec: &ValidatedSpec, inputs: BuildInputs) -> Result<Vec<Object
         )),
         Object::StatefulSet(statefulset::tserver_statefulset_with(spec, inputs.tserver_statefulset_replicas)),
     ])
+}
+
+/// The `app.kubernetes.io/name` label of the operator's pods in its chart.
+pub const DEFAULT_OPERATOR_NAME: &str = "kudu-operator";
+
+/// What the objects depend on besides the cluster: where the operator runs and what it may
+/// create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorEnv {
+    /// The operator's pods, admitted by the cluster's NetworkPolicy.
+    pub peer: networkpolicy::OperatorPeer,
+    /// The one namespace the operator watches with Roles only, or `None` for every
+    /// namespace (a ClusterRole).
+    pub watch_namespace: Option<String>,
+}
+
+impl OperatorEnv {
+    /// The operator in `namespace` managing every namespace, its pods labelled
+    /// `app.kubernetes.io/name=kudu-operator` (the chart's default).
+    pub fn cluster_wide(namespace: &str) -> Self {
+        Self {
+            peer: networkpolicy::OperatorPeer {
+                namespace: namespace.to_owned(),
+                pod_labels: std::collections::BTreeMap::from([(
+                    names::LABEL_NAME.to_owned(),
+                    DEFAULT_OPERATOR_NAME.to_owned(),
+                )]),
+            },
+            watch_namespace: None,
+        }
+    }
+
+    /// Whether the operator may read nodes and create cluster-scoped objects. Without (it
+    /// watches one namespace), the masters get no ClusterRole to read nodes, so they run no
+    /// location mapping command and every tablet server is in the default location.
+    pub fn cluster_scoped(&self) -> bool {
+        self.watch_namespace.is_none()
+    }
+}
+
+/// Every object of the cluster as [`build_all`] builds them, plus its NetworkPolicy
+/// (before the StatefulSets), adapted to what the operator may do (see [`OperatorEnv`]).
+pub fn build_for(spec: &ValidatedSpec, inputs: BuildInputs, env: &OperatorEnv) -> Result<Vec<Object>, BuildError> {
+    let mut objects = build_all(spec, inputs)?;
+    if !env.cluster_scoped() {
+        objects.retain(|o| !matches!(o, Object::ClusterRole(_) | Object::ClusterRoleBinding(_)));
+        for object in &mut objects {
+            if let Object::StatefulSet(sts) = object {
+                statefulset::drop_location_mapping(sts);
+            }
+        }
+    }
+    let first_statefulset = objects.iter().position(|o| matches!(o, Object::StatefulSet(_))).unwrap_or(objects.len());
+    objects.insert(first_statefulset, Object::NetworkPolicy(networkpolicy::network_policy(spec, &env.peer)));
+    Ok(objects)
 }
 
 /// Controller owner reference to the `KuduCluster`.
@@ -245,6 +306,52 @@ mod tests {
                 assert_eq!(owners[0].controller, Some(true));
             }
         }
+    }
+
+    fn env(cluster_scoped: bool) -> OperatorEnv {
+        OperatorEnv {
+            peer: networkpolicy::OperatorPeer {
+                namespace: "ops".to_owned(),
+                pod_labels: std::collections::BTreeMap::from([("app".to_owned(), "op".to_owned())]),
+            },
+            watch_namespace: (!cluster_scoped).then(|| "db".to_owned()),
+        }
+    }
+
+    fn master_args(objects: &[Object]) -> Vec<String> {
+        objects
+            .iter()
+            .find_map(|o| match o {
+                Object::StatefulSet(s) if s.metadata.name.as_deref() == Some("demo-master") => {
+                    s.spec.as_ref()?.template.spec.as_ref()?.containers[0].args.clone()
+                }
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn build_for_adds_the_network_policy_before_the_statefulsets() {
+        let spec = spec("image: kudu:1\n");
+        let objects = build_for(&spec, BuildInputs::initial(&spec), &env(true)).unwrap();
+        let kinds: Vec<_> = objects.iter().map(Object::kind).collect();
+        let policy = kinds.iter().position(|k| *k == "NetworkPolicy").unwrap();
+        assert_eq!(kinds[policy + 1..], ["StatefulSet", "StatefulSet"]);
+        assert_eq!(objects.len(), build_all(&spec, BuildInputs::initial(&spec)).unwrap().len() + 1);
+        assert!(kinds.contains(&"ClusterRole") && kinds.contains(&"ClusterRoleBinding"));
+        assert!(master_args(&objects).iter().any(|a| a.starts_with("--location-mapping-cmd=")));
+        let Object::NetworkPolicy(np) = &objects[policy] else { unreachable!() };
+        assert_eq!(np.metadata.owner_references.as_ref().unwrap()[0].uid, "uid-1");
+    }
+
+    #[test]
+    fn namespace_scope_builds_nothing_cluster_scoped_and_no_location_command() {
+        let spec = spec("image: kudu:1\n");
+        let objects = build_for(&spec, BuildInputs::initial(&spec), &env(false)).unwrap();
+        for object in &objects {
+            assert!(object.metadata().namespace.is_some(), "{} {} is cluster-scoped", object.kind(), object.name());
+        }
+        assert!(!master_args(&objects).iter().any(|a| a.starts_with("--location-mapping-cmd")));
     }
 
     #[test]

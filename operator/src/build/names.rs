@@ -46,6 +46,14 @@ pub const DATA_DIR: &str = "/var/lib/kudu";
 /// Group of the image's non-root `kudu` user (see the root `Dockerfile`): pods set it as
 /// `fsGroup` so the data volume is writable without running as root.
 pub const KUDU_GID: i64 = 10001;
+/// User of the image's non-root `kudu` user (see the root `Dockerfile`): pods run as it.
+pub const KUDU_UID: i64 = 10001;
+/// Name of the writable scratch volume (an `emptyDir`): the root filesystem is read-only.
+pub const TMP_VOLUME: &str = "tmp";
+/// Where the scratch volume is mounted; `TMPDIR` points at it.
+pub const TMP_DIR: &str = "/var/tmp/kudu";
+/// Size limit of the scratch volume.
+pub const TMP_SIZE_LIMIT: &str = "64Mi";
 /// Name of the Kudu container in every pod.
 pub const CONTAINER_NAME: &str = "kudu";
 /// The Kudu binary inside the image.
@@ -129,6 +137,11 @@ pub fn pdb_name(cluster: &str, role: Role) -> String {
 /// Name of the client Service in front of the masters.
 pub fn client_service_name(cluster: &str) -> String {
     format!("{cluster}-client")
+}
+
+/// Name of the cluster's NetworkPolicy.
+pub fn network_policy_name(cluster: &str) -> String {
+    cluster.to_owned()
 }
 
 /// Name of the cluster's ConfigMap.

@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction, Lifecycle,
-    LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, TopologySpreadConstraint, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Capabilities, ConfigMapKeySelector, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource,
+    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -55,6 +56,18 @@ pub fn master_statefulset_spread(spec: &ValidatedSpec, replicas: i32, hard_zone_
         }
     }
     sts
+}
+
+/// Remove the location mapping command from `sts`'s container (the masters cannot read
+/// nodes when the operator has no cluster-scoped permissions to grant them).
+pub fn drop_location_mapping(sts: &mut StatefulSet) {
+    let prefix = "--location-mapping-cmd";
+    let containers = sts.spec.as_mut().and_then(|s| s.template.spec.as_mut()).map(|p| &mut p.containers);
+    for container in containers.into_iter().flatten() {
+        if let Some(args) = container.args.as_mut() {
+            args.retain(|a| a != prefix && !a.starts_with(&format!("{prefix}=")));
+        }
+    }
 }
 
 fn master_statefulset_soft(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
@@ -234,6 +247,7 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
             EnvVar { name: names::ENV_ADVERTISED_ADDR.to_owned(), value: Some(own_address), ..EnvVar::default() },
             config_env(spec, names::ENV_MASTER_ADDRESSES, names::CONFIG_MASTER_ADDRESSES),
             cli_security_env(spec, role),
+            EnvVar { name: "TMPDIR".to_owned(), value: Some(names::TMP_DIR.to_owned()), ..EnvVar::default() },
         ]),
         ports: Some(vec![
             container_port(names::RPC_PORT_NAME, role.rpc_port()),
@@ -242,15 +256,23 @@ fn base_container(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec) -> Con
         resources: role_spec.resources.clone(),
         volume_mounts: Some(
             [
-                vec![VolumeMount {
-                    name: names::DATA_VOLUME.to_owned(),
-                    mount_path: names::DATA_DIR.to_owned(),
-                    ..VolumeMount::default()
-                }],
+                vec![
+                    VolumeMount {
+                        name: names::DATA_VOLUME.to_owned(),
+                        mount_path: names::DATA_DIR.to_owned(),
+                        ..VolumeMount::default()
+                    },
+                    VolumeMount {
+                        name: names::TMP_VOLUME.to_owned(),
+                        mount_path: names::TMP_DIR.to_owned(),
+                        ..VolumeMount::default()
+                    },
+                ],
                 cert_mounts(spec, role),
             ]
             .concat(),
         ),
+        security_context: Some(container_security_context()),
         ..Container::default()
     }
 }
@@ -287,9 +309,9 @@ fn cert_mounts(spec: &ValidatedSpec, role: Role) -> Vec<VolumeMount> {
 
 /// The certificate volumes of a role's pods: Secrets the operator keeps current (the
 /// kubelet updates the files, the servers reload them).
-fn cert_volumes(spec: &ValidatedSpec, role: Role) -> Option<Vec<Volume>> {
+fn cert_volumes(spec: &ValidatedSpec, role: Role) -> Vec<Volume> {
     if !spec.tls.enabled() {
-        return None;
+        return Vec::new();
     }
     let volume = |name: &str, secret: String| Volume {
         name: name.to_owned(),
@@ -305,22 +327,58 @@ fn cert_volumes(spec: &ValidatedSpec, role: Role) -> Option<Vec<Volume>> {
     if role == Role::Master {
         volumes.push(volume(tls::ADMIN_CERTS_VOLUME, tls::admin_secret_name(&spec.name)));
     }
-    Some(volumes)
+    volumes
+}
+
+/// The hardened container: no privilege escalation, no capabilities, a read-only root
+/// filesystem (the processes write only to the data volume and [`names::TMP_DIR`]), the
+/// runtime's default seccomp profile, and the image's non-root user.
+pub fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(names::KUDU_UID),
+        run_as_group: Some(names::KUDU_GID),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..SecurityContext::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile { type_: "RuntimeDefault".to_owned(), ..SeccompProfile::default() }
+}
+
+/// The pod's scratch volume: an `emptyDir` of bounded size.
+fn tmp_volume() -> Volume {
+    Volume {
+        name: names::TMP_VOLUME.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            size_limit: Some(Quantity(names::TMP_SIZE_LIMIT.to_owned())),
+            ..EmptyDirVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
 }
 
 fn base_pod_spec(spec: &ValidatedSpec, role: Role, role_spec: &RoleSpec, container: Container) -> PodSpec {
     let overrides = &role_spec.pod_overrides;
     PodSpec {
         containers: vec![container],
-        volumes: cert_volumes(spec, role),
         node_selector: non_empty_map(&overrides.node_selector),
         tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
         affinity: overrides.affinity.clone(),
         security_context: Some(PodSecurityContext {
             fs_group: Some(names::KUDU_GID),
             run_as_non_root: Some(true),
+            run_as_user: Some(names::KUDU_UID),
+            run_as_group: Some(names::KUDU_GID),
+            seccomp_profile: Some(runtime_default_seccomp()),
             ..PodSecurityContext::default()
         }),
+        volumes: Some([vec![tmp_volume()], cert_volumes(spec, role)].concat()),
         topology_spread_constraints: Some(
             SPREAD_TOPOLOGY_KEYS
                 .iter()
@@ -448,6 +506,7 @@ mod tests {
                 "KUDU_ADVERTISED_ADDR",
                 "KUDU_MASTER_ADDRESSES",
                 "KUDU_CERTS_DIR",
+                "TMPDIR",
                 "KUDU_MASTERS",
                 "POD_NAMESPACE",
                 "KUDU_LOCATION_LABELS"
@@ -483,14 +542,19 @@ mod tests {
             c.volume_mounts.as_ref().unwrap().iter().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
         assert_eq!(
             mounts,
-            [("data", "/var/lib/kudu"), ("certs", "/etc/kudu/certs"), ("admin-certs", "/etc/kudu/admin")]
+            [
+                ("data", "/var/lib/kudu"),
+                ("tmp", "/var/tmp/kudu"),
+                ("certs", "/etc/kudu/certs"),
+                ("admin-certs", "/etc/kudu/admin")
+            ]
         );
         let secrets: Vec<_> = pod_spec(&sts)
             .volumes
             .as_ref()
             .unwrap()
             .iter()
-            .map(|v| v.secret.as_ref().unwrap().secret_name.as_deref().unwrap())
+            .filter_map(|v| v.secret.as_ref()?.secret_name.as_deref())
             .collect();
         assert_eq!(secrets, ["demo-master-tls", "demo-admin-tls"]);
     }
@@ -507,8 +571,9 @@ tls: {mode: Disabled}
             assert!(c.args.as_ref().unwrap().contains(&"--insecure".to_owned()));
             assert!(!c.args.as_ref().unwrap().iter().any(|a| a.starts_with("--certs-dir")));
             assert_eq!(env_value(c, "KUDU_INSECURE").value.as_deref(), Some("1"));
-            assert_eq!(c.volume_mounts.as_ref().unwrap().len(), 1);
-            assert!(pod_spec(&sts).volumes.is_none());
+            let mounts: Vec<_> = c.volume_mounts.as_ref().unwrap().iter().map(|m| m.name.as_str()).collect();
+            assert_eq!(mounts, ["data", "tmp"]);
+            assert!(pod_spec(&sts).volumes.as_ref().unwrap().iter().all(|v| v.secret.is_none()));
         }
     }
 
@@ -522,10 +587,53 @@ tls: {mode: Disabled}
         let c = container(&sts);
         assert!(c.args.as_ref().unwrap().contains(&"--certs-dir=/etc/kudu/certs".to_owned()));
         assert_eq!(env_value(c, "KUDU_CERTS_DIR").value.as_deref(), Some("/etc/kudu/certs"));
-        let volumes = pod_spec(&sts).volumes.as_ref().unwrap();
-        assert_eq!(volumes.len(), 1);
-        let secret = volumes[0].secret.as_ref().unwrap();
+        let secrets: Vec<_> =
+            pod_spec(&sts).volumes.as_ref().unwrap().iter().filter_map(|v| v.secret.as_ref()).collect();
+        assert_eq!(secrets.len(), 1);
+        let secret = secrets[0];
         assert_eq!((secret.secret_name.as_deref(), secret.default_mode), (Some("demo-tserver-tls"), Some(0o440)));
+    }
+
+    #[test]
+    fn pods_of_both_roles_are_hardened() {
+        let spec = spec("image: kudu:1\n");
+        for sts in [master_statefulset(&spec, 3), tserver_statefulset(&spec)] {
+            let c = container(&sts);
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            assert_eq!(sc.privileged, Some(false));
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            assert_eq!(sc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
+            assert_eq!(sc.capabilities.as_ref().unwrap().add, None);
+            assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+            assert_eq!((sc.run_as_non_root, sc.run_as_user, sc.run_as_group), (Some(true), Some(10001), Some(10001)));
+            let pod = pod_spec(&sts);
+            let psc = pod.security_context.as_ref().unwrap();
+            assert_eq!(psc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+            assert_eq!((psc.run_as_user, psc.run_as_group, psc.fs_group), (Some(10001), Some(10001), Some(10001)));
+            // The read-only root leaves the data volume and a bounded scratch directory,
+            // which TMPDIR names, as the only writable places.
+            let mounts: Vec<_> = c
+                .volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
+                .collect();
+            // Besides the read-only certificate mounts.
+            let writable: Vec<_> = mounts.iter().filter(|m| m.2 != Some(true)).cloned().collect();
+            assert_eq!(writable, [("data", "/var/lib/kudu", None), ("tmp", "/var/tmp/kudu", None)]);
+            let volumes = pod.volumes.as_ref().unwrap();
+            let empty_dirs: Vec<_> = volumes.iter().filter(|v| v.empty_dir.is_some()).collect();
+            assert_eq!(empty_dirs.len(), 1);
+            let empty_dir = empty_dirs[0].empty_dir.as_ref().unwrap();
+            assert_eq!(
+                (empty_dirs[0].name.as_str(), empty_dir.size_limit.as_ref().unwrap().0.as_str()),
+                ("tmp", "64Mi")
+            );
+            assert!(volumes.iter().all(|v| v.empty_dir.is_some() || v.secret.is_some()));
+            assert_eq!(env_value(c, "TMPDIR").value.as_deref(), Some("/var/tmp/kudu"));
+        }
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub async fn apply(client: &Client, object: &Object) -> Result<Applied, ApplyErr
         Object::ConfigMap(o) => apply_namespaced(client, o).await,
         Object::Service(o) => apply_namespaced(client, o).await,
         Object::PodDisruptionBudget(o) => apply_namespaced(client, o).await,
+        Object::NetworkPolicy(o) => apply_namespaced(client, o).await,
         Object::StatefulSet(o) => apply_namespaced(client, o).await,
     };
     result.map_err(|source| ApplyError { kind: object.kind(), name: object.name().to_owned(), source })

@@ -37,7 +37,8 @@ pub async fn observe_membership<M: MasterAdmin>(
     let mut master_pods = Vec::new();
     for pod in &pod_list.items {
         let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-        if let Some(node_name) = node_name.filter(|n| !n.is_empty())
+        // Watching one namespace, the operator cannot read nodes.
+        if let Some(node_name) = node_name.filter(|n| !n.is_empty() && ctx.env.cluster_scoped())
             && !nodes.contains_key(&node_name)
         {
             let node = nodes_api.get_opt(&node_name).await.map_err(kube_err("reading a node"))?;
@@ -54,7 +55,9 @@ pub async fn observe_membership<M: MasterAdmin>(
             }),
             _ => None,
         };
-        if let Some(master) = observe::master_pod(pod, &sts_name, node, node_id) {
+        let node_view =
+            if ctx.env.cluster_scoped() { observe::NodeView::Observed(node) } else { observe::NodeView::Unobservable };
+        if let Some(master) = observe::master_pod_seen(pod, &sts_name, node_view, node_id) {
             master_pods.push(master);
         }
     }

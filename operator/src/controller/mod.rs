@@ -40,7 +40,7 @@ use self::apply::ApplyError;
 use self::execute::{ExecuteError, Executed};
 use self::masters::MasterAdmin;
 use crate::build::names::{self, FIELD_MANAGER, Role};
-use crate::build::{BuildError, BuildInputs, Object, build_all};
+use crate::build::{BuildError, BuildInputs, Object, OperatorEnv, build_for};
 use crate::crd::{KuduCluster, KuduClusterStatus};
 use crate::lease::Leadership;
 use crate::membership;
@@ -66,6 +66,8 @@ pub struct Context<M> {
     pub masters: M,
     /// Whether this replica leads: checked right before any removal or deletion.
     pub leadership: Leadership,
+    /// Where the operator runs and which namespaces it manages.
+    pub env: OperatorEnv,
 }
 
 /// Why a reconciliation failed.
@@ -277,7 +279,7 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     // Masters before tablet servers: once both exist, the tablet servers' StatefulSet is
     // changed only after the masters' rollout finished.
     let masters_rolled_out = master_sts.as_ref().is_some_and(rollout::rolled_out);
-    for object in build_all(&spec, inputs)? {
+    for object in build_for(&spec, inputs, &ctx.env)? {
         let is_tserver_sts = matches!(&object, Object::StatefulSet(_)) && object.name() == tserver_sts_name;
         if is_tserver_sts && tserver_sts_exists && !masters_rolled_out {
             tracing::debug!("tablet server StatefulSet waits for the masters' rollout");
@@ -404,6 +406,10 @@ fn event(type_: EventType, reason: &str, note: String) -> Event {
 /// Delete what owner references cannot: the cluster-scoped RBAC objects.
 async fn cleanup<M>(cluster: &KuduCluster, ctx: &Context<M>) -> Result<controller::Action, Error> {
     let namespace = cluster.namespace().ok_or(Error::NoNamespace)?;
+    if !ctx.env.cluster_scoped() {
+        // Watching one namespace, the operator built nothing cluster-scoped.
+        return Ok(controller::Action::await_change());
+    }
     let name = names::cluster_rbac_name(&namespace, &cluster.name_any());
     let bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
     ignore_not_found(bindings.delete(&name, &DeleteParams::default()).await)
@@ -429,9 +435,23 @@ fn cluster_of_pod(pod: &Pod) -> Option<ObjectRef<DeserializeGuard<KuduCluster>>>
     Some(ObjectRef::new(name).within(&namespace))
 }
 
+/// An API for every namespace, or for `namespace` only.
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    <K as Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Run the controller until `shutdown` completes.
 pub async fn run<M: MasterAdmin>(ctx: Arc<Context<M>>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
+    let namespace = ctx.env.watch_namespace.clone();
+    let ns = namespace.as_deref();
     let managed = watcher::Config::default().labels(&format!("{}={}", names::LABEL_MANAGED_BY, names::MANAGED_BY));
     let master_pods = watcher::Config::default().labels(&format!(
         "{}={},{}={}",
@@ -440,11 +460,11 @@ pub async fn run<M: MasterAdmin>(ctx: Arc<Context<M>>, shutdown: impl Future<Out
         names::LABEL_COMPONENT,
         Role::Master.component()
     ));
-    Controller::new(Api::<DeserializeGuard<KuduCluster>>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
-        .owns(Api::<Service>::all(client.clone()), managed.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), managed)
-        .watches(Api::<Pod>::all(client), master_pods, |pod| cluster_of_pod(&pod))
+    Controller::new(scoped::<DeserializeGuard<KuduCluster>>(&client, ns), watcher::Config::default())
+        .owns(scoped::<StatefulSet>(&client, ns), managed.clone())
+        .owns(scoped::<Service>(&client, ns), managed.clone())
+        .owns(scoped::<ConfigMap>(&client, ns), managed)
+        .watches(scoped::<Pod>(&client, ns), master_pods, |pod| cluster_of_pod(&pod))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_guarded, error_policy, ctx)
         .for_each(|result| async move {

@@ -32,11 +32,24 @@ fn unschedulable_since(pod: &Pod) -> Option<Timestamp> {
     condition.last_transition_time.as_ref().map(|t| t.0).or(pod.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
-fn node_state(pod: &Pod, node: Option<&Node>) -> NodeState {
+/// What the operator knows of a pod's node.
+#[derive(Clone, Copy, Debug)]
+pub enum NodeView<'a> {
+    /// The node as read (`None`: it does not exist).
+    Observed(Option<&'a Node>),
+    /// Nodes cannot be read (the operator watches one namespace with Roles only): a bound
+    /// pod's node counts as Ready, so no node failure is ever assumed.
+    Unobservable,
+}
+
+fn node_state(pod: &Pod, node: NodeView<'_>) -> NodeState {
     let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
     if !bound {
         return NodeState::Unassigned;
     }
+    let NodeView::Observed(node) = node else {
+        return NodeState::Ready;
+    };
     let Some(node) = node else {
         return NodeState::Gone;
     };
@@ -66,6 +79,20 @@ fn node_not_ready_since(node: Option<&Node>) -> Option<Timestamp> {
 /// the node object exists) and the node id its master reports. `None` for a pod that is
 /// not one of the StatefulSet's.
 pub fn master_pod(pod: &Pod, statefulset: &str, node: Option<&Node>, node_id: Option<NodeId>) -> Option<MasterPod> {
+    master_pod_seen(pod, statefulset, NodeView::Observed(node), node_id)
+}
+
+/// [`master_pod`] for what is known of the node.
+pub fn master_pod_seen(
+    pod: &Pod,
+    statefulset: &str,
+    node_view: NodeView<'_>,
+    node_id: Option<NodeId>,
+) -> Option<MasterPod> {
+    let node = match node_view {
+        NodeView::Observed(node) => node,
+        NodeView::Unobservable => None,
+    };
     let name = pod.metadata.name.as_deref()?;
     let ordinal = ordinal_of(name, statefulset)?;
     let phase = match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
@@ -79,7 +106,7 @@ pub fn master_pod(pod: &Pod, statefulset: &str, node: Option<&Node>, node_id: Op
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    let node_state = node_state(pod, node);
+    let node_state = node_state(pod, node_view);
     let unschedulable = node_state == NodeState::Unassigned && unschedulable_since(pod).is_some();
     let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
     // Only the causes of [`MasterPod::cannot_run`]: a container that cannot start on a
@@ -198,6 +225,18 @@ mod tests {
         assert_eq!(p.node, NodeState::NotReady);
         assert!(p.stuck());
         assert_eq!(p.unable_to_run_since, Some(at(30)));
+    }
+
+    #[test]
+    fn pod_on_an_unobservable_node_is_never_judged_by_its_node() {
+        let pending = pod("demo-master-0", "Pending", Some("n1"), false);
+        let p = master_pod_seen(&pending, "demo-master", NodeView::Unobservable, None).unwrap();
+        assert_eq!(p.node, NodeState::Ready);
+        assert_eq!(p.unable_to_run_since, None);
+        assert_eq!(p.cannot_run(), None);
+        // The same pod with its node observed gone is stuck.
+        let seen = master_pod_seen(&pending, "demo-master", NodeView::Observed(None), None).unwrap();
+        assert_eq!(seen.node, NodeState::Gone);
     }
 
     #[test]

@@ -43,12 +43,21 @@ pub async fn replace_master<M: MasterAdmin>(
     let node = match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty()) {
         Some(node_name) => {
             let nodes: Api<Node> = Api::all(client.clone());
-            nodes.get_opt(node_name).await.map_err(kube_err)?
+            match nodes.get_opt(node_name).await {
+                Ok(node) => Some(node),
+                // Watching one namespace with Roles only: the node cannot be judged.
+                Err(kube::Error::Api(status)) if status.code == 403 => None,
+                Err(error) => return Err(kube_err(error)),
+            }
         }
-        None => None,
+        None => Some(None),
     };
     let statefulset = names::statefulset_name(&spec.name, Role::Master);
-    let master = observe::master_pod(&pod, &statefulset, node.as_ref(), None);
+    let node_view = match &node {
+        Some(node) => observe::NodeView::Observed(node.as_ref()),
+        None => observe::NodeView::Unobservable,
+    };
+    let master = observe::master_pod_seen(&pod, &statefulset, node_view, None);
     let raft = masters
         .membership(addresses)
         .await

@@ -41,6 +41,10 @@ pub struct Zones {
 /// Reads the nodes' zones and the zones of the master pods. Without them (the nodes
 /// cannot be listed) the zone spread stays soft and no zone condition is raised.
 pub async fn observe_zones<M>(ctx: &Context<M>, spec: &ValidatedSpec) -> Zones {
+    if !ctx.env.cluster_scoped() {
+        // Watching one namespace with Roles only: nodes cannot be read.
+        return Zones::default();
+    }
     match read_zones(ctx, spec).await {
         Ok(zones) => zones,
         Err(error) => {
