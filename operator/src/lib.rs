@@ -18,6 +18,7 @@ pub mod http;
 pub mod lease;
 pub mod membership;
 pub mod metrics;
+pub mod rolling;
 pub mod runner;
 pub mod tservers;
 pub mod validate;

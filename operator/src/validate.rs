@@ -37,6 +37,10 @@ pub struct ValidatedSpec {
     pub replacement_enabled: bool,
     /// How long a master must be unable to run before it is replaced.
     pub replacement_grace: std::time::Duration,
+    /// `kubectl.kubernetes.io/restartedAt` of the KuduCluster, copied into the pod templates.
+    pub restarted_at: Option<String>,
+    /// How long a pod restarted by a rollout may take to become healthy.
+    pub rollout_member_timeout: std::time::Duration,
 }
 
 /// One validated role (masters or tablet servers).
@@ -167,6 +171,10 @@ pub fn validate(cluster: &KuduCluster) -> Result<ValidatedSpec, ValidationError>
         location_labels,
         replacement_enabled: spec.master_replacement.enabled,
         replacement_grace: std::time::Duration::from_secs(grace.unsigned_abs()),
+        restarted_at: cluster.annotations().get(crate::build::names::RESTARTED_AT_ANNOTATION).cloned(),
+        rollout_member_timeout: std::time::Duration::from_secs(
+            spec.rollout.member_timeout_seconds.clamp(30, 86400).unsigned_abs(),
+        ),
     })
 }
 

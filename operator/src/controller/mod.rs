@@ -12,6 +12,7 @@ pub mod masters;
 pub mod observe;
 pub mod replace;
 pub mod rollout;
+pub mod rolling;
 pub mod status;
 pub mod tservers;
 
@@ -52,6 +53,8 @@ pub const FINALIZER: &str = "kudu.dev/cleanup";
 pub const SETTLED_REQUEUE: Duration = Duration::from_secs(60);
 /// Requeue interval while membership work is pending.
 pub const BUSY_REQUEUE: Duration = Duration::from_secs(10);
+/// Requeue interval while a rolling restart runs (tablet server pods are not watched).
+pub const ROLLOUT_REQUEUE: Duration = Duration::from_secs(3);
 
 /// Shared state of all reconciliations.
 pub struct Context<M> {
@@ -82,6 +85,9 @@ pub enum Error {
     /// Executing a membership action failed.
     #[error(transparent)]
     Execute(#[from] ExecuteError),
+    /// A rolling restart step failed.
+    #[error(transparent)]
+    Rollout(#[from] rolling::RolloutError),
     /// Another API call failed.
     #[error("{what}: {source}")]
     Kube {
@@ -115,6 +121,7 @@ impl Error {
             Self::Build(_) => "build",
             Self::Apply(_) => "apply",
             Self::Execute(_) => "membership",
+            Self::Rollout(_) => "rollout",
             Self::Kube { .. } => "kube",
             Self::Finalizer(_) => "finalizer",
         }
@@ -315,6 +322,8 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     // transition times and the last membership change are not rolled back.
     let clusters: Api<KuduCluster> = Api::namespaced(ctx.client.clone(), &spec.namespace);
     let previous = clusters.get_status(&spec.name).await.map_err(kube_err("reading the KuduCluster status"))?.status;
+    // Rolling restart: one outdated pod at a time, after the membership loop's own work.
+    let rollout = rolling::step(ctx, cluster, &spec, &decision, previous.as_ref(), now).await?;
     let pod_name = |ordinal| names::master_pod_name(&spec.name, ordinal);
     let mut new_status = status::compute_status(&status::StatusInputs {
         generation: cluster.metadata.generation,
@@ -335,10 +344,12 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
         previous.as_ref(),
         now,
     );
+    rolling::extend_status(&mut new_status, &rollout, cluster.metadata.generation, previous.as_ref(), now);
     fail::fail_point!(failpoints::BEFORE_STATUS);
     patch_status(ctx, cluster, new_status).await?;
 
     Ok(controller::Action::requeue(match decision {
+        _ if rollout.busy() => ROLLOUT_REQUEUE,
         membership::Action::None if !tservers::busy(&tserver_scale) => SETTLED_REQUEUE,
         _ => BUSY_REQUEUE,
     }))
