@@ -63,7 +63,9 @@ async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::tab
         tracing::debug!(?masters, "no leader master answered the heartbeat");
         return Ok(());
     };
-    apply_answer(state, leader, &master).await;
+    if apply_answer(state, leader, &master).await {
+        state.registered.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     Ok(())
 }
 

@@ -203,6 +203,23 @@ impl Replica {
         }
     }
 
+    /// Whether this replica is a voter caught up with its leader: it knows a leader, holds
+    /// and applied every entry it knows to be committed, or its group is quiesced (which
+    /// needs every voter to hold the leader's whole log). Learners and replicas no longer
+    /// in their group's configuration count as caught up: no majority depends on them.
+    pub fn caught_up(&self) -> bool {
+        if self.quiesced().is_some() {
+            return true;
+        }
+        let m = self.metrics();
+        if !m.membership_config.membership().voter_ids().any(|id| id == self.node_id) {
+            return true;
+        }
+        let committed = m.local_committed.as_ref().map(|l| l.index);
+        let applied = m.last_applied.as_ref().map(|l| l.index);
+        m.current_leader.is_some() && applied >= committed && m.last_log_index >= committed
+    }
+
     /// Whether this replica believes it leads its group.
     pub fn is_leader(&self) -> bool {
         let m = self.metrics();
