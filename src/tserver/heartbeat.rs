@@ -63,9 +63,7 @@ async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::tab
         tracing::debug!(?masters, "no leader master answered the heartbeat");
         return Ok(());
     };
-    if apply_answer(state, leader, &master).await {
-        state.registered.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
+    apply_answer(state, leader, &master).await;
     Ok(())
 }
 
@@ -100,6 +98,7 @@ pub(super) async fn apply_answer(state: &TServerState, answer: pb::TsHeartbeatRe
             return false;
         }
     }
+    state.registered.store(true, std::sync::atomic::Ordering::SeqCst);
     if !answer.master_addresses.is_empty() {
         state.set_masters(answer.master_addresses);
     }
