@@ -242,14 +242,21 @@ async fn rollouts() -> Result<()> {
         &["patch", "kuduclusters", "demo", "--type", "merge", "-p", r#"{"spec":{"image":"registry.local/kudu:v2"}}"#],
     )
     .await?;
-    let images = tc.kubectl(&["get", "pods", "-l", "app.kubernetes.io/instance=demo", "-o", "jsonpath={..image}"]).await?;
+    let images =
+        tc.kubectl(&["get", "pods", "-l", "app.kubernetes.io/instance=demo", "-o", "jsonpath={..image}"]).await?;
     ensure!(images.split_whitespace().all(|i| i == "registry.local/kudu:v2"), "pod images after the upgrade: {images}");
 
     // The operator killed in the middle of a rollout: the next one resumes it.
     let before_pods = pod_uids(&tc).await?;
     let before = figures_after(&tc, 0, 1).await?;
-    tc.kubectl(&["annotate", "kuduclusters", "demo", "--overwrite", "kubectl.kubernetes.io/restartedAt=2026-01-02T00:00:00Z"])
-        .await?;
+    tc.kubectl(&[
+        "annotate",
+        "kuduclusters",
+        "demo",
+        "--overwrite",
+        "kubectl.kubernetes.io/restartedAt=2026-01-02T00:00:00Z",
+    ])
+    .await?;
     eventually(ROLLOUT, "the rollout to restart a first pod", || async {
         let now = pod_uids(&tc).await?;
         Ok(before_pods.iter().any(|(pod, uid)| now.get(pod).is_some_and(|u| u != uid)).then_some(()))
@@ -289,19 +296,26 @@ async fn rollouts() -> Result<()> {
     // Nothing further is restarted, and the others keep serving.
     tokio::time::sleep(Duration::from_secs(20)).await;
     let later = pod_uids(&tc).await?;
-    ensure!(later.iter().filter(|(p, u)| before_pods.get(*p) != Some(*u)).count() == 1, "more pods restarted: {later:?}");
-    let healthy_masters = status(&tc).await?["masters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["healthy"] == true)
-        .count();
+    ensure!(
+        later.iter().filter(|(p, u)| before_pods.get(*p) != Some(*u)).count() == 1,
+        "more pods restarted: {later:?}"
+    );
+    let healthy_masters =
+        status(&tc).await?["masters"].as_array().into_iter().flatten().filter(|m| m["healthy"] == true).count();
     ensure!(healthy_masters == 2, "the two other masters keep running: {healthy_masters} healthy");
     let progressing = condition(&status(&tc).await?, "Progressing").cloned().unwrap_or_default();
     ensure!(progressing["reason"] == "RolloutStalled", "Progressing: {progressing}");
     // Fixing the spec lets the rollout finish.
-    tc.kubectl(&["patch", "kuduclusters", "demo", "--type", "json", "-p", r#"[{"op":"remove","path":"/spec/masters/flags"}]"#])
-        .await?;
+    tc.kubectl(&[
+        "patch",
+        "kuduclusters",
+        "demo",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/masters/flags"}]"#,
+    ])
+    .await?;
     wait_rolled(&tc, &BTreeMap::new()).await?;
     eventually(ROLLOUT, "RolloutStalled to clear", || async {
         let status = status(&tc).await?;

@@ -11,8 +11,8 @@ pub mod kudu_admin;
 pub mod masters;
 pub mod observe;
 pub mod replace;
-pub mod rollout;
 pub mod rolling;
+pub mod rollout;
 pub mod status;
 pub mod tservers;
 

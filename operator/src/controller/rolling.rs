@@ -36,9 +36,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Whether a rollout is under way: a pod runs an outdated revision, or the pod it
+    /// restarted last is not back yet. (Creating or scaling a cluster is not a rollout.)
+    pub fn active(&self) -> bool {
+        let o = &self.observed;
+        let outdated = |r: &RoleObserved| r.update_revision.is_some() && r.outdated().next().is_some();
+        self.step != Step::Complete && (outdated(&o.masters) || outdated(&o.tservers) || self.last_restarted.is_some())
+    }
+
     /// Whether the rollout has work left (the reconciler comes back soon).
     pub fn busy(&self) -> bool {
-        !matches!(self.step, Step::Complete | Step::Stalled { .. })
+        self.active() && !matches!(self.step, Step::Stalled { .. })
     }
 }
 
@@ -72,8 +80,8 @@ pub async fn step<M: MasterAdmin>(
     let prev_rollout = previous.and_then(|p| p.rollout.as_ref());
     let mut last_restarted = prev_rollout
         .and_then(|r| Some((r.last_restarted.clone()?, r.last_restarted_time.clone().unwrap_or(Time(now)))));
-    let observed = observe(ctx, spec, membership_busy(decision), last_restarted.as_ref().map(|(p, _)| p.clone()), now)
-        .await?;
+    let observed =
+        observe(ctx, spec, membership_busy(decision), last_restarted.as_ref().map(|(p, _)| p.clone()), now).await?;
     let step = rolling::decide(&observed);
     if step == Step::Complete {
         last_restarted = None;
@@ -215,14 +223,10 @@ async fn observe_role<M>(ctx: &Context<M>, spec: &ValidatedSpec, role: Role) -> 
         (None, _) => true,
         (Some(_), None) => false,
     };
-    let update_revision =
-        status.and_then(|s| s.update_revision.clone()).filter(|r| observed_latest && !r.is_empty());
+    let update_revision = status.and_then(|s| s.update_revision.clone()).filter(|r| observed_latest && !r.is_empty());
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &spec.namespace);
-    let selector = names::selector_labels(&spec.name, role)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector =
+        names::selector_labels(&spec.name, role).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
     let list = pods.list(&ListParams::default().labels(&selector)).await.map_err(kube_err("listing pods"))?;
     let members = list.items.iter().filter_map(|pod| member(pod, &sts_name)).collect();
     Ok(RoleObserved { update_revision, replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1), members })
@@ -353,8 +357,8 @@ pub fn extend_status(
     });
     let mut conds = Vec::new();
     let stalled = match &outcome.step {
-        Step::Stalled { pod, .. } => {
-            Cond { type_: ROLLOUT_STALLED, status: true, reason: "MemberNotHealthy", message: format!("{pod}: {}", outcome.step) }
+        Step::Stalled { .. } => {
+            Cond { type_: ROLLOUT_STALLED, status: true, reason: "MemberNotHealthy", message: outcome.step.to_string() }
         }
         _ => Cond {
             type_: ROLLOUT_STALLED,
@@ -364,20 +368,22 @@ pub fn extend_status(
         },
     };
     conds.push(stalled);
-    let membership_progressing =
-        status.conditions.iter().any(|c| c.type_ == PROGRESSING && c.status == "True");
     let progressing = match &outcome.step {
         Step::Complete => None,
-        Step::Stalled { .. } => {
-            Some(Cond { type_: PROGRESSING, status: false, reason: "RolloutStalled", message: outcome.step.to_string() })
-        }
+        Step::Stalled { .. } => Some(Cond {
+            type_: PROGRESSING,
+            status: false,
+            reason: "RolloutStalled",
+            message: outcome.step.to_string(),
+        }),
         Step::Wait { role, .. } | Step::DeletePod { role, .. } => Some(rolling_cond(*role, &outcome.step)),
         Step::StepDown { .. } => Some(rolling_cond(Role::Master, &outcome.step)),
         Step::MoveTabletLeaders { .. } => Some(rolling_cond(Role::TServer, &outcome.step)),
     };
+    let membership_progressing = status.conditions.iter().any(|c| c.type_ == PROGRESSING && c.status == "True");
     match progressing {
-        // The membership loop's own work is reported as it is.
-        Some(c) if !membership_progressing || c.status => conds.push(c),
+        // Creating or scaling the cluster is reported by the membership loop.
+        Some(c) if outcome.active() => conds.push(c),
         Some(_) => {}
         None if !membership_progressing && rollout_was_running(previous) => conds.push(Cond {
             type_: PROGRESSING,
@@ -411,7 +417,10 @@ fn rollout_was_running(previous: Option<&KuduClusterStatus>) -> bool {
     previous.is_some_and(|p| {
         p.conditions.iter().any(|c| {
             c.type_ == PROGRESSING
-                && matches!(c.reason.as_str(), "RollingMasters" | "RollingTabletServers" | "RolloutStalled" | "RolloutComplete")
+                && matches!(
+                    c.reason.as_str(),
+                    "RollingMasters" | "RollingTabletServers" | "RolloutStalled" | "RolloutComplete"
+                )
         })
     })
 }
@@ -469,7 +478,10 @@ mod tests {
         }
     }
 
-    fn cond<'a>(s: &'a KuduClusterStatus, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    fn cond<'a>(
+        s: &'a KuduClusterStatus,
+        type_: &str,
+    ) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
         s.conditions.iter().find(|c| c.type_ == type_)
     }
 

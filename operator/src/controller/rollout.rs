@@ -16,9 +16,7 @@ pub fn rolled_out(statefulset: &StatefulSet) -> bool {
         (None, _) => true,
         (Some(_), None) => false,
     };
-    observed_latest
-        && status.updated_replicas.unwrap_or(0) >= desired
-        && status.ready_replicas.unwrap_or(0) >= desired
+    observed_latest && status.updated_replicas.unwrap_or(0) >= desired && status.ready_replicas.unwrap_or(0) >= desired
 }
 
 #[cfg(test)]

@@ -202,7 +202,10 @@ fn roll_masters(o: &RolloutObserved) -> Option<Step> {
         .or_else(|| order.first())
         .copied()?;
     if let Some(other) = r.members.iter().find(|m| m.pod != target.pod && !healthy(m)) {
-        return Some(wait(Role::Master, format!("{} to be a caught-up voter before restarting {}", other.pod, target.pod)));
+        return Some(wait(
+            Role::Master,
+            format!("{} to be a caught-up voter before restarting {}", other.pod, target.pod),
+        ));
     }
     if progress.leader_pod.as_deref() == Some(target.pod.as_str()) && healthy(target) {
         let leader = progress.members.get(&target.pod)?.node_id;

@@ -82,9 +82,9 @@ pub const CAUGHT_UP_SLACK: u64 = 32;
 impl MasterProgress {
     /// Whether the master in `pod` is a live voter holding (nearly) all committed entries.
     pub fn caught_up_voter(&self, pod: &str) -> bool {
-        self.members.get(pod).is_some_and(|m| {
-            m.voter && m.live && m.matched_index.saturating_add(CAUGHT_UP_SLACK) >= self.commit_index
-        })
+        self.members
+            .get(pod)
+            .is_some_and(|m| m.voter && m.live && m.matched_index.saturating_add(CAUGHT_UP_SLACK) >= self.commit_index)
     }
 }
 
