@@ -147,7 +147,7 @@ fn stalled(o: &RolloutObserved) -> Option<Step> {
 }
 
 /// Outdated pods, the ones already unhealthy first, then highest ordinal first.
-fn restart_order<'a>(role: &'a RoleObserved, healthy: impl Fn(&Member) -> bool) -> Vec<&'a Member> {
+fn restart_order(role: &RoleObserved, healthy: impl Fn(&Member) -> bool) -> Vec<&Member> {
     let mut outdated: Vec<&Member> = role.outdated().collect();
     outdated.sort_by_key(|m| (healthy(m), std::cmp::Reverse(m.ordinal)));
     outdated
