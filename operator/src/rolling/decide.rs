@@ -153,6 +153,13 @@ fn restart_order(role: &RoleObserved, healthy: impl Fn(&Member) -> bool) -> Vec<
     outdated
 }
 
+/// Whether the rollout may restart `m`: it is healthy, or it is the pod the rollout itself
+/// restarted last and that never came back (a fixed spec replaces it). Any other unhealthy
+/// pod (its node NotReady, its volume lost) is the membership loop's, not the rollout's.
+fn may_restart(o: &RolloutObserved, m: &Member, healthy: impl Fn(&Member) -> bool) -> bool {
+    healthy(m) || o.last_restarted.as_deref() == Some(m.pod.as_str())
+}
+
 /// Common waits of a role: revision unknown, a pod missing or going, a restarted pod not
 /// healthy yet. `None` when the role may restart its next pod (or is done).
 fn role_waits(role: Role, r: &RoleObserved, healthy: &dyn Fn(&Member) -> bool) -> Option<Step> {
@@ -195,6 +202,9 @@ fn roll_masters(o: &RolloutObserved) -> Option<Step> {
         return Some(wait(Role::Master, "the membership change in flight"));
     }
     let order = restart_order(r, healthy);
+    if let Some(stuck) = order.iter().find(|m| !may_restart(o, m, healthy)) {
+        return Some(wait(Role::Master, format!("{} to be a caught-up voter", stuck.pod)));
+    }
     // Non-leaders first: the leader is the last outdated pod restarted.
     let target = order
         .iter()
@@ -227,6 +237,9 @@ fn roll_tservers(o: &RolloutObserved) -> Step {
     let Some(target) = order.first() else {
         return Step::Complete;
     };
+    if !may_restart(o, target, tserver_healthy) {
+        return wait(Role::TServer, format!("{} to be ready", target.pod));
+    }
     if let Some(other) = r.members.iter().find(|m| m.pod != target.pod && !tserver_healthy(m)) {
         return wait(Role::TServer, format!("{} to be ready before restarting {}", other.pod, target.pod));
     }
