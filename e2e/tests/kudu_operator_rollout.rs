@@ -136,7 +136,7 @@ fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
 }
 
 /// Waits until every pod of `before` was replaced, each member reports the rollout's
-/// revision, and the cluster is Available with `Progressing` False (`RolloutComplete`).
+/// revision, and the cluster is Available with `Progressing` False.
 async fn wait_rolled(tc: &TestCluster, before: &BTreeMap<String, String>) -> Result<Value> {
     eventually(ROLLOUT, "every pod to be replaced and the rollout to complete", || async {
         let now = pod_uids(tc).await?;
@@ -147,8 +147,10 @@ async fn wait_rolled(tc: &TestCluster, before: &BTreeMap<String, String>) -> Res
         let Some(status) = available_status(tc, 3).await? else {
             return Ok(None);
         };
-        let complete = condition(&status, "Progressing")
-            .is_some_and(|c| c["status"] == "False" && c["reason"] == "RolloutComplete");
+        // Done rolling: `RolloutComplete`, or the membership loop's own settled reason.
+        let complete = condition(&status, "Progressing").is_some_and(|c| {
+            c["status"] == "False" && (c["reason"] == "RolloutComplete" || c["reason"] == "Reconciled")
+        });
         let master_rev = &status["rollout"]["masterRevision"];
         let tserver_rev = &status["rollout"]["tserverRevision"];
         let revisions = status["masters"].as_array().into_iter().flatten().all(|m| &m["revision"] == master_rev)
