@@ -498,6 +498,45 @@ async fn a_joining_replica_catches_up_is_promoted_and_replaces_a_voter() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_means_registered_and_every_voter_replica_caught_up() {
+    let mut nodes = vec![Node::start().await, Node::start().await, Node::start().await];
+    let voters: Vec<String> = nodes.iter().map(|n| n.uuid.clone()).collect();
+    let refs: Vec<&Node> = nodes.iter().collect();
+    let ready = |node: &Node| reqwest_free_get(node.server().http_addr.expect("http"), "/ready");
+
+    // Serving, but no leader master answered yet.
+    let body = ready(refs[0]).await;
+    assert!(body.starts_with("not ready") && body.contains("registered: false"), "{body}");
+    let health = reqwest_free_get(refs[0].server().http_addr.expect("http"), "/healthz").await;
+    assert!(health.starts_with("ok"), "{health}");
+
+    // Registered, hosting a voter of a three-voter group whose peers do not exist yet: it
+    // can elect no leader, so it is not caught up.
+    assert!(refs[0].server().apply_master_answer(create(CLUSTER, &refs, TABLET)).await);
+    wait_for("the replica to run", WAIT, || async {
+        refs[0].replica(TABLET).await.filter(|r| r.state == "RUNNING").map(|_| ())
+    })
+    .await;
+    let body = ready(refs[0]).await;
+    assert!(body.starts_with("not ready") && body.contains("registered: true"), "{body}");
+    assert!(body.contains("lagging replicas: 1") && body.contains(TABLET), "{body}");
+
+    // The peers join: a leader is elected and every replica catches up.
+    for node in &refs[1..] {
+        assert!(node.server().apply_master_answer(create(CLUSTER, &refs, TABLET)).await);
+    }
+    wait_leader(&refs, &voters).await;
+    for node in &refs {
+        wait_for("the tablet server to be ready", WAIT, || async { ready(node).await.starts_with("ok").then_some(()) })
+            .await;
+    }
+    drop(refs);
+    for node in &mut nodes {
+        node.stop().await;
+    }
+}
+
 /// GET of `path` on the web server at `addr` (plain HTTP/1.0 over TCP; the body).
 async fn reqwest_free_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -383,7 +383,7 @@ async fn namespace_scoped_operator_runs_a_hardened_cluster() -> Result<()> {
     let tc = start_cluster().await?;
     let crd = manifest_dir().join("../crds/kudu.dev_kuduclusters.yaml");
     tc.kubectl(&["apply", "-f", crd.to_str().context("CRD path")?]).await?;
-    let mut values = support::chart_values();
+    let mut values = support::chart_values(&tc.images);
     values["rbac"] = json!({"scope": "namespace"});
     let operator = json!({
         "namespace": "team-a",

@@ -115,6 +115,32 @@ pub struct KuduClusterSpec {
     /// only the cluster's own pods, the operator, and the peers named here.
     #[serde(default, skip_serializing_if = "NetworkSpec::is_empty")]
     pub network: NetworkSpec,
+
+    /// Rolling restarts and upgrades (a change of the image, flags or resources, or the
+    /// `kubectl.kubernetes.io/restartedAt` annotation on the KuduCluster).
+    #[serde(default)]
+    pub rollout: RolloutSpec,
+}
+
+/// How the operator restarts pods one at a time after a change of their template.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// How long a restarted pod may take to become healthy (a master: a caught-up voter; a
+    /// tablet server: Ready) before the rollout stops with the `RolloutStalled` condition.
+    #[serde(default = "default_member_timeout_seconds")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub member_timeout_seconds: i64,
+}
+
+impl Default for RolloutSpec {
+    fn default() -> Self {
+        Self { member_timeout_seconds: default_member_timeout_seconds() }
+    }
+}
+
+fn default_member_timeout_seconds() -> i64 {
+    300
 }
 
 /// Network access to the masters and tablet servers, as NetworkPolicy peers (pod and
@@ -460,6 +486,28 @@ pub struct KuduClusterStatus {
     /// Tablet servers as the leader master lists them, by uuid.
     #[serde(default, rename = "tabletServers", skip_serializing_if = "Vec::is_empty")]
     pub tablet_servers: Vec<TabletServerStatus>,
+
+    /// The rolling restart: the revisions pods should run and the pod restarted last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// Where a rolling restart stands.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// The revision the master pods should run (their StatefulSet's update revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_revision: Option<String>,
+    /// The revision the tablet server pods should run.
+    #[serde(default, rename = "tserverRevision", skip_serializing_if = "Option::is_none")]
+    pub tserver_revision: Option<String>,
+    /// The pod the rollout restarted last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restarted: Option<String>,
+    /// When it was restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restarted_time: Option<Time>,
 }
 
 /// One tablet server as the leader master lists it.
@@ -481,6 +529,9 @@ pub struct TabletServerStatus {
     /// Whether its replicas are being moved off (a scale-down, or `kudu tserver
     /// decommission`).
     pub decommissioning: bool,
+    /// The revision its pod runs (`controller-revision-hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// One member of the master Raft group.
@@ -500,6 +551,9 @@ pub struct MasterMemberStatus {
     pub voter: bool,
     /// Whether the member's pod is ready and the leader hears from it.
     pub healthy: bool,
+    /// The revision its pod runs (`controller-revision-hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// Raft role of a master.

@@ -3,7 +3,9 @@
 //!
 //! The pure steps are unit-tested without an API server: [`validate`] (spec ->
 //! [`validate::ValidatedSpec`]), [`build`] (validated spec -> owned objects),
-//! [`membership::decide()`] (observed Raft + pods -> one action), [`controller::status`]
+//! [`membership::decide()`] (observed Raft + pods -> one action), [`rolling::decide()`]
+//! (pods, revisions, Raft progress and tablets -> the next rolling-restart step),
+//! [`controller::status`]
 //! (observations -> status). (Node labels -> location is `kudu::location`, used by the
 //! `kudu location` command that masters run.) The
 //! [`controller`] wires them to the API server and the masters; [`runner`] adds leader
@@ -18,6 +20,7 @@ pub mod http;
 pub mod lease;
 pub mod membership;
 pub mod metrics;
+pub mod rolling;
 pub mod runner;
 pub mod tls;
 pub mod tservers;

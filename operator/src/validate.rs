@@ -41,6 +41,10 @@ pub struct ValidatedSpec {
     pub tls: crate::tls::TlsSettings,
     /// Peers admitted by the cluster's NetworkPolicy besides its own pods and the operator.
     pub network: NetworkSpec,
+    /// `kubectl.kubernetes.io/restartedAt` of the KuduCluster, copied into the pod templates.
+    pub restarted_at: Option<String>,
+    /// How long a pod restarted by a rollout may take to become healthy.
+    pub rollout_member_timeout: std::time::Duration,
 }
 
 /// One validated role (masters or tablet servers).
@@ -188,6 +192,10 @@ pub fn validate(cluster: &KuduCluster) -> Result<ValidatedSpec, ValidationError>
         replacement_grace: std::time::Duration::from_secs(grace.unsigned_abs()),
         tls,
         network: spec.network.clone(),
+        restarted_at: cluster.annotations().get(crate::build::names::RESTARTED_AT_ANNOTATION).cloned(),
+        rollout_member_timeout: std::time::Duration::from_secs(
+            spec.rollout.member_timeout_seconds.clamp(30, 86400).unsigned_abs(),
+        ),
     })
 }
 

@@ -74,6 +74,8 @@ fn the_values_schema_refuses_what_the_crd_refuses() {
         ("topology.locationLabels.[]", "topology.locationLabels.[]", "maxLength"),
         ("masterReplacement.gracePeriodSeconds", "masterReplacement.gracePeriodSeconds", "minimum"),
         ("masterReplacement.gracePeriodSeconds", "masterReplacement.gracePeriodSeconds", "maximum"),
+        ("rollout.memberTimeoutSeconds", "rollout.memberTimeoutSeconds", "minimum"),
+        ("rollout.memberTimeoutSeconds", "rollout.memberTimeoutSeconds", "maximum"),
         ("image.pullPolicy", "imagePullPolicy", "enum"),
         ("network.allowedClients", "network.allowedClients", "maxItems"),
         ("network.metricsClients", "network.metricsClients", "maxItems"),
@@ -99,6 +101,7 @@ fn default_values_are_valid_and_are_the_crds_defaults() {
     assert_eq!(values["masterReplacement"]["enabled"], defaults.master_replacement.enabled);
     assert_eq!(values["masterReplacement"]["gracePeriodSeconds"], defaults.master_replacement.grace_period_seconds);
     assert_eq!(values["image"]["pullPolicy"], defaults.image_pull_policy.as_str());
+    assert_eq!(values["rollout"]["memberTimeoutSeconds"], defaults.rollout.member_timeout_seconds);
 
     let mut bad = values.clone();
     bad["masters"]["replicas"] = 2.into();

@@ -8,6 +8,7 @@ mod master;
 mod master_recover;
 mod output;
 mod perf;
+mod perf_ddl;
 mod rebalance;
 mod row;
 mod table;

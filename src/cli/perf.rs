@@ -39,6 +39,9 @@ pub enum PerfCommand {
     Write(WriteArgs),
     /// Repeat full scans from N clients for S seconds; print rows/s.
     Scan(ScanArgs),
+    /// Issue DDL (create and delete a table) without pause for S seconds, optionally with
+    /// row writes; print running totals (requests, failed, slowest, leader changes) as JSON.
+    Ddl(super::perf_ddl::DdlArgs),
 }
 
 /// Options of both workloads.
@@ -349,6 +352,7 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
     let (format, report) = match cmd {
         PerfCommand::Write(args) => (args.load.client.format, run_write(args).await?),
         PerfCommand::Scan(args) => (args.load.client.format, run_scan(args).await?),
+        PerfCommand::Ddl(args) => return super::perf_ddl::run(args).await,
     };
     print_report(format, &report)
 }

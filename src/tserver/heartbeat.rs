@@ -98,6 +98,7 @@ pub(super) async fn apply_answer(state: &TServerState, answer: pb::TsHeartbeatRe
             return false;
         }
     }
+    state.registered.store(true, std::sync::atomic::Ordering::SeqCst);
     if !answer.master_addresses.is_empty() {
         state.set_masters(answer.master_addresses);
     }

@@ -14,13 +14,15 @@ use super::replica::ReplicaStatus;
 use super::server::TServerState;
 use crate::web::{page, table};
 
-const NAV: &[(&str, &str)] = &[("/tablets", "tablets"), ("/metrics", "metrics"), ("/healthz", "health")];
+const NAV: &[(&str, &str)] =
+    &[("/tablets", "tablets"), ("/metrics", "metrics"), ("/healthz", "health"), ("/ready", "readiness")];
 
 /// Routes of the web server.
 pub fn router(state: Arc<TServerState>) -> Router {
     Router::new()
         .route("/", get(tablets))
         .route("/healthz", get(healthz))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/tablets", get(tablets))
         .with_state(state)
@@ -36,6 +38,26 @@ async fn healthz(State(state): State<Arc<TServerState>>) -> Response {
         state.cluster.id().unwrap_or_default()
     );
     let status = if serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, body).into_response()
+}
+
+/// Readiness: 200 once the server serves, a leader master of its cluster answered its
+/// heartbeat, and every voter replica it hosts is caught up with its leader; 503 before,
+/// naming what is missing. A rolling restart takes the next server down only after this.
+async fn ready(State(state): State<Arc<TServerState>>) -> Response {
+    let serving = state.serving.load(Ordering::SeqCst);
+    let registered = state.registered.load(Ordering::SeqCst);
+    let lagging = state.tablets.lagging();
+    let ok = serving && registered && lagging.is_empty();
+    let mut body = format!(
+        "{}\nserving: {serving}\nregistered: {registered}\nlagging replicas: {}\n",
+        if ok { "ok" } else { "not ready" },
+        lagging.len()
+    );
+    for tablet in lagging.iter().take(20) {
+        body.push_str(&format!("  {tablet}\n"));
+    }
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, body).into_response()
 }
 

@@ -77,6 +77,9 @@ pub struct TServerState {
     pub metrics: TServerMetrics,
     /// True while RPCs are served.
     pub serving: AtomicBool,
+    /// True once a leader master of this server's cluster answered a heartbeat (since this
+    /// process started).
+    pub registered: AtomicBool,
     /// Random per process start, sent in heartbeats: masters treat a new one as a new
     /// registration.
     pub instance_id: String,
@@ -164,6 +167,7 @@ impl TabletServer {
             book,
             metrics: TServerMetrics::new(),
             serving: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
             instance_id: uuid::Uuid::new_v4().to_string(),
             location: Mutex::new(String::new()),
             masters: Mutex::new(config.master_addresses.clone()),

@@ -159,6 +159,11 @@ impl TabletManager {
         self.running.read().unwrap_or_else(|p| p.into_inner()).get(tablet_id).cloned()
     }
 
+    /// Ids of the running voter replicas not yet caught up with their leader.
+    pub fn lagging(&self) -> Vec<String> {
+        self.running_replicas().iter().filter(|r| !r.caught_up()).map(|r| r.tablet_id.to_string()).collect()
+    }
+
     fn running_replicas(&self) -> Vec<Arc<Replica>> {
         self.running.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }

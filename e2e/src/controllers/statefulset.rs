@@ -281,7 +281,13 @@ fn reconcile(api: &Api, sts: &Value, all_pods: &[Value]) -> Result<(), ApiError>
         .filter(|s| !s.is_empty())
         .unwrap_or(&rev)
         .to_string();
-    let current_rev = if updated == replicas && live.len() == replicas { rev.clone() } else { prev_current };
+    // As in Kubernetes, only a RollingUpdate completes: with OnDelete `currentRevision`
+    // stays where it was (`completeRollingUpdate` in the real controller).
+    let current_rev = if rolling && updated == replicas && live.len() == replicas && ready == replicas {
+        rev.clone()
+    } else {
+        prev_current
+    };
     let current = live.iter().filter(|p| revision(p) == current_rev).count();
     let mut status = Map::new();
     status.insert("observedGeneration".into(), sts.pointer("/metadata/generation").cloned().unwrap_or(json!(1)));

@@ -48,12 +48,24 @@ pub fn entries(pods: &[Value], services: &[Value]) -> Vec<(String, Vec<String>)>
     let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let ip_of =
         |p: &Value| p.pointer("/status/podIP").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
-    for pod in pods.iter().filter(|p| meta_str(p, "deletionTimestamp").is_none()) {
+    // As the endpoints controller does, a Service publishing not-ready addresses keeps its
+    // terminating pods (a stopping member can still be reached, and reach itself, by name).
+    let publishes_not_ready = |ns: &str, name: &str| {
+        services.iter().any(|svc| {
+            meta_str(svc, "namespace") == Some(ns)
+                && meta_str(svc, "name") == Some(name)
+                && svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool) == Some(true)
+        })
+    };
+    for pod in pods {
         let (Some(ip), Some(ns)) = (ip_of(pod), meta_str(pod, "namespace")) else {
             continue;
         };
         let hostname = pod.pointer("/spec/hostname").and_then(Value::as_str);
         let subdomain = pod.pointer("/spec/subdomain").and_then(Value::as_str);
+        if meta_str(pod, "deletionTimestamp").is_some() && !subdomain.is_some_and(|s| publishes_not_ready(ns, s)) {
+            continue;
+        }
         if let (Some(h), Some(s)) = (hostname, subdomain) {
             let mut n = names(&format!("{h}.{s}"), ns);
             n.push(format!("{h}.{s}"));
@@ -71,8 +83,9 @@ pub fn entries(pods: &[Value], services: &[Value]) -> Vec<(String, Vec<String>)>
             continue;
         };
         let all = svc.pointer("/spec/publishNotReadyAddresses").and_then(Value::as_bool) == Some(true);
-        for pod in
-            pods.iter().filter(|p| meta_str(p, "namespace") == Some(ns) && meta_str(p, "deletionTimestamp").is_none())
+        for pod in pods
+            .iter()
+            .filter(|p| meta_str(p, "namespace") == Some(ns) && (all || meta_str(p, "deletionTimestamp").is_none()))
         {
             let labels = pod.pointer("/metadata/labels");
             if !sel.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v)) || !(all || pod_ready(pod)) {
@@ -281,5 +294,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("127.9.9.2 web.ns.svc.cluster.local web.ns.svc web.ns web\n"), "{text}");
+    }
+
+    #[test]
+    fn terminating_pods_stay_only_behind_services_publishing_not_ready_addresses() {
+        let pod = |sub: &str| {
+            json!({"metadata": {"name": "m-0", "namespace": "ns", "labels": {"app": sub}, "deletionTimestamp": "2026-01-01T00:00:00Z"},
+                   "spec": {"hostname": "m-0", "subdomain": sub},
+                   "status": {"podIP": "127.9.9.3", "conditions": [{"type": "Ready", "status": "False"}]}})
+        };
+        let svc = |name: &str, publish: bool| {
+            json!({"metadata": {"name": name, "namespace": "ns"},
+                   "spec": {"selector": {"app": name}, "clusterIP": "None", "publishNotReadyAddresses": publish}})
+        };
+        let text = render(&entries(&[pod("masters")], &[svc("masters", true)]));
+        assert!(text.contains("m-0.masters.ns.svc.cluster.local"), "{text}");
+        assert!(text.contains(" masters.ns.svc.cluster.local"), "{text}");
+        let text = render(&entries(&[pod("web")], &[svc("web", false)]));
+        assert!(text.is_empty(), "{text}");
     }
 }

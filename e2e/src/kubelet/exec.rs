@@ -32,6 +32,11 @@ impl ExecRegistry {
         self.lock().insert((uid.to_string(), container.to_string()), spec);
     }
 
+    /// How `container` of pod `uid` runs, if it does.
+    pub fn spec(&self, uid: &str, container: &str) -> Option<ProcessSpec> {
+        self.lock().get(&(uid.to_string(), container.to_string())).cloned()
+    }
+
     /// Forgets every container of pod `uid`.
     pub fn forget_pod(&self, uid: &str) {
         self.lock().retain(|(u, _), _| u != uid);

@@ -8,6 +8,7 @@ pub mod dns;
 pub mod dns_health;
 pub mod env;
 pub mod exec;
+pub mod hooks;
 pub mod ipam;
 pub mod probe;
 pub mod process;
@@ -325,11 +326,25 @@ impl Kubelet {
     }
 
     fn stop_pod(&mut self, uid: &str) -> Option<JoinHandle<()>> {
+        self.stop_pod_after_hooks(uid, Vec::new(), Duration::ZERO)
+    }
+
+    /// Stops the containers of pod `uid` after running `hooks` (its preStop handlers) for
+    /// at most `grace`.
+    fn stop_pod_after_hooks(
+        &mut self,
+        uid: &str,
+        hooks: Vec<hooks::PreStop>,
+        grace: Duration,
+    ) -> Option<JoinHandle<()>> {
         self.exec.forget_pod(uid);
         let rt = self.runtimes.remove(uid)?;
         let ipam = self.ipam.clone();
         let uid = uid.to_string();
         Some(tokio::spawn(async move {
+            if !hooks.is_empty() {
+                hooks::run_pre_stop(hooks, grace).await;
+            }
             rt.stop().await;
             ipam.lock().unwrap_or_else(|e| e.into_inner()).release(&uid);
         }))
@@ -371,7 +386,12 @@ impl Kubelet {
                             "kubelet",
                         );
                     }
-                    let stopping = self.stop_pod(&uid);
+                    // A graceful delete runs the preStop hooks first (not a forced one).
+                    let hooks = match grace(pod) {
+                        Duration::ZERO => Vec::new(),
+                        _ => hooks::pre_stop_hooks(pod, &uid, &self.exec, &self.config.bin_dirs),
+                    };
+                    let stopping = self.stop_pod_after_hooks(&uid, hooks, grace(pod));
                     let api = self.api.clone();
                     let (ns, name) = (
                         meta_str(pod, "namespace").unwrap_or("").to_string(),

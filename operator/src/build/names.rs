@@ -38,6 +38,13 @@ pub const RPC_PORT_NAME: &str = "rpc";
 pub const HTTP_PORT_NAME: &str = "http";
 /// Readiness endpoint of the master HTTP server.
 pub const HEALTHZ_PATH: &str = "/healthz";
+/// Tablet server readiness path: registered with the leader master and every hosted
+/// replica caught up with its leader.
+pub const READY_PATH: &str = "/ready";
+/// Annotation `kubectl rollout restart` writes; on a KuduCluster it restarts every pod.
+pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+/// Label the StatefulSet controller puts on each pod: the revision it was made from.
+pub const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// Name of the data volume claim template (claims are `data-<pod>`).
 pub const DATA_VOLUME: &str = "data";
@@ -170,6 +177,16 @@ pub fn master_address(spec: &ValidatedSpec, ordinal: i32) -> String {
         "{}.{}.{}.svc.{CLUSTER_DOMAIN}:{MASTER_RPC_PORT}",
         master_pod_name(&spec.name, ordinal),
         headless_service_name(&spec.name, Role::Master),
+        spec.namespace,
+    )
+}
+
+/// Stable RPC address of tablet server `ordinal` (what it advertises).
+pub fn tserver_address(spec: &ValidatedSpec, ordinal: i32) -> String {
+    format!(
+        "{}-{ordinal}.{}.{}.svc.{CLUSTER_DOMAIN}:{TSERVER_RPC_PORT}",
+        statefulset_name(&spec.name, Role::TServer),
+        headless_service_name(&spec.name, Role::TServer),
         spec.namespace,
     )
 }

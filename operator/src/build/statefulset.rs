@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapKeySelector, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
@@ -25,6 +27,8 @@ use crate::validate::{RoleSpec, ValidatedSpec};
 
 /// Topology keys the pods of a role are spread over by default.
 pub const SPREAD_TOPOLOGY_KEYS: [&str; 2] = ["topology.kubernetes.io/zone", "kubernetes.io/hostname"];
+/// Update strategy of both StatefulSets: pods change only when the operator deletes them.
+pub const UPDATE_STRATEGY: &str = "OnDelete";
 /// Seconds a master gets to hand over leadership and stop.
 pub const MASTER_TERMINATION_GRACE_SECONDS: i64 = 60;
 /// The master's preStop hook: hand over leadership if this master leads. A shell expands
@@ -120,10 +124,11 @@ pub fn tserver_statefulset(spec: &ValidatedSpec) -> StatefulSet {
 pub fn tserver_statefulset_with(spec: &ValidatedSpec, replicas: i32) -> StatefulSet {
     let role = Role::TServer;
     let mut container = base_container(spec, role, &spec.tservers);
-    // `/healthz` answers once the server serves and has opened its replicas.
+    // `/ready` answers once the server is registered with the leader master and every
+    // replica it hosts caught up with its leader: what a rolling restart waits for.
     container.readiness_probe = Some(Probe {
         http_get: Some(HTTPGetAction {
-            path: Some(names::HEALTHZ_PATH.to_owned()),
+            path: Some(names::READY_PATH.to_owned()),
             port: IntOrString::String(names::HTTP_PORT_NAME.to_owned()),
             ..HTTPGetAction::default()
         }),
@@ -157,18 +162,30 @@ fn statefulset(
     let overrides = &role_spec(spec, role).pod_overrides;
     let mut pod_labels = names::object_labels(&spec.name, Some(role));
     pod_labels.extend(selector.clone());
+    let mut annotations = overrides.annotations.clone();
+    // `kubectl.kubernetes.io/restartedAt` on the KuduCluster changes the template, so the
+    // operator's rollout restarts every pod.
+    if let Some(at) = &spec.restarted_at {
+        annotations.insert(names::RESTARTED_AT_ANNOTATION.to_owned(), at.clone());
+    }
     StatefulSet {
         metadata: owned_meta(spec, names::statefulset_name(&spec.name, role), Some(role)),
         spec: Some(StatefulSetSpec {
             replicas: Some(replicas),
             service_name: Some(names::headless_service_name(&spec.name, role)),
             pod_management_policy: Some("Parallel".to_owned()),
+            // The operator restarts outdated pods itself, one at a time and only when the
+            // cluster can take it (`crate::rolling`).
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some(UPDATE_STRATEGY.to_owned()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
             selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
             persistent_volume_claim_retention_policy: Some(retention),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: non_empty_map(&overrides.annotations),
+                    annotations: non_empty_map(&annotations),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod_spec),

@@ -14,8 +14,9 @@ use kudu_client::pb::master as pb;
 use kudu_client::rpc::ChannelPool;
 use kudu_client::security::Security;
 
-use super::masters::{MasterAdmin, MasterAdminError};
+use super::masters::{MasterAdmin, MasterAdminError, RaftProgress, TabletLocations};
 use crate::membership::{NodeId, RaftMember, RaftView};
+use crate::rolling::TabletView as RollingTablet;
 use crate::tservers::{TServerObservation, TServerView, TabletView};
 
 /// Timeouts of the master RPCs.
@@ -280,6 +281,72 @@ impl MasterAdmin for KuduMasterAdmin {
             .set_tablet_server_state(uuids, decommissioning)
             .await
             .map_err(|e| admin_error(e, addresses))
+    }
+
+    async fn raft_progress(&self, addresses: &[String]) -> Result<Option<RaftProgress>, MasterAdminError> {
+        match self.clients(addresses)?.reads.list_masters().await {
+            Ok(response) => Ok(Some(raft_progress(&response))),
+            Err(error @ ClientError::NoLeader { reached: false, .. }) => Err(admin_error(error, addresses)),
+            Err(error) => {
+                tracing::debug!(%error, "ListMasters failed");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn tablet_locations(&self, addresses: &[String]) -> Result<TabletLocations, MasterAdminError> {
+        let reads = &self.clients(addresses)?.reads;
+        let servers = reads.list_tablet_servers().await.map_err(|e| admin_error(e, addresses))?;
+        let tables = reads.list_tables().await.map_err(|e| admin_error(e, addresses))?;
+        let mut tablets = Vec::new();
+        for table in tables {
+            match reads.get_table_locations(&table.name).await {
+                Ok(locations) => tablets.extend(locations.tablets.into_iter().map(|t| RollingTablet {
+                    tablet_id: t.tablet_id,
+                    voters: t.replicas.into_iter().map(|r| r.ts_uuid).collect(),
+                    leader: Some(t.leader_ts_uuid).filter(|l| !l.is_empty()),
+                })),
+                Err(ClientError::Master { code, .. }) if code == "TABLE_NOT_FOUND" => {}
+                Err(e) => return Err(admin_error(e, addresses)),
+            }
+        }
+        Ok(TabletLocations { servers: servers.into_iter().map(tserver_view).collect(), tablets })
+    }
+
+    async fn transfer_tablet_leader(
+        &self,
+        masters: &[String],
+        tserver_address: &str,
+        tablet_id: &str,
+        to_uuid: &str,
+    ) -> Result<(), MasterAdminError> {
+        use kudu_client::pb::tserver::TransferLeadershipRequest;
+        use kudu_client::pb::tserver::tablet_server_service_client::TabletServerServiceClient;
+        // The tablet servers share their cluster's security (its certificates).
+        let (_, pool) = self.pool_for(masters);
+        let channel = pool
+            .get(tserver_address)
+            .map_err(|e| MasterAdminError::Refused(format!("bad tablet server address {tserver_address}: {e}")))?;
+        let mut service = TabletServerServiceClient::new(channel);
+        let timeout = self.timeouts.read;
+        let mut request = tonic::Request::new(TransferLeadershipRequest {
+            tablet_id: tablet_id.to_owned(),
+            new_leader_uuid: to_uuid.to_owned(),
+        });
+        request.set_timeout(timeout);
+        kudu_client::rpc::with_deadline(timeout, service.transfer_leadership(request))
+            .await
+            .map(drop)
+            .map_err(|status| MasterAdminError::Refused(format!("{tserver_address}: {}", status.message())))
+    }
+}
+
+/// The [`RaftProgress`] of a `ListMasters` answer.
+pub fn raft_progress(response: &pb::ListMastersResponse) -> RaftProgress {
+    RaftProgress {
+        view: raft_view(response),
+        commit_index: response.commit_index,
+        matched: response.members.iter().map(|m| (NodeId(m.node_id), m.matched_index)).collect(),
     }
 }
 

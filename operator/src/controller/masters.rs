@@ -3,8 +3,31 @@
 
 use std::future::Future;
 
+use std::collections::BTreeMap;
+
 use crate::membership::{NodeId, RaftView};
-use crate::tservers::TServerObservation;
+use crate::rolling::TabletView;
+use crate::tservers::{TServerObservation, TServerView};
+
+/// The Raft group with its replication progress (`ListMasters`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RaftProgress {
+    /// Leader and members.
+    pub view: RaftView,
+    /// The leader's commit index.
+    pub commit_index: u64,
+    /// Highest log index the leader knows each member holds.
+    pub matched: BTreeMap<NodeId, u64>,
+}
+
+/// Tablet servers and every tablet with its voters and leader.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TabletLocations {
+    /// The tablet servers the leader master knows.
+    pub servers: Vec<TServerView>,
+    /// Every tablet.
+    pub tablets: Vec<TabletView>,
+}
 
 /// Errors of master administration calls.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +109,40 @@ pub trait MasterAdmin: Send + Sync + 'static {
         decommissioning: bool,
     ) -> impl Future<Output = Result<(), MasterAdminError>> + Send {
         let _ = (addresses, uuids, decommissioning);
+        async { Err(MasterAdminError::Unavailable) }
+    }
+
+    /// The membership with replication progress from the leader (`ListMasters`), `None`
+    /// without a leader.
+    fn raft_progress(
+        &self,
+        addresses: &[String],
+    ) -> impl Future<Output = Result<Option<RaftProgress>, MasterAdminError>> + Send {
+        let _ = addresses;
+        async { Err(MasterAdminError::Unavailable) }
+    }
+
+    /// The tablet servers and every tablet's voters and leader (`ListTabletServers`,
+    /// `ListTables`, `GetTableLocations`).
+    fn tablet_locations(
+        &self,
+        addresses: &[String],
+    ) -> impl Future<Output = Result<TabletLocations, MasterAdminError>> + Send {
+        let _ = addresses;
+        async { Err(MasterAdminError::Unavailable) }
+    }
+
+    /// Ask the tablet server at `tserver_address`, leader of `tablet_id`, to hand the
+    /// leadership to the voter `to_uuid` (`TransferLeadership`), over the security of the
+    /// cluster whose masters are at `masters`.
+    fn transfer_tablet_leader(
+        &self,
+        masters: &[String],
+        tserver_address: &str,
+        tablet_id: &str,
+        to_uuid: &str,
+    ) -> impl Future<Output = Result<(), MasterAdminError>> + Send {
+        let _ = (masters, tserver_address, tablet_id, to_uuid);
         async { Err(MasterAdminError::Unavailable) }
     }
 }

@@ -11,6 +11,7 @@ pub mod kudu_admin;
 pub mod masters;
 pub mod observe;
 pub mod replace;
+pub mod rolling;
 pub mod rollout;
 pub mod status;
 pub mod tls;
@@ -53,6 +54,8 @@ pub const FINALIZER: &str = "kudu.dev/cleanup";
 pub const SETTLED_REQUEUE: Duration = Duration::from_secs(60);
 /// Requeue interval while membership work is pending.
 pub const BUSY_REQUEUE: Duration = Duration::from_secs(10);
+/// Requeue interval while a rolling restart runs (tablet server pods are not watched).
+pub const ROLLOUT_REQUEUE: Duration = Duration::from_secs(3);
 
 /// Shared state of all reconciliations.
 pub struct Context<M> {
@@ -88,6 +91,9 @@ pub enum Error {
     /// Preparing the certificates failed.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// A rolling restart step failed.
+    #[error(transparent)]
+    Rollout(#[from] rolling::RolloutError),
     /// Another API call failed.
     #[error("{what}: {source}")]
     Kube {
@@ -122,6 +128,7 @@ impl Error {
             Self::Apply(_) => "apply",
             Self::Execute(_) => "membership",
             Self::Tls(_) => "tls",
+            Self::Rollout(_) => "rollout",
             Self::Kube { .. } => "kube",
             Self::Finalizer(_) => "finalizer",
         }
@@ -324,6 +331,8 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     // transition times and the last membership change are not rolled back.
     let clusters: Api<KuduCluster> = Api::namespaced(ctx.client.clone(), &spec.namespace);
     let previous = clusters.get_status(&spec.name).await.map_err(kube_err("reading the KuduCluster status"))?.status;
+    // Rolling restart: one outdated pod at a time, after the membership loop's own work.
+    let rollout = rolling::step(ctx, cluster, &spec, &decision, previous.as_ref(), now).await?;
     let pod_name = |ordinal| names::master_pod_name(&spec.name, ordinal);
     let mut new_status = status::compute_status(&status::StatusInputs {
         generation: cluster.metadata.generation,
@@ -344,10 +353,12 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
         previous.as_ref(),
         now,
     );
+    rolling::extend_status(&mut new_status, &rollout, cluster.metadata.generation, previous.as_ref(), now);
     fail::fail_point!(failpoints::BEFORE_STATUS);
     patch_status(ctx, cluster, new_status).await?;
 
     let requeue = match decision {
+        _ if rollout.busy() => ROLLOUT_REQUEUE,
         membership::Action::None if !tservers::busy(&tserver_scale) => SETTLED_REQUEUE,
         _ => BUSY_REQUEUE,
     };

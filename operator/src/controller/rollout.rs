@@ -4,7 +4,8 @@
 use k8s_openapi::api::apps::v1::StatefulSet;
 
 /// Whether `statefulset` finished rolling out its current spec: the controller saw the
-/// latest generation and every replica is updated and ready.
+/// latest generation and every replica is updated and ready. With the `OnDelete` strategy
+/// Kubernetes never advances `currentRevision`, so the updated count is what tells.
 pub fn rolled_out(statefulset: &StatefulSet) -> bool {
     let desired = statefulset.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let Some(status) = statefulset.status.as_ref() else {
@@ -15,14 +16,7 @@ pub fn rolled_out(statefulset: &StatefulSet) -> bool {
         (None, _) => true,
         (Some(_), None) => false,
     };
-    let same_revision = match (&status.current_revision, &status.update_revision) {
-        (Some(current), Some(update)) => current == update,
-        _ => true,
-    };
-    observed_latest
-        && same_revision
-        && status.updated_replicas.unwrap_or(0) >= desired
-        && status.ready_replicas.unwrap_or(0) >= desired
+    observed_latest && status.updated_replicas.unwrap_or(0) >= desired && status.ready_replicas.unwrap_or(0) >= desired
 }
 
 #[cfg(test)]
@@ -66,7 +60,12 @@ mod tests {
     fn pending_revision_or_unready_pods_are_not_rolled_out() {
         let mut status = done();
         status.update_revision = Some("r3".to_owned());
+        status.updated_replicas = Some(2);
         assert!(!rolled_out(&sts(2, status)));
+        // OnDelete: `currentRevision` stays behind, every pod is updated.
+        let mut status = done();
+        status.current_revision = Some("r1".to_owned());
+        assert!(rolled_out(&sts(2, status)));
         let mut status = done();
         status.ready_replicas = Some(2);
         assert!(!rolled_out(&sts(2, status)));

@@ -70,6 +70,7 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
                 },
                 voter: m.voter,
                 healthy: m.live && pod.is_some_and(|p| p.ready),
+                revision: None,
             }
         })
         .collect();
@@ -82,6 +83,7 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
             .map(|m| MasterMemberStatus {
                 role: if m.voter { MasterRole::Follower } else { MasterRole::Learner },
                 healthy: false,
+                revision: None,
                 ..m.clone()
             })
             .collect(),
@@ -211,6 +213,7 @@ pub fn compute_status(inputs: &StatusInputs<'_>) -> KuduClusterStatus {
         ready_tservers: Some(inputs.ready_tservers),
         last_membership_change,
         tablet_servers: Vec::new(),
+        rollout: previous.and_then(|p| p.rollout.clone()),
     }
 }
 

@@ -188,6 +188,7 @@ pub fn extend_status(
                     live: s.live,
                     replicas: s.replicas,
                     decommissioning: s.decommissioning,
+                    revision: None,
                 })
                 .collect();
             let health = tablet_health(observation);
