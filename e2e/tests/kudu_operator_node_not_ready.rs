@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, ensure};
 use common::{TestCluster, eventually};
 use serde_json::Value;
-use support::{run_single_test, start_with_operator_on_nodes};
+use support::{condition, create_rows_table, insert_rows, row_ids, run_single_test, start_with_operator_on_nodes};
 
 /// Deadline for the cluster to become available from scratch on a loaded 2-core machine.
 const AVAILABLE: Duration = Duration::from_secs(240);
@@ -46,10 +46,6 @@ spec:
     storage: {{size: 1Gi}}
 "#
     )
-}
-
-fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
-    status["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
 }
 
 /// Where the cluster's pods run: pod name -> node name.
@@ -119,23 +115,6 @@ async fn ksck(tc: &TestCluster, pod: &str) -> Result<(bool, Value)> {
     Ok((out.status.success(), report))
 }
 
-/// The ids of every row of `rows`, sorted.
-async fn row_ids(tc: &TestCluster, pod: &str) -> Result<Vec<i64>> {
-    let scanned = kudu_in(tc, pod, &["row", "scan", "rows"]).await?;
-    let mut ids: Vec<i64> = scanned
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).map(|v| v["id"].as_i64().unwrap_or(-1)))
-        .collect::<Result<_, _>>()?;
-    ids.sort_unstable();
-    Ok(ids)
-}
-
-async fn insert(tc: &TestCluster, pod: &str, ids: std::ops::Range<i64>) -> Result<()> {
-    let lines: String = ids.map(|i| format!("{{\"id\": {i}, \"v\": \"row {i}\"}}\n")).collect();
-    tc.kubectl_stdin(&["exec", "-i", pod, "--", "kudu", "row", "insert", "rows"], &lines).await?;
-    Ok(())
-}
-
 #[test]
 fn operator_cluster_rereplicates_the_replicas_of_a_not_ready_node() -> Result<()> {
     run_single_test(node_not_ready)
@@ -160,26 +139,8 @@ async fn node_not_ready() -> Result<()> {
     eprintln!("5 tablet servers after {:?}", started.elapsed());
 
     // An RF 3 table with rows, compliant by zone.
-    kudu_in(
-        &tc,
-        "demo-master-0",
-        &[
-            "table",
-            "create",
-            "rows",
-            "--columns",
-            "id:int64,v:string",
-            "--primary-key",
-            "id",
-            "--partitions",
-            "4",
-            "--replicas",
-            "3",
-            "--wait",
-        ],
-    )
-    .await?;
-    insert(&tc, "demo-master-0", 0..ROWS).await?;
+    create_rows_table(&tc, "demo-master-0").await?;
+    insert_rows(&tc, "demo-master-0", 0..ROWS).await?;
     eventually(AVAILABLE, "ksck to pass and the status to count every server's replicas", || async {
         let (clean, _) = ksck(&tc, "demo-master-0").await?;
         let status = tc.get_json(&["kuduclusters", "demo"]).await?["status"].clone();
@@ -251,7 +212,7 @@ async fn node_not_ready() -> Result<()> {
     // Every acknowledged row readable, and the table writable.
     let ids = row_ids(&tc, exec_pod).await?;
     ensure!(ids == (0..ROWS).collect::<Vec<_>>(), "rows lost: {} of {ROWS} read back", ids.len());
-    insert(&tc, exec_pod, ROWS..2 * ROWS).await?;
+    insert_rows(&tc, exec_pod, ROWS..2 * ROWS).await?;
     let ids = row_ids(&tc, exec_pod).await?;
     ensure!(ids == (0..2 * ROWS).collect::<Vec<_>>(), "rows lost after writing more: {}", ids.len());
 

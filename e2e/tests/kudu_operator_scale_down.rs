@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use common::{TestCluster, eventually};
 use serde_json::Value;
-use support::{run_single_test, start_with_operator};
+use support::{condition, create_rows_table, insert_rows, row_ids, run_single_test, start_with_operator};
 
 /// Deadline for the cluster to become available from scratch on a loaded 2-core machine.
 const AVAILABLE: Duration = Duration::from_secs(180);
@@ -40,24 +40,9 @@ fn in_master<'a>(args: &[&'a str]) -> Vec<&'a str> {
     [&["exec", "demo-master-0", "--", "kudu"], args].concat()
 }
 
-fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
-    status["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
-}
-
 async fn sts_replicas(tc: &TestCluster) -> Result<i64> {
     let sts = tc.get_json(&["statefulset", "demo-tserver"]).await?;
     sts["spec"]["replicas"].as_i64().context("tablet server StatefulSet replicas")
-}
-
-/// The ids of every row of `rows`.
-async fn row_ids(tc: &TestCluster) -> Result<Vec<i64>> {
-    let scanned = tc.kubectl(&in_master(&["row", "scan", "rows"])).await?;
-    let mut ids: Vec<i64> = scanned
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).map(|v| v["id"].as_i64().unwrap_or(-1)))
-        .collect::<Result<_, _>>()?;
-    ids.sort_unstable();
-    Ok(ids)
 }
 
 #[test]
@@ -96,23 +81,8 @@ async fn scale_down() -> Result<()> {
     );
 
     // An RF 3 table complying with the policy by zone, with rows.
-    tc.kubectl(&in_master(&[
-        "table",
-        "create",
-        "rows",
-        "--columns",
-        "id:int64,v:string",
-        "--primary-key",
-        "id",
-        "--partitions",
-        "4",
-        "--replicas",
-        "3",
-        "--wait",
-    ]))
-    .await?;
-    let lines: String = (0..200).map(|i| format!("{{\"id\": {i}, \"v\": \"row {i}\"}}\n")).collect();
-    tc.kubectl_stdin(&["exec", "-i", "demo-master-0", "--", "kudu", "row", "insert", "rows"], &lines).await?;
+    create_rows_table(&tc, "demo-master-0").await?;
+    insert_rows(&tc, "demo-master-0", 0..200).await?;
     eventually(AVAILABLE, "ksck to pass (placement policy by zone)", || async {
         let out = tc.kubectl_raw(&in_master(&["cluster", "ksck"]), None).await?;
         Ok(out.status.success().then_some(()))
@@ -157,7 +127,7 @@ async fn scale_down() -> Result<()> {
         .collect();
     let text = described.to_string();
     ensure!(gone.iter().all(|uuid| !text.contains(uuid.as_str())), "a replica is still on {gone:?}: {described}");
-    let ids = row_ids(&tc).await?;
+    let ids = row_ids(&tc, "demo-master-0").await?;
     ensure!(ids == (0..200).collect::<Vec<i64>>(), "rows lost: {} of 200 read back", ids.len());
     eventually(AVAILABLE, "every tablet back at 3 live voters", || async {
         let status = tc.get_json(&["kuduclusters", "demo"]).await?["status"].clone();
@@ -180,7 +150,7 @@ async fn scale_down() -> Result<()> {
         "unclear refusal: {refused}"
     );
     ensure!(sts_replicas(&tc).await? == 3, "the StatefulSet changed on a refused scale-down");
-    let ids = row_ids(&tc).await?;
+    let ids = row_ids(&tc, "demo-master-0").await?;
     ensure!(ids.len() == 200, "rows lost after the refusal: {}", ids.len());
     eprintln!("done after {:?}", started.elapsed());
     tc.stop().await;

@@ -233,3 +233,35 @@ pub async fn uid_and_deleting(tc: &TestCluster, kind: &str, name: &str) -> Resul
     let uid = object["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
     Ok(Some((uid, object["metadata"]["deletionTimestamp"].is_string())))
 }
+
+/// The condition `type_` of a KuduCluster status.
+pub fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
+    status["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+/// Creates the RF 3 table `rows` (`id:int64` key, `v:string`, 4 partitions) with `kudu` in
+/// `pod`, waiting for its leaders.
+pub async fn create_rows_table(tc: &TestCluster, pod: &str) -> Result<()> {
+    let args = ["table", "create", "rows", "--columns", "id:int64,v:string", "--primary-key", "id"];
+    let more = ["--partitions", "4", "--replicas", "3", "--wait"];
+    tc.kubectl(&[&["exec", pod, "--", "kudu"][..], &args, &more].concat()).await?;
+    Ok(())
+}
+
+/// Inserts the rows `ids` into `rows` with `kudu` in `pod`.
+pub async fn insert_rows(tc: &TestCluster, pod: &str, ids: std::ops::Range<i64>) -> Result<()> {
+    let lines: String = ids.map(|i| format!("{{\"id\": {i}, \"v\": \"row {i}\"}}\n")).collect();
+    tc.kubectl_stdin(&["exec", "-i", pod, "--", "kudu", "row", "insert", "rows"], &lines).await?;
+    Ok(())
+}
+
+/// The ids of every row of `rows`, sorted, scanned with `kudu` in `pod`.
+pub async fn row_ids(tc: &TestCluster, pod: &str) -> Result<Vec<i64>> {
+    let scanned = tc.kubectl(&["exec", pod, "--", "kudu", "row", "scan", "rows"]).await?;
+    let mut ids: Vec<i64> = scanned
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).map(|v| v["id"].as_i64().unwrap_or(-1)))
+        .collect::<Result<_, _>>()?;
+    ids.sort_unstable();
+    Ok(ids)
+}

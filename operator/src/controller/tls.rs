@@ -16,9 +16,9 @@ use tracing::{info, warn};
 
 use super::masters::MasterAdmin;
 use super::{Context, Error, kube_err};
-use crate::build::names::{self, FIELD_MANAGER, Role};
+use crate::build::names::{FIELD_MANAGER, Role};
 use crate::build::owned_meta;
-use crate::crd::{MAX_MASTER_REPLICAS, TlsMode};
+use crate::crd::TlsMode;
 use crate::tls::renewal::{self, Current, Decision};
 use crate::tls::{self, CA_CRT, CA_KEY, TLS_CRT, TLS_KEY};
 use crate::validate::ValidatedSpec;
@@ -56,12 +56,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Every address the cluster's masters may have (so the operator's security follows any
-/// scale).
-pub fn all_master_addresses(spec: &ValidatedSpec) -> Vec<String> {
-    (0..MAX_MASTER_REPLICAS).map(|o| names::master_address(spec, o)).collect()
-}
-
 /// Prepares the cluster's certificates and sets the operator's security for its masters.
 /// Returns how long until the next renewal is due (`None` in plaintext).
 pub async fn ensure<M: MasterAdmin>(
@@ -69,7 +63,7 @@ pub async fn ensure<M: MasterAdmin>(
     spec: &ValidatedSpec,
     tserver_replicas: i32,
 ) -> Result<Option<Duration>, Error> {
-    let addresses = all_master_addresses(spec);
+    let addresses = super::observe::all_master_addresses(spec);
     if !spec.tls.enabled() {
         ctx.masters.use_security(&addresses, Security::Insecure);
         return Ok(None);
