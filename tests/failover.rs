@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use common::{Cluster, WAIT, simple_schema, wait_for};
 use kudu::catalog::{AlterStep, Column, ColumnType};
+use kudu::pb::master as pb;
+use kudu::pb::master::master_service_client::MasterServiceClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_leader_is_replaced_and_catches_up_after_restart() {
@@ -179,4 +181,52 @@ async fn lagging_follower_catches_up_from_a_snapshot() {
     })
     .await;
     assert!(!page.contains("<td>s000</td>"), "deleted table still on the follower");
+}
+
+/// Asks the master at `addr` whom it follows, waiting up to `wait_ms` for a leader of a term
+/// above `newer_than_term`; returns the answer and how long it took.
+async fn probe(addr: &str, newer_than_term: u64, wait_ms: u32) -> (pb::ConnectToMasterResponse, Duration) {
+    let mut service = MasterServiceClient::connect(format!("http://{addr}")).await.expect("connect");
+    let started = Instant::now();
+    let answer = service
+        .connect_to_master(pb::ConnectToMasterRequest { newer_than_term, wait_for_leader_ms: wait_ms })
+        .await
+        .expect("ConnectToMaster")
+        .into_inner();
+    (answer, started.elapsed())
+}
+
+/// A client that saw the leader fail asks the others to answer once a later leader exists:
+/// a follower holds the probe rather than naming the dead leader, and answers with the new
+/// one; the live leader itself answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_after_a_leader_failure_is_answered_with_the_next_leader() {
+    let mut cluster = Cluster::start(3, 0);
+    let leader = cluster.wait_leader().await;
+    let (answer, _) = probe(&leader, 0, 0).await;
+    let term = answer.term;
+    let follower = cluster.master_addrs().into_iter().find(|a| *a != leader).expect("a follower");
+
+    // The leader answers as leader whatever term is asked for.
+    let (answer, _) = probe(&leader, term, 2_000).await;
+    assert_eq!(answer.role, pb::Role::Leader as i32);
+    // A follower of that leader knows no later one: it waits the whole time (capped at 2 s),
+    // then names the leader it has.
+    let (answer, took) = probe(&follower, term, 5_000).await;
+    assert!(took >= Duration::from_millis(1_900), "answered after {took:?} without a newer leader");
+    assert_eq!(answer.leader_address, leader);
+
+    cluster.master_by_addr(&leader).kill();
+    let started = Instant::now();
+    let new_leader = loop {
+        let (answer, _) = probe(&follower, term, 2_000).await;
+        assert_ne!(answer.leader_address, leader, "a waiting probe named the dead leader: {answer:?}");
+        if !answer.leader_address.is_empty() {
+            assert!(answer.term > term, "{answer:?}");
+            break answer.leader_address;
+        }
+        assert!(started.elapsed() < WAIT, "no new leader within {WAIT:?}");
+    };
+    println!("probe answered with the new leader {new_leader} {:?} after the kill", started.elapsed());
+    assert_eq!(cluster.wait_leader().await, new_leader);
 }

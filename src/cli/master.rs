@@ -81,10 +81,13 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10)]
     max_concurrent_rereplications: usize,
     /// Raft heartbeat interval.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 50)]
     raft_heartbeat_interval_ms: u64,
-    /// Minimum Raft election timeout (the maximum is 1.5 times this).
-    #[arg(long, default_value_t = 1_500)]
+    /// Minimum Raft election timeout (the maximum is 1.5 times this). A follower calls an
+    /// election once it has heard nothing from the leader for the leader's lease (the
+    /// maximum) plus its own timeout: 375-450 ms with the defaults; must exceed twice the
+    /// heartbeat interval.
+    #[arg(long, default_value_t = 150)]
     raft_election_timeout_ms: u64,
     /// Take a catalog snapshot and purge the log every this many entries.
     #[arg(long, default_value_t = 1_000)]

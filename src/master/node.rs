@@ -21,6 +21,9 @@ use crate::ids::MasterId;
 use crate::pb::master as pb;
 use crate::rpc::ChannelPool;
 
+/// Longest a leader-discovery probe is held waiting for a new leader.
+pub const MAX_LEADER_WAIT: Duration = Duration::from_secs(2);
+
 /// Everything a master's services share.
 pub struct MasterNode {
     pub id: MasterId,
@@ -47,6 +50,25 @@ pub struct MasterNode {
 impl MasterNode {
     pub fn raft_metrics(&self) -> RaftMetrics<TypeConfig> {
         self.raft.metrics().borrow_watched().clone()
+    }
+
+    /// Metrics once this master leads or knows a leader of a term above `term`, waiting up to
+    /// `wait` for one (capped at [`MAX_LEADER_WAIT`]); after that, the metrics as they are.
+    /// Lets a client that saw the leader of `term` fail learn the next leader when it is
+    /// elected rather than by polling.
+    pub async fn raft_metrics_with_leader_after(&self, term: u64, wait: Duration) -> RaftMetrics<TypeConfig> {
+        let wait = wait.min(MAX_LEADER_WAIT);
+        if wait.is_zero() {
+            return self.raft_metrics();
+        }
+        let knows_newer_leader = |m: &RaftMetrics<TypeConfig>| {
+            m.state == ServerState::Leader || (m.current_leader.is_some() && m.current_term > term)
+        };
+        match self.raft.wait(Some(wait)).metrics(knows_newer_leader, "a leader after the failed one").await {
+            Ok(m) => m,
+            // Timed out (no election finished in time) or shutting down: answer as things are.
+            Err(_) => self.raft_metrics(),
+        }
     }
 
     /// This master's role as clients see it.

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -88,11 +88,13 @@ impl MasterService for MasterRpc {
     #[instrument(skip_all)]
     async fn connect_to_master(
         &self,
-        _: Request<pb::ConnectToMasterRequest>,
+        request: Request<pb::ConnectToMasterRequest>,
     ) -> Result<Response<pb::ConnectToMasterResponse>, Status> {
+        let r = request.into_inner();
         self.handle("ConnectToMaster", async {
             let node = &self.node;
-            let m = node.raft_metrics();
+            let wait = Duration::from_millis(u64::from(r.wait_for_leader_ms));
+            let m = node.raft_metrics_with_leader_after(r.newer_than_term, wait).await;
             let leader_id = m.current_leader.unwrap_or(0);
             Ok(pb::ConnectToMasterResponse {
                 node_id: node.id,

@@ -216,18 +216,10 @@ impl Cluster {
 
     /// A started master process at `addr` with the seed list `seeds`.
     pub fn new_master(&mut self, addr: String, seeds: &[String]) -> Proc {
-        let mut flags: Vec<String> = [
-            "--tserver-unresponsive-timeout-ms",
-            &self.tserver_timeout_ms.to_string(),
-            "--raft-heartbeat-interval-ms",
-            "200",
-            "--raft-election-timeout-ms",
-            "1000",
-            "--snapshot-every",
-            "200",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut flags: Vec<String> =
+            ["--tserver-unresponsive-timeout-ms", &self.tserver_timeout_ms.to_string(), "--snapshot-every", "200"]
+                .map(String::from)
+                .to_vec();
         flags.extend(self.master_flags.iter().cloned());
         self.spawn_server("master", addr, seeds, Some(free_addr()), &flags)
     }

@@ -20,6 +20,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest pause between attempts; leader discovery probes are cheap, so retry often.
 const MAX_BACKOFF: Duration = Duration::from_millis(250);
 
+/// Longest a discovery probe asks a master to wait for a new leader (see
+/// [`MasterClient::forget_leader`]); half the probe's deadline at most.
+const LEADER_WAIT: Duration = Duration::from_secs(1);
+
 /// How old the learned membership may get before the client re-reads it.
 const MEMBERSHIP_REFRESH: Duration = Duration::from_secs(5);
 
@@ -48,6 +52,11 @@ struct Known {
     /// When `members` was last taken from a leader.
     refreshed: Option<Instant>,
     leader: Option<String>,
+    /// The term `leader` (or the last leader) was found in.
+    leader_term: u64,
+    /// The term of a leader this client saw fail and no newer leader found since: discovery
+    /// then asks masters to answer once they know a leader of a later term.
+    failed_term: Option<u64>,
 }
 
 /// A client of the master group.
@@ -67,8 +76,8 @@ fn with_timeout<T>(mut request: tonic::Request<T>, timeout: Duration) -> tonic::
 enum Found {
     /// A master that says it leads, and its answer.
     Leader(String, pb::ConnectToMasterResponse),
-    /// No master said it leads, but one named the leader.
-    Hint(String),
+    /// No master said it leads, but one named the leader (in the term given).
+    Hint(String, u64),
 }
 
 /// One round of leader discovery found neither a leader nor a hint.
@@ -136,9 +145,49 @@ impl MasterClient {
         address: &str,
         timeout: Duration,
     ) -> Result<pb::ConnectToMasterResponse, tonic::Status> {
+        self.probe(address, pb::ConnectToMasterRequest::default(), timeout).await
+    }
+
+    async fn probe(
+        &self,
+        address: &str,
+        request: pb::ConnectToMasterRequest,
+        timeout: Duration,
+    ) -> Result<pb::ConnectToMasterResponse, tonic::Status> {
         let mut service = self.service(address).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        let request = with_timeout(tonic::Request::new(pb::ConnectToMasterRequest {}), timeout);
+        let request = with_timeout(tonic::Request::new(request), timeout);
         Ok(rpc::with_deadline(timeout, service.connect_to_master(request)).await?.into_inner())
+    }
+
+    /// Drops the cached leader after it failed or stepped down: the next discovery waits
+    /// (briefly, on the masters) for a leader of a later term rather than polling them.
+    fn forget_leader(&self) {
+        let mut known = self.known();
+        if known.leader.take().is_some() || known.failed_term.is_none() {
+            known.failed_term = Some(known.leader_term);
+        }
+    }
+
+    /// A master named the leader of `term`: a later term than the failed leader's ends the
+    /// wait for a new one.
+    fn learn_hint(&self, term: u64) {
+        let mut known = self.known();
+        if known.failed_term.is_none_or(|failed| term > failed) {
+            known.failed_term = None;
+            known.leader_term = known.leader_term.max(term);
+        }
+    }
+
+    /// The discovery probe: after a leader failed, asks to be answered once a later leader
+    /// is known (the leader itself answers at once).
+    fn discovery_request(&self, timeout: Duration) -> pb::ConnectToMasterRequest {
+        match self.known().failed_term {
+            Some(term) => pb::ConnectToMasterRequest {
+                newer_than_term: term,
+                wait_for_leader_ms: u32::try_from(LEADER_WAIT.min(timeout / 2).as_millis()).unwrap_or(0),
+            },
+            None => pb::ConnectToMasterRequest::default(),
+        }
     }
 
     /// Asks every known master at once and returns the leader's address as soon as one
@@ -150,8 +199,12 @@ impl MasterClient {
         if let Some(hint) = hint.filter(|h| !addresses.contains(h)) {
             addresses.push(hint);
         }
-        let mut probes: FuturesUnordered<_> =
-            addresses.into_iter().map(|address| async move { (self.connect_to(&address).await, address) }).collect();
+        let timeout = self.options.rpc_timeout.min(PROBE_TIMEOUT);
+        let request = self.discovery_request(timeout);
+        let mut probes: FuturesUnordered<_> = addresses
+            .into_iter()
+            .map(|address| async move { (self.probe(&address, request, timeout).await, address) })
+            .collect();
         let mut hint = None;
         let mut heard_of: Vec<String> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
@@ -183,10 +236,12 @@ impl MasterClient {
                 known.members = answer.members.iter().map(|m| m.address.clone()).collect();
                 known.refreshed = Some(Instant::now());
                 known.leader = Some(address.clone());
+                known.leader_term = answer.term;
+                known.failed_term = None;
                 return Ok(Found::Leader(address, answer));
             }
             if !answer.leader_address.is_empty() {
-                hint = Some(answer.leader_address);
+                hint = Some((answer.leader_address, answer.term));
             }
             let role = pb::Role::try_from(answer.role).map(|r| r.as_str_name()).unwrap_or("UNKNOWN");
             failures.push(format!("{address}: {role}"));
@@ -201,7 +256,7 @@ impl MasterClient {
             }
         }
         match hint {
-            Some(hint) => Ok(Found::Hint(hint)),
+            Some((hint, term)) => Ok(Found::Hint(hint, term)),
             None => {
                 Err(NotFound { why: format!("no master is the leader ({})", failures.join("; ")), reached, refused })
             }
@@ -256,8 +311,13 @@ impl MasterClient {
             let leader = match cached {
                 Some(leader) => Ok(leader),
                 None => match self.find_leader(hint.take()).await {
-                    Ok(Found::Leader(address, _) | Found::Hint(address)) => {
+                    Ok(Found::Leader(address, _)) => {
                         reached = true;
+                        Ok(address)
+                    }
+                    Ok(Found::Hint(address, term)) => {
+                        reached = true;
+                        self.learn_hint(term);
                         Ok(address)
                     }
                     Err(not_found) => Err(not_found),
@@ -281,7 +341,6 @@ impl MasterClient {
                         Ok(Err(status)) => match rpc::error_code(&status) {
                             Some(code) if code.parse().is_ok_and(ErrorCode::is_retryable) => {
                                 reached = true;
-                                self.known().leader = None;
                                 last_error = format!("{leader}: {}", status.message());
                                 let new_hint = status
                                     .metadata()
@@ -292,9 +351,11 @@ impl MasterClient {
                                 if new_hint.is_some() {
                                     // Follow a hint to another master at once (confirming it leads
                                     // and learning the membership from it).
+                                    self.known().leader = None;
                                     hint = new_hint;
                                     continue;
                                 }
+                                self.forget_leader();
                             }
                             Some(code) => {
                                 return Err(ClientError::Master {
@@ -303,12 +364,12 @@ impl MasterClient {
                                 });
                             }
                             None => {
-                                self.known().leader = None;
+                                self.forget_leader();
                                 last_error = format!("{leader}: {}", describe(&status));
                             }
                         },
                         Err(_) => {
-                            self.known().leader = None;
+                            self.forget_leader();
                             last_error = format!("{leader}: no answer within {attempt_timeout:?}");
                         }
                     }
@@ -329,11 +390,16 @@ impl MasterClient {
         loop {
             match self.find_leader(hint.take()).await {
                 Ok(Found::Leader(address, answer)) => return Ok((address, answer)),
-                Ok(Found::Hint(address)) => {
+                Ok(Found::Hint(address, term)) => {
                     reached = true;
+                    self.learn_hint(term);
                     match self.connect_to(&address).await {
                         Ok(answer) if answer.role == pb::Role::Leader as i32 => {
-                            self.known().leader = Some(address.clone());
+                            let mut known = self.known();
+                            known.leader = Some(address.clone());
+                            known.leader_term = answer.term;
+                            known.failed_term = None;
+                            drop(known);
                             return Ok((address, answer));
                         }
                         Ok(_) => last_error = format!("{address}: named the leader but does not lead"),
@@ -546,7 +612,7 @@ impl MasterClient {
                 async move { c.step_down(r).await }
             })
             .await?;
-        self.known().leader = None;
+        self.forget_leader();
         Ok(response.new_leader_id)
     }
 
@@ -559,7 +625,7 @@ impl MasterClient {
         let t = self.options.timeout;
         let mut service = self.service(address)?;
         let request = with_timeout(tonic::Request::new(pb::StepDownRequest { target_node_id: target.unwrap_or(0) }), t);
-        self.known().leader = None;
+        self.forget_leader();
         match rpc::with_deadline(t, service.step_down(request)).await {
             Ok(response) => Ok(response.into_inner().new_leader_id),
             Err(status) => Err(match rpc::error_code(&status) {
