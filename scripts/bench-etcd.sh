@@ -25,7 +25,7 @@ fi
 
 export CARGO_TARGET_DIR="${KUDU_RELEASE_TARGET_DIR:-$HOME/.cache/kudu-target-release}"
 source scripts/env.sh
-cargo build --release --bin kudu -p kudu -p kudu-bench
+cargo build --release --bin kudu --bin kudu-bench -p kudu -p kudu-bench
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg), $(etcd --version | head -1)"
 "$CARGO_TARGET_DIR/release/kudu-bench" --kudu "$CARGO_TARGET_DIR/release/kudu" --etcd "$(command -v etcd)" "$@"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -23,6 +23,8 @@ use workload::Writer;
 enum Figure {
     Failover,
     Writes,
+    /// Elections while the most clients write for `--stability-seconds` without faults.
+    Stability,
 }
 
 #[derive(Parser, Debug)]
@@ -38,7 +40,7 @@ struct Args {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Figures to measure.
-    #[arg(long, value_delimiter = ',', default_values = ["failover", "writes"])]
+    #[arg(long, value_delimiter = ',', default_values = ["failover", "writes", "stability"])]
     figures: Vec<Figure>,
     /// Leader kills per system.
     #[arg(long, default_value_t = 10)]
@@ -49,6 +51,9 @@ struct Args {
     /// Seconds of each replicated-write run.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Seconds of the stability run (the most clients writing, no faults).
+    #[arg(long, default_value_t = 300.0)]
+    stability_seconds: f64,
     /// An extra flag for our masters (repeatable), e.g. `--master-flag=--raft-election-timeout-ms=1000`.
     #[arg(long = "master-flag", allow_hyphen_values = true)]
     master_flags: Vec<String>,
@@ -62,13 +67,15 @@ struct Args {
 struct Measured {
     gaps: Vec<Duration>,
     writes: Vec<writes::Figures>,
+    /// Leader changes during the stability run, and what it wrote.
+    stability: Option<(u64, writes::Figures)>,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if args.rounds == 0 || args.clients.contains(&0) || args.seconds <= 0.0 {
-        bail!("--rounds, every --clients value and --seconds must be positive");
+    if args.rounds == 0 || args.clients.contains(&0) || args.seconds <= 0.0 || args.stability_seconds <= 0.0 {
+        bail!("--rounds, every --clients value, --seconds and --stability-seconds must be positive");
     }
     let temp = tempfile_dir(args.dir.clone())?;
     let ours = measure(&args, Kind::Ours, &temp.join("ours")).await.context("measuring our masters")?;
@@ -126,6 +133,23 @@ async fn measure(args: &Args, kind: Kind, dir: &std::path::Path) -> Result<Measu
             measured.writes.push(figures);
         }
     }
+    if args.figures.contains(&Figure::Stability) {
+        let mut writers = Vec::with_capacity(most);
+        for i in 0..most {
+            writers.push(writer(&group, i).await?);
+        }
+        let before = group.term().await?;
+        let figures = writes::run(writers, Duration::from_secs_f64(args.stability_seconds)).await?;
+        let changes = group.term().await?.saturating_sub(before);
+        eprintln!(
+            "{kind:?} stability, {most} clients for {} s: {changes} leader changes, {:.0} writes/s, p99 {:.1} ms, {} failed",
+            args.stability_seconds,
+            figures.per_second,
+            millis(figures.p99),
+            figures.failed
+        );
+        measured.stability = Some((changes, figures));
+    }
     if args.figures.contains(&Figure::Failover) {
         let writer = writer(&group, 0).await?;
         measured.gaps = failover::run(&mut group, writer, args.rounds).await?;
@@ -179,6 +203,15 @@ fn rows(ours: &Measured, etcd: &Measured) -> Vec<Row> {
             ours: millis(a.p99),
             etcd: millis(b.p99),
             unit: "ms",
+            lower_is_better: true,
+        });
+    }
+    if let (Some((a, fa)), Some((b, _))) = (&ours.stability, &etcd.stability) {
+        rows.push(Row {
+            figure: format!("leader changes, {} clients writing for {:.0} s, no faults", fa.clients, fa.seconds),
+            ours: *a as f64,
+            etcd: *b as f64,
+            unit: "elections",
             lower_is_better: true,
         });
     }

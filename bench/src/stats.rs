@@ -29,7 +29,14 @@ pub struct Row {
 impl Row {
     /// How many times better ours is (above 1: ours wins).
     pub fn advantage(&self) -> f64 {
-        if self.lower_is_better { self.etcd / self.ours } else { self.ours / self.etcd }
+        if self.ours == self.etcd {
+            // Also 0 against 0 (no elections on either side): neither is better.
+            1.0
+        } else if self.lower_is_better {
+            self.etcd / self.ours
+        } else {
+            self.ours / self.etcd
+        }
     }
 }
 
@@ -69,5 +76,11 @@ mod tests {
         assert!((throughput.advantage() - 0.5).abs() < 1e-9);
         let printed = table(&[latency, throughput]);
         assert!(printed.contains("2.00x") && printed.contains("0.50x"), "{printed}");
+    }
+
+    #[test]
+    fn no_elections_on_either_side_is_a_tie() {
+        let none = Row { figure: "e".into(), ours: 0.0, etcd: 0.0, unit: "elections", lower_is_better: true };
+        assert_eq!(none.advantage(), 1.0);
     }
 }

@@ -152,6 +152,19 @@ impl Group {
         }
     }
 
+    /// The Raft term of the current leader: its increase over a run counts elections.
+    pub async fn term(&self) -> Result<u64> {
+        match self.kind {
+            Kind::Ours => Ok(self.master_client()?.leader().await?.1.term),
+            Kind::Etcd => {
+                let i = self.leader().await?;
+                let options = ConnectOptions::new().with_timeout(Duration::from_secs(2));
+                let mut client = EtcdClient::connect([self.endpoints[i].as_str()], Some(options)).await?;
+                Ok(client.status().await?.raft_term())
+            }
+        }
+    }
+
     /// kill -9 member `i` and reap it.
     pub fn kill(&mut self, i: usize) {
         self.members[i].kill();

@@ -13,6 +13,8 @@ use crate::workload::Writer;
 #[derive(Clone, Debug)]
 pub struct Figures {
     pub clients: usize,
+    /// How long the clients wrote.
+    pub seconds: f64,
     pub per_second: f64,
     pub p50: Duration,
     pub p99: Duration,
@@ -51,6 +53,7 @@ pub async fn run(writers: Vec<Writer>, duration: Duration) -> Result<Figures> {
     latencies.sort_unstable();
     Ok(Figures {
         clients,
+        seconds: elapsed.as_secs_f64(),
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: quantile(&latencies, 0.50),
         p99: quantile(&latencies, 0.99),

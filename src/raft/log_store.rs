@@ -116,8 +116,14 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         self.put_meta_sync(keys::META_VOTE, vote).await
     }
 
+    /// Not synced: the mark only saves re-applying after a restart (openraft learns the commit
+    /// index again from the leader, and copes with a mark behind the applied state), and the
+    /// next synced write of the shared WAL (every append is one) makes it durable in order.
+    /// An fsync of its own would cost every write one more on leader and followers alike.
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        self.put_meta_sync(keys::META_COMMITTED, &committed).await
+        let mut batch = WriteBatch::default();
+        batch.put_cf(cf(&self.db, keys::CF_META)?, self.prefix.meta_key(keys::META_COMMITTED), encode(&committed)?);
+        self.db.write(batch).map_err(to_io)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {

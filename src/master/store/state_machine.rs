@@ -200,10 +200,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 applied.last_applied = Some(log_id);
             }
         }
-        // Not synced: the entries are durable in the log (same RocksDB, same WAL), `committed`
-        // is saved synced, and openraft re-applies from the last applied position up to it on
-        // start (the batch carries its position, so a lost tail is applied again exactly). The
-        // next synced write (a log append, a purge) makes this one durable too.
+        // Not synced: the entries are durable in the log (same RocksDB, same WAL), and openraft
+        // re-applies from the last applied position up to the commit index it reads on start or
+        // learns from the leader (the batch carries its position, so a lost tail is applied
+        // again exactly). The next synced write (a log append, a purge) makes this one durable.
         self.db.write(batch).map_err(to_io)?;
         for (responder, response) in responses {
             responder.send(response);

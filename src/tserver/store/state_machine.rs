@@ -156,9 +156,10 @@ impl TabletStateMachine {
         let mut applied = inner.apply_to(&mut state, entries).await;
         if let Ok(Applied { batch, .. }) = &mut applied {
             let batch = std::mem::take(batch);
-            // Not synced: the entries are durable in the Raft log (same RocksDB, same WAL),
-            // `committed` is saved synced and openraft re-applies a lost tail on start (the
-            // batch carries its position); the next synced write makes this one durable too.
+            // Not synced: the entries are durable in the Raft log (same RocksDB, same WAL), and
+            // openraft re-applies a lost tail up to the commit index it reads on start or learns
+            // from the leader (the batch carries its position); the next synced write makes this
+            // one durable too.
             if let Err(e) = inner.db.write(batch).map_err(to_io) {
                 applied = Err(e);
             }
