@@ -53,6 +53,12 @@ pub trait GroupRouter<C: RaftTypeConfig<NodeId = u64>>: Send + Sync + 'static {
     fn quiesce(&self, _request: RaftRequest) -> Result<Vec<u8>, Status> {
         Err(Status::unimplemented("only tablet servers quiesce Raft groups"))
     }
+
+    /// Answers a `REPLICA_PROGRESS` request: a leader's view of a follower (tablet servers
+    /// only).
+    fn replica_progress(&self, _request: RaftRequest) -> Result<Vec<u8>, Status> {
+        Err(Status::unimplemented("only tablet servers answer replica progress"))
+    }
 }
 
 /// What reaches a group, for [`GroupRouter::admit`].
@@ -177,6 +183,7 @@ where
                     payload(raft.pre_vote(rpc).await)
                 }
                 Ok(RaftCall::Quiesce) => self.router.quiesce(request),
+                Ok(RaftCall::ReplicaProgress) => self.router.replica_progress(request),
                 Err(_) => Err(Status::invalid_argument(format!("unknown Raft call {} in a batch", request.call))),
             }
         });

@@ -43,6 +43,9 @@ pub struct TServerConfig {
     pub tablet_raft: TabletRaftTimings,
     /// Mutual TLS with a `tserver` certificate for every RPC served and sent, or plaintext.
     pub security: crate::security::Security,
+    /// On SIGTERM, how long the server hands its tablet leaderships to caught-up followers
+    /// before it stops ([`super::drain`]); zero stops at once.
+    pub drain_timeout: Duration,
 }
 
 /// A tablet server failed to start.
@@ -214,6 +217,12 @@ impl TabletServer {
         heartbeat::apply_answer(&self.state, answer, "test").await
     }
 
+    /// Hands this server's tablet leaderships to caught-up followers for at most `limit`;
+    /// from now on its replicas take no new leadership and `/ready` answers 503.
+    pub async fn drain(&self, limit: Duration) -> super::drain::DrainOutcome {
+        self.state.tablets.drain_leaderships(limit).await
+    }
+
     /// Stops serving, stops every replica's Raft group and releases the data directory.
     pub async fn shutdown(self) {
         self.state.serving.store(false, Ordering::SeqCst);
@@ -228,8 +237,13 @@ pub async fn run(config: TServerConfig) -> Result<(), TServerError> {
     if config.master_addresses.is_empty() {
         return Err(TServerError::Config("--master-addresses must list at least one master".into()));
     }
+    let drain_timeout = config.drain_timeout;
     let server = TabletServer::start(config).await?;
     wait_for_signal().await;
+    if !drain_timeout.is_zero() {
+        tracing::info!(limit = ?drain_timeout, "tablet server draining: handing over its tablet leaderships");
+        server.drain(drain_timeout).await;
+    }
     tracing::info!("tablet server shutting down");
     server.shutdown().await;
     Ok(())
