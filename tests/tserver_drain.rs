@@ -52,8 +52,8 @@ async fn a_follower_that_missed_writes_is_ready_only_once_its_leader_sees_it_cau
     client.wait_for_leaders("lag", WAIT).await.expect("leaders");
     let uuids = uuids(&client, &cluster).await;
     let addrs: Vec<String> = cluster.tservers.iter().map(|t| t.addr.clone()).collect();
-    let leader = wait_for("the tablet's leader", WAIT, || async { leaders(&client, &addrs).await.into_values().next() })
-        .await;
+    let leader =
+        wait_for("the tablet's leader", WAIT, || async { leaders(&client, &addrs).await.into_values().next() }).await;
     let follower = &cluster.tservers[uuids.iter().position(|u| *u != leader).expect("a follower")];
     let http = follower.http_addr.clone().expect("http");
     wait_for("the follower to be ready", WAIT, || async {
@@ -120,7 +120,8 @@ async fn sigterm_hands_tablet_leaderships_over_before_the_server_exits_and_no_wr
         (l.len() == TABLETS as usize).then_some(l)
     })
     .await;
-    let victim = (0..uuids.len()).max_by_key(|i| before.values().filter(|l| **l == uuids[*i]).count()).expect("a server");
+    let victim =
+        (0..uuids.len()).max_by_key(|i| before.values().filter(|l| **l == uuids[*i]).count()).expect("a server");
     let led: BTreeSet<String> = before.iter().filter(|(_, l)| **l == uuids[victim]).map(|(t, _)| t.clone()).collect();
     assert!(!led.is_empty());
     let started = Instant::now();
@@ -152,10 +153,7 @@ async fn sigterm_hands_tablet_leaderships_over_before_the_server_exits_and_no_wr
     .await;
     let (acked, failed) = writer.finish().await;
     let issued = acked.len() / 10 + failed;
-    println!(
-        "drained {} leaderships in {took:?}; write requests issued: {issued}, failed: {failed}",
-        led.len()
-    );
+    println!("drained {} leaderships in {took:?}; write requests issued: {issued}, failed: {failed}", led.len());
     assert_eq!(failed, 0, "failed write requests");
     let scanned = traffic::scan_ids(&client, "drain").await;
     assert!(acked.is_subset(&scanned), "acknowledged rows lost");

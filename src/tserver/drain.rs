@@ -104,7 +104,8 @@ impl TabletManager {
     pub async fn drain_leaderships(&self, limit: Duration) -> DrainOutcome {
         let deadline = Instant::now() + limit;
         self.stop_campaigning();
-        let leaders = || -> Vec<Arc<Replica>> { self.running_replicas().into_iter().filter(|r| r.is_leader()).collect() };
+        let leaders =
+            || -> Vec<Arc<Replica>> { self.running_replicas().into_iter().filter(|r| r.is_leader()).collect() };
         let mut outcome = DrainOutcome { led: leaders().len(), ..DrainOutcome::default() };
         let reachable = self.reachable_followers(&leaders()).await;
         let is_reachable = |uuid: &str| reachable.contains(uuid);
@@ -123,14 +124,16 @@ impl TabletManager {
                     continue;
                 }
                 match replica.transfer_candidate(&is_reachable) {
-                    Candidate::Ready(uuid) => match replica.transfer_leadership(&TServerId::from(uuid.as_str())).await {
-                        Ok(()) => {
-                            tracing::info!(tablet = %tablet, to = %uuid, "draining: handing over the tablet's leadership");
-                            started.insert(tablet, Instant::now());
-                            outcome.transfers += 1;
+                    Candidate::Ready(uuid) => {
+                        match replica.transfer_leadership(&TServerId::from(uuid.as_str())).await {
+                            Ok(()) => {
+                                tracing::info!(tablet = %tablet, to = %uuid, "draining: handing over the tablet's leadership");
+                                started.insert(tablet, Instant::now());
+                                outcome.transfers += 1;
+                            }
+                            Err(e) => tracing::debug!(tablet = %tablet, error = %e, "draining: transfer not started"),
                         }
-                        Err(e) => tracing::debug!(tablet = %tablet, error = %e, "draining: transfer not started"),
-                    },
+                    }
                     Candidate::CatchingUp => {}
                     Candidate::None => {
                         tracing::info!(tablet = %tablet, "draining: no reachable caught-up follower; keeping the leadership");
@@ -163,9 +166,9 @@ impl TabletManager {
                 }
             }
         }
-        let pings = addresses.into_iter().map(|(uuid, address)| async move {
-            self.coalescer.ping(&address, PING_TIMEOUT).await.ok().map(|_| uuid)
-        });
+        let pings = addresses
+            .into_iter()
+            .map(|(uuid, address)| async move { self.coalescer.ping(&address, PING_TIMEOUT).await.ok().map(|_| uuid) });
         futures::future::join_all(pings).await.into_iter().flatten().collect()
     }
 }

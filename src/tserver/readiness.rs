@@ -100,7 +100,10 @@ enum Local {
     Fine,
     Lagging(String),
     /// Ask the leader with this node id on the server with this uuid.
-    Ask { leader: u64, leader_uuid: String },
+    Ask {
+        leader: u64,
+        leader_uuid: String,
+    },
 }
 
 impl Replica {
