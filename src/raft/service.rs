@@ -68,7 +68,8 @@ pub enum Incoming<'a> {
     Vote,
     /// A PreVote, with its JSON payload (the candidate's vote request).
     PreVote(&'a [u8]),
-    TransferLeader,
+    /// A TransferLeader, with its JSON payload (the leader's transfer request).
+    TransferLeader(&'a [u8]),
     InstallSnapshot,
 }
 
@@ -162,7 +163,7 @@ where
     }
 
     async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(|_| Incoming::TransferLeader, request.into_inner())?;
+        let (raft, rpc) = self.decode(|p| Incoming::TransferLeader(p), request.into_inner())?;
         reply(raft.handle_transfer_leader(rpc).await)
     }
 

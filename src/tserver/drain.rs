@@ -4,9 +4,10 @@
 //! led waits an election timeout (1.5 to 3 s by default) for a new leader, and writes to it
 //! stall that long.
 //!
-//! 1. **No new leaderships.** Every replica here stops campaigning (openraft's `elect` off)
-//!    and the server refuses `TransferLeader` requests, so nothing it hands away comes back.
-//!    It still votes and replicates: the groups keep their majorities.
+//! 1. **No new leaderships.** Every replica here stops campaigning (openraft's `elect` off),
+//!    the server refuses `TransferLeader` requests naming it, and its heartbeats tell the
+//!    masters it drains (one is sent at once), so the leader master's leader balancing moves
+//!    no leadership to it. It still votes and replicates: the groups keep their majorities.
 //! 2. **Hand over.** Every round ([`ROUND`]), each group this server still leads hands its
 //!    leadership to a voter whose server answers and that holds the leader's whole log in
 //!    the leader's view (openraft ignores a transfer to a voter whose log is shorter). A
@@ -59,6 +60,29 @@ enum Candidate {
     None,
 }
 
+/// One voter of a leader's group other than the leader, as a drain sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Follower {
+    uuid: String,
+    /// Its server answered the drain's ping.
+    reachable: bool,
+    /// The last log index the leader knows it holds (0: none known).
+    matched: u64,
+}
+
+/// Whom a leader whose log ends at `last` hands its leadership to, among `followers`.
+fn choose(last: u64, followers: &[Follower]) -> Candidate {
+    let reachable = || followers.iter().filter(|f| f.reachable);
+    if let Some(f) = reachable().find(|f| f.matched >= last) {
+        return Candidate::Ready(f.uuid.clone());
+    }
+    if reachable().any(|f| f.matched.saturating_add(READY_MAX_LAG) >= last) {
+        Candidate::CatchingUp
+    } else {
+        Candidate::None
+    }
+}
+
 impl Replica {
     /// The voter to hand this leader's leadership to; `reachable` says whether the server
     /// with a uuid answers.
@@ -66,21 +90,16 @@ impl Replica {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
         let membership = m.membership_config.membership();
-        let last = m.last_log_index.unwrap_or(0);
-        let mut catching_up = false;
-        for id in membership.voter_ids().filter(|id| *id != self.node_id) {
-            let Some(uuid) = membership.get_node(&id).map(|n| n.uuid.clone()) else { continue };
-            if !reachable(&uuid) {
-                continue;
-            }
-            let matched =
-                m.replication.as_ref().and_then(|r| r.get(&id)).and_then(|l| l.as_ref()).map(|l| l.index).unwrap_or(0);
-            if matched >= last {
-                return Candidate::Ready(uuid);
-            }
-            catching_up |= matched.saturating_add(READY_MAX_LAG) >= last;
-        }
-        if catching_up { Candidate::CatchingUp } else { Candidate::None }
+        let followers: Vec<Follower> = membership
+            .voter_ids()
+            .filter(|id| *id != self.node_id)
+            .filter_map(|id| {
+                let uuid = membership.get_node(&id)?.uuid.clone();
+                let matched = m.replication.as_ref().and_then(|r| r.get(&id)).and_then(|l| l.as_ref()).map(|l| l.index);
+                Some(Follower { reachable: reachable(&uuid), uuid, matched: matched.unwrap_or(0) })
+            })
+            .collect();
+        choose(m.last_log_index.unwrap_or(0), &followers)
     }
 }
 
@@ -90,9 +109,9 @@ impl TabletManager {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Stops every replica here from campaigning; `TransferLeader` requests are refused
-    /// from now on.
-    fn stop_campaigning(&self) {
+    /// Stops every replica here from campaigning; `TransferLeader` requests naming this
+    /// server are refused from now on, and heartbeats say it drains.
+    pub fn stop_campaigning(&self) {
         self.draining.store(true, Ordering::SeqCst);
         for replica in self.running_replicas() {
             replica.raft.runtime_config().elect(false);
@@ -170,5 +189,24 @@ impl TabletManager {
             .into_iter()
             .map(|(uuid, address)| async move { self.coalescer.ping(&address, PING_TIMEOUT).await.ok().map(|_| uuid) });
         futures::future::join_all(pings).await.into_iter().flatten().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(uuid: &str, reachable: bool, matched: u64) -> Follower {
+        Follower { uuid: uuid.into(), reachable, matched }
+    }
+
+    #[test]
+    fn leadership_goes_only_to_a_reachable_follower_holding_the_whole_log() {
+        assert_eq!(choose(50, &[f("a", true, 40), f("b", true, 50)]), Candidate::Ready("b".into()));
+        assert_eq!(choose(50, &[f("a", false, 50), f("b", true, 49)]), Candidate::CatchingUp, "a is down");
+        assert_eq!(choose(50, &[f("a", true, 50 - READY_MAX_LAG)]), Candidate::CatchingUp);
+        assert_eq!(choose(50, &[f("a", true, 50 - READY_MAX_LAG - 1)]), Candidate::None, "far behind");
+        assert_eq!(choose(50, &[f("a", false, 50), f("b", false, 50)]), Candidate::None, "all down");
+        assert_eq!(choose(50, &[]), Candidate::None, "a single replica");
     }
 }

@@ -123,6 +123,7 @@ pub struct TabletServer {
     pub http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    heartbeat_interval: Duration,
 }
 
 async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), TServerError> {
@@ -208,7 +209,7 @@ impl TabletServer {
         }
         state.serving.store(true, Ordering::SeqCst);
         tracing::info!(%uuid, %rpc_addr, ?http_addr, cluster_id = ?state.cluster.id(), "tablet server serving");
-        Ok(Self { state, rpc_addr, http_addr, stop, tasks })
+        Ok(Self { state, rpc_addr, http_addr, stop, tasks, heartbeat_interval: config.heartbeat_interval })
     }
 
     /// Applies a leader master's heartbeat answer as the heartbeat does (tests give
@@ -220,6 +221,11 @@ impl TabletServer {
     /// Hands this server's tablet leaderships to caught-up followers for at most `limit`;
     /// from now on its replicas take no new leadership and `/ready` answers 503.
     pub async fn drain(&self, limit: Duration) -> super::drain::DrainOutcome {
+        self.state.tablets.stop_campaigning();
+        // The masters learn at once that no leadership may move here.
+        if let Err(e) = heartbeat::beat(&self.state, self.heartbeat_interval).await {
+            tracing::warn!(error = %e, "heartbeat announcing the drain failed");
+        }
         self.state.tablets.drain_leaderships(limit).await
     }
 

@@ -653,7 +653,11 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
     /// Wakes a quiesced group for what reaches it, but refuses a PreVote that would depose
     /// a live leader (see [`super::quiesce`]).
     fn admit(&self, group_id: &str, incoming: Incoming<'_>) -> Result<(), tonic::Status> {
-        if matches!(incoming, Incoming::TransferLeader) && self.draining() {
+        if let Incoming::TransferLeader(payload) = incoming
+            && self.draining()
+            && serde_json::from_slice::<openraft::raft::TransferLeaderRequest<TabletTypeConfig>>(payload)
+                .is_ok_and(|r| *r.to_node_id() == self.node_id)
+        {
             return Err(tonic::Status::failed_precondition(format!(
                 "tablet server {} is draining: it takes no tablet leadership",
                 self.params.uuid
@@ -685,7 +689,7 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
             Incoming::AppendEntries => "AppendEntries",
             Incoming::Vote => "Vote",
             Incoming::PreVote(_) => "PreVote",
-            Incoming::TransferLeader => "TransferLeader",
+            Incoming::TransferLeader(_) => "TransferLeader",
             Incoming::InstallSnapshot => "InstallSnapshot",
         });
         Ok(())
