@@ -18,7 +18,9 @@
 //! be ready; a follower that missed more than that is not. A replica whose leader is
 //! unknown or does not answer within [`PROGRESS_TIMEOUT`] is not caught up; a replica that
 //! leads its group is; learners and replicas no longer in their group's configuration are
-//! not counted (no majority depends on them).
+//! not counted (no majority depends on them). During a rolling upgrade from a version that
+//! cannot answer the question, a replica led from an old server is judged by its own view
+//! (it knows its leader and applied all it knows to be committed), as that version did.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,6 +128,23 @@ impl Replica {
         }
     }
 
+    /// Whether this follower is caught up in its own view: it knows a leader and holds and
+    /// applied everything it knows to be committed. Used only when the leader's server is
+    /// of a version that cannot answer `REPLICA_PROGRESS`.
+    fn caught_up_in_own_view(&self) -> Result<(), String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        let committed = m.local_committed.as_ref().map(|l| l.index);
+        let applied = m.last_applied.as_ref().map(|l| l.index);
+        if m.current_leader.is_some() && applied >= committed && m.last_log_index >= committed {
+            Ok(())
+        } else {
+            Err(format!(
+                "its leader's server cannot tell (an older version) and it applied {applied:?} of {committed:?}"
+            ))
+        }
+    }
+
     /// The last log index this replica applied.
     fn applied_index(&self) -> Option<u64> {
         self.raft.metrics().borrow_watched().last_applied.as_ref().map(|l| l.index)
@@ -156,6 +175,11 @@ impl Replica {
             },
         }
     }
+}
+
+/// Whether `status` is how a server of a version without `REPLICA_PROGRESS` refuses it.
+fn predates_progress(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::InvalidArgument && status.message().starts_with("unknown Raft call")
 }
 
 impl TabletManager {
@@ -199,6 +223,9 @@ impl TabletManager {
                     Ok(progress) => progress.judge(replica.applied_index()),
                     Err(e) => Err(format!("its leader at {address} answered unreadably: {e}")),
                 },
+                // A leader of a version that predates the question (a rolling upgrade):
+                // the follower's own view is the best there is.
+                Err(status) if predates_progress(&status) => replica.caught_up_in_own_view(),
                 Err(status) => Err(format!("its leader at {address} did not answer: {}", status.message())),
             };
             verdict.err().map(|why| Lagging { tablet_id: replica.tablet_id.to_string(), why })
@@ -238,6 +265,14 @@ mod tests {
             committed_index: Some(100),
             matched: Some(100),
         }
+    }
+
+    #[test]
+    fn only_the_refusal_of_an_older_version_falls_back_to_the_own_view() {
+        assert!(predates_progress(&tonic::Status::invalid_argument("unknown Raft call 4 in a batch")));
+        assert!(!predates_progress(&tonic::Status::invalid_argument("bad payload")));
+        assert!(!predates_progress(&tonic::Status::deadline_exceeded("no answer within 750ms")));
+        assert!(!predates_progress(&tonic::Status::not_found("no running replica of tablet t")));
     }
 
     #[test]
