@@ -142,6 +142,7 @@ async fn beat(
         replicas,
         cluster_id: cluster_id.to_string(),
         instance_id: format!("{}-instance", fake.uuid),
+        ..Default::default()
     };
     master.ts_heartbeat(request).await.map(Response::into_inner)
 }

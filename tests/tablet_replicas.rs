@@ -37,6 +37,7 @@ fn config_snapshotting_every(dir: &Path, snapshot_every: u64) -> TServerConfig {
             ..TabletRaftTimings::default()
         },
         security: kudu::security::Security::Insecure,
+        drain_timeout: Duration::ZERO,
     }
 }
 

@@ -70,6 +70,11 @@ pub struct RunArgs {
     /// timer until the next request (quiescence); 0 never quiesces.
     #[arg(long, default_value_t = 5_000)]
     tablet_quiesce_after_ms: u64,
+    /// On SIGTERM, hand tablet leaderships to caught-up followers for at most this long
+    /// before stopping (keep it well below the pod's termination grace period); 0 stops at
+    /// once.
+    #[arg(long, default_value_t = 10_000)]
+    drain_timeout_ms: u64,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -133,6 +138,7 @@ pub async fn run(cmd: TServerCommand) -> anyhow::Result<()> {
                         .then(|| Duration::from_millis(args.tablet_quiesce_after_ms)),
                 },
                 security,
+                drain_timeout: Duration::from_millis(args.drain_timeout_ms),
             };
             kudu::tserver::run(config).await?;
         }

@@ -290,6 +290,7 @@ mod tests {
             replicas,
             cluster_id: cluster_id.into(),
             instance_id: format!("{ts}-instance"),
+            ..Default::default()
         }
     }
 

@@ -141,8 +141,14 @@ impl MasterNode {
         recent: &HashSet<TabletId>,
     ) -> Result<Vec<TabletId>, crate::master::error::MasterError> {
         self.linearizable_read().await?;
-        let live: HashSet<TServerId> =
-            self.tservers.liveness().into_iter().filter(|(_, live)| *live).map(|(id, _)| id).collect();
+        // A draining server (stopping) counts as not live: no leadership moves to it.
+        let live: HashSet<TServerId> = self
+            .tservers
+            .liveness()
+            .into_iter()
+            .filter(|(id, live)| *live && !self.tservers.is_draining(id))
+            .map(|(id, _)| id)
+            .collect();
         let transfers = {
             let catalog = self.catalog.read().await;
             plan(catalog.tablets(), &live, recent, MAX_TRANSFERS_PER_ROUND)

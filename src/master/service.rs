@@ -304,6 +304,7 @@ impl MasterService for MasterRpc {
                 reported,
             };
             let (info, _registration) = node.tservers.heartbeat(beat);
+            node.tservers.set_draining(&ts, r.draining);
             if node.linearizable_read().await.is_err() {
                 return Ok(pb::TsHeartbeatResponse { leader_master: false, ..Default::default() });
             }

@@ -92,6 +92,8 @@ pub struct TServerRegistry {
     warned_unknown: Mutex<HashSet<TabletId>>,
     /// Servers whose reported tablet configurations are being proposed.
     updating: Mutex<HashSet<TServerId>>,
+    /// Servers whose last heartbeat said they drain (stop, handing leaderships away).
+    draining: Mutex<HashSet<TServerId>>,
 }
 
 /// Marks a server's config update as in flight until dropped.
@@ -113,7 +115,25 @@ impl TServerRegistry {
             unresponsive_timeout,
             warned_unknown: Mutex::new(HashSet::new()),
             updating: Mutex::new(HashSet::new()),
+            draining: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Records whether `id`'s last heartbeat said it drains.
+    pub fn set_draining(&self, id: &TServerId, draining: bool) {
+        let mut set = self.draining.lock().unwrap_or_else(|p| p.into_inner());
+        if draining {
+            if set.insert(id.clone()) {
+                tracing::info!(ts = %id, "tablet server draining: no tablet leadership moves to it");
+            }
+        } else {
+            set.remove(id);
+        }
+    }
+
+    /// Whether `id`'s last heartbeat said it drains.
+    pub fn is_draining(&self, id: &TServerId) -> bool {
+        self.draining.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
     /// The RPC address of every known server.
@@ -273,6 +293,17 @@ impl TServerRegistry {
 mod tests {
     use super::*;
     use crate::catalog::CatalogCommand;
+
+    #[test]
+    fn draining_is_what_the_last_heartbeat_said() {
+        let registry = TServerRegistry::new(Duration::from_secs(3));
+        let ts = TServerId::from("ts1");
+        assert!(!registry.is_draining(&ts));
+        registry.set_draining(&ts, true);
+        assert!(registry.is_draining(&ts));
+        registry.set_draining(&ts, false);
+        assert!(!registry.is_draining(&ts));
+    }
 
     fn beat(id: &str, address: &str, instance: &str) -> Beat {
         Beat { id: id.into(), rpc_address: address.into(), instance_id: instance.into(), reported: BTreeSet::new() }

@@ -53,6 +53,12 @@ pub trait GroupRouter<C: RaftTypeConfig<NodeId = u64>>: Send + Sync + 'static {
     fn quiesce(&self, _request: RaftRequest) -> Result<Vec<u8>, Status> {
         Err(Status::unimplemented("only tablet servers quiesce Raft groups"))
     }
+
+    /// Answers a `REPLICA_PROGRESS` request: a leader's view of a follower (tablet servers
+    /// only).
+    fn replica_progress(&self, _request: RaftRequest) -> Result<Vec<u8>, Status> {
+        Err(Status::unimplemented("only tablet servers answer replica progress"))
+    }
 }
 
 /// What reaches a group, for [`GroupRouter::admit`].
@@ -62,7 +68,8 @@ pub enum Incoming<'a> {
     Vote,
     /// A PreVote, with its JSON payload (the candidate's vote request).
     PreVote(&'a [u8]),
-    TransferLeader,
+    /// A TransferLeader, with its JSON payload (the leader's transfer request).
+    TransferLeader(&'a [u8]),
     InstallSnapshot,
 }
 
@@ -156,7 +163,7 @@ where
     }
 
     async fn transfer_leader(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
-        let (raft, rpc) = self.decode(|_| Incoming::TransferLeader, request.into_inner())?;
+        let (raft, rpc) = self.decode(|p| Incoming::TransferLeader(p), request.into_inner())?;
         reply(raft.handle_transfer_leader(rpc).await)
     }
 
@@ -177,6 +184,7 @@ where
                     payload(raft.pre_vote(rpc).await)
                 }
                 Ok(RaftCall::Quiesce) => self.router.quiesce(request),
+                Ok(RaftCall::ReplicaProgress) => self.router.replica_progress(request),
                 Err(_) => Err(Status::invalid_argument(format!("unknown Raft call {} in a batch", request.call))),
             }
         });

@@ -27,7 +27,8 @@ pub async fn run(state: Arc<TServerState>, interval: Duration, mut stop: watch::
     }
 }
 
-async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::tablets::ManagerError> {
+/// One heartbeat round: reports to every master and obeys the leader's answer.
+pub(super) async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::tablets::ManagerError> {
     let masters = state.masters();
     if masters.is_empty() {
         return Ok(());
@@ -39,6 +40,7 @@ async fn beat(state: &TServerState, interval: Duration) -> Result<(), super::tab
         cluster_id: state.cluster.id().unwrap_or_default(),
         replicas: statuses.iter().map(|s| s.to_report()).collect(),
         instance_id: state.instance_id.clone(),
+        draining: state.tablets.draining(),
     };
     let calls = masters.iter().map(|address| {
         let request = request.clone();

@@ -42,20 +42,22 @@ async fn healthz(State(state): State<Arc<TServerState>>) -> Response {
 }
 
 /// Readiness: 200 once the server serves, a leader master of its cluster answered its
-/// heartbeat, and every voter replica it hosts is caught up with its leader; 503 before,
-/// naming what is missing. A rolling restart takes the next server down only after this.
+/// heartbeat, and every voter replica it hosts is caught up in its tablet leader's view
+/// ([`super::readiness`]); 503 before and while draining, naming what is missing. A rolling
+/// restart takes the next server down only after this.
 async fn ready(State(state): State<Arc<TServerState>>) -> Response {
     let serving = state.serving.load(Ordering::SeqCst);
     let registered = state.registered.load(Ordering::SeqCst);
-    let lagging = state.tablets.lagging();
-    let ok = serving && registered && lagging.is_empty();
+    let draining = state.tablets.draining();
+    let lagging = if serving { state.tablets.lagging().await } else { Vec::new() };
+    let ok = serving && registered && !draining && lagging.is_empty();
     let mut body = format!(
-        "{}\nserving: {serving}\nregistered: {registered}\nlagging replicas: {}\n",
+        "{}\nserving: {serving}\nregistered: {registered}\ndraining: {draining}\nlagging replicas: {}\n",
         if ok { "ok" } else { "not ready" },
         lagging.len()
     );
-    for tablet in lagging.iter().take(20) {
-        body.push_str(&format!("  {tablet}\n"));
+    for replica in lagging.iter().take(20) {
+        body.push_str(&format!("  {replica}\n"));
     }
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, body).into_response()

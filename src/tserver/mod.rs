@@ -6,6 +6,8 @@
 //!   duties) and the router of incoming Raft RPCs.
 //! - [`replica`]: one running replica and its status; [`config_change`]: its leader's
 //!   steps of a replica move (re-replication); [`quiesce`]: idle groups stop their timers.
+//! - [`readiness`]: `/ready` asks the tablet leaders whether this server's replicas are
+//!   caught up; [`drain`]: tablet leaderships handed over before the server stops.
 //! - `service`, `wire`, [`error`]: the gRPC service, reading its requests, its errors.
 //! - `heartbeat`, [`cluster`]: heartbeats and the cluster id guard.
 //! - `http`, `metrics`: web endpoints.
@@ -14,12 +16,14 @@ pub mod address_book;
 pub mod cluster;
 pub mod config;
 pub mod config_change;
+pub mod drain;
 pub mod error;
 mod heartbeat;
 mod http;
 mod metrics;
 pub mod quiesce;
 pub mod raft_types;
+pub mod readiness;
 pub mod replica;
 mod server;
 mod service;

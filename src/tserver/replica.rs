@@ -203,28 +203,6 @@ impl Replica {
         }
     }
 
-    /// Whether this replica is a voter caught up with its leader: it knows a leader, holds
-    /// and applied every entry it knows to be committed, or its group is quiesced (which
-    /// needs every voter to hold the leader's whole log). A replica that has not joined
-    /// its group yet (no configuration) is not; learners and replicas no longer in their
-    /// group's configuration are: no majority depends on them.
-    pub fn caught_up(&self) -> bool {
-        if self.quiesced().is_some() {
-            return true;
-        }
-        let m = self.metrics();
-        let membership = m.membership_config.membership();
-        if membership.voter_ids().next().is_none() {
-            return false;
-        }
-        if !membership.voter_ids().any(|id| id == self.node_id) {
-            return true;
-        }
-        let committed = m.local_committed.as_ref().map(|l| l.index);
-        let applied = m.last_applied.as_ref().map(|l| l.index);
-        m.current_leader.is_some() && applied >= committed && m.last_log_index >= committed
-    }
-
     /// Whether this replica believes it leads its group.
     pub fn is_leader(&self) -> bool {
         let m = self.metrics();

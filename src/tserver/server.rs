@@ -43,6 +43,9 @@ pub struct TServerConfig {
     pub tablet_raft: TabletRaftTimings,
     /// Mutual TLS with a `tserver` certificate for every RPC served and sent, or plaintext.
     pub security: crate::security::Security,
+    /// On SIGTERM, how long the server hands its tablet leaderships to caught-up followers
+    /// before it stops ([`super::drain`]); zero stops at once.
+    pub drain_timeout: Duration,
 }
 
 /// A tablet server failed to start.
@@ -120,6 +123,7 @@ pub struct TabletServer {
     pub http_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    heartbeat_interval: Duration,
 }
 
 async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), TServerError> {
@@ -205,13 +209,24 @@ impl TabletServer {
         }
         state.serving.store(true, Ordering::SeqCst);
         tracing::info!(%uuid, %rpc_addr, ?http_addr, cluster_id = ?state.cluster.id(), "tablet server serving");
-        Ok(Self { state, rpc_addr, http_addr, stop, tasks })
+        Ok(Self { state, rpc_addr, http_addr, stop, tasks, heartbeat_interval: config.heartbeat_interval })
     }
 
     /// Applies a leader master's heartbeat answer as the heartbeat does (tests give
     /// instructions this way without masters). Returns whether it was obeyed.
     pub async fn apply_master_answer(&self, answer: mpb::TsHeartbeatResponse) -> bool {
         heartbeat::apply_answer(&self.state, answer, "test").await
+    }
+
+    /// Hands this server's tablet leaderships to caught-up followers for at most `limit`;
+    /// from now on its replicas take no new leadership and `/ready` answers 503.
+    pub async fn drain(&self, limit: Duration) -> super::drain::DrainOutcome {
+        self.state.tablets.stop_campaigning();
+        // The masters learn at once that no leadership may move here.
+        if let Err(e) = heartbeat::beat(&self.state, self.heartbeat_interval).await {
+            tracing::warn!(error = %e, "heartbeat announcing the drain failed");
+        }
+        self.state.tablets.drain_leaderships(limit).await
     }
 
     /// Stops serving, stops every replica's Raft group and releases the data directory.
@@ -228,8 +243,13 @@ pub async fn run(config: TServerConfig) -> Result<(), TServerError> {
     if config.master_addresses.is_empty() {
         return Err(TServerError::Config("--master-addresses must list at least one master".into()));
     }
+    let drain_timeout = config.drain_timeout;
     let server = TabletServer::start(config).await?;
     wait_for_signal().await;
+    if !drain_timeout.is_zero() {
+        tracing::info!(limit = ?drain_timeout, "tablet server draining: handing over its tablet leaderships");
+        server.drain(drain_timeout).await;
+    }
     tracing::info!("tablet server shutting down");
     server.shutdown().await;
     Ok(())

@@ -29,6 +29,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -101,10 +102,11 @@ pub struct ManagerParams {
 
 /// Every replica of a tablet server. Shared by the service, the heartbeat and the Raft router.
 pub struct TabletManager {
-    params: ManagerParams,
+    pub(super) params: ManagerParams,
     node_id: u64,
-    /// Every group's heartbeats to one server share calls (coalesced heartbeats).
-    coalescer: Coalescer,
+    /// Every group's heartbeats to one server share calls (coalesced heartbeats), and so do
+    /// readiness questions to tablet leaders.
+    pub(super) coalescer: Coalescer,
     running: RwLock<HashMap<String, Arc<Replica>>>,
     /// Serializes creations and deletions (and the schema record updates beside them).
     changes: tokio::sync::Mutex<()>,
@@ -114,6 +116,8 @@ pub struct TabletManager {
     liveness: LeaderLiveness,
     /// This run of the process (new at every start), told to pinging followers.
     incarnation: String,
+    /// The server is stopping: its replicas take no new leaderships ([`super::drain`]).
+    pub(super) draining: AtomicBool,
 }
 
 impl TabletManager {
@@ -131,6 +135,7 @@ impl TabletManager {
             failures_logged: Mutex::new(Default::default()),
             liveness: LeaderLiveness::default(),
             incarnation: uuid::Uuid::new_v4().to_string(),
+            draining: AtomicBool::new(false),
         });
         let records = manager.params.store.replicas()?;
         let mut opened = 0usize;
@@ -159,12 +164,7 @@ impl TabletManager {
         self.running.read().unwrap_or_else(|p| p.into_inner()).get(tablet_id).cloned()
     }
 
-    /// Ids of the running voter replicas not yet caught up with their leader.
-    pub fn lagging(&self) -> Vec<String> {
-        self.running_replicas().iter().filter(|r| !r.caught_up()).map(|r| r.tablet_id.to_string()).collect()
-    }
-
-    fn running_replicas(&self) -> Vec<Arc<Replica>> {
+    pub(super) fn running_replicas(&self) -> Vec<Arc<Replica>> {
         self.running.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
@@ -472,7 +472,7 @@ impl TabletManager {
         Duration::from_millis(self.params.raft_config.heartbeat_interval)
     }
 
-    fn election_timeout(&self) -> Duration {
+    pub(super) fn election_timeout(&self) -> Duration {
         Duration::from_millis(self.params.raft_config.election_timeout_min)
     }
 
@@ -653,6 +653,16 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
     /// Wakes a quiesced group for what reaches it, but refuses a PreVote that would depose
     /// a live leader (see [`super::quiesce`]).
     fn admit(&self, group_id: &str, incoming: Incoming<'_>) -> Result<(), tonic::Status> {
+        if let Incoming::TransferLeader(payload) = incoming
+            && self.draining()
+            && serde_json::from_slice::<openraft::raft::TransferLeaderRequest<TabletTypeConfig>>(payload)
+                .is_ok_and(|r| *r.to_node_id() == self.node_id)
+        {
+            return Err(tonic::Status::failed_precondition(format!(
+                "tablet server {} is draining: it takes no tablet leadership",
+                self.params.uuid
+            )));
+        }
         let Some(replica) = self.replica(group_id) else { return Ok(()) };
         let Some(quiet) = replica.quiesced() else { return Ok(()) };
         if let Incoming::PreVote(payload) = incoming {
@@ -679,7 +689,7 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
             Incoming::AppendEntries => "AppendEntries",
             Incoming::Vote => "Vote",
             Incoming::PreVote(_) => "PreVote",
-            Incoming::TransferLeader => "TransferLeader",
+            Incoming::TransferLeader(_) => "TransferLeader",
             Incoming::InstallSnapshot => "InstallSnapshot",
         });
         Ok(())
@@ -708,6 +718,11 @@ impl GroupRouter<TabletTypeConfig> for TabletManager {
             serde_json::from_slice(&request.payload).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
         replica.accept_quiesce(&quiesce).map_err(tonic::Status::failed_precondition)?;
         Ok(Vec::new())
+    }
+
+    /// A follower's `REPLICA_PROGRESS`: this replica's leader view of it.
+    fn replica_progress(&self, request: rpb::RaftRequest) -> Result<Vec<u8>, tonic::Status> {
+        self.answer_progress(&request)
     }
 }
 

@@ -125,7 +125,7 @@ pub fn tserver_statefulset_with(spec: &ValidatedSpec, replicas: i32) -> Stateful
     let role = Role::TServer;
     let mut container = base_container(spec, role, &spec.tservers);
     // `/ready` answers once the server is registered with the leader master and every
-    // replica it hosts caught up with its leader: what a rolling restart waits for.
+    // replica it hosts caught up as its tablet leader sees it: what a rolling restart waits for.
     container.readiness_probe = Some(Probe {
         http_get: Some(HTTPGetAction {
             path: Some(names::READY_PATH.to_owned()),

@@ -134,6 +134,7 @@ fn heartbeat(replicas: Vec<pb::ReportedReplica>) -> pb::TsHeartbeatRequest {
         replicas,
         cluster_id: "c".into(),
         instance_id: "i1".into(),
+        ..Default::default()
     }
 }
 
