@@ -15,17 +15,20 @@ use rocksdb::{DB, DBIteratorWithThreadMode, Direction, IteratorMode, ReadOptions
 
 use super::keys::{self, GroupPrefix};
 use super::rocks::{cf, decode, encode, to_io, write_sync};
+use super::wal_sync::WalSync;
 
 /// Raft log storage of one group. Cheap to clone (shares the database).
 pub struct LogStore<C> {
     db: Arc<DB>,
+    /// Group commit of the WAL with every other group of this database.
+    wal: Arc<WalSync>,
     prefix: GroupPrefix,
     _config: PhantomData<fn() -> C>,
 }
 
 impl<C> Clone for LogStore<C> {
     fn clone(&self) -> Self {
-        Self { db: self.db.clone(), prefix: self.prefix.clone(), _config: PhantomData }
+        Self { db: self.db.clone(), wal: self.wal.clone(), prefix: self.prefix.clone(), _config: PhantomData }
     }
 }
 
@@ -33,7 +36,8 @@ impl<C: RaftTypeConfig> LogStore<C> {
     /// The log store of the group with key prefix `prefix` in `db`, which must have the
     /// column families of [`keys::RAFT_CFS`].
     pub fn new(db: Arc<DB>, prefix: GroupPrefix) -> Self {
-        Self { db, prefix, _config: PhantomData }
+        let wal = WalSync::shared(&db);
+        Self { db, wal, prefix, _config: PhantomData }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, name: &[u8]) -> Result<Option<T>, io::Error> {
@@ -139,10 +143,11 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         for entry in entries {
             batch.put_cf(cf, self.prefix.log_key(entry.index()), encode(&entry)?);
         }
-        // Entries must be readable when this returns; durability is signalled by the callback.
+        // Entries must be readable when this returns; durability is signalled by the callback,
+        // once an fsync shared with the other groups' appends has run.
         self.db.write(batch).map_err(to_io)?;
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || callback.io_completed(db.flush_wal(true).map_err(to_io)));
+        let wal = self.wal.clone();
+        tokio::task::spawn_blocking(move || callback.io_completed(wal.sync_blocking()));
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 //! - [`service`]: the incoming Raft gRPC service, routing each request to its group.
 //! - [`rocks`]: opening the shared RocksDB, JSON values and synced writes.
 //! - [`snapshot_file`]: a group's current snapshot on disk, replaced safely.
+//! - [`wal_sync`]: group commit of the shared WAL, one fsync for concurrent appends.
 //!
 //! Groups are named by a string id on the wire; [`DEFAULT_GROUP`] (empty) names a
 //! process's only group, the masters' group, whose keys carry no prefix.
@@ -20,6 +21,7 @@ pub mod network;
 pub mod rocks;
 pub mod service;
 pub mod snapshot_file;
+pub mod wal_sync;
 
 pub use batch::Coalescer;
 pub use keys::{GroupPrefix, KeyError};

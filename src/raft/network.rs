@@ -39,6 +39,9 @@ const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// Snapshots may take at least this long to send, whatever openraft's RPC deadline.
 const MIN_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Least time an AppendEntries carrying entries may take (see `append_entries`): a timeout
+/// makes the leader resend from scratch, which only adds load to a slow follower.
+const MIN_APPEND_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Room kept in a message for the protobuf and gRPC framing around a request's JSON.
 const FRAMING_BYTES: usize = 64 << 10;
@@ -315,8 +318,11 @@ where
             return self.coalesced(coalescer, pb::RaftCall::AppendEntries, rpc, option.hard_ttl()).await;
         }
         let (request, partial) = self.fitted(rpc)?;
+        // openraft bounds every append by the heartbeat interval; entries wait for the
+        // follower's fsync, which a loaded disk can hold longer than a short heartbeat.
+        let timeout = option.hard_ttl().max(MIN_APPEND_TIMEOUT);
         let response =
-            self.unary_encoded(request, option.hard_ttl(), |mut c, r| async move { c.append_entries(r).await }).await?;
+            self.unary_encoded(request, timeout, |mut c, r| async move { c.append_entries(r).await }).await?;
         // The peer took what was sent: openraft sends the rest from there.
         Ok(match (response, partial) {
             (AppendEntriesResponse::Success, Some(last)) => AppendEntriesResponse::PartialSuccess(Some(last)),
