@@ -2,6 +2,8 @@
 //! a column of the client's own table back and forth (a catalog write through Raft), on etcd
 //! a put of a value padded to the AlterTable request's encoded size.
 
+use std::time::Duration;
+
 use anyhow::{Result, anyhow};
 use etcd_client::KvClient;
 use kudu_client::catalog::{AlterStep, Column, ColumnType, Schema};
@@ -9,6 +11,9 @@ use kudu_client::client::MasterClient;
 use kudu_client::convert::alter_step_to_pb;
 use kudu_client::pb;
 use prost::Message;
+
+/// Deadline of one etcd put before the writer retries (see [`Writer::write`]).
+const ETCD_PUT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The two names the renamed column alternates between.
 const NAMES: [&str; 2] = ["v0", "v1"];
@@ -95,8 +100,13 @@ impl Writer {
             Writer::Etcd { kv, prefix, value, next } => {
                 let key = format!("{prefix}{:08}", *next % 100_000_000);
                 *next += 1;
-                kv.put(key, value.clone(), None).await.map_err(|e| anyhow!("etcd put: {e}"))?;
-                Ok(())
+                // etcd holds a put that reaches a member during an election until its own request
+                // timeout (5 s + 2 election timeouts = 7 s); a careful client gives up sooner and
+                // retries, as ours does by itself.
+                match tokio::time::timeout(ETCD_PUT_TIMEOUT, kv.put(key, value.clone(), None)).await {
+                    Ok(result) => result.map(drop).map_err(|e| anyhow!("etcd put: {e}")),
+                    Err(_) => Err(anyhow!("etcd put: no answer within {ETCD_PUT_TIMEOUT:?}")),
+                }
             }
         }
     }
