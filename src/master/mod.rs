@@ -18,6 +18,7 @@ pub mod membership;
 mod metrics;
 mod node;
 pub mod raft_types;
+mod read_batch;
 pub mod rebalance;
 mod registration;
 mod rereplication;

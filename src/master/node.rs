@@ -42,6 +42,8 @@ pub struct MasterNode {
     pub(super) leader_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
     /// Tablets whose replica move this master is driving.
     pub(super) moves_in_flight: super::rereplication::MovesInFlight,
+    /// Read-index rounds shared by the heartbeats arriving together.
+    pub(super) heartbeat_reads: super::read_batch::ReadBatcher,
 }
 
 impl MasterNode {

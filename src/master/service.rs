@@ -302,7 +302,8 @@ impl MasterService for MasterRpc {
                 reported,
             };
             let (info, _registration) = node.tservers.heartbeat(beat);
-            if node.linearizable_read().await.is_err() {
+            // One read-index round serves every heartbeat arriving within a few ms.
+            if node.ensure_leader().is_err() || !node.heartbeat_reads.confirm().await {
                 return Ok(pb::TsHeartbeatResponse { leader_master: false, ..Default::default() });
             }
             let location = node.ensure_location(&info).await?;
