@@ -60,8 +60,25 @@ pub async fn run(kudu: &Path, dir: &Path, flags: &[String], settings: &Settings)
             percent < CPU_GOAL,
         ),
         GoalRow::info(format!("heartbeats answered by the leader, {n} servers"), rate, "/s"),
+        GoalRow::info("leader CPU per answered heartbeat", cpu_per_beat_ms(percent, rate), "ms"),
         GoalRow::info("heartbeat latency p50", millis(quantile(&beats.latencies, 0.5)), "ms"),
         GoalRow::info("heartbeat latency p99", millis(quantile(&beats.latencies, 0.99)), "ms"),
         GoalRow::info("heartbeats failed or answered by a non-leader", (beats.failed + beats.not_leader) as f64, ""),
     ])
+}
+
+/// The leader's CPU time per answered heartbeat, in ms, from its CPU (% of one core) and the
+/// rate of answered heartbeats (per second).
+fn cpu_per_beat_ms(percent: f64, rate: f64) -> f64 {
+    if rate <= 0.0 { 0.0 } else { percent / 100.0 * 1000.0 / rate }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_per_heartbeat() {
+        // 20% of a core for 2 000 heartbeats a second: 0.1 ms each.
+        assert!((super::cpu_per_beat_ms(20.0, 2000.0) - 0.1).abs() < 1e-12);
+        assert_eq!(super::cpu_per_beat_ms(20.0, 0.0), 0.0);
+    }
 }

@@ -66,15 +66,26 @@ pub async fn heartbeat(
     Ok(client.ts_heartbeat(request).await?.into_inner())
 }
 
-/// Registers `servers` with the leader at `master` (one heartbeat each, answered by the
-/// leader), one after the other.
+/// How long registration may wait for the leader to answer as one (a new leader answers as
+/// a non-leader until its cluster id is committed).
+const REGISTER_WITHIN: Duration = Duration::from_secs(60);
+
+/// Registers `servers` with the leader at `master`, one after the other: heartbeats until
+/// each is answered by the leader.
 pub async fn register(master: &str, servers: &[SimServer]) -> Result<()> {
     let channel = channel(master)?;
+    let deadline = Instant::now() + REGISTER_WITHIN;
     for server in servers {
         let mut client = MasterServiceClient::new(channel.clone());
-        let response = heartbeat(&mut client, server, "").await?;
-        if !response.leader_master {
-            bail!("{master} answered {}'s heartbeat as a non-leader", server.uuid);
+        loop {
+            let answer = heartbeat(&mut client, server, "").await;
+            if answer.as_ref().is_ok_and(|r| r.leader_master) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{master} did not answer {}'s heartbeat as the leader: {answer:?}", server.uuid);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     Ok(())
