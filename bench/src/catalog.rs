@@ -28,7 +28,8 @@ const PROBE_EVERY: Duration = Duration::from_millis(10);
 /// The simulated servers are registered once and never heartbeat again (their answers
 /// would list every replica to create); these flags keep them live and listed meanwhile.
 /// They change nothing the measured figures depend on.
-pub const SERVER_FLAGS: [&str; 2] = ["--tserver-unresponsive-timeout-ms=86400000", "--tserver-forget-after-ms=86400000"];
+pub const SERVER_FLAGS: [&str; 2] =
+    ["--tserver-unresponsive-timeout-ms=86400000", "--tserver-forget-after-ms=86400000"];
 
 /// How the catalog figure runs.
 pub struct Settings {
@@ -92,7 +93,11 @@ pub async fn run(kudu: &Path, dir: &Path, flags: &[String], settings: &Settings)
     );
     let after_election = failover.served.saturating_sub(failover.elected.unwrap_or_default());
     Ok(vec![
-        GoalRow::info(format!("catalog: tablets ({} tables x {}, RF 3)", settings.tables, settings.partitions), tablets as f64, ""),
+        GoalRow::info(
+            format!("catalog: tablets ({} tables x {}, RF 3)", settings.tables, settings.partitions),
+            tablets as f64,
+            "",
+        ),
         GoalRow::info("catalog: CreateTable rate while building", settings.tables as f64 / create_secs, "tables/s"),
         GoalRow::new(
             "new leader: elected to GetTableLocations served",
@@ -109,7 +114,11 @@ pub async fn run(kudu: &Path, dir: &Path, flags: &[String], settings: &Settings)
             format!("< {}", RESTART_GOAL.as_millis()),
             restart.served < RESTART_GOAL,
         ),
-        GoalRow::info("restarted masters: process start to leader elected", ms(restart.elected.unwrap_or_default()), "ms"),
+        GoalRow::info(
+            "restarted masters: process start to leader elected",
+            ms(restart.elected.unwrap_or_default()),
+            "ms",
+        ),
     ])
 }
 
@@ -164,10 +173,8 @@ async fn serving(masters: &Masters, table: &str, from: Instant) -> Result<Servin
             let Ok(mut client) = masters.client(i) else { continue };
             let mut request = tonic::Request::new(pb::ConnectToMasterRequest {});
             request.set_timeout(Duration::from_secs(1));
-            let leads = client
-                .connect_to_master(request)
-                .await
-                .is_ok_and(|r| r.into_inner().role == pb::Role::Leader as i32);
+            let leads =
+                client.connect_to_master(request).await.is_ok_and(|r| r.into_inner().role == pb::Role::Leader as i32);
             if !leads {
                 continue;
             }

@@ -29,10 +29,11 @@ pub async fn run(kudu: &Path, dir: &Path, flags: &[String], settings: &Settings)
     let masters = Masters::start(kudu, dir, flags);
     let leader = masters.leader().await?;
     let pid = masters.members[leader].pid().ok_or_else(|| anyhow!("the leader is not running"))?;
-        let servers = sim::fleet(settings.servers);
+    let servers = sim::fleet(settings.servers);
     let measure_from = Instant::now() + settings.warmup;
     let until = measure_from + settings.window;
-    let beats = tokio::spawn(sim::run(masters.addresses[leader].clone(), servers, settings.period, measure_from, until));
+    let beats =
+        tokio::spawn(sim::run(masters.addresses[leader].clone(), servers, settings.period, measure_from, until));
     tokio::time::sleep_until(measure_from.into()).await;
     let cpu = CpuWindow::start(pid)?;
     tokio::time::sleep_until(until.into()).await;
