@@ -36,8 +36,10 @@ pub async fn run(kudu: &Path, dir: &Path, flags: &[String], settings: &Settings)
         tokio::spawn(sim::run(masters.addresses[leader].clone(), servers, settings.period, measure_from, until));
     tokio::time::sleep_until(measure_from.into()).await;
     let cpu = CpuWindow::start(pid)?;
+    let own = CpuWindow::start(std::process::id() as i32)?;
     tokio::time::sleep_until(until.into()).await;
     let percent = cpu.percent_of_one_core()?;
+    let simulator = own.percent_of_one_core()?;
     let beats = beats.await?.context("running the simulated tablet servers")?;
     let still_leader = masters.try_leader().await == Some(leader);
     eprintln!(
@@ -64,6 +66,7 @@ pub async fn run(kudu: &Path, dir: &Path, flags: &[String], settings: &Settings)
         GoalRow::info("leader CPU per answered heartbeat", cpu_per_beat_ms(percent, rate), "ms"),
         GoalRow::info("heartbeat latency p50", millis(quantile(&beats.latencies, 0.5)), "ms"),
         GoalRow::info("heartbeat latency p99", millis(quantile(&beats.latencies, 0.99)), "ms"),
+        GoalRow::info("the simulator's own CPU (same machine)", simulator, "% of one core"),
         GoalRow::info("heartbeats failed or answered by a non-leader", (beats.failed + beats.not_leader) as f64, ""),
     ])
 }
