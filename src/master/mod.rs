@@ -27,6 +27,7 @@ mod schema_push;
 mod server;
 mod service;
 pub mod store;
+mod tablet_index;
 mod tservers;
 
 pub use config::{LocationMappingConfig, MasterConfig};

@@ -97,6 +97,7 @@ impl MasterServer {
             pool,
             metrics,
             heartbeat_reads,
+            tablets_by_server: Default::default(),
             membership_lock: tokio::sync::Mutex::new(()),
             leader_since: std::sync::Mutex::new(None),
             moves_in_flight: Default::default(),

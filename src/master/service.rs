@@ -308,8 +308,11 @@ impl MasterService for MasterRpc {
             }
             let location = node.ensure_location(&info).await?;
             let decision = {
-                let catalog = node.catalog.read().await;
-                heartbeat::decide(&catalog, &node.tservers.addresses(), &r)?
+                let (catalog, position) = node.catalog.read_positioned().await;
+                let index = node.tablets_by_server(&catalog, position);
+                let wanted = index.get(&ts).into_iter().flatten().filter_map(|id| catalog.tablet(id));
+                let running = wanted.filter(|t| !t.is_deleted());
+                heartbeat::decide_among(&catalog, &node.tservers.addresses(), &r, running)?
             };
             for tablet in &decision.unknown_tablets {
                 if node.tservers.first_warning(tablet) {
