@@ -2,7 +2,12 @@
 //! same workload through each; prints a table of figure, ours, etcd and ours' advantage.
 //! `scripts/bench-etcd.sh` installs etcd, builds the release binaries and runs it.
 
+mod catalog;
+mod cpu;
 mod failover;
+mod heartbeats;
+mod masters;
+mod sim;
 mod stats;
 mod systems;
 mod workload;
@@ -25,6 +30,10 @@ enum Figure {
     Writes,
     /// Elections while the most clients write for `--stability-seconds` without faults.
     Stability,
+    /// Simulated tablet servers heartbeating the leader (ours only).
+    Heartbeats,
+    /// A catalog of many tablets: new leader and restarted masters serving (ours only).
+    Catalog,
 }
 
 #[derive(Parser, Debug)]
@@ -57,6 +66,27 @@ struct Args {
     /// An extra flag for our masters (repeatable), e.g. `--master-flag=--raft-election-timeout-ms=1000`.
     #[arg(long = "master-flag", allow_hyphen_values = true)]
     master_flags: Vec<String>,
+    /// Simulated tablet servers of the heartbeat figure.
+    #[arg(long, default_value_t = 2000)]
+    tservers: usize,
+    /// Heartbeat interval of each simulated tablet server, in ms.
+    #[arg(long, default_value_t = 1000)]
+    heartbeat_interval_ms: u64,
+    /// Seconds of heartbeats before the measured window (all servers register).
+    #[arg(long, default_value_t = 10.0)]
+    heartbeat_warmup: f64,
+    /// Seconds of the heartbeat figure's measured window.
+    #[arg(long, default_value_t = 30.0)]
+    heartbeat_seconds: f64,
+    /// Tables of the catalog figure.
+    #[arg(long, default_value_t = 1000)]
+    tables: usize,
+    /// Tablets (partitions) of each table of the catalog figure.
+    #[arg(long, default_value_t = 100)]
+    partitions: u32,
+    /// CreateTable requests in flight at once while building the catalog.
+    #[arg(long, default_value_t = 8)]
+    create_concurrency: usize,
     /// Print the rows as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -77,19 +107,57 @@ async fn main() -> Result<()> {
     if args.rounds == 0 || args.clients.contains(&0) || args.seconds <= 0.0 || args.stability_seconds <= 0.0 {
         bail!("--rounds, every --clients value, --seconds and --stability-seconds must be positive");
     }
+    if args.tservers == 0 || args.tables == 0 || args.partitions == 0 || args.heartbeat_interval_ms == 0 {
+        bail!("--tservers, --tables, --partitions and --heartbeat-interval-ms must be positive");
+    }
     let temp = tempfile_dir(args.dir.clone())?;
-    let ours = measure(&args, Kind::Ours, &temp.join("ours")).await.context("measuring our masters")?;
-    let etcd = measure(&args, Kind::Etcd, &temp.join("etcd")).await.context("measuring etcd")?;
-    let rows = rows(&ours, &etcd);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        print!("{}", stats::table(&rows));
+    if args.figures.iter().any(|f| matches!(f, Figure::Failover | Figure::Writes | Figure::Stability)) {
+        let ours = measure(&args, Kind::Ours, &temp.join("ours")).await.context("measuring our masters")?;
+        let etcd = measure(&args, Kind::Etcd, &temp.join("etcd")).await.context("measuring etcd")?;
+        let rows = rows(&ours, &etcd);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else {
+            print!("{}", stats::table(&rows));
+        }
+    }
+    let scale = scale_figures(&args, &temp).await?;
+    if !scale.is_empty() {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&scale)?);
+        } else {
+            print!("{}", stats::goal_table(&scale));
+        }
     }
     if args.dir.is_none() {
         let _ = std::fs::remove_dir_all(&temp);
     }
     Ok(())
+}
+
+/// The figures of our masters alone (heartbeat and catalog scale), each on a fresh group.
+async fn scale_figures(args: &Args, temp: &std::path::Path) -> Result<Vec<stats::GoalRow>> {
+    let mut rows = Vec::new();
+    if args.figures.contains(&Figure::Heartbeats) {
+        let settings = heartbeats::Settings {
+            servers: args.tservers,
+            period: Duration::from_millis(args.heartbeat_interval_ms),
+            warmup: Duration::from_secs_f64(args.heartbeat_warmup.max(0.0)),
+            window: Duration::from_secs_f64(args.heartbeat_seconds.max(1.0)),
+        };
+        let dir = temp.join("heartbeats");
+        rows.extend(heartbeats::run(&args.kudu, &dir, &args.master_flags, &settings).await.context("heartbeat scale")?);
+    }
+    if args.figures.contains(&Figure::Catalog) {
+        let settings = catalog::Settings {
+            tables: args.tables,
+            partitions: args.partitions,
+            concurrency: args.create_concurrency,
+        };
+        let dir = temp.join("catalog");
+        rows.extend(catalog::run(&args.kudu, &dir, &args.master_flags, &settings).await.context("catalog scale")?);
+    }
+    Ok(rows)
 }
 
 fn tempfile_dir(dir: Option<PathBuf>) -> Result<PathBuf> {

@@ -51,6 +51,46 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
+/// One figure of our system alone, with its goal (scale figures have no etcd side).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GoalRow {
+    pub figure: String,
+    pub value: f64,
+    pub unit: &'static str,
+    /// The goal as written (e.g. `< 1000`); empty for a figure without one.
+    pub goal: String,
+    /// Whether the goal is met; `None` for a figure without one.
+    pub met: Option<bool>,
+}
+
+impl GoalRow {
+    /// A figure with a goal.
+    pub fn new(figure: impl Into<String>, value: f64, unit: &'static str, goal: String, met: bool) -> Self {
+        Self { figure: figure.into(), value, unit, goal, met: Some(met) }
+    }
+
+    /// A figure shown for context, without a goal.
+    pub fn info(figure: impl Into<String>, value: f64, unit: &'static str) -> Self {
+        Self { figure: figure.into(), value, unit, goal: String::new(), met: None }
+    }
+}
+
+/// The rows as an aligned text table: figure, value, goal, and whether it is met.
+pub fn goal_table(rows: &[GoalRow]) -> String {
+    let named = |r: &GoalRow| if r.unit.is_empty() { r.figure.clone() } else { format!("{} ({})", r.figure, r.unit) };
+    let width = rows.iter().map(|r| named(r).len()).max().unwrap_or(6).max(6);
+    let mut out = format!("{:<width$}  {:>10}  {:>10}  {:>4}\n", "figure", "value", "goal", "met");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        out.push_str(&format!("{:<width$}  {:>10.1}  {:>10}  {met:>4}\n", named(r), r.value, r.goal));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +122,20 @@ mod tests {
     fn no_elections_on_either_side_is_a_tie() {
         let none = Row { figure: "e".into(), ours: 0.0, etcd: 0.0, unit: "elections", lower_is_better: true };
         assert_eq!(none.advantage(), 1.0);
+    }
+
+    #[test]
+    fn goal_rows_say_whether_the_goal_is_met() {
+        let rows = [
+            GoalRow::new("leader CPU", 12.5, "% of one core", "< 20".into(), true),
+            GoalRow::new("new leader serves", 1500.0, "ms", "< 1000".into(), false),
+            GoalRow::info("heartbeats failed", 0.0, ""),
+        ];
+        let printed = goal_table(&rows);
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(lines.len(), 4, "{printed}");
+        assert!(lines[1].contains("leader CPU (% of one core)") && lines[1].ends_with("yes"), "{printed}");
+        assert!(lines[2].contains("1500.0") && lines[2].ends_with("NO"), "{printed}");
+        assert!(lines[3].starts_with("heartbeats failed ") && lines[3].trim_end().ends_with("0.0"), "{printed}");
     }
 }

@@ -75,6 +75,18 @@ pub fn decide(
     addresses: &HashMap<TServerId, String>,
     request: &pb::TsHeartbeatRequest,
 ) -> Result<Decision, HeartbeatError> {
+    decide_among(catalog, addresses, request, catalog.tablets())
+}
+
+/// [`decide`], given `candidates`: running tablets of `catalog`, in id order, among which
+/// are all those that want a replica on the server (others are skipped). The leader passes
+/// the server's entry of a [`TabletsByServer`] index instead of scanning every tablet.
+pub fn decide_among<'a>(
+    catalog: &'a Catalog,
+    addresses: &HashMap<TServerId, String>,
+    request: &pb::TsHeartbeatRequest,
+    candidates: impl Iterator<Item = &'a Tablet>,
+) -> Result<Decision, HeartbeatError> {
     check_cluster(catalog, request)?;
     let Some(cluster_id) = catalog.cluster_id() else {
         return Ok(Decision::default());
@@ -122,7 +134,7 @@ pub fn decide(
             });
         }
     }
-    for tablet in catalog.tablets().filter(|t| t.wants_replica_on(&ts)) {
+    for tablet in candidates.filter(|t| t.wants_replica_on(&ts)) {
         peers.extend(tablet_peers(tablet));
         let voter = tablet.replicas.contains(&ts);
         let create = match reported.get(&tablet.id) {
@@ -159,6 +171,25 @@ pub fn decide(
     decision.response.cluster_id = cluster_id.to_string();
     decision.command = (!updates.is_empty()).then_some(CatalogCommand::UpdateTabletConfigs(updates));
     Ok(decision)
+}
+
+/// The running tablets that want a replica on each server (a voter, or the destination of
+/// a move), in id order: what a heartbeat looks up instead of scanning every tablet.
+pub type TabletsByServer = HashMap<TServerId, Vec<TabletId>>;
+
+/// Builds the [`TabletsByServer`] index of `catalog`.
+pub fn tablets_by_server(catalog: &Catalog) -> TabletsByServer {
+    let mut index = TabletsByServer::new();
+    for tablet in catalog.tablets() {
+        for ts in tablet_peers(tablet) {
+            let tablets = index.entry(TServerId::from(ts)).or_default();
+            // A move's destination is never also a voter, but stay exact if it were.
+            if tablets.last() != Some(&tablet.id) {
+                tablets.push(tablet.id.clone());
+            }
+        }
+    }
+    index
 }
 
 /// The servers of a tablet's group as the catalog has it: its voters and the destination
@@ -578,6 +609,28 @@ mod tests {
         };
         c.apply(&CatalogCommand::StartReplicaMoves(vec![start]), 22);
         c
+    }
+
+    #[test]
+    fn the_per_server_index_decides_exactly_as_a_full_scan() {
+        for c in [catalog(), moving()] {
+            let index = tablets_by_server(&c);
+            assert!(!index.values().flatten().any(|t| t.as_str() == "gone"), "{index:?}");
+            for ts in ["ts1", "ts2", "ts3", "ts4", "ts9", "unknown"] {
+                for replicas in [Vec::new(), vec![running("t0", 4, "ts1", &["ts1", "ts2", "ts3"], 0)]] {
+                    let r = request(ts, CLUSTER, replicas);
+                    let wanted = index.get(&TServerId::from(ts)).into_iter().flatten().filter_map(|id| c.tablet(id));
+                    assert_eq!(decide_among(&c, &addresses(), &r, wanted), decide(&c, &addresses(), &r), "{ts}");
+                }
+            }
+        }
+        let index = tablets_by_server(&moving());
+        let ids = |ts: &str| index.get(&TServerId::from(ts)).map(|v| v.iter().map(|t| t.as_str()).collect::<Vec<_>>());
+        assert_eq!(ids("ts1"), Some(vec!["t0"]));
+        assert_eq!(ids("ts2"), Some(vec!["t0", "t1"]));
+        // The destination of t0's move wants it as well as its own t1.
+        assert_eq!(ids("ts4"), Some(vec!["t0", "t1"]));
+        assert_eq!(ids("ts9"), None);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub replica_moves_started: Counter,
     pub replica_moves_completed: Counter,
     pub replica_moves_cancelled: Counter,
+    /// Read-index rounds started for tablet server heartbeats (one serves many heartbeats).
+    pub heartbeat_read_rounds: Counter,
     pub state: StateGauges,
 }
 
@@ -106,6 +108,13 @@ impl Metrics {
             "Replica moves given up because their destination died before its promotion",
             replica_moves_cancelled.clone(),
         );
+        let heartbeat_read_rounds = Counter::default();
+        registry.register(
+            "heartbeat_read_rounds",
+            "Read-index rounds started to answer tablet server heartbeats (each serves every \
+             heartbeat that arrived within a few milliseconds)",
+            heartbeat_read_rounds.clone(),
+        );
         Self {
             registry,
             rpcs,
@@ -114,6 +123,7 @@ impl Metrics {
             replica_moves_started,
             replica_moves_completed,
             replica_moves_cancelled,
+            heartbeat_read_rounds,
             state,
         }
     }

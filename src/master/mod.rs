@@ -18,6 +18,7 @@ pub mod membership;
 mod metrics;
 mod node;
 pub mod raft_types;
+mod read_batch;
 pub mod rebalance;
 mod registration;
 mod rereplication;
@@ -26,6 +27,7 @@ mod schema_push;
 mod server;
 mod service;
 pub mod store;
+mod tablet_index;
 mod tservers;
 
 pub use config::{LocationMappingConfig, MasterConfig};

@@ -45,6 +45,10 @@ pub struct MasterNode {
     pub(super) leader_since: std::sync::Mutex<Option<(u64, std::time::Instant)>>,
     /// Tablets whose replica move this master is driving.
     pub(super) moves_in_flight: super::rereplication::MovesInFlight,
+    /// Read-index rounds shared by the heartbeats arriving together.
+    pub(super) heartbeat_reads: super::read_batch::ReadBatcher,
+    /// Which tablets want a replica on each tablet server, as of an applied log id.
+    pub(super) tablets_by_server: super::tablet_index::CachedIndex,
 }
 
 impl MasterNode {

@@ -13,6 +13,7 @@ use super::location_mapping::LocationMapper;
 use super::metrics::Metrics;
 use super::node::MasterNode;
 use super::raft_types::{Network, Raft};
+use super::read_batch::{HEARTBEAT_READ_WINDOW, ReadBatcher};
 use super::service::MasterRpc;
 use super::store::{self, LogStore, StateMachineStore, StoreError};
 use super::tservers::TServerRegistry;
@@ -78,6 +79,13 @@ impl MasterServer {
         let raft = Raft::new(id, Arc::new(raft_config), network, log_store, state_machine)
             .await
             .map_err(|e| ServerError::Raft(e.to_string()))?;
+        let metrics = Metrics::new();
+        let heartbeat_reads = ReadBatcher::new(
+            raft.clone(),
+            HEARTBEAT_READ_WINDOW,
+            config.rpc_timeout,
+            metrics.heartbeat_read_rounds.clone(),
+        );
         let node = Arc::new(MasterNode {
             id,
             address: config.advertised_addr.clone(),
@@ -87,7 +95,9 @@ impl MasterServer {
             locations: config.location_mapping.clone().and_then(LocationMapper::new),
             placement_rng: std::sync::Mutex::new(rand::rngs::StdRng::from_os_rng()),
             pool,
-            metrics: Metrics::new(),
+            metrics,
+            heartbeat_reads,
+            tablets_by_server: Default::default(),
             membership_lock: tokio::sync::Mutex::new(()),
             leader_since: std::sync::Mutex::new(None),
             moves_in_flight: Default::default(),

@@ -305,13 +305,17 @@ impl MasterService for MasterRpc {
             };
             let (info, _registration) = node.tservers.heartbeat(beat);
             node.tservers.set_draining(&ts, r.draining);
-            if node.linearizable_read().await.is_err() {
+            // One read-index round serves every heartbeat arriving within a few ms.
+            if node.ensure_leader().is_err() || !node.heartbeat_reads.confirm().await {
                 return Ok(pb::TsHeartbeatResponse { leader_master: false, ..Default::default() });
             }
             let location = node.ensure_location(&info).await?;
             let decision = {
-                let catalog = node.catalog.read().await;
-                heartbeat::decide(&catalog, &node.tservers.addresses(), &r)?
+                let (catalog, position) = node.catalog.read_positioned().await;
+                let index = node.tablets_by_server(&catalog, position);
+                let wanted = index.get(&ts).into_iter().flatten().filter_map(|id| catalog.tablet(id));
+                let running = wanted.filter(|t| !t.is_deleted());
+                heartbeat::decide_among(&catalog, &node.tservers.addresses(), &r, running)?
             };
             for tablet in &decision.unknown_tablets {
                 if node.tservers.first_warning(tablet) {

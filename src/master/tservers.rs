@@ -7,7 +7,7 @@
 //! (re)assigned by the leader before replicas are placed on it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::location_mapping::{MappingError, host_of};
@@ -94,6 +94,9 @@ pub struct TServerRegistry {
     updating: Mutex<HashSet<TServerId>>,
     /// Servers whose last heartbeat said they drain (stop, handing leaderships away).
     draining: Mutex<HashSet<TServerId>>,
+    /// Every known server's RPC address, shared with readers and replaced (copy on write)
+    /// only when a server appears, moves or is forgotten: heartbeats read it at no cost.
+    addresses: Mutex<Arc<HashMap<TServerId, String>>>,
 }
 
 /// Marks a server's config update as in flight until dropped.
@@ -116,6 +119,7 @@ impl TServerRegistry {
             warned_unknown: Mutex::new(HashSet::new()),
             updating: Mutex::new(HashSet::new()),
             draining: Mutex::new(HashSet::new()),
+            addresses: Mutex::new(Arc::default()),
         }
     }
 
@@ -136,9 +140,16 @@ impl TServerRegistry {
         self.draining.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
-    /// The RPC address of every known server.
-    pub fn addresses(&self) -> HashMap<TServerId, String> {
-        self.lock().iter().map(|(id, info)| (id.clone(), info.rpc_address.clone())).collect()
+    /// The RPC address of every known server (a shared snapshot, not a copy).
+    pub fn addresses(&self) -> Arc<HashMap<TServerId, String>> {
+        self.addresses.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Updates the shared address map with `change`; called with the servers' lock held,
+    /// so the map follows the registry's order of changes.
+    fn change_addresses(&self, change: impl FnOnce(&mut HashMap<TServerId, String>)) {
+        let mut addresses = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+        change(Arc::make_mut(&mut addresses));
     }
 
     /// True the first time `tablet` is passed (the set is reset once it holds
@@ -191,6 +202,11 @@ impl TServerRegistry {
             tracing::info!(ts = %beat.id, rpc_address = %beat.rpc_address, ?registration, "tablet server registered");
             entry.location = ServerLocation::Unassigned;
             entry.registered_at = now;
+        }
+        if entry.rpc_address != beat.rpc_address || registration == Some(Registration::New) {
+            self.change_addresses(|a| {
+                a.insert(beat.id.clone(), beat.rpc_address.clone());
+            });
         }
         entry.rpc_address = beat.rpc_address;
         entry.instance_id = beat.instance_id;
@@ -248,6 +264,13 @@ impl TServerRegistry {
             .collect();
         for id in &silent {
             servers.remove(id);
+        }
+        if !silent.is_empty() {
+            self.change_addresses(|a| {
+                for id in &silent {
+                    a.remove(id);
+                }
+            });
         }
         silent
     }
@@ -334,6 +357,26 @@ mod tests {
         assert!(!registry.set_location(&"ts1".into(), "10.0.0.1", Ok(loc("/L0"))));
         assert!(registry.set_location(&"ts1".into(), "10.0.0.9", Ok(loc("/L1"))));
         assert_eq!(registry.get(&"ts1".into()).map(|i| i.location.location().cloned()), Some(Some(loc("/L1"))));
+    }
+
+    #[test]
+    fn the_shared_address_map_follows_registrations_moves_and_forgetting() {
+        let registry = TServerRegistry::new(Duration::from_secs(3600));
+        registry.heartbeat(beat("ts1", "h1:1", "i1"));
+        registry.heartbeat(beat("ts2", "h2:1", "i1"));
+        let before = registry.addresses();
+        // A steady heartbeat shares the same map; a move replaces it.
+        registry.heartbeat(beat("ts1", "h1:1", "i1"));
+        assert!(Arc::ptr_eq(&before, &registry.addresses()));
+        registry.heartbeat(beat("ts1", "h9:1", "i1"));
+        let after = registry.addresses();
+        assert_eq!(before.get(&"ts1".into()).map(String::as_str), Some("h1:1"));
+        assert_eq!(after.get(&"ts1".into()).map(String::as_str), Some("h9:1"));
+        assert_eq!(after.len(), 2);
+        // Forgotten servers leave it.
+        let forgotten = registry.forget_silent(&Catalog::default(), Duration::ZERO);
+        assert_eq!(forgotten.len(), 2);
+        assert!(registry.addresses().is_empty());
     }
 
     #[test]

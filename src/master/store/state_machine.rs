@@ -45,6 +45,14 @@ impl SharedCatalog {
         RwLockReadGuard::map(self.0.read().await, |applied| &applied.catalog)
     }
 
+    /// The applied catalog with the log id it reflects (they change together, under one
+    /// lock): equal log ids mean equal catalogs.
+    pub async fn read_positioned(&self) -> (RwLockReadGuard<'_, Catalog>, Option<LogId>) {
+        let applied = self.0.read().await;
+        let position = applied.last_applied;
+        (RwLockReadGuard::map(applied, |applied| &applied.catalog), position)
+    }
+
     async fn read_applied(&self) -> RwLockReadGuard<'_, Applied> {
         self.0.read().await
     }
