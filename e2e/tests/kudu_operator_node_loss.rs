@@ -71,7 +71,8 @@ async fn node_loss() -> Result<()> {
     let lost_at = Instant::now();
     let Some(local) = tc.local_only("make a node NotReady") else { return Ok(()) };
     local.set_node_ready(&node, false).map_err(|e| anyhow!("marking {node} NotReady: {e}"))?;
-    eprintln!("{node} (with {pod}) NotReady after {:?}", started.elapsed());
+    let since = tc.kubectl(&["get", "node", &node, "-o", READY_SINCE]).await?;
+    eprintln!("{node} (with {pod}) NotReady after {:?}, at {} (recorded as {since})", started.elapsed(), wall_clock());
 
     // Past the grace period the claim and the pod are deleted, the pod gracefully: it stays
     // Terminating on its NotReady node.
@@ -81,13 +82,16 @@ async fn node_loss() -> Result<()> {
         Ok((claim == Some((claim_uid.clone(), true)) && pod.is_some_and(|(_, deleting)| deleting)).then_some(()))
     })
     .await?;
+    let deleted_after = lost_at.elapsed();
     ensure!(
-        lost_at.elapsed() >= Duration::from_secs(60),
-        "deleted after {:?}, within the grace period",
-        lost_at.elapsed()
+        deleted_after >= Duration::from_secs(60),
+        "deleted after {deleted_after:?}, within the grace period (at {}; the node NotReady since {since}, the claim \
+         deleted at {})",
+        wall_clock(),
+        tc.kubectl(&["get", "pvc", &claim, "-o", "jsonpath={.metadata.deletionTimestamp}"]).await?
     );
     ensure!(node_of(&tc, pod).await? == node, "{pod} left {node} without its node confirming");
-    eprintln!("{pod} deleted gracefully {:?} after the node went NotReady", lost_at.elapsed());
+    eprintln!("{pod} deleted gracefully, seen {deleted_after:?} after the node went NotReady");
 
     // The machine is gone for good: its node object goes, and the pod is deleted by force.
     let node_object = tc.get_json(&["node", &node]).await?;
@@ -122,6 +126,14 @@ async fn node_loss() -> Result<()> {
     eprintln!("done after {:?}", started.elapsed());
     tc.stop().await;
     Ok(())
+}
+
+/// `kubectl get node` output: when its Ready condition last changed, as recorded.
+const READY_SINCE: &str = "jsonpath={.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}";
+
+/// The time now, as the logs print it.
+fn wall_clock() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
 /// A node object to create again as `node` was: its name and labels.

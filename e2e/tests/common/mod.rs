@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+mod diagnose;
+
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -188,8 +190,8 @@ impl TestCluster {
     }
 
     /// Stops the local cluster; on an external one, deletes what the tests create.
-    pub async fn stop(self) {
-        match self.local {
+    pub async fn stop(mut self) {
+        match self.local.take() {
             Some(cluster) => cluster.shutdown().await,
             None => self.clean_external().await,
         }
@@ -204,6 +206,16 @@ impl TestCluster {
                 Ok(out) => eprintln!("cleanup kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr)),
                 Err(e) => eprintln!("cleanup kubectl {args:?}: {e:#}"),
             }
+        }
+    }
+}
+
+/// A local cluster dropped without [`TestCluster::stop`] belongs to a test that failed
+/// (an error returned early or a panic): print what is needed to find out why.
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if let Some(cluster) = &self.local {
+            eprintln!("{}", diagnose::report(cluster));
         }
     }
 }

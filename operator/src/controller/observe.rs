@@ -1,7 +1,7 @@
 //! Turning Kubernetes pods and nodes into the membership loop's [`MasterPod`]s (pure).
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::build::names;
 use crate::membership::{MasterPod, NodeId, NodeState, PodPhase};
@@ -9,6 +9,16 @@ use crate::membership::{MasterPod, NodeId, NodeState, PodPhase};
 /// Ordinal of a StatefulSet pod named `<statefulset>-<ordinal>`.
 pub fn ordinal_of(pod_name: &str, statefulset: &str) -> Option<i32> {
     pod_name.strip_prefix(statefulset)?.strip_prefix('-')?.parse().ok().filter(|o: &i32| *o >= 0)
+}
+
+/// Resolution of the times Kubernetes records (`metav1.Time`: whole seconds, rounded down).
+const RECORDED_TIME_RESOLUTION: SignedDuration = SignedDuration::from_secs(1);
+
+/// The latest instant a recorded time may stand for: what happened at `12:00:00.9` is
+/// recorded as `12:00:00`, so a grace period counted from the record itself could end up
+/// to a second early.
+fn latest_instant(recorded: Timestamp) -> Timestamp {
+    recorded.checked_add(RECORDED_TIME_RESOLUTION).unwrap_or(recorded)
 }
 
 fn condition_since(pod: &Pod, type_: &str, status: &str) -> Option<Timestamp> {
@@ -111,6 +121,7 @@ pub fn master_pod_seen(
     let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
     // Only the causes of [`MasterPod::cannot_run`]: a container that cannot start on a
     // Ready node (ImagePullBackOff, CrashLoopBackOff) is not unable to run in this sense.
+    // Counted from the latest instant the record allows: never replaced before its grace.
     let unable_to_run_since = match node_state {
         NodeState::NotReady => {
             node_not_ready_since(node).or_else(|| condition_since(pod, "Ready", "False")).or(created)
@@ -118,7 +129,8 @@ pub fn master_pod_seen(
         NodeState::Gone => condition_since(pod, "Ready", "False").or(created),
         NodeState::Unassigned => unschedulable_since(pod),
         NodeState::Ready => None,
-    };
+    }
+    .map(latest_instant);
     let terminating = pod.metadata.deletion_timestamp.is_some();
     Some(MasterPod {
         ordinal,
@@ -224,7 +236,7 @@ mod tests {
         .unwrap();
         assert_eq!(p.node, NodeState::NotReady);
         assert!(p.stuck());
-        assert_eq!(p.unable_to_run_since, Some(at(30)));
+        assert_eq!(p.unable_to_run_since, Some(at(31)), "the end of the recorded second");
     }
 
     #[test]
@@ -243,7 +255,7 @@ mod tests {
     fn pod_whose_node_vanished_is_stuck() {
         let p = master_pod(&pod("demo-master-0", "Unknown", Some("gone"), false), "demo-master", None, None).unwrap();
         assert_eq!(p.node, NodeState::Gone);
-        assert_eq!(p.unable_to_run_since, Some(at(50)));
+        assert_eq!(p.unable_to_run_since, Some(at(51)));
     }
 
     #[test]
@@ -260,7 +272,7 @@ mod tests {
         assert_eq!(p.node, NodeState::Unassigned);
         assert_eq!(p.phase, PodPhase::Pending);
         assert_eq!(p.cannot_run(), Some(CannotRun::Unschedulable));
-        assert_eq!(p.unable_to_run_since, Some(at(20)));
+        assert_eq!(p.unable_to_run_since, Some(at(21)));
     }
 
     #[test]
