@@ -7,23 +7,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Cluster, WAIT, simple_row as row, simple_schema, wait_for};
-use kudu::client::{KuduClient, RowWrite, ScanSpec};
+use common::{Cluster, WAIT, simple_row as row, simple_schema, tablet_leaders, wait_for};
+use kudu::client::{RowWrite, ScanSpec};
 use kudu::tablet::OpKind;
 
 const TABLETS: usize = 12;
-
-/// tablet id -> leader uuid, as the leaders themselves report (tablets without one left out).
-async fn leaders(client: &KuduClient, addrs: &[String]) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for addr in addrs {
-        let Ok(listed) = client.list_tablets(addr).await else { continue };
-        for r in listed.replicas.into_iter().filter(|r| r.role == "LEADER") {
-            out.insert(r.tablet_id, listed.uuid.clone());
-        }
-    }
-    out
-}
 
 fn per_server(leaders: &BTreeMap<String, String>, uuids: &[String]) -> Vec<usize> {
     uuids.iter().map(|u| leaders.values().filter(|l| *l == u).count()).collect()
@@ -47,7 +35,7 @@ async fn leaders_piled_on_one_server_are_spread_evenly() {
     // Every leadership moves to the first server (balancing is off).
     let pile = &uuids[0];
     wait_for("every tablet led by the first server", WAIT, || async {
-        let current = leaders(&client, &addrs).await;
+        let current = tablet_leaders(&client, &addrs).await;
         for (tablet, leader) in current.iter().filter(|(_, l)| *l != pile) {
             let from = &addrs[uuids.iter().position(|u| u == leader).expect("known leader")];
             let _ = client.transfer_leadership(from, tablet, pile).await;
@@ -67,7 +55,7 @@ async fn leaders_piled_on_one_server_are_spread_evenly() {
     cluster.masters[0].restart();
     cluster.wait_leader().await;
     let spread = wait_for("leaders spread over the servers", WAIT, || async {
-        let current = leaders(&client, &addrs).await;
+        let current = tablet_leaders(&client, &addrs).await;
         let counts = per_server(&current, &uuids);
         (current.len() == TABLETS && counts.iter().all(|n| *n == TABLETS / 3)).then_some(counts)
     })

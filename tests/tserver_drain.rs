@@ -7,27 +7,15 @@ mod common;
 #[path = "common/traffic.rs"]
 mod traffic;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, WAIT, simple_schema, try_http_get, wait_for};
+use common::{Cluster, WAIT, simple_schema, tablet_leaders, try_http_get, wait_for};
 use kudu::client::KuduClient;
 
 /// The master never moves leaderships by itself here: every move is the test's doing.
 fn no_balancing() -> Vec<String> {
     vec!["--leader-balance-interval-ms".to_string(), "0".to_string()]
-}
-
-/// tablet id -> leader uuid, as the leaders themselves report, over the servers at `addrs`.
-async fn leaders(client: &KuduClient, addrs: &[String]) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for addr in addrs {
-        let Ok(listed) = client.list_tablets(addr).await else { continue };
-        for r in listed.replicas.into_iter().filter(|r| r.role == "LEADER") {
-            out.insert(r.tablet_id, listed.uuid.clone());
-        }
-    }
-    out
 }
 
 async fn uuids(client: &KuduClient, cluster: &Cluster) -> Vec<String> {
@@ -53,7 +41,8 @@ async fn a_follower_that_missed_writes_is_ready_only_once_its_leader_sees_it_cau
     let uuids = uuids(&client, &cluster).await;
     let addrs: Vec<String> = cluster.tservers.iter().map(|t| t.addr.clone()).collect();
     let leader =
-        wait_for("the tablet's leader", WAIT, || async { leaders(&client, &addrs).await.into_values().next() }).await;
+        wait_for("the tablet's leader", WAIT, || async { tablet_leaders(&client, &addrs).await.into_values().next() })
+            .await;
     let follower = &cluster.tservers[uuids.iter().position(|u| *u != leader).expect("a follower")];
     let http = follower.http_addr.clone().expect("http");
     wait_for("the follower to be ready", WAIT, || async {
@@ -116,7 +105,7 @@ async fn sigterm_hands_tablet_leaderships_over_before_the_server_exits_and_no_wr
 
     // The server leading the most tablets stops (SIGTERM, as a pod deletion sends).
     let before = wait_for("every tablet to have a leader", WAIT, || async {
-        let l = leaders(&client, &addrs).await;
+        let l = tablet_leaders(&client, &addrs).await;
         (l.len() == TABLETS as usize).then_some(l)
     })
     .await;
@@ -132,7 +121,7 @@ async fn sigterm_hands_tablet_leaderships_over_before_the_server_exits_and_no_wr
     // Right after it exited, each tablet it led already has a leader elsewhere: handed
     // over, not elected after an election timeout (1.5 to 3 s) without it.
     let others: Vec<String> = addrs.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, a)| a.clone()).collect();
-    let after = leaders(&client, &others).await;
+    let after = tablet_leaders(&client, &others).await;
     let since_exit = started.elapsed() - took;
     for tablet in &led {
         let new = after.get(tablet);

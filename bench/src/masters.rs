@@ -27,7 +27,7 @@ impl Masters {
     pub fn start(kudu: &Path, dir: &Path, flags: &[String]) -> Masters {
         let addresses: Vec<String> = (0..3).map(|_| free_addr()).collect();
         let seeds = addresses.join(",");
-        let filter = std::env::var("KUDU_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+        let filter = crate::systems::log_filter();
         let members = addresses
             .iter()
             .enumerate()
@@ -84,14 +84,6 @@ impl Masters {
 
     /// The last lines each member logged, to explain a failure.
     pub fn logs_tail(&self) -> String {
-        self.members
-            .iter()
-            .map(|m| {
-                let log = m.log();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                format!("== {}\n{}", m.data_dir().display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        crate::systems::logs_tail(&self.members)
     }
 }

@@ -15,7 +15,7 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 /// Our processes' log filter: `KUDU_BENCH_LOG` (e.g. `info,openraft=debug` to see where a
 /// failover spends its time), else warnings only.
-fn log_filter() -> String {
+pub fn log_filter() -> String {
     std::env::var("KUDU_BENCH_LOG").unwrap_or_else(|_| "warn".into())
 }
 
@@ -40,22 +40,8 @@ impl Group {
     /// Starts 3 of our masters and one tablet server from `kudu`, data under `dir`, each
     /// master with `flags` besides the ones that place it.
     pub fn start_ours(kudu: &Path, dir: &Path, flags: &[String]) -> Group {
-        let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
-        let seeds = addrs.join(",");
-        let members = addrs
-            .iter()
-            .enumerate()
-            .map(|(i, addr)| {
-                let data = dir.join(format!("master-{i}"));
-                let mut args = vec!["master".into(), "run".into(), "--data-dir".into(), data.display().to_string()];
-                args.extend(["--rpc-addr".into(), addr.clone(), "--master-addresses".into(), seeds.clone()]);
-                args.push("--insecure".into());
-                args.extend(flags.iter().cloned());
-                let mut p = Process::new(kudu, args, data).env("RUST_LOG", &log_filter());
-                p.start();
-                p
-            })
-            .collect();
+        let masters = crate::masters::Masters::start(kudu, dir, flags);
+        let seeds = masters.addresses.join(",");
         let data = dir.join("tserver-0");
         let args = ["tserver", "run", "--data-dir", &data.display().to_string(), "--rpc-addr", &free_addr()]
             .into_iter()
@@ -64,7 +50,7 @@ impl Group {
             .collect();
         let mut tserver = Process::new(kudu, args, data).env("RUST_LOG", &log_filter());
         tserver.start();
-        Group { kind: Kind::Ours, members, endpoints: addrs, _tserver: Some(tserver) }
+        Group { kind: Kind::Ours, members: masters.members, endpoints: masters.addresses, _tserver: Some(tserver) }
     }
 
     /// Starts a 3-member etcd cluster from `etcd`, data under `dir`.
@@ -177,16 +163,21 @@ impl Group {
 
     /// The last lines each member logged, to explain a failure.
     pub fn logs_tail(&self) -> String {
-        self.members
-            .iter()
-            .map(|m| {
-                let log = m.log();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                format!("== {}\n{}", m.data_dir().display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        logs_tail(&self.members)
     }
+}
+
+/// The last lines each of `members` logged, to explain a failure.
+pub fn logs_tail(members: &[Process]) -> String {
+    members
+        .iter()
+        .map(|m| {
+            let log = m.log();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            format!("== {}\n{}", m.data_dir().display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Waits until `check` passes, up to [`SETTLE`].

@@ -365,6 +365,22 @@ pub async fn tablet_ids(client: &kudu::client::KuduClient, table: &str) -> Vec<S
     locations.tablets.into_iter().map(|t| t.tablet_id).collect()
 }
 
+/// tablet id -> leader uuid, as the leaders themselves report, over the tablet servers at
+/// `addrs` (tablets without a leader, or on servers that do not answer, left out).
+pub async fn tablet_leaders(
+    client: &kudu::client::KuduClient,
+    addrs: &[String],
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for addr in addrs {
+        let Ok(listed) = client.list_tablets(addr).await else { continue };
+        for r in listed.replicas.into_iter().filter(|r| r.role == "LEADER") {
+            out.insert(r.tablet_id, listed.uuid.clone());
+        }
+    }
+    out
+}
+
 /// Runs the `kudu` CLI and returns (success, stdout, stderr); plaintext (`KUDU_INSECURE=1`)
 /// unless `args` give `--certs-dir`.
 pub fn cli(args: &[&str]) -> (bool, String, String) {
