@@ -245,11 +245,29 @@ async fn master_records_reports_instructs_tablet_servers_and_pushes_schemas() {
         name: "t".into(),
         steps: vec![pb::AlterStep { step: Some(pb::alter_step::Step::RenameTable("t2".into())) }],
         request_id: "rename-1".into(),
+        no_wait: false,
     };
     let err = master.alter_table(request).await.expect_err("no tablet applies");
     assert_eq!(rpc::error_code(&err), Some("TIMED_OUT"), "{err:?}");
     assert!(err.message().contains("committed") && err.message().contains(t0) && err.message().contains(t1), "{err:?}");
     assert_eq!(client.get_table_schema("t2").await.expect("renamed").version, 2);
+
+    // no_wait: answered once committed although no tablet applies; the background push goes
+    // on and, once the tablets apply, brings them the newest schema (the two alters coalesce).
+    for (column, version) in [("x1", 3), ("x2", 4)] {
+        let step = AlterStep::AddColumn(Column::new(column, ColumnType::Int32, true));
+        let altered = client.alter_table_no_wait("t2", &[step]).await.expect("committed without waiting");
+        assert_eq!(altered.version, version);
+    }
+    c.set(Mode::Apply);
+    let pushed = wait_for("the newest schema pushed to both tablets", WAIT, || async {
+        let pushed: BTreeSet<(String, u64, usize)> = c.applied().into_iter().filter(|(_, v, _)| *v > 2).collect();
+        let tablets: BTreeSet<&String> = pushed.iter().map(|(tablet, _, _)| tablet).collect();
+        (tablets.len() == 2).then_some(pushed.clone())
+    })
+    .await;
+    assert_eq!(pushed, BTreeSet::from([(t0.to_string(), 4, 5), (t1.to_string(), 4, 5)]));
+    c.set(Mode::Refuse);
 
     // DeleteTable tombstones the tablets: reported replicas are deleted, unknown ones kept.
     client.delete_table("t2").await.expect("delete");

@@ -65,7 +65,12 @@ async fn refuse_huge_names_and_ids(raw: &mut MasterServiceClient<Channel>) {
     assert_refused(&status, "INVALID_TABLE_NAME", "longer than 256 characters");
     let rename = alter_step_to_pb(&AlterStep::RenameTable(huge.clone()));
     let status = raw
-        .alter_table(pb::AlterTableRequest { name: "before".into(), steps: vec![rename], request_id: String::new() })
+        .alter_table(pb::AlterTableRequest {
+            name: "before".into(),
+            steps: vec![rename],
+            request_id: String::new(),
+            no_wait: false,
+        })
         .await
         .expect_err("huge new name");
     assert_refused(&status, "INVALID_TABLE_NAME", "longer than 256 characters");
@@ -73,8 +78,12 @@ async fn refuse_huge_names_and_ids(raw: &mut MasterServiceClient<Channel>) {
 
 async fn refuse_huge_requests(raw: &mut MasterServiceClient<Channel>) {
     let drop = alter_step_to_pb(&AlterStep::DropColumn("v".into()));
-    let request =
-        pb::AlterTableRequest { name: "before".into(), steps: vec![drop; 1_000_000], request_id: String::new() };
+    let request = pb::AlterTableRequest {
+        name: "before".into(),
+        steps: vec![drop; 1_000_000],
+        request_id: String::new(),
+        no_wait: false,
+    };
     let status = raw.alter_table(request).await.expect_err("a million steps");
     assert_refused(&status, "TOO_LARGE", "1000000 alteration steps exceed the limit of 1000");
 

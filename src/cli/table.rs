@@ -57,6 +57,10 @@ pub enum TableCommand {
         /// Column to rename, as OLD:NEW.
         #[arg(long)]
         rename_column: Vec<String>,
+        /// Return once the change is committed in the catalog, without waiting for the
+        /// tablets to apply the new schema (they get it in the background).
+        #[arg(long)]
+        no_wait: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -221,7 +225,7 @@ pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
                 .collect();
             print_table(&["PARTITION", "TABLET", "LEADER", "TERM", "REPLICAS (TSERVER UUIDS)"], &tablets);
         }
-        TableCommand::Alter { name, rename, add_column, drop_column, rename_column, client } => {
+        TableCommand::Alter { name, rename, add_column, drop_column, rename_column, no_wait, client } => {
             let mut steps = Vec::new();
             for spec in &add_column {
                 steps.push(AlterStep::AddColumn(parse_column(spec, &[])?));
@@ -236,7 +240,13 @@ pub async fn run(cmd: TableCommand) -> anyhow::Result<()> {
             if steps.is_empty() {
                 bail!("nothing to alter: give --rename, --add-column, --drop-column or --rename-column");
             }
-            let altered = vec![table_out(client.client()?.alter_table(&name, &steps).await?)];
+            let masters = client.client()?;
+            let altered = if no_wait {
+                masters.alter_table_no_wait(&name, &steps).await?
+            } else {
+                masters.alter_table(&name, &steps).await?
+            };
+            let altered = vec![table_out(altered)];
             print(client.format, &altered[0], &SUMMARY_HEADERS, summary_rows(&altered))?;
         }
         TableCommand::Delete { name, client } => {

@@ -1,6 +1,7 @@
 //! Table DDL on the leader: validation, id choice and placement happen here, before the
 //! command is proposed, so that applying it is deterministic.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::MasterError;
@@ -120,17 +121,23 @@ impl MasterNode {
     /// leaders. Succeeds once every tablet acknowledged the new version; otherwise fails with
     /// TIMED_OUT after the RPC timeout (counted from the request), saying the change is
     /// committed and which tablets have not applied it yet. A retry with the same request id
-    /// does not alter again but pushes and waits again.
+    /// does not alter again but pushes and waits again. With `no_wait` it succeeds once the
+    /// change is committed and the push runs in the background.
     pub async fn alter_table(
-        &self,
+        self: &Arc<Self>,
         name: String,
         steps: Vec<AlterStep>,
         request_id: String,
+        no_wait: bool,
     ) -> Result<Table, MasterError> {
         let deadline = tokio::time::Instant::now() + self.config.rpc_timeout;
         limits::check_alter_steps(&steps)?;
         let table = table_of(self.propose(CatalogCommand::AlterTable { request_id, name, steps }).await?)?;
-        self.push_schema(&table, deadline).await?;
+        if no_wait {
+            self.push_schema_in_background(table.id.clone());
+        } else {
+            self.push_schema(&table, deadline).await?;
+        }
         Ok(table)
     }
 }

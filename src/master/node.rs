@@ -49,6 +49,8 @@ pub struct MasterNode {
     pub(super) heartbeat_reads: super::read_batch::ReadBatcher,
     /// Which tablets want a replica on each tablet server, as of an applied log id.
     pub(super) tablets_by_server: super::tablet_index::CachedIndex,
+    /// Tables whose schema is being pushed to their tablets after a `no_wait` AlterTable.
+    pub(super) background_pushes: super::schema_push::BackgroundPushes,
 }
 
 impl MasterNode {

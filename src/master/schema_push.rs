@@ -2,7 +2,13 @@
 //! of each of its tablets (`TabletServerService.AlterSchema`), all tablets in parallel,
 //! until every one acknowledged the new version or the deadline passed. Tablets that have
 //! not applied it by then catch up through the heartbeats' `schema_updates`.
+//!
+//! A `no_wait` AlterTable pushes in the background instead: one pusher per table, which
+//! always sends the table's newest schema, so alters arriving while a push runs cost one more
+//! round rather than one push each.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -13,7 +19,7 @@ use super::node::MasterNode;
 use crate::catalog::Table;
 use crate::convert::schema_to_pb;
 use crate::error_code::ErrorCode;
-use crate::ids::{TServerId, TabletId};
+use crate::ids::{TServerId, TableId, TabletId};
 use crate::pb::tserver as tpb;
 use crate::pb::tserver::tablet_server_service_client::TabletServerServiceClient;
 use crate::raft::MAX_MESSAGE;
@@ -33,7 +39,84 @@ enum Attempt {
     Failed,
 }
 
+/// Tables with a background push running, and whether another round is due because the
+/// table was altered again after the running round read its schema.
+#[derive(Debug, Default)]
+pub struct BackgroundPushes {
+    tables: Mutex<HashMap<TableId, bool>>,
+}
+
+impl BackgroundPushes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TableId, bool>> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks for a push of `table`'s newest schema; true if the caller must start the pusher
+    /// (none runs for the table), false if the running one will do another round.
+    fn request(&self, table: &TableId) -> bool {
+        let mut tables = self.lock();
+        match tables.get_mut(table) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                tables.insert(table.clone(), false);
+                true
+            }
+        }
+    }
+
+    /// Called by the pusher after a round: true if another round is due (and taken),
+    /// otherwise the pusher is done and unregistered.
+    fn round_done(&self, table: &TableId) -> bool {
+        let mut tables = self.lock();
+        match tables.get_mut(table) {
+            Some(again) if *again => {
+                *again = false;
+                true
+            }
+            _ => {
+                tables.remove(table);
+                false
+            }
+        }
+    }
+
+    /// Unregisters the pusher of `table` without another round (the table is gone or this
+    /// master no longer leads).
+    fn abandon(&self, table: &TableId) {
+        self.lock().remove(table);
+    }
+}
+
 impl MasterNode {
+    /// Brings the newest schema of `table` to its tablets in the background (see the module
+    /// documentation). Each round has the RPC timeout; tablets it does not reach catch up
+    /// through heartbeats.
+    pub(super) fn push_schema_in_background(self: &Arc<Self>, table: TableId) {
+        if !self.background_pushes.request(&table) {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let current = node.catalog.read().await.table(&table).cloned();
+                let Some(current) = current.filter(|_| node.ensure_leader().is_ok()) else {
+                    node.background_pushes.abandon(&table);
+                    return;
+                };
+                let deadline = Instant::now() + node.config.rpc_timeout;
+                if let Err(e) = node.push_schema(&current, deadline).await {
+                    tracing::debug!(table = %current.name, error = %e, "background schema push incomplete");
+                }
+                if !node.background_pushes.round_done(&table) {
+                    return;
+                }
+            }
+        });
+    }
+
     /// Pushes `altered`'s schema (or a newer one) to every tablet's leader until each
     /// acknowledged at least `altered.version`, or `deadline`. Fails with TIMED_OUT naming
     /// the tablets that have not applied it.
@@ -151,5 +234,26 @@ impl MasterNode {
         text(rpc::LEADER_ADDR_KEY).map(str::to_string).or_else(|| {
             text(rpc::LEADER_ID_KEY).and_then(|uuid| self.tservers.get(&TServerId::from(uuid))).map(|i| i.rpc_address)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alters_during_a_push_coalesce_into_one_more_round() {
+        let pushes = BackgroundPushes::default();
+        let (t1, t2) = (TableId::from("t1"), TableId::from("t2"));
+        assert!(pushes.request(&t1), "the first request starts a pusher");
+        assert!(!pushes.request(&t1), "a request while it runs does not start another");
+        assert!(!pushes.request(&t1));
+        assert!(pushes.request(&t2), "tables have pushers of their own");
+        assert!(pushes.round_done(&t1), "the requests during the round ask for one more round");
+        assert!(!pushes.round_done(&t1), "and only one");
+        assert!(pushes.request(&t1), "after the pusher ended, a request starts a new one");
+        pushes.abandon(&t1);
+        assert!(pushes.request(&t1), "an abandoned pusher is unregistered");
+        assert!(!pushes.round_done(&t2));
     }
 }

@@ -98,6 +98,7 @@ impl MasterServer {
             metrics,
             heartbeat_reads,
             tablets_by_server: Default::default(),
+            background_pushes: Default::default(),
             membership_lock: tokio::sync::Mutex::new(()),
             leader_since: std::sync::Mutex::new(None),
             moves_in_flight: Default::default(),

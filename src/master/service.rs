@@ -169,7 +169,7 @@ impl MasterService for MasterRpc {
         let r = request.into_inner();
         self.handle("AlterTable", async {
             let steps = r.steps.into_iter().map(alter_step_from_pb).collect::<Result<Vec<_>, _>>()?;
-            let table = self.node.alter_table(r.name, steps, request_id(r.request_id)).await?;
+            let table = self.node.alter_table(r.name, steps, request_id(r.request_id), r.no_wait).await?;
             Ok(pb::AlterTableResponse { table: Some(table_to_pb(&table)) })
         })
         .await

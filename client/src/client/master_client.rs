@@ -484,11 +484,25 @@ impl MasterClient {
     }
 
     /// Applies alteration steps atomically; returns the altered table.
+    /// Alters a table: the steps apply atomically. Returns once every tablet acknowledged
+    /// the new schema, or fails with TIMED_OUT saying the change is committed and which
+    /// tablets lag (they catch up through heartbeats).
     pub async fn alter_table(&self, name: &str, steps: &[AlterStep]) -> Result<pb::TableInfo, ClientError> {
+        self.alter(name, steps, false).await
+    }
+
+    /// Alters a table and returns as soon as the change is committed in the catalog; the
+    /// leader brings the new schema to the tablets in the background.
+    pub async fn alter_table_no_wait(&self, name: &str, steps: &[AlterStep]) -> Result<pb::TableInfo, ClientError> {
+        self.alter(name, steps, true).await
+    }
+
+    async fn alter(&self, name: &str, steps: &[AlterStep], no_wait: bool) -> Result<pb::TableInfo, ClientError> {
         let request = pb::AlterTableRequest {
             name: name.to_string(),
             steps: steps.iter().map(alter_step_to_pb).collect(),
             request_id: uuid::Uuid::new_v4().to_string(),
+            no_wait,
         };
         let t = self.rpc_timeout();
         let response = self
