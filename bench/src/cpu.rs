@@ -30,6 +30,15 @@ fn read_ticks(pid: i32) -> Result<u64> {
     cpu_ticks(&stat).ok_or_else(|| anyhow!("{path} is not in the expected format: {stat}"))
 }
 
+/// The CPU time `pids` used so far together, in seconds.
+pub fn cpu_seconds(pids: &[i32]) -> Result<f64> {
+    let mut ticks = 0;
+    for &pid in pids {
+        ticks += read_ticks(pid)?;
+    }
+    Ok(ticks as f64 / ticks_per_second())
+}
+
 /// CPU use of one process from a starting point.
 pub struct CpuWindow {
     pid: i32,

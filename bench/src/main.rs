@@ -190,13 +190,14 @@ async fn measure(args: &Args, kind: Kind, dir: &std::path::Path) -> Result<Measu
             for i in 0..clients {
                 writers.push(writer(&group, i).await?);
             }
-            let figures = writes::run(writers, Duration::from_secs_f64(args.seconds)).await?;
+            let figures = writes::run(writers, Duration::from_secs_f64(args.seconds), &group.server_pids()).await?;
             eprintln!(
-                "{kind:?} writes, {clients} clients: {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} failed",
+                "{kind:?} writes, {clients} clients: {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} failed, server CPU {:.3} ms/write",
                 figures.per_second,
                 millis(figures.p50),
                 millis(figures.p99),
-                figures.failed
+                figures.failed,
+                figures.server_cpu_ms_per_write
             );
             measured.writes.push(figures);
         }
@@ -207,7 +208,8 @@ async fn measure(args: &Args, kind: Kind, dir: &std::path::Path) -> Result<Measu
             writers.push(writer(&group, i).await?);
         }
         let before = group.term().await?;
-        let figures = writes::run(writers, Duration::from_secs_f64(args.stability_seconds)).await?;
+        let figures =
+            writes::run(writers, Duration::from_secs_f64(args.stability_seconds), &group.server_pids()).await?;
         let changes = group.term().await?.saturating_sub(before);
         eprintln!(
             "{kind:?} stability, {most} clients for {} s: {changes} leader changes, {:.0} writes/s, p99 {:.1} ms, {} failed",
@@ -270,6 +272,13 @@ fn rows(ours: &Measured, etcd: &Measured) -> Vec<Row> {
             figure: format!("write latency p99, {n} clients"),
             ours: millis(a.p99),
             etcd: millis(b.p99),
+            unit: "ms",
+            lower_is_better: true,
+        });
+        rows.push(Row {
+            figure: format!("server CPU per write, {n} clients"),
+            ours: a.server_cpu_ms_per_write,
+            etcd: b.server_cpu_ms_per_write,
             unit: "ms",
             lower_is_better: true,
         });

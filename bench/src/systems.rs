@@ -33,7 +33,7 @@ pub struct Group {
     /// Client addresses of the members, in member order (etcd: `http://` URLs).
     endpoints: Vec<String>,
     /// Our tablet server (tables need one); none for etcd.
-    _tserver: Option<Process>,
+    tserver_process: Option<Process>,
 }
 
 impl Group {
@@ -50,7 +50,12 @@ impl Group {
             .collect();
         let mut tserver = Process::new(kudu, args, data).env("RUST_LOG", &log_filter());
         tserver.start();
-        Group { kind: Kind::Ours, members: masters.members, endpoints: masters.addresses, _tserver: Some(tserver) }
+        Group {
+            kind: Kind::Ours,
+            members: masters.members,
+            endpoints: masters.addresses,
+            tserver_process: Some(tserver),
+        }
     }
 
     /// Starts a 3-member etcd cluster from `etcd`, data under `dir`.
@@ -82,7 +87,7 @@ impl Group {
                 p
             })
             .collect();
-        Group { kind: Kind::Etcd, members, endpoints: clients, _tserver: None }
+        Group { kind: Kind::Etcd, members, endpoints: clients, tserver_process: None }
     }
 
     /// A client of our masters (default options, as a user gets them).
@@ -96,6 +101,12 @@ impl Group {
         let options =
             ConnectOptions::new().with_connect_timeout(Duration::from_secs(2)).with_timeout(Duration::from_secs(10));
         Ok(EtcdClient::connect(self.endpoints.clone(), Some(options)).await?)
+    }
+
+    /// The process ids of the running server processes (members and, for ours, the tablet
+    /// server).
+    pub fn server_pids(&self) -> Vec<i32> {
+        self.members.iter().chain(&self.tserver_process).filter_map(Process::pid).collect()
     }
 
     /// The index of the current leader, as the members report it; waits for one.

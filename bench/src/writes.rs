@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use futures::future::join_all;
 
+use crate::cpu::cpu_seconds;
 use crate::stats::quantile;
 use crate::workload::Writer;
 
@@ -19,11 +20,15 @@ pub struct Figures {
     pub p50: Duration,
     pub p99: Duration,
     pub failed: usize,
+    /// CPU time the system's server processes used per acknowledged write, in ms.
+    pub server_cpu_ms_per_write: f64,
 }
 
-/// Runs `writers` concurrently for `duration`.
-pub async fn run(writers: Vec<Writer>, duration: Duration) -> Result<Figures> {
+/// Runs `writers` concurrently for `duration`; `servers` are the system's server processes,
+/// whose CPU time is counted.
+pub async fn run(writers: Vec<Writer>, duration: Duration, servers: &[i32]) -> Result<Figures> {
     let clients = writers.len();
+    let cpu_before = cpu_seconds(servers)?;
     let start = Instant::now();
     let deadline = start + duration;
     let tasks = writers.into_iter().map(|mut writer| {
@@ -47,6 +52,7 @@ pub async fn run(writers: Vec<Writer>, duration: Duration) -> Result<Figures> {
         failed += f;
     }
     let elapsed = start.elapsed();
+    let cpu = cpu_seconds(servers)? - cpu_before;
     if latencies.is_empty() {
         bail!("no write succeeded in {elapsed:?} ({failed} failed)");
     }
@@ -58,5 +64,6 @@ pub async fn run(writers: Vec<Writer>, duration: Duration) -> Result<Figures> {
         p50: quantile(&latencies, 0.50),
         p99: quantile(&latencies, 0.99),
         failed,
+        server_cpu_ms_per_write: 1000.0 * cpu / latencies.len() as f64,
     })
 }

@@ -106,12 +106,13 @@ impl MasterNode {
 
     /// Refuses with NOT_THE_LEADER unless this master believes it leads.
     pub fn ensure_leader(&self) -> Result<(), MasterError> {
-        let m = self.raft_metrics();
-        if m.state == ServerState::Leader && m.current_leader == Some(self.id) {
-            Ok(())
-        } else {
-            Err(self.not_leader())
-        }
+        // On every request: look at the metrics in place rather than clone them.
+        let leads = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            m.state == ServerState::Leader && m.current_leader == Some(self.id)
+        };
+        if leads { Ok(()) } else { Err(self.not_leader()) }
     }
 
     /// Confirms leadership with a quorum (read index) and waits until everything committed

@@ -4,8 +4,8 @@
 //! not applied it by then catch up through the heartbeats' `schema_updates`.
 //!
 //! A `no_wait` AlterTable pushes in the background instead: one pusher per table, which
-//! always sends the table's newest schema, so alters arriving while a push runs cost one more
-//! round rather than one push each.
+//! always sends the table's newest schema, so alters arriving while a round runs (or within
+//! [`BACKGROUND_ROUND_INTERVAL`] of its start) cost one more round rather than one push each.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,10 @@ use crate::rpc;
 
 /// Pause before another round over a tablet's replicas.
 const ROUND_PAUSE: Duration = Duration::from_millis(100);
+/// Shortest time between the starts of two background push rounds of one table: alters
+/// arriving meanwhile are brought to the tablets by one round (a client altering a table
+/// without waiting costs its tablets at most this many schema writes a second).
+const BACKGROUND_ROUND_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest a single AlterSchema call may take, so one stuck server does not hold a tablet's
 /// whole deadline.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -101,6 +105,7 @@ impl MasterNode {
         let node = self.clone();
         tokio::spawn(async move {
             loop {
+                let round_started = Instant::now();
                 let current = node.catalog.read().await.table(&table).cloned();
                 let Some(current) = current.filter(|_| node.ensure_leader().is_ok()) else {
                     node.background_pushes.abandon(&table);
@@ -110,6 +115,7 @@ impl MasterNode {
                 if let Err(e) = node.push_schema(&current, deadline).await {
                     tracing::debug!(table = %current.name, error = %e, "background schema push incomplete");
                 }
+                tokio::time::sleep_until(round_started + BACKGROUND_ROUND_INTERVAL).await;
                 if !node.background_pushes.round_done(&table) {
                     return;
                 }
