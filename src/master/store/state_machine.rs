@@ -17,7 +17,7 @@ use futures::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use rocksdb::{DB, IteratorMode, WriteBatch};
+use rocksdb::{DB, WriteBatch};
 
 use super::keys;
 use crate::catalog::{Catalog, CatalogRecord, CatalogResponse, Mutation};
@@ -73,13 +73,17 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     /// Loads the applied catalog and position from the database.
     pub fn open(db: Arc<DB>, data_dir: &Path) -> Result<Self, io::Error> {
-        let mut records = Vec::new();
-        for item in db.iterator_cf(cf(&db, keys::CF_SM_DATA)?, IteratorMode::Start) {
-            let (_, value) = item.map_err(to_io)?;
-            records.push(decode::<CatalogRecord>(&value)?);
-        }
+        let started = std::time::Instant::now();
+        let records = read_records(&db)?;
+        let count = records.len();
         let (last_applied, membership) = read_applied(&db)?;
         let applied = Applied { catalog: Catalog::from_records(records), last_applied, membership };
+        tracing::info!(
+            records = count,
+            ?last_applied,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "catalog loaded"
+        );
         let catalog = SharedCatalog(Arc::new(RwLock::new(applied)));
         let snapshot_file = Arc::new(SnapshotFile::new(data_dir.join("snapshots")));
         Ok(Self { db, catalog, snapshot_file })
@@ -95,6 +99,20 @@ impl StateMachineStore {
         let (file, meta) = (self.snapshot_file.clone(), meta.clone());
         tokio::task::spawn_blocking(move || file.save(&meta, &data)).await.map_err(io::Error::other)?
     }
+}
+
+/// Every stored catalog record, decoded straight from RocksDB's buffers (no copy of each
+/// value first: at 100 000 tablets that is 200 000 allocations and ~22 MB copied less).
+fn read_records(db: &DB) -> Result<Vec<CatalogRecord>, io::Error> {
+    let mut records = Vec::new();
+    let mut iter = db.raw_iterator_cf(cf(db, keys::CF_SM_DATA)?);
+    iter.seek_to_first();
+    while let Some(value) = iter.value() {
+        records.push(decode::<CatalogRecord>(value)?);
+        iter.next();
+    }
+    iter.status().map_err(to_io)?;
+    Ok(records)
 }
 
 /// The last applied log id and membership as stored.
