@@ -163,13 +163,22 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = Cursor<Vec<u8>>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        // The catalog and its position are read under one lock: they describe one state.
-        let (meta, data) = {
+        // The catalog and its position are copied under one lock: they describe one state.
+        // Encoding the copy (tens of MB at 100 000 tablets) and writing it happen after the
+        // lock is released (applies and reads go on meanwhile) and off the async runtime.
+        let (meta, catalog) = {
             let applied = self.catalog.read_applied().await;
             let meta = SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership.clone() };
-            (meta, encode_records(applied.catalog.records())?)
+            (meta, applied.catalog.clone())
         };
-        let saved = self.save_snapshot(&meta, data.clone()).await?;
+        let (file, saved_meta) = (self.snapshot_file.clone(), meta.clone());
+        let (data, saved) = tokio::task::spawn_blocking(move || {
+            let data = encode_records(catalog.records())?;
+            let saved = file.save(&saved_meta, &data)?;
+            Ok::<_, io::Error>((data, saved))
+        })
+        .await
+        .map_err(io::Error::other)??;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), saved, "built catalog snapshot");
         Ok(Snapshot { meta, snapshot: Cursor::new(data) })
     }
