@@ -9,11 +9,29 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch};
 
 use super::keys::RAFT_CFS;
 
+/// Database-wide settings beyond RocksDB's defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DbTuning {
+    /// Bytes of write-ahead log after which RocksDB flushes the column families that keep its
+    /// oldest file alive, so the WAL (which an open replays record by record into memtables,
+    /// then flushes) stays about this small. `None`: RocksDB's default (4 times the
+    /// memtables' size, hundreds of MB).
+    pub max_wal_bytes: Option<u64>,
+}
+
 /// Opens (or creates) the database at `path` with the Raft column families and `extra_cfs`.
 pub fn open_db(path: &Path, extra_cfs: &[&str]) -> Result<DB, rocksdb::Error> {
+    open_db_tuned(path, extra_cfs, DbTuning::default())
+}
+
+/// [`open_db`] with `tuning`.
+pub fn open_db_tuned(path: &Path, extra_cfs: &[&str], tuning: DbTuning) -> Result<DB, rocksdb::Error> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
+    if let Some(bytes) = tuning.max_wal_bytes {
+        opts.set_max_total_wal_size(bytes);
+    }
     let cfs = RAFT_CFS.iter().chain(extra_cfs).map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
     DB::open_cf_descriptors(&opts, path, cfs)
 }

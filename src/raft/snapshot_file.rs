@@ -12,7 +12,7 @@
 //!   the new snapshot, complete.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -99,14 +99,22 @@ impl<C: RaftTypeConfig> SnapshotFile<C> {
     /// The current snapshot's meta and data, if one was saved.
     pub fn load(&self) -> Result<Option<Stored<C>>, io::Error> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut bytes = match fs::read(self.current()) {
-            Ok(bytes) => bytes,
+        let file = match File::open(self.current()) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let split = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| invalid("snapshot file has no meta line"))?;
-        let meta = decode(&bytes[..split])?;
-        let data = bytes.split_off(split + 1);
+        let len = usize::try_from(file.metadata()?.len()).unwrap_or(0);
+        let mut reader = BufReader::new(file);
+        let mut line = Vec::new();
+        reader.read_until(b'\n', &mut line)?;
+        if line.pop() != Some(b'\n') {
+            return Err(invalid("snapshot file has no meta line"));
+        }
+        let meta = decode(&line)?;
+        // Read into a buffer of the data's size: a large catalog is not copied again.
+        let mut data = Vec::with_capacity(len.saturating_sub(line.len() + 1));
+        reader.read_to_end(&mut data)?;
         Ok(Some((meta, data)))
     }
 

@@ -16,3 +16,5 @@ pub type LogStore = crate::raft::LogStore<crate::master::raft_types::TypeConfig>
 mod snapshot_tests;
 #[cfg(test)]
 mod suite_tests;
+#[cfg(test)]
+mod wal_tests;

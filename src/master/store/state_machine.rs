@@ -17,7 +17,7 @@ use futures::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use rocksdb::{DB, IteratorMode, WriteBatch};
+use rocksdb::{DB, WriteBatch};
 
 use super::keys;
 use crate::catalog::{Catalog, CatalogRecord, CatalogResponse, Mutation};
@@ -73,13 +73,17 @@ pub struct StateMachineStore {
 impl StateMachineStore {
     /// Loads the applied catalog and position from the database.
     pub fn open(db: Arc<DB>, data_dir: &Path) -> Result<Self, io::Error> {
-        let mut records = Vec::new();
-        for item in db.iterator_cf(cf(&db, keys::CF_SM_DATA)?, IteratorMode::Start) {
-            let (_, value) = item.map_err(to_io)?;
-            records.push(decode::<CatalogRecord>(&value)?);
-        }
+        let started = std::time::Instant::now();
+        let records = read_records(&db)?;
+        let count = records.len();
         let (last_applied, membership) = read_applied(&db)?;
         let applied = Applied { catalog: Catalog::from_records(records), last_applied, membership };
+        tracing::info!(
+            records = count,
+            ?last_applied,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "catalog loaded"
+        );
         let catalog = SharedCatalog(Arc::new(RwLock::new(applied)));
         let snapshot_file = Arc::new(SnapshotFile::new(data_dir.join("snapshots")));
         Ok(Self { db, catalog, snapshot_file })
@@ -95,6 +99,20 @@ impl StateMachineStore {
         let (file, meta) = (self.snapshot_file.clone(), meta.clone());
         tokio::task::spawn_blocking(move || file.save(&meta, &data)).await.map_err(io::Error::other)?
     }
+}
+
+/// Every stored catalog record, decoded straight from RocksDB's buffers (no copy of each
+/// value first: at 100 000 tablets that is 200 000 allocations and ~22 MB copied less).
+fn read_records(db: &DB) -> Result<Vec<CatalogRecord>, io::Error> {
+    let mut records = Vec::new();
+    let mut iter = db.raw_iterator_cf(cf(db, keys::CF_SM_DATA)?);
+    iter.seek_to_first();
+    while let Some(value) = iter.value() {
+        records.push(decode::<CatalogRecord>(value)?);
+        iter.next();
+    }
+    iter.status().map_err(to_io)?;
+    Ok(records)
 }
 
 /// The last applied log id and membership as stored.
@@ -145,13 +163,22 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     type SnapshotData = Cursor<Vec<u8>>;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        // The catalog and its position are read under one lock: they describe one state.
-        let (meta, data) = {
+        // The catalog and its position are copied under one lock: they describe one state.
+        // Encoding the copy (tens of MB at 100 000 tablets) and writing it happen after the
+        // lock is released (applies and reads go on meanwhile) and off the async runtime.
+        let (meta, catalog) = {
             let applied = self.catalog.read_applied().await;
             let meta = SnapshotMeta { last_log_id: applied.last_applied, last_membership: applied.membership.clone() };
-            (meta, encode_records(applied.catalog.records())?)
+            (meta, applied.catalog.clone())
         };
-        let saved = self.save_snapshot(&meta, data.clone()).await?;
+        let (file, saved_meta) = (self.snapshot_file.clone(), meta.clone());
+        let (data, saved) = tokio::task::spawn_blocking(move || {
+            let data = encode_records(catalog.records())?;
+            let saved = file.save(&saved_meta, &data)?;
+            Ok::<_, io::Error>((data, saved))
+        })
+        .await
+        .map_err(io::Error::other)??;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), saved, "built catalog snapshot");
         Ok(Snapshot { meta, snapshot: Cursor::new(data) })
     }
