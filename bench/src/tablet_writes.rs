@@ -137,6 +137,13 @@ async fn measure_ours(kudu: &Path, dir: &Path, settings: &Settings) -> Result<Ve
     admin.create_table(TABLE, &schema(), settings.partitions, 3).await.context("creating the table")?;
     let kudu_client = KuduClient::new(masters.addresses.clone(), ClientOptions::default())?;
     kudu_client.wait_for_leaders(TABLE, LEADERS_WITHIN).await?;
+    // A new table's first elections put most leaders on one server; the leader masters'
+    // balancer (every 10 s by default) spreads them, as on any cluster a user runs.
+    let spread = settings.partitions.min(TSERVERS as u32) as usize;
+    systems::settle("tablet leaders to spread over the tablet servers", || async move {
+        leaders_per_server(admin).await.is_ok_and(|counts| balanced(&counts, spread))
+    })
+    .await?;
     eprintln!("tablet leaders per tablet server: {:?}", leaders_per_server(admin).await?);
 
     let mut run_id = 0u16;
@@ -158,11 +165,21 @@ async fn measure_ours(kudu: &Path, dir: &Path, settings: &Settings) -> Result<Ve
     Ok(out)
 }
 
-/// How many of the table's tablets each tablet server leads (sorted, most first).
+/// Whether leaders per server (`counts`, most first, servers leading none left out) are
+/// spread over `servers` servers with at most one more on any than on another.
+fn balanced(counts: &[usize], servers: usize) -> bool {
+    counts.len() >= servers && counts.first().zip(counts.last()).is_some_and(|(most, least)| most - least <= 1)
+}
+
+/// How many of the table's tablets each tablet server leads (sorted, most first); fails
+/// while a tablet has no leader.
 async fn leaders_per_server(admin: &MasterClient) -> Result<Vec<usize>> {
     let locations = admin.get_table_locations(TABLE).await?;
     let mut counts = std::collections::BTreeMap::<String, usize>::new();
     for t in &locations.tablets {
+        if t.leader_ts_uuid.is_empty() {
+            bail!("tablet {} has no leader", t.tablet_id);
+        }
         *counts.entry(t.leader_ts_uuid.clone()).or_default() += 1;
     }
     let mut counts: Vec<usize> = counts.into_values().collect();
@@ -288,6 +305,16 @@ mod tests {
         }
         assert_eq!(payload_len(4), 1, "never an empty payload");
         assert_eq!(etcd_value_len(4, 17), 1, "never an empty value");
+    }
+
+    #[test]
+    fn leaders_are_balanced_when_every_server_leads_about_as_many() {
+        assert!(balanced(&[3, 3, 3], 3));
+        assert!(balanced(&[4, 3, 3], 3));
+        assert!(!balanced(&[5, 3, 1], 3));
+        assert!(!balanced(&[5, 4], 3), "a server leads none");
+        assert!(balanced(&[1], 1));
+        assert!(!balanced(&[], 1));
     }
 
     #[test]

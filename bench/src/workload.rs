@@ -21,10 +21,24 @@ const NAMES: [&str; 2] = ["v0", "v1"];
 
 /// A writer of one client.
 pub enum Writer {
-    Ours { client: MasterClient, table: String, current: usize },
-    Etcd { kv: KvClient, prefix: String, value: Vec<u8>, next: u64 },
+    Ours {
+        client: MasterClient,
+        table: String,
+        current: usize,
+    },
+    Etcd {
+        kv: KvClient,
+        prefix: String,
+        value: Vec<u8>,
+        next: u64,
+    },
     /// Inserts of `batch` rows per request into `table` (keys of this client's own).
-    Rows { client: KuduClient, table: String, rows: crate::tablet_writes::RowMaker, batch: usize },
+    Rows {
+        client: KuduClient,
+        table: String,
+        rows: crate::tablet_writes::RowMaker,
+        batch: usize,
+    },
 }
 
 /// The name of client `i`'s table.
