@@ -230,6 +230,9 @@ fn report(what: &str, clients: usize, batch: usize, f: &Figures) {
         millis(f.p99),
         f.failed
     );
+    if let Some(e) = &f.first_error {
+        eprintln!("  first failure: {e}");
+    }
 }
 
 /// The side-by-side rows: rows/s (one row per request) against puts/s, latencies and
