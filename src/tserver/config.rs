@@ -74,11 +74,6 @@ impl TabletRaftTimings {
             max_in_snapshot_log_to_keep: self.snapshot_every.min(1_000),
             // A replica that was paused or cut off must not depose a healthy leader.
             enable_pre_vote: Some(true),
-            // Followers get entries as soon as the leader's append returns, not after the
-            // leader's core loop finishes its round: the leader's fsync and the followers'
-            // run at the same time. Safety is unchanged: the leader counts its own copy only
-            // once its fsync completes, and a follower acknowledges only after its own.
-            broadcast_submitted_on_append: Some(true),
             ..Default::default()
         };
         Ok(config.validate()?)
@@ -98,7 +93,6 @@ mod tests {
         );
         assert_eq!(TabletRaftTimings::default().heartbeat_batch_window(), Duration::from_millis(10));
         assert_eq!(config.max_in_snapshot_log_to_keep, 1_000);
-        assert_eq!(config.broadcast_submitted_on_append, Some(true), "replication does not wait for the core loop");
         let often = TabletRaftTimings { snapshot_every: 10, ..Default::default() };
         assert_eq!(often.raft_config().unwrap().max_in_snapshot_log_to_keep, 10, "never more than a snapshot's worth");
         let fast = TabletRaftTimings { heartbeat_interval: Duration::from_millis(100), ..Default::default() };
