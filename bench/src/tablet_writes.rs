@@ -195,7 +195,7 @@ async fn write_rows(masters: &Masters, clients: usize, run: u16, batch: usize, s
         let client = KuduClient::new(masters.addresses.clone(), ClientOptions::default())?;
         client.routes(TABLE).await?;
         writers.push(Writer::Rows {
-            client,
+            client: Box::new(client),
             table: TABLE.into(),
             rows: RowMaker::new(run, i, settings.row_bytes),
             batch,

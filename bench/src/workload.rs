@@ -34,7 +34,7 @@ pub enum Writer {
     },
     /// Inserts of `batch` rows per request into `table` (keys of this client's own).
     Rows {
-        client: KuduClient,
+        client: Box<KuduClient>,
         table: String,
         rows: crate::tablet_writes::RowMaker,
         batch: usize,
