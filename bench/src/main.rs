@@ -10,6 +10,7 @@ mod masters;
 mod sim;
 mod stats;
 mod systems;
+mod tablet_writes;
 mod workload;
 mod writes;
 
@@ -34,6 +35,9 @@ enum Figure {
     Heartbeats,
     /// A catalog of many tablets: new leader and restarted masters serving (ours only).
     Catalog,
+    /// Rows into an RF 3 table (3 masters, 3 tablet servers), one per request, against etcd
+    /// puts of the same size, for each `--clients` value.
+    TabletWrites,
 }
 
 #[derive(Parser, Debug)]
@@ -87,6 +91,19 @@ struct Args {
     /// CreateTable requests in flight at once while building the catalog.
     #[arg(long, default_value_t = 8)]
     create_concurrency: usize,
+    /// Tablets (hash partitions) of the tablet-writes figure's table.
+    #[arg(long, default_value_t = 9)]
+    tablet_partitions: u32,
+    /// Bytes of a row of the tablet-writes figure (int64 key + string), and of the etcd
+    /// put's key + value it is compared with.
+    #[arg(long, default_value_t = 100)]
+    row_bytes: usize,
+    /// Rows per request of the tablet-writes figure's batched extra (1: none).
+    #[arg(long, default_value_t = 100)]
+    tablet_batch: usize,
+    /// An extra flag for our tablet servers (repeatable; tablet-writes figure).
+    #[arg(long = "tserver-flag", allow_hyphen_values = true)]
+    tserver_flags: Vec<String>,
     /// Print the rows as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -110,11 +127,29 @@ async fn main() -> Result<()> {
     if args.tservers == 0 || args.tables == 0 || args.partitions == 0 || args.heartbeat_interval_ms == 0 {
         bail!("--tservers, --tables, --partitions and --heartbeat-interval-ms must be positive");
     }
+    let tablet_settings = tablet_writes::Settings {
+        clients: args.clients.clone(),
+        duration: Duration::from_secs_f64(args.seconds),
+        partitions: args.tablet_partitions,
+        row_bytes: args.row_bytes,
+        batch: args.tablet_batch,
+        master_flags: args.master_flags.clone(),
+        tserver_flags: args.tserver_flags.clone(),
+    };
+    tablet_writes::validate(&tablet_settings)?;
     let temp = tempfile_dir(args.dir.clone())?;
     if args.figures.iter().any(|f| matches!(f, Figure::Failover | Figure::Writes | Figure::Stability)) {
         let ours = measure(&args, Kind::Ours, &temp.join("ours")).await.context("measuring our masters")?;
         let etcd = measure(&args, Kind::Etcd, &temp.join("etcd")).await.context("measuring etcd")?;
         let rows = rows(&ours, &etcd);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else {
+            print!("{}", stats::table(&rows));
+        }
+    }
+    if args.figures.contains(&Figure::TabletWrites) {
+        let rows = tablet_writes::run(&args.kudu, &args.etcd, &temp.join("tablet-writes"), &tablet_settings).await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&rows)?);
         } else {

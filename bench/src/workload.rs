@@ -1,14 +1,15 @@
 //! One replicated write of the same size on each system: on ours an AlterTable that renames
 //! a column of the client's own table back and forth (a catalog write through Raft, answered
-//! once committed: `no_wait`, the tablets get the schema in the background), on etcd a put of
-//! a value padded to the AlterTable request's encoded size.
+//! once committed: `no_wait`, the tablets get the schema in the background), or rows inserted
+//! into an RF 3 table (the tablet-writes figure); on etcd a put of a value padded to the same
+//! size.
 
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use etcd_client::KvClient;
 use kudu_client::catalog::{AlterStep, Column, ColumnType, Schema};
-use kudu_client::client::MasterClient;
+use kudu_client::client::{KuduClient, MasterClient, RowWrite};
 use kudu_client::convert::alter_step_to_pb;
 use kudu_client::pb;
 use prost::Message;
@@ -21,8 +22,24 @@ const NAMES: [&str; 2] = ["v0", "v1"];
 
 /// A writer of one client.
 pub enum Writer {
-    Ours { client: MasterClient, table: String, current: usize },
-    Etcd { kv: KvClient, prefix: String, value: Vec<u8>, next: u64 },
+    Ours {
+        client: MasterClient,
+        table: String,
+        current: usize,
+    },
+    Etcd {
+        kv: KvClient,
+        prefix: String,
+        value: Vec<u8>,
+        next: u64,
+    },
+    /// Inserts of `batch` rows per request into `table` (keys of this client's own).
+    Rows {
+        client: Box<KuduClient>,
+        table: String,
+        rows: crate::tablet_writes::RowMaker,
+        batch: usize,
+    },
 }
 
 /// The name of client `i`'s table.
@@ -79,6 +96,13 @@ impl Writer {
         Writer::Etcd { kv, prefix, value, next: 0 }
     }
 
+    /// Client `i` of etcd, writing keys of its own with key + value of `bytes` in all.
+    pub fn etcd_sized(kv: KvClient, i: usize, bytes: usize) -> Writer {
+        let prefix = format!("rows/{i:03}/");
+        let value = vec![b'x'; crate::tablet_writes::etcd_value_len(bytes, prefix.len() + 8)];
+        Writer::Etcd { kv, prefix, value, next: 0 }
+    }
+
     /// One write; `Ok` once the system acknowledged it as committed.
     pub async fn write(&mut self) -> Result<()> {
         match self {
@@ -108,6 +132,14 @@ impl Writer {
                 match tokio::time::timeout(ETCD_PUT_TIMEOUT, kv.put(key, value.clone(), None)).await {
                     Ok(result) => result.map(drop).map_err(|e| anyhow!("etcd put: {e}")),
                     Err(_) => Err(anyhow!("etcd put: no answer within {ETCD_PUT_TIMEOUT:?}")),
+                }
+            }
+            Writer::Rows { client, table, rows, batch } => {
+                let writes: Vec<RowWrite> = rows.next_batch(*batch);
+                let outcome = client.write(table, &writes).await.map_err(|e| anyhow!("write to {table}: {e}"))?;
+                match outcome.failures.first() {
+                    None => Ok(()),
+                    Some(f) => Err(anyhow!("write to {table}: row {} refused: {} {}", f.index, f.code, f.message)),
                 }
             }
         }

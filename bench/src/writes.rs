@@ -22,6 +22,8 @@ pub struct Figures {
     pub failed: usize,
     /// CPU time the system's server processes used per acknowledged write, in ms.
     pub server_cpu_ms_per_write: f64,
+    /// The first failure's error, to tell why writes failed.
+    pub first_error: Option<String>,
 }
 
 /// Runs `writers` concurrently for `duration`; `servers` are the system's server processes,
@@ -33,28 +35,33 @@ pub async fn run(writers: Vec<Writer>, duration: Duration, servers: &[i32]) -> R
     let deadline = start + duration;
     let tasks = writers.into_iter().map(|mut writer| {
         tokio::spawn(async move {
-            let (mut latencies, mut failed) = (Vec::new(), 0usize);
+            let (mut latencies, mut failed, mut first_error) = (Vec::new(), 0usize, None);
             while Instant::now() < deadline {
                 let t = Instant::now();
                 match writer.write().await {
                     Ok(()) => latencies.push(t.elapsed()),
-                    Err(_) => failed += 1,
+                    Err(e) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| format!("{e:#}"));
+                    }
                 }
             }
-            (latencies, failed)
+            (latencies, failed, first_error)
         })
     });
     let mut latencies = Vec::new();
     let mut failed = 0;
+    let mut first_error = None;
     for result in join_all(tasks).await {
-        let (l, f) = result?;
+        let (l, f, e) = result?;
         latencies.extend(l);
         failed += f;
+        first_error = first_error.or(e);
     }
     let elapsed = start.elapsed();
     let cpu = cpu_seconds(servers)? - cpu_before;
     if latencies.is_empty() {
-        bail!("no write succeeded in {elapsed:?} ({failed} failed)");
+        bail!("no write succeeded in {elapsed:?} ({failed} failed; first: {})", first_error.unwrap_or_default());
     }
     latencies.sort_unstable();
     Ok(Figures {
@@ -65,5 +72,6 @@ pub async fn run(writers: Vec<Writer>, duration: Duration, servers: &[i32]) -> R
         p99: quantile(&latencies, 0.99),
         failed,
         server_cpu_ms_per_write: 1000.0 * cpu / latencies.len() as f64,
+        first_error,
     })
 }

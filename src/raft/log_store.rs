@@ -146,8 +146,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
         // Entries must be readable when this returns; durability is signalled by the callback,
         // once an fsync shared with the other groups' appends has run.
         self.db.write(batch).map_err(to_io)?;
-        let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || callback.io_completed(wal.sync_blocking()));
+        self.wal.sync_then(Box::new(move |result| callback.io_completed(result)));
         Ok(())
     }
 

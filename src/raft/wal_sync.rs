@@ -1,11 +1,16 @@
 //! Group commit of the RocksDB WAL that many Raft groups of a process share: appends write
-//! their entries without a sync and then ask for the WAL to be made durable; requests that
-//! arrive while an fsync runs are served together by the next one, so N groups appending at
-//! once cost about two fsyncs rather than N.
+//! their entries without a sync and then hand a callback to the database's syncer thread;
+//! the thread runs fsyncs back to back, each one for every callback queued before it
+//! started, so N groups appending at once cost about two fsyncs rather than N.
+//!
+//! One thread per database serves all callbacks: no thread per append waits for the fsync
+//! (a tablet server with many busy groups otherwise parks and wakes a blocking thread per
+//! append, and every fsync woke all of them at once).
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
 
 use rocksdb::DB;
 
@@ -15,21 +20,57 @@ use super::rocks::to_io;
 /// database, so an address cannot be reused while its entry upgrades.
 static SYNCERS: LazyLock<Mutex<HashMap<usize, Weak<WalSync>>>> = LazyLock::new(Default::default);
 
-/// Serves "make every write so far durable" requests on one database with shared fsyncs.
+/// What a syncer calls once the writes before its request are durable (or the fsync failed).
+pub type Done = Box<dyn FnOnce(Result<(), io::Error>) + Send>;
+
+/// Serves "make every write so far durable" requests on one database with shared fsyncs,
+/// on a thread of its own that stops (and is joined) when the last user drops it.
 pub struct WalSync {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Whether the syncer thread runs (else requests are served on the caller's thread).
+    threaded: bool,
+}
+
+struct Shared {
     db: Arc<DB>,
     state: Mutex<SyncState>,
-    synced_cv: Condvar,
+    /// Wakes the syncer thread when a request arrives or it must stop.
+    wake: Condvar,
 }
 
 #[derive(Default)]
 struct SyncState {
-    /// Tickets handed out: ticket `t` is served by any fsync that starts after it was taken.
-    requested: u64,
-    /// Every ticket up to this one is durable.
-    synced: u64,
-    /// An fsync is running.
-    syncing: bool,
+    /// Requests whose writes are done, waiting for the next fsync to start.
+    waiting: Vec<Done>,
+    stop: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The syncer thread: takes every queued request, runs one fsync for all of them, calls
+    /// them back, and again; serves what is queued before it stops.
+    fn run(&self) {
+        loop {
+            let mut state = self.lock();
+            while state.waiting.is_empty() && !state.stop {
+                state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+            if state.waiting.is_empty() {
+                return;
+            }
+            // Their writes all finished before they were queued, so this fsync covers them.
+            let batch = std::mem::take(&mut state.waiting);
+            drop(state);
+            let result = self.db.flush_wal(true).map_err(to_io);
+            for done in batch {
+                done(result.as_ref().map(drop).map_err(|e| io::Error::new(e.kind(), e.to_string())));
+            }
+        }
+    }
 }
 
 impl WalSync {
@@ -41,42 +82,57 @@ impl WalSync {
             return existing;
         }
         syncers.retain(|_, weak| weak.strong_count() > 0);
-        let created = Arc::new(WalSync { db: db.clone(), state: Mutex::default(), synced_cv: Condvar::new() });
+        let shared = Arc::new(Shared { db: db.clone(), state: Mutex::default(), wake: Condvar::new() });
+        let runner = shared.clone();
+        let thread = match std::thread::Builder::new().name("wal-sync".into()).spawn(move || runner.run()) {
+            Ok(thread) => Some(thread),
+            Err(error) => {
+                tracing::error!(%error, "cannot start the WAL syncer thread; appends will fsync one by one");
+                None
+            }
+        };
+        let threaded = thread.is_some();
+        let created = Arc::new(WalSync { shared, thread: Mutex::new(thread), threaded });
         syncers.insert(key, Arc::downgrade(&created));
         created
     }
 
-    fn lock(&self) -> MutexGuard<'_, SyncState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// Calls `done` once every write the caller finished before this call is durable (or
+    /// with the error of the fsync that should have made it so). Does not block, unless the
+    /// syncer thread could not be started: then it syncs on the caller's thread.
+    pub fn sync_then(&self, done: Done) {
+        if !self.threaded {
+            done(self.shared.db.flush_wal(true).map_err(to_io));
+            return;
+        }
+        let mut state = self.shared.lock();
+        state.waiting.push(done);
+        drop(state);
+        self.shared.wake.notify_one();
     }
 
-    /// Returns once every write this thread finished before the call is durable: joins the
-    /// next fsync, or runs it. Blocking: call it off the async runtime.
+    /// Returns once every write this thread finished before the call is durable. Blocking:
+    /// call it off the async runtime.
     pub fn sync_blocking(&self) -> Result<(), io::Error> {
-        let mut state = self.lock();
-        state.requested += 1;
-        let ticket = state.requested;
-        loop {
-            if state.synced >= ticket {
-                return Ok(());
-            }
-            if state.syncing {
-                state = self.synced_cv.wait(state).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            // Run the fsync for every ticket taken so far (their writes are all done).
-            state.syncing = true;
-            let covered = state.requested;
-            drop(state);
-            let result = self.db.flush_wal(true).map_err(to_io);
-            state = self.lock();
-            state.syncing = false;
-            if result.is_ok() {
-                state.synced = state.synced.max(covered);
-            }
-            self.synced_cv.notify_all();
-            // On failure the waiters run an fsync of their own and see their own error.
-            result?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.sync_then(Box::new(move |result| {
+            let _ = tx.send(result);
+        }));
+        rx.recv().map_err(|_| io::Error::other("the WAL syncer stopped"))?
+    }
+}
+
+impl Drop for WalSync {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_one();
+        // Joined so the database is released when the last user is gone (it may be reopened
+        // right after, and RocksDB allows one opener per directory).
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
         }
     }
 }
@@ -114,9 +170,24 @@ mod tests {
         for t in threads {
             t.join().expect("thread");
         }
-        let state = syncer.lock();
-        assert_eq!(state.requested, 16);
-        assert_eq!(state.synced, 16, "every ticket is served");
-        assert!(!state.syncing);
+        assert!(syncer.shared.lock().waiting.is_empty(), "every request is served");
+    }
+
+    #[test]
+    fn callbacks_run_and_the_database_is_released_when_the_syncer_drops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Arc::new(open_db(dir.path(), &[]).expect("open"));
+        let syncer = WalSync::shared(&db);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..8 {
+            let tx = tx.clone();
+            syncer.sync_then(Box::new(move |result| tx.send(result.is_ok()).expect("send")));
+        }
+        drop(tx);
+        assert_eq!(rx.iter().filter(|ok| *ok).count(), 8);
+        drop(syncer);
+        drop(db);
+        // Nothing holds the database any more: it opens again.
+        open_db(dir.path(), &[]).expect("reopen after the syncer stopped");
     }
 }
