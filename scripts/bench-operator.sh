@@ -19,7 +19,8 @@
 # Builds kudu-operator and the local control plane in release mode into
 # ~/.cache/kudu-target-release (or $KUDU_RELEASE_TARGET_DIR; a debug API server under 100
 # clusters' reconciles answered too slowly on a loaded 2-core machine for the operator to
-# keep its Lease). KUDU_OPERATOR_BIN=path measures that operator binary instead.
+# keep its Lease). KUDU_OPERATOR_BIN=path measures that operator binary instead;
+# KUDU_BENCH_KEEP=1 keeps the logs.
 # Exits non-zero when a step fails (not when a goal is missed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -60,12 +61,13 @@ cleanup() {
     trap - EXIT INT TERM
     [ -n "$operator_pid" ] && kill -TERM "$operator_pid" 2>/dev/null && wait "$operator_pid" 2>/dev/null
     [ -n "$cluster_pid" ] && kill -TERM "$cluster_pid" 2>/dev/null && wait "$cluster_pid" 2>/dev/null
-    if [ "$status" -eq 0 ]; then rm -rf "$state"; else echo "logs are in $state" >&2; fi
+    if [ "$status" -eq 0 ] && [ -z "${KUDU_BENCH_KEEP:-}" ]; then rm -rf "$state"; else echo "logs are in $state" >&2; fi
     exit "$status"
 }
 trap cleanup EXIT INT TERM
 log() { echo "bench-operator: $*" >&2; }
 
+: >"$state/local-cluster.log"
 "$CARGO_TARGET_DIR/release/local-cluster" up --nodes 0 --state-dir "$state/cluster" >"$state/local-cluster.log" 2>&1 &
 cluster_pid=$!
 deadline=$(( $(date +%s) + 120 ))

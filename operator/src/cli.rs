@@ -80,13 +80,6 @@ pub struct RunArgs {
     #[arg(long, env = "KUDU_OPERATOR_POD_LABELS", default_value = "app.kubernetes.io/name=kudu-operator", value_parser = parse_labels)]
     pub pod_labels: BTreeMap<String, String>,
 
-    /// KuduClusters reconciled at the same time. Bounds the operator's memory and its load on
-    /// the API server with many clusters (unbounded, 100 clusters at once starved the
-    /// renewal of its own Lease on a slow API server); a reconcile waiting on masters holds
-    /// its slot, so keep a few.
-    #[arg(long, env = "KUDU_OPERATOR_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub concurrency: u16,
-
     /// Threads of the async runtime. The operator mostly waits on the network: two threads
     /// keep up with hundreds of clusters, and one per core of a big node only costs memory.
     #[arg(long, env = "KUDU_OPERATOR_WORKER_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -137,7 +130,7 @@ mod tests {
         assert_eq!(args.lease_name, "kudu-operator");
         assert_eq!(args.lease_duration(), Duration::from_secs(15));
         assert_eq!(args.log_format, LogFormat::Json);
-        assert_eq!((args.concurrency, args.worker_threads), (8, 2));
+        assert_eq!(args.worker_threads, 2);
         let env = args.operator_env();
         assert_eq!(env.watch_namespace, None);
         assert!(env.cluster_scoped());

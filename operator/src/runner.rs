@@ -140,7 +140,7 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
     });
     // On a stop request the controller finishes the reconciliations in flight (we still
     // lead); on losing the Lease it is dropped at once, cancelling them.
-    if while_leading(&leadership, controller::run(ctx, args.concurrency, stopped(stop_rx))).await.is_none() {
+    if while_leading(&leadership, controller::run(ctx, stopped(stop_rx))).await.is_none() {
         warn!("leadership lost: reconciliations in flight cancelled");
     }
     metrics.leader.set(0);

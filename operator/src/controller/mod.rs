@@ -458,13 +458,8 @@ where
     }
 }
 
-/// Run the controller, reconciling at most `concurrency` clusters at a time, until
-/// `shutdown` completes.
-pub async fn run<M: MasterAdmin>(
-    ctx: Arc<Context<M>>,
-    concurrency: u16,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
+/// Run the controller until `shutdown` completes.
+pub async fn run<M: MasterAdmin>(ctx: Arc<Context<M>>, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let namespace = ctx.env.watch_namespace.clone();
     let ns = namespace.as_deref();
@@ -481,7 +476,6 @@ pub async fn run<M: MasterAdmin>(
         .owns(scoped::<Service>(&client, ns), managed.clone())
         .owns(scoped::<ConfigMap>(&client, ns), managed)
         .watches(scoped::<Pod>(&client, ns), master_pods, |pod| cluster_of_pod(&pod))
-        .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile_guarded, error_policy, ctx)
         .for_each(|result| async move {
