@@ -38,6 +38,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         None => Security::Insecure,
     };
     let admin = KuduMasterAdmin::with_security(Timeouts::default(), security);
+    kudu_operator::alloc::limit_arenas();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(usize::from(args.worker_threads))
         // DNS lookups of master addresses run here; the default allows 512 threads.
@@ -45,6 +46,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(kudu_operator::runner::run(args, admin))
+        .block_on(async {
+            tokio::spawn(kudu_operator::alloc::trim_periodically());
+            kudu_operator::runner::run(args, admin).await
+        })
         .context("kudu-operator run")
 }
