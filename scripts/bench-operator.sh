@@ -90,6 +90,7 @@ kubectl create namespace kudu-system >&2
 # for a longer Lease: with the default 15 s (10 s to renew, 3 s per call), the operator lost
 # its Lease and stepped down while reconciling 30-100 clusters on this machine under a load
 # average of 12-16 (docs/benchmarks.md). The Lease's timing does not change memory.
+: >"$state/operator.log"
 POD_NAME=kudu-operator-bench POD_NAMESPACE=kudu-system RUST_LOG=info "$operator_bin" run \
     --http-addr=127.0.0.1:0 --lease-name=kudu-operator --lease-namespace=kudu-system --log-format=json \
     --lease-duration-seconds="${KUDU_BENCH_LEASE_SECONDS:-60}" \
