@@ -117,7 +117,10 @@ measure() {
         [ "$rss" -gt "$max" ] && max=$rss
         sleep "$interval"
     done
-    echo "$max $(kib VmHWM)"
+    # The kernel updates VmHWM lazily: never report a peak below a sample.
+    local hwm
+    hwm=$(kib VmHWM)
+    echo "$max $(( hwm > max ? hwm : max ))"
 }
 breakdown() { # Where the resident pages are: anonymous (heap, stacks) or file-backed (the binary).
     awk '$1 == "RssAnon:" || $1 == "RssFile:" || $1 == "Threads:" {printf "%s %s ", $1, $2}' "/proc/$operator_pid/status"
