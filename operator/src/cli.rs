@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// cluster's NetworkPolicy admits them.
     #[arg(long, env = "KUDU_OPERATOR_POD_LABELS", default_value = "app.kubernetes.io/name=kudu-operator", value_parser = parse_labels)]
     pub pod_labels: BTreeMap<String, String>,
+
+    /// Threads of the async runtime. The operator mostly waits on the network: two threads
+    /// keep up with hundreds of clusters, and one per core of a big node only costs memory.
+    #[arg(long, env = "KUDU_OPERATOR_WORKER_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub worker_threads: u16,
 }
 
 /// Parse `key=value,...` into labels.
@@ -125,6 +130,7 @@ mod tests {
         assert_eq!(args.lease_name, "kudu-operator");
         assert_eq!(args.lease_duration(), Duration::from_secs(15));
         assert_eq!(args.log_format, LogFormat::Json);
+        assert_eq!(args.worker_threads, 2);
         let env = args.operator_env();
         assert_eq!(env.watch_namespace, None);
         assert!(env.cluster_scoped());

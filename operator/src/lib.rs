@@ -12,6 +12,7 @@
 //! election ([`lease`]) and the HTTP server ([`http`], [`metrics`]).
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod build;
 pub mod cli;
 pub mod controller;

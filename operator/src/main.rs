@@ -9,6 +9,9 @@ use kudu_operator::cli::{Cli, Command, LogFormat, RunArgs};
 use kudu_operator::controller::kudu_admin::{KuduMasterAdmin, Timeouts};
 use tracing_subscriber::EnvFilter;
 
+/// Threads for blocking work (DNS lookups of master addresses) at most.
+const BLOCKING_THREADS: usize = 8;
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd => {
@@ -35,10 +38,17 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         None => Security::Insecure,
     };
     let admin = KuduMasterAdmin::with_security(Timeouts::default(), security);
+    kudu_operator::alloc::limit_arenas();
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(usize::from(args.worker_threads))
+        // DNS lookups of master addresses run here; the default allows 512 threads.
+        .max_blocking_threads(BLOCKING_THREADS)
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(kudu_operator::runner::run(args, admin))
+        .block_on(async {
+            tokio::spawn(kudu_operator::alloc::trim_periodically());
+            kudu_operator::runner::run(args, admin).await
+        })
         .context("kudu-operator run")
 }
