@@ -109,9 +109,11 @@ async fn image_pull() -> Result<()> {
     ensure!(members.iter().any(|(id, _)| *id == old_id), "master 2's node id {old_id} left the group: {members:?}");
     eprintln!("nothing deleted {:?} after the image pull failed", broken_since.elapsed());
 
-    // Fixing the image brings master 2 back with its data, under its node id. A rolling
-    // update never replaces a pod that is not ready, so each stuck pod is deleted by hand once
-    // its StatefulSet has the fixed image (the tablet servers' only after the masters').
+    // Fixing the image brings master 2 back with its data, under its node id. A StatefulSet's
+    // rolling update never replaces a pod that is not ready, so each stuck pod is deleted by
+    // hand once its StatefulSet has the fixed image (the tablet servers' only after the
+    // masters'). The operator's own rollout may restart the stuck master at the same moment:
+    // a pod that is gone (being recreated) or already runs the fixed image needs nothing.
     set_image(&tc, &tc.images.kudu).await?;
     for (statefulset, pod) in [("demo-master", "demo-master-2"), ("demo-tserver", "demo-tserver-2")] {
         eventually(AVAILABLE, &format!("{statefulset} to have the fixed image"), || async {
@@ -119,9 +121,13 @@ async fn image_pull() -> Result<()> {
             Ok((sts["spec"]["template"]["spec"]["containers"][0]["image"] == tc.images.kudu.as_str()).then_some(()))
         })
         .await?;
-        let current = tc.get_json(&["pod", pod]).await?;
-        if current["spec"]["containers"][0]["image"] == BROKEN_IMAGE {
-            tc.kubectl(&["delete", "pod", pod, "--wait=false"]).await?;
+        let stuck = match tc.get_json(&["pod", pod]).await {
+            Ok(current) => current["spec"]["containers"][0]["image"] == BROKEN_IMAGE,
+            Err(e) if e.to_string().contains("NotFound") => false,
+            Err(e) => return Err(e),
+        };
+        if stuck {
+            tc.kubectl(&["delete", "pod", pod, "--wait=false", "--ignore-not-found"]).await?;
         }
     }
     let status = eventually(AVAILABLE, "the KuduCluster to be Available again", || available_status(&tc, 3)).await?;
