@@ -67,6 +67,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 log() { echo "bench-operator: $*" >&2; }
+# Fails with `$1` and the operator's log tail if it exited or $deadline passed.
+operator_alive_or_fail() {
+    if ! kill -0 "$operator_pid" 2>/dev/null || [ "$(date +%s)" -gt "$deadline" ]; then
+        log "$1"
+        tail -n 50 "$state/operator.log" >&2
+        exit 1
+    fi
+}
 
 : >"$state/local-cluster.log"
 "$CARGO_TARGET_DIR/release/local-cluster" up --nodes 0 --state-dir "$state/cluster" >"$state/local-cluster.log" 2>&1 &
@@ -99,11 +107,7 @@ POD_NAME=kudu-operator-bench POD_NAMESPACE=kudu-system RUST_LOG=info "$operator_
 operator_pid=$!
 deadline=$(( $(date +%s) + 120 ))
 until grep -q '"leading"' "$state/operator.log"; do
-    if ! kill -0 "$operator_pid" 2>/dev/null || [ "$(date +%s)" -gt "$deadline" ]; then
-        log "the operator did not take the Lease; its log:"
-        tail -n 50 "$state/operator.log" >&2
-        exit 1
-    fi
+    operator_alive_or_fail "the operator did not take the Lease; its log:"
     sleep 0.2
 done
 
@@ -178,11 +182,7 @@ for first in $(seq 0 "$batch" $(( clusters - 1 ))); do
     while :; do
         done_count=$(reconciled)
         [ "$done_count" -ge "$last" ] && break
-        if ! kill -0 "$operator_pid" 2>/dev/null || [ "$(date +%s)" -gt "$deadline" ]; then
-            log "only $done_count of $last KuduClusters were reconciled; operator log tail:"
-            tail -n 50 "$state/operator.log" >&2
-            exit 1
-        fi
+        operator_alive_or_fail "only $done_count of $last KuduClusters were reconciled; operator log tail:"
         sleep 2
     done
 done

@@ -111,9 +111,9 @@ impl WalSync {
         self.shared.wake.notify_one();
     }
 
-    /// Returns once every write this thread finished before the call is durable. Blocking:
-    /// call it off the async runtime.
-    pub fn sync_blocking(&self) -> Result<(), io::Error> {
+    /// Returns once every write this thread finished before the call is durable (tests).
+    #[cfg(test)]
+    fn sync_blocking(&self) -> Result<(), io::Error> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.sync_then(Box::new(move |result| {
             let _ = tx.send(result);
