@@ -9,7 +9,9 @@
 //!   new one, and a snapshot never replaces a newer one;
 //! - the temporary file is fsync'd before the rename and the directory after it (and the
 //!   directory's parent when the directory is created), so a crash leaves either the old or
-//!   the new snapshot, complete.
+//!   the new snapshot, complete;
+//! - temporary files a crash left behind (a process killed mid-save) are removed the first
+//!   time the group's file is loaded or saved.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -37,7 +39,8 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct SnapshotFile<C: RaftTypeConfig> {
     dir: PathBuf,
     /// Serializes replacing `current`, so the newer-wins check and the rename are one step.
-    lock: Mutex<()>,
+    /// Holds whether leftover temporary files were removed yet.
+    lock: Mutex<bool>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -52,7 +55,7 @@ fn last_index<C: RaftTypeConfig>(meta: &SnapshotMetaOf<C>) -> Option<u64> {
 impl<C: RaftTypeConfig> SnapshotFile<C> {
     /// The snapshot file in `dir`; creates nothing yet.
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir, lock: Mutex::new(()), _config: PhantomData }
+        Self { dir, lock: Mutex::new(false), _config: PhantomData }
     }
 
     /// The directory holding the file.
@@ -67,7 +70,8 @@ impl<C: RaftTypeConfig> SnapshotFile<C> {
     /// Makes `meta` + `data` the current snapshot unless the current one has a higher last
     /// log index. Returns whether it was written. Blocking: call it off the async runtime.
     pub fn save(&self, meta: &SnapshotMetaOf<C>, data: &[u8]) -> Result<bool, io::Error> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.remove_leftovers_once(&mut guard);
         let new_index = last_index::<C>(meta);
         match self.read_meta() {
             Ok(Some(current)) if last_index::<C>(&current) > new_index => {
@@ -98,7 +102,8 @@ impl<C: RaftTypeConfig> SnapshotFile<C> {
 
     /// The current snapshot's meta and data, if one was saved.
     pub fn load(&self) -> Result<Option<Stored<C>>, io::Error> {
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.remove_leftovers_once(&mut guard);
         let file = match File::open(self.current()) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -116,6 +121,36 @@ impl<C: RaftTypeConfig> SnapshotFile<C> {
         let mut data = Vec::with_capacity(len.saturating_sub(line.len() + 1));
         reader.read_to_end(&mut data)?;
         Ok(Some((meta, data)))
+    }
+
+    /// Removes the temporary files of saves that never finished (the process was killed
+    /// between writing and renaming). Called under the lock: this file's own saves hold it
+    /// while their temporary file exists, and no other user writes the directory, so every
+    /// temporary file found is a leftover. Failures only cost disk space: they are logged.
+    fn remove_leftovers_once(&self, removed: &mut bool) {
+        if *removed {
+            return;
+        }
+        *removed = true;
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot list the snapshot directory");
+                return;
+            }
+        };
+        let prefix = format!("{CURRENT}.tmp.");
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Ok(()) => tracing::info!(file = %path.display(), "removed a snapshot file an interrupted save left"),
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot remove a leftover snapshot file"),
+            }
+        }
     }
 
     /// The meta line of the current file alone (the data may be large).
@@ -197,6 +232,23 @@ mod tests {
         fs::write(file.dir().join(CURRENT), b"not a snapshot").expect("damage");
         assert!(file.save(&meta(2), b"two").expect("writes"));
         assert_eq!(file.load().expect("reads"), Some((meta(2), b"two".to_vec())));
+    }
+
+    /// Temporary files of a save that a crash interrupted are removed when the group's file
+    /// is first used again; the current snapshot stays.
+    #[test]
+    fn leftovers_of_an_interrupted_save_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = SnapshotFile::<TypeConfig>::new(dir.path().to_path_buf());
+        assert!(first.save(&meta(3), b"three").expect("writes"));
+        for leftover in ["current.tmp.1.0", "current.tmp.4242.7"] {
+            fs::write(dir.path().join(leftover), b"half a snapshot").expect("leftover");
+        }
+        fs::write(dir.path().join("unrelated"), b"kept").expect("other file");
+        // A restarted process opens the group again.
+        let reopened = SnapshotFile::<TypeConfig>::new(dir.path().to_path_buf());
+        assert_eq!(reopened.load().expect("reads"), Some((meta(3), b"three".to_vec())));
+        assert_eq!(names(dir.path()), vec![CURRENT.to_string(), "unrelated".to_string()]);
     }
 
     /// Many threads save snapshots of shuffled indexes at once: none fails (no two write

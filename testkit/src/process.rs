@@ -12,6 +12,8 @@ pub struct Process {
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// Variables of the test's own environment the process must not inherit.
+    env_removed: Vec<String>,
     data_dir: PathBuf,
     child: Option<Child>,
 }
@@ -19,12 +21,26 @@ pub struct Process {
 impl Process {
     /// A process (not started) running `program args` with its data under `data_dir`.
     pub fn new(program: impl Into<PathBuf>, args: Vec<String>, data_dir: impl Into<PathBuf>) -> Self {
-        Self { program: program.into(), args, env: Vec::new(), data_dir: data_dir.into(), child: None }
+        Self {
+            program: program.into(),
+            args,
+            env: Vec::new(),
+            env_removed: Vec::new(),
+            data_dir: data_dir.into(),
+            child: None,
+        }
     }
 
     /// Adds an environment variable for every start from now on.
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Keeps `key` of the test's environment away from the process (e.g. a setting the
+    /// arguments choose explicitly).
+    pub fn without_env(mut self, key: &str) -> Self {
+        self.env_removed.push(key.to_string());
         self
     }
 
@@ -51,6 +67,9 @@ impl Process {
         }
         let log = File::options().create(true).append(true).open(self.log_path()).expect("open the process log");
         let mut command = Command::new(&self.program);
+        for key in &self.env_removed {
+            command.env_remove(key);
+        }
         command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))

@@ -209,7 +209,12 @@ impl Cluster {
             None => args.push("--insecure".to_string()),
         }
         args.extend(flags.iter().cloned());
-        let mut process = Process::new(kudu_bin(), args, &data_dir).env("RUST_LOG", "info,openraft=warn");
+        // The arguments choose the security: a KUDU_INSECURE or KUDU_CERTS_DIR in the test's
+        // environment must not add the other one.
+        let mut process = Process::new(kudu_bin(), args, &data_dir)
+            .env("RUST_LOG", "info,openraft=warn")
+            .without_env("KUDU_INSECURE")
+            .without_env("KUDU_CERTS_DIR");
         process.start();
         Proc { name, addr, http_addr: http, data_dir, process }
     }

@@ -65,6 +65,9 @@ pub struct Catalog {
     tables: BTreeMap<TableId, Table>,
     names: BTreeMap<String, TableId>,
     tablets: BTreeMap<TabletId, Tablet>,
+    /// Running tablets by table: `tablets_of` and DeleteTable read one table's tablets
+    /// without scanning the catalog.
+    running_by_table: BTreeMap<TableId, BTreeSet<TabletId>>,
     requests: BTreeMap<String, RequestRecord>,
     /// Remembered requests by log index, oldest first, with their stored sizes.
     request_order: BTreeMap<u64, (String, usize)>,
@@ -98,13 +101,34 @@ impl Catalog {
                 if let TabletState::Deleted { log_index } = tablet.state {
                     self.tombstones.insert((log_index, tablet.id.clone()));
                 }
-                self.tablets.insert(tablet.id.clone(), tablet);
+                self.insert_tablet(tablet);
             }
             CatalogRecord::Request(request) => {
                 self.add_request(request);
             }
             CatalogRecord::Decommissioning(id) => {
                 self.decommissioning.insert(id);
+            }
+        }
+    }
+
+    /// Stores `tablet`, keeping the index of running tablets by table in step.
+    fn insert_tablet(&mut self, tablet: Tablet) {
+        if let Some(replaced) = self.tablets.get(&tablet.id) {
+            let (table_id, id) = (replaced.table_id.clone(), replaced.id.clone());
+            self.unindex(&table_id, &id);
+        }
+        if !tablet.is_deleted() {
+            self.running_by_table.entry(tablet.table_id.clone()).or_default().insert(tablet.id.clone());
+        }
+        self.tablets.insert(tablet.id.clone(), tablet);
+    }
+
+    fn unindex(&mut self, table_id: &TableId, tablet_id: &TabletId) {
+        if let Some(ids) = self.running_by_table.get_mut(table_id) {
+            ids.remove(tablet_id);
+            if ids.is_empty() {
+                self.running_by_table.remove(table_id);
             }
         }
     }
@@ -153,7 +177,8 @@ impl Catalog {
 
     /// Running tablets of a table ordered by partition.
     pub fn tablets_of(&self, table_id: &TableId) -> Vec<&Tablet> {
-        let mut tablets: Vec<&Tablet> = self.tablets().filter(|t| &t.table_id == table_id).collect();
+        let ids = self.running_by_table.get(table_id).into_iter().flatten();
+        let mut tablets: Vec<&Tablet> = ids.filter_map(|id| self.tablets.get(id)).collect();
         tablets.sort_by_key(|t| t.partition);
         tablets
     }
@@ -280,7 +305,7 @@ impl Catalog {
         self.tables.insert(table.id.clone(), table.clone());
         out.push(Mutation::Put(CatalogRecord::Table(table.clone())));
         for tablet in tablets {
-            self.tablets.insert(tablet.id.clone(), tablet.clone());
+            self.insert_tablet(tablet.clone());
             out.push(Mutation::Put(CatalogRecord::Tablet(tablet.clone())));
         }
         Ok(CatalogOutcome::Table(table))
@@ -382,7 +407,9 @@ impl Catalog {
         let id = self.names.remove(name).ok_or_else(|| CatalogError::TableNotFound(name.to_string()))?;
         self.tables.remove(&id);
         out.push(Mutation::DeleteTable(id.clone()));
-        for tablet in self.tablets.values_mut().filter(|t| t.table_id == id && !t.is_deleted()) {
+        let running = self.running_by_table.remove(&id).unwrap_or_default();
+        for tablet_id in &running {
+            let Some(tablet) = self.tablets.get_mut(tablet_id) else { continue };
             tablet.state = TabletState::Deleted { log_index };
             tablet.leader = None;
             tablet.pending_move = None;
@@ -892,6 +919,39 @@ mod tests {
         // Re-creating the name makes new tablets, the tombstones stay.
         c.apply(&create("t", "r5"), 5);
         assert_eq!((c.num_tablets(), c.num_tombstones()), (4, 2));
+    }
+
+    /// The by-table index answers what a scan of every tablet would, through creates,
+    /// deletes, a re-created name and a rebuild from the stored records.
+    #[test]
+    fn tablets_of_matches_a_scan_of_the_catalog() {
+        fn scan(c: &Catalog, id: &TableId) -> Vec<TabletId> {
+            let mut tablets: Vec<&Tablet> = c.tablets().filter(|t| &t.table_id == id).collect();
+            tablets.sort_by_key(|t| t.partition);
+            tablets.iter().map(|t| t.id.clone()).collect()
+        }
+        fn check(c: &Catalog, ids: &[TableId]) {
+            for id in ids {
+                let indexed: Vec<TabletId> = c.tablets_of(id).iter().map(|t| t.id.clone()).collect();
+                assert_eq!(indexed, scan(c, id), "table {id:?}");
+            }
+        }
+        let mut c = Catalog::default();
+        c.apply(&create("a", "r1"), 1);
+        c.apply(&create("b", "r2"), 2);
+        let a = c.table_by_name("a").expect("a").id.clone();
+        let b = c.table_by_name("b").expect("b").id.clone();
+        assert_eq!(c.tablets_of(&a).len(), 2);
+        check(&c, &[a.clone(), b.clone()]);
+        c.apply(&CatalogCommand::DeleteTable { request_id: "r3".into(), name: "a".into() }, 3);
+        assert!(c.tablets_of(&a).is_empty(), "a deleted table has no running tablets");
+        c.apply(&create("a", "r4"), 4);
+        let a2 = c.table_by_name("a").expect("a again").id.clone();
+        assert_eq!(c.tablets_of(&a2).len(), 2);
+        check(&c, &[a.clone(), b.clone(), a2.clone()]);
+        let rebuilt = Catalog::from_records(c.records());
+        check(&rebuilt, &[a, b.clone(), a2.clone()]);
+        assert_eq!(rebuilt.tablets_of(&b).len() + rebuilt.tablets_of(&a2).len(), 4);
     }
 
     #[test]
