@@ -137,6 +137,7 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
         masters,
         leadership: leadership.clone(),
         env: args.operator_env(),
+        stuck: Default::default(),
     });
     // On a stop request the controller finishes the reconciliations in flight (we still
     // lead); on losing the Lease it is dropped at once, cancelling them.
