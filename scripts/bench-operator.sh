@@ -10,8 +10,9 @@
 # 600 pods could not run. The clusters therefore reach this state, which the script checks:
 # certificates (CA and pod Secrets), ConfigMap, Services, PodDisruptionBudgets, NetworkPolicy,
 # RBAC and both StatefulSets applied, a status written for the current generation
-# (Progressing, no master reachable), and the operator requeueing each cluster every
-# 10 seconds to look for its masters again. Memory is sampled from /proc/PID/status (VmRSS,
+# (Progressing, no master running), and the operator, which asks no master of a cluster
+# none of whose master pods runs, requeueing each cluster after 10 s, doubling up to 160 s
+# while nothing changes (a pod change reconciles it at once). Memory is sampled from /proc/PID/status (VmRSS,
 # and VmHWM: the peak) every 5 seconds, after the operator leads and has been idle for a
 # while, and again after every cluster was reconciled; the table shows the maximum of the
 # samples.

@@ -91,8 +91,11 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
         tokio::net::TcpListener::bind(http_addr).await.map_err(|source| RunError::Http { addr: http_addr, source })?;
     let server = tokio::spawn(http::serve(listener, router, stopped(stop_rx.clone())));
 
+    // The Lease has a client of its own: its own connection to the API server, so a
+    // renewal never queues behind the reconciles' requests in a shared connection pool.
+    let lease_client = Client::try_default().await.map_err(RunError::Client)?;
     let lock =
-        LeaseLock::new(client.clone(), &args.lease_namespace, &args.lease_name, &args.identity, args.lease_duration());
+        LeaseLock::new(lease_client, &args.lease_namespace, &args.lease_name, &args.identity, args.lease_duration());
     // Stand by until we lead or are asked to stop.
     loop {
         match lock.try_lead().await {
@@ -137,6 +140,7 @@ pub async fn run<M: MasterAdmin>(args: RunArgs, masters: M) -> Result<(), RunErr
         masters,
         leadership: leadership.clone(),
         env: args.operator_env(),
+        stuck: Default::default(),
     });
     // On a stop request the controller finishes the reconciliations in flight (we still
     // lead); on losing the Lease it is dropped at once, cancelling them.

@@ -436,6 +436,7 @@ async fn run(scenario: &str, masters: i32, world: World, death: Option<(&str, us
         masters: fake.clone(),
         leadership: Leadership::unconditional(),
         env: kudu_operator::build::OperatorEnv::cluster_wide("kudu-system"),
+        stuck: Default::default(),
     });
     if let Some((failpoint, hit)) = death {
         let actions = if hit == 1 { "1*panic".to_owned() } else { format!("{}*off->1*panic", hit - 1) };

@@ -130,6 +130,7 @@ fn context<M: MasterAdmin>(client: Client, masters: M) -> Arc<Context<M>> {
         masters,
         leadership: Leadership::unconditional(),
         env: kudu_operator::build::OperatorEnv::cluster_wide("kudu-system"),
+        stuck: Default::default(),
     })
 }
 
@@ -796,4 +797,102 @@ async fn tablet_server_scale_down_decommissions_waits_then_shrinks_across_operat
     let (replicas, calls, _) =
         reconcile_scale_down((0..5).map(|o| (o, o >= 3, if o >= 3 { 0 } else { 2 })).collect()).await;
     assert_eq!((replicas, calls), (json!(3), vec![]));
+}
+
+/// Masters that are never up, counting the addresses asked.
+#[derive(Default)]
+struct CountingMasters {
+    asked: Mutex<Vec<String>>,
+}
+
+impl CountingMasters {
+    fn ask(&self, what: &str, addresses: &[String]) -> Result<(), MasterAdminError> {
+        self.asked.lock().unwrap().push(format!("{what} {}", addresses.join(",")));
+        Err(MasterAdminError::Unreachable { addresses: addresses.join(",") })
+    }
+}
+
+impl MasterAdmin for CountingMasters {
+    async fn membership(&self, a: &[String]) -> Result<Option<RaftView>, MasterAdminError> {
+        self.ask("membership", a).map(|_| None)
+    }
+
+    async fn node_id(&self, address: &str) -> Result<Option<NodeId>, MasterAdminError> {
+        self.ask("node_id", &[address.to_owned()]).map(|_| None)
+    }
+
+    async fn add_master(&self, _: &[String], _: &str) -> Result<(), MasterAdminError> {
+        panic!("unexpected AddMaster")
+    }
+
+    async fn remove_master(&self, _: &[String], _: NodeId) -> Result<(), MasterAdminError> {
+        panic!("unexpected RemoveMaster")
+    }
+
+    async fn step_down(&self, _: &[String], _: NodeId, _: Option<NodeId>) -> Result<(), MasterAdminError> {
+        panic!("unexpected StepDown")
+    }
+
+    async fn tablet_servers(&self, a: &[String]) -> Result<TServerObservation, MasterAdminError> {
+        self.ask("tablet_servers", a).map(|_| TServerObservation::default())
+    }
+
+    async fn raft_progress(
+        &self,
+        a: &[String],
+    ) -> Result<Option<kudu_operator::controller::masters::RaftProgress>, MasterAdminError> {
+        self.ask("raft_progress", a).map(|_| None)
+    }
+}
+
+fn pending_pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "db", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"containers": [{"name": "kudu"}]},
+        "status": {"phase": "Pending"}
+    })
+}
+
+#[tokio::test]
+async fn a_cluster_whose_masters_do_not_run_asks_no_master_and_backs_off_until_a_pod_changes() {
+    let fake = FakeApi::default();
+    let kc = cluster("image: kudu:1\n");
+    *fake.cluster.lock().unwrap() = serde_json::to_value(&kc).unwrap();
+    *fake.pods.lock().unwrap() = (0..3).map(|o| pending_pod(&format!("demo-master-{o}"))).collect();
+    let ctx = context(fake.client(), CountingMasters::default());
+    let requeue_secs = |s: u64| Requeue::requeue(std::time::Duration::from_secs(s));
+
+    // Every master pod Pending, nothing changing: 10 s, then doubling up to the cap.
+    let mut requeues = Vec::new();
+    for _ in 0..6 {
+        requeues.push(reconcile(Arc::new(kc.clone()), ctx.clone()).await.unwrap());
+    }
+    assert_eq!(requeues, [10, 20, 40, 80, 160, 160].map(requeue_secs));
+    assert!(ctx.masters.asked.lock().unwrap().is_empty(), "{:?}", ctx.masters.asked.lock().unwrap());
+    assert_eq!(ctx.stuck.len(), 1);
+    // Every reconcile still wrote the status.
+    let status_writes = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == Method::PATCH && r.path.ends_with("/kuduclusters/demo/status"))
+        .count();
+    assert_eq!(status_writes, 6);
+
+    // One master pod got scheduled (a change the pod watch delivers): back to 10 s.
+    fake.pods.lock().unwrap()[1]["spec"]["nodeName"] = json!("n1");
+    assert_eq!(reconcile(Arc::new(kc.clone()), ctx.clone()).await.unwrap(), requeue_secs(10));
+    assert_eq!(reconcile(Arc::new(kc.clone()), ctx.clone()).await.unwrap(), requeue_secs(20));
+    assert!(ctx.masters.asked.lock().unwrap().is_empty());
+
+    // It runs: the masters are asked again (only the running one), no back-off.
+    fake.pods.lock().unwrap()[1] = ready_pod("demo-master-1");
+    assert_eq!(reconcile(Arc::new(kc.clone()), ctx.clone()).await.unwrap(), requeue_secs(10));
+    assert_eq!(reconcile(Arc::new(kc.clone()), ctx.clone()).await.unwrap(), requeue_secs(10));
+    assert!(ctx.stuck.is_empty());
+    let asked = ctx.masters.asked.lock().unwrap().clone();
+    let master1 = names::master_address(&validate(&kc).unwrap(), 1);
+    assert!(asked.contains(&format!("tablet_servers {master1}")), "{asked:?}");
+    assert!(asked.contains(&format!("membership {master1}")), "{asked:?}");
+    assert!(asked.iter().all(|a| a.ends_with(&master1)), "only the running master is asked: {asked:?}");
 }

@@ -57,7 +57,8 @@ struct Loaded {
     key_pem: Vec<u8>,
     ca: Certificate,
     identity: tonic::transport::Identity,
-    server: Arc<rustls::ServerConfig>,
+    /// `None` for a client-only security ([`Security::client_from_pem`]).
+    server: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The certificates of one process. Renewed files are picked up by [`TlsFiles::reload`]
@@ -121,8 +122,9 @@ impl PemFiles {
 }
 
 /// Checks `pem` (named as if read from `dir`, or from the file names alone) and prepares
-/// the client and server configurations.
-fn check(dir: Option<&Path>, pem: PemFiles) -> Result<(Identity, Loaded), SecurityError> {
+/// the client configuration, and the server one when `serve` (it is built either way: that
+/// checks the key against the certificate).
+fn check(dir: Option<&Path>, pem: PemFiles, serve: bool) -> Result<(Identity, Loaded), SecurityError> {
     let at = |name: &str| dir.map_or_else(|| PathBuf::from(name), |d| d.join(name));
     let (ca_path, cert_path, key_path) = (at(CA_CERT), at(TLS_CERT), at(TLS_KEY));
     let PemFiles { ca: ca_pem, cert: cert_pem, key: key_pem } = pem;
@@ -159,7 +161,7 @@ fn check(dir: Option<&Path>, pem: PemFiles) -> Result<(Identity, Loaded), Securi
     let loaded = Loaded {
         ca: Certificate::from_pem(ca_pem.clone()),
         identity: tonic::transport::Identity::from_pem(cert_pem.clone(), key_pem.clone()),
-        server: Arc::new(server),
+        server: serve.then(|| Arc::new(server)),
         ca_pem,
         cert_pem,
         key_pem,
@@ -182,7 +184,7 @@ impl Security {
     /// Loads `ca.crt`, `tls.crt` and `tls.key` from `dir` and checks that the certificate
     /// carries a role and was issued by the CA.
     pub fn load(dir: &Path) -> Result<Security, SecurityError> {
-        let (own, loaded) = check(Some(dir), PemFiles::read(dir)?)?;
+        let (own, loaded) = check(Some(dir), PemFiles::read(dir)?, true)?;
         Ok(Security::Tls(Arc::new(TlsFiles {
             dir: Some(dir.to_path_buf()),
             own,
@@ -193,7 +195,18 @@ impl Security {
 
     /// Mutual TLS with certificates held in memory (checked as [`Security::load`] does).
     pub fn from_pem(pem: PemFiles) -> Result<Security, SecurityError> {
-        let (own, loaded) = check(None, pem)?;
+        Self::in_memory(pem, true)
+    }
+
+    /// As [`Security::from_pem`], for a process that only calls others (the operator, one
+    /// per cluster it manages): no server configuration is kept, [`Security::server_config`]
+    /// is `None` (rustls' server session cache alone takes ~25 KiB).
+    pub fn client_from_pem(pem: PemFiles) -> Result<Security, SecurityError> {
+        Self::in_memory(pem, false)
+    }
+
+    fn in_memory(pem: PemFiles, serve: bool) -> Result<Security, SecurityError> {
+        let (own, loaded) = check(None, pem, serve)?;
         Ok(Security::Tls(Arc::new(TlsFiles {
             dir: None,
             own,
@@ -251,7 +264,7 @@ impl Security {
                 return Ok(false);
             }
         }
-        let (own, loaded) = check(Some(dir), pem)?;
+        let (own, loaded) = check(Some(dir), pem, true)?;
         if own.role != files.own.role {
             return Err(SecurityError::WrongRole { path: dir.join(TLS_CERT), found: own.role, needed: files.own.role });
         }
@@ -306,11 +319,11 @@ impl Security {
     /// certificate and verify client certificates against the CA. A client without a
     /// certificate completes the handshake so that it gets a clear `UNAUTHENTICATED`
     /// answer; every RPC then requires an identity ([`policy::authorize`]). `None` in
-    /// plaintext.
+    /// plaintext, and for a client-only security ([`Security::client_from_pem`]).
     pub fn server_config(&self) -> Option<Arc<rustls::ServerConfig>> {
         match self {
             Security::Insecure => None,
-            Security::Tls(files) => Some(files.current().server.clone()),
+            Security::Tls(files) => files.current().server.clone(),
         }
     }
 }

@@ -142,3 +142,22 @@ fn reload_takes_renewed_files_and_keeps_the_old_ones_when_the_new_are_unusable()
     // Plaintext has nothing to reload.
     assert!(!Security::Insecure.reload().unwrap());
 }
+
+#[test]
+fn a_client_only_security_is_checked_alike_and_keeps_no_server_configuration() {
+    let ca = issue::create_ca("kudu-ca", 30).unwrap();
+    let cert = issue::create_cert(&ca, Role::Admin, &["operator".into()], 30).unwrap();
+    let pem = |key: &str| PemFiles {
+        ca: ca.cert_pem.clone().into_bytes(),
+        cert: cert.cert_pem.clone().into_bytes(),
+        key: key.as_bytes().to_vec(),
+    };
+    let client = Security::client_from_pem(pem(&cert.key_pem)).unwrap();
+    assert!(client.client_tls().is_some());
+    assert!(client.server_config().is_none());
+    assert_eq!(client.identity().map(|i| i.role), Some(Role::Admin));
+    assert!(Security::from_pem(pem(&cert.key_pem)).unwrap().server_config().is_some());
+    // Another certificate's key does not match: refused as by `from_pem`.
+    let other = issue::create_cert(&ca, Role::Admin, &["operator".into()], 30).unwrap();
+    assert!(Security::client_from_pem(pem(&other.key_pem)).is_err());
+}

@@ -23,19 +23,12 @@ pub async fn observe_membership<M: MasterAdmin>(
     now: Timestamp,
 ) -> Result<Observed, Error> {
     let addresses = observe::all_master_addresses(spec);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &spec.namespace);
-    let selector = names::selector_labels(&spec.name, Role::Master)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pod_list =
-        pods.list(&ListParams::default().labels(&selector)).await.map_err(kube_err("listing master pods"))?;
+    let pod_list = list_master_pods(ctx, spec).await?;
     let nodes_api: Api<Node> = Api::all(ctx.client.clone());
     let mut nodes: BTreeMap<String, Option<Node>> = BTreeMap::new();
     let sts_name = names::statefulset_name(&spec.name, Role::Master);
     let mut master_pods = Vec::new();
-    for pod in &pod_list.items {
+    for pod in &pod_list {
         let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
         // Watching one namespace, the operator cannot read nodes.
         if let Some(node_name) = node_name.filter(|n| !n.is_empty() && ctx.env.cluster_scoped())
@@ -61,11 +54,16 @@ pub async fn observe_membership<M: MasterAdmin>(
             master_pods.push(master);
         }
     }
-    let raft =
-        ctx.masters.membership(&running_master_addresses(&master_pods, &addresses)).await.unwrap_or_else(|error| {
+    // No master runs: nobody to ask (the reconciler logs that state once, see `backoff`).
+    let running = running_master_addresses(&master_pods, &addresses);
+    let raft = if running.is_empty() {
+        None
+    } else {
+        ctx.masters.membership(&running).await.unwrap_or_else(|error| {
             warn!(%error, "cannot read the master membership");
             None
-        });
+        })
+    };
     Ok(Observed {
         raft,
         pods: master_pods,
@@ -76,6 +74,37 @@ pub async fn observe_membership<M: MasterAdmin>(
         now,
         last_known_voters: Vec::new(),
     })
+}
+
+/// The cluster's master pods.
+async fn list_master_pods<M>(ctx: &Context<M>, spec: &ValidatedSpec) -> Result<Vec<Pod>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &spec.namespace);
+    let selector = names::selector_labels(&spec.name, Role::Master)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let list = pods.list(&ListParams::default().labels(&selector)).await.map_err(kube_err("listing master pods"))?;
+    Ok(list.items)
+}
+
+/// Addresses of the master pods in phase Running (lowest ordinal first), read before the
+/// objects are applied: the masters worth asking about tablet servers. Empty when none
+/// runs (all Pending, say), and then no master is called at all: a name without a running
+/// pod behind it only costs DNS lookups, connection attempts and their timeouts.
+pub async fn running_masters<M>(ctx: &Context<M>, spec: &ValidatedSpec) -> Result<Vec<String>, Error> {
+    let addresses = observe::all_master_addresses(spec);
+    let sts_name = names::statefulset_name(&spec.name, Role::Master);
+    let mut ordinals: Vec<usize> = list_master_pods(ctx, spec)
+        .await?
+        .iter()
+        .filter(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|pod| observe::ordinal_of(pod.metadata.name.as_deref()?, &sts_name))
+        .filter_map(|ordinal| usize::try_from(ordinal).ok())
+        .collect();
+    ordinals.sort_unstable();
+    ordinals.dedup();
+    Ok(ordinals.into_iter().filter_map(|o| addresses.get(o).cloned()).collect())
 }
 
 /// Addresses of the master pods that run, lowest ordinal first: the ones worth asking

@@ -4,6 +4,7 @@
 //! outside world; validate, build, decide and status are pure.
 
 pub mod apply;
+pub mod backoff;
 pub mod execute;
 pub mod failpoints;
 pub mod gather;
@@ -71,6 +72,8 @@ pub struct Context<M> {
     pub leadership: Leadership,
     /// Where the operator runs and which namespaces it manages.
     pub env: OperatorEnv,
+    /// Clusters none of whose masters runs, with their requeue back-off.
+    pub stuck: backoff::StuckClusters,
 }
 
 /// Why a reconciliation failed.
@@ -276,12 +279,12 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     // as the nodes allow.
     let zones = tservers::observe_zones(ctx, &spec).await;
     inputs.hard_master_zone_spread = crate::zones::hard_master_spread(zones.ready_zones, spec.masters.replicas);
-    let master_addresses: Vec<String> =
-        (0..inputs.master_statefulset_replicas).map(|o| names::master_address(&spec, o)).collect();
     let current_tservers = current_tserver_sts.as_ref().and_then(|s| s.spec.as_ref()?.replicas);
     // Certificates first: every pod mounts them, and the operator's own one talks to the masters.
     let renew_in = tls::ensure(ctx, &spec, current_tservers.unwrap_or(0).max(spec.tservers.replicas)).await?;
-    let tserver_scale = tservers::scale(ctx, cluster, &spec, current_tservers, &master_addresses).await;
+    // Only masters whose pods run are asked anything (none: no call at all).
+    let running_masters = gather::running_masters(ctx, &spec).await?;
+    let tserver_scale = tservers::scale(ctx, cluster, &spec, current_tservers, &running_masters).await;
     inputs.tserver_statefulset_replicas = tserver_scale.plan.replicas;
     // Masters before tablet servers: once both exist, the tablet servers' StatefulSet is
     // changed only after the masters' rollout finished.
@@ -332,7 +335,8 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
     let clusters: Api<KuduCluster> = Api::namespaced(ctx.client.clone(), &spec.namespace);
     let previous = clusters.get_status(&spec.name).await.map_err(kube_err("reading the KuduCluster status"))?.status;
     // Rolling restart: one outdated pod at a time, after the membership loop's own work.
-    let rollout = rolling::step(ctx, cluster, &spec, &decision, previous.as_ref(), now).await?;
+    let running_masters = gather::running_master_addresses(&observed.pods, &observed.addresses);
+    let rollout = rolling::step(ctx, cluster, &spec, &decision, &running_masters, previous.as_ref(), now).await?;
     let pod_name = |ordinal| names::master_pod_name(&spec.name, ordinal);
     let mut new_status = status::compute_status(&status::StatusInputs {
         generation: cluster.metadata.generation,
@@ -362,8 +366,42 @@ async fn reconcile_apply<M: MasterAdmin>(cluster: &KuduCluster, ctx: &Context<M>
         membership::Action::None if !tservers::busy(&tserver_scale) => SETTLED_REQUEUE,
         _ => BUSY_REQUEUE,
     };
+    let requeue = if running_masters.is_empty() && !rollout.busy() {
+        stuck_requeue(ctx, &spec, cluster.metadata.generation, &observed, ready_tservers, requeue)
+    } else {
+        if ctx.stuck.clear(&spec.namespace, &spec.name) {
+            info!("a master pod runs again");
+        }
+        requeue
+    };
     // Back when a certificate is due for renewal.
     Ok(controller::Action::requeue(renew_in.map_or(requeue, |due| requeue.min(due.max(Duration::from_secs(1))))))
+}
+
+/// The requeue of a cluster none of whose master pods runs: it backs off while nothing
+/// observed changes ([`backoff`]); the state is logged when it starts or changes, not on
+/// every requeue (a Pending master is no operator error).
+fn stuck_requeue<M>(
+    ctx: &Context<M>,
+    spec: &ValidatedSpec,
+    generation: Option<i64>,
+    observed: &membership::Observed,
+    ready_tservers: i32,
+    first: Duration,
+) -> Duration {
+    let pods: Vec<String> = observed.pods.iter().map(|p| format!("{}:{:?}/{:?}", p.ordinal, p.phase, p.node)).collect();
+    let fingerprint = backoff::fingerprint(&(generation, format!("{:?}", observed.pods), ready_tservers));
+    let next = ctx.stuck.stuck(&spec.namespace, &spec.name, fingerprint, first);
+    if next.changed {
+        info!(
+            master_pods = %pods.join(","),
+            requeue_secs = next.after.as_secs(),
+            "no master pod is running; waiting for them (pod changes reconcile at once, the requeue backs off)"
+        );
+    } else {
+        tracing::debug!(requeue_secs = next.after.as_secs(), "still no master pod running");
+    }
+    next.after
 }
 
 /// Carry out `decision` and publish what came of it as an Event.
@@ -417,6 +455,7 @@ fn event(type_: EventType, reason: &str, note: String) -> Event {
 /// Delete what owner references cannot: the cluster-scoped RBAC objects.
 async fn cleanup<M>(cluster: &KuduCluster, ctx: &Context<M>) -> Result<controller::Action, Error> {
     let namespace = cluster.namespace().ok_or(Error::NoNamespace)?;
+    ctx.stuck.clear(&namespace, &cluster.name_any());
     if !ctx.env.cluster_scoped() {
         // Watching one namespace, the operator built nothing cluster-scoped.
         return Ok(controller::Action::await_change());

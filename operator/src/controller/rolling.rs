@@ -74,14 +74,22 @@ pub async fn step<M: MasterAdmin>(
     cluster: &KuduCluster,
     spec: &ValidatedSpec,
     decision: &membership::Action,
+    running_masters: &[String],
     previous: Option<&KuduClusterStatus>,
     now: Timestamp,
 ) -> Result<Outcome, Error> {
     let prev_rollout = previous.and_then(|p| p.rollout.as_ref());
     let mut last_restarted = prev_rollout
         .and_then(|r| Some((r.last_restarted.clone()?, r.last_restarted_time.clone().unwrap_or(Time(now)))));
-    let observed =
-        observe(ctx, spec, membership_busy(decision), last_restarted.as_ref().map(|(p, _)| p.clone()), now).await?;
+    let observed = observe(
+        ctx,
+        spec,
+        membership_busy(decision),
+        running_masters,
+        last_restarted.as_ref().map(|(p, _)| p.clone()),
+        now,
+    )
+    .await?;
     let step = rolling::decide(&observed);
     if step == Step::Complete {
         last_restarted = None;
@@ -125,6 +133,7 @@ async fn observe<M: MasterAdmin>(
     ctx: &Context<M>,
     spec: &ValidatedSpec,
     membership_busy: bool,
+    running_masters: &[String],
     last_restarted: Option<String>,
     now: Timestamp,
 ) -> Result<RolloutObserved, Error> {
@@ -136,11 +145,14 @@ async fn observe<M: MasterAdmin>(
         .iter()
         .filter(|m| !m.terminating)
         .filter_map(|m| addresses.get(usize::try_from(m.ordinal).ok()?).cloned())
+        // Pods that do not run (Pending) have no master to ask.
+        .filter(|a| running_masters.contains(a))
         .collect();
     let master_sts = names::statefulset_name(&spec.name, Role::Master);
     let pod_of_address =
         |address: &str| addresses.iter().position(|a| a == address).map(|o| format!("{master_sts}-{o}"));
-    let master_progress = match ctx.masters.raft_progress(&running).await {
+    let progress = if running.is_empty() { Ok(None) } else { ctx.masters.raft_progress(&running).await };
+    let master_progress = match progress {
         Ok(Some(progress)) => {
             let members = progress
                 .view
@@ -175,7 +187,7 @@ async fn observe<M: MasterAdmin>(
         }
     };
     // The tablets matter only while tablet servers are to be restarted.
-    let tablets = if tservers.update_revision.is_some() && tservers.outdated().next().is_some() {
+    let tablets = if !running.is_empty() && tservers.update_revision.is_some() && tservers.outdated().next().is_some() {
         let tserver_sts = names::statefulset_name(&spec.name, Role::TServer);
         match ctx.masters.tablet_locations(&running).await {
             Ok(locations) => Some(TabletsView {

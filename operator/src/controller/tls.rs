@@ -111,7 +111,7 @@ pub async fn ensure<M: MasterAdmin>(
         Decision::Issue(reason) => {
             let pair = issue::create_cert_valid_for(&ca, CertRole::Admin, &operator_names, spec.tls.cert_validity)
                 .map_err(|source| TlsError::Issue { what: "operator", source })?;
-            let security = Security::from_pem(PemFiles {
+            let security = Security::client_from_pem(PemFiles {
                 ca: ca.cert_pem.clone().into_bytes(),
                 cert: pair.cert_pem.into_bytes(),
                 key: pair.key_pem.into_bytes(),

@@ -96,7 +96,8 @@ pub struct TServers {
     pub plan: ScalePlan,
 }
 
-/// Reads the tablet servers from the masters at `master_addresses`, plans the tablet
+/// Reads the tablet servers from the masters at `master_addresses` (those whose pods run;
+/// none: no call, the masters' view is unknown), plans the tablet
 /// server StatefulSet size against its `current` replicas and carries out the plan's
 /// decommission marks (each an Event).
 pub async fn scale<M: MasterAdmin>(
@@ -106,7 +107,11 @@ pub async fn scale<M: MasterAdmin>(
     current: Option<i32>,
     master_addresses: &[String],
 ) -> TServers {
-    let observation = ctx.masters.tablet_servers(master_addresses).await.map_err(|e| e.to_string());
+    let observation = if master_addresses.is_empty() {
+        Err("no master pod is running".to_owned())
+    } else {
+        ctx.masters.tablet_servers(master_addresses).await.map_err(|e| e.to_string())
+    };
     if let Err(error) = &observation {
         tracing::debug!(%error, "cannot read the tablet servers");
     }

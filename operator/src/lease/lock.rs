@@ -231,21 +231,40 @@ pub enum Renewal {
 
 /// Renew the Lease every retry period until `stop` turns true or leadership is lost. Loss
 /// is reported the moment leadership lapses, even while a renewal call is still pending.
+///
+/// Each renewal says where its time went when it was slow (more than a third of the call
+/// timeout): `woke_late_ms`, how much later than due this task ran (the operator's own
+/// workers were busy), and `took_ms`, how long the API calls took (the API server).
 pub async fn keep_renewing(lock: &LeaseLock, mut stop: watch::Receiver<bool>) -> Renewal {
     let leadership = lock.leadership();
+    let period = lock.retry_period();
     loop {
+        let slept_at = tokio::time::Instant::now();
         tokio::select! {
-            _ = tokio::time::sleep(lock.retry_period()) => {}
+            _ = tokio::time::sleep(period) => {}
             _ = stop.wait_for(|stop| *stop) => return Renewal::Stopped,
             _ = leadership.lost() => return Renewal::Lost,
         }
+        let started = tokio::time::Instant::now();
+        let woke_late = started.duration_since(slept_at).saturating_sub(period);
         tokio::select! {
-            renewed = lock.try_lead() => match renewed {
-                Ok(true) => {}
-                Ok(false) => return Renewal::Lost,
-                Err(error) => warn!(%error, "renewing the leader Lease"),
+            renewed = lock.try_lead() => {
+                let took = started.elapsed();
+                let (woke_late_ms, took_ms) = (woke_late.as_millis(), took.as_millis());
+                match renewed {
+                    Ok(true) if woke_late + took > lock.timing.call_timeout / 3 => {
+                        warn!(woke_late_ms, took_ms, "slow leader Lease renewal");
+                    }
+                    Ok(true) => debug!(woke_late_ms, took_ms, "renewed the leader Lease"),
+                    Ok(false) => return Renewal::Lost,
+                    Err(error) => warn!(%error, woke_late_ms, took_ms, "renewing the leader Lease"),
+                }
             },
-            _ = leadership.lost() => return Renewal::Lost,
+            _ = leadership.lost() => {
+                warn!(woke_late_ms = woke_late.as_millis(), took_ms = started.elapsed().as_millis(),
+                      "the leader Lease lapsed while renewing");
+                return Renewal::Lost;
+            }
         }
     }
 }
