@@ -94,7 +94,11 @@ impl ReadBatcher {
         }
         self.rounds.inc();
         matches!(
-            tokio::time::timeout(self.timeout, self.raft.ensure_linearizable(read_index_on_next_heartbeat())).await,
+            tokio::time::timeout(
+                self.timeout,
+                self.raft.ensure_linearizable(read_index_on_next_heartbeat(self.timeout))
+            )
+            .await,
             Ok(Ok(_))
         )
     }
@@ -102,7 +106,9 @@ impl ReadBatcher {
 
 /// ReadIndex (a quorum must acknowledge a message sent after the read was requested; no
 /// earlier acknowledgement counts) satisfied by the leader's periodic heartbeats instead of
-/// a broadcast of its own.
-fn read_index_on_next_heartbeat() -> LinearizerOption {
-    LinearizerOption::new(Some(Duration::ZERO), false)
+/// a broadcast of its own, waiting up to `wait` for them (openraft's default wait is the
+/// leader lease, 225 ms by default: on a starved machine the next periodic acknowledgement
+/// can take longer, and the heartbeats would be answered as by a non-leader for nothing).
+fn read_index_on_next_heartbeat(wait: Duration) -> LinearizerOption {
+    LinearizerOption::new(Some(Duration::ZERO), false).with_wait_timeout(wait)
 }
