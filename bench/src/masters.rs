@@ -25,9 +25,13 @@ impl Masters {
     /// Starts 3 masters from `kudu` with data under `dir`, each with `flags` besides the
     /// ones that place it; logs warnings unless `KUDU_BENCH_LOG` says otherwise.
     pub fn start(kudu: &Path, dir: &Path, flags: &[String]) -> Masters {
+        Self::start_logging(kudu, dir, flags, &crate::systems::log_filter())
+    }
+
+    /// Like [`Masters::start`], logging with `filter` (`RUST_LOG`).
+    pub fn start_logging(kudu: &Path, dir: &Path, flags: &[String], filter: &str) -> Masters {
         let addresses: Vec<String> = (0..3).map(|_| free_addr()).collect();
         let seeds = addresses.join(",");
-        let filter = crate::systems::log_filter();
         let members = addresses
             .iter()
             .enumerate()
@@ -37,7 +41,7 @@ impl Masters {
                 args.extend(["--rpc-addr".into(), addr.clone(), "--master-addresses".into(), seeds.clone()]);
                 args.push("--insecure".into());
                 args.extend(flags.iter().cloned());
-                let mut p = Process::new(kudu, args, data).env("RUST_LOG", &filter);
+                let mut p = Process::new(kudu, args, data).env("RUST_LOG", filter);
                 p.start();
                 p
             })

@@ -19,6 +19,13 @@ pub fn log_filter() -> String {
     std::env::var("KUDU_BENCH_LOG").unwrap_or_else(|_| "warn".into())
 }
 
+/// The heartbeat figure's masters' log filter: `KUDU_BENCH_LOG`, else `info`, the default
+/// of `kudu master run`, so the per-request cost measured is the binary's as a user runs it
+/// (an info-level span or event per request would count).
+pub fn default_master_log_filter() -> String {
+    std::env::var("KUDU_BENCH_LOG").unwrap_or_else(|_| "info".into())
+}
+
 /// Which system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

@@ -8,13 +8,21 @@
 //! read index. Every request in it therefore arrived before the round's quorum
 //! confirmation was requested, which is all linearizability needs: the same guarantee as
 //! one read index per request, at most one round per window plus the one in flight.
+//!
+//! A round does not make the leader broadcast a Raft heartbeat of its own (as
+//! `ReadPolicy::ReadIndex` would, two RPCs to the followers per round, the largest part of
+//! the leader's CPU for heartbeats after the requests themselves): it waits for the quorum's
+//! acknowledgement of the next periodic Raft heartbeat (or replication) sent after the round
+//! began, at most one Raft heartbeat interval later. The condition is the one ReadIndex
+//! checks, a quorum acknowledging a message sent after the read was requested; only who sends
+//! that message changes.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use openraft::ReadPolicy;
+use openraft::LinearizerOption;
 use prometheus_client::metrics::counter::Counter;
 
 use super::raft_types::Raft;
@@ -86,8 +94,21 @@ impl ReadBatcher {
         }
         self.rounds.inc();
         matches!(
-            tokio::time::timeout(self.timeout, self.raft.ensure_linearizable(ReadPolicy::ReadIndex)).await,
+            tokio::time::timeout(
+                self.timeout,
+                self.raft.ensure_linearizable(read_index_on_next_heartbeat(self.timeout))
+            )
+            .await,
             Ok(Ok(_))
         )
     }
+}
+
+/// ReadIndex (a quorum must acknowledge a message sent after the read was requested; no
+/// earlier acknowledgement counts) satisfied by the leader's periodic heartbeats instead of
+/// a broadcast of its own, waiting up to `wait` for them (openraft's default wait is the
+/// leader lease, 225 ms by default: on a starved machine the next periodic acknowledgement
+/// can take longer, and the heartbeats would be answered as by a non-leader for nothing).
+fn read_index_on_next_heartbeat(wait: Duration) -> LinearizerOption {
+    LinearizerOption::new(Some(Duration::ZERO), false).with_wait_timeout(wait)
 }

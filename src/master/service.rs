@@ -268,7 +268,10 @@ impl MasterService for MasterRpc {
         .await
     }
 
-    #[instrument(skip_all, fields(ts = %shown(&request.get_ref().ts_uuid), replicas = request.get_ref().replicas.len()))]
+    // A debug-level span: every tablet server heartbeats every 500 ms, so an info span (its
+    // fields formatted, entered and left at every poll) was per-request work at the default
+    // log level; the events below name the server themselves.
+    #[instrument(level = "debug", skip_all, fields(ts = %shown(&request.get_ref().ts_uuid), replicas = request.get_ref().replicas.len()))]
     async fn ts_heartbeat(
         &self,
         request: Request<pb::TsHeartbeatRequest>,
