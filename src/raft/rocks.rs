@@ -36,6 +36,18 @@ pub fn open_db_tuned(path: &Path, extra_cfs: &[&str], tuning: DbTuning) -> Resul
     DB::open_cf_descriptors(&opts, path, cfs)
 }
 
+/// Bytes of the write-ahead log files (`*.log`) of the database at `path` (tests of the
+/// write-ahead log's bound).
+#[cfg(test)]
+pub fn wal_file_bytes(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .expect("database directory")
+        .map(|entry| entry.expect("entry"))
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+        .map(|entry| entry.metadata().expect("metadata").len())
+        .sum()
+}
+
 /// The handle of a column family the database was opened with.
 pub fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily, io::Error> {
     db.cf_handle(name).ok_or_else(|| io::Error::other(format!("column family {name} missing")))

@@ -77,7 +77,7 @@ pub async fn observe_membership<M: MasterAdmin>(
 }
 
 /// The cluster's master pods.
-async fn list_master_pods<M>(ctx: &Context<M>, spec: &ValidatedSpec) -> Result<Vec<Pod>, Error> {
+pub async fn list_master_pods<M>(ctx: &Context<M>, spec: &ValidatedSpec) -> Result<Vec<Pod>, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &spec.namespace);
     let selector = names::selector_labels(&spec.name, Role::Master)
         .iter()

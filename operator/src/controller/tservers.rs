@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::ListParams;
@@ -70,15 +70,8 @@ async fn read_zones<M>(ctx: &Context<M>, spec: &ValidatedSpec) -> Result<Zones, 
     let mut ready_zones: Vec<String> = nodes.items.iter().filter(|n| ready(n)).filter_map(zone_of).collect();
     ready_zones.sort();
     ready_zones.dedup();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &spec.namespace);
-    let selector = names::selector_labels(&spec.name, Role::Master)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods = pods.list(&ListParams::default().labels(&selector)).await.map_err(kube_err("listing master pods"))?;
-    let master_zones = pods
-        .items
+    let master_zones = super::gather::list_master_pods(ctx, spec)
+        .await?
         .iter()
         .filter_map(|p| p.spec.as_ref()?.node_name.clone())
         .map(|node| by_node.get(&node).cloned().flatten())

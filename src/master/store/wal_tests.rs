@@ -8,16 +8,11 @@ use kudu_testkit::{WAIT, wait_for};
 
 use super::db::MASTER_MAX_WAL_BYTES;
 use super::keys::CF_SM_DATA;
-use crate::raft::rocks::cf;
+use crate::raft::rocks::{cf, wal_file_bytes};
 
 /// Bytes of the write-ahead log files (`*.log`) of a master's database.
 fn wal_bytes(data_dir: &Path) -> u64 {
-    std::fs::read_dir(data_dir.join("raft-db"))
-        .expect("database directory")
-        .map(|entry| entry.expect("entry"))
-        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
-        .map(|entry| entry.metadata().expect("metadata").len())
-        .sum()
+    wal_file_bytes(&data_dir.join("raft-db"))
 }
 
 #[tokio::test]

@@ -47,17 +47,7 @@ pub fn open_db(dir: &Path) -> Result<Arc<DB>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::rocks::cf;
-
-    /// Bytes of the write-ahead log files (`*.log`) of the tablet server's database.
-    fn wal_bytes(dir: &Path) -> u64 {
-        std::fs::read_dir(dir.join("tserver-db"))
-            .expect("database directory")
-            .map(|entry| entry.expect("entry"))
-            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
-            .map(|entry| entry.metadata().expect("metadata").len())
-            .sum()
-    }
+    use crate::raft::rocks::{cf, wal_file_bytes};
 
     /// A column family written once (a replica's registration) pins every log file after
     /// it unless the bound makes RocksDB flush it: rows written far beyond the bound leave
@@ -76,7 +66,7 @@ mod tests {
             }
             let bound = 2 * TSERVER_MAX_WAL_BYTES;
             kudu_testkit::wait_for("the write-ahead log to shrink to its bound", kudu_testkit::WAIT, || {
-                let bytes = wal_bytes(dir.path());
+                let bytes = wal_file_bytes(&dir.path().join("tserver-db"));
                 async move { (bytes <= bound).then_some(()) }
             })
             .await;
