@@ -9,6 +9,11 @@
 //! the window closes (or until [`MAX_BATCH`] requests) goes out in the same call, and each
 //! caller gets its own request's answer or error. Batches are sent concurrently, so one slow
 //! call does not hold back the next window.
+//!
+//! An urgent request ([`Coalescer::send_now`]) closes the window at once: it goes out with
+//! whatever is queued already and waits for nothing else. A group's replication to a follower
+//! is one call at a time, so a request it waits on (an AppendEntries telling the follower a
+//! new commit index) would otherwise hold the group's next entries back for the whole window.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +47,8 @@ pub const MAX_PRE_VOTES_IN_FLIGHT: usize = 64;
 struct Pending {
     request: pb::RaftRequest,
     deadline: Instant,
+    /// Closes the window: the batch goes out as soon as this request is in it.
+    urgent: bool,
     answer: oneshot::Sender<Result<Vec<u8>, tonic::Status>>,
 }
 
@@ -89,6 +96,27 @@ impl Coalescer {
         request: pb::RaftRequest,
         timeout: Duration,
     ) -> Result<Vec<u8>, tonic::Status> {
+        self.enqueue(address, request, timeout, false).await
+    }
+
+    /// Like [`send`](Self::send), but the batch goes out at once, with the requests already
+    /// queued for `address`, instead of waiting for the window to close.
+    pub async fn send_now(
+        &self,
+        address: &str,
+        request: pb::RaftRequest,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, tonic::Status> {
+        self.enqueue(address, request, timeout, true).await
+    }
+
+    async fn enqueue(
+        &self,
+        address: &str,
+        request: pb::RaftRequest,
+        timeout: Duration,
+        urgent: bool,
+    ) -> Result<Vec<u8>, tonic::Status> {
         let deadline = Instant::now() + timeout;
         let (queue, pre_votes) = self.destination(address);
         let _permit = if request.call == pb::RaftCall::PreVote as i32 {
@@ -101,7 +129,7 @@ impl Coalescer {
             None
         };
         let (answer, answered) = oneshot::channel();
-        queue.send(Pending { request, deadline, answer }).map_err(|_| stopped())?;
+        queue.send(Pending { request, deadline, urgent, answer }).map_err(|_| stopped())?;
         match tokio::time::timeout_at(deadline, answered).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(stopped()),
@@ -146,12 +174,18 @@ fn stopped() -> tonic::Status {
 async fn run_sender(pool: ChannelPool, address: String, window: Duration, mut queue: mpsc::UnboundedReceiver<Pending>) {
     while let Some(first) = queue.recv().await {
         let closes = Instant::now() + window;
+        let mut urgent = first.urgent;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(closes, queue.recv()).await {
-                Ok(Some(pending)) => batch.push(pending),
-                Ok(None) | Err(_) => break,
-            }
+            // Once an urgent request is in, only what is queued already joins it.
+            let next = if urgent {
+                queue.try_recv().ok()
+            } else {
+                tokio::time::timeout_at(closes, queue.recv()).await.ok().flatten()
+            };
+            let Some(pending) = next else { break };
+            urgent |= pending.urgent;
+            batch.push(pending);
         }
         tokio::spawn(send_batch(pool.clone(), address.clone(), batch));
     }
@@ -321,6 +355,31 @@ mod tests {
         }
         assert_eq!(fake.requests.load(Ordering::SeqCst), 50);
         assert_eq!(fake.batch_calls.load(Ordering::SeqCst), 1, "50 groups' requests in one call");
+    }
+
+    #[tokio::test]
+    async fn an_urgent_request_closes_the_window_and_takes_the_queued_requests_along() {
+        let (fake, addr, _stop) = serve().await;
+        // A window that never closes within the test: only an urgent request sends the batch.
+        let coalescer = Coalescer::new(ChannelPool::default(), Duration::from_secs(3600));
+        // Polled in this order, the first request is queued (and opens the window) before the
+        // urgent one.
+        let (queued, urgent) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(
+                coalescer.send(&addr, request("tablet-1", 1), Duration::from_secs(3600)),
+                coalescer.send_now(&addr, request("tablet-2", 2), Duration::from_secs(3600)),
+            )
+        })
+        .await
+        .expect("the urgent request sent the batch without waiting for the window");
+        assert_eq!(String::from_utf8(queued.unwrap()).unwrap(), "tablet-1@1");
+        assert_eq!(String::from_utf8(urgent.unwrap()).unwrap(), "tablet-2@2");
+        assert_eq!(fake.batch_calls.load(Ordering::SeqCst), 1, "both went in the urgent request's call");
+
+        // Alone, it does not wait for the window either.
+        let alone = coalescer.send_now(&addr, request("tablet-3", 3), Duration::from_secs(60)).await.unwrap();
+        assert_eq!(String::from_utf8(alone).unwrap(), "tablet-3@3");
+        assert_eq!(fake.batch_calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
