@@ -383,6 +383,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn replication_without_entries_goes_at_once_and_heartbeats_wait_for_the_window() {
+        use openraft::network::RPCOption;
+        use openraft::raft::AppendEntriesRequest;
+        use openraft::{BasicNode, RaftNetworkFactory, RaftNetworkV2, Vote};
+
+        use crate::master::raft_types::TypeConfig;
+        use crate::raft::{BasicNodeAddress, Network};
+
+        let (fake, addr, _stop) = serve().await;
+        let coalescer = Coalescer::new(ChannelPool::default(), Duration::from_secs(3600));
+        let mut network =
+            Network::<TypeConfig, _>::new(ChannelPool::default(), "g", BasicNodeAddress).coalesced(coalescer);
+        let node = BasicNode::new(&addr);
+        let empty = || AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(1, 2),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: Vec::new(),
+        };
+        let option = RPCOption::new(Duration::from_secs(3600));
+
+        // openraft's replication client: a commit-index update or a probe is sent at once (the
+        // fake's answer is not an AppendEntries response; that it came back is what counts).
+        let mut replication = network.new_client(1, &node).await;
+        tokio::time::timeout(Duration::from_secs(60), replication.append_entries(empty(), option.clone()))
+            .await
+            .expect("sent without waiting for the window")
+            .expect_err("the fake answers with its group id");
+        assert_eq!(fake.requests.load(Ordering::SeqCst), 1);
+
+        // Its heartbeat client: the heartbeat waits for the window (an hour) to close.
+        let mut heartbeats = network.new_heartbeat_client(1, &node).await;
+        let heartbeat = tokio::time::timeout(Duration::from_secs(1), heartbeats.append_entries(empty(), option)).await;
+        assert!(heartbeat.is_err(), "a heartbeat went out before its window closed: {heartbeat:?}");
+        assert_eq!(fake.requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
     async fn a_server_that_does_not_answer_fails_every_caller_of_its_batch() {
         let coalescer = Coalescer::new(ChannelPool::default(), Duration::from_millis(5));
         // Nothing listens on port 1.

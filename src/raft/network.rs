@@ -1,8 +1,8 @@
 //! Outgoing Raft RPCs over gRPC, for any group: each request names its group and the node
 //! id it is meant for; how a node id maps to an address is a [`NodeAddress`]. With a
 //! [`Coalescer`], heartbeats (AppendEntries without entries) of many groups to the same
-//! server share one call (without waiting for the batch window when they carry a new commit
-//! index); everything else goes out alone.
+//! server share one call; replication's entry-less AppendEntries (a new commit index) go
+//! through it too but without waiting for its window; everything else goes out alone.
 //!
 //! An AppendEntries whose entries do not fit one message ([`MAX_MESSAGE`]) carries the
 //! longest prefix that does and answers openraft with a partial success up to it; openraft
@@ -125,6 +125,18 @@ where
     type Network = PeerClient<C, A>;
 
     async fn new_client(&mut self, target: u64, node: &C::Node) -> PeerClient<C, A> {
+        self.peer(target, node, false)
+    }
+
+    /// openraft's heartbeats (and the lease probes of linearizable reads) get a client of
+    /// their own, whose entry-less AppendEntries wait for the coalescer's window.
+    async fn new_heartbeat_client(&mut self, target: u64, node: &C::Node) -> PeerClient<C, A> {
+        self.peer(target, node, true)
+    }
+}
+
+impl<C: RaftTypeConfig, A: Clone> Network<C, A> {
+    fn peer(&self, target: u64, node: &C::Node, heartbeats: bool) -> PeerClient<C, A> {
         PeerClient {
             target,
             node: node.clone(),
@@ -133,7 +145,7 @@ where
             pool: self.pool.clone(),
             coalescer: self.coalescer.clone(),
             max_message: self.max_message,
-            commit_sent: None,
+            heartbeats,
         }
     }
 }
@@ -147,8 +159,8 @@ pub struct PeerClient<C: RaftTypeConfig, A> {
     pool: ChannelPool,
     coalescer: Option<Coalescer>,
     max_message: usize,
-    /// The commit index the last AppendEntries through this client told the peer.
-    commit_sent: Option<LogIdOf<C>>,
+    /// Whether this client carries openraft's heartbeats rather than its replication.
+    heartbeats: bool,
 }
 
 type RpcResult<C, T> = Result<T, RPCError<C>>;
@@ -323,15 +335,15 @@ where
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> RpcResult<C, AppendEntriesResponse<C>> {
-        let new_commit = rpc.leader_commit != self.commit_sent;
-        self.commit_sent = rpc.leader_commit.clone();
         if rpc.entries.is_empty()
             && let Some(coalescer) = &self.coalescer
         {
-            // A heartbeat waits for other groups' heartbeats to the same server. One telling
-            // the follower a new commit index goes at once: openraft replicates to a follower
-            // one call at a time, so the group's next entries wait until it is answered.
-            return self.coalesced(coalescer, pb::RaftCall::AppendEntries, rpc, option.hard_ttl(), new_commit).await;
+            // A heartbeat waits for other groups' heartbeats to the same server. Replication's
+            // entry-less calls (a new commit index, a probe for the follower's log) go at once,
+            // with whatever is queued: openraft replicates to a follower one call at a time, so
+            // the group's next entries wait until such a call is answered.
+            let urgent = !self.heartbeats;
+            return self.coalesced(coalescer, pb::RaftCall::AppendEntries, rpc, option.hard_ttl(), urgent).await;
         }
         let (request, partial) = self.fitted(rpc)?;
         // openraft bounds every append by the heartbeat interval; entries wait for the
