@@ -10,7 +10,7 @@
 //! caller gets its own request's answer or error. Batches are sent concurrently, so one slow
 //! call does not hold back the next window.
 //!
-//! An urgent request ([`Coalescer::send_now`]) closes the window at once: it goes out with
+//! An urgent request ([`Window::Close`]) closes the window at once: it goes out with
 //! whatever is queued already and waits for nothing else. A group's replication to a follower
 //! is one call at a time, so a request it waits on (an AppendEntries telling the follower a
 //! new commit index) would otherwise hold the group's next entries back for the whole window.
@@ -42,6 +42,15 @@ pub const MAX_BATCH: usize = 512;
 /// leaders' groups elect). Votes and heartbeats are never held back: a PreVote has no effect
 /// on the receiver, a Vote raises terms and must not be lost after a granted PreVote.
 pub const MAX_PRE_VOTES_IN_FLIGHT: usize = 64;
+
+/// Whether a request waits for its batch's window to close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// Joins the batch open for its server, sent when the window closes.
+    Wait,
+    /// Closes the window: the batch goes out at once with what is queued already.
+    Close,
+}
 
 /// A request waiting for its batch, and where its answer goes.
 struct Pending {
@@ -96,27 +105,19 @@ impl Coalescer {
         request: pb::RaftRequest,
         timeout: Duration,
     ) -> Result<Vec<u8>, tonic::Status> {
-        self.enqueue(address, request, timeout, false).await
+        self.send_in(address, request, timeout, Window::Wait).await
     }
 
-    /// Like [`send`](Self::send), but the batch goes out at once, with the requests already
-    /// queued for `address`, instead of waiting for the window to close.
-    pub async fn send_now(
+    /// Like [`send`](Self::send), with `window` saying whether the batch waits for its window
+    /// to close or goes out at once with the requests already queued for `address`.
+    pub async fn send_in(
         &self,
         address: &str,
         request: pb::RaftRequest,
         timeout: Duration,
+        window: Window,
     ) -> Result<Vec<u8>, tonic::Status> {
-        self.enqueue(address, request, timeout, true).await
-    }
-
-    async fn enqueue(
-        &self,
-        address: &str,
-        request: pb::RaftRequest,
-        timeout: Duration,
-        urgent: bool,
-    ) -> Result<Vec<u8>, tonic::Status> {
+        let urgent = window == Window::Close;
         let deadline = Instant::now() + timeout;
         let (queue, pre_votes) = self.destination(address);
         let _permit = if request.call == pb::RaftCall::PreVote as i32 {
@@ -367,7 +368,7 @@ mod tests {
         let (queued, urgent) = tokio::time::timeout(Duration::from_secs(60), async {
             tokio::join!(
                 coalescer.send(&addr, request("tablet-1", 1), Duration::from_secs(3600)),
-                coalescer.send_now(&addr, request("tablet-2", 2), Duration::from_secs(3600)),
+                coalescer.send_in(&addr, request("tablet-2", 2), Duration::from_secs(3600), Window::Close),
             )
         })
         .await
@@ -377,7 +378,8 @@ mod tests {
         assert_eq!(fake.batch_calls.load(Ordering::SeqCst), 1, "both went in the urgent request's call");
 
         // Alone, it does not wait for the window either.
-        let alone = coalescer.send_now(&addr, request("tablet-3", 3), Duration::from_secs(60)).await.unwrap();
+        let alone =
+            coalescer.send_in(&addr, request("tablet-3", 3), Duration::from_secs(60), Window::Close).await.unwrap();
         assert_eq!(String::from_utf8(alone).unwrap(), "tablet-3@3");
         assert_eq!(fake.batch_calls.load(Ordering::SeqCst), 2);
     }

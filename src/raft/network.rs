@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use tonic::transport::Channel;
 
 use super::MAX_MESSAGE;
-use super::batch::Coalescer;
+use super::batch::{Coalescer, Window};
 use super::rocks::encoded_len;
 use crate::pb::raft as pb;
 use crate::pb::raft::raft_service_client::RaftServiceClient;
@@ -277,20 +277,14 @@ where
         call: pb::RaftCall,
         rpc: Req,
         timeout: Duration,
-        urgent: bool,
+        window: Window,
     ) -> RpcResult<C, Resp>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
     {
         let request = self.request(call, &rpc)?;
-        let address = self.address()?;
-        let payload = if urgent {
-            coalescer.send_now(&address, request, timeout).await
-        } else {
-            coalescer.send(&address, request, timeout).await
-        }
-        .map_err(status_error)?;
+        let payload = coalescer.send_in(&self.address()?, request, timeout, window).await.map_err(status_error)?;
         serde_json::from_slice(&payload).map_err(invalid_data)
     }
 
@@ -342,8 +336,8 @@ where
             // entry-less calls (a new commit index, a probe for the follower's log) go at once,
             // with whatever is queued: openraft replicates to a follower one call at a time, so
             // the group's next entries wait until such a call is answered.
-            let urgent = !self.heartbeats;
-            return self.coalesced(coalescer, pb::RaftCall::AppendEntries, rpc, option.hard_ttl(), urgent).await;
+            let window = if self.heartbeats { Window::Wait } else { Window::Close };
+            return self.coalesced(coalescer, pb::RaftCall::AppendEntries, rpc, option.hard_ttl(), window).await;
         }
         let (request, partial) = self.fitted(rpc)?;
         // openraft bounds every append by the heartbeat interval; entries wait for the
@@ -360,14 +354,14 @@ where
 
     async fn vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> RpcResult<C, VoteResponse<C>> {
         if let Some(coalescer) = &self.coalescer {
-            return self.coalesced(coalescer, pb::RaftCall::Vote, rpc, option.hard_ttl(), false).await;
+            return self.coalesced(coalescer, pb::RaftCall::Vote, rpc, option.hard_ttl(), Window::Wait).await;
         }
         self.unary(pb::RaftCall::Vote, rpc, option.hard_ttl(), |mut c, r| async move { c.vote(r).await }).await
     }
 
     async fn pre_vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> RpcResult<C, VoteResponse<C>> {
         if let Some(coalescer) = &self.coalescer {
-            return self.coalesced(coalescer, pb::RaftCall::PreVote, rpc, option.hard_ttl(), false).await;
+            return self.coalesced(coalescer, pb::RaftCall::PreVote, rpc, option.hard_ttl(), Window::Wait).await;
         }
         self.unary(pb::RaftCall::PreVote, rpc, option.hard_ttl(), |mut c, r| async move { c.pre_vote(r).await }).await
     }
